@@ -1,0 +1,5 @@
+"""``python -m agenttracer`` runs the command line."""
+
+from agenttracer.cli import main
+
+main()

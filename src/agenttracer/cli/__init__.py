@@ -1,0 +1,17 @@
+"""The ``agenttracer`` command line.
+
+Commands live in small modules by concern and register themselves on the shared Typer app:
+``serve`` (up, serve, migrate), ``query`` (runs, show, stats, compare, tail) and ``admin`` (keys, prune).
+"""
+
+from __future__ import annotations
+
+from agenttracer.cli import admin, query, serve  # noqa: F401  (importing registers the commands)
+from agenttracer.cli.app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

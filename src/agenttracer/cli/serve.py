@@ -1,0 +1,5 @@
+"""CLI commands: serve (to be filled in)."""
+
+from __future__ import annotations
+
+from agenttracer.cli.app import app  # noqa: F401

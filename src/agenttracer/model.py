@@ -1,0 +1,186 @@
+"""The execution model shared by the SDK and the server: vocabularies, limits and the wire event shape.
+
+Standard library only: the agent side imports this module, so it must stay light.
+
+A *run* is one execution of an agent. It holds ordered *steps* (seq 1, 2, 3… assigned by the SDK at
+step start) and at most one *failure*. Retries are new steps that point at the attempt they retry.
+
+Wire format (what the SDK sends to ``POST /v1/ingest``)::
+
+    {"events": [EVENT, ...]}
+
+with each EVENT a JSON object whose ``type`` is one of:
+
+``run_start``  run_id, agent_id, agent_version, environment, started_at, metadata?
+``step``       run_id, seq, step_type, name, started_at, ended_at, latency_ms, status,
+               attempt?, retry_of_seq?, parent_seq?, error_class?, failure_code?, metadata?
+``failure``    run_id, failure_type, failure_code, step_seq?, message?, recorded_at?
+``run_end``    run_id, agent_id, agent_version, environment, ended_at, status, metadata?
+
+Timestamps are ISO 8601 strings in UTC (``2026-11-25T09:00:00.123456Z``). ``latency_ms`` comes from a
+monotonic clock in the SDK. ``run_end`` repeats the run's identity so that a run whose ``run_start``
+was lost or arrives late is still complete.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+
+class StepType(str, Enum):
+    """What kind of action a step is."""
+
+    PLAN = "plan"
+    RETRIEVAL = "retrieval"
+    TOOL = "tool"
+    LLM = "llm"
+    RESPOND = "respond"
+    OTHER = "other"
+
+
+class RunStatus(str, Enum):
+    """Where a run stands.
+
+    ``partial``: the run completed without an escaping exception or a recorded failure, but at least
+    one of its steps ended in error (for instance an attempt that was retried successfully is *not*
+    enough: only error steps that no later attempt recovered make a run partial). The SDK applies
+    this rule; a caller may also set ``partial`` explicitly.
+    """
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    PARTIAL = "partial"
+
+
+class StepStatus(str, Enum):
+    OK = "ok"
+    ERROR = "error"
+
+
+class FailureType(str, Enum):
+    """The layer a failure belongs to."""
+
+    TOOL = "tool"
+    MODEL = "model"
+    RETRIEVAL = "retrieval"
+    ORCHESTRATION = "orchestration"
+
+
+class EventType(str, Enum):
+    RUN_START = "run_start"
+    STEP = "step"
+    FAILURE = "failure"
+    RUN_END = "run_end"
+
+
+# Spellings users reach for, mapped onto the constrained vocabulary.
+STEP_TYPE_ALIASES: dict[str, StepType] = {
+    "planning": StepType.PLAN,
+    "planner": StepType.PLAN,
+    "retrieve": StepType.RETRIEVAL,
+    "retriever": StepType.RETRIEVAL,
+    "search": StepType.RETRIEVAL,
+    "rag": StepType.RETRIEVAL,
+    "tool_call": StepType.TOOL,
+    "tool_use": StepType.TOOL,
+    "function": StepType.TOOL,
+    "function_call": StepType.TOOL,
+    "model": StepType.LLM,
+    "model_call": StepType.LLM,
+    "llm_call": StepType.LLM,
+    "generate": StepType.LLM,
+    "generation": StepType.LLM,
+    "response": StepType.RESPOND,
+    "reply": StepType.RESPOND,
+    "answer": StepType.RESPOND,
+}
+
+# The documented failure codes. Custom codes are allowed when they match CUSTOM_CODE_PATTERN.
+FAILURE_CODES: dict[str, str] = {
+    "timeout": "The action did not finish within its deadline.",
+    "rate_limited": "The provider refused the call because of a rate or quota limit.",
+    "schema_invalid": "A tool or model returned data that does not match the expected schema.",
+    "http_error": "A remote call answered with an HTTP error status.",
+    "connection_error": "A remote endpoint could not be reached.",
+    "empty_result": "Retrieval or a tool returned nothing usable.",
+    "invalid_output": "The model's output could not be used (unparseable, wrong tool, bad arguments).",
+    "content_filtered": "A safety filter blocked the model's input or output.",
+    "context_overflow": "The model's context window was exceeded.",
+    "max_iterations": "The agent loop hit its iteration or step budget.",
+    "cancelled": "The run or action was cancelled.",
+    "auth_error": "Credentials were missing, invalid or not allowed.",
+    "not_found": "A requested resource does not exist.",
+    "unhandled_exception": "An exception escaped the agent's code without a recorded failure.",
+}
+CUSTOM_CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+# Exception class names (checked along the MRO) mapped to failure codes for error steps.
+EXCEPTION_FAILURE_CODES: dict[str, str] = {
+    "TimeoutError": "timeout",
+    "TimeoutException": "timeout",  # httpx
+    "ReadTimeout": "timeout",
+    "ConnectTimeout": "timeout",
+    "CancelledError": "cancelled",
+    "KeyboardInterrupt": "cancelled",
+    "ConnectionError": "connection_error",
+    "ConnectError": "connection_error",  # httpx
+    "HTTPStatusError": "http_error",  # httpx
+    "HTTPError": "http_error",
+    "RateLimitError": "rate_limited",
+    "ValidationError": "schema_invalid",
+    "JSONDecodeError": "invalid_output",
+    "PermissionError": "auth_error",
+    "FileNotFoundError": "not_found",
+    "LookupError": "not_found",
+    "RecursionError": "max_iterations",
+}
+DEFAULT_EXCEPTION_CODE = "unhandled_exception"
+
+# Limits shared by the SDK, the wire models and the schema.
+MAX_ID_LEN = 128  # run_id, agent_id
+MAX_VERSION_LEN = 64
+MAX_ENVIRONMENT_LEN = 64
+MAX_NAME_LEN = 128  # step names, tool names
+MAX_CODE_LEN = 64  # failure codes (custom pattern allows 64)
+MAX_ERROR_CLASS_LEN = 128
+MAX_MESSAGE_LEN = 256  # failure message after scrubbing
+MAX_META_KEYS = 32
+MAX_META_KEY_LEN = 64
+MAX_META_STRING_LEN = 128
+MAX_BATCH_EVENTS = 1000
+MAX_BATCH_BYTES = 5 * 1024 * 1024  # after decompression
+MAX_SEQ = 1_000_000
+MAX_ATTEMPT = 1_000
+
+
+def normalize_step_type(value: str) -> StepType:
+    """Map a user-supplied step type (or a known alias) onto the vocabulary.
+
+    Raises ValueError naming the accepted values when the type is unknown.
+    """
+    key = value.strip().lower().replace("-", "_").replace(" ", "_") if isinstance(value, str) else ""
+    try:
+        return StepType(key)
+    except ValueError:
+        pass
+    alias = STEP_TYPE_ALIASES.get(key)
+    if alias is not None:
+        return alias
+    allowed = ", ".join(t.value for t in StepType)
+    raise ValueError(f"unknown step type {value!r}: use one of {allowed} (or an alias such as 'retrieve')")
+
+
+def is_valid_failure_code(code: str) -> bool:
+    """True for documented codes and for custom codes matching CUSTOM_CODE_PATTERN."""
+    return isinstance(code, str) and (code in FAILURE_CODES or bool(CUSTOM_CODE_PATTERN.match(code)))
+
+
+def failure_code_for_exception(exc: BaseException) -> str:
+    """The failure code for an exception, found by walking its class hierarchy."""
+    for cls in type(exc).__mro__:
+        code = EXCEPTION_FAILURE_CODES.get(cls.__name__)
+        if code is not None:
+            return code
+    return DEFAULT_EXCEPTION_CODE

@@ -1,0 +1,72 @@
+"""Every server-side setting in one typed object, read from ``AGENTTRACER_*`` environment variables.
+
+docs/configuration.md lists each setting with its default; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from agenttracer.store.engine import DEFAULT_DATABASE_URL
+
+ENV_PREFIX = "AGENTTRACER_"
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected a boolean (1/0, true/false), got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    ingest_port: int = 8000
+    query_port: int = 8001
+    ui_port: int = 3000
+    # Require API keys even when none exist yet (keys are required anyway as soon as one exists).
+    require_auth: bool = False
+    # Allow binding to a non-loopback address with auth off (a warning is printed).
+    insecure_bind: bool = False
+    retention_days: int | None = None
+    # Ingest requests allowed per key per minute; 0 means unlimited.
+    rate_limit_per_minute: int = 0
+    # Origins allowed to read the Query API from a browser (the dashboard).
+    cors_origins: tuple[str, ...] = field(
+        default=("http://localhost:3000", "http://127.0.0.1:3000")
+    )
+    # Where the dashboard finds the Query API, as the browser sees it.
+    public_query_url: str = "http://localhost:8001"
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``AGENTTRACER_<NAME>`` variables, then explicit overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            values[f.name] = _coerce(f.name, str(f.type), raw)
+        settings = cls(**values)
+        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _coerce(name: str, type_name: str, raw: str) -> Any:
+    try:
+        if type_name.startswith("bool"):
+            return _parse_bool(raw)
+        if type_name.startswith("int"):
+            return int(raw) if raw.strip() else None
+        if type_name.startswith("tuple"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return raw
+    except ValueError as exc:
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}: {exc}") from exc

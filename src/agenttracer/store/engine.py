@@ -1,0 +1,81 @@
+"""Database engines for SQLite (the zero-set-up default) and PostgreSQL.
+
+``make_engine(url)`` gives the read-write engine the ingest side uses; ``make_engine(url,
+readonly=True)`` gives the engine the Query API uses, which the database itself refuses to write
+through (SQLite opened with ``mode=ro``, PostgreSQL sessions with ``default_transaction_read_only``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+DEFAULT_SQLITE_PATH = Path(".agenttracer") / "agenttracer.db"
+DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_SQLITE_PATH.as_posix()}"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def normalize_url(url: str) -> sa.URL:
+    """Accept the URLs users write (``postgresql://``, ``postgres://``) and pick our drivers."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def is_sqlite(url: str | sa.URL) -> bool:
+    return normalize_url(str(url) if isinstance(url, str) else url.render_as_string(False)).get_backend_name() == "sqlite"
+
+
+def sqlite_path(url: sa.URL) -> Path | None:
+    db = url.database
+    if not db or db == ":memory:":
+        return None
+    return Path(db)
+
+
+def make_engine(url: str, *, readonly: bool = False, **kwargs: Any) -> sa.Engine:
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, readonly=readonly, **kwargs)
+    if parsed.get_backend_name() == "postgresql":
+        connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}))
+        if readonly:
+            options = connect_args.get("options", parsed.query.get("options", ""))
+            if isinstance(options, tuple):
+                options = " ".join(options)
+            connect_args["options"] = f"{options} -c default_transaction_read_only=on".strip()
+            parsed = parsed.difference_update_query(["options"])
+        kwargs.setdefault("pool_pre_ping", True)
+        if "poolclass" not in kwargs:
+            kwargs.setdefault("pool_size", 10)
+        return sa.create_engine(parsed, connect_args=connect_args, **kwargs)
+    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://")
+
+
+def _sqlite_engine(url: sa.URL, *, readonly: bool, **kwargs: Any) -> sa.Engine:
+    path = sqlite_path(url)
+    connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    if path is not None and not readonly:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if readonly:
+        if path is None:
+            raise ValueError("a read-only engine needs a SQLite file, not an in-memory database")
+        # The ``mode=ro`` URI makes SQLite itself refuse every write on this connection.
+        url = sa.URL.create("sqlite", database=f"file:{path.resolve().as_posix()}?mode=ro", query={"uri": "true"})
+    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        if not readonly:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return engine

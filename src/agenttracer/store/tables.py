@@ -1,0 +1,143 @@
+"""The database schema, in one place: runs, steps, failures and API keys (SQLAlchemy Core).
+
+Every string column is a bounded VARCHAR sized from the limits in ``agenttracer.model``: there is no
+unbounded TEXT column that could hold prompts or outputs. Metadata is a small JSON object of scalars
+(JSONB on PostgreSQL) that has already passed the privacy policy.
+
+The Alembic migrations in ``store/migrations`` create the same tables without importing this module;
+``tests/store`` checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from agenttracer.model import (
+    MAX_CODE_LEN,
+    MAX_ENVIRONMENT_LEN,
+    MAX_ERROR_CLASS_LEN,
+    MAX_ID_LEN,
+    MAX_MESSAGE_LEN,
+    MAX_NAME_LEN,
+    MAX_VERSION_LEN,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+RUN_ID_LEN = 36  # canonical UUID text
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp that is always UTC: aware datetimes in, aware UTC datetimes out.
+
+    PostgreSQL stores TIMESTAMP WITH TIME ZONE; SQLite stores naive UTC text, which sorts correctly.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: AgentTracer stores UTC timestamps only")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _json() -> Any:
+    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(RUN_ID_LEN), primary_key=True),
+    # Identity is nullable only for placeholder rows made by a step that arrived before run_start.
+    sa.Column("agent_id", sa.String(MAX_ID_LEN)),
+    sa.Column("agent_version", sa.String(MAX_VERSION_LEN)),
+    sa.Column("environment", sa.String(MAX_ENVIRONMENT_LEN)),
+    sa.Column("status", sa.String(16), nullable=False, server_default="running"),
+    sa.Column("started_at", UTCDateTime()),
+    sa.Column("ended_at", UTCDateTime()),
+    sa.Column("duration_ms", sa.Float()),
+    # Denormalised from steps/failures so that lists and filters need no join; the writer keeps them
+    # exact under replays and out-of-order arrival.
+    sa.Column("step_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("error_step_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("retry_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("failure_type", sa.String(32)),
+    sa.Column("failure_code", sa.String(MAX_CODE_LEN)),
+    sa.Column("meta", _json(), nullable=False, server_default="{}"),
+    sa.Column("meta_removed", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("ingested_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "started_at", "run_id"),
+    sa.Index(None, "agent_id", "started_at"),
+    sa.Index(None, "agent_id", "agent_version", "started_at"),
+    sa.Index(None, "status", "started_at"),
+    sa.Index(None, "failure_type", "failure_code"),
+)
+
+steps = sa.Table(
+    "steps",
+    metadata,
+    sa.Column("run_id", sa.String(RUN_ID_LEN), sa.ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("step_type", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(MAX_NAME_LEN), nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("ended_at", UTCDateTime(), nullable=False),
+    sa.Column("latency_ms", sa.Float(), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False, server_default="1"),
+    sa.Column("retry_of_seq", sa.Integer()),
+    sa.Column("parent_seq", sa.Integer()),
+    sa.Column("error_class", sa.String(MAX_ERROR_CLASS_LEN)),
+    sa.Column("failure_code", sa.String(MAX_CODE_LEN)),
+    sa.Column("meta", _json(), nullable=False, server_default="{}"),
+    sa.Column("meta_removed", sa.Integer(), nullable=False, server_default="0"),
+    sa.Index(None, "name", "run_id"),
+    sa.Index(None, "step_type", "started_at"),
+)
+
+failures = sa.Table(
+    "failures",
+    metadata,
+    sa.Column("run_id", sa.String(RUN_ID_LEN), sa.ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("failure_type", sa.String(32), nullable=False),
+    sa.Column("failure_code", sa.String(MAX_CODE_LEN), nullable=False),
+    sa.Column("step_seq", sa.Integer()),
+    sa.Column("message", sa.String(MAX_MESSAGE_LEN)),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("prefix", sa.String(32), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("last4", sa.String(4), nullable=False),
+    sa.Column("name", sa.String(64)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime()),
+)

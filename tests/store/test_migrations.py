@@ -1,0 +1,60 @@
+"""The shipped migrations build the schema that store/tables.py describes, on both databases."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from agenttracer.store import tables
+from agenttracer.store.engine import make_engine
+from agenttracer.store.migrate import current_revision, head_revision, upgrade
+
+
+def test_upgrade_reaches_head_and_is_repeatable(empty_db_url: str) -> None:
+    engine = make_engine(empty_db_url)
+    upgrade(engine)
+    upgrade(engine)  # a second upgrade is a no-op, as on every `agenttracer up`
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_migrated_columns_match_tables_module(engine: sa.Engine) -> None:
+    inspector = sa.inspect(engine)
+    for table in tables.metadata.sorted_tables:
+        live = {c["name"]: c for c in inspector.get_columns(table.name)}
+        assert set(live) == set(table.c.keys()), table.name
+        for column in table.c:
+            live_type = live[column.name]["type"]
+            if isinstance(column.type, sa.String):
+                assert getattr(live_type, "length", None) == column.type.length, (table.name, column.name)
+            assert live[column.name]["nullable"] == column.nullable, (table.name, column.name)
+
+
+def test_migrated_indexes_match_tables_module(engine: sa.Engine) -> None:
+    inspector = sa.inspect(engine)
+    for table in tables.metadata.sorted_tables:
+        live = {ix["name"] for ix in inspector.get_indexes(table.name)}
+        declared = {ix.name for ix in table.indexes}
+        assert declared <= live, (table.name, declared - live)
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = make_engine(f"sqlite:///{tmp_path / 'wal.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(sa.text("PRAGMA busy_timeout")).scalar() == 10_000
+    engine.dispose()
+
+
+def test_readonly_engine_refuses_writes(db_url: str) -> None:
+    ro = make_engine(db_url, readonly=True)
+    with ro.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(tables.runs)).scalar() == 0
+    try:
+        with ro.begin() as conn:
+            conn.execute(sa.text("DELETE FROM runs"))
+    except sa.exc.DBAPIError as exc:
+        assert "read" in str(exc.orig).lower()
+    else:
+        raise AssertionError("the read-only engine accepted a write")
+    finally:
+        ro.dispose()

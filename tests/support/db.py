@@ -1,0 +1,113 @@
+"""Database fixtures: every storage test runs on SQLite and on the real PostgreSQL.
+
+PostgreSQL is found at ``AGENTTRACER_TEST_PG_URL`` (default: the local server, database ``test``).
+Each test gets its own schema, so parallel runs and parallel sessions never see each other's rows.
+When PostgreSQL cannot be reached the tests that need it skip with a clear message — unless
+``AGENTTRACER_TEST_STRICT=1`` (set by .ci/run), where a missing PostgreSQL is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from agenttracer.store.engine import make_engine
+from agenttracer.store.migrate import upgrade
+
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+BACKENDS = ("sqlite", "postgresql")
+
+
+def strict() -> bool:
+    """True in CI: a missing real dependency (PostgreSQL, Chromium) fails instead of skipping."""
+    return os.environ.get("AGENTTRACER_TEST_STRICT", "") not in ("", "0")
+
+
+def missing(reason: str) -> None:
+    """Skip (on a laptop) or fail (in CI) because a real dependency is not there."""
+    if strict():
+        pytest.fail(f"{reason} (AGENTTRACER_TEST_STRICT=1 turns this skip into a failure)")
+    pytest.skip(reason)
+
+
+def pg_base_url() -> str:
+    return os.environ.get("AGENTTRACER_TEST_PG_URL", DEFAULT_PG_URL)
+
+
+_pg_error: str | None = None
+_pg_checked = False
+
+
+def _pg_reachable() -> bool:
+    global _pg_error, _pg_checked
+    if not _pg_checked:
+        _pg_checked = True
+        try:
+            engine = make_engine(pg_base_url(), poolclass=sa.pool.NullPool)
+            with engine.connect() as conn:
+                conn.execute(sa.text("select 1"))
+            engine.dispose()
+        except Exception as exc:
+            _pg_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return _pg_error is None
+
+
+def new_pg_schema_url() -> tuple[str, str]:
+    """Create a fresh schema on the test server; return (url bound to it, schema name)."""
+    if not _pg_reachable():
+        missing(f"PostgreSQL is not reachable at {pg_base_url()} ({_pg_error}); set AGENTTRACER_TEST_PG_URL")
+    schema = f"at_test_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(pg_base_url(), poolclass=sa.pool.NullPool)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    sep = "&" if "?" in pg_base_url() else "?"
+    return f"{pg_base_url()}{sep}options=-csearch_path%3D{schema}", schema
+
+
+def drop_pg_schema(schema: str) -> None:
+    admin = make_engine(pg_base_url(), poolclass=sa.pool.NullPool)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Parametrises a test over both databases: ``sqlite`` and ``postgresql``."""
+    return str(request.param)
+
+
+@pytest.fixture
+def empty_db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A URL for an empty database (no tables) on the chosen backend."""
+    if backend == "sqlite":
+        yield f"sqlite:///{(tmp_path / 'agenttracer.db').as_posix()}"
+        return
+    url, schema = new_pg_schema_url()
+    try:
+        yield url
+    finally:
+        drop_pg_schema(schema)
+
+
+@pytest.fixture
+def db_url(empty_db_url: str) -> str:
+    """A URL for a freshly migrated database on the chosen backend."""
+    engine = make_engine(empty_db_url, poolclass=sa.pool.NullPool)
+    upgrade(engine)
+    engine.dispose()
+    return empty_db_url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    """A read-write engine on a freshly migrated database."""
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
