@@ -27,7 +27,8 @@ def normalize_url(url: str) -> sa.URL:
 
 
 def is_sqlite(url: str | sa.URL) -> bool:
-    return normalize_url(str(url) if isinstance(url, str) else url.render_as_string(False)).get_backend_name() == "sqlite"
+    text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    return normalize_url(text).get_backend_name() == "sqlite"
 
 
 def sqlite_path(url: sa.URL) -> Path | None:
