@@ -21,3 +21,8 @@ def auth_dependency(settings: Settings, engine: sa.Engine, scope: str) -> Callab
         return None
 
     return _allow
+
+
+def auth_required(settings: Settings, engine: sa.Engine) -> bool:
+    """True when the APIs demand keys: ``AGENTTRACER_REQUIRE_AUTH=1`` or (once implemented) any key exists."""
+    return settings.require_auth
