@@ -13,9 +13,11 @@ error gets an error attempt and a retry; when the retry fails too the run ends i
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -140,6 +142,20 @@ def make_version(
     return out
 
 
+def scenario() -> tuple[list[RunSpec], list[RunSpec], list[RunSpec]]:
+    """The standard comparison: v2's tool is 2x slower and errors in 30% of runs (v1: 10%).
+
+    Returns (v1 runs incl. 2 still running, v2 runs, ``tiny-agent`` with 5 runs of t1 and of t2).
+    """
+    base = make_version("v1", 100, running=2)
+    candidate = make_version("v2", 100, tool_factor=2.0, tool_error=lambda i: i % 10 < 3)
+    # A second agent with 5 runs per version: too few to tell anything.
+    tiny = make_version("t1", 5, agent_id="tiny-agent") + make_version(
+        "t2", 5, agent_id="tiny-agent", tool_factor=3.0, tool_error=lambda i: True
+    )
+    return base, candidate, tiny
+
+
 def _iso(ts: datetime) -> str:
     return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
@@ -201,3 +217,33 @@ def insert_rows(engine: sa.Engine, batch: Iterable[RunSpec]) -> None:
             conn.execute(steps.insert(), step_rows)
         if failure_rows:
             conn.execute(failures.insert(), failure_rows)
+
+
+@contextmanager
+def served_scenario(backend: str, tmp: Path, batch: list[RunSpec]) -> Iterator[str]:
+    """A migrated database on ``backend`` holding ``batch``, with the Query API served over loopback HTTP.
+
+    Yields the Query API's base URL.
+    """
+    from agenttracer.server.query import create_app
+    from agenttracer.server.settings import Settings
+    from agenttracer.store.engine import make_engine
+    from agenttracer.store.migrate import upgrade
+    from tests.support.db import drop_pg_schema, new_pg_schema_url
+    from tests.support.live import serve
+
+    schema = None
+    if backend == "sqlite":
+        url = f"sqlite:///{(tmp / 'analytics.db').as_posix()}"
+    else:
+        url, schema = new_pg_schema_url()
+    try:
+        engine = make_engine(url, poolclass=sa.pool.NullPool)
+        upgrade(engine)
+        insert_rows(engine, batch)
+        engine.dispose()
+        with serve(create_app(Settings(database_url=url))) as base_url:
+            yield base_url
+    finally:
+        if schema:
+            drop_pg_schema(schema)

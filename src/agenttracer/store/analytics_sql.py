@@ -56,7 +56,8 @@ def grouped_percentiles(conn: sa.Connection, src: sa.Subquery) -> dict[Key, Perc
             sa.literal(list(QUANTILES), type_=postgresql.ARRAY(sa.Float())), type_=postgresql.ARRAY(sa.Float())
         ).within_group(src.c.v)
         stmt = sa.select(*keys, agg.label("ps")).where(src.c.v.is_not(None)).group_by(*keys)
-        return {tuple(row[:-1]): Percentiles.of(row[-1]) for row in conn.execute(stmt)}
+        # Without keys an aggregate over no rows still returns one row, holding NULL.
+        return {tuple(row[:-1]): Percentiles.of(row[-1]) for row in conn.execute(stmt) if row[-1] is not None}
     return _sqlite_percentiles(conn, src, keys)
 
 
@@ -121,6 +122,8 @@ def grouped_rank_sums(conn: sa.Connection, src: sa.Subquery) -> dict[Key, RankSu
     out: dict[Key, RankSums] = {}
     for row in conn.execute(stmt):
         n_a, n_b, rank_sum_a, tie_term = row[len(rk):]
+        if n_a is None:  # no rows at all (an aggregate without keys still returns one)
+            continue
         out[tuple(row[: len(rk)])] = RankSums(int(n_a), int(n_b), float(rank_sum_a), float(tie_term))
     return out
 
@@ -132,6 +135,7 @@ def run_shapes(conn: sa.Connection, steps_src: sa.Subquery) -> dict[Key, int]:
     shape of a run is its step types in ``seq`` order, joined by SHAPE_SEPARATOR.
     """
     keys = _keys(steps_src)
+    shape: sa.ColumnElement[Any]
     if is_postgres(conn):
         shape = sa.func.string_agg(
             steps_src.c.step_type, postgresql.aggregate_order_by(sa.literal(SHAPE_SEPARATOR), steps_src.c.seq)
