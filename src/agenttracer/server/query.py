@@ -55,6 +55,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "A key is needed, or the key presented is unknown or revoked."},
+    403: {"model": ErrorOut, "description": "The key presented is not a read key."},
+}
+
+
 def invalid(param: str, rule: str, where: str = "query") -> RequestValidationError:
     """A 422 naming one parameter and the rule it broke (never echoing the rejected value)."""
     return RequestValidationError([{"loc": (where, param), "msg": rule, "type": "value_error"}])
@@ -264,7 +270,12 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
         allow_methods=["GET"],
         allow_headers=["Authorization", "X-API-Key"],
     )
-    app.include_router(router, prefix="/v1", dependencies=[Depends(auth_dependency(settings, engine, "read"))])
+    app.include_router(
+        router,
+        prefix="/v1",
+        dependencies=[Depends(auth_dependency(settings, engine, "read"))],
+        responses=AUTH_RESPONSES,
+    )
 
     @app.get(
         "/health",

@@ -128,9 +128,10 @@ class HealthOut(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    """A client error: ``detail`` says what was wrong (and, for 422, names each parameter and rule)."""
+    """A client error. ``detail`` is a sentence (404), a list of {loc, msg, type} naming each bad
+    parameter and its rule (422), or {error, message} from the key check (401/403)."""
 
-    detail: str | list[dict[str, object]]
+    detail: str | list[dict[str, object]] | dict[str, object]
 
 
 # --- Analytics ---
