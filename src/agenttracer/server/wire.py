@@ -304,7 +304,10 @@ def _rule_text(kind: str, ctx: dict[str, Any], default: str) -> str:
     if kind in _BOUND_RULES:
         key, op = _BOUND_RULES[kind]
         if key in ctx:
-            return f"must be {op.format(ctx[key])}" if "{}" in op else f"must be {op} {ctx[key]}"
+            bound = ctx[key]
+            if isinstance(bound, float) and bound.is_integer():
+                bound = int(bound)
+            return f"must be {op.format(bound)}" if "{}" in op else f"must be {op} {bound}"
     return _RULES.get(kind, default)
 
 
