@@ -19,6 +19,8 @@ export interface RunSummary {
   retry_count: number;
   failure_type: string | null;
   failure_code: string | null;
+  meta: Meta;
+  meta_removed: number;
 }
 
 export interface Step {
@@ -34,8 +36,8 @@ export interface Step {
   parent_seq: number | null;
   error_class: string | null;
   failure_code: string | null;
-  metadata: Meta;
-  metadata_removed: number;
+  meta: Meta;
+  meta_removed: number;
 }
 
 export interface Failure {
@@ -46,14 +48,44 @@ export interface Failure {
   recorded_at: string;
 }
 
-export interface RunDetail extends RunSummary {
-  metadata: Meta;
-  metadata_removed: number;
+export interface RunDetail {
+  run: RunSummary;
   steps: Step[];
   failure: Failure | null;
 }
 
 export interface RunPage {
-  runs: RunSummary[];
+  items: RunSummary[];
   next_cursor: string | null;
+}
+
+export interface AgentVersion {
+  agent_version: string;
+  run_count: number;
+  last_seen: string | null;
+}
+
+export interface AgentEnvironment {
+  environment: string;
+  run_count: number;
+  last_seen: string | null;
+}
+
+export interface Agent {
+  agent_id: string;
+  run_count: number;
+  last_seen: string | null;
+  versions: AgentVersion[];
+  environments: AgentEnvironment[];
+}
+
+export interface AgentList {
+  items: Agent[];
+}
+
+export interface Health {
+  status: string;
+  database: string;
+  backend: string;
+  detail?: string | null;
 }
