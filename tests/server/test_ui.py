@@ -73,3 +73,35 @@ def test_an_unbuilt_dashboard_says_how_to_build_it(tmp_path: Path) -> None:
     res = client(tmp_path / "nothing").get("/runs")
     assert res.status_code == 503
     assert "make ui" in res.text
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_committed_openapi_matches_the_query_api() -> None:
+    """ui/openapi.json is what the Query API serves today; `make api-types` refreshes it."""
+    import json
+
+    from agenttracer.server.query import create_app as create_query_app
+
+    current = create_query_app(Settings()).openapi()
+    committed = json.loads((REPO / "ui" / "openapi.json").read_text())
+    assert committed == json.loads(json.dumps(current)), "ui/openapi.json is stale: run `make api-types` and commit"
+
+
+def test_committed_api_types_match_the_committed_openapi() -> None:
+    """ui/src/api/schema.d.ts is generated from ui/openapi.json by openapi-typescript."""
+    import shutil
+    import subprocess
+
+    from tests.support.db import missing
+
+    cli = REPO / "ui" / "node_modules" / "openapi-typescript" / "bin" / "cli.js"
+    node = shutil.which("node")
+    if node is None or not cli.is_file():
+        missing("Node.js and ui/node_modules are needed to regenerate the API types (make ui)")
+    out = subprocess.run(
+        [node, str(cli), "openapi.json"], cwd=REPO / "ui", capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    committed = (REPO / "ui" / "src" / "api" / "schema.d.ts").read_text()
+    assert out == committed, "ui/src/api/schema.d.ts is stale: run `make api-types` and commit"
