@@ -38,6 +38,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/compare": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Compare two versions of an agent: deltas with significance, failure mix, latency, run shapes. */
+        get: operations["compare_versions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/runs": {
         parameters: {
             query?: never;
@@ -64,6 +81,23 @@ export interface paths {
         };
         /** One run with its steps in seq order and its failure. */
         get: operations["get_run"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Outcomes, run latency, failures, retries, per-step latency attribution and volume over time. */
+        get: operations["get_stats"];
         put?: never;
         post?: never;
         delete?: never;
@@ -128,14 +162,146 @@ export interface components {
             run_count: number;
         };
         /**
+         * CompareResponse
+         * @description Two versions of one agent side by side, from the execution shape alone (never content).
+         */
+        CompareResponse: {
+            /** Agent Id */
+            agent_id: string;
+            /**
+             * Alpha
+             * @description Significance level of every test.
+             */
+            alpha: number;
+            base: components["schemas"]["VersionSideOut"];
+            candidate: components["schemas"]["VersionSideOut"];
+            /** Environment */
+            environment: string | null;
+            /** Failure Mix */
+            failure_mix: components["schemas"]["FailureMixRowOut"][];
+            failure_rate: components["schemas"]["DeltaOut"];
+            /**
+             * Min Expected
+             * @description Expected events and non-events each group needs for a rate test.
+             */
+            min_expected: number;
+            /**
+             * Min Sample
+             * @description Observations each group needs before a test says anything.
+             */
+            min_sample: number;
+            /** @description Retry steps / steps. */
+            retry_rate: components["schemas"]["DeltaOut"];
+            run_latency_ms: components["schemas"]["PercentileDeltaOut"];
+            /** @description Runs with a retry / runs. */
+            run_retry_rate: components["schemas"]["DeltaOut"];
+            /**
+             * Shapes
+             * @description The 10 most common shapes of each version, most common first.
+             */
+            shapes: components["schemas"]["ShapeRowOut"][];
+            /**
+             * Significant
+             * @description Names of the metrics whose difference is significant.
+             */
+            significant: string[];
+            /** Since */
+            since: string | null;
+            /** Step Types */
+            step_types: components["schemas"]["StepTypeComparisonOut"][];
+            /** @description Mean steps per run; tested with Mann–Whitney U on step counts. */
+            steps_per_run: components["schemas"]["DeltaOut"];
+            success_rate: components["schemas"]["DeltaOut"];
+            /** Until */
+            until: string | null;
+        };
+        /**
+         * DeltaOut
+         * @description One metric for both versions; delta = candidate − base, relative = delta / base.
+         */
+        DeltaOut: {
+            /** Base */
+            base: number | null;
+            /** Candidate */
+            candidate: number | null;
+            /** Delta */
+            delta: number | null;
+            /**
+             * Relative
+             * @description delta / base; null when base is 0 or missing.
+             */
+            relative: number | null;
+            test: components["schemas"]["SignificanceOut"] | null;
+        };
+        /**
          * ErrorOut
-         * @description A client error: ``detail`` says what was wrong (and, for 422, names each parameter and rule).
+         * @description A client error. ``detail`` is a sentence (404), a list of {loc, msg, type} naming each bad
+         *     parameter and its rule (422), or {error, message} from the key check (401/403).
          */
         ErrorOut: {
             /** Detail */
             detail: string | {
                 [key: string]: unknown;
-            }[];
+            }[] | {
+                [key: string]: unknown;
+            };
+        };
+        /**
+         * FailingStepOut
+         * @description A step (by type and name) that ends in error most often.
+         */
+        FailingStepOut: {
+            /**
+             * Count
+             * @description All steps of this name, retries included.
+             */
+            count: number;
+            /**
+             * Error Count
+             * @description Steps of this name that ended with status 'error' (retried or not).
+             */
+            error_count: number;
+            /**
+             * Error Rate
+             * @description error_count / count.
+             */
+            error_rate: number;
+            /** Name */
+            name: string;
+            step_type: components["schemas"]["StepType"];
+        };
+        /**
+         * FailureCountOut
+         * @description Runs that failed with this failure type (in failures_by_type) or code (in failures_by_code).
+         */
+        FailureCountOut: {
+            /**
+             * Count
+             * @description Runs whose recorded failure has this type or code.
+             */
+            count: number;
+            /**
+             * Failure Code
+             * @description Set in failures_by_code, null in failures_by_type.
+             */
+            failure_code: string | null;
+            /** @description Set in failures_by_type, null in failures_by_code. */
+            failure_type: components["schemas"]["FailureType"] | null;
+        };
+        /**
+         * FailureMixRowOut
+         * @description Share of finished runs failing with this (type, code), per version.
+         */
+        FailureMixRowOut: {
+            /** Base Count */
+            base_count: number;
+            /** Candidate Count */
+            candidate_count: number;
+            /** Failure Code */
+            failure_code: string;
+            failure_type: components["schemas"]["FailureType"];
+            /** @description Failed runs with this type and code / finished runs. */
+            rate: components["schemas"]["DeltaOut"];
         };
         /**
          * FailureOut
@@ -189,6 +355,81 @@ export interface components {
              * @description 'ok' or 'unavailable'.
              */
             status: string;
+        };
+        /**
+         * LatencyPercentiles
+         * @description Continuous percentiles (linear interpolation, as PostgreSQL's percentile_cont); null without data.
+         */
+        LatencyPercentiles: {
+            /**
+             * P50
+             * @description Median, in milliseconds.
+             */
+            p50: number | null;
+            /**
+             * P95
+             * @description 95th percentile, in milliseconds.
+             */
+            p95: number | null;
+            /**
+             * P99
+             * @description 99th percentile, in milliseconds.
+             */
+            p99: number | null;
+        };
+        /**
+         * PercentileDeltaOut
+         * @description Latency percentiles of both versions, their differences, and a Mann–Whitney U test.
+         */
+        PercentileDeltaOut: {
+            base: components["schemas"]["LatencyPercentiles"];
+            candidate: components["schemas"]["LatencyPercentiles"];
+            /** @description candidate − base, per percentile. */
+            delta: components["schemas"]["LatencyPercentiles"];
+            test: components["schemas"]["SignificanceOut"];
+        };
+        /**
+         * RetryStatsOut
+         * @description How much retrying happens and what it costs. A retry is a new step with attempt > 1.
+         */
+        RetryStatsOut: {
+            /**
+             * Retry Rate
+             * @description retry_steps / total_steps.
+             */
+            retry_rate: number | null;
+            /**
+             * Retry Steps
+             * @description Steps that are retries of an earlier attempt.
+             */
+            retry_steps: number;
+            /**
+             * Run Retry Rate
+             * @description runs_with_retries / total_runs.
+             */
+            run_retry_rate: number | null;
+            /**
+             * Runs With Retries
+             * @description Runs with at least one retry step.
+             */
+            runs_with_retries: number;
+            /**
+             * Share Of Step Time
+             * @description time_in_retries_ms / summed latency of all steps.
+             */
+            share_of_step_time: number | null;
+            /**
+             * Time In Retries Ms
+             * @description Summed latency of the retry steps.
+             */
+            time_in_retries_ms: number;
+            /** Total Runs */
+            total_runs: number;
+            /**
+             * Total Steps
+             * @description All steps of the runs in scope.
+             */
+            total_steps: number;
         };
         /**
          * RunDetail
@@ -279,6 +520,185 @@ export interface components {
             step_count: number;
         };
         /**
+         * ShapeRowOut
+         * @description A run shape and how often each version's runs have it.
+         */
+        ShapeRowOut: {
+            /** Base Count */
+            base_count: number;
+            /** Candidate Count */
+            candidate_count: number;
+            /**
+             * Shape
+             * @description Step types of the run's top-level first attempts in seq order (retries and nested steps left out); empty for runs without such steps; cut after 30 types with a final '…' entry.
+             */
+            shape: string[];
+            /** @description Runs with this shape / runs sampled for shapes. */
+            share: components["schemas"]["DeltaOut"];
+        };
+        /**
+         * SignificanceOut
+         * @description A two-sided test of base against candidate.
+         *
+         *     verdict 'insufficient_data' means the sample is too small to tell: fewer than min_sample
+         *     observations in a group, or (for rates) fewer than min_expected expected events or non-events.
+         */
+        SignificanceOut: {
+            /** Alpha */
+            alpha: number;
+            /**
+             * P Value
+             * @description Two-sided p-value; null when the sample is too small.
+             */
+            p_value: number | null;
+            /**
+             * Statistic
+             * @description z score, positive when the candidate is higher (Mann–Whitney: tie- and continuity-corrected).
+             */
+            statistic: number | null;
+            /**
+             * Test
+             * @description 'two_proportion_z' (rates) or 'mann_whitney_u' (latencies, steps per run).
+             */
+            test: string;
+            /**
+             * Verdict
+             * @description 'significant' (p < alpha), 'not_significant' or 'insufficient_data'.
+             */
+            verdict: string;
+        };
+        /**
+         * StatsResponse
+         * @description Aggregates over the runs matching the filters (the same filters as /v1/runs).
+         *
+         *     Rates and run latency are over finished runs (status success, failure or partial).
+         */
+        StatsResponse: {
+            /**
+             * Failure Rate
+             * @description failure / finished_runs.
+             */
+            failure_rate: number | null;
+            /**
+             * Failures By Code
+             * @description Failed runs per failure code, most first.
+             */
+            failures_by_code: components["schemas"]["FailureCountOut"][];
+            /**
+             * Failures By Type
+             * @description Failed runs per failure type, most first.
+             */
+            failures_by_type: components["schemas"]["FailureCountOut"][];
+            /**
+             * Finished Runs
+             * @description Runs that have ended (status other than running).
+             */
+            finished_runs: number;
+            /**
+             * Generated At
+             * Format: date-time
+             */
+            generated_at: string;
+            /**
+             * Partial Rate
+             * @description partial / finished_runs.
+             */
+            partial_rate: number | null;
+            retries: components["schemas"]["RetryStatsOut"];
+            /** @description Duration percentiles of finished runs. */
+            run_latency_ms: components["schemas"]["LatencyPercentiles"];
+            status_counts: components["schemas"]["StatusCounts"];
+            /**
+             * Step Names
+             * @description Per (step type, name), most total latency first (top 100).
+             */
+            step_names: components["schemas"]["StepGroupOut"][];
+            /**
+             * Step Names Truncated
+             * @description True when more than 100 step names exist.
+             */
+            step_names_truncated: boolean;
+            /**
+             * Step Types
+             * @description Per step type, most total latency first.
+             */
+            step_types: components["schemas"]["StepGroupOut"][];
+            /**
+             * Success Rate
+             * @description success / finished_runs.
+             */
+            success_rate: number | null;
+            timeline: components["schemas"]["TimelineOut"];
+            /**
+             * Top Failing Steps
+             * @description Up to 10 step names with the most error steps.
+             */
+            top_failing_steps: components["schemas"]["FailingStepOut"][];
+            /**
+             * Total Runs
+             * @description Runs matching the filters, running ones included.
+             */
+            total_runs: number;
+        };
+        /**
+         * StatusCounts
+         * @description Runs per status; ``running`` runs have no outcome yet.
+         */
+        StatusCounts: {
+            /** Failure */
+            failure: number;
+            /** Partial */
+            partial: number;
+            /** Running */
+            running: number;
+            /** Success */
+            success: number;
+        };
+        /**
+         * StepGroupOut
+         * @description Counts, errors and latency attribution of one step type, or one (type, name) pair.
+         */
+        StepGroupOut: {
+            /**
+             * Count
+             * @description Steps in the group, retries and nested steps included.
+             */
+            count: number;
+            /**
+             * Error Count
+             * @description Steps that ended with status 'error'.
+             */
+            error_count: number;
+            /**
+             * Error Rate
+             * @description error_count / count.
+             */
+            error_rate: number;
+            /** @description Step latency percentiles. */
+            latency_ms: components["schemas"]["LatencyPercentiles"];
+            /**
+             * Name
+             * @description The step name; null in the per-type breakdown.
+             */
+            name: string | null;
+            /**
+             * Retry Count
+             * @description Steps in the group that are retries (attempt > 1).
+             */
+            retry_count: number;
+            /**
+             * Share Of Run Time
+             * @description Latency attribution: summed latency of the group's steps in finished runs / summed duration of those runs. A nested step is also inside its parent and parallel steps overlap, so shares may add up to more than 1.
+             */
+            share_of_run_time: number | null;
+            step_type: components["schemas"]["StepType"];
+            /**
+             * Total Latency Ms
+             * @description Summed latency of the group's steps.
+             */
+            total_latency_ms: number;
+        };
+        /**
          * StepOut
          * @description One step of a run; a retry is its own step pointing at the attempt it retries.
          */
@@ -347,6 +767,127 @@ export interface components {
          * @enum {string}
          */
         StepType: "plan" | "retrieval" | "tool" | "llm" | "respond" | "other";
+        /**
+         * StepTypeComparisonOut
+         * @description One step type in both versions: latency and error rate.
+         */
+        StepTypeComparisonOut: {
+            /** Base Count */
+            base_count: number;
+            /** Candidate Count */
+            candidate_count: number;
+            /** @description Error steps / steps of this type (retries included). */
+            error_rate: components["schemas"]["DeltaOut"];
+            latency_ms: components["schemas"]["PercentileDeltaOut"];
+            step_type: components["schemas"]["StepType"];
+        };
+        /**
+         * TimeBucketOut
+         * @description Run volume and outcome of the runs that started within one bucket.
+         */
+        TimeBucketOut: {
+            /** Failure Runs */
+            failure_runs: number;
+            /** Finished Runs */
+            finished_runs: number;
+            /**
+             * Runs
+             * @description Runs started in the bucket, running ones included.
+             */
+            runs: number;
+            /**
+             * Start
+             * Format: date-time
+             * @description Bucket start (UTC), inclusive; the bucket lasts one hour or one day.
+             */
+            start: string;
+            /**
+             * Success Rate
+             * @description success_runs / finished_runs; null for an empty bucket.
+             */
+            success_rate: number | null;
+            /** Success Runs */
+            success_runs: number;
+        };
+        /**
+         * TimelineOut
+         * @description Runs over time. Buckets are hourly when the range spans two days or less, daily otherwise.
+         */
+        TimelineOut: {
+            /**
+             * Bucket
+             * @description 'hour' or 'day'.
+             */
+            bucket: string;
+            /**
+             * End
+             * @description Range end: 'until', or now.
+             */
+            end: string | null;
+            /**
+             * Points
+             * @description Oldest first; empty buckets in the range are included (up to 1000 buckets).
+             */
+            points: components["schemas"]["TimeBucketOut"][];
+            /**
+             * Start
+             * @description Range start: 'since', or the first run's start.
+             */
+            start: string | null;
+        };
+        /**
+         * VersionSideOut
+         * @description One version's finished runs in the comparison window.
+         */
+        VersionSideOut: {
+            /** Failure Rate */
+            failure_rate: number | null;
+            /**
+             * Retry Rate
+             * @description retry_steps / steps.
+             */
+            retry_rate: number | null;
+            /** Retry Steps */
+            retry_steps: number;
+            run_latency_ms: components["schemas"]["LatencyPercentiles"];
+            /**
+             * Run Retry Rate
+             * @description runs_with_retries / runs.
+             */
+            run_retry_rate: number | null;
+            /**
+             * Running Runs
+             * @description Runs still running, left out of the comparison.
+             */
+            running_runs: number;
+            /**
+             * Runs
+             * @description Finished runs (the sample every rate and test uses).
+             */
+            runs: number;
+            /** Runs With Retries */
+            runs_with_retries: number;
+            /**
+             * Shape Sample Runs
+             * @description Runs whose shapes were counted (the newest, at most 10,000).
+             */
+            shape_sample_runs: number;
+            status_counts: components["schemas"]["StatusCounts"];
+            /**
+             * Steps
+             * @description All steps of the finished runs, retries and nested steps included.
+             */
+            steps: number;
+            /**
+             * Steps Per Run
+             * @description steps / runs.
+             */
+            steps_per_run: number | null;
+            /** Success Rate */
+            success_rate: number | null;
+            /** Version */
+            version: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -403,6 +944,84 @@ export interface operations {
                     "application/json": components["schemas"]["AgentList"];
                 };
             };
+            /** @description A key is needed, or the key presented is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The key presented is not a read key. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    compare_versions: {
+        parameters: {
+            query: {
+                /** @description The agent to compare. */
+                agent_id: string;
+                /** @description The reference version, e.g. v1. */
+                base: string;
+                /** @description The version compared with base. */
+                candidate: string;
+                /** @description Only runs in this environment. */
+                environment?: string | null;
+                /** @description Runs started at or after this time (ISO 8601; UTC if no offset). */
+                since?: string | null;
+                /** @description Runs started before this time (ISO 8601; UTC if no offset). */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CompareResponse"];
+                };
+            };
+            /** @description A key is needed, or the key presented is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The key presented is not a read key. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A parameter is invalid; each entry names it and the rule. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
         };
     };
     list_runs: {
@@ -446,6 +1065,24 @@ export interface operations {
                     "application/json": components["schemas"]["RunPage"];
                 };
             };
+            /** @description A key is needed, or the key presented is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The key presented is not a read key. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description A parameter is invalid; each entry names it and the rule. */
             422: {
                 headers: {
@@ -478,8 +1115,92 @@ export interface operations {
                     "application/json": components["schemas"]["RunDetail"];
                 };
             };
+            /** @description A key is needed, or the key presented is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The key presented is not a read key. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description No run has this id. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description A parameter is invalid; each entry names it and the rule. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    get_stats: {
+        parameters: {
+            query?: {
+                /** @description Exact agent id. */
+                agent_id?: string | null;
+                /** @description Exact version. */
+                agent_version?: string | null;
+                /** @description Exact environment. */
+                environment?: string | null;
+                /** @description Run status. */
+                status?: components["schemas"]["RunStatus"] | null;
+                /** @description Failure type of the run. */
+                failure_type?: components["schemas"]["FailureType"] | null;
+                /** @description Failure code, e.g. timeout. */
+                failure_code?: string | null;
+                /** @description Runs with at least one step of this name. */
+                step_name?: string | null;
+                /** @description Runs started at or after this time (ISO 8601; UTC if no offset). */
+                since?: string | null;
+                /** @description Runs started before this time (ISO 8601; UTC if no offset). */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatsResponse"];
+                };
+            };
+            /** @description A key is needed, or the key presented is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The key presented is not a read key. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
