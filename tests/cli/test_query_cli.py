@@ -22,13 +22,13 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi import HTTPException, Request
 from typer.testing import CliRunner
 
 from agenttracer.cli import app
 from agenttracer.server import query as query_module
 from agenttracer.server.settings import Settings
 from agenttracer.store.engine import make_engine
+from agenttracer.store.keys import create_key
 from agenttracer.store.migrate import upgrade
 from tests.support.live import serve
 from tests.support.rundata import RunSpec, StepSpec, insert_runs, sample_runs
@@ -158,34 +158,30 @@ def test_url_comes_from_the_environment(server: Server) -> None:
 
 
 @pytest.fixture
-def keyed_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A query server whose read auth admits only ``at_read_good`` (stands in until real keys land)."""
-
-    def auth_dependency(settings: Settings, engine: sa.Engine, scope: str) -> Any:
-        async def check(request: Request) -> None:
-            header = request.headers.get("authorization")
-            if header is None:
-                raise HTTPException(401, "missing API key")
-            if header != "Bearer at_read_good":
-                raise HTTPException(403, "key not allowed")
-
-        return check
-
-    monkeypatch.setattr(query_module, "auth_dependency", auth_dependency)
+def keyed_server(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
+    """A query server with one read key and one ingest key: auth is on once a key exists."""
     db_url = f"sqlite:///{(tmp_path / 'at.db').as_posix()}"
-    upgrade(make_engine(db_url, poolclass=sa.pool.NullPool))
+    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
+    upgrade(engine)
+    _, read_key = create_key(engine, "read", "cli-test")
+    _, ingest_key = create_key(engine, "ingest", "cli-test")
+    engine.dispose()
     with serve(query_module.create_app(Settings(database_url=db_url))) as url:
-        yield url
+        yield url, read_key, ingest_key
 
 
-def test_api_key_is_sent_as_bearer_and_refusals_are_explained(keyed_server: str) -> None:
-    assert cli("runs", "--url", keyed_server, "--api-key", "at_read_good").exit_code == 0
-    assert cli("runs", "--url", keyed_server, env={"AGENTTRACER_API_KEY": "at_read_good"}).exit_code == 0
-    missing = cli("runs", "--url", keyed_server)
+def test_api_key_is_sent_as_bearer_and_refusals_are_explained(keyed_server: tuple[str, str, str]) -> None:
+    url, read_key, ingest_key = keyed_server
+    assert cli("runs", "--url", url, "--api-key", read_key).exit_code == 0
+    assert cli("runs", "--url", url, env={"AGENTTRACER_API_KEY": read_key}).exit_code == 0
+    missing = cli("runs", "--url", url)
     assert missing.exit_code == 1 and "needs an API key" in missing.stderr
-    refused = cli("runs", "--url", keyed_server, "--api-key", "at_ingest_wrong")
-    assert refused.exit_code == 1 and "API key was refused" in refused.stderr
-    assert "at_ingest_wrong" not in refused.output  # a key is never printed back
+    wrong_scope = cli("runs", "--url", url, "--api-key", ingest_key)
+    assert wrong_scope.exit_code == 1 and "API key was refused" in wrong_scope.stderr
+    unknown = cli("show", str(uuid.uuid4()), "--url", url, "--api-key", "at_read_" + "x" * 43)
+    assert unknown.exit_code == 1 and "API key was refused: the API key is not valid" in unknown.stderr
+    for result in (wrong_scope, unknown):
+        assert ingest_key not in result.output and "x" * 43 not in result.output  # keys are never printed
 
 
 def test_tail_prints_runs_as_they_finish_and_only_new_ones(server: Server) -> None:

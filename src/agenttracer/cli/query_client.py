@@ -48,6 +48,7 @@ def parse_time(value: str | None, *, option: str, now: datetime | None = None) -
 class QueryClient:
     def __init__(self, url: str, api_key: str | None = None, *, timeout: float = TIMEOUT_S) -> None:
         self.url = url.rstrip("/")
+        self._has_key = bool(api_key)
         headers = {"Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -80,6 +81,8 @@ class QueryClient:
         if status == 200:
             return response.json()
         detail = _detail(response)
+        if status == 401 and self._has_key:
+            raise QueryError(f"the API key was refused: {detail}")
         if status == 401:
             raise QueryError(f"the Query API needs an API key: pass --api-key or set AGENTTRACER_API_KEY ({detail})")
         if status == 403:
@@ -104,4 +107,6 @@ def _detail(response: httpx.Response) -> str:
             name = loc[-1] if isinstance(loc, list) and loc else "request"
             parts.append(f"{name}: {err.get('msg', 'invalid') if isinstance(err, dict) else err}")
         return "; ".join(parts)
+    if isinstance(detail, dict) and "message" in detail:
+        return str(detail["message"])
     return str(detail) if detail else (response.reason_phrase or "no details")
