@@ -20,7 +20,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from agenttracer.store.engine import make_engine
+from agenttracer.store.tables import runs
 from tests.support.db import drop_pg_schema, new_pg_schema_url
 from tests.support.servers import free_port
 
@@ -129,3 +132,25 @@ def test_migrate_then_ingest_and_query_as_separate_processes(stack_env: dict[str
         assert read.status_code == 200 and read.json()["run"]["agent_id"] == "deploy-check"
     for log in tmp_path.glob("*.log"):  # the keys never reach a log line
         assert keys["ingest"] not in log.read_text() and keys["read"] not in log.read_text()
+
+
+def test_the_ingest_process_prunes_by_itself_when_retention_is_set(stack_env: dict[str, str], tmp_path: Path) -> None:
+    assert subprocess.run(agenttracer("migrate"), env=stack_env, capture_output=True, timeout=120).returncode == 0
+    engine = make_engine(stack_env["AGENTTRACER_DATABASE_URL"], poolclass=sa.pool.NullPool)
+    old = datetime.now(timezone.utc) - timedelta(days=45)
+    recent = datetime.now(timezone.utc) - timedelta(days=3)
+    with engine.begin() as conn:
+        for run_id, t in (("old-run", old), ("recent-run", recent)):
+            conn.execute(runs.insert().values(run_id=run_id, started_at=t, ingested_at=t, updated_at=t))
+
+    def remaining() -> set[str]:
+        with engine.connect() as conn:
+            return set(conn.execute(sa.select(runs.c.run_id)).scalars())
+
+    env = {**stack_env, "AGENTTRACER_RETENTION_DAYS": "30"}
+    with server(env, "ingest", free_port(), tmp_path / "ingest.log"):
+        deadline = time.monotonic() + 20
+        while "old-run" in remaining() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert remaining() == {"recent-run"}
+    engine.dispose()
