@@ -111,6 +111,16 @@ def invocations(snippet: str) -> list[list[str]]:
     return found
 
 
+def arg_choices(param: Any) -> list[str]:
+    """The values a positional argument accepts, if it is a choice (Typer ships its own click, so we
+    look at the parameter's shape rather than its class)."""
+    for holder in (getattr(param, "type_descriptor", None), getattr(param, "type", None)):
+        choices = getattr(holder, "choices", None)
+        if choices:
+            return [str(getattr(c, "value", c)) for c in choices]
+    return []
+
+
 def check_invocation(args: list[str]) -> list[str]:
     """Problems with ``agenttracer ARGS``: unknown subcommands, options or choices."""
     cmd = cli_root()
@@ -130,16 +140,15 @@ def check_invocation(args: list[str]) -> list[str]:
         cmd = cmd.commands[name]
     problems = []
     opts = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
-    # Typer ships its own copy of click, so parameters are recognised by shape, not by class.
-    choice_args = [p for p in cmd.params if p.param_type_name == "argument" and getattr(p.type, "choices", None)]
+    choice_args = [(p, arg_choices(p)) for p in cmd.params if p.param_type_name == "argument" and arg_choices(p)]
     positional = [t for t in rest if not t.startswith("-")]
     for tok in rest:
         if tok.startswith("-") and tok.split("=")[0] not in opts:
             problems.append(f"`{' '.join(path)}` has no option {tok.split('=')[0]}")
-    for param in choice_args:
+    for _param, choices in choice_args:
         for value in positional[:1]:
             for alt in value.split("|"):
-                if alt not in param.type.choices:
+                if alt not in choices:
                     problems.append(f"`{' '.join(path)}` does not accept {alt!r}")
     return problems
 
@@ -159,6 +168,8 @@ def test_the_command_checker_catches_mistakes() -> None:
     assert check_invocation(["keys", "create", "--scope", "read"]) == []
     assert check_invocation(["keys", "destroy"]) != []
     assert check_invocation(["prune", "--older-then", "30d"]) != []
+    assert check_invocation(["serve", "ingest|query"]) == []
+    assert check_invocation(["serve", "database"]) != []
 
 
 # ---------------------------------------------------------------------------- environment variables
