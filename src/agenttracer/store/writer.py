@@ -275,10 +275,11 @@ def _apply_run_start(state: _RunState, ev: Incoming) -> Outcome:
     if row["ended_at"] is not None and started > row["ended_at"]:
         return Outcome(ev.index, "rejected", "started_at", "must not be after the run's stored ended_at")
     meta = ev.values.get("meta") or {}
+    current = _current_start(state)
     already = (
         row["agent_id"] is not None
-        and row["started_at"] is not None
-        and row["started_at"] <= started
+        and current is not None
+        and current <= started
         and all(k in row["meta"] and row["meta"][k] == v for k, v in meta.items())
     )
     if already:
