@@ -72,7 +72,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         workdir=workdir,
     )
     try:
-        _wait_until_up(proc, [f"{stack.ingest_url}/health", f"{stack.query_url}/health", f"{stack.ui_url}/config.json"], log)
+        urls = [f"{stack.ingest_url}/health", f"{stack.query_url}/health", f"{stack.ui_url}/config.json"]
+        _wait_until_up(proc, urls, log)
         yield stack
     finally:
         proc.terminate()

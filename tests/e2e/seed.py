@@ -49,7 +49,10 @@ def build_fleet(now: datetime | None = None) -> Fleet:
                      error_class="LookupError" if fail else None, failure_code="empty_result" if fail else None),
         ]
         if not fail:
-            steps += [StepSpec(3, "llm", "draft_answer", 130, llm), StepSpec(4, "respond", "generate_response", 135 + llm, 30)]
+            steps += [
+                StepSpec(3, "llm", "draft_answer", 130, llm),
+                StepSpec(4, "respond", "generate_response", 135 + llm, 30),
+            ]
         return RunSpec(
             "support-agent", version, "production", start, "failure" if fail else "success", steps,
             failure={"failure_type": "retrieval", "failure_code": "empty_result", "step_seq": 2} if fail else None,

@@ -10,7 +10,7 @@ import { EmptyState, ErrorState, Loading, QueryView } from "../components/states
 import { Card, Code, PageHeader, Select, StepTypeBadge } from "../components/ui";
 import { type Better, defaultPair, formatShape } from "../lib/compare";
 import { filtersFromSearch, filtersToApiQuery } from "../lib/filters";
-import { formatCount, formatDelta, formatDuration, formatPercent, formatRelative } from "../lib/format";
+import { formatCount, formatDelta, formatDuration, formatPercent, formatRelative, plural } from "../lib/format";
 
 type Kind = "rate" | "ms" | "count";
 
@@ -88,34 +88,44 @@ function CompareView({ c }: { c: Compare }) {
             </tbody>
           </table>
         </Card>
-        <Card title="Per step type">
+        <Card title="Per step type (latency p50 and error rate)">
           {c.step_types.length === 0 ? (
             <p className="text-sm text-slate-500">No steps.</p>
           ) : (
             <table className="w-full text-sm">
-              <Head c={c} first="Step type" />
-              <tbody className="divide-y divide-slate-100 dark:divide-slate-800">
-                {c.step_types.map((t) => (
-                  <tr key={t.step_type} data-step-type={t.step_type}>
-                    <th scope="row" className="py-1.5 text-left font-normal">
-                      <StepTypeBadge type={t.step_type} /> <span className="text-xs text-slate-500">p50 · errors</span>
+              <thead className="border-b border-slate-200 text-xs uppercase tracking-wide text-slate-500 dark:border-slate-800">
+                <tr>
+                  <th scope="col" className="py-1 text-left font-medium">Step type</th>
+                  <th scope="col" className="py-1 text-right font-medium">{c.base.version}</th>
+                  <th scope="col" className="py-1 text-right font-medium">{c.candidate.version}</th>
+                  <th scope="col" className="py-1 text-right font-medium">Δ</th>
+                  <th scope="col" className="py-1 pl-3 text-left font-medium">Significance</th>
+                </tr>
+              </thead>
+              {c.step_types.map((t) => (
+                <tbody key={t.step_type} data-step-type={t.step_type} className="border-b border-slate-100 last:border-0 dark:border-slate-800">
+                  <tr>
+                    <th scope="row" className="pt-1.5 text-left font-normal">
+                      <StepTypeBadge type={t.step_type} /> <span className="text-xs text-slate-500">p50</span>
                     </th>
-                    <td className="py-1.5 text-right tabular-nums">
-                      {formatDuration(t.latency_ms.base.p50)} · {formatPercent(t.error_rate.base)}
-                    </td>
-                    <td className="py-1.5 text-right tabular-nums">
-                      {formatDuration(t.latency_ms.candidate.p50)} · {formatPercent(t.error_rate.candidate)}
-                    </td>
-                    <td className="py-1.5 text-right tabular-nums">{formatDelta(t.latency_ms.delta.p50, "ms")}</td>
-                    <td className="flex flex-wrap gap-1 py-1.5 pl-3">
+                    <td className="pt-1.5 text-right tabular-nums">{formatDuration(t.latency_ms.base.p50)}</td>
+                    <td className="pt-1.5 text-right tabular-nums">{formatDuration(t.latency_ms.candidate.p50)}</td>
+                    <td className="pt-1.5 text-right tabular-nums">{formatDelta(t.latency_ms.delta.p50, "ms")}</td>
+                    <td className="pt-1.5 pl-3">
                       <SignificanceMarker delta={t.latency_ms.delta.p50} test={t.latency_ms.test} better="lower" />
-                      {t.error_rate.test?.verdict === "significant" && (
-                        <SignificanceMarker delta={t.error_rate.delta} test={t.error_rate.test} better="lower" />
-                      )}
                     </td>
                   </tr>
-                ))}
-              </tbody>
+                  <tr>
+                    <th scope="row" className="pb-1.5 pl-4 text-left text-xs font-normal text-slate-500">errors</th>
+                    <td className="pb-1.5 text-right tabular-nums">{formatPercent(t.error_rate.base)}</td>
+                    <td className="pb-1.5 text-right tabular-nums">{formatPercent(t.error_rate.candidate)}</td>
+                    <td className="pb-1.5 text-right tabular-nums">{formatDelta(t.error_rate.delta, "rate")}</td>
+                    <td className="pb-1.5 pl-3">
+                      <SignificanceMarker delta={t.error_rate.delta} test={t.error_rate.test} better="lower" />
+                    </td>
+                  </tr>
+                </tbody>
+              ))}
             </table>
           )}
         </Card>
@@ -158,7 +168,7 @@ function AgentCard({ agent, onCompare }: { agent: Agent; onCompare: (agent: stri
       title={agent.agent_id}
       actions={
         <span className="text-xs text-slate-500">
-          {formatCount(agent.run_count)} runs · last {formatRelative(agent.last_seen)}
+          {plural(agent.run_count, "run")} · last {formatRelative(agent.last_seen)}
         </span>
       }
     >

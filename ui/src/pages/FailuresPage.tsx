@@ -8,7 +8,7 @@ import { FilterBar } from "../components/FilterBar";
 import { AXIS, bucketLabel, ChartBox, GRID, TOOLTIP_STYLE } from "../components/charts";
 import { EmptyState, QueryView } from "../components/states";
 import { Card, PageHeader, Stat, StepTypeBadge } from "../components/ui";
-import { formatCount, formatPercent } from "../lib/format";
+import { formatCount, formatPercent, plural } from "../lib/format";
 import { FAILURE_TYPE_HEX, STATUS_HEX } from "../lib/palette";
 import { runsLink, useUrlFilters } from "../lib/useFilters";
 
@@ -52,7 +52,7 @@ function FailureBars({ rows, label, testid }: { rows: BarRow[]; label: string; t
         {rows.map((r) => (
           <li key={r.key}>
             <Link to={r.href} className="text-sky-700 underline-offset-2 hover:underline dark:text-sky-400">
-              {r.key}: {formatCount(r.count)} runs
+              {r.key}: {plural(r.count, "run")}
             </Link>
           </li>
         ))}
@@ -119,7 +119,7 @@ export function FailuresPage() {
                 <Stat label="Failed runs" value={formatCount(s.status_counts.failure)} tone={s.status_counts.failure ? "bad" : undefined} />
                 <Stat label="Failure rate" value={formatPercent(s.failure_rate)} hint={`of ${formatCount(s.finished_runs)} finished runs`} />
                 <Stat label="Partial runs" value={formatCount(s.status_counts.partial)} hint="finished with unrecovered error steps" />
-                <Stat label="Top code" value={s.failures_by_code[0]?.failure_code ?? "—"} hint={s.failures_by_code[0] ? `${s.failures_by_code[0].count} runs` : undefined} />
+                <Stat label="Top code" value={s.failures_by_code[0]?.failure_code ?? "—"} hint={s.failures_by_code[0] ? plural(s.failures_by_code[0].count, "run") : undefined} />
               </div>
               <div className="grid gap-4 lg:grid-cols-2">
                 <Card title="Failed runs by type">

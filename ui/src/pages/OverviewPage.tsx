@@ -6,7 +6,7 @@ import { FilterBar } from "../components/FilterBar";
 import { AXIS, bucketLabel, ChartBox, GRID, TOOLTIP_STYLE } from "../components/charts";
 import { EmptyState, QueryView } from "../components/states";
 import { Card, PageHeader, Stat, StepTypeBadge } from "../components/ui";
-import { formatCount, formatDuration, formatPercent } from "../lib/format";
+import { formatCount, formatDuration, formatPercent, plural } from "../lib/format";
 import { STATUS_HEX, stepTypeHex } from "../lib/palette";
 import { useUrlFilters } from "../lib/useFilters";
 
@@ -113,7 +113,7 @@ export function OverviewPage() {
                 <Stat
                   label="Retry rate"
                   value={formatPercent(s.retries.retry_rate)}
-                  hint={`${formatCount(s.retries.runs_with_retries)} runs retried · ${formatDuration(s.retries.time_in_retries_ms)}`}
+                  hint={`${plural(s.retries.runs_with_retries, "run")} retried · ${formatDuration(s.retries.time_in_retries_ms)} in retries`}
                 />
               </div>
               <div className="grid gap-4 lg:grid-cols-2">
