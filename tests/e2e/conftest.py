@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,15 +49,15 @@ def _wait_until_up(proc: subprocess.Popen[bytes], urls: list[str], log: Path) ->
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@contextmanager
+def running_up(workdir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """``agenttracer up`` as a subprocess on free ports over ``workdir/agenttracer.db``, until the block ends."""
     if not (ui.UI_DIST / "index.html").is_file():
         pytest.fail("the dashboard is not built: run `make ui` (make test builds it first)")
-    workdir = tmp_path_factory.mktemp("e2e")
     db_url = f"sqlite:///{(workdir / 'agenttracer.db').as_posix()}"
     ingest_port, query_port, ui_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTTRACER_")}
-    env["AGENTTRACER_DATABASE_URL"] = db_url
+    env.update({"AGENTTRACER_DATABASE_URL": db_url, **(extra_env or {})})
     log = workdir / "up.log"
     cmd = [
         sys.executable, "-m", "agenttracer", "up",
@@ -82,3 +83,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_up(tmp_path_factory.mktemp("e2e")) as s:
+        yield s

@@ -99,11 +99,12 @@ def build_fleet(now: datetime | None = None) -> Fleet:
     return Fleet(retried, tool_timeout, model_failure, html, running, base_runs, candidate_runs)
 
 
-def send(ingest_url: str, runs: list[RunSpec]) -> None:
+def send(ingest_url: str, runs: list[RunSpec], key: str | None = None) -> None:
     """POST the runs' events to the Ingest API and insist that every event was accepted."""
     batch = [ev for run in runs for ev in events(run)]
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     for i in range(0, len(batch), 500):
-        res = httpx.post(f"{ingest_url}/v1/ingest", json={"events": batch[i : i + 500]}, timeout=30)
+        res = httpx.post(f"{ingest_url}/v1/ingest", json={"events": batch[i : i + 500]}, headers=headers, timeout=30)
         assert res.status_code == 200, res.text
         body = res.json()
         rejected = [r for r in body.get("results", []) if r.get("status") not in ("accepted", "duplicate")]
