@@ -25,7 +25,7 @@ def run_steps(tracer: AgentTracer, steps: int) -> list[int]:
     """One run of ``steps`` steps; returns each step's enter+exit time on the agent's thread, in ns."""
     times = []
     with tracer.start_run() as run:
-        for i in range(steps):
+        for _i in range(steps):
             t0 = time.perf_counter_ns()
             with run.step("tool", "lookup"):
                 pass

@@ -68,9 +68,8 @@ def test_step_latency_comes_from_the_monotonic_clock(make_tracer: Make, server: 
 def test_a_raising_step_keeps_class_and_code_but_never_the_message(make_tracer: Make, server: FaultServer) -> None:
     tracer = make_tracer(server.url)
     boom = TimeoutError("customer jane@example.com said something private")
-    with tracer.start_run() as run:
-        with pytest.raises(TimeoutError) as caught, run.step("tool", "crm_lookup"):
-            raise boom
+    with tracer.start_run() as run, pytest.raises(TimeoutError) as caught, run.step("tool", "crm_lookup"):
+        raise boom
     assert caught.value is boom  # the very same exception, unchanged
     events = sent(tracer, server)
     (step,) = of_type(events, "step")
@@ -144,9 +143,8 @@ def test_nested_steps_record_their_parent(make_tracer: Make, server: FaultServer
     tracer = make_tracer(server.url)
     with tracer.start_run() as run:
         with run.step("plan", "outer"):
-            with run.step("tool", "inner"):
-                with run.step("tool", "innermost"):
-                    pass
+            with run.step("tool", "inner"), run.step("tool", "innermost"):
+                pass
             with run.step("llm", "sibling"):
                 pass
         with run.step("respond", "top"):
@@ -166,9 +164,8 @@ def test_async_runs_and_concurrent_tasks_keep_their_own_parents(make_tracer: Mak
                 await asyncio.sleep(0)
 
     async def agent() -> None:
-        async with tracer.start_run() as run:
-            async with run.step("plan", "fan_out"):
-                await asyncio.gather(fetch(run, "a"), fetch(run, "b"), fetch(run, "c"))
+        async with tracer.start_run() as run, run.step("plan", "fan_out"):
+            await asyncio.gather(fetch(run, "a"), fetch(run, "b"), fetch(run, "c"))
 
     asyncio.run(agent())
     steps = {s["name"]: s for s in of_type(sent(tracer, server), "step")}
