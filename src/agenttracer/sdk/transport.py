@@ -9,8 +9,9 @@ takes a lock, never waits and never does I/O. Everything else happens in the wor
 * retries only for 429 / 502 / 503 / 504, timeouts and connection errors, honouring ``Retry-After``
   (capped at 60 s) or else exponential backoff with jitter; 400 / 401 / 403 / 413 / 422 and every other
   status are final and their events counted as dropped (``http_<status>``);
-* per-event results from the Ingest API: ``accepted`` and ``duplicate`` count as delivered,
-  ``rejected`` as dropped.
+* per-event results from the Ingest API (see ``agenttracer.server.ingest``): ``accepted`` and
+  ``duplicate`` count as delivered, ``rejected`` as dropped — also in a 422 where every event was
+  rejected.
 
 Overflow: when the queue holds ``limit`` events, new steps are dropped (``queue_full``); run starts,
 run ends and failures may still use a reserve of ``run_reserve`` extra slots, so a run stays
@@ -399,6 +400,11 @@ class Transport:
             return read_results(response, sent)
         if status in RETRYABLE_STATUS:
             return _Outcome(retryable=True, retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        if status == 422:
+            # Every event was rejected (per-event results say why); or the envelope itself was refused.
+            outcome = read_results(response, sent)
+            if outcome.dropped.get("rejected") == sent:
+                return outcome
         if status in (401, 403):
             log.warning("agenttracer: the Ingest API refused the API key (HTTP %d); events are dropped", status)
         return _Outcome(dropped={f"http_{status}": sent})
