@@ -168,7 +168,13 @@ class Transport:
         self._worker: threading.Thread | None = None
 
     def _start_worker(self) -> None:
-        self._worker = threading.Thread(target=self._run, name="agenttracer-delivery", daemon=True)
+        # The HTTP client is built here, on the constructing thread: httpx imports httpcore lazily when a
+        # client is made, and an import running in the worker at the moment of a fork() would leave the
+        # child with a half-initialised module. Plain http:// involves no TLS (redirects are not followed),
+        # so the CA bundle, which costs tens of milliseconds of CPU to load, is loaded only for https://.
+        client = httpx.Client(headers=self._headers(), verify=self._config.api_url.startswith("https://"))
+        self._worker = threading.Thread(target=self._run, args=(client,), name="agenttracer-delivery",
+                                        daemon=True)
         self._worker.start()
 
     # ------------------------------------------------------------ agent side
@@ -313,12 +319,8 @@ class Transport:
         deadline = self._deadline
         return float("inf") if deadline is None else deadline - time.monotonic()
 
-    def _run(self) -> None:
-        client: httpx.Client | None = None
+    def _run(self, client: httpx.Client) -> None:
         try:
-            # Plain http:// involves no TLS (and redirects are not followed): skip loading the CA bundle,
-            # which costs tens of milliseconds of CPU per tracer for nothing.
-            client = httpx.Client(headers=self._headers(), verify=self._config.api_url.startswith("https://"))
             while True:
                 items = self._take()
                 if items is None:
@@ -331,8 +333,7 @@ class Transport:
                         lost = self._taken - self._finalized
                     self._finalize(0, {"internal_error": lost})
         finally:
-            if client is not None:
-                client.close()
+            client.close()
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip",
