@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from agenttracer.cli import app
+from agenttracer.server import ingest
 from agenttracer.server import query as query_module
 from agenttracer.server.settings import Settings
 from agenttracer.store.engine import make_engine
@@ -32,26 +33,26 @@ from agenttracer.store.keys import create_key
 from agenttracer.store.migrate import upgrade
 from tests.support.analytics_data import scenario, served_scenario
 from tests.support.live import serve
-from tests.support.rundata import RunSpec, StepSpec, insert_runs, sample_runs
+from tests.support.rundata import RunSpec, StepSpec, ingest_runs, sample_runs
 
 
 @dataclass
 class Server:
     url: str
-    engine: sa.Engine  # read-write, to add runs while a command runs
+    ingest_url: str  # to add runs while a command runs
     specs: list[RunSpec]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Ingest and Query APIs on one database, loaded with the sample fleet through the Ingest API."""
     db_url = f"sqlite:///{(tmp_path_factory.mktemp('cli') / 'at.db').as_posix()}"
-    engine = make_engine(db_url)
-    upgrade(engine)
+    upgrade(make_engine(db_url, poolclass=sa.pool.NullPool))
+    settings = Settings(database_url=db_url)
     specs = sample_runs()
-    insert_runs(engine, specs)
-    with serve(query_module.create_app(Settings(database_url=db_url))) as url:
-        yield Server(url, engine, specs)
-    engine.dispose()
+    with serve(ingest.create_app(settings)) as ingest_url, serve(query_module.create_app(settings)) as url:
+        ingest_runs(ingest_url, specs)
+        yield Server(url, ingest_url, specs)
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> Any:
@@ -192,9 +193,9 @@ def test_tail_prints_runs_as_they_finish_and_only_new_ones(server: Server) -> No
 
     def produce() -> None:
         time.sleep(0.6)
-        insert_runs(server.engine, [running, done[0]])
+        ingest_runs(server.ingest_url, [running, done[0]])
         time.sleep(0.4)
-        insert_runs(server.engine, [done[1]])
+        ingest_runs(server.ingest_url, [done[1]])
 
     producer = threading.Thread(target=produce)
     producer.start()

@@ -145,10 +145,20 @@ def _run(services: list[Any], settings: Any) -> None:
             typer.echo(f"  {svc.name:<10} http://{svc.host}:{svc.port}", err=True)
         typer.echo("AgentTracer is up. Press Ctrl-C to stop.", err=True)
 
+    # With AGENTTRACER_RETENTION_DAYS set, the process that serves ingest also prunes old runs.
+    retention = None
+    if settings.retention_days and any(svc.name == "ingest" for svc in services):
+        from agenttracer.store.retention import start_retention
+
+        retention = start_retention(_engine(settings), settings.retention_days)
     try:
         serve(services, log_level=settings.log_level, on_started=announce)
     except StartupError as exc:
         raise _fail(str(exc)) from None
+    finally:
+        if retention is not None:
+            retention.stop()
+            retention.engine.dispose()
     typer.echo("AgentTracer stopped.", err=True)
 
 

@@ -160,6 +160,13 @@ def create_app(settings: Settings) -> FastAPI:
     async def _problem(_request: Request, exc: Problem) -> Response:
         return _json(exc.status, exc.body(), exc.headers)
 
+    async def _db_down(_request: Request, exc: Exception) -> Response:
+        # Also reached from the auth dependency, which queries the database before the handler runs.
+        return _unavailable(exc)
+
+    for kind in _UNAVAILABLE:
+        app.add_exception_handler(kind, _db_down)
+
     @app.post(
         "/v1/ingest",
         summary="Store a batch of run, step and failure events (partial success, idempotent).",

@@ -10,8 +10,8 @@ per event):
 2. read those runs back (``FOR UPDATE`` on PostgreSQL, in run_id order so concurrent batches cannot
    deadlock) and, if needed, their stored failures;
 3. decide run_start / failure / run_end outcomes in Python against the stored state;
-4. insert steps and failures with ``ON CONFLICT DO NOTHING ... RETURNING`` (what comes back is what
-   was new; the rest were duplicates);
+4. read which of the batch's steps are already stored (exact, since the runs are locked), then insert
+   the new steps and failures in one executemany each (``ON CONFLICT DO NOTHING`` as a safety net);
 5. update the touched runs, recomputing step_count / error_step_count / retry_count from the steps
    table, inside the same transaction, so the counters are exact under replays and any arrival order.
 
@@ -181,7 +181,6 @@ def _write(conn: sa.Connection, events: Sequence[Incoming], now: datetime) -> li
 
     # 3. Decide run-level events against the stored state.
     outcomes: list[Outcome] = []
-    step_rows: list[dict[str, Any]] = []
     step_events: list[Incoming] = []
     seen_steps: set[tuple[str, int]] = set()
     for run_id in run_ids:
@@ -194,7 +193,6 @@ def _write(conn: sa.Connection, events: Sequence[Incoming], now: datetime) -> li
                     outcomes.append(Outcome(ev.index, "duplicate"))
                 else:
                     seen_steps.add(key)
-                    step_rows.append(ev.values)
                     step_events.append(ev)
             elif ev.kind == "run_start":
                 outcomes.append(_apply_run_start(state, ev))
@@ -203,20 +201,23 @@ def _write(conn: sa.Connection, events: Sequence[Incoming], now: datetime) -> li
             else:
                 outcomes.append(_apply_run_end(state, ev))
 
-    # 4. Steps and failures: RETURNING tells the new rows from the replays.
-    if step_rows:
-        stmt = (
-            _insert(conn, steps)
-            .on_conflict_do_nothing(index_elements=["run_id", "seq"])
-            .returning(steps.c.run_id, steps.c.seq)
-        )
-        inserted = {(r[0], r[1]) for r in conn.execute(stmt, step_rows)}
+    # 4. Steps and failures. The runs are locked (PostgreSQL row locks, SQLite's single writer), so
+    # the steps already stored for them cannot change under us: one indexed read tells replays from
+    # new steps, and the new ones go in with a plain executemany (pipelined by the driver) instead of
+    # a giant INSERT ... RETURNING that the server has to parse afresh for every batch.
+    if step_events:
+        stored = _stored_steps(conn, sorted({ev.run_id for ev in step_events} - created))
+        new_rows: list[dict[str, Any]] = []
         for ev in step_events:
-            if (ev.run_id, ev.values["seq"]) in inserted:
+            if (ev.run_id, ev.values["seq"]) in stored:
+                outcomes.append(Outcome(ev.index, "duplicate"))
+            else:
                 outcomes.append(Outcome(ev.index, "accepted"))
                 states[ev.run_id].new_steps = True
-            else:
-                outcomes.append(Outcome(ev.index, "duplicate"))
+                new_rows.append(ev.values)
+        if new_rows:
+            # ON CONFLICT stays as a safety net: a replay can never fail the batch.
+            conn.execute(_insert(conn, steps).on_conflict_do_nothing(index_elements=["run_id", "seq"]), new_rows)
     new_failures = [s.new_failure for s in states.values() if s.new_failure is not None]
     if new_failures:
         conn.execute(_insert(conn, failures).on_conflict_do_nothing(index_elements=["run_id"]), new_failures)
@@ -224,6 +225,13 @@ def _write(conn: sa.Connection, events: Sequence[Incoming], now: datetime) -> li
     # 5. Update the runs: run-level fields from Python, counters recomputed from the steps table.
     _update_runs(conn, states, now)
     return outcomes
+
+
+def _stored_steps(conn: sa.Connection, run_ids: list[str]) -> set[tuple[str, int]]:
+    if not run_ids:
+        return set()
+    query = sa.select(steps.c.run_id, steps.c.seq).where(steps.c.run_id.in_(run_ids))
+    return {(r[0], r[1]) for r in conn.execute(query)}
 
 
 def _load_runs(conn: sa.Connection, run_ids: list[str], created: set[str]) -> dict[str, _RunState]:
@@ -275,10 +283,11 @@ def _apply_run_start(state: _RunState, ev: Incoming) -> Outcome:
     if row["ended_at"] is not None and started > row["ended_at"]:
         return Outcome(ev.index, "rejected", "started_at", "must not be after the run's stored ended_at")
     meta = ev.values.get("meta") or {}
+    current = _current_start(state)
     already = (
         row["agent_id"] is not None
-        and row["started_at"] is not None
-        and row["started_at"] <= started
+        and current is not None
+        and current <= started
         and all(k in row["meta"] and row["meta"][k] == v for k, v in meta.items())
     )
     if already:
