@@ -162,6 +162,17 @@ def _run(services: list[Any], settings: Any) -> None:
     typer.echo("AgentTracer stopped.", err=True)
 
 
+def _with_dashboard_origin(settings: Any) -> Any:
+    """Let the dashboard served by this process read the Query API from the browser, whatever its port."""
+    from dataclasses import replace
+
+    hosts = ["localhost", "127.0.0.1"]
+    if settings.host not in ("0.0.0.0", "::", *hosts):
+        hosts.append(settings.host)
+    extra = [f"http://{h}:{settings.ui_port}" for h in hosts]
+    return replace(settings, cors_origins=tuple(dict.fromkeys([*settings.cors_origins, *extra])))
+
+
 @app.command()
 def up(
     host: HostOpt = None,
@@ -185,6 +196,8 @@ def up(
         insecure_bind=insecure_bind or None,
         log_level=log_level,
     )
+    if not no_ui:
+        settings = _with_dashboard_origin(settings)
     engine = _engine(settings)
     try:
         _migrate(settings, engine)
