@@ -415,7 +415,7 @@ class AgentList(BaseModel):
 
 
 class HealthOut(HealthResponse):
-    """The ingest health answer plus the backend; served with 503 when the database cannot be read."""
+    """Liveness and database reachability of the Query API (503 when the database cannot be read)."""
 
     backend: str = Field(description="'sqlite' or 'postgresql'.")
     detail: str | None = Field(default=None, description="On 503: the kind of error, never a URL or credential.")
