@@ -1,0 +1,308 @@
+"""Detectors for personal data, secrets and prose in (already normalised) text.
+
+Each detector is a precompiled regular expression that proposes candidate spans plus, where the
+pattern alone would produce false positives, a validator (Luhn for cards, mod-97 for IBANs, the
+``ipaddress`` module for IPv6). Patterns are written so that the identifiers operators do store
+pass: UUIDs, 13-digit millisecond timestamps, 9-10 digit ids, git SHAs, versions, order numbers
+such as ``ORD-2024-000123``, HTTP codes, model and tool names, hostnames.
+
+``find_reason`` answers "may this short text be stored?" and returns at the first hit;
+``find_spans`` lists every offending span (used to redact failure messages). A cheap triage regex
+lets plain ASCII tokens (the vast majority of metadata values) skip every detector.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+
+from agenttracer.privacy import reasons as R
+
+Validator = Callable[["re.Match[str]"], bool]
+
+# Anything that could start a detection. Plain ASCII text that matches none of these cannot hold
+# what the detectors look for (a digit sequence of >= 5 characters, '@' and its encodings, bracket
+# obfuscations, ':', whitespace or '+' between words, '=' assignments, or a secret prefix).
+_TRIAGE = re.compile(
+    r"\d[\d\s().\-/_]{3,}\d|[@%&\[({<:=+\s]|sk[-_]|rk_|akia|asia|gh[pousr]_|github_pat|xox|eyj|---|aiza"
+    r"|hf_|npm_|glpat|sg\.",
+    re.IGNORECASE,
+)
+
+# --- e-mail ----------------------------------------------------------------------------------------
+_AT = r"(?:\s*(?:@|%(?:25)*40|&#0*64;|&#x0*40;|&commat;)\s*|\s*[\[({<]\s*at\s*[\])}>]\s*)"
+_DOT = r"(?:\.|%2e|\s*[\[({<]\s*dot\s*[\])}>]\s*)"
+_EMAIL = re.compile(rf"[\w.+'%\-]{{1,64}}{_AT}[\w\-]+(?:{_DOT}[\w\-]+)*{_DOT}[a-z]{{2,24}}(?![a-z])", re.IGNORECASE)
+# "alice at example dot com": only with the spelled-out " dot ", so "timeout at api.example.com" passes.
+_EMAIL_WORDS = re.compile(r"\b[\w.+\-]+\s+at\s+[\w\-]+(?:\s+dot\s+[\w\-]+)+\b", re.IGNORECASE)
+
+# --- payment cards (validated by IIN range and Luhn) -----------------------------------------------
+_CARD = re.compile(
+    r"(?<!\d)(?:"
+    r"\d{4}(?P<s>[ .\-_]?)\d{4}(?P=s)\d{4}(?P=s)\d{1,4}(?:(?P=s)\d{1,3})?"  # 4-4-4-x groups, or joined
+    r"|\d{4}[ \-]\d{6}[ \-]\d{4,5}"  # Amex / Diners grouping
+    r"|\d(?:[ \-.]\d){12,18}"  # one digit at a time
+    r")(?!\d)"
+)
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card_ok(m: re.Match[str]) -> bool:
+    digits = "".join(ch for ch in m.group(0) if ch.isdigit())
+    # Card numbers start with 2-6 (Mastercard, Amex/Diners/JCB, Visa, Mastercard/Maestro, Discover/
+    # UnionPay); 13-digit millisecond timestamps start with 1 and so never qualify.
+    return 13 <= len(digits) <= 19 and digits[0] in "23456" and len(set(digits)) > 1 and _luhn_ok(digits)
+
+
+# --- US social security numbers ----------------------------------------------------------------------
+_SSN = re.compile(
+    r"(?<![\d\-])(?!000|666|9\d\d)\d{3}(?P<s>[ .\-])(?!00)\d{2}(?P=s)(?!0000)\d{4}(?![\d\-])"
+    r"|(?<![a-z])(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?|ss#)\W{0,4}\d{3}[ .\-]?\d{2}[ .\-]?\d{4}(?!\d)"
+    r"|(?<![\d.\- ])\d(?:[ \-.]\d){8}(?![\d\- ]*\d)",
+    re.IGNORECASE,
+)
+
+# --- telephone numbers -----------------------------------------------------------------------------
+_PHONE = re.compile(
+    r"(?<![\w+])(?:"
+    r"\+\s?\d(?:[\s.\-]{0,2}\(?\d\)?){6,14}"  # +CC ...
+    r"|(?:00|011)[\s.\-]?[1-9](?:[\s.\-]{0,2}\(?\d\)?){6,13}"  # 00CC ...
+    r"|\(\d{2,5}\)[\s.\-]{0,2}\d{2,4}[\s.\-]?\d{3,4}"  # (415) 555-0132, (020) 7946 0958
+    r"|[2-9]\d{2}[\s.\-]{1,2}[2-9]\d{2}[\s.\-]\d{4}"  # 415-555-0132, 415.555.0132
+    r"|1[\s.\-]?[2-9]\d{2}[\s.\-]?[2-9]\d{2}[\s.\-]?\d{4}"  # 1-415-555-0132, 14155550132
+    r"|0[1-9]\d{1,3}[\s.\-]\d{3,4}[\s.\-]?\d{3,4}"  # 020 7946 0958, 07700 900123
+    r"|0[1-9]\d{9}"  # 02079460958
+    r"|\d(?:[ \-.]\d){9,14}"  # one digit at a time
+    r")(?![\w])"
+    r"|(?<![a-z])(?:phone|tel|mobile|cell|call|sms|fax|whatsapp)(?:\s*(?:no|nr|num|number|#)\.?)?[\s:=#.\-]*"
+    r"\+?\(?\d(?:[\s.\-()]{0,2}\d){6,14}",
+    re.IGNORECASE,
+)
+
+# --- IBAN (country length table + mod-97) ---------------------------------------------------------------
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
+    "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
+    "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
+    "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
+    "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+    "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29,
+    "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28,
+    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}  # fmt: skip
+# A lookahead so that candidates may overlap ("xxDE89..." still finds "DE89...").
+_IBAN = re.compile(r"(?<![a-z])(?=([a-z]{2}\d{2}(?:[ \-]?[a-z0-9]){11,30}))", re.IGNORECASE)
+_LETTER_VALUES = {chr(c): str(c - 55) for c in range(ord("A"), ord("Z") + 1)}
+
+
+def _iban_ok(m: re.Match[str]) -> bool:
+    compact = m.group(1).replace(" ", "").replace("-", "").upper()
+    length = _IBAN_LENGTHS.get(compact[:2])
+    if length is None or len(compact) < length:
+        return False
+    candidate = compact[:length]
+    rearranged = candidate[4:] + candidate[:4]
+    if not rearranged.isascii() or not rearranged.isalnum():
+        return False
+    return int("".join(_LETTER_VALUES.get(ch, ch) for ch in rearranged)) % 97 == 1
+
+
+def _iban_span(m: re.Match[str]) -> int:
+    """How many characters of the candidate the IBAN itself covers (separators included)."""
+    text = m.group(1)
+    wanted = _IBAN_LENGTHS.get(text[:2].upper(), len(text))
+    seen = 0
+    for i, ch in enumerate(text):
+        if ch.isalnum():
+            seen += 1
+            if seen == wanted:
+                return i + 1
+    return len(text)
+
+
+# --- IP addresses ------------------------------------------------------------------------------------------
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4 = re.compile(
+    rf"(?<![\dv])(?<!\d\.)(?P<a>{_OCTET})(?:\s?(?:\.|\[\.\]|\(\.\)|\[dot\])\s?{_OCTET}){{3}}(?!\d)(?!\s?\.\s?\d)",
+    re.IGNORECASE,
+)
+
+
+def _ipv4_ok(m: re.Match[str]) -> bool:
+    first = m.group("a")
+    # 127.x.x.x (loopback) and 0.x.x.x (unspecified / this network) identify nobody.
+    return first not in ("127", "0")
+
+
+_IPV6 = re.compile(
+    r"(?<![\w.])(?:[0-9a-f]{0,4}:){2,7}(?:[0-9a-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?:%[\w.]+)?(?![\w:])",
+    re.IGNORECASE,
+)
+
+
+def _ipv6_ok(m: re.Match[str]) -> bool:
+    try:
+        address = ipaddress.IPv6Address(m.group(0).split("%", 1)[0])
+    except ValueError:
+        return False
+    return not (address.is_loopback or address.is_unspecified)
+
+
+# --- secrets -------------------------------------------------------------------------------------------------
+_SECRET = re.compile(
+    r"(?<![a-z0-9])(?:sk|rk)[-_](?:ant[-_](?:api\d\d[-_])?|proj[-_]|live[-_]|test[-_]|svcacct[-_]|admin[-_])?"
+    r"(?P<body>[a-z0-9_\-]{16,})"
+    r"|(?<![a-z0-9])(?:akia|asia|agpa|aida|aroa|anpa|anva|aipa|abia|acca)[a-z0-9]{16}(?![a-z0-9])"
+    r"|(?<![a-z0-9])gh[pousr]_[a-z0-9]{20,}"
+    r"|(?<![a-z0-9])github_pat_[a-z0-9_]{20,}"
+    r"|(?<![a-z0-9])xox[abposre]-[a-z0-9\-]{8,}"
+    r"|(?<![a-z0-9])ey[jy][a-z0-9_\-]{4,}\.[a-z0-9_\-]{4,}\.[a-z0-9_\-]*"  # JWT
+    r"|-----\s*begin[a-z0-9 ]*-----(?:.*?-----\s*end[a-z0-9 ]*-----|.*)"  # PEM block, to its end
+    r"|[a-z][a-z0-9+.\-]*://[^\s/?#@:]*:[^\s/?#@]*@"  # scheme://user:password@
+    r"|\b(?:bearer|token)\s+(?P<bearer>[a-z0-9\-._~+/]{8,}=*)"
+    r"|\bbasic\s+[a-z0-9+/]{12,}={0,2}"
+    r"|(?<![a-z0-9])aiza[0-9a-z\-_]{30,}"
+    r"|(?<![a-z0-9])(?:hf|npm)_[a-z0-9]{30,}"
+    r"|(?<![a-z0-9])glpat-[a-z0-9\-_]{20,}"
+    r"|(?<![a-z0-9])sg\.[a-z0-9_\-]{16,}\.[a-z0-9_\-]{16,}"
+    r"|hooks\.slack\.com/services/\S+"
+    r"|(?<![a-z])(?:password|passwd|pwd|passphrase|secret|api[_\-]?key|access[_\-]?key|secret[_\-]?key|"
+    r"(?:auth|access|refresh|id|session)[_\-]?token|client[_\-]?secret|private[_\-]?key)\s*[:=]\s*[^\s,;&]{3,}"
+    r"|(?<![a-z_])(?:token|key|sig|signature|code)=[a-z0-9%\-._~+/]{16,}",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _secret_ok(m: re.Match[str]) -> bool:
+    # A bare "sk-" or "Bearer" word followed by ordinary letters ("sk-learn-compat-pipeline", "Bearer
+    # authentication failed") is not a credential: real ones carry digits or symbols.
+    for group in ("body", "bearer"):
+        value = m.group(group)
+        if value is not None:
+            return any(ch.isdigit() for ch in value) or (group == "bearer" and len(value) >= 24)
+    return True
+
+
+# --- prose -----------------------------------------------------------------------------------------------------
+# A word: a whitespace-separated token holding two letters in a row (numbers and codes are not words).
+_WORD = re.compile(r"(?:(?<=[\s+])|^)(?!\[redacted:)[^\s+]*?[^\W\d_]{2}[^\s+]*")
+# Scripts written without spaces: every two characters count as a word.
+_UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_SENTENCE_END = re.compile(r"[.?!。？！]\s*$")
+
+MAX_LABEL_WORDS = 4  # metadata strings and names: "Customer Support Agent v2" passes, a sentence does not
+
+
+def _spaced(text: str) -> str:
+    """URL-encoded spaces ('%20', '+') read as spaces for the prose rules."""
+    return text.replace("%20", " ").replace("+", " ") if "%20" in text or "+" in text else text
+
+
+def word_count(text: str) -> int:
+    """Words in ``text``: whitespace/'+'/%20-separated tokens with two letters in a row, plus CJK pairs."""
+    text = _spaced(text)
+    count = len(_WORD.findall(text))
+    if not text.isascii():
+        count += len(_UNSPACED.findall(text)) // 2
+    return count
+
+
+# First/second-person pronouns: operators describe systems ("Upstream returned 503"), while people
+# write about themselves ("reset my password", "Can you help me"). '/', '-' and "'" next to the
+# word do not count, so "I/O error" and "us-east-1" pass.
+_PERSONAL = re.compile(
+    r"(?<![\w/\-'])(?:i|me|my|mine|you|your|yours|we|our|ours|ich|mein|meine|meinen|meinem|du|dein|deine"
+    r"|je|vous|votre|tu|yo|mis)(?![\w/\-'])",
+    re.IGNORECASE,
+)
+_PERSONAL_UNSPACED = re.compile("[我你您私僕俺]|あなた|わたし")
+
+
+def _personal(text: str) -> bool:
+    return _PERSONAL.search(text) is not None or (not text.isascii() and _PERSONAL_UNSPACED.search(text) is not None)
+_QUESTION_END = re.compile(r"[?？]\s*$")
+
+
+def is_prose(text: str, max_words: int = MAX_LABEL_WORDS) -> bool:
+    """For a label (metadata string, name): more than ``max_words`` words, a sentence or question of
+    three words or more, or two words or more written in the first or second person."""
+    text = _spaced(text)
+    words = word_count(text)
+    if words > max_words:
+        return True
+    if words >= 3 and _SENTENCE_END.search(text) is not None:
+        return True
+    return words >= 2 and _personal(text)
+
+
+def is_prose_message(text: str, max_words: int) -> bool:
+    """For a failure message, which may be a short operator sentence: more than ``max_words`` words,
+    or a question or first/second-person text of four words or more."""
+    text = _spaced(text)
+    words = word_count(text)
+    if words > max_words:
+        return True
+    return words >= 4 and (_QUESTION_END.search(text) is not None or _personal(text))
+
+
+# Order matters only for which reason a text with several findings reports first.
+DETECTORS: tuple[tuple[str, re.Pattern[str], Validator | None], ...] = (
+    (R.SECRET, _SECRET, _secret_ok),
+    (R.EMAIL, _EMAIL, None),
+    (R.EMAIL, _EMAIL_WORDS, None),
+    (R.PAYMENT_CARD, _CARD, _card_ok),
+    (R.IBAN, _IBAN, _iban_ok),
+    (R.SSN, _SSN, None),
+    (R.PHONE, _PHONE, None),
+    (R.IP_ADDRESS, _IPV4, _ipv4_ok),
+    (R.IP_ADDRESS, _IPV6, _ipv6_ok),
+)
+
+
+def needs_detectors(text: str) -> bool:
+    """False only for plain ASCII text that no detector can match (the fast path)."""
+    return not text.isascii() or _TRIAGE.search(text) is not None
+
+
+def find_reason(text: str) -> str | None:
+    """The first detector (personal data or secret, not prose) that fires on ``text``, or None."""
+    if not needs_detectors(text):
+        return None
+    for reason, pattern, validator in DETECTORS:
+        for m in pattern.finditer(text):
+            if validator is None or validator(m):
+                return reason
+    return None
+
+
+def find_spans(text: str) -> list[tuple[int, int, str]]:
+    """Every offending span ``(start, end, reason)`` in ``text``, sorted and non-overlapping."""
+    if not needs_detectors(text):
+        return []
+    found: list[tuple[int, int, str]] = []
+    for reason, pattern, validator in DETECTORS:
+        for m in pattern.finditer(text):
+            if validator is None or validator(m):
+                start, end = m.span()
+                if end == start:  # the IBAN lookahead: the account number is a prefix of group 1
+                    end = start + _iban_span(m)
+                found.append((start, end, reason))
+    found.sort()
+    merged: list[tuple[int, int, str]] = []
+    for start, end, reason in found:
+        if merged and start < merged[-1][1]:
+            last = merged[-1]
+            merged[-1] = (last[0], max(last[1], end), last[2])
+        else:
+            merged.append((start, end, reason))
+    return merged
