@@ -15,27 +15,34 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterator
 
 from agenttracer.privacy import reasons as R
 
 Validator = Callable[["re.Match[str]"], bool]
 
-# Anything that could start a detection. Plain ASCII text that matches none of these cannot hold
-# what the detectors look for (a digit sequence of >= 5 characters, '@' and its encodings, bracket
-# obfuscations, ':', whitespace or '+' between words, '=' assignments, or a secret prefix).
-_TRIAGE = re.compile(
-    r"\d[\d\s().\-/_]{3,}\d|[@%&\[({<:=+\s]|sk[-_]|rk_|akia|asia|gh[pousr]_|github_pat|xox|eyj|---|aiza"
-    r"|hf_|npm_|glpat|sg\.",
-    re.IGNORECASE,
-)
-
 # --- e-mail ----------------------------------------------------------------------------------------
-_AT = r"(?:\s*(?:@|%(?:25)*40|&#0*64;|&#x0*40;|&commat;)\s*|\s*[\[({<]\s*at\s*[\])}>]\s*)"
+# Found from the '@' (or its encodings and bracket spellings) outwards, which keeps the scan linear.
+_AT_TOKEN = re.compile(r"\s*(?:@|%(?:25)*40|&#0*64;|&#x0*40;|&commat;|[\[({<]\s*at\s*[\])}>])\s*", re.IGNORECASE)
 _DOT = r"(?:\.|%2e|\s*[\[({<]\s*dot\s*[\])}>]\s*)"
-_EMAIL = re.compile(rf"[\w.+'%\-]{{1,64}}{_AT}[\w\-]+(?:{_DOT}[\w\-]+)*{_DOT}[a-z]{{2,24}}(?![a-z])", re.IGNORECASE)
+_DOMAIN = re.compile(rf"[\w\-]+(?:{_DOT}[\w\-]+)*?{_DOT}[a-z]{{2,24}}(?![a-z])", re.IGNORECASE)
+_LOCAL_CHARS = frozenset(".+'%-_")
 # "alice at example dot com": only with the spelled-out " dot ", so "timeout at api.example.com" passes.
 _EMAIL_WORDS = re.compile(r"\b[\w.+\-]+\s+at\s+[\w\-]+(?:\s+dot\s+[\w\-]+)+\b", re.IGNORECASE)
+
+
+def _email_spans(text: str) -> Iterator[tuple[int, int]]:
+    for at in _AT_TOKEN.finditer(text):
+        start = at.start()
+        while start > 0 and at.start() - start < 64 and (text[start - 1].isalnum() or text[start - 1] in _LOCAL_CHARS):
+            start -= 1
+        if start == at.start():
+            continue
+        domain = _DOMAIN.match(text, at.end())
+        if domain is not None:
+            yield start, domain.end()
+
 
 # --- payment cards (validated by IIN range and Luhn) -----------------------------------------------
 _CARD = re.compile(
@@ -58,17 +65,20 @@ def _luhn_ok(digits: str) -> bool:
 
 
 def _card_ok(m: re.Match[str]) -> bool:
-    digits = "".join(ch for ch in m.group(0) if ch.isdigit())
     # Card numbers start with 2-6 (Mastercard, Amex/Diners/JCB, Visa, Mastercard/Maestro, Discover/
     # UnionPay); 13-digit millisecond timestamps start with 1 and so never qualify.
-    return 13 <= len(digits) <= 19 and digits[0] in "23456" and len(set(digits)) > 1 and _luhn_ok(digits)
+    text = m.group(0)
+    if text[0] not in "23456" and unicodedata.digit(text[0], 0) not in (2, 3, 4, 5, 6):
+        return False
+    digits = "".join(str(unicodedata.digit(ch)) for ch in text if ch.isdigit())
+    return 13 <= len(digits) <= 19 and len(set(digits)) > 1 and _luhn_ok(digits)
 
 
 # --- US social security numbers ----------------------------------------------------------------------
 _SSN = re.compile(
     r"(?<![\d\-])(?!000|666|9\d\d)\d{3}(?P<s>[ .\-])(?!00)\d{2}(?P=s)(?!0000)\d{4}(?![\d\-])"
     r"|(?<![a-z])(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?|ss#)\W{0,4}\d{3}[ .\-]?\d{2}[ .\-]?\d{4}(?!\d)"
-    r"|(?<![\d.\- ])\d(?:[ \-.]\d){8}(?![\d\- ]*\d)",
+    r"|(?<![\d.\-])(?<!\d )\d(?:[ \-.]\d){8}(?![\-.]?\d)(?! \d)",
     re.IGNORECASE,
 )
 
@@ -91,15 +101,84 @@ _PHONE = re.compile(
 
 # --- IBAN (country length table + mod-97) ---------------------------------------------------------------
 _IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
-    "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
-    "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
-    "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
-    "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
-    "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29,
-    "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28,
-    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
-}  # fmt: skip
+    "AD": 24,
+    "AE": 23,
+    "AL": 28,
+    "AT": 20,
+    "AZ": 28,
+    "BA": 20,
+    "BE": 16,
+    "BG": 22,
+    "BH": 22,
+    "BR": 29,
+    "BY": 28,
+    "CH": 21,
+    "CR": 22,
+    "CY": 28,
+    "CZ": 24,
+    "DE": 22,
+    "DK": 18,
+    "DO": 28,
+    "EE": 20,
+    "EG": 29,
+    "ES": 24,
+    "FI": 18,
+    "FO": 18,
+    "FR": 27,
+    "GB": 22,
+    "GE": 22,
+    "GI": 23,
+    "GL": 18,
+    "GR": 27,
+    "GT": 28,
+    "HR": 21,
+    "HU": 28,
+    "IE": 22,
+    "IL": 23,
+    "IQ": 23,
+    "IS": 26,
+    "IT": 27,
+    "JO": 30,
+    "KW": 30,
+    "KZ": 20,
+    "LB": 28,
+    "LC": 32,
+    "LI": 21,
+    "LT": 20,
+    "LU": 20,
+    "LV": 21,
+    "MC": 27,
+    "MD": 24,
+    "ME": 22,
+    "MK": 19,
+    "MR": 27,
+    "MT": 31,
+    "MU": 30,
+    "NL": 18,
+    "NO": 15,
+    "PK": 24,
+    "PL": 28,
+    "PS": 29,
+    "PT": 25,
+    "QA": 29,
+    "RO": 24,
+    "RS": 22,
+    "SA": 24,
+    "SC": 31,
+    "SE": 24,
+    "SI": 19,
+    "SK": 24,
+    "SM": 27,
+    "ST": 25,
+    "SV": 28,
+    "TL": 23,
+    "TN": 24,
+    "TR": 26,
+    "UA": 29,
+    "VA": 22,
+    "VG": 24,
+    "XK": 20,
+}
 # A lookahead so that candidates may overlap ("xxDE89..." still finds "DE89...").
 _IBAN = re.compile(r"(?<![a-z])(?=([a-z]{2}\d{2}(?:[ \-]?[a-z0-9]){11,30}))", re.IGNORECASE)
 _LETTER_VALUES = {chr(c): str(c - 55) for c in range(ord("A"), ord("Z") + 1)}
@@ -159,35 +238,43 @@ def _ipv6_ok(m: re.Match[str]) -> bool:
 
 
 # --- secrets -------------------------------------------------------------------------------------------------
-_SECRET = re.compile(
+# Split by what each kind needs to be present, so that most text runs none of them.
+_SECRET_PREFIXED = re.compile(  # needs '-', '_' or '.'
     r"(?<![a-z0-9])(?:sk|rk)[-_](?:ant[-_](?:api\d\d[-_])?|proj[-_]|live[-_]|test[-_]|svcacct[-_]|admin[-_])?"
     r"(?P<body>[a-z0-9_\-]{16,})"
-    r"|(?<![a-z0-9])(?:akia|asia|agpa|aida|aroa|anpa|anva|aipa|abia|acca)[a-z0-9]{16}(?![a-z0-9])"
     r"|(?<![a-z0-9])gh[pousr]_[a-z0-9]{20,}"
     r"|(?<![a-z0-9])github_pat_[a-z0-9_]{20,}"
     r"|(?<![a-z0-9])xox[abposre]-[a-z0-9\-]{8,}"
-    r"|(?<![a-z0-9])ey[jy][a-z0-9_\-]{4,}\.[a-z0-9_\-]{4,}\.[a-z0-9_\-]*"  # JWT
-    r"|-----\s*begin[a-z0-9 ]*-----(?:.*?-----\s*end[a-z0-9 ]*-----|.*)"  # PEM block, to its end
-    r"|[a-z][a-z0-9+.\-]*://[^\s/?#@:]*:[^\s/?#@]*@"  # scheme://user:password@
-    r"|\b(?:bearer|token)\s+(?P<bearer>[a-z0-9\-._~+/]{8,}=*)"
-    r"|\bbasic\s+[a-z0-9+/]{12,}={0,2}"
-    r"|(?<![a-z0-9])aiza[0-9a-z\-_]{30,}"
     r"|(?<![a-z0-9])(?:hf|npm)_[a-z0-9]{30,}"
     r"|(?<![a-z0-9])glpat-[a-z0-9\-_]{20,}"
     r"|(?<![a-z0-9])sg\.[a-z0-9_\-]{16,}\.[a-z0-9_\-]{16,}"
-    r"|hooks\.slack\.com/services/\S+"
-    r"|(?<![a-z])(?:password|passwd|pwd|passphrase|secret|api[_\-]?key|access[_\-]?key|secret[_\-]?key|"
+    r"|(?<![a-z0-9])ey[jy][a-z0-9_\-]{4,}\.[a-z0-9_\-]{4,}\.[a-z0-9_\-]*"  # JWT
+    r"|-----\s*begin[a-z0-9 ]*-----(?:.*?-----\s*end[a-z0-9 ]*-----|.*)"  # PEM block, to its end
+    r"|hooks\.slack\.com/services/\S+",
+    re.IGNORECASE | re.DOTALL,
+)
+_SECRET_BARE = re.compile(  # AWS and Google keys: 20+ letters and digits without a separator
+    r"(?<![a-z0-9])(?:a(?:kia|sia|gpa|ida|roa|npa|nva|ipa|bia|cca)[a-z0-9]{16}(?![a-z0-9])|aiza[0-9a-z\-_]{30,})",
+    re.IGNORECASE,
+)
+_SECRET_URL = re.compile(r"[a-z][a-z0-9+.\-]*://[^\s/?#@:]*:[^\s/?#@]*@", re.IGNORECASE)  # scheme://user:pass@
+_SECRET_HEADER = re.compile(  # needs whitespace
+    r"\b(?:bearer|token)\s+(?P<bearer>[a-z0-9\-._~+/]{8,}=*)|\bbasic\s+[a-z0-9+/]{12,}={0,2}", re.IGNORECASE
+)
+_SECRET_ASSIGNMENT = re.compile(  # needs ':' or '='
+    r"(?<![a-z])(?:password|passwd|pwd|passphrase|secret|api[_\-]?key|access[_\-]?key|secret[_\-]?key|"
     r"(?:auth|access|refresh|id|session)[_\-]?token|client[_\-]?secret|private[_\-]?key)\s*[:=]\s*[^\s,;&]{3,}"
     r"|(?<![a-z_])(?:token|key|sig|signature|code)=[a-z0-9%\-._~+/]{16,}",
-    re.IGNORECASE | re.DOTALL,
+    re.IGNORECASE,
 )
 
 
 def _secret_ok(m: re.Match[str]) -> bool:
     # A bare "sk-" or "Bearer" word followed by ordinary letters ("sk-learn-compat-pipeline", "Bearer
     # authentication failed") is not a credential: real ones carry digits or symbols.
+    groups = m.groupdict()
     for group in ("body", "bearer"):
-        value = m.group(group)
+        value = groups.get(group)
         if value is not None:
             return any(ch.isdigit() for ch in value) or (group == "bearer" and len(value) >= 24)
     return True
@@ -195,7 +282,7 @@ def _secret_ok(m: re.Match[str]) -> bool:
 
 # --- prose -----------------------------------------------------------------------------------------------------
 # A word: a whitespace-separated token holding two letters in a row (numbers and codes are not words).
-_WORD = re.compile(r"(?:(?<=[\s+])|^)(?!\[redacted:)[^\s+]*?[^\W\d_]{2}[^\s+]*")
+_WORD = re.compile(r"(?<!\S)(?!\[redacted:)\S*?[^\W\d_]{2}")
 # Scripts written without spaces: every two characters count as a word.
 _UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _SENTENCE_END = re.compile(r"[.?!。？！]\s*$")
@@ -230,6 +317,8 @@ _PERSONAL_UNSPACED = re.compile("[我你您私僕俺]|あなた|わたし")
 
 def _personal(text: str) -> bool:
     return _PERSONAL.search(text) is not None or (not text.isascii() and _PERSONAL_UNSPACED.search(text) is not None)
+
+
 _QUESTION_END = re.compile(r"[?？]\s*$")
 
 
@@ -255,49 +344,107 @@ def is_prose_message(text: str, max_words: int) -> bool:
     return words >= 4 and (_QUESTION_END.search(text) is not None or _personal(text))
 
 
-# Order matters only for which reason a text with several findings reports first.
-DETECTORS: tuple[tuple[str, re.Pattern[str], Validator | None], ...] = (
-    (R.SECRET, _SECRET, _secret_ok),
-    (R.EMAIL, _EMAIL, None),
-    (R.EMAIL, _EMAIL_WORDS, None),
-    (R.PAYMENT_CARD, _CARD, _card_ok),
-    (R.IBAN, _IBAN, _iban_ok),
-    (R.SSN, _SSN, None),
-    (R.PHONE, _PHONE, None),
-    (R.IP_ADDRESS, _IPV4, _ipv4_ok),
-    (R.IP_ADDRESS, _IPV6, _ipv6_ok),
-)
+Finder = Callable[[str], Iterator[tuple[int, int]]]
+Rule = tuple[str, Finder]
 
 
-def needs_detectors(text: str) -> bool:
-    """False only for plain ASCII text that no detector can match (the fast path)."""
-    return not text.isascii() or _TRIAGE.search(text) is not None
+def _finder(pattern: re.Pattern[str], validator: Validator | None = None) -> Finder:
+    """Spans of ``pattern`` that pass ``validator`` (IBAN candidates are zero-width lookaheads)."""
+
+    def find(text: str) -> Iterator[tuple[int, int]]:
+        for m in pattern.finditer(text):
+            if validator is None or validator(m):
+                start, end = m.span()
+                yield (start, start + _iban_span(m)) if end == start else (start, end)
+
+    return find
+
+
+_DIGIT_TABLE = str.maketrans("", "", "0123456789")
+_ANY_DIGIT = re.compile(r"\d")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+# Literal hints, searched in the lower-cased text without IGNORECASE (which lets the regex engine skip
+# ahead on the first character): only text containing one runs the full pattern.
+_SECRET_PREFIX_HINT = re.compile(r"sk[-_]|rk[-_]|gh[pousr]_|github_pat|xox|hf_|npm_|glpat|sg\.|ey[jy]|---|hooks\.slack")
+_SECRET_BARE_HINT = re.compile(r"a(?:kia|sia|gpa|ida|roa|npa|nva|ipa|bia|cca|iza)")
+_SECRET_ASSIGNMENT_HINT = re.compile(r"pass|pwd|secret|key|token|sig|code")
+_IBAN_HINT = re.compile(r"[A-Za-z]{2}\d{2}")
+_PHONE_JOINED = re.compile(r"1[2-9]\d{2}[2-9]\d{6}|0[1-9]\d{9}")
+
+
+_FIND_CARD = _finder(_CARD, _card_ok)
+_FIND_PHONE_JOINED = _finder(_PHONE_JOINED)
+_FIND_SECRET_PREFIXED = _finder(_SECRET_PREFIXED, _secret_ok)
+_FIND_SECRET_BARE = _finder(_SECRET_BARE)
+_FIND_SECRET_URL = _finder(_SECRET_URL)
+_FIND_SECRET_HEADER = _finder(_SECRET_HEADER, _secret_ok)
+_FIND_SECRET_ASSIGNMENT = _finder(_SECRET_ASSIGNMENT)
+_FIND_EMAIL_WORDS = _finder(_EMAIL_WORDS)
+_FIND_IBAN = _finder(_IBAN, _iban_ok)
+_FIND_SSN = _finder(_SSN)
+_FIND_PHONE = _finder(_PHONE)
+_FIND_IPV4 = _finder(_IPV4, _ipv4_ok)
+_FIND_IPV6 = _finder(_IPV6, _ipv6_ok)
+
+
+def _rules(text: str) -> list[Rule]:
+    """The detectors that can possibly fire on ``text``, from cheap facts about it (the fast path).
+
+    Plain identifiers (tool and model names, regions, UUIDs, short numbers) get an empty list.
+    """
+    rules: list[Rule] = []
+    if text.isdigit():  # pure numbers: only cards (13-19 digits) and joined phone numbers (11 digits)
+        if len(text) >= 13 and text[0] in "23456":
+            rules.append((R.PAYMENT_CARD, _FIND_CARD))
+        elif len(text) == 11:
+            rules.append((R.PHONE, _FIND_PHONE_JOINED))
+        return rules
+    if len(text) == 36 and _UUID.fullmatch(text):
+        return rules
+    ascii_text = text.isascii()
+    digits = len(text) - len(text.translate(_DIGIT_TABLE)) if ascii_text else len(_ANY_DIGIT.findall(text))
+    lower = text.lower()
+    has_space = not ascii_text or " " in text or "\t" in text or "\n" in text
+    if _SECRET_PREFIX_HINT.search(lower):
+        rules.append((R.SECRET, _FIND_SECRET_PREFIXED))
+    if len(text) >= 20 and _SECRET_BARE_HINT.search(lower):
+        rules.append((R.SECRET, _FIND_SECRET_BARE))
+    if "://" in text:
+        rules.append((R.SECRET, _FIND_SECRET_URL))
+    if has_space and ("bearer" in lower or "token" in lower or "basic" in lower):
+        rules.append((R.SECRET, _FIND_SECRET_HEADER))
+    if ("=" in text or ":" in text) and _SECRET_ASSIGNMENT_HINT.search(lower):
+        rules.append((R.SECRET, _FIND_SECRET_ASSIGNMENT))
+    if "@" in text or "%" in text or "&" in text or ("at" in lower and any(b in text for b in "[({<")):
+        rules.append((R.EMAIL, _email_spans))
+    if has_space and " at " in lower and " dot " in lower:
+        rules.append((R.EMAIL, _FIND_EMAIL_WORDS))
+    if digits >= 13:
+        rules.append((R.PAYMENT_CARD, _FIND_CARD))
+    if digits >= 6 and len(text) >= 15 and _IBAN_HINT.search(text):
+        rules.append((R.IBAN, _FIND_IBAN))
+    if digits >= 9:
+        rules.append((R.SSN, _FIND_SSN))
+    if digits >= 7:
+        rules.append((R.PHONE, _FIND_PHONE))
+    if digits >= 4 and "." in text:
+        rules.append((R.IP_ADDRESS, _FIND_IPV4))
+    if text.count(":") >= 2:
+        rules.append((R.IP_ADDRESS, _FIND_IPV6))
+    return rules
 
 
 def find_reason(text: str) -> str | None:
     """The first detector (personal data or secret, not prose) that fires on ``text``, or None."""
-    if not needs_detectors(text):
-        return None
-    for reason, pattern, validator in DETECTORS:
-        for m in pattern.finditer(text):
-            if validator is None or validator(m):
-                return reason
+    for reason, find in _rules(text):
+        for _ in find(text):
+            return reason
     return None
 
 
 def find_spans(text: str) -> list[tuple[int, int, str]]:
     """Every offending span ``(start, end, reason)`` in ``text``, sorted and non-overlapping."""
-    if not needs_detectors(text):
-        return []
-    found: list[tuple[int, int, str]] = []
-    for reason, pattern, validator in DETECTORS:
-        for m in pattern.finditer(text):
-            if validator is None or validator(m):
-                start, end = m.span()
-                if end == start:  # the IBAN lookahead: the account number is a prefix of group 1
-                    end = start + _iban_span(m)
-                found.append((start, end, reason))
-    found.sort()
+    found = sorted((start, end, reason) for reason, find in _rules(text) for start, end in find(text))
     merged: list[tuple[int, int, str]] = []
     for start, end, reason in found:
         if merged and start < merged[-1][1]:
@@ -306,3 +453,8 @@ def find_spans(text: str) -> list[tuple[int, int, str]]:
         else:
             merged.append((start, end, reason))
     return merged
+
+
+def may_be_prose(text: str) -> bool:
+    """False when ``text`` cannot hold two words (no whitespace, '+', '%20', and plain ASCII)."""
+    return not text.isascii() or " " in text or "+" in text or "%20" in text or "\t" in text or "\n" in text

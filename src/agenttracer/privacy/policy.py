@@ -29,7 +29,7 @@ from agenttracer.privacy.detectors import (
     find_spans,
     is_prose,
     is_prose_message,
-    needs_detectors,
+    may_be_prose,
     word_count,
 )
 from agenttracer.privacy.text import normalize_text
@@ -103,12 +103,14 @@ def classify_key(raw: str) -> tuple[str | None, str | None, bool]:
 def _classify_key(raw: str) -> tuple[str | None, str | None, bool]:
     if len(raw) > 4 * MAX_META_KEY_LEN:
         return None, R.INVALID_KEY, False
-    key = normalize_key(raw)
+    text = normalize_text(raw)
+    key = normalize_key(text)
     if not _KEY_RE.fullmatch(key):
         return None, R.INVALID_KEY, False
     tokens = _KEY_SPLIT.split(key)
     if (
         _KEY_DIGIT_RUN.search(key)
+        or find_reason(text) is not None  # before snake_casing, which can split an AKIA… key or an IBAN
         or find_reason(key) is not None
         or sum(1 for t in tokens if len(t) > 1 and not t.isdigit()) > MAX_KEY_WORDS
     ):
@@ -137,12 +139,11 @@ def check_label(value: str, max_len: int = MAX_META_STRING_LEN) -> tuple[str | N
     text = normalize_text(value)
     if len(text) > max_len:
         return None, R.TOO_LONG
-    if needs_detectors(text):
-        reason = find_reason(text)
-        if reason is None and is_prose(text):
-            reason = R.PROSE
-        if reason is not None:
-            return None, reason  # refused values are never cached: no secret outlives the call
+    reason = find_reason(text)
+    if reason is None and may_be_prose(text) and is_prose(text):
+        reason = R.PROSE
+    if reason is not None:
+        return None, reason  # refused values are never cached: no secret outlives the call
     if len(value) <= 64:
         if len(_label_cache) >= _CACHE_LIMIT:
             _label_cache.clear()
@@ -289,8 +290,8 @@ def _message_pass(text: str) -> tuple[str | None, str | None]:
         text = "".join(parts)
     if len(text) > MAX_MESSAGE_LEN:
         cut = MAX_MESSAGE_LEN
-        marker = text.rfind("[redacted:", 0, cut)
-        if marker != -1 and text.find("]", marker) >= cut:
+        marker = text.rfind("[", 0, cut)
+        if marker != -1 and text.startswith("[redacted:", marker) and text.find("]", marker) >= cut:
             cut = marker  # never leave half a marker behind
         text = text[:cut]
         reason = reason or R.TOO_LONG

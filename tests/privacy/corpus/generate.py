@@ -70,8 +70,18 @@ def grouped(text: str, size: int, sep: str) -> str:
 
 
 def emails() -> Iterator[tuple[str, str, str]]:
-    locals_ = ["alice.smith", "bob_jones", "carol+billing", "dave.o'neil", "erin99", "frank.m.miller", "grace.hopper",
-               "heidi-k", "ivan.petrov", "judy"]  # fmt: skip
+    locals_ = [
+        "alice.smith",
+        "bob_jones",
+        "carol+billing",
+        "dave.o'neil",
+        "erin99",
+        "frank.m.miller",
+        "grace.hopper",
+        "heidi-k",
+        "ivan.petrov",
+        "judy",
+    ]
     domains = ["example.com", "example.org", "mail.example.net", "corp.example.co.uk", "example.io"]
     for i, local in enumerate(locals_):
         for domain in (domains[i % 5], domains[(i + 2) % 5]):
@@ -181,8 +191,18 @@ def ssns() -> Iterator[tuple[str, str, str]]:
 
 
 def ibans() -> Iterator[tuple[str, str, str]]:
-    shapes = {"DE": "n18", "GB": "a4 n14", "FR": "n23", "NL": "a4 n10", "ES": "n20", "IT": "a1 n22", "CH": "n17",
-              "BE": "n12", "PL": "n24", "SE": "n20"}  # fmt: skip
+    shapes = {
+        "DE": "n18",
+        "GB": "a4 n14",
+        "FR": "n23",
+        "NL": "a4 n10",
+        "ES": "n20",
+        "IT": "a1 n22",
+        "CH": "n17",
+        "BE": "n12",
+        "PL": "n24",
+        "SE": "n20",
+    }
     for country, shape in shapes.items():
         bban = ""
         for part in shape.split():
@@ -203,8 +223,16 @@ def ibans() -> Iterator[tuple[str, str, str]]:
 
 
 def ips() -> Iterator[tuple[str, str, str]]:
-    v4 = ["192.168.1.20", "10.0.3.7", "172.16.254.1", "203.0.113.42", "198.51.100.7", "8.8.8.8", "100.64.12.9",
-          "81.2.69.160"]  # fmt: skip
+    v4 = [
+        "192.168.1.20",
+        "10.0.3.7",
+        "172.16.254.1",
+        "203.0.113.42",
+        "198.51.100.7",
+        "8.8.8.8",
+        "100.64.12.9",
+        "81.2.69.160",
+    ]
     for addr in v4:
         spellings = {
             "plain": addr,
@@ -217,11 +245,21 @@ def ips() -> Iterator[tuple[str, str, str]]:
         }
         for spelling in sorted(spellings):
             yield spelling, spellings[spelling], addr
-    v6 = ["2001:db8::1", "2001:0db8:85a3:0000:0000:8a2e:0370:7334", "fe80::1ff:fe23:4567:890a", "2a00:1450:4001:81c::200e",
-          "::ffff:192.0.2.128"]  # fmt: skip
+    v6 = [
+        "2001:db8::1",
+        "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+        "fe80::1ff:fe23:4567:890a",
+        "2a00:1450:4001:81c::200e",
+        "::ffff:192.0.2.128",
+    ]
     for addr in v6:
-        spellings = {"plain": addr, "upper": addr.upper(), "bracketed": f"[{addr}]:443",
-                     "zero_width": zero_width(addr), "embedded": embed(addr)}  # fmt: skip
+        spellings = {
+            "plain": addr,
+            "upper": addr.upper(),
+            "bracketed": f"[{addr}]:443",
+            "zero_width": zero_width(addr),
+            "embedded": embed(addr),
+        }
         for spelling in sorted(spellings):
             yield spelling, spellings[spelling], addr
 
@@ -250,14 +288,24 @@ def secrets() -> Iterator[tuple[str, str, str]]:
         "hf_" + _rand(alnum, 34),
     ]
     for key in keys:
-        spellings = {"plain": key, "embedded": f"key={key}", "zero_width": zero_width(key),
-                     "fullwidth": fullwidth(key), "upper": key.upper(), "quoted": f'"{key}"'}  # fmt: skip
+        spellings = {
+            "plain": key,
+            "embedded": f"key={key}",
+            "zero_width": zero_width(key),
+            "fullwidth": fullwidth(key),
+            "upper": key.upper(),
+            "quoted": f'"{key}"',
+        }
         for spelling in sorted(spellings):
             yield spelling, spellings[spelling], key
     for _ in range(6):
         jwt = "eyJ" + _rand(b64u, 30) + ".eyJ" + _rand(b64u, 40) + "." + _rand(b64u, 43)
-        for spelling, value in {"plain": jwt, "embedded": f"auth={jwt}", "zero_width": zero_width(jwt),
-                                "fullwidth": fullwidth(jwt)}.items():  # fmt: skip
+        for spelling, value in {
+            "plain": jwt,
+            "embedded": f"auth={jwt}",
+            "zero_width": zero_width(jwt),
+            "fullwidth": fullwidth(jwt),
+        }.items():
             yield spelling, value, jwt
     for kind in ("RSA PRIVATE KEY", "PRIVATE KEY", "OPENSSH PRIVATE KEY", "EC PRIVATE KEY", "CERTIFICATE"):
         body = _rand(alnum + "+/", 40)
@@ -273,9 +321,13 @@ def secrets() -> Iterator[tuple[str, str, str]]:
         yield "empty_user", f"{scheme}://:{password}@cache.example.com", password
     for _ in range(6):
         token = _rand(b64u, 32)
-        for spelling, value in {"header": f"Authorization: Bearer {token}", "lower": f"bearer {token}",
-                                "upper": f"BEARER {token}", "basic": f"Basic {_rand(alnum + '+/', 24)}=",
-                                "zero_width": zero_width(f"Bearer {token}")}.items():  # fmt: skip
+        for spelling, value in {
+            "header": f"Authorization: Bearer {token}",
+            "lower": f"bearer {token}",
+            "upper": f"BEARER {token}",
+            "basic": f"Basic {_rand(alnum + '+/', 24)}=",
+            "zero_width": zero_width(f"Bearer {token}"),
+        }.items():
             yield spelling, value, token if spelling != "basic" else value.split()[1]
     for name in ("password", "passwd", "api_key", "client_secret", "access_token", "PASSWORD"):
         value = _rand(alnum + "!#$", 12)
@@ -328,31 +380,142 @@ def prose() -> Iterator[tuple[str, str, str]]:
 
 
 HOSTILE: dict[str, Callable[[], Iterator[tuple[str, str, str]]]] = {
-    "email": emails, "phone": phones, "payment_card": cards, "ssn": ssns, "iban": ibans, "ip_address": ips,
-    "secret": secrets, "prose": prose,
-}  # fmt: skip
+    "email": emails,
+    "phone": phones,
+    "payment_card": cards,
+    "ssn": ssns,
+    "iban": ibans,
+    "ip_address": ips,
+    "secret": secrets,
+    "prose": prose,
+}
 
 
 # --- benign -------------------------------------------------------------------------------------------------
 
-MODELS = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-nano", "o3-mini", "claude-3-5-sonnet", "claude-3-5-sonnet-20241022",
-          "claude-3-haiku-20240307", "claude-sonnet-4-5", "gemini-1.5-pro", "gemini-2.0-flash-001", "llama-3.1-70b-instruct",
-          "mistral-large-2407", "text-embedding-3-small", "command-r-plus", "qwen2.5-72b-instruct", "deepseek-v3",
-          "anthropic.claude-3-5-sonnet-20240620-v1:0", "meta-llama/Llama-3.1-8B-Instruct"]  # fmt: skip
-TOOLS = ["web_search", "search_kb", "lookup_order", "get_weather", "send_email_stub", "create_ticket", "sql_query_runner",
-         "vector_search", "rerank", "fetch_url", "calculator", "code_interpreter", "kb.search", "crm.lookup",
-         "billing.refund", "inventory-check", "ShopifyOrderLookup", "zendesk_create", "slack_notify", "github.list_prs"]  # fmt: skip
-HOSTS = ["api.example.com", "db-primary.internal", "localhost", "localhost:8000", "127.0.0.1:5432", "eu-west-1.amazonaws.com",
-         "api.openai.com", "api.anthropic.com", "redis-0.redis.svc.cluster.local", "ingest.agenttracer.dev", "0.0.0.0:8001",
-         "s3.us-east-2.amazonaws.com", "https://api.example.com/v1/orders", "https://status.example.com/incidents/42",
-         "grpc://inventory.internal:50051", "[::1]:8080"]  # fmt: skip
-WORDS = ["ok", "error", "timeout", "retry", "cached", "miss", "hit", "primary", "fallback", "eu", "us", "prod", "staging",
-         "dev", "canary", "blue", "green", "v2", "fast", "slow", "json", "xml", "stream", "batch", "sync", "async"]  # fmt: skip
-LABELS = ["Customer Support Agent", "Order Lookup", "Refund Flow v2", "Plan next action", "Rerank top 20",
-          "Search knowledge base", "Generate reply", "Validate schema", "Retry with backoff", "Fetch inventory",
-          "Summarize ticket", "Classify intent", "HTTP 503", "HTTP 429 Too Many", "rate limited", "cache hit",
-          "tool call", "Step 3 of 5", "I/O error", "us-east-1", "Mon 09:00 UTC", "batch 12 of 40", "99.9%", "12.99 USD",
-          "1500ms", "30s", "2.5 GB", "en-US", "application/json", "text/event-stream", "#ff8800", "Top-K 5", "p95 120ms"]  # fmt: skip
+MODELS = [
+    "gpt-4o-mini",
+    "gpt-4o",
+    "gpt-4.1-nano",
+    "o3-mini",
+    "claude-3-5-sonnet",
+    "claude-3-5-sonnet-20241022",
+    "claude-3-haiku-20240307",
+    "claude-sonnet-4-5",
+    "gemini-1.5-pro",
+    "gemini-2.0-flash-001",
+    "llama-3.1-70b-instruct",
+    "mistral-large-2407",
+    "text-embedding-3-small",
+    "command-r-plus",
+    "qwen2.5-72b-instruct",
+    "deepseek-v3",
+    "anthropic.claude-3-5-sonnet-20240620-v1:0",
+    "meta-llama/Llama-3.1-8B-Instruct",
+]
+TOOLS = [
+    "web_search",
+    "search_kb",
+    "lookup_order",
+    "get_weather",
+    "send_email_stub",
+    "create_ticket",
+    "sql_query_runner",
+    "vector_search",
+    "rerank",
+    "fetch_url",
+    "calculator",
+    "code_interpreter",
+    "kb.search",
+    "crm.lookup",
+    "billing.refund",
+    "inventory-check",
+    "ShopifyOrderLookup",
+    "zendesk_create",
+    "slack_notify",
+    "github.list_prs",
+]
+HOSTS = [
+    "api.example.com",
+    "db-primary.internal",
+    "localhost",
+    "localhost:8000",
+    "127.0.0.1:5432",
+    "eu-west-1.amazonaws.com",
+    "api.openai.com",
+    "api.anthropic.com",
+    "redis-0.redis.svc.cluster.local",
+    "ingest.agenttracer.dev",
+    "0.0.0.0:8001",
+    "s3.us-east-2.amazonaws.com",
+    "https://api.example.com/v1/orders",
+    "https://status.example.com/incidents/42",
+    "grpc://inventory.internal:50051",
+    "[::1]:8080",
+]
+WORDS = [
+    "ok",
+    "error",
+    "timeout",
+    "retry",
+    "cached",
+    "miss",
+    "hit",
+    "primary",
+    "fallback",
+    "eu",
+    "us",
+    "prod",
+    "staging",
+    "dev",
+    "canary",
+    "blue",
+    "green",
+    "v2",
+    "fast",
+    "slow",
+    "json",
+    "xml",
+    "stream",
+    "batch",
+    "sync",
+    "async",
+]
+LABELS = [
+    "Customer Support Agent",
+    "Order Lookup",
+    "Refund Flow v2",
+    "Plan next action",
+    "Rerank top 20",
+    "Search knowledge base",
+    "Generate reply",
+    "Validate schema",
+    "Retry with backoff",
+    "Fetch inventory",
+    "Summarize ticket",
+    "Classify intent",
+    "HTTP 503",
+    "HTTP 429 Too Many",
+    "rate limited",
+    "cache hit",
+    "tool call",
+    "Step 3 of 5",
+    "I/O error",
+    "us-east-1",
+    "Mon 09:00 UTC",
+    "batch 12 of 40",
+    "99.9%",
+    "12.99 USD",
+    "1500ms",
+    "30s",
+    "2.5 GB",
+    "en-US",
+    "application/json",
+    "text/event-stream",
+    "#ff8800",
+    "Top-K 5",
+    "p95 120ms",
+]
 
 
 def benign() -> Iterator[tuple[str, str]]:
@@ -372,20 +535,52 @@ def benign() -> Iterator[tuple[str, str]]:
     for _ in range(100):
         yield "id_9_10", str(rng.randint(100_000_000, 9_999_999_999))
     for _ in range(80):
-        sha = "%040x" % rng.getrandbits(160)
+        sha = f"{rng.getrandbits(160):040x}"
         yield "git_sha", sha
         if _ % 2:
             yield "git_sha_short", sha[:7]
     for _ in range(60):
         version = f"{rng.randint(0, 30)}.{rng.randint(0, 40)}.{rng.randint(0, 300)}"
-        yield "semver", rng.choice([version, "v" + version, version + "-rc." + str(rng.randint(1, 9)),
-                                    version + "+build." + str(rng.randint(1, 9999)), version + "-beta"])  # fmt: skip
+        yield (
+            "semver",
+            rng.choice(
+                [
+                    version,
+                    "v" + version,
+                    version + "-rc." + str(rng.randint(1, 9)),
+                    version + "+build." + str(rng.randint(1, 9999)),
+                    version + "-beta",
+                ]
+            ),
+        )
     for _ in range(60):
         prefix = rng.choice(["ORD", "INV", "PO", "TCK", "CASE", "REF"])
         yield "order_number", f"{prefix}-{rng.randint(2019, 2026)}-{rng.randint(0, 999999):06d}"
     for _ in range(20):
         yield "ticket", f"{rng.choice(['JIRA', 'OPS', 'SUP', 'ENG'])}-{rng.randint(1, 99999)}"
-    for code in (200, 201, 202, 204, 301, 302, 304, 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 502, 503, 504):
+    for code in (
+        200,
+        201,
+        202,
+        204,
+        301,
+        302,
+        304,
+        400,
+        401,
+        403,
+        404,
+        408,
+        409,
+        413,
+        415,
+        422,
+        429,
+        500,
+        502,
+        503,
+        504,
+    ):
         yield "http_code", str(code)
         yield "http_code", f"HTTP {code}"
     for model in MODELS:
@@ -397,14 +592,20 @@ def benign() -> Iterator[tuple[str, str]]:
     for label in LABELS:
         yield "label", label
     for _ in range(60):
-        yield "date", f"{rng.randint(2020, 2026)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T" \
-            f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}.{rng.randint(0, 999999):06d}Z"  # fmt: skip
+        yield (
+            "date",
+            f"{rng.randint(2020, 2026)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T"
+            f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}.{rng.randint(0, 999999):06d}Z",
+        )
     for _ in range(40):
         yield "token_word", "-".join(rng.sample(WORDS, rng.randint(1, 3)))
     for _ in range(30):
-        yield "pod", f"api-{'%09x' % rng.getrandbits(36)}-{''.join(rng.choices(string.ascii_lowercase + string.digits, k=5))}"
+        yield (
+            "pod",
+            f"api-{f'{rng.getrandbits(36):09x}'}-{''.join(rng.choices(string.ascii_lowercase + string.digits, k=5))}",
+        )
     for _ in range(20):
-        yield "digest", "sha256:" + "%064x" % rng.getrandbits(256)
+        yield "digest", "sha256:" + f"{rng.getrandbits(256):064x}"
     for _ in range(20):
         yield "image", f"ghcr.io/acme/agent:{rng.randint(1, 3)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}"
     for _ in range(20):
@@ -414,24 +615,43 @@ def benign() -> Iterator[tuple[str, str]]:
     for _ in range(10):
         yield "arn", f"arn:aws:lambda:us-east-1:{rng.randint(10**11, 10**12 - 1)}:function:agent-{rng.randint(1, 99)}"
     for _ in range(10):
-        yield "hex_id", "%032x" % rng.getrandbits(128)
+        yield "hex_id", f"{rng.getrandbits(128):032x}"
     for _ in range(10):
-        yield "trace_id", "00-%032x-%016x-01" % (rng.getrandbits(128), rng.getrandbits(64))
+        yield "trace_id", f"00-{rng.getrandbits(128):032x}-{rng.getrandbits(64):016x}-01"
 
 
 BENIGN_MESSAGES = [
-    "External API timeout after 30s", "Rate limited by provider (429), retry budget exhausted after 3 attempts",
-    "Upstream returned HTTP 503 from inventory service", "Schema validation failed: field 'order_id' missing",
-    "Tool web_search returned no results", "Model output was not valid JSON", "Connection refused by db-primary.internal:5432",
-    "Max iterations (25) reached without a final answer", "Cancelled by operator", "Context window of 128000 tokens exceeded",
-    "Content filter blocked the completion", "Retriever returned 0 documents for index kb-v3", "TLS handshake timeout after 10s",
-    "Invalid tool arguments for lookup_order", "Timed out waiting for lock on run 550e8400-e29b-41d4-a716-446655440000",
-    "Deadline exceeded after 2500 ms", "HTTP 401 from api.example.com: credentials rejected", "KeyError: 'customer_id'",
-    "Worker crashed with exit code 137 (OOM)", "Gateway timeout on ORD-2024-000123 refund", "Disk I/O error on volume data-1",
-    "Embedding service unavailable in us-east-1", "Parser failed at line 42, column 7", "Budget of 50 steps used up",
-    "DNS lookup failed for api.openai.com", "gpt-4o-mini returned finish_reason=length", "Circuit breaker open for crm.lookup",
-    "Retry 3/3 failed: ConnectionError", "Quota exceeded for project agenttracer-prod", "Vector store returned malformed payload",
-]  # fmt: skip
+    "External API timeout after 30s",
+    "Rate limited by provider (429), retry budget exhausted after 3 attempts",
+    "Upstream returned HTTP 503 from inventory service",
+    "Schema validation failed: field 'order_id' missing",
+    "Tool web_search returned no results",
+    "Model output was not valid JSON",
+    "Connection refused by db-primary.internal:5432",
+    "Max iterations (25) reached without a final answer",
+    "Cancelled by operator",
+    "Context window of 128000 tokens exceeded",
+    "Content filter blocked the completion",
+    "Retriever returned 0 documents for index kb-v3",
+    "TLS handshake timeout after 10s",
+    "Invalid tool arguments for lookup_order",
+    "Timed out waiting for lock on run 550e8400-e29b-41d4-a716-446655440000",
+    "Deadline exceeded after 2500 ms",
+    "HTTP 401 from api.example.com: credentials rejected",
+    "KeyError: 'customer_id'",
+    "Worker crashed with exit code 137 (OOM)",
+    "Gateway timeout on ORD-2024-000123 refund",
+    "Disk I/O error on volume data-1",
+    "Embedding service unavailable in us-east-1",
+    "Parser failed at line 42, column 7",
+    "Budget of 50 steps used up",
+    "DNS lookup failed for api.openai.com",
+    "gpt-4o-mini returned finish_reason=length",
+    "Circuit breaker open for crm.lookup",
+    "Retry 3/3 failed: ConnectionError",
+    "Quota exceeded for project agenttracer-prod",
+    "Vector store returned malformed payload",
+]
 
 
 def write(path: Path, rows: list[dict[str, str]]) -> None:
