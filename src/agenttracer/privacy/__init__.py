@@ -13,14 +13,14 @@ Public interface (stable; the SDK and the server code against it):
 * ``REASONS``: every reason code with its explanation; ``MAX_STORED_STRING_LEN``: the longest string
   the policy ever lets through, which the schema test holds every string column to.
 
-Layout: ``text`` (normalisation), ``detectors`` (PII, secrets, prose), ``policy`` (the decisions),
+Layout: ``text`` (normalisation), ``detectors`` (PII, secrets), ``prose``, ``policy`` (the decisions),
 ``reasons`` (the codes).
 """
 
 from __future__ import annotations
 
 from agenttracer.model import MAX_ID_LEN, MAX_MESSAGE_LEN, MAX_META_STRING_LEN, MAX_NAME_LEN
-from agenttracer.privacy.detectors import find_reason, find_spans, is_prose
+from agenttracer.privacy.detectors import find_reason, find_spans
 from agenttracer.privacy.policy import (
     REDACTED_NAME,
     Removal,
@@ -32,6 +32,7 @@ from agenttracer.privacy.policy import (
     scrub_metadata,
     scrub_name,
 )
+from agenttracer.privacy.prose import is_prose
 from agenttracer.privacy.reasons import REASONS
 from agenttracer.privacy.text import normalize_text
 

@@ -7,8 +7,9 @@ pass: UUIDs, 13-digit millisecond timestamps, 9-10 digit ids, git SHAs, versions
 such as ``ORD-2024-000123``, HTTP codes, model and tool names, hostnames.
 
 ``find_reason`` answers "may this short text be stored?" and returns at the first hit;
-``find_spans`` lists every offending span (used to redact failure messages). A cheap triage regex
-lets plain ASCII tokens (the vast majority of metadata values) skip every detector.
+``find_spans`` lists every offending span (used to redact failure messages). Cheap facts about the
+text (digit count, literal hints) decide which detectors run at all, so plain identifiers — the vast
+majority of metadata values — skip every regular expression. Prose rules live in ``prose``.
 """
 
 from __future__ import annotations
@@ -100,85 +101,17 @@ _PHONE = re.compile(
 )
 
 # --- IBAN (country length table + mod-97) ---------------------------------------------------------------
+# fmt: off
 _IBAN_LENGTHS = {
-    "AD": 24,
-    "AE": 23,
-    "AL": 28,
-    "AT": 20,
-    "AZ": 28,
-    "BA": 20,
-    "BE": 16,
-    "BG": 22,
-    "BH": 22,
-    "BR": 29,
-    "BY": 28,
-    "CH": 21,
-    "CR": 22,
-    "CY": 28,
-    "CZ": 24,
-    "DE": 22,
-    "DK": 18,
-    "DO": 28,
-    "EE": 20,
-    "EG": 29,
-    "ES": 24,
-    "FI": 18,
-    "FO": 18,
-    "FR": 27,
-    "GB": 22,
-    "GE": 22,
-    "GI": 23,
-    "GL": 18,
-    "GR": 27,
-    "GT": 28,
-    "HR": 21,
-    "HU": 28,
-    "IE": 22,
-    "IL": 23,
-    "IQ": 23,
-    "IS": 26,
-    "IT": 27,
-    "JO": 30,
-    "KW": 30,
-    "KZ": 20,
-    "LB": 28,
-    "LC": 32,
-    "LI": 21,
-    "LT": 20,
-    "LU": 20,
-    "LV": 21,
-    "MC": 27,
-    "MD": 24,
-    "ME": 22,
-    "MK": 19,
-    "MR": 27,
-    "MT": 31,
-    "MU": 30,
-    "NL": 18,
-    "NO": 15,
-    "PK": 24,
-    "PL": 28,
-    "PS": 29,
-    "PT": 25,
-    "QA": 29,
-    "RO": 24,
-    "RS": 22,
-    "SA": 24,
-    "SC": 31,
-    "SE": 24,
-    "SI": 19,
-    "SK": 24,
-    "SM": 27,
-    "ST": 25,
-    "SV": 28,
-    "TL": 23,
-    "TN": 24,
-    "TR": 26,
-    "UA": 29,
-    "VA": 22,
-    "VG": 24,
-    "XK": 20,
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "BY": 28,
+    "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18,
+    "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22,
+    "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20,
+    "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15,
+    "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19,
+    "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
 }
+# fmt: on
 # A lookahead so that candidates may overlap ("xxDE89..." still finds "DE89...").
 _IBAN = re.compile(r"(?<![a-z])(?=([a-z]{2}\d{2}(?:[ \-]?[a-z0-9]){11,30}))", re.IGNORECASE)
 _LETTER_VALUES = {chr(c): str(c - 55) for c in range(ord("A"), ord("Z") + 1)}
@@ -278,70 +211,6 @@ def _secret_ok(m: re.Match[str]) -> bool:
         if value is not None:
             return any(ch.isdigit() for ch in value) or (group == "bearer" and len(value) >= 24)
     return True
-
-
-# --- prose -----------------------------------------------------------------------------------------------------
-# A word: a whitespace-separated token holding two letters in a row (numbers and codes are not words).
-_WORD = re.compile(r"(?<!\S)(?!\[redacted:)\S*?[^\W\d_]{2}")
-# Scripts written without spaces: every two characters count as a word.
-_UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_SENTENCE_END = re.compile(r"[.?!。？！]\s*$")
-
-MAX_LABEL_WORDS = 4  # metadata strings and names: "Customer Support Agent v2" passes, a sentence does not
-
-
-def _spaced(text: str) -> str:
-    """URL-encoded spaces ('%20', '+') read as spaces for the prose rules."""
-    return text.replace("%20", " ").replace("+", " ") if "%20" in text or "+" in text else text
-
-
-def word_count(text: str) -> int:
-    """Words in ``text``: whitespace/'+'/%20-separated tokens with two letters in a row, plus CJK pairs."""
-    text = _spaced(text)
-    count = len(_WORD.findall(text))
-    if not text.isascii():
-        count += len(_UNSPACED.findall(text)) // 2
-    return count
-
-
-# First/second-person pronouns: operators describe systems ("Upstream returned 503"), while people
-# write about themselves ("reset my password", "Can you help me"). '/', '-' and "'" next to the
-# word do not count, so "I/O error" and "us-east-1" pass.
-_PERSONAL = re.compile(
-    r"(?<![\w/\-'])(?:i|me|my|mine|you|your|yours|we|our|ours|ich|mein|meine|meinen|meinem|du|dein|deine"
-    r"|je|vous|votre|tu|yo|mis)(?![\w/\-'])",
-    re.IGNORECASE,
-)
-_PERSONAL_UNSPACED = re.compile("[我你您私僕俺]|あなた|わたし")
-
-
-def _personal(text: str) -> bool:
-    return _PERSONAL.search(text) is not None or (not text.isascii() and _PERSONAL_UNSPACED.search(text) is not None)
-
-
-_QUESTION_END = re.compile(r"[?？]\s*$")
-
-
-def is_prose(text: str, max_words: int = MAX_LABEL_WORDS) -> bool:
-    """For a label (metadata string, name): more than ``max_words`` words, a sentence or question of
-    three words or more, or two words or more written in the first or second person."""
-    text = _spaced(text)
-    words = word_count(text)
-    if words > max_words:
-        return True
-    if words >= 3 and _SENTENCE_END.search(text) is not None:
-        return True
-    return words >= 2 and _personal(text)
-
-
-def is_prose_message(text: str, max_words: int) -> bool:
-    """For a failure message, which may be a short operator sentence: more than ``max_words`` words,
-    or a question or first/second-person text of four words or more."""
-    text = _spaced(text)
-    words = word_count(text)
-    if words > max_words:
-        return True
-    return words >= 4 and (_QUESTION_END.search(text) is not None or _personal(text))
 
 
 Finder = Callable[[str], Iterator[tuple[int, int]]]
@@ -453,8 +322,3 @@ def find_spans(text: str) -> list[tuple[int, int, str]]:
         else:
             merged.append((start, end, reason))
     return merged
-
-
-def may_be_prose(text: str) -> bool:
-    """False when ``text`` cannot hold two words (no whitespace, '+', '%20', and plain ASCII)."""
-    return not text.isascii() or " " in text or "+" in text or "%20" in text or "\t" in text or "\n" in text

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 
 from agenttracer.model import MAX_MESSAGE_LEN, MAX_META_KEY_LEN, MAX_META_KEYS, MAX_META_STRING_LEN, MAX_NAME_LEN
 from agenttracer.privacy import reasons as R
-from agenttracer.privacy.detectors import (
-    find_reason,
-    find_spans,
+from agenttracer.privacy.detectors import find_reason, find_spans
+from agenttracer.privacy.prose import (
     is_prose,
     is_prose_message,
     may_be_prose,
