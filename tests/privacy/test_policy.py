@@ -277,3 +277,13 @@ def test_every_reason_code_is_documented() -> None:
     doc = (ROOT / "docs" / "data-flow.md").read_text(encoding="utf-8")
     missing = [code for code in REASONS if f"`{code}`" not in doc]
     assert missing == []
+
+
+def test_corrupt_text_is_refused_not_repaired() -> None:
+    assert scrub_metadata({"a": "x\x00y", "b": "x\udc80y", "ok\ud800": 1}) == (
+        {},
+        [Removal("a", "invalid_characters"), Removal("b", "invalid_characters"), Removal("[key 3]", "invalid_key")],
+    )
+    assert scrub_name("step\x07") == ("[redacted]", "invalid_characters")
+    assert scrub_message("boom\x00") == (None, "invalid_characters")
+    assert scrub_message("line one\nline two\tend") == ("line one\nline two\tend", None)

@@ -31,7 +31,7 @@ from agenttracer.privacy.prose import (
     may_be_prose,
     word_count,
 )
-from agenttracer.privacy.text import normalize_text
+from agenttracer.privacy.text import is_corrupt, normalize_text
 
 Scalar = bool | int | float | str
 
@@ -100,7 +100,7 @@ def classify_key(raw: str) -> tuple[str | None, str | None, bool]:
 
 
 def _classify_key(raw: str) -> tuple[str | None, str | None, bool]:
-    if len(raw) > 4 * MAX_META_KEY_LEN:
+    if len(raw) > 4 * MAX_META_KEY_LEN or is_corrupt(raw):
         return None, R.INVALID_KEY, False
     text = normalize_text(raw)
     key = normalize_key(text)
@@ -135,6 +135,8 @@ def check_label(value: str, max_len: int = MAX_META_STRING_LEN) -> tuple[str | N
         return cached, None
     if len(value) > 4 * max_len:  # bounded work: NFKC never shrinks text by that much
         return None, R.TOO_LONG
+    if is_corrupt(value):
+        return None, R.INVALID_CHARACTERS
     text = normalize_text(value)
     if len(text) > max_len:
         return None, R.TOO_LONG
@@ -251,6 +253,8 @@ def scrub_message(message: str | None) -> tuple[str | None, str | None]:
     try:
         if not isinstance(message, str):
             return None, R.UNSUPPORTED_TYPE
+        if is_corrupt(message):
+            return None, R.INVALID_CHARACTERS
         text, reason = _message_pass(normalize_text(message[:MAX_MESSAGE_SCAN]))
         # Redaction and the length cap can, rarely, create a new finding; settle on a fixed point.
         for _ in range(3):

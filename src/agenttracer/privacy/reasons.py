@@ -22,6 +22,7 @@ NESTED_VALUE = "nested_value"
 INT_OUT_OF_RANGE = "int_out_of_range"
 NON_FINITE = "non_finite"
 TOO_LONG = "too_long"
+INVALID_CHARACTERS = "invalid_characters"
 
 # Content detectors (metadata strings, names, keys and spans of failure messages).
 EMAIL = "email"
@@ -51,6 +52,8 @@ REASONS: dict[str, str] = {
     INT_OUT_OF_RANGE: "The integer is outside +/-(2**53 - 1), the range JSON consumers represent exactly.",
     NON_FINITE: "The float is NaN or infinite.",
     TOO_LONG: "The text is longer than its limit (128 characters for metadata strings and names).",
+    INVALID_CHARACTERS: "The text contains control characters (other than tab and newline) or lone surrogates: "
+    "corrupt data, refused rather than silently altered.",
     EMAIL: "The text contains an e-mail address (also spelled with %40, &#64;, [at], (at) or ' at ... dot ').",
     PHONE: "The text contains a telephone number.",
     PAYMENT_CARD: "The text or number contains a payment card number (13-19 digits passing the Luhn check).",

@@ -33,6 +33,7 @@ _INVISIBLE_CLASS = (
 )
 _INVISIBLE = re.compile(f"[{_INVISIBLE_CLASS}]")
 _ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CORRUPT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def normalize_text(text: str) -> str:
@@ -53,3 +54,13 @@ def normalize_text(text: str) -> str:
 def is_invisible(char: str) -> bool:
     """True for a character that ``normalize_text`` removes."""
     return _INVISIBLE.fullmatch(char) is not None
+
+
+def is_corrupt(text: str) -> bool:
+    """True if ``text`` holds control characters (other than tab, newline, CR) or lone surrogates.
+
+    Those are not spellings of anything: the policy refuses such text instead of repairing it.
+    """
+    if text.isascii() and text.isprintable():
+        return False
+    return _CORRUPT.search(text) is not None
