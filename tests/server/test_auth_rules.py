@@ -51,7 +51,8 @@ def test_require_auth_closes_the_api_before_any_key_exists(engine: sa.Engine) ->
         resp = client.get("/v1/thing")
     assert resp.status_code == 401
     assert resp.headers["www-authenticate"].startswith("Bearer")
-    assert resp.json()["detail"]["error"] == "unauthorized"
+    body = resp.json()["detail"]
+    assert body["error"] == "unauthorized" and body["field"] == "authorization" and "X-API-Key" in body["rule"]
 
 
 def test_once_a_key_exists_requests_need_one(read_client: httpx.Client, engine: sa.Engine) -> None:
