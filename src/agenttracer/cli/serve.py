@@ -163,11 +163,32 @@ def _run(services: list[Any], settings: Any) -> None:
             typer.echo(f"  {_LABELS.get(svc.name, svc.name):<11} {url}{extra}", err=True)
         typer.echo("AgentTracer is up. Press Ctrl-C to stop.", err=True)
 
+    # With AGENTTRACER_RETENTION_DAYS set, the process that serves ingest also prunes old runs.
+    retention = None
+    if settings.retention_days and any(svc.name == "ingest" for svc in services):
+        from agenttracer.store.retention import start_retention
+
+        retention = start_retention(_engine(settings), settings.retention_days)
     try:
         serve(services, on_started=announce)  # logging levels were set above
     except StartupError as exc:
         raise _fail(str(exc)) from None
+    finally:
+        if retention is not None:
+            retention.stop()
+            retention.engine.dispose()
     typer.echo("AgentTracer stopped.", err=True)
+
+
+def _with_dashboard_origin(settings: Any) -> Any:
+    """Let the dashboard served by this process read the Query API from the browser, whatever its port."""
+    from dataclasses import replace
+
+    hosts = ["localhost", "127.0.0.1"]
+    if settings.host not in ("0.0.0.0", "::", *hosts):
+        hosts.append(settings.host)
+    extra = [f"http://{h}:{settings.ui_port}" for h in hosts]
+    return replace(settings, cors_origins=tuple(dict.fromkeys([*settings.cors_origins, *extra])))
 
 
 @app.command()
@@ -193,6 +214,8 @@ def up(
         insecure_bind=insecure_bind or None,
         log_level=log_level,
     )
+    if not no_ui:
+        settings = _with_dashboard_origin(settings)
     engine = _engine(settings)
     try:
         _migrate(settings, engine)
