@@ -155,9 +155,9 @@ def scenario(label: str, api_url: str, rounds: int, steps: int, overhead: int) -
                 gc.collect()
                 results[name].append(measure(open_step, steps, overhead))
                 sink.clear()
-        # Let delivery catch up between rounds, as an agent's think time would.
-        tracer.flush(5.0)
-    tracer.shutdown(5.0)
+        # Let delivery catch up between rounds, as an agent's think time would (a moment when it cannot).
+        tracer.flush(5.0 if label == "up" else 0.2)
+    tracer.shutdown(5.0 if label == "up" else 0.5)
     provider.shutdown()
     stats = tracer.stats()
 
