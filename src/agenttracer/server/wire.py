@@ -250,6 +250,14 @@ class StatsResponse(BaseModel):
     step_types: list[StepGroupOut] = Field(description="Per step type, most total latency first.")
     step_names: list[StepGroupOut] = Field(description="Per (step type, name), most total latency first (top 100).")
     step_names_truncated: bool = Field(description="True when more than 100 step names exist.")
+    step_sample_runs: int = Field(
+        description="Runs whose steps the per-step numbers (step_types, step_names, top_failing_steps, "
+        "retries.time_in_retries_ms) were computed from."
+    )
+    steps_sampled: bool = Field(
+        description="True when more runs matched than are read for per-step numbers: those then cover the "
+        "newest step_sample_runs matching runs (all other numbers always cover every matching run)."
+    )
     timeline: TimelineOut
     generated_at: datetime
 

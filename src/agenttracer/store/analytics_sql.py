@@ -45,6 +45,21 @@ def _keys(src: sa.Subquery) -> list[sa.ColumnElement[Any]]:
     return [c for c in src.c if c.name.startswith("k")]
 
 
+ANALYTICS_WORK_MEM = "32MB"
+
+
+def tune(conn: sa.Connection) -> None:
+    """Give this transaction's sorts enough memory to stay off disk (PostgreSQL; reset at transaction end)."""
+    if is_postgres(conn):
+        conn.exec_driver_sql(f"SET LOCAL work_mem = '{ANALYTICS_WORK_MEM}'")
+
+
+def percentiles_aggregate(value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """PostgreSQL only: ``percentile_cont(ARRAY[QUANTILES]) WITHIN GROUP (ORDER BY value)``, one sort for all."""
+    array = postgresql.ARRAY(sa.Float())
+    return sa.func.percentile_cont(sa.literal(list(QUANTILES), type_=array), type_=array).within_group(value)
+
+
 def grouped_percentiles(conn: sa.Connection, src: sa.Subquery) -> dict[Key, Percentiles]:
     """p50/p95/p99 of ``src.c.v`` per group of key columns (one group, key ``()``, without keys).
 
@@ -52,10 +67,7 @@ def grouped_percentiles(conn: sa.Connection, src: sa.Subquery) -> dict[Key, Perc
     """
     keys = _keys(src)
     if is_postgres(conn):
-        agg = sa.func.percentile_cont(
-            sa.literal(list(QUANTILES), type_=postgresql.ARRAY(sa.Float())), type_=postgresql.ARRAY(sa.Float())
-        ).within_group(src.c.v)
-        stmt = sa.select(*keys, agg.label("ps")).where(src.c.v.is_not(None)).group_by(*keys)
+        stmt = sa.select(*keys, percentiles_aggregate(src.c.v).label("ps")).where(src.c.v.is_not(None)).group_by(*keys)
         # Without keys an aggregate over no rows still returns one row, holding NULL.
         return {tuple(row[:-1]): Percentiles.of(row[-1]) for row in conn.execute(stmt) if row[-1] is not None}
     return _sqlite_percentiles(conn, src, keys)
