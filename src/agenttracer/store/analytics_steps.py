@@ -12,10 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from agenttracer.model import RunStatus, StepStatus
-from agenttracer.store.analytics_sql import Key, Percentiles, grouped_percentiles, is_postgres, percentiles_aggregate
+from agenttracer.store.analytics_sql import (
+    Key,
+    Percentiles,
+    grouped_percentiles,
+    is_postgres,
+    one_of,
+    percentiles_aggregate,
+)
 from agenttracer.store.tables import runs, steps
 
 STEP_SAMPLE_RUNS = 5_000
@@ -57,13 +63,6 @@ class StepBreakdown:
     sampled: bool
 
 
-def _one_of(conn: sa.Connection, column: sa.ColumnElement[Any], values: list[str]) -> sa.ColumnElement[bool]:
-    """``column`` is one of ``values``: one array parameter on PostgreSQL, an expanding IN on SQLite."""
-    if is_postgres(conn):
-        return column == sa.any_(sa.literal(values, type_=postgresql.ARRAY(sa.String())))
-    return column.in_(values)
-
-
 def _ratio(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
@@ -93,8 +92,8 @@ def step_breakdown(
         ).all()
         run_time = sum(float(d) for _, fin, d in sorted(sample) if fin and d is not None)
         ids = [row[0] for row in sample]
-        where = [_one_of(conn, runs.c.run_id, ids)]
-        step_where = [_one_of(conn, steps.c.run_id, ids)]
+        where = [one_of(conn, runs.c.run_id, ids)]
+        step_where = [one_of(conn, steps.c.run_id, ids)]
     rs = sa.select(runs.c.run_id, finished.label("fin")).where(*where).subquery("rs")
     joined = steps.join(rs, steps.c.run_id == rs.c.run_id)
     retry = steps.c.attempt > 1
