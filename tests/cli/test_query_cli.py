@@ -25,32 +25,34 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from agenttracer.cli import app
+from agenttracer.server import ingest
 from agenttracer.server import query as query_module
 from agenttracer.server.settings import Settings
 from agenttracer.store.engine import make_engine
 from agenttracer.store.keys import create_key
 from agenttracer.store.migrate import upgrade
+from tests.support.analytics_data import scenario, served_scenario
 from tests.support.live import serve
-from tests.support.rundata import RunSpec, StepSpec, insert_runs, sample_runs
+from tests.support.rundata import RunSpec, StepSpec, ingest_runs, sample_runs
 
 
 @dataclass
 class Server:
     url: str
-    engine: sa.Engine  # read-write, to add runs while a command runs
+    ingest_url: str  # to add runs while a command runs
     specs: list[RunSpec]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Ingest and Query APIs on one database, loaded with the sample fleet through the Ingest API."""
     db_url = f"sqlite:///{(tmp_path_factory.mktemp('cli') / 'at.db').as_posix()}"
-    engine = make_engine(db_url)
-    upgrade(engine)
+    upgrade(make_engine(db_url, poolclass=sa.pool.NullPool))
+    settings = Settings(database_url=db_url)
     specs = sample_runs()
-    insert_runs(engine, specs)
-    with serve(query_module.create_app(Settings(database_url=db_url))) as url:
-        yield Server(url, engine, specs)
-    engine.dispose()
+    with serve(ingest.create_app(settings)) as ingest_url, serve(query_module.create_app(settings)) as url:
+        ingest_runs(ingest_url, specs)
+        yield Server(url, ingest_url, specs)
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> Any:
@@ -191,9 +193,9 @@ def test_tail_prints_runs_as_they_finish_and_only_new_ones(server: Server) -> No
 
     def produce() -> None:
         time.sleep(0.6)
-        insert_runs(server.engine, [running, done[0]])
+        ingest_runs(server.ingest_url, [running, done[0]])
         time.sleep(0.4)
-        insert_runs(server.engine, [done[1]])
+        ingest_runs(server.ingest_url, [done[1]])
 
     producer = threading.Thread(target=produce)
     producer.start()
@@ -229,3 +231,58 @@ def test_tail_stops_cleanly_on_ctrl_c(server: Server) -> None:
     assert proc.returncode == 0
     assert "stopped" in stderr
     assert "Traceback" not in stderr + stdout
+
+
+@pytest.fixture(scope="module")
+def analytics_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The analytics scenario: v2's tool is 2x slower and fails 3x as often; tiny-agent has 5 runs a side."""
+    base, candidate, tiny = scenario()
+    with served_scenario("sqlite", tmp_path_factory.mktemp("an"), base + candidate + tiny) as url:
+        yield url
+
+
+def test_stats_shows_outcomes_latency_attribution_and_retries(analytics_server: str) -> None:
+    api = httpx.get(analytics_server + "/v1/stats", params={"agent_id": "support-agent"}).json()
+    result = cli("stats", "--url", analytics_server, "--agent", "support-agent")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert f"{api['total_runs']} runs ({api['finished_runs']} finished" in out
+    assert f"success {api['success_rate'] * 100:.1f}%" in out
+    assert "by type: tool " in out and "by code: timeout " in out
+    rows = {line.split()[0]: line for line in out.split("latency by step type")[1].splitlines()[3:8]}
+    assert set(rows) == {g["step_type"] for g in api["step_types"]}
+    tool = next(g for g in api["step_types"] if g["step_type"] == "tool")
+    assert f"{tool['share_of_run_time'] * 100:.1f}%" in rows["tool"]
+    assert f"retries      {api['retries']['retry_steps']} of {api['retries']['total_steps']} steps" in out
+    as_json = cli("stats", "--url", analytics_server, "--agent", "support-agent", "--json")
+    body = json.loads(as_json.stdout)
+    # Everything but the moments the two requests were answered ("now").
+    for doc in (body, api):
+        del doc["generated_at"], doc["timeline"]["end"]
+    assert body == api
+
+
+def test_compare_flags_the_slower_failing_version_as_significant(analytics_server: str) -> None:
+    result = cli("compare", "support-agent", "v1", "v2", "--url", analytics_server)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "support-agent: v1 → v2" in out
+    assert "finished runs: base 100, candidate 100" in out
+    tool_row = next(line for line in out.splitlines() if line.strip().startswith("tool "))
+    assert tool_row.count("significant (p=") == 2  # latency and error rate
+    assert "significant differences:" in out and "step_types.tool.latency_ms" in out
+    assert "plan → retrieval → tool → respond" in out
+
+
+def test_compare_says_when_the_sample_is_too_small(analytics_server: str) -> None:
+    result = cli("compare", "tiny-agent", "t1", "t2", "--url", analytics_server)
+    assert result.exit_code == 0, result.output
+    assert "too few runs to tell: each version needs more finished runs" in result.output
+    assert "significant (" not in result.output
+
+
+def test_compare_json_and_its_errors(analytics_server: str) -> None:
+    body = json.loads(cli("compare", "support-agent", "v1", "v2", "--url", analytics_server, "--json").stdout)
+    assert body["base"]["version"] == "v1" and "success_rate" in body["significant"]
+    same = cli("compare", "support-agent", "v1", "v1", "--url", analytics_server)
+    assert same.exit_code == 1 and "candidate: must differ from base" in same.stderr

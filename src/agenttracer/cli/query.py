@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from agenttracer.cli import analytics_render
 from agenttracer.cli import query_render as render
 from agenttracer.cli.app import app
 from agenttracer.cli.query_client import DEFAULT_QUERY_URL, NotFound, QueryClient, QueryError, parse_time
@@ -149,7 +150,7 @@ def stats_cmd(
     if as_json:
         _print_json(data)
     else:
-        _console().print(render.report(data, title="stats"))
+        _console().print(analytics_render.stats_view(data))
 
 
 @app.command("compare")
@@ -168,7 +169,7 @@ def compare_cmd(
     if as_json:
         _print_json(data)
     else:
-        _console().print(render.report(data, title=f"{agent}: {base} → {candidate}"))
+        _console().print(analytics_render.compare_view(data))
 
 
 def _analytics(client: QueryClient, path: str, params: dict[str, Any]) -> Any:

@@ -1,4 +1,4 @@
-"""Rich renderings for the CLI's read commands: the runs table, the step waterfall, generic reports.
+"""Rich renderings for the CLI's read commands: the runs table and the step waterfall.
 
 Functions take the Query API's JSON (as dicts) and return Rich renderables; the commands print them.
 """
@@ -132,50 +132,3 @@ def waterfall(detail: dict[str, Any], width: int = WATERFALL_WIDTH) -> Renderabl
             fmt_ms(step.get("latency_ms")), bar, notes,
         )
     return Group(header, Text(""), table)
-
-
-def report(data: Any, title: str | None = None) -> RenderableType:
-    """A generic, readable rendering of a JSON report: scalars as key/value rows, lists of objects as tables."""
-    if isinstance(data, dict):
-        scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list))}
-        parts: list[RenderableType] = []
-        if scalars:
-            kv = Table(show_header=False, show_edge=False, title=title, title_justify="left", title_style="bold")
-            kv.add_column(style="bold")
-            kv.add_column()
-            for k, v in scalars.items():
-                kv.add_row(k, _scalar(v))
-            parts.append(kv)
-        elif title:
-            parts.append(Text(title, style="bold"))
-        for k, v in data.items():
-            if isinstance(v, (dict, list)):
-                parts.append(Text(""))
-                parts.append(report(v, title=f"{title + ' › ' if title else ''}{k}"))
-        return Group(*parts)
-    if isinstance(data, list):
-        if data and all(isinstance(row, dict) for row in data):
-            columns: list[str] = []
-            for row in data:
-                columns += [c for c in row if c not in columns]
-            table = Table(title=title, title_justify="left", title_style="bold", show_edge=False)
-            for c in columns:
-                table.add_column(c)
-            for row in data:
-                table.add_row(*(_scalar(row.get(c)) for c in columns))
-            return table
-        return Text(f"{title}: " if title else "").append(", ".join(_scalar(v) for v in data) or "(none)")
-    return Text(_scalar(data))
-
-
-def _scalar(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (dict, list)):
-        return ", ".join(f"{k}={_scalar(v)}" for k, v in value.items()) if isinstance(value, dict) else ", ".join(
-            _scalar(v) for v in value)
-    return str(value)
