@@ -1,5 +1,152 @@
-"""CLI commands: admin (to be filled in)."""
+"""CLI commands for operators: ``keys create|list|revoke`` and ``prune``.
+
+Each takes ``--database-url`` (default: ``AGENTTRACER_DATABASE_URL``, then the local SQLite file).
+``keys create`` writes the new key alone on stdout — it is shown this once and never stored — and
+everything else on stderr, so ``KEY=$(agenttracer keys create --scope ingest)`` just works.
+"""
 
 from __future__ import annotations
 
-from agenttracer.cli.app import app  # noqa: F401
+import sys
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agenttracer.cli.app import app
+from agenttracer.server.settings import Settings
+from agenttracer.store.engine import make_engine
+from agenttracer.store.keys import SCOPES, create_key, list_keys, revoke_key
+from agenttracer.store.retention import parse_age, prune
+from agenttracer.store.tables import api_keys
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+err = Console(stderr=True)
+
+DatabaseUrl = typer.Option(
+    None,
+    "--database-url",
+    envvar="AGENTTRACER_DATABASE_URL",
+    help="Database to use (sqlite:///path or postgresql://…). Default: the local SQLite file.",
+    show_default=False,
+)
+
+
+def _engine(database_url: str | None) -> sa.Engine:
+    url = Settings.from_env(database_url=database_url).database_url
+    try:
+        engine = make_engine(url, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            migrated = sa.inspect(conn).has_table(api_keys.name)
+    except (ValueError, sa.exc.SQLAlchemyError) as exc:
+        err.print(f"[red]cannot open the database:[/red] {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        raise typer.Exit(2) from None
+    if not migrated:
+        err.print("[red]the database has no AgentTracer tables yet:[/red] run `agenttracer migrate` first")
+        raise typer.Exit(2)
+    return engine
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: str = typer.Option(..., "--scope", help="What the key opens: 'ingest' (Ingest API) or 'read' (Query API)."),
+    name: str | None = typer.Option(None, "--name", help="A label to recognise the key by (≤ 64 characters)."),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Create a key and print it once. Store it now: only its hash is kept."""
+    if scope not in SCOPES:
+        err.print(f"[red]--scope must be one of: {', '.join(SCOPES)}[/red]")
+        raise typer.Exit(2)
+    engine = _engine(database_url)
+    try:
+        info, key = create_key(engine, scope, name)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    err.print(f"created {info.key_id} (scope {info.scope}{', name ' + info.name if info.name else ''}).")
+    err.print("This is the only time the key is shown: keep it in your secret store.")
+    sys.stdout.write(key + "\n")
+
+
+@keys_app.command("list")
+def keys_list(database_url: str | None = DatabaseUrl) -> None:
+    """List keys: id, scope, name, the key's prefix and last four characters, created, revoked."""
+    engine = _engine(database_url)
+    try:
+        keys = list_keys(engine)
+    finally:
+        engine.dispose()
+    if not keys:
+        err.print("no API keys: the APIs are open (see docs/configuration.md).")
+        return
+    table = Table("id", "scope", "name", "key", "created", "revoked", box=None)
+    for k in keys:
+        table.add_row(
+            k.key_id,
+            k.scope,
+            k.name or "",
+            k.masked,
+            k.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+            k.revoked_at.strftime("%Y-%m-%d %H:%M:%SZ") if k.revoked_at else "",
+        )
+    Console(width=200).print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: str = typer.Argument(..., help="The key's id, as `agenttracer keys list` shows it."),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Revoke a key. Both APIs refuse it from the next request on."""
+    engine = _engine(database_url)
+    try:
+        found = revoke_key(engine, key_id)
+    finally:
+        engine.dispose()
+    if not found:
+        err.print(f"[red]no key with id {key_id!r}[/red]")
+        raise typer.Exit(1)
+    err.print(f"revoked {key_id}")
+
+
+@app.command("prune")
+def prune_command(
+    older_than: str | None = typer.Option(
+        None,
+        "--older-than",
+        help="Delete runs that started longer ago than this: 30d, 12h, 90m. "
+        "Default: AGENTTRACER_RETENTION_DAYS days.",
+        show_default=False,
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be deleted; delete nothing."),
+    batch_size: int = typer.Option(500, "--batch-size", min=1, help="Runs deleted per transaction."),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Delete whole runs — with their steps and failure — older than a cut-off, in small batches."""
+    if older_than is None:
+        days = Settings.from_env().retention_days
+        if not days:
+            err.print("[red]say how old: --older-than 30d (or set AGENTTRACER_RETENTION_DAYS)[/red]")
+            raise typer.Exit(2)
+        older_than = f"{days}d"
+    try:
+        age = parse_age(older_than)
+    except ValueError as exc:
+        err.print(f"[red]--older-than: {exc}[/red]")
+        raise typer.Exit(2) from None
+    engine = _engine(database_url)
+    try:
+        result = prune(engine, age, batch_size=batch_size, dry_run=dry_run)
+    finally:
+        engine.dispose()
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(
+        f"{verb} {result.runs} runs, {result.steps} steps, {result.failures} failures "
+        f"that started before {result.cutoff.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        + ("" if dry_run else f" ({result.batches} batches)")
+    )

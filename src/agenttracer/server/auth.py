@@ -1,28 +1,192 @@
-"""API keys and access control for both APIs.
+"""API keys and access control for both APIs, and per-key rate limiting on ingest.
 
-NOTE: placeholder that fixes the interface; the production-readiness work fills in keys, scopes and
-rate limiting behind the same function.
+Every ``/v1`` route of the Ingest API carries ``auth_dependency(settings, engine, "ingest")`` and every
+``/v1`` route of the Query API ``auth_dependency(settings, engine, "read")``. The rules:
+
+* Auth is *on* when ``AGENTTRACER_REQUIRE_AUTH=1`` or once any key has been created. Revoked keys
+  still count: revoking the last key locks the APIs rather than quietly opening them again.
+* A key arrives as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
+* A presented key that is unknown or revoked is refused with 401 even when auth is off (a client
+  that sends a key expects it to be checked); a valid key of the other scope gets 403.
+* With auth on, a request without a key gets 401. With auth off, it is let through.
+
+The key itself never appears in a response, a log line or an exception: lookups use its digest.
+Nothing is cached, so creating or revoking a key takes effect on the next request.
+
+Rate limiting (``AGENTTRACER_RATE_LIMIT_PER_MINUTE``, 0 = off) is a token bucket per key — per client
+address when no key is used — kept in this process's memory. Behind a load balancer with N ingest
+processes the effective limit is N times the setting.
 """
 
 from __future__ import annotations
 
+import math
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from fastapi import HTTPException, Request
 
 from agenttracer.server.settings import Settings
+from agenttracer.store.keys import KEY_PREFIXES, SCOPES, KeyStatus, any_key_exists, verify_key
+
+# Longer than any key we issue, short enough that hashing junk costs nothing.
+MAX_PRESENTED_KEY_LEN = 256
+REALM = 'Bearer realm="agenttracer"'
 
 
-def auth_dependency(settings: Settings, engine: sa.Engine, scope: str) -> Callable[..., Any]:
-    """A FastAPI dependency that admits a request to an API of ``scope`` ('ingest' or 'read')."""
+@dataclass(frozen=True)
+class Principal:
+    """Who made the request: a key (by id, never by value), or nobody when auth is off."""
 
-    async def _allow() -> None:
-        return None
+    key_id: str | None
+    scope: str | None
 
-    return _allow
+
+ANONYMOUS = Principal(key_id=None, scope=None)
+
+
+def _error(status: int, code: str, message: str, www_authenticate: str | None = None) -> HTTPException:
+    headers = {"WWW-Authenticate": www_authenticate} if www_authenticate else None
+    return HTTPException(status_code=status, detail={"error": code, "message": message}, headers=headers)
+
+
+def presented_key(request: Request) -> str | None:
+    """The key the client sent, from ``Authorization: Bearer`` or ``X-API-Key``; None when absent."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise _error(
+                401,
+                "invalid_authorization_header",
+                "the Authorization header must be 'Bearer <key>'",
+                f'{REALM}, error="invalid_request"',
+            )
+        return value.strip()
+    header = request.headers.get("x-api-key")
+    if header is not None:
+        return header.strip() or None
+    return None
 
 
 def auth_required(settings: Settings, engine: sa.Engine) -> bool:
-    """True when the APIs demand keys: ``AGENTTRACER_REQUIRE_AUTH=1`` or (once implemented) any key exists."""
-    return settings.require_auth
+    """True when the APIs demand keys: ``AGENTTRACER_REQUIRE_AUTH=1`` or any key has been created."""
+    if settings.require_auth:
+        return True
+    try:
+        with engine.connect() as conn:
+            return any_key_exists(conn)
+    except sa.exc.OperationalError:
+        # No database (or no schema) yet: no key can exist. Callers run migrations before serving.
+        return False
+    except sa.exc.ProgrammingError:
+        return False
+
+
+class TokenBucketLimiter:
+    """``per_minute`` requests per minute per identity, with bursts up to a minute's allowance.
+
+    In-process only. Buckets idle for a minute are full again, so they are forgotten when the table
+    grows past ``max_tracked``: memory stays bounded by the number of identities active in a minute.
+    """
+
+    def __init__(
+        self, per_minute: int, *, clock: Callable[[], float] = time.monotonic, max_tracked: int = 10_000
+    ) -> None:
+        if per_minute <= 0:
+            raise ValueError("per_minute must be positive")
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0  # tokens per second
+        self._clock = clock
+        self._max_tracked = max_tracked
+        self._buckets: dict[str, tuple[float, float]] = {}  # identity -> (tokens, last update)
+        self._lock = threading.Lock()
+
+    def acquire(self, identity: str) -> float:
+        """Take one token: 0.0 when allowed, else the seconds until a token will be there."""
+        now = self._clock()
+        with self._lock:
+            tokens, last = self._buckets.get(identity, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[identity] = (tokens - 1.0, now)
+                self._forget_idle(now)
+                return 0.0
+            self._buckets[identity] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+    def _forget_idle(self, now: float) -> None:
+        if len(self._buckets) <= self._max_tracked:
+            return
+        refill_time = self.capacity / self.rate
+        for identity, (_, last) in list(self._buckets.items()):
+            if now - last >= refill_time:
+                del self._buckets[identity]
+
+
+def auth_dependency(settings: Settings, engine: sa.Engine, scope: str) -> Callable[..., Any]:
+    """A FastAPI dependency that admits a request to an API of ``scope`` ('ingest' or 'read').
+
+    It returns the :class:`Principal`, raises 401/403 (with ``WWW-Authenticate``) or, on ingest with a
+    rate limit set, 429 with ``Retry-After``. It is a plain function, so FastAPI runs its one small
+    query in the thread pool instead of on the event loop.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+    limiter = (
+        TokenBucketLimiter(settings.rate_limit_per_minute)
+        if scope == "ingest" and settings.rate_limit_per_minute > 0
+        else None
+    )
+    insufficient = f'{REALM}, error="insufficient_scope", scope="{scope}"'
+    invalid = f'{REALM}, error="invalid_token"'
+
+    def check(request: Request) -> Principal:
+        key = presented_key(request)
+        principal = _authenticate(key)
+        if limiter is not None:
+            identity = principal.key_id or f"addr:{request.client.host if request.client else 'unknown'}"
+            wait = limiter.acquire(identity)
+            if wait > 0:
+                retry_after = max(1, math.ceil(wait))
+                raise HTTPException(
+                    status_code=429,
+                    detail={
+                        "error": "rate_limited",
+                        "message": f"more than {settings.rate_limit_per_minute} requests per minute for this key",
+                        "retry_after_s": retry_after,
+                    },
+                    headers={"Retry-After": str(retry_after)},
+                )
+        return principal
+
+    def _authenticate(key: str | None) -> Principal:
+        if key is None:
+            if settings.require_auth:
+                raise _error(401, "unauthorized", f"this API needs an API key of scope '{scope}'", REALM)
+            with engine.connect() as conn:
+                if any_key_exists(conn):
+                    raise _error(401, "unauthorized", f"this API needs an API key of scope '{scope}'", REALM)
+            return ANONYMOUS
+        if len(key) > MAX_PRESENTED_KEY_LEN or not key.startswith(tuple(KEY_PREFIXES.values())):
+            raise _error(401, "invalid_key", "the API key is not valid", invalid)
+        with engine.connect() as conn:
+            result = verify_key(conn, key)
+        if result.status is KeyStatus.REVOKED:
+            raise _error(401, "revoked_key", "the API key has been revoked", invalid)
+        if result.status is not KeyStatus.VALID or result.key is None:
+            raise _error(401, "invalid_key", "the API key is not valid", invalid)
+        if result.key.scope != scope:
+            raise _error(
+                403,
+                "wrong_scope",
+                f"this API needs a key of scope '{scope}'; the key presented has scope '{result.key.scope}'",
+                insufficient,
+            )
+        return Principal(key_id=result.key.key_id, scope=result.key.scope)
+
+    return check

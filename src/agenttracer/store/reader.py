@@ -1,0 +1,242 @@
+"""Read queries behind the Query API: the runs list (keyset pagination), run detail and agents.
+
+Every function takes an open ``Connection`` (the Query API's is read-only) and returns plain dicts
+keyed by column name, which ``server/wire.py`` models validate. Stats and version comparison live in
+``store/analytics.py``.
+
+Pagination is keyset, newest first on ``(started_at, run_id)``: a page never shifts when new runs
+arrive, and each page is an index range scan however deep the caller goes. Runs whose ``started_at``
+is still unknown (a step arrived before its ``run_start``) sort after every dated run, by run_id.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from agenttracer.store.filters import RunFilters, run_conditions
+from agenttracer.store.tables import failures, runs, steps
+
+RUN_COLUMNS = (
+    "run_id",
+    "agent_id",
+    "agent_version",
+    "environment",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "step_count",
+    "error_step_count",
+    "retry_count",
+    "failure_type",
+    "failure_code",
+    "meta",
+    "meta_removed",
+)
+STEP_COLUMNS = (
+    "seq",
+    "step_type",
+    "name",
+    "status",
+    "started_at",
+    "ended_at",
+    "latency_ms",
+    "attempt",
+    "retry_of_seq",
+    "parent_seq",
+    "error_class",
+    "failure_code",
+    "meta",
+    "meta_removed",
+)
+FAILURE_COLUMNS = ("failure_type", "failure_code", "step_seq", "message", "recorded_at")
+
+_run_cols = [runs.c[name] for name in RUN_COLUMNS]
+
+
+class CursorError(ValueError):
+    """A cursor that is not one this server issued for these filters."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Position after the last run of a page. ``started_at`` None: inside the undated tail."""
+
+    started_at: datetime | None
+    run_id: str
+
+
+def _filters_fingerprint(f: RunFilters) -> str:
+    # Ties a cursor to the filters it was issued for, so reusing it with other filters is refused
+    # instead of silently skipping runs.
+    raw = json.dumps(asdict(f), default=str, sort_keys=True).encode()
+    return hashlib.sha256(raw).hexdigest()[:12]
+
+
+def encode_cursor(cursor: Cursor, filters: RunFilters) -> str:
+    payload = {
+        "t": cursor.started_at.astimezone(timezone.utc).isoformat() if cursor.started_at else None,
+        "r": cursor.run_id,
+        "f": _filters_fingerprint(filters),
+    }
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str, filters: RunFilters) -> Cursor:
+    """Parse a cursor from ``encode_cursor``; raise CursorError saying what is wrong with it."""
+    if len(token) > 512:
+        raise CursorError("cursor is too long to be one this API issued")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        payload = json.loads(raw)
+        t, run_id, fingerprint = payload["t"], payload["r"], payload["f"]
+        if not isinstance(run_id, str) or not isinstance(fingerprint, str) or not run_id:
+            raise TypeError
+        started_at = None if t is None else datetime.fromisoformat(t)
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
+        raise CursorError("cursor is malformed: pass back the next_cursor value of a previous page unchanged") from None
+    if started_at is not None and started_at.tzinfo is None:
+        raise CursorError("cursor is malformed: pass back the next_cursor value of a previous page unchanged")
+    if fingerprint != _filters_fingerprint(filters):
+        raise CursorError("cursor was issued for different filters: repeat the first request's filters or start over")
+    return Cursor(started_at, run_id)
+
+
+def _rows(result: sa.CursorResult[Any]) -> list[dict[str, Any]]:
+    return [dict(row._mapping) for row in result]
+
+
+def list_runs(
+    conn: sa.Connection, filters: RunFilters, *, limit: int, cursor: Cursor | None = None
+) -> tuple[list[dict[str, Any]], Cursor | None]:
+    """Up to ``limit`` runs matching ``filters``, newest first, after ``cursor``; plus the next cursor."""
+    conds = run_conditions(filters)
+    items: list[dict[str, Any]] = []
+    # Phase 1: dated runs, keyset on (started_at, run_id) descending.
+    if cursor is None or cursor.started_at is not None:
+        dated = [*conds, runs.c.started_at.is_not(None)]
+        if cursor is not None:
+            dated.append(
+                sa.or_(
+                    runs.c.started_at < cursor.started_at,
+                    sa.and_(runs.c.started_at == cursor.started_at, runs.c.run_id < cursor.run_id),
+                )
+            )
+        q = (
+            sa.select(*_run_cols)
+            .where(*dated)
+            .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+            .limit(limit + 1)
+        )
+        items = _rows(conn.execute(q))
+    # Phase 2: the undated tail (time filters exclude it: an unknown start is in no range).
+    if len(items) <= limit and filters.since is None and filters.until is None:
+        undated = [*conds, runs.c.started_at.is_(None)]
+        if cursor is not None and cursor.started_at is None:
+            undated.append(runs.c.run_id < cursor.run_id)
+        q = sa.select(*_run_cols).where(*undated).order_by(runs.c.run_id.desc()).limit(limit + 1 - len(items))
+        items.extend(_rows(conn.execute(q)))
+    if len(items) <= limit:
+        return items, None
+    items = items[:limit]
+    last = items[-1]
+    return items, Cursor(last["started_at"], last["run_id"])
+
+
+def get_run(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
+    """The run with its steps (seq order) and failure, or None when no such run exists."""
+    run = conn.execute(sa.select(*_run_cols).where(runs.c.run_id == run_id)).first()
+    if run is None:
+        return None
+    step_rows = _rows(
+        conn.execute(
+            sa.select(*[steps.c[name] for name in STEP_COLUMNS])
+            .where(steps.c.run_id == run_id)
+            .order_by(steps.c.seq)
+        )
+    )
+    failure = conn.execute(
+        sa.select(*[failures.c[name] for name in FAILURE_COLUMNS]).where(failures.c.run_id == run_id)
+    ).first()
+    return {
+        "run": dict(run._mapping),
+        "steps": step_rows,
+        "failure": dict(failure._mapping) if failure is not None else None,
+    }
+
+
+def list_agents(conn: sa.Connection) -> list[dict[str, Any]]:
+    """Every agent with its versions and environments, run counts and last-seen times, newest first."""
+    q = (
+        sa.select(
+            runs.c.agent_id,
+            runs.c.agent_version,
+            runs.c.environment,
+            sa.func.count().label("run_count"),
+            sa.func.max(runs.c.started_at).label("last_seen"),
+        )
+        .where(runs.c.agent_id.is_not(None))
+        .group_by(runs.c.agent_id, runs.c.agent_version, runs.c.environment)
+    )
+    agents: dict[str, dict[str, Any]] = {}
+    for agent_id, version, environment, count, last_seen in conn.execute(q):
+        # max() over a UTCDateTime column loses the type on SQLite; normalise both backends to aware UTC.
+        last_seen = _as_utc(last_seen)
+        agent = agents.setdefault(
+            agent_id, {"agent_id": agent_id, "run_count": 0, "last_seen": None, "versions": {}, "environments": {}}
+        )
+        agent["run_count"] += count
+        agent["last_seen"] = _later(agent["last_seen"], last_seen)
+        for key, value in (("versions", version), ("environments", environment)):
+            if value is None:
+                continue
+            field = "agent_version" if key == "versions" else "environment"
+            entry = agent[key].setdefault(value, {field: value, "run_count": 0, "last_seen": None})
+            entry["run_count"] += count
+            entry["last_seen"] = _later(entry["last_seen"], last_seen)
+    out = []
+    for agent in agents.values():
+        agent["versions"] = _newest_first(agent["versions"].values(), "agent_version")
+        agent["environments"] = _newest_first(agent["environments"].values(), "environment")
+        out.append(agent)
+    return _newest_first(out, "agent_id")
+
+
+def ping(conn: sa.Connection) -> None:
+    """Raise if the database cannot answer a trivial query through this connection."""
+    conn.execute(sa.select(sa.func.count()).select_from(sa.select(runs.c.run_id).limit(1).subquery()))
+
+
+def _as_utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _newest_first(entries: Any, name_key: str) -> list[dict[str, Any]]:
+    # Newest last_seen first; ties (and undated entries) by name, so the order is deterministic.
+    ordered = sorted(entries, key=lambda e: e[name_key])
+    return sorted(ordered, key=lambda e: e["last_seen"] or _EPOCH, reverse=True)

@@ -1,0 +1,185 @@
+"""Retention: delete whole runs (with their steps and failure) older than a cut-off.
+
+A run's age is its ``started_at``; a placeholder run that never received its ``run_start`` event is
+aged by ``ingested_at`` instead. Runs are removed a batch at a time, each batch in its own short
+transaction (failures, then steps, then the runs), so the ingest writer waits at most one small
+batch for a lock — on SQLite, where a writer locks the whole file, and on PostgreSQL alike.
+
+Used by ``agenttracer prune --older-than`` and, when ``AGENTTRACER_RETENTION_DAYS`` is set, by a
+background thread in the ingest process (:class:`RetentionWorker`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+from agenttracer.store.tables import failures, runs, steps
+
+log = logging.getLogger("agenttracer.retention")
+
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_INTERVAL_S = 3600.0
+# How long the worker waits after the process starts before its first pass, so a restart storm
+# does not start with a burst of deletes.
+FIRST_PASS_DELAY_S = 30.0
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([dhm]?)\s*$")
+_UNIT_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "": 86_400}
+
+
+def parse_age(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m`` or a bare number of days → a positive timedelta."""
+    match = _DURATION.match(text.lower())
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError("expected a positive age such as 30d, 12h or 90m (a bare number means days)")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    cutoff: datetime
+    runs: int
+    steps: int
+    failures: int
+    batches: int
+    dry_run: bool
+
+
+def _old_runs(cutoff: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        runs.c.started_at < cutoff,
+        sa.and_(runs.c.started_at.is_(None), runs.c.ingested_at < cutoff),
+    )
+
+
+def count_prunable(engine: sa.Engine, cutoff: datetime) -> PruneResult:
+    """What a prune at ``cutoff`` would delete, without deleting anything."""
+    old_ids = sa.select(runs.c.run_id).where(_old_runs(cutoff))
+    with engine.connect() as conn:
+        n_runs = conn.execute(sa.select(sa.func.count()).select_from(runs).where(_old_runs(cutoff))).scalar_one()
+        n_steps = conn.execute(
+            sa.select(sa.func.count()).select_from(steps).where(steps.c.run_id.in_(old_ids))
+        ).scalar_one()
+        n_failures = conn.execute(
+            sa.select(sa.func.count()).select_from(failures).where(failures.c.run_id.in_(old_ids))
+        ).scalar_one()
+    return PruneResult(cutoff, int(n_runs), int(n_steps), int(n_failures), batches=0, dry_run=True)
+
+
+def prune(
+    engine: sa.Engine,
+    older_than: timedelta,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> PruneResult:
+    """Delete runs older than ``older_than`` (relative to ``now``) in batches of ``batch_size`` runs."""
+    if older_than <= timedelta(0):
+        raise ValueError("older_than must be positive")
+    if batch_size <= 0:
+        raise ValueError("batch_size must be positive")
+    cutoff = (now or datetime.now(timezone.utc)) - older_than
+    if dry_run:
+        return count_prunable(engine, cutoff)
+    n_runs = n_steps = n_failures = batches = 0
+    while not should_stop():
+        with engine.begin() as conn:
+            ids = list(
+                conn.execute(sa.select(runs.c.run_id).where(_old_runs(cutoff)).limit(batch_size)).scalars()
+            )
+            if not ids:
+                break
+            # Children first: correct whether or not the database enforces ON DELETE CASCADE.
+            n_failures += conn.execute(failures.delete().where(failures.c.run_id.in_(ids))).rowcount or 0
+            n_steps += conn.execute(steps.delete().where(steps.c.run_id.in_(ids))).rowcount or 0
+            n_runs += conn.execute(runs.delete().where(runs.c.run_id.in_(ids))).rowcount or 0
+        batches += 1
+        if len(ids) < batch_size:
+            break
+    return PruneResult(cutoff, n_runs, n_steps, n_failures, batches, dry_run=False)
+
+
+class RetentionWorker:
+    """A daemon thread that prunes runs older than ``days`` every ``interval_s`` seconds.
+
+    ``start()`` and ``stop()`` are idempotent; ``stop()`` interrupts the wait and the batch loop
+    (after the batch in flight commits) and joins the thread.
+    """
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        days: int,
+        *,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        first_delay_s: float = FIRST_PASS_DELAY_S,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        if days <= 0:
+            raise ValueError("retention days must be positive")
+        self.engine = engine
+        self.older_than = timedelta(days=days)
+        self.interval_s = interval_s
+        self.first_delay_s = first_delay_s
+        self.batch_size = batch_size
+        self.passes = 0
+        self.last_result: PruneResult | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> RetentionWorker:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="agenttracer-retention", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def run_once(self) -> PruneResult:
+        result = prune(self.engine, self.older_than, batch_size=self.batch_size, should_stop=self._stop.is_set)
+        self.passes += 1
+        self.last_result = result
+        if result.runs:
+            log.info(
+                "retention: deleted %d runs, %d steps, %d failures older than %s in %d batches",
+                result.runs, result.steps, result.failures, result.cutoff.isoformat(), result.batches,
+            )
+        return result
+
+    def _loop(self) -> None:
+        delay = self.first_delay_s
+        while not self._stop.wait(delay):
+            try:
+                self.run_once()
+            except Exception:  # a failed pass must not kill the worker; the next one retries
+                log.exception("retention pass failed")
+            delay = self.interval_s
+
+
+def start_retention(
+    engine: sa.Engine,
+    retention_days: int | None,
+    *,
+    interval_s: float = DEFAULT_INTERVAL_S,
+    first_delay_s: float = FIRST_PASS_DELAY_S,
+) -> RetentionWorker | None:
+    """Start the periodic prune when ``retention_days`` is set (``settings.retention_days``); else None.
+
+    The ingest process calls this after it starts serving and ``stop()`` on the result when it exits.
+    """
+    if not retention_days:
+        return None
+    return RetentionWorker(engine, retention_days, interval_s=interval_s, first_delay_s=first_delay_s).start()

@@ -1,0 +1,83 @@
+"""`agenttracer keys …` and `agenttracer prune`: what an operator types, on both databases."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from agenttracer.cli import app
+from agenttracer.store.engine import make_engine
+from agenttracer.store.keys import KeyStatus, verify_key
+from agenttracer.store.tables import runs, steps
+
+runner = CliRunner()
+
+
+def cli(*args: str, url: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, [*args, "--database-url", url])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_create_prints_the_key_once_on_stdout_and_list_masks_it(db_url: str) -> None:
+    code, out, err = cli("keys", "create", "--scope", "ingest", "--name", "ci", url=db_url)
+    assert code == 0, err
+    key = out.strip()
+    assert key.startswith("at_ingest_") and "\n" not in key
+    assert "only time" in err and key not in err
+
+    code, out, _ = cli("keys", "list", url=db_url)
+    assert code == 0
+    assert key not in out and f"at_ingest_…{key[-4:]}" in out and "ci" in out
+
+
+def test_revoke_by_id_stops_the_key(db_url: str) -> None:
+    _, key, _ = cli("keys", "create", "--scope", "read", url=db_url)
+    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        key_id = verify_key(conn, key.strip()).key.key_id  # type: ignore[union-attr]
+    code, _, err = cli("keys", "revoke", key_id, url=db_url)
+    assert code == 0 and f"revoked {key_id}" in err
+    with engine.connect() as conn:
+        assert verify_key(conn, key.strip()).status is KeyStatus.REVOKED
+    engine.dispose()
+    code, _, err = cli("keys", "revoke", "key_missing", url=db_url)
+    assert code == 1 and "no key with id 'key_missing'" in err
+
+
+def test_bad_scope_is_a_clear_error(db_url: str) -> None:
+    code, _, err = cli("keys", "create", "--scope", "admin", url=db_url)
+    assert code == 2 and "--scope must be one of: ingest, read" in err
+
+
+def test_an_unmigrated_database_says_to_migrate(empty_db_url: str) -> None:
+    code, _, err = cli("keys", "list", url=empty_db_url)
+    assert code == 2 and "agenttracer migrate" in err
+
+
+def test_prune_dry_run_then_for_real(db_url: str) -> None:
+    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
+    now = datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        for age_days in (45, 40, 2):
+            run_id = str(uuid.uuid4())
+            t = now - timedelta(days=age_days)
+            conn.execute(runs.insert().values(run_id=run_id, started_at=t, ingested_at=t, updated_at=t))
+            conn.execute(steps.insert().values(run_id=run_id, seq=1, step_type="plan", name="p", status="ok",
+                                               started_at=t, ended_at=t, latency_ms=1.0))
+    code, out, _ = cli("prune", "--older-than", "30d", "--dry-run", url=db_url)
+    assert code == 0 and out.startswith("would delete 2 runs, 2 steps, 0 failures")
+    code, out, _ = cli("prune", "--older-than", "30d", url=db_url)
+    assert code == 0 and out.startswith("deleted 2 runs, 2 steps, 0 failures")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar_one() == 1
+    engine.dispose()
+
+
+def test_prune_needs_an_age(db_url: str) -> None:
+    code, _, err = cli("prune", url=db_url)
+    assert code == 2 and "--older-than 30d" in err
+    code, _, err = cli("prune", "--older-than", "soon", url=db_url)
+    assert code == 2 and "positive age" in err
