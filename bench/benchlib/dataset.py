@@ -262,7 +262,7 @@ class Generator:
         span_us = spec.end_us - spec.start_us
         # Busier in working hours: a start time is a uniformly drawn day plus an hour drawn by weight.
         hour_weights = [0.4 + 0.6 * max(0.0, math.sin(math.pi * (h - 6) / 14)) for h in range(24)]
-        days = max(1, int(round(spec.span_days)))
+        days = max(1, round(spec.span_days))
         hour_us = 3_600 * 1_000_000
         offsets = []
         for _ in range(spec.runs):
@@ -331,7 +331,7 @@ def copy_lines(run: GeneratedRun) -> tuple[str, str, str | None]:
                 f"\t{meta}\t0\t{seen}\t{seen}\n")
     rid = run.run_id
     parts = []
-    for s, suffix in zip(shape.steps, shape.pg_suffixes):
+    for s, suffix in zip(shape.steps, shape.pg_suffixes, strict=False):
         parts.append(f"{rid}\t{s.seq}\t{s.step_type}\t{s.name}\t{s.status}\t{ts_text(start + s.start_off_us)}+00"
                      f"\t{ts_text(start + s.end_off_us)}+00{suffix}")
     failure_line = None
@@ -357,7 +357,7 @@ def sqlite_rows(run: GeneratedRun) -> tuple[tuple[Any, ...], list[tuple[Any, ...
     step_rows = [
         (rid, s.seq, s.step_type, s.name, s.status, ts_text(start + s.start_off_us), ts_text(start + s.end_off_us),
          *suffix)
-        for s, suffix in zip(shape.steps, shape.sqlite_suffixes)
+        for s, suffix in zip(shape.steps, shape.sqlite_suffixes, strict=False)
     ]
     failure_row = None
     if shape.failure is not None and not running:

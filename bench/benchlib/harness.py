@@ -74,10 +74,11 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]
             widths[i] = max(widths[i], len(cell))
     line = "  ".join("-" * w for w in widths)
     print(f"\n{title}")
-    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths))))
-    print(line)
-    for row in rows:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    for cells in (headers, *rows):
+        padded = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=False))]
+        print("  ".join(padded))
+        if cells is headers:
+            print(line)
     sys.stdout.flush()
 
 

@@ -148,7 +148,7 @@ def _set_aside_indexes(conn: psycopg.Connection, schema: str) -> list[str]:
     rebuild_keys = [f'ALTER TABLE {t} ADD CONSTRAINT "{n}" {d}' for n, t, k, d in constraints if k in "pu"]
     rebuild_fks = [f'ALTER TABLE {t} ADD CONSTRAINT "{n}" {d}' for n, t, k, d in constraints if k == "f"]
     rebuild_ix = [d for n, d in indexes if n not in owned]
-    for name, table, kind, _d in sorted(constraints, key=lambda r: r[2] != "f"):  # foreign keys first
+    for name, table, _kind, _d in sorted(constraints, key=lambda r: r[2] != "f"):  # foreign keys first
         conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')  # type: ignore[arg-type]
     for name, _d in indexes:
         if name not in owned:
