@@ -7,10 +7,11 @@ PIP := $(PY) -m pip
 SERVER_STAMP := $(VENV)/.stamp-server
 DEV_STAMP := $(VENV)/.stamp-dev
 UI_DIST := src/agenttracer/ui_dist
-UI_SOURCES := $(shell find ui/src ui/index.html ui/package.json ui/package-lock.json ui/vite.config.ts -type f 2>/dev/null)
+UI_SOURCES := $(shell find ui/src ui/public ui/index.html ui/package.json ui/package-lock.json ui/vite.config.ts ui/tsconfig.json -type f 2>/dev/null)
+UI_DEPS := ui/node_modules/.stamp
 PYTEST_ARGS ?=
 
-.PHONY: up test bench ui lint typecheck clean
+.PHONY: up test bench ui ui-test api-types lint typecheck clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,22 +30,32 @@ up: $(SERVER_STAMP) $(UI_DIST)/index.html
 	$(VENV)/bin/agenttracer up
 
 ## test: every test (SDK, storage on SQLite and PostgreSQL, servers, CLI, browser end to end)
-test: $(DEV_STAMP) $(UI_DIST)/index.html
+test: $(DEV_STAMP) $(UI_DIST)/index.html ui-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## bench: the benchmarks under bench/, each printing its figures
 bench: $(DEV_STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
-## ui: build the dashboard into the Python package
+## ui: build the dashboard into the Python package (npm ci when the lock file changed, then vite build)
 ui: $(UI_DIST)/index.html
 
-$(UI_DIST)/index.html: $(UI_SOURCES)
-	@if [ -f ui/package.json ]; then \
-		cd ui && npm ci --no-audit --no-fund && npm run build; \
-	else \
-		echo "ui/ has no package.json yet: the dashboard is not built"; \
-	fi
+$(UI_DEPS): ui/package.json ui/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js >= 20 with npm to build the dashboard"; exit 1; }
+	cd ui && npm ci --no-audit --no-fund
+	touch $@
+
+$(UI_DIST)/index.html: $(UI_DEPS) $(UI_SOURCES)
+	cd ui && npm run build
+
+## ui-test: the dashboard's unit tests (Vitest)
+ui-test: $(UI_DEPS)
+	cd ui && npm test
+
+## api-types: regenerate ui/openapi.json and the dashboard's API types from the Query API
+api-types: $(DEV_STAMP) $(UI_DEPS)
+	$(PY) -c 'import json, sys; from agenttracer.server.query import create_app; from agenttracer.server.settings import Settings; json.dump(create_app(Settings()).openapi(), sys.stdout, indent=2, sort_keys=True); print()' > ui/openapi.json
+	cd ui && npm run gen:api
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

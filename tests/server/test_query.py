@@ -1,7 +1,7 @@
 """The Query API over real HTTP (uvicorn on loopback), on SQLite and PostgreSQL.
 
-One seeded database and server per backend serves the read-only checks; tests that add runs get
-their own.
+Runs go in through the real Ingest API. One database with both servers per backend serves the
+read-only checks; tests that add runs get their own.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from agenttracer.server import ingest
 from agenttracer.server.query import create_app
 from agenttracer.server.settings import Settings
 from agenttracer.store.engine import make_engine
+from agenttracer.store.keys import create_key
 from agenttracer.store.migrate import upgrade
 from tests.support.db import BACKENDS, drop_pg_schema, new_pg_schema_url
 from tests.support.live import serve
-from tests.support.rundata import T0, RunSpec, insert_runs, sample_runs
+from tests.support.rundata import T0, RunSpec, ingest_runs, insert_runs, sample_runs
 
 
 @dataclass
@@ -46,10 +48,12 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     try:
         engine = make_engine(db_url, poolclass=sa.pool.NullPool)
         upgrade(engine)
-        specs = sample_runs()
-        insert_runs(engine, specs)
         engine.dispose()
-        with serve(create_app(Settings(database_url=db_url))) as url:
+        specs = sample_runs()
+        settings = Settings(database_url=db_url)
+        with serve(ingest.create_app(settings)) as ingest_url:
+            ingest_runs(ingest_url, specs)
+        with serve(create_app(settings)) as url:
             yield Fleet(url, db_url, specs)
     finally:
         if schema:
@@ -265,22 +269,12 @@ def test_cors_lets_the_dashboard_read_with_an_authorization_header(fleet: Fleet)
     assert "access-control-allow-origin" not in other.headers
 
 
-@pytest.fixture
-def own_server(db_url: str) -> Iterator[tuple[str, sa.Engine]]:
-    """A query server on a fresh database, with a read-write engine to add runs behind its back."""
-    writer = make_engine(db_url, poolclass=sa.pool.NullPool)
-    insert_runs(writer, [])  # nothing yet, but proves the writer can write
-    with serve(create_app(Settings(database_url=db_url))) as url:
-        yield url, writer
-    writer.dispose()
-
-
-def test_pagination_is_stable_when_runs_arrive_between_pages(own_server: tuple[str, sa.Engine]) -> None:
-    url, writer = own_server
+def test_pagination_is_stable_when_runs_arrive_between_pages(live_ingest: str, live_query: str) -> None:
+    url = live_query
     same_time = T0 + timedelta(hours=3)
     initial = [RunSpec("a", "v1", "prod", T0 + timedelta(hours=i), "success") for i in range(5)]
     initial += [RunSpec("a", "v1", "prod", same_time, "success") for _ in range(3)]  # ties on started_at
-    insert_runs(writer, initial)
+    ingest_runs(live_ingest, initial)
     seen: list[str] = []
     cursor = None
     for page in range(100):
@@ -290,7 +284,7 @@ def test_pagination_is_stable_when_runs_arrive_between_pages(own_server: tuple[s
         body = httpx.get(url + "/v1/runs", params=params).json()
         seen += [item["run_id"] for item in body["items"]]
         # New runs keep arriving while the caller pages: newer ones must not appear, nor shift the pages.
-        insert_runs(writer, [RunSpec("a", "v1", "prod", T0 + timedelta(days=1, minutes=page), "success")])
+        ingest_runs(live_ingest, [RunSpec("a", "v1", "prod", T0 + timedelta(days=1, minutes=page), "success")])
         cursor = body["next_cursor"]
         if cursor is None:
             break
@@ -314,3 +308,29 @@ def test_health_is_503_when_the_database_cannot_be_read(tmp_path: Path) -> None:
     assert r.status_code == 503
     assert r.json()["database"] == "unreachable"
     assert "absent" not in r.text  # no paths or URLs leak
+
+
+def test_every_v1_route_demands_a_read_key_once_keys_exist(db_url: str) -> None:
+    writer = make_engine(db_url, poolclass=sa.pool.NullPool)
+    spec = RunSpec("a", "v1", "prod", T0, "success")
+    insert_runs(writer, [spec])
+    _, read_key = create_key(writer, "read", "query-test")
+    _, ingest_key = create_key(writer, "ingest", "query-test")
+    writer.dispose()
+    app = create_app(Settings(database_url=db_url))
+    # Taken from the app itself, so routes added later (stats, compare) are covered too.
+    paths = [p.replace("{run_id}", spec.run_id) for p in app.openapi()["paths"] if p.startswith("/v1/")]
+    assert {"/v1/runs", "/v1/agents", f"/v1/runs/{spec.run_id}"} <= set(paths)
+    with serve(app) as url:
+        for path in paths:
+            assert httpx.get(url + path).status_code == 401, path
+            assert httpx.get(url + path, headers={"Authorization": f"Bearer {ingest_key}"}).status_code == 403, path
+            ok = httpx.get(url + path, headers={"Authorization": f"Bearer {read_key}"}, params=_required(path))
+            assert ok.status_code != 401 and ok.status_code != 403, path
+        assert httpx.get(url + f"/v1/runs/{spec.run_id}", headers={"X-API-Key": read_key}).status_code == 200
+        assert httpx.get(url + "/health").status_code == 200  # probes need no key
+
+
+def _required(path: str) -> dict[str, str]:
+    # /v1/compare needs its own parameters; any answer but 401/403 proves the key was accepted.
+    return {"agent_id": "a", "base": "v1", "candidate": "v2"} if path == "/v1/compare" else {}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 
 from agenttracer.store.tables import failures, runs, steps
@@ -175,3 +176,16 @@ def sample_runs() -> list[RunSpec]:
                 failure={"failure_type": "tool", "failure_code": "timeout", "step_seq": 3}),
         RunSpec("search-agent", "v1", "production", T0 + 9 * h, "success", []),
     ]
+
+
+def ingest_runs(ingest_url: str, specs: list[RunSpec]) -> dict[str, Any]:
+    """Send the runs through the real Ingest API (``POST /v1/ingest``); fail unless every event is stored."""
+    batch = [ev for spec in specs for ev in events(spec)]
+    body: dict[str, Any] = {"accepted": 0}
+    for i in range(0, len(batch), 1000):
+        r = httpx.post(f"{ingest_url}/v1/ingest", json={"events": batch[i : i + 1000]}, timeout=30)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        rejected = [res for res in body["results"] if res["status"] == "rejected"]
+        assert not rejected, rejected
+    return body

@@ -14,6 +14,7 @@ handler function names, so keep those short and descriptive.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -39,8 +40,8 @@ from agenttracer.model import (
 )
 from agenttracer.server.auth import auth_dependency
 from agenttracer.server.settings import Settings
-from agenttracer.server.wire import AgentList, ErrorOut, HealthOut, RunDetail, RunPage
-from agenttracer.store import reader
+from agenttracer.server.wire import AgentList, CompareResponse, ErrorOut, HealthOut, RunDetail, RunPage, StatsResponse
+from agenttracer.store import analytics, analytics_compare, reader
 from agenttracer.store.engine import make_engine
 from agenttracer.store.filters import RunFilters
 
@@ -51,6 +52,12 @@ router = APIRouter()
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "A parameter is invalid; each entry names it and the rule."},
+}
+
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "A key is needed, or the key presented is unknown or revoked."},
+    403: {"model": ErrorOut, "description": "The key presented is not a read key."},
 }
 
 
@@ -175,6 +182,53 @@ def list_agents(conn: Conn) -> dict[str, Any]:
     return {"items": reader.list_agents(conn)}
 
 
+# --- Analytics (/v1/stats, /v1/compare): store/analytics.py and store/analytics_compare.py do the work.
+
+
+@router.get(
+    "/stats",
+    response_model=StatsResponse,
+    summary="Outcomes, run latency, failures, retries, per-step latency attribution and volume over time.",
+    responses=ERROR_RESPONSES,
+)
+def get_stats(filters: Filters, conn: Conn) -> dict[str, Any]:
+    return dataclasses.asdict(analytics.run_stats(conn, filters))
+
+
+@router.get(
+    "/compare",
+    response_model=CompareResponse,
+    summary="Compare two versions of an agent: deltas with significance, failure mix, latency, run shapes.",
+    responses=ERROR_RESPONSES,
+)
+def compare_versions(
+    conn: Conn,
+    agent_id: Annotated[str, Query(min_length=1, max_length=MAX_ID_LEN, description="The agent to compare.")],
+    base: Annotated[
+        str, Query(min_length=1, max_length=MAX_VERSION_LEN, description="The reference version, e.g. v1.")
+    ],
+    candidate: Annotated[
+        str, Query(min_length=1, max_length=MAX_VERSION_LEN, description="The version compared with base.")
+    ],
+    environment: Annotated[
+        str | None, Query(max_length=MAX_ENVIRONMENT_LEN, description="Only runs in this environment.")
+    ] = None,
+    since: Annotated[
+        datetime | None, Query(description="Runs started at or after this time (ISO 8601; UTC if no offset).")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="Runs started before this time (ISO 8601; UTC if no offset).")
+    ] = None,
+) -> dict[str, Any]:
+    if candidate == base:
+        raise invalid("candidate", "must differ from base")
+    since, until = _utc(since), _utc(until)
+    if since is not None and until is not None and since >= until:
+        raise invalid("until", "must be later than since")
+    result = analytics_compare.compare_versions(conn, agent_id, base, candidate, environment, since, until)
+    return dataclasses.asdict(result)
+
+
 def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     # FastAPI's default body echoes the rejected input; ours names the parameter and rule only.
     assert isinstance(exc, RequestValidationError)
@@ -216,7 +270,12 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
         allow_methods=["GET"],
         allow_headers=["Authorization", "X-API-Key"],
     )
-    app.include_router(router, prefix="/v1", dependencies=[Depends(auth_dependency(settings, engine, "read"))])
+    app.include_router(
+        router,
+        prefix="/v1",
+        dependencies=[Depends(auth_dependency(settings, engine, "read"))],
+        responses=AUTH_RESPONSES,
+    )
 
     @app.get(
         "/health",

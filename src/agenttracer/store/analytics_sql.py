@@ -1,0 +1,176 @@
+"""Dialect-aware SQL building blocks for analytics: percentiles, rank sums, run shapes, time buckets.
+
+Each helper takes a *source* subquery whose columns are named by convention (``v`` for the value,
+``k0``, ``k1``… for grouping keys, ``grp`` for the 0/1 base/candidate flag) and returns plain
+Python values. PostgreSQL aggregates with ``percentile_cont`` and ``string_agg``; SQLite, which
+has neither, gets an exactly equivalent path built on window functions, so both databases return
+identical numbers for the same rows. Nothing here pulls whole tables into Python: at most a few
+rows per group come back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from agenttracer.store.stats_math import QUANTILES, RankSums, interpolate, quantile_positions
+
+Key = tuple[Any, ...]
+SHAPE_SEPARATOR = ">"
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    """Latency percentiles in milliseconds (None when there is no value to rank)."""
+
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+
+    @classmethod
+    def of(cls, values: Sequence[float | None]) -> Percentiles:
+        return cls(*values)
+
+
+def is_postgres(conn: sa.Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def _keys(src: sa.Subquery) -> list[sa.ColumnElement[Any]]:
+    return [c for c in src.c if c.name.startswith("k")]
+
+
+def grouped_percentiles(conn: sa.Connection, src: sa.Subquery) -> dict[Key, Percentiles]:
+    """p50/p95/p99 of ``src.c.v`` per group of key columns (one group, key ``()``, without keys).
+
+    NULL values are ignored, as ``percentile_cont`` does.
+    """
+    keys = _keys(src)
+    if is_postgres(conn):
+        agg = sa.func.percentile_cont(
+            sa.literal(list(QUANTILES), type_=postgresql.ARRAY(sa.Float())), type_=postgresql.ARRAY(sa.Float())
+        ).within_group(src.c.v)
+        stmt = sa.select(*keys, agg.label("ps")).where(src.c.v.is_not(None)).group_by(*keys)
+        # Without keys an aggregate over no rows still returns one row, holding NULL.
+        return {tuple(row[:-1]): Percentiles.of(row[-1]) for row in conn.execute(stmt) if row[-1] is not None}
+    return _sqlite_percentiles(conn, src, keys)
+
+
+def _sqlite_percentiles(
+    conn: sa.Connection, src: sa.Subquery, keys: list[sa.ColumnElement[Any]]
+) -> dict[Key, Percentiles]:
+    # Number the sorted values of each group, then fetch only the order statistics around each
+    # quantile's position (floor and floor + 1); Python interpolates exactly as PostgreSQL does.
+    partition = keys or None
+    ranked = sa.select(
+        *keys,
+        src.c.v,
+        (sa.func.row_number().over(partition_by=partition, order_by=src.c.v) - 1).label("i"),
+        sa.func.count().over(partition_by=partition).label("n"),
+    ).where(src.c.v.is_not(None)).subquery()
+    near = []
+    for q in QUANTILES:
+        floor_pos = sa.cast(q * (ranked.c.n - 1), sa.Integer)
+        near.append(sa.and_(ranked.c.i >= floor_pos, ranked.c.i <= floor_pos + 1))
+    rk = _keys(ranked)
+    stmt = sa.select(*rk, ranked.c.i, ranked.c.n, ranked.c.v).where(sa.or_(*near))
+    groups: dict[Key, tuple[int, dict[int, float]]] = {}
+    for row in conn.execute(stmt):
+        key = tuple(row[: len(rk)])
+        i, n, v = row[len(rk)], row[len(rk) + 1], row[len(rk) + 2]
+        groups.setdefault(key, (n, {}))[1][i] = v
+    result: dict[Key, Percentiles] = {}
+    for key, (n, values) in groups.items():
+        out: list[float | None] = []
+        for q in QUANTILES:
+            first, second, fraction = quantile_positions(q, n)
+            out.append(interpolate(values[first], values[second], fraction))
+        result[key] = Percentiles.of(out)
+    return result
+
+
+def grouped_rank_sums(conn: sa.Connection, src: sa.Subquery) -> dict[Key, RankSums]:
+    """Mann–Whitney rank sums of ``src.c.v`` between ``grp`` 0 (base) and 1 (candidate), per key group.
+
+    Ranks are tie-averaged (``rank() + (t - 1) / 2``) and the tie term Σ(t³ − t) is summed as
+    Σ(t² − 1) over rows, so one pass of window functions does it on both databases.
+    """
+    keys = _keys(src)
+    partition = keys or None
+    ties = sa.func.count().over(partition_by=[*keys, src.c.v])
+    ranked = sa.select(
+        *keys,
+        src.c.grp,
+        sa.func.rank().over(partition_by=partition, order_by=src.c.v).label("r"),
+        ties.label("t"),
+    ).where(src.c.v.is_not(None)).subquery()
+    rk = _keys(ranked)
+    is_a = ranked.c.grp == 0
+    t = sa.cast(ranked.c.t, sa.Float)
+    stmt = sa.select(
+        *rk,
+        sa.func.sum(sa.case((is_a, 1), else_=0)),
+        sa.func.sum(sa.case((is_a, 0), else_=1)),
+        sa.func.sum(sa.case((is_a, sa.cast(ranked.c.r, sa.Float) + (t - 1.0) / 2.0), else_=0.0)),
+        sa.func.sum(t * t - 1.0),
+    ).group_by(*rk)
+    out: dict[Key, RankSums] = {}
+    for row in conn.execute(stmt):
+        n_a, n_b, rank_sum_a, tie_term = row[len(rk):]
+        if n_a is None:  # no rows at all (an aggregate without keys still returns one)
+            continue
+        out[tuple(row[: len(rk)])] = RankSums(int(n_a), int(n_b), float(rank_sum_a), float(tie_term))
+    return out
+
+
+def run_shapes(conn: sa.Connection, steps_src: sa.Subquery) -> dict[Key, int]:
+    """How many runs have each shape, per key group.
+
+    ``steps_src`` has one row per counted step with ``run_id``, ``seq``, ``step_type`` and keys; the
+    shape of a run is its step types in ``seq`` order, joined by SHAPE_SEPARATOR.
+    """
+    keys = _keys(steps_src)
+    shape: sa.ColumnElement[Any]
+    if is_postgres(conn):
+        shape = sa.func.string_agg(
+            steps_src.c.step_type, postgresql.aggregate_order_by(sa.literal(SHAPE_SEPARATOR), steps_src.c.seq)
+        )
+        per_run = (
+            sa.select(*keys, steps_src.c.run_id, shape.label("shape"))
+            .group_by(*keys, steps_src.c.run_id)
+            .subquery()
+        )
+    else:
+        # group_concat has no ORDER BY as an aggregate before SQLite 3.44; as a window function
+        # its order is defined by the window, and the full frame gives every row the whole shape.
+        shape = sa.func.group_concat(steps_src.c.step_type, SHAPE_SEPARATOR).over(
+            partition_by=steps_src.c.run_id, order_by=steps_src.c.seq, rows=(None, None)
+        )
+        per_run = sa.select(*keys, steps_src.c.run_id, shape.label("shape")).distinct().subquery()
+    pk = _keys(per_run)
+    stmt = sa.select(*pk, per_run.c.shape, sa.func.count()).group_by(*pk, per_run.c.shape)
+    return {(*row[: len(pk)], row[len(pk)]): int(row[len(pk) + 1]) for row in conn.execute(stmt)}
+
+
+def time_bucket(conn: sa.Connection, column: sa.ColumnElement[Any], unit: str) -> sa.ColumnElement[Any]:
+    """An expression truncating a UTC timestamp column to the start of its hour or day."""
+    if unit not in ("hour", "day"):
+        raise ValueError(f"unknown bucket unit {unit!r}")
+    if is_postgres(conn):
+        return sa.func.date_trunc(unit, sa.func.timezone("UTC", column))
+    fmt = "%Y-%m-%d %H:00:00" if unit == "hour" else "%Y-%m-%d 00:00:00"
+    return sa.func.strftime(fmt, column)
+
+
+def as_utc(value: Any) -> datetime:
+    """A bucket value from either database as an aware UTC datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise TypeError(f"unexpected bucket value {value!r}")
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)

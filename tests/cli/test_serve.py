@@ -1,0 +1,169 @@
+"""``agenttracer up / serve / migrate``: one process serving every part on real ports, clean
+shutdown on SIGTERM, loopback-only unless told otherwise, clear errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from agenttracer.cli import app
+from agenttracer.cli.serve import _check_bind, is_loopback
+from agenttracer.server.settings import Settings
+from agenttracer.store.engine import make_engine
+from tests.support.events import full_run
+from tests.support.servers import free_port
+
+STARTUP_TIMEOUT_S = 30
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("AGENTTRACER_")}
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[str]) -> httpx.Response:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early ({proc.returncode}): {proc.communicate()[1]}")
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {STARTUP_TIMEOUT_S}s")
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def _start(spawn: list[subprocess.Popen[str]], cwd: Path, *args: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agenttracer", *args],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    spawn.append(proc)
+    return proc
+
+
+def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=STARTUP_TIMEOUT_S)
+    return proc.returncode, err
+
+
+def test_up_serves_ingest_query_and_ui_from_one_process_and_stops_on_sigterm(
+    tmp_path: Path, spawn: list[subprocess.Popen[str]]
+) -> None:
+    ingest, query, ui = free_port(), free_port(), free_port()
+    db = tmp_path / "data" / "at.db"
+    proc = _start(
+        spawn, tmp_path, "up", "--ingest-port", str(ingest), "--query-port", str(query), "--ui-port", str(ui),
+        "--database-url", f"sqlite:///{db}",
+    )
+    assert _wait_healthy(f"http://127.0.0.1:{ingest}/health", proc).json()["database"] == "ok"
+    assert _wait_healthy(f"http://127.0.0.1:{query}/health", proc).status_code == 200
+    page = _wait_healthy(f"http://127.0.0.1:{ui}/", proc)
+    # 503 is the dashboard's own "not built yet" page (make test builds it first; a bare checkout may not).
+    assert page.status_code in (200, 503) and page.headers["content-type"].startswith("text/html")
+
+    events = full_run(steps=2)
+    resp = httpx.post(f"http://127.0.0.1:{ingest}/v1/ingest", json={"events": events}, timeout=10)
+    assert resp.json()["accepted"] == 4
+    detail = httpx.get(f"http://127.0.0.1:{query}/v1/runs/{events[0]['run_id']}", timeout=10)
+    assert [s["seq"] for s in detail.json()["steps"]] == [1, 2]
+
+    code, err = _stop(proc)
+    assert code == 0, err
+    assert "stopped" in err and "Traceback" not in err
+    assert db.is_file()
+
+
+def test_serve_runs_one_part_alone(tmp_path: Path, spawn: list[subprocess.Popen[str]]) -> None:
+    url = f"sqlite:///{tmp_path / 'at.db'}"
+    migrated = CliRunner().invoke(app, ["migrate", "--database-url", url])
+    assert migrated.exit_code == 0, migrated.output
+    port = free_port()
+    proc = _start(spawn, tmp_path, "serve", "ingest", "--port", str(port), "--database-url", url)
+    assert _wait_healthy(f"http://127.0.0.1:{port}/health", proc).status_code == 200
+    code, err = _stop(proc)
+    assert code == 0, err
+
+
+def test_up_uses_the_default_sqlite_file_in_the_working_directory(
+    tmp_path: Path, spawn: list[subprocess.Popen[str]]
+) -> None:
+    ingest = free_port()
+    proc = _start(spawn, tmp_path, "up", "--no-ui", "--ingest-port", str(ingest), "--query-port", str(free_port()))
+    assert _wait_healthy(f"http://127.0.0.1:{ingest}/health", proc).status_code == 200
+    assert _stop(proc)[0] == 0
+    assert (tmp_path / ".agenttracer" / "agenttracer.db").is_file()
+
+
+def test_migrate_brings_an_empty_database_to_head_and_is_repeatable(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    first = CliRunner().invoke(app, ["migrate", "--database-url", url])
+    assert first.exit_code == 0 and "empty ->" in first.output
+    again = CliRunner().invoke(app, ["migrate", "--database-url", url])
+    assert again.exit_code == 0 and "already at" in again.output
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM runs")).scalar_one() == 0
+    engine.dispose()
+
+
+@pytest.mark.parametrize("command", [["up"], ["serve", "ingest"], ["serve", "query"]])
+def test_a_non_loopback_host_is_refused_while_auth_is_off(tmp_path: Path, command: list[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    result = CliRunner().invoke(app, [*command, "--host", "0.0.0.0", "--database-url", url], env=_env())
+    assert result.exit_code == 2
+    assert "refusing to listen on 0.0.0.0" in result.output and "--insecure-bind" in result.output
+
+
+def test_insecure_bind_warns_and_auth_on_allows_any_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'b.db'}")
+    _check_bind(Settings(host="0.0.0.0", insecure_bind=True), engine)
+    assert "authentication OFF" in capsys.readouterr().err
+    _check_bind(Settings(host="0.0.0.0", require_auth=True), engine)
+    assert capsys.readouterr().err == ""
+    engine.dispose()
+
+
+def test_loopback_detection() -> None:
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.8.9.10", "localhost", "::1", "[::1]"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.5", "example.com", ""))
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            app,
+            ["up", "--no-ui", "--ingest-port", str(port), "--query-port", str(free_port()),
+             "--database-url", f"sqlite:///{tmp_path / 'p.db'}"],
+            env=_env(),
+        )
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output

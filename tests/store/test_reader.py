@@ -1,0 +1,139 @@
+"""store/reader.py on SQLite and PostgreSQL, through the same read-only engine the Query API uses."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from agenttracer.store import reader
+from agenttracer.store.engine import make_engine
+from agenttracer.store.filters import RunFilters
+from agenttracer.store.tables import runs
+from tests.support.rundata import T0, RunSpec, StepSpec, insert_runs
+
+
+@pytest.fixture
+def ro(db_url: str) -> Iterator[sa.Engine]:
+    eng = make_engine(db_url, readonly=True)
+    yield eng
+    eng.dispose()
+
+
+def _walk(ro: sa.Engine, filters: RunFilters, limit: int) -> list[str]:
+    seen: list[str] = []
+    cursor = None
+    with ro.connect() as conn:
+        while True:
+            items, nxt = reader.list_runs(conn, filters, limit=limit, cursor=cursor)
+            assert len(items) <= limit
+            seen += [i["run_id"] for i in items]
+            if nxt is None:
+                return seen
+            # Round-trip through the opaque form, as a client would.
+            cursor = reader.decode_cursor(reader.encode_cursor(nxt, filters), filters)
+
+
+def _insert_undated(engine: sa.Engine, run_id: str) -> None:
+    # What a step arriving before its run_start leaves behind: a run with no identity or start yet.
+    now = T0
+    with engine.begin() as conn:
+        conn.execute(runs.insert().values(run_id=run_id, status="running", meta={}, ingested_at=now, updated_at=now))
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 50])
+def test_walk_covers_dated_runs_newest_first_then_undated_ones(
+    engine: sa.Engine, ro: sa.Engine, limit: int
+) -> None:
+    specs = [RunSpec("a", "v1", "prod", T0 + timedelta(minutes=i % 3), "success") for i in range(7)]
+    insert_runs(engine, specs)
+    undated = sorted((str(uuid.uuid4()) for _ in range(3)), reverse=True)
+    for run_id in undated:
+        _insert_undated(engine, run_id)
+    expected = [s.run_id for s in sorted(specs, key=lambda s: (s.started_at, s.run_id), reverse=True)] + undated
+    assert _walk(ro, RunFilters(), limit) == expected
+
+
+def test_time_filters_leave_out_runs_whose_start_is_unknown(engine: sa.Engine, ro: sa.Engine) -> None:
+    spec = RunSpec("a", "v1", "prod", T0, "success")
+    insert_runs(engine, [spec])
+    _insert_undated(engine, str(uuid.uuid4()))
+    assert _walk(ro, RunFilters(since=T0 - timedelta(days=1)), 10) == [spec.run_id]
+    assert len(_walk(ro, RunFilters(), 10)) == 2
+
+
+def test_timestamps_come_back_as_aware_utc(engine: sa.Engine, ro: sa.Engine) -> None:
+    spec = RunSpec("a", "v1", "prod", T0 + timedelta(microseconds=123456), "success",
+                   [StepSpec(1, "tool", "t", 1.5, 2.25)])
+    insert_runs(engine, [spec])
+    with ro.connect() as conn:
+        detail = reader.get_run(conn, spec.run_id)
+    assert detail is not None
+    assert detail["run"]["started_at"] == spec.started_at
+    assert detail["run"]["started_at"].tzinfo == timezone.utc
+    assert detail["steps"][0]["started_at"] == spec.started_at + timedelta(milliseconds=1.5)
+    assert detail["steps"][0]["latency_ms"] == 2.25
+
+
+def test_get_run_orders_steps_by_seq_whatever_the_insert_order(engine: sa.Engine, ro: sa.Engine) -> None:
+    spec = RunSpec("a", "v1", "prod", T0, "success",
+                   [StepSpec(seq, "tool", f"s{seq}", seq * 10.0) for seq in (3, 1, 4, 2)])
+    insert_runs(engine, [spec])
+    with ro.connect() as conn:
+        detail = reader.get_run(conn, spec.run_id)
+        assert reader.get_run(conn, str(uuid.uuid4())) is None
+    assert detail is not None
+    assert [s["seq"] for s in detail["steps"]] == [1, 2, 3, 4]
+    assert detail["failure"] is None
+
+
+def test_list_agents_ignores_runs_without_identity(engine: sa.Engine, ro: sa.Engine) -> None:
+    insert_runs(engine, [RunSpec("a", "v1", "prod", T0, "success"), RunSpec("a", "v2", "dev", T0, "success")])
+    _insert_undated(engine, str(uuid.uuid4()))
+    with ro.connect() as conn:
+        agents = reader.list_agents(conn)
+    assert [a["agent_id"] for a in agents] == ["a"]
+    assert agents[0]["run_count"] == 2
+    assert agents[0]["last_seen"] == T0
+    assert sorted(v["agent_version"] for v in agents[0]["versions"]) == ["v1", "v2"]
+
+
+def _forge(payload: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "%%%",
+        "bm90IGpzb24",  # "not json"
+        _forge([1, 2]),
+        _forge({"t": None}),
+        _forge({"t": "yesterday", "r": "x", "f": "x"}),
+        _forge({"t": "2026-11-20T12:00:00", "r": "x", "f": "x"}),  # naive time
+        _forge({"t": None, "r": 5, "f": "x"}),
+        "A" * 600,
+    ],
+)
+def test_malformed_cursors_are_refused_with_a_reason(token: str) -> None:
+    with pytest.raises(reader.CursorError, match="cursor"):
+        reader.decode_cursor(token, RunFilters())
+
+
+def test_a_cursor_is_bound_to_its_filters() -> None:
+    cursor = reader.Cursor(T0, "abc")
+    token = reader.encode_cursor(cursor, RunFilters(agent_id="a"))
+    assert reader.decode_cursor(token, RunFilters(agent_id="a")) == cursor
+    with pytest.raises(reader.CursorError, match="different filters"):
+        reader.decode_cursor(token, RunFilters(agent_id="b"))
+
+
+def test_ping_works_on_the_read_only_engine(ro: sa.Engine) -> None:
+    with ro.connect() as conn:
+        reader.ping(conn)

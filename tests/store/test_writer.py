@@ -1,0 +1,182 @@
+"""The writer on SQLite and PostgreSQL: exact run counters under replays and any arrival order,
+conflicts refused, and concurrent batches that neither fail nor double count."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from agenttracer.server.ingest_events import convert_event
+from agenttracer.store.tables import failures, runs, steps
+from agenttracer.store.writer import Incoming, Outcome, write_batch
+from tests.support.events import T0, failure, new_run_id, run_end, run_start, step, ts
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+
+
+def incoming(events: list[dict[str, Any]]) -> list[Incoming]:
+    out = []
+    for i, raw in enumerate(events):
+        result, item = convert_event(i, raw, NOW)
+        assert item is not None, result["errors"]
+        out.append(item)
+    return out
+
+
+def write(engine: sa.Engine, events: list[dict[str, Any]]) -> list[Outcome]:
+    return write_batch(engine, incoming(events), now=NOW)
+
+
+def run_of(engine: sa.Engine, run_id: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().one())
+
+
+def table_counts(engine: sa.Engine) -> tuple[int, int, int]:
+    with engine.connect() as conn:
+        count = [conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in (runs, steps, failures)]
+    return count[0], count[1], count[2]
+
+
+def sample_run(run_id: str) -> list[dict[str, Any]]:
+    return [
+        run_start(run_id, metadata={"region": "eu"}),
+        step(run_id, 1, step_type="plan"),
+        step(run_id, 2, status="error", error_class="TimeoutError", failure_code="timeout"),
+        step(run_id, 3, attempt=2, retry_of_seq=2, status="error", failure_code="timeout"),
+        step(run_id, 4, attempt=3, retry_of_seq=3),
+        failure(run_id, step_seq=3),
+        run_end(run_id, status="failure", metadata={"final_attempts": 3}),
+    ]
+
+
+EXPECTED = {
+    "agent_id": "support-agent",
+    "status": "failure",
+    "started_at": T0,
+    "step_count": 4,
+    "error_step_count": 2,
+    "retry_count": 2,
+    "failure_type": "tool",
+    "failure_code": "timeout",
+    "duration_ms": 60_000.0,
+    "meta": {"region": "eu", "final_attempts": 3},
+}
+
+
+def assert_expected(row: dict[str, Any]) -> None:
+    assert {k: row[k] for k in EXPECTED} == EXPECTED
+
+
+def test_one_batch_stores_a_complete_run(engine: sa.Engine) -> None:
+    rid = new_run_id()
+    outcomes = write(engine, sample_run(rid))
+    assert [o.status for o in outcomes] == ["accepted"] * 7
+    assert_expected(run_of(engine, rid))
+    assert table_counts(engine) == (1, 4, 1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_any_arrival_order_and_batching_with_replays_gives_the_same_run(engine: sa.Engine, seed: int) -> None:
+    rid = new_run_id()
+    events = sample_run(rid)
+    rng = random.Random(seed)
+    shuffled = events + rng.sample(events, 3)  # with some replays mixed in
+    rng.shuffle(shuffled)
+    cuts = sorted(rng.sample(range(1, len(shuffled)), 3))
+    for start, stop in itertools.pairwise([0, *cuts, len(shuffled)]):
+        write(engine, shuffled[start:stop])
+        row = run_of(engine, rid)
+        assert row["started_at"] is not None
+    assert_expected(run_of(engine, rid))
+    assert table_counts(engine) == (1, 4, 1)
+
+
+def test_a_run_known_only_from_steps_starts_at_its_earliest_event(engine: sa.Engine) -> None:
+    rid = new_run_id()
+    write(engine, [step(rid, 5, started_at=ts(30), ended_at=ts(31))])
+    assert run_of(engine, rid)["started_at"] == datetime(2026, 11, 25, 9, 0, 30, tzinfo=timezone.utc)
+    write(engine, [step(rid, 2, started_at=ts(10), ended_at=ts(11))])
+    row = run_of(engine, rid)
+    assert row["started_at"] == datetime(2026, 11, 25, 9, 0, 10, tzinfo=timezone.utc)
+    assert (row["agent_id"], row["status"], row["step_count"]) == (None, "running", 2)
+    write(engine, [run_start(rid)])
+    assert run_of(engine, rid)["started_at"] == T0
+
+
+def test_duplicates_inside_one_batch_store_once(engine: sa.Engine) -> None:
+    rid = new_run_id()
+    outcomes = write(engine, [step(rid, 1), step(rid, 1), run_start(rid), run_start(rid), failure(rid), failure(rid)])
+    assert [o.status for o in outcomes] == ["accepted", "duplicate", "accepted", "duplicate", "accepted", "duplicate"]
+    assert table_counts(engine) == (1, 1, 1)
+
+
+def test_conflicts_are_rejected_and_leave_the_stored_run_alone(engine: sa.Engine) -> None:
+    rid = new_run_id()
+    write(engine, sample_run(rid))
+    outcomes = write(
+        engine,
+        [
+            run_start(rid, agent_id="other-agent"),
+            run_end(rid, environment="staging", status="failure"),
+            run_end(rid, status="success"),
+            run_end(rid, status="failure", ended_at=ts(61)),
+            failure(rid, failure_type="model", step_seq=3),
+        ],
+    )
+    assert [(o.status, o.field) for o in outcomes] == [
+        ("rejected", "agent_id"),
+        ("rejected", "environment"),
+        ("rejected", "status"),
+        ("rejected", "ended_at"),
+        ("rejected", "failure_type"),
+    ]
+    assert all(o.rule for o in outcomes)
+    assert_expected(run_of(engine, rid))
+
+
+def test_a_run_cannot_end_before_it_started(engine: sa.Engine) -> None:
+    rid = new_run_id()
+    outcomes = write(engine, [run_end(rid, ended_at=ts(-5)), run_start(rid)])
+    assert [(o.status, o.field) for o in outcomes] == [("rejected", "ended_at"), ("accepted", None)]
+    later = new_run_id()
+    write(engine, [run_start(later, started_at=ts(100))])
+    assert write(engine, [run_end(later, ended_at=ts(99))])[0].field == "ended_at"
+    ended = new_run_id()
+    write(engine, [run_end(ended, ended_at=ts(10))])
+    assert write(engine, [run_start(ended, started_at=ts(11))])[0].field == "started_at"
+
+
+def test_concurrent_batches_for_the_same_runs_neither_fail_nor_double_count(engine: sa.Engine) -> None:
+    run_ids = [new_run_id() for _ in range(4)]
+    batches: list[list[dict[str, Any]]] = []
+    for seq in range(1, 41):
+        # Every batch touches every run, in a different order, to provoke lock contention.
+        order = run_ids[seq % 4 :] + run_ids[: seq % 4]
+        batches.append([step(rid, seq, attempt=2 if seq % 5 == 0 else 1) for rid in order])
+    batches += [[run_start(rid) for rid in run_ids]] * 3
+    errors: list[BaseException] = []
+
+    def worker(chunk: list[list[dict[str, Any]]]) -> None:
+        try:
+            for batch in chunk:
+                write(engine, batch)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(batches[i::6],)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for rid in run_ids:
+        row = run_of(engine, rid)
+        assert (row["step_count"], row["retry_count"], row["agent_id"]) == (40, 8, "support-agent")
+    assert table_counts(engine) == (4, 160, 0)

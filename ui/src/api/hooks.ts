@@ -1,0 +1,56 @@
+// TanStack Query hooks, one per Query API resource. Query keys hold every parameter, so the cache
+// is shared by views asking for the same data.
+import { keepPreviousData, QueryClient, useQuery } from "@tanstack/react-query";
+import { ApiError, getJson } from "./client";
+import type { AgentList, Health, RunDetail, RunPage } from "./types";
+
+export const PAGE_SIZE = 50;
+
+export function makeQueryClient(): QueryClient {
+  return new QueryClient({
+    defaultOptions: {
+      queries: {
+        staleTime: 10_000,
+        refetchOnWindowFocus: false,
+        // Retrying a 4xx cannot help; retry an unreachable API once, quickly.
+        retry: (count, err) => !(err instanceof ApiError && err.status < 500) && count < 1,
+        retryDelay: 500,
+      },
+    },
+  });
+}
+
+export function useRuns(query: Record<string, string>, cursor: string | undefined, refreshMs: number | false) {
+  return useQuery({
+    queryKey: ["runs", query, cursor ?? null],
+    queryFn: ({ signal }) => getJson<RunPage>("/v1/runs", { ...query, cursor, limit: PAGE_SIZE }, signal),
+    placeholderData: keepPreviousData,
+    refetchInterval: refreshMs,
+  });
+}
+
+export function useRun(runId: string, refreshMs: number | false) {
+  return useQuery({
+    queryKey: ["run", runId],
+    queryFn: ({ signal }) => getJson<RunDetail>(`/v1/runs/${encodeURIComponent(runId)}`, {}, signal),
+    // Keep polling a run that is still in progress, so it finishes live on screen.
+    refetchInterval: (q) => (refreshMs && q.state.data?.run.status === "running" ? refreshMs : false),
+  });
+}
+
+export function useAgents() {
+  return useQuery({
+    queryKey: ["agents"],
+    queryFn: ({ signal }) => getJson<AgentList>("/v1/agents", {}, signal),
+    staleTime: 30_000,
+  });
+}
+
+export function useHealth() {
+  return useQuery({
+    queryKey: ["health"],
+    queryFn: ({ signal }) => getJson<Health>("/health", {}, signal),
+    refetchInterval: 15_000,
+    retry: false,
+  });
+}

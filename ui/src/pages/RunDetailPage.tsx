@@ -1,0 +1,191 @@
+// Run detail: identity and outcome, the failure panel linked to its step, the waterfall, the selected
+// step's details, time by step type, and the run's safe metadata with the removed-entries count.
+import { Link, useParams, useSearchParams } from "react-router";
+import { useRun } from "../api/hooks";
+import type { Meta, RunDetail, Step } from "../api/types";
+import { Waterfall, WaterfallLegend } from "../components/Waterfall";
+import { EmptyState, ErrorState, Loading } from "../components/states";
+import { Card, Code, KeyValues, PageHeader, StatusBadge, StepTypeBadge } from "../components/ui";
+import { formatDateTime, formatDuration, formatPercent } from "../lib/format";
+import { stepTypeHex } from "../lib/palette";
+
+function metaEntries(meta: Meta): [string, string][] {
+  return Object.entries(meta).map(([k, v]) => [k, v === null ? "null" : String(v)]);
+}
+
+function RemovedNote({ count, what }: { count: number; what: string }) {
+  if (!count) return null;
+  return (
+    <p className="mt-3 rounded bg-amber-50 px-2 py-1.5 text-xs text-amber-900 dark:bg-amber-950/50 dark:text-amber-200" data-meta-removed={count}>
+      {count} {what} metadata {count === 1 ? "entry was" : "entries were"} removed by the privacy policy before storage.
+    </p>
+  );
+}
+
+function FailurePanel({ detail, onShowStep }: { detail: RunDetail; onShowStep: (seq: number) => void }) {
+  const f = detail.failure;
+  if (!f) return null;
+  const step = f.step_seq !== null ? detail.steps.find((s) => s.seq === f.step_seq) : undefined;
+  return (
+    <section
+      aria-label="Failure"
+      data-testid="failure-panel"
+      className="mb-4 rounded-lg border border-red-200 bg-red-50 p-4 dark:border-red-900/60 dark:bg-red-950/40"
+    >
+      <h2 className="text-sm font-semibold text-red-900 dark:text-red-200">
+        Failed: {f.failure_type} / {f.failure_code}
+      </h2>
+      {f.message && <p className="mt-1 text-sm text-red-900 dark:text-red-200">{f.message}</p>}
+      <p className="mt-2 text-sm text-red-800 dark:text-red-300">
+        {step ? (
+          <>
+            Caused by step{" "}
+            <Link
+              to={`?step=${step.seq}`}
+              replace
+              onClick={() => onShowStep(step.seq)}
+              className="font-medium underline underline-offset-2"
+              data-testid="failure-step-link"
+            >
+              #{step.seq} {step.name}
+            </Link>{" "}
+            ({step.step_type}
+            {step.error_class ? `, ${step.error_class}` : ""}).
+          </>
+        ) : f.step_seq !== null ? (
+          `Caused by step #${f.step_seq}, which was not received.`
+        ) : (
+          "No causing step was recorded."
+        )}
+      </p>
+    </section>
+  );
+}
+
+function StepDetails({ step, runDuration }: { step: Step; runDuration: number | null }) {
+  return (
+    <Card title={`Step #${step.seq}: ${step.name}`} className="mt-4" id="step-details">
+      <div className="grid gap-6 md:grid-cols-2">
+        <KeyValues
+          entries={[
+            ["type", <StepTypeBadge key="t" type={step.step_type} />],
+            ["status", <StatusBadge key="s" status={step.status} />],
+            ["latency", formatDuration(step.latency_ms)],
+            ["share of run", runDuration ? formatPercent(step.latency_ms / runDuration) : "—"],
+            ["attempt", String(step.attempt)],
+            ...(step.retry_of_seq !== null ? ([["retry of", `step #${step.retry_of_seq}`]] as [string, string][]) : []),
+            ...(step.parent_seq !== null ? ([["inside", `step #${step.parent_seq}`]] as [string, string][]) : []),
+            ["started", formatDateTime(step.started_at)],
+            ...(step.error_class ? ([["error class", <Code key="e">{step.error_class}</Code>]] as [string, React.ReactNode][]) : []),
+            ...(step.failure_code ? ([["failure code", step.failure_code]] as [string, string][]) : []),
+          ]}
+        />
+        <div>
+          <h3 className="mb-1 text-xs font-semibold uppercase tracking-wide text-slate-500">Metadata</h3>
+          <KeyValues entries={metaEntries(step.meta)} empty="No metadata on this step." />
+          <RemovedNote count={step.meta_removed} what="step" />
+        </div>
+      </div>
+    </Card>
+  );
+}
+
+function TimeByType({ steps, runDuration }: { steps: Step[]; runDuration: number | null }) {
+  const totals = new Map<string, number>();
+  for (const s of steps) totals.set(s.step_type, (totals.get(s.step_type) ?? 0) + s.latency_ms);
+  const rows = [...totals.entries()].sort((a, b) => b[1] - a[1]);
+  const denom = runDuration && runDuration > 0 ? runDuration : rows.reduce((a, [, v]) => a + v, 0);
+  return (
+    <ul className="space-y-2 text-sm">
+      {rows.map(([type, ms]) => (
+        <li key={type}>
+          <div className="flex justify-between">
+            <StepTypeBadge type={type} />
+            <span className="tabular-nums">
+              {formatDuration(ms)} <span className="text-slate-500">· {formatPercent(denom ? ms / denom : null, 0)}</span>
+            </span>
+          </div>
+          <div className="mt-1 h-1.5 rounded bg-slate-100 dark:bg-slate-800">
+            <div className="h-1.5 rounded" style={{ width: `${Math.min(denom ? (ms / denom) * 100 : 0, 100)}%`, background: stepTypeHex(type) }} />
+          </div>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+export function RunDetailPage() {
+  const { runId = "" } = useParams();
+  const [params, setParams] = useSearchParams();
+  const q = useRun(runId, 3000);
+  const selected = params.get("step") ? Number(params.get("step")) : null;
+  const select = (seq: number) => setParams({ step: String(seq) }, { replace: true });
+
+  if (q.error) return <ErrorState error={q.error} retry={() => void q.refetch()} />;
+  if (!q.data) return <Loading rows={8} label="Loading run…" />;
+  const { run, steps, failure } = q.data;
+  const selectedStep = steps.find((s) => s.seq === selected) ?? null;
+  const retries = steps.filter((s) => s.retry_of_seq !== null).length;
+  return (
+    <>
+      <nav aria-label="Breadcrumb" className="mb-2 text-sm">
+        <Link to="/" className="text-sky-700 hover:underline dark:text-sky-400">
+          Runs
+        </Link>{" "}
+        <span className="text-slate-400">/</span> <span className="font-mono text-xs">{run.run_id}</span>
+      </nav>
+      <PageHeader
+        title={
+          <span className="flex flex-wrap items-center gap-3">
+            <span data-testid="run-agent">{run.agent_id ?? "unknown agent"}</span>
+            <StatusBadge status={run.status} />
+          </span>
+        }
+        subtitle={
+          <>
+            version <Code>{run.agent_version ?? "?"}</Code> · {run.environment ?? "?"} · started {formatDateTime(run.started_at)}
+          </>
+        }
+      />
+      <div className="mb-4 grid grid-cols-2 gap-3 sm:grid-cols-4">
+        <div className="rounded-lg border border-slate-200 bg-white p-3 dark:border-slate-800 dark:bg-slate-900">
+          <div className="text-xs text-slate-500">Duration</div>
+          <div className="text-lg font-semibold tabular-nums">{run.status === "running" ? "running…" : formatDuration(run.duration_ms)}</div>
+        </div>
+        <div className="rounded-lg border border-slate-200 bg-white p-3 dark:border-slate-800 dark:bg-slate-900">
+          <div className="text-xs text-slate-500">Steps</div>
+          <div className="text-lg font-semibold tabular-nums">{steps.length}</div>
+        </div>
+        <div className="rounded-lg border border-slate-200 bg-white p-3 dark:border-slate-800 dark:bg-slate-900">
+          <div className="text-xs text-slate-500">Retries</div>
+          <div className="text-lg font-semibold tabular-nums">{retries}</div>
+        </div>
+        <div className="rounded-lg border border-slate-200 bg-white p-3 dark:border-slate-800 dark:bg-slate-900">
+          <div className="text-xs text-slate-500">Error steps</div>
+          <div className="text-lg font-semibold tabular-nums">{steps.filter((s) => s.status === "error").length}</div>
+        </div>
+      </div>
+      <FailurePanel detail={q.data} onShowStep={select} />
+      <Card title="Waterfall" actions={<WaterfallLegend />}>
+        {steps.length === 0 ? (
+          <EmptyState title="No steps recorded">This run has no steps (yet).</EmptyState>
+        ) : (
+          <Waterfall run={run} steps={steps} failingSeq={failure?.step_seq ?? null} selectedSeq={selected} onSelect={select} />
+        )}
+      </Card>
+      {selectedStep && <StepDetails step={selectedStep} runDuration={run.duration_ms} />}
+      <div className="mt-4 grid gap-4 md:grid-cols-2">
+        <Card title="Time by step type">
+          {steps.length ? <TimeByType steps={steps} runDuration={run.duration_ms} /> : <p className="text-sm text-slate-500">No steps.</p>}
+        </Card>
+        <Card title="Run metadata">
+          <KeyValues entries={metaEntries(run.meta)} empty="No metadata on this run." />
+          <RemovedNote count={run.meta_removed} what="run" />
+          <p className="mt-3 text-xs text-slate-500">
+            Step metadata removed: {steps.reduce((a, s) => a + s.meta_removed, 0)} entries across all steps.
+          </p>
+        </Card>
+      </div>
+    </>
+  );
+}
