@@ -61,6 +61,7 @@ from benchlib.harness import (
     free_port,
     machine_description,
     print_table,
+    server_env,
     stop_process,
     summarize,
     summary_cells,
@@ -176,7 +177,7 @@ class EndToEnd:
 def run_end_to_end(backend: str, url: str, w: Workload, rep: int, args: argparse.Namespace) -> EndToEnd:
     migrate(url)
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent))
+    env = server_env()
     if args.via_cli:
         cmd = [sys.executable, "-m", "agenttracer", "serve", "ingest", "--port", str(port)]
         env["AGENTTRACER_DATABASE_URL"] = url

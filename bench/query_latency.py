@@ -45,6 +45,7 @@ from benchlib.harness import (
     machine_description,
     percentile,
     print_table,
+    server_env,
     stop_process,
     summarize,
     wait_for_http,
@@ -168,7 +169,7 @@ def measure(client: httpx.Client, case: Case, requests: int) -> tuple[list[float
 
 def bench_backend(label: str, loaded: Loaded, spec: DatasetSpec, args: argparse.Namespace) -> list[list[str]]:
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent))
+    env = server_env()
     cmd = [sys.executable, "-m", "benchlib.serve_app", "query", "--database-url", loaded.url, "--port", str(port)]
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     profiler = None

@@ -157,3 +157,10 @@ def timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+def server_env() -> dict[str, str]:
+    """The environment for a server subprocess: ours, with ``bench/`` importable (for benchlib.serve_app)."""
+    bench_dir = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (bench_dir, os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, PYTHONPATH=path)
