@@ -26,9 +26,9 @@ log = logging.getLogger("agenttracer.retention")
 
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_INTERVAL_S = 3600.0
-# How long the worker waits after the process starts before its first pass, so a restart storm
-# does not start with a burst of deletes.
-FIRST_PASS_DELAY_S = 30.0
+# The first pass runs shortly after the process starts (a pass with nothing to do is one indexed
+# query), so a server that was down for a while catches up at once.
+FIRST_PASS_DELAY_S = 1.0
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhm]?)\s*$")
 _UNIT_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "": 86_400}

@@ -4,6 +4,7 @@
 export function formatDuration(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return "—";
   if (ms < 0) return `-${formatDuration(-ms)}`;
+  if (ms === 0) return "0 ms";
   if (ms < 1) return `${ms.toFixed(2)} ms`;
   if (ms < 10) return `${trim(ms.toFixed(1))} ms`;
   if (ms < 1000) return `${Math.round(ms)} ms`;
@@ -84,4 +85,9 @@ export function formatDelta(delta: number | null | undefined, kind: "ms" | "rate
 /** A short, copyable form of a UUID. */
 export function shortId(id: string): string {
   return id.length > 8 ? id.slice(0, 8) : id;
+}
+
+/** "1 run", "3 runs" (with thousands separators). */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${formatCount(n)} ${n === 1 ? one : many}`;
 }

@@ -1,0 +1,1 @@
+"""The agent-side SDK: instrumentation (``tracer``) and background delivery (``transport``)."""

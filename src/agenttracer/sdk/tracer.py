@@ -1,0 +1,422 @@
+"""The instrumentation API: ``AgentTracer`` makes runs, a ``Run`` makes ordered steps, a ``Step`` times one action.
+
+The hot path — ``run.step(...)`` plus the step's enter and exit — does only this: read a monotonic
+clock twice, take the next seq from an ``itertools.count`` (atomic in CPython), track the current step in
+a ``ContextVar`` (so nested steps know their parent per thread and per asyncio task), and append one
+small tuple to the tracer's bounded queue. Wall-clock times are derived later, in the worker, from the
+run's (wall, monotonic) anchor taken when the run started; dicts, ISO strings, privacy checks, JSON
+and gzip all happen there too (see ``agenttracer.sdk.encode`` and ``agenttracer.sdk.transport``).
+
+Nothing here raises into agent code once the tracer exists: exceptions from the agent's own blocks
+propagate unchanged, and the SDK's own bookkeeping never adds one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from contextvars import Token
+from types import TracebackType
+from typing import Any
+
+from agenttracer.model import FailureType, RunStatus, failure_code_for_exception
+from agenttracer.sdk import context
+from agenttracer.sdk.config import TracerConfig, resolve_config
+from agenttracer.sdk.decorators import F, traced
+from agenttracer.sdk.encode import FAILURE, RUN_END, RUN_START, STEP
+from agenttracer.sdk.noop import NOOP_RUN, NoopRun
+from agenttracer.sdk.retry import Retrying
+from agenttracer.sdk.transport import DeliveryStats, Transport
+
+log = logging.getLogger("agenttracer")
+
+_perf_ns = time.perf_counter_ns
+_current_step = context.STEP
+_current_run = context.RUN
+
+_RUN_ID_MAX = 36
+
+
+class Step:
+    """One action of a run, timed between ``__enter__`` and ``__exit__`` (sync or async ``with``).
+
+    ``seq`` is assigned when the block is entered. A block that raises is recorded as an error step
+    with the exception's class name and a mapped failure code (never its message); the exception
+    propagates unchanged. ``set(**metadata)`` attaches safe metadata (checked later, off the hot path).
+    """
+
+    # Only what the hot path needs is written eagerly; seq, parent, end time and error are written when
+    # they happen and read through properties (``None`` until then).
+    __slots__ = ("_err", "_meta", "_parent", "_retry_of_seq", "_run", "_seq", "_t0", "_t1", "_token", "attempt",
+                 "name", "step_type")
+
+    def __init__(self, run: Run, step_type: str, name: str | None, metadata: Mapping[str, Any] | None,
+                 retry_of: Step | int | None) -> None:
+        self._run = run
+        self.step_type = step_type
+        self.name = step_type if name is None else name
+        self._meta = dict(metadata) if metadata else None
+        if retry_of is None:
+            self.attempt = 1
+            self._retry_of_seq: int | None = None
+        else:
+            self.attempt, self._retry_of_seq = run._retry_link(retry_of)
+
+    @property
+    def seq(self) -> int | None:
+        """The step's position in its run (1, 2, 3…), assigned when the block is entered."""
+        return getattr(self, "_seq", None)
+
+    @property
+    def parent_seq(self) -> int | None:
+        """The seq of the enclosing step of the same run, if this step is nested."""
+        return getattr(self, "_parent", None)
+
+    @property
+    def retry_of_seq(self) -> int | None:
+        """The seq of the attempt this step retries, if it is a retry."""
+        return self._retry_of_seq
+
+    @property
+    def error_class(self) -> str | None:
+        """The class name of the exception that ended the block, if any."""
+        return getattr(self, "_err", None)
+
+    @property
+    def latency_ms(self) -> float | None:
+        """Latency from the monotonic clock, once the step has ended."""
+        t1 = getattr(self, "_t1", None)
+        return None if t1 is None else (t1 - self._t0) / 1_000_000
+
+    @property
+    def status(self) -> str | None:
+        """``ok`` or ``error`` once the step has ended."""
+        if getattr(self, "_t1", None) is None:
+            return None
+        return "ok" if self.error_class is None else "error"
+
+    def set(self, **metadata: Any) -> Step:
+        """Attach safe metadata (counts, codes, ids — never content); returns the step for chaining."""
+        if getattr(self, "_t1", None) is not None:
+            log.warning("agenttracer: step.set() after the step ended is ignored")
+            return self
+        if self._meta is None:
+            self._meta = metadata
+        else:
+            self._meta.update(metadata)
+        return self
+
+    def __enter__(self) -> Step:
+        self._t0 = _perf_ns()
+        run = self._run
+        self._seq = next(run._seq)
+        outer = _current_step.get()
+        self._parent = outer._seq if outer is not None and outer._run is run else None
+        self._token = _current_step.set(self)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        t1 = self._t1 = _perf_ns()
+        # Not contextlib.suppress: this is the hot path, and a bare try costs nothing when nothing raises.
+        try:  # noqa: SIM105
+            _current_step.reset(self._token)
+        except (ValueError, AttributeError):  # exited in another context, or never entered
+            pass
+        run = self._run
+        retry_of_seq = self._retry_of_seq
+        if exc_type is None:
+            error_class = failure_code = None
+            if retry_of_seq is not None:
+                run._recovered(retry_of_seq)
+        else:
+            error_class = self._err = exc_type.__name__
+            failure_code = failure_code_for_exception(exc) if exc is not None else "unhandled_exception"
+            run._errored(self._seq, exc, retry_of_seq, self.attempt)
+        item = (STEP, run, self._seq, self._parent, self.step_type, self.name, self._t0, t1, error_class,
+                failure_code, self._meta, self.attempt, retry_of_seq)
+        transport = run._transport
+        queue = transport.queue
+        size = len(queue)
+        if size < transport.limit:
+            queue.append(item)
+            if size == transport.wake_at:
+                transport.wake.set()
+        else:
+            next(transport.dropping)  # queue full (or tracer shut down): counted, never waited for
+        return None
+
+    async def __aenter__(self) -> Step:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+class Run:
+    """One execution of an agent: ``with tracer.start_run() as run:`` (or ``async with``).
+
+    Status when the block ends (``model.RunStatus``): ``failure`` if a failure was recorded or an
+    exception escaped (recorded as orchestration / unhandled_exception unless a failure was recorded
+    first; the exception propagates unchanged); otherwise ``partial`` if ``mark_partial()`` was called
+    or some error step was never recovered by a later successful attempt (``retry_of``); otherwise
+    ``success``.
+    """
+
+    __slots__ = ("__weakref__", "_agent_id", "_agent_version", "_attempts", "_ended", "_environment",
+                 "_failure", "_last_error", "_meta", "_mono0", "_partial", "_retry_links", "_seq",
+                 "_started", "_token", "_transport", "_unrecovered", "_wall0", "run_id", "status")
+
+    def __init__(self, config: TracerConfig, transport: Transport, metadata: Mapping[str, Any] | None,
+                 run_id: str | None) -> None:
+        self.run_id = run_id or str(uuid.uuid4())
+        self._agent_id = config.agent_id
+        self._agent_version = config.agent_version
+        self._environment = config.environment
+        self._transport = transport
+        self._meta: dict[str, Any] = dict(metadata) if metadata else {}
+        self._seq = itertools.count(1)
+        self._failure: tuple[str, str] | None = None
+        self._partial = False
+        self._unrecovered: set[int] = set()
+        self._retry_links: dict[int, int] = {}
+        self._attempts: dict[int, int] = {}
+        self._last_error: tuple[int, int] | None = None  # (seq, id of the exception)
+        self._started = False
+        self._ended = False
+        self._token: Token[Run | None] | None = None
+        self._mono0 = _perf_ns()
+        self._wall0 = time.time_ns()
+        self.status = RunStatus.RUNNING.value
+
+    # -------------------------------------------------------------- steps
+
+    def step(self, step_type: str, name: str | None = None, *, metadata: Mapping[str, Any] | None = None,
+             retry_of: Step | int | None = None) -> Step:
+        """A step context manager. ``retry_of`` marks it as a new attempt of an earlier step."""
+        return Step(self, step_type, name, metadata, retry_of)
+
+    def retrying(self, step_type: str, name: str | None = None, *, attempts: int = 3,
+                 retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+                 backoff: float = 0.0, backoff_factor: float = 2.0,
+                 metadata: Mapping[str, Any] | None = None) -> Retrying:
+        """Attempts of one action, each recorded as its own step linked to the one it retries.
+
+        See ``agenttracer.sdk.retry.Retrying`` for the loop this returns.
+        """
+        return Retrying(self.step, step_type, name, attempts=attempts, retry_on=retry_on, backoff=backoff,
+                        backoff_factor=backoff_factor, metadata=metadata)
+
+    def wall_ns(self, t_ns: int) -> int:
+        """Wall-clock nanoseconds (UTC epoch) for a ``perf_counter_ns`` reading taken during this run."""
+        return self._wall0 + (t_ns - self._mono0)
+
+    def _retry_link(self, retry_of: Step | int) -> tuple[int, int | None]:
+        if isinstance(retry_of, Step):
+            if retry_of.seq is None:
+                log.warning("agenttracer: retry_of points at a step that never started; not linked")
+                return 1, None
+            return retry_of.attempt + 1, retry_of.seq
+        if isinstance(retry_of, int) and not isinstance(retry_of, bool) and retry_of > 0:
+            return self._attempts.get(retry_of, 1) + 1, retry_of
+        log.warning("agenttracer: retry_of must be a Step or a seq number; not linked")
+        return 1, None
+
+    def _errored(self, seq: int | None, exc: BaseException | None, retry_of_seq: int | None,
+                 attempt: int) -> None:
+        if seq is None:
+            return
+        self._unrecovered.add(seq)
+        self._last_error = (seq, id(exc))
+        if retry_of_seq is not None:
+            self._retry_links[seq] = retry_of_seq
+            self._attempts[seq] = attempt
+
+    def _recovered(self, retry_of_seq: int) -> None:
+        # A successful attempt recovers every earlier attempt in its chain.
+        link: int | None = retry_of_seq
+        for _ in range(10_000):
+            if link is None:
+                break
+            self._unrecovered.discard(link)
+            link = self._retry_links.get(link)
+
+    # ------------------------------------------------------------- run level
+
+    def set(self, **metadata: Any) -> Run:
+        """Attach safe run metadata (sent with the run's end)."""
+        self._meta.update(metadata)
+        return self
+
+    def record_failure(self, failure_type: FailureType | str, failure_code: str, message: str | None = None,
+                       step: Step | int | None = None) -> None:
+        """Record the run's failure (at most one per run; a second call is ignored with a warning).
+
+        ``step`` links the failure to the step that caused it; when omitted, the failure is linked to the
+        most recent step of this run that ended in error, if any — which is what the usual
+        ``try: with run.step(...) ... except ...: run.record_failure(...)`` pattern means.
+        The run ends with status ``failure``. The message passes the privacy policy before it is sent.
+        """
+        if self._failure is not None:
+            log.warning("agenttracer: a run has at most one failure; the second record_failure() is ignored")
+            return
+        if isinstance(step, Step):
+            step_seq = step.seq
+        elif isinstance(step, int) and not isinstance(step, bool):
+            step_seq = step
+        else:
+            step_seq = self._last_error[0] if self._last_error is not None else None
+        self._failure = (str(getattr(failure_type, "value", failure_type)), failure_code)
+        self._transport.put_reserved((FAILURE, self, failure_type, failure_code, step_seq, message, _perf_ns()))
+
+    def mark_partial(self) -> None:
+        """End this run as ``partial`` unless it fails: it completed, but not everything it tried worked."""
+        self._partial = True
+
+    def start(self) -> Run:
+        """Start the run (what ``with`` does); for code that cannot use a ``with`` block."""
+        if self._started:
+            return self
+        self._started = True
+        self._mono0 = _perf_ns()
+        self._wall0 = time.time_ns()
+        self._transport.put_reserved((RUN_START, self, self._mono0, dict(self._meta) if self._meta else None))
+        self._token = _current_run.set(self)
+        return self
+
+    def end(self, exc: BaseException | None = None) -> None:
+        """End the run (what leaving the ``with`` block does); pass the exception that ended it, if any."""
+        self._end(exc is not None, exc)
+
+    def _end(self, escaped: bool, exc: BaseException | None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        t_end = _perf_ns()
+        if escaped and self._failure is None:
+            self._failure = (FailureType.ORCHESTRATION.value, "unhandled_exception")
+            self._transport.put_reserved((FAILURE, self, FailureType.ORCHESTRATION.value, "unhandled_exception",
+                                          self._step_that_raised(exc), None, t_end))
+        if self._failure is not None:
+            status = RunStatus.FAILURE
+        elif self._partial or self._unrecovered:
+            status = RunStatus.PARTIAL
+        else:
+            status = RunStatus.SUCCESS
+        self.status = status.value
+        self._transport.put_reserved((RUN_END, self, t_end, status.value, dict(self._meta) if self._meta else None))
+        token, self._token = self._token, None
+        if token is not None:
+            with contextlib.suppress(ValueError):  # ended in another context than it started in
+                _current_run.reset(token)
+
+    def _step_that_raised(self, exc: BaseException | None) -> int | None:
+        """The error step whose exception (or one it caused) escaped the run, if there is one."""
+        if self._last_error is None:
+            return None
+        seq, exc_id = self._last_error
+        seen: BaseException | None = exc
+        for _ in range(8):
+            if seen is None:
+                break
+            if id(seen) == exc_id:
+                return seq
+            seen = seen.__cause__ or seen.__context__
+        return None
+
+    def __enter__(self) -> Run:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._end(exc_type is not None, exc)
+        return None
+
+    async def __aenter__(self) -> Run:
+        return self.start()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+class AgentTracer:
+    """Instruments one agent: ``AgentTracer(agent_id, agent_version, environment, api_url, api_key=None)``.
+
+    Every argument left out (or None) is read from ``AGENTTRACER_<NAME>`` (``AGENTTRACER_API_URL``,
+    ``AGENTTRACER_API_KEY``, ``AGENTTRACER_AGENT_ID``…), then falls back to a default; see docs/sdk.md.
+    A wrong value raises ``ValueError`` here, at construction — never later, on the agent's path.
+    Set ``tracer.enabled = False`` (or ``AGENTTRACER_ENABLED=0``) to make new runs cheap no-ops.
+    """
+
+    def __init__(self, agent_id: str | None = None, agent_version: str | None = None,
+                 environment: str | None = None, api_url: str | None = None, api_key: str | None = None, *,
+                 enabled: bool | None = None, max_queue_size: int | None = None, batch_size: int | None = None,
+                 flush_interval: float | None = None, timeout: float | None = None,
+                 exit_timeout: float | None = None, max_backoff: float | None = None) -> None:
+        self.config = resolve_config({
+            "agent_id": agent_id, "agent_version": agent_version, "environment": environment,
+            "api_url": api_url, "api_key": api_key, "enabled": enabled, "max_queue_size": max_queue_size,
+            "batch_size": batch_size, "flush_interval": flush_interval, "timeout": timeout,
+            "exit_timeout": exit_timeout, "max_backoff": max_backoff,
+        })
+        self._transport: Transport | None = None
+        self._enabled = False
+        self.enabled = self.config.enabled
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        # The worker starts with the first enabled moment, so a disabled tracer costs no thread at all.
+        if value and self._transport is None:
+            self._transport = Transport(self.config)
+        self._enabled = bool(value)
+
+    def start_run(self, metadata: Mapping[str, Any] | None = None, *, run_id: str | None = None) -> Run | NoopRun:
+        """A new run; use it as ``with tracer.start_run() as run:`` or ``async with``."""
+        if not self._enabled or self._transport is None:
+            return NOOP_RUN
+        if run_id is not None and (not isinstance(run_id, str) or not 0 < len(run_id) <= _RUN_ID_MAX):
+            raise ValueError(f"run_id must be a non-empty string of at most {_RUN_ID_MAX} characters (a UUID)")
+        return Run(self.config, self._transport, metadata, run_id)
+
+    def traced(self, step_type: str, name: str | None = None, *,
+               metadata: Mapping[str, Any] | None = None) -> Callable[[F], F]:
+        """Decorator: each call of the function (sync or async) is a step of the current run.
+
+        Outside a run the function simply runs. The step name defaults to the function's name.
+        """
+        return traced(step_type, name, metadata=metadata)
+
+    def stats(self) -> DeliveryStats:
+        """Produced / delivered / dropped-by-reason / retried counts (see ``DeliveryStats``)."""
+        if self._transport is None:
+            return DeliveryStats(produced=0, delivered=0, dropped={}, retried=0, queued=0, in_flight=0)
+        return self._transport.stats()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait (at most ``timeout`` s) until everything recorded so far is delivered or dropped."""
+        if self._transport is None:
+            return True
+        return self._transport.flush(timeout)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Deliver what can be delivered within ``timeout`` s, then stop; the rest counts as dropped."""
+        self._enabled = False
+        if self._transport is not None:
+            self._transport.shutdown(timeout)
+
+    def __enter__(self) -> AgentTracer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.shutdown(self.config.exit_timeout)

@@ -1,0 +1,447 @@
+"""Background delivery: a bounded queue, one daemon worker, batching, gzip, retries — and honest counts.
+
+The agent's thread only appends small tuples to ``Transport.queue`` (a ``collections.deque``, whose
+``append`` and ``popleft`` are atomic in CPython) after checking its length against ``limit``. It never
+takes a lock, never waits and never does I/O. Everything else happens in the worker thread:
+
+* batches of at most ``batch_size`` events, sent when that many are waiting or ``flush_interval``
+  seconds after the last send, or at once when someone calls ``flush``;
+* retries only for 429 / 502 / 503 / 504, timeouts and connection errors, honouring ``Retry-After``
+  (capped at 60 s) or else exponential backoff with jitter; 400 / 401 / 403 / 413 / 422 and every other
+  status are final and their events counted as dropped (``http_<status>``);
+* per-event results from the Ingest API (see ``agenttracer.server.ingest``): ``accepted`` and
+  ``duplicate`` count as delivered, ``rejected`` as dropped — also in a 422 where every event was
+  rejected.
+
+Overflow: when the queue holds ``limit`` events, new steps are dropped (``queue_full``); run starts,
+run ends and failures may still use a reserve of ``run_reserve`` extra slots, so a run stays
+complete while its steps are being shed. Memory is therefore bounded whatever the backend does.
+
+Accounting: ``produced = delivered + dropped + queued + in flight`` at every moment, and after
+``shutdown`` nothing is queued or in flight, so ``delivered + dropped == produced``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import email.utils
+import gzip
+import itertools
+import json
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from agenttracer import __version__
+from agenttracer.sdk.config import TracerConfig
+from agenttracer.sdk.encode import Encoder
+
+log = logging.getLogger("agenttracer")
+
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+MAX_RETRY_AFTER = 60.0
+BACKOFF_BASE = 0.5
+_GZIP_LEVEL = 5
+
+
+@dataclass(frozen=True)
+class DeliveryStats:
+    """A snapshot of what the tracer produced and what became of it.
+
+    ``dropped`` maps a reason (``queue_full``, ``http_400``, ``rejected``, ``shutdown``, ``closed``,
+    ``invalid_failure``…) to a count of events. ``retried`` counts re-sent requests. ``removed`` counts
+    metadata keys, names and messages the privacy policy removed (the event itself was still sent) and
+    ``coerced`` values mapped onto the vocabulary; both by reason only, never by value.
+    """
+
+    produced: int
+    delivered: int
+    dropped: dict[str, int]
+    retried: int
+    queued: int
+    in_flight: int
+    removed: dict[str, int] = field(default_factory=dict)
+    coerced: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+
+class _Outcome:
+    """What one HTTP attempt came to."""
+
+    __slots__ = ("delivered", "dropped", "retry_after", "retryable")
+
+    def __init__(self, delivered: int = 0, dropped: dict[str, int] | None = None, retryable: bool = False,
+                 retry_after: float | None = None) -> None:
+        self.delivered = delivered
+        self.dropped = dropped or {}
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), capped at 60 s."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def read_results(response: httpx.Response, sent: int) -> _Outcome:
+    """Count a 2xx answer's per-event results; an answer without them means the whole batch was taken."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list) or len(results) != sent:
+        return _Outcome(delivered=sent)
+    delivered = 0
+    dropped: Counter[str] = Counter()
+    for result in results:
+        status = result.get("status") if isinstance(result, dict) else None
+        if status == "rejected":
+            dropped["rejected"] += 1
+        else:
+            delivered += 1
+    return _Outcome(delivered=delivered, dropped=dict(dropped))
+
+
+class Transport:
+    """Owns the queue, the worker thread and the counters of one tracer."""
+
+    def __init__(self, config: TracerConfig) -> None:
+        self._config = config
+        self._reset_state()
+        _LIVE.add(self)
+        self._start_worker()
+
+    # ------------------------------------------------------------------ state
+
+    def _reset_state(self) -> None:
+        """Fresh queue, locks and counters (at construction and in a forked child)."""
+        config = self._config
+        self.queue: deque[tuple[Any, ...]] = deque()
+        self.limit = config.max_queue_size
+        self.run_limit = config.max_queue_size + max(100, config.max_queue_size // 10)
+        self.wake_at = config.batch_size
+        self.wake = threading.Event()
+        self._stop = threading.Event()
+        self._cond = threading.Condition(threading.Lock())
+        self._taken = 0  # events the worker has taken off the queue
+        self._finalized = 0  # of those, how many are now delivered or dropped
+        # Events dropped before they entered the queue. itertools.count's next() is atomic under the GIL
+        # and costs no lock, so the agent thread can count a drop as cheaply as it can queue an event;
+        # ``dropping`` is the counter in force: ``queue_full`` until shutdown, ``closed`` after.
+        self._queue_full = itertools.count()
+        self._closed_drops = itertools.count()
+        self.dropping = self._queue_full
+        self._delivered = 0
+        self._dropped: Counter[str] = Counter()
+        self._retried = 0
+        self._flush_target = 0
+        self._deadline: float | None = None
+        self._closed = False
+        self._encoder = Encoder()
+        self._worker: threading.Thread | None = None
+
+    def _start_worker(self) -> None:
+        # The HTTP client is built here, on the constructing thread: httpx imports httpcore lazily when a
+        # client is made, and an import running in the worker at the moment of a fork() would leave the
+        # child with a half-initialised module. Plain http:// involves no TLS (redirects are not followed),
+        # so the CA bundle, which costs tens of milliseconds of CPU to load, is loaded only for https://.
+        client = httpx.Client(headers=self._headers(), verify=self._config.api_url.startswith("https://"))
+        self._worker = threading.Thread(target=self._run, args=(client,), name="agenttracer-delivery",
+                                        daemon=True)
+        self._worker.start()
+
+    # ------------------------------------------------------------ agent side
+
+    def put_reserved(self, item: tuple[Any, ...]) -> None:
+        """Queue a run start / run end / failure, which may use the reserve beyond ``limit``."""
+        queue = self.queue
+        size = len(queue)
+        if size < self.run_limit:
+            queue.append(item)
+            if size == self.wake_at:
+                self.wake.set()
+        else:
+            self.overflow(item)
+
+    def overflow(self, item: tuple[Any, ...]) -> None:
+        """Count an event that found the queue full (or the tracer shut down)."""
+        next(self.dropping)
+
+    def _overflow_counts(self) -> dict[str, int]:
+        counts = {"queue_full": _counted(self._queue_full), "closed": _counted(self._closed_drops)}
+        return {reason: n for reason, n in counts.items() if n}
+
+    # ----------------------------------------------------------- public API
+
+    def stats(self) -> DeliveryStats:
+        with self._cond:
+            queued = len(self.queue)
+            overflow = self._overflow_counts()
+            dropped = Counter(self._dropped)
+            dropped.update(overflow)
+            return DeliveryStats(
+                produced=self._taken + queued + sum(overflow.values()),
+                delivered=self._delivered,
+                dropped=dict(dropped),
+                retried=self._retried,
+                queued=queued,
+                in_flight=self._taken - self._finalized,
+                removed=dict(self._encoder.removed),
+                coerced=dict(self._encoder.coerced),
+            )
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything queued now is delivered or dropped; False if ``timeout`` ran out first."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._cond:
+            target = self._taken + len(self.queue)
+            if self._finalized >= target:
+                return True
+            self._flush_target = max(self._flush_target, target)
+        self.wake.set()
+        with self._cond:
+            while self._finalized < target and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return self._finalized >= target
+
+    def begin_shutdown(self, deadline: float) -> None:
+        """Tell the worker to deliver what it can until ``deadline`` (time.monotonic) and then stop."""
+        with self._cond:
+            if self._closed:
+                return
+            self._deadline = deadline if self._deadline is None else min(self._deadline, deadline)
+        self._stop.set()
+        self.wake.set()
+
+    def finish_shutdown(self, deadline: float) -> None:
+        """Wait for the worker until ``deadline``, then count whatever is left as dropped (``shutdown``)."""
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(max(0.0, deadline - time.monotonic()))
+        with self._cond:
+            if self._closed:
+                return
+            # From now on every new event takes the overflow path and is counted as ``closed``.
+            self._closed = True
+            self.dropping = self._closed_drops
+            self.limit = 0
+            self.run_limit = 0
+            left = 0
+            while True:
+                try:
+                    self.queue.popleft()
+                except IndexError:
+                    break
+                left += 1
+            self._taken += left
+            unfinished = self._taken - self._finalized
+            if unfinished:
+                self._dropped["shutdown"] += unfinished
+                self._finalized = self._taken
+            self._cond.notify_all()
+
+    def shutdown(self, timeout: float) -> None:
+        deadline = time.monotonic() + max(0.0, timeout)
+        self.begin_shutdown(deadline)
+        self.finish_shutdown(deadline)
+
+    # --------------------------------------------------------------- worker
+
+    def _finalize(self, delivered: int, dropped: dict[str, int]) -> None:
+        with self._cond:
+            if self._closed:  # shutdown already counted this batch as dropped
+                return
+            self._delivered += delivered
+            for reason, count in dropped.items():
+                if count:
+                    self._dropped[reason] += count
+            self._finalized += delivered + sum(dropped.values())
+            self._cond.notify_all()
+
+    def _take(self) -> list[tuple[Any, ...]] | None:
+        """The next batch, waiting for it when there is no hurry; None when the worker should stop."""
+        batch_size = self._config.batch_size
+        while True:
+            stopping = self._stop.is_set()
+            if stopping:
+                if not self.queue or self._remaining() <= 0:
+                    return None
+            elif len(self.queue) < batch_size and self._finalized >= self._flush_target:
+                self.wake.wait(self._config.flush_interval)
+                self.wake.clear()
+            items: list[tuple[Any, ...]] = []
+            popleft = self.queue.popleft
+            try:
+                while len(items) < batch_size:
+                    items.append(popleft())
+            except IndexError:
+                pass
+            if items:
+                with self._cond:
+                    self._taken += len(items)
+                    if self._closed:  # shutdown gave up while we were taking these: count them, stop
+                        self._finalized += len(items)
+                        self._dropped["shutdown"] += len(items)
+                        return None
+                return items
+
+    def _remaining(self) -> float:
+        deadline = self._deadline
+        return float("inf") if deadline is None else deadline - time.monotonic()
+
+    def _run(self, client: httpx.Client) -> None:
+        try:
+            while True:
+                items = self._take()
+                if items is None:
+                    return
+                try:
+                    self._deliver(client, items)
+                except Exception:  # never let one bad batch kill delivery for the rest of the process
+                    log.exception("agenttracer: internal error while delivering a batch")
+                    with self._cond:
+                        lost = self._taken - self._finalized
+                    self._finalize(0, {"internal_error": lost})
+        finally:
+            client.close()
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip",
+                   "User-Agent": f"agenttracer-python/{__version__}"}
+        if self._config.api_key:
+            headers["Authorization"] = f"Bearer {self._config.api_key}"
+        return headers
+
+    def _deliver(self, client: httpx.Client, items: list[tuple[Any, ...]]) -> None:
+        events: list[dict[str, Any]] = []
+        unsendable: Counter[str] = Counter()
+        for item in items:
+            try:
+                event, reason = self._encoder.encode(item)
+            except Exception:
+                log.exception("agenttracer: could not encode an event")
+                event, reason = None, "internal_error"
+            if event is None:
+                unsendable[reason or "internal_error"] += 1
+            else:
+                events.append(event)
+        if unsendable:
+            self._finalize(0, dict(unsendable))
+        if not events:
+            return
+        body = gzip.compress(json.dumps({"events": events}, separators=(",", ":")).encode(), _GZIP_LEVEL)
+        attempt = 0
+        while True:
+            remaining = self._remaining()
+            if remaining <= 0:
+                self._finalize(0, {"shutdown": len(events)})
+                return
+            outcome = self._post(client, body, len(events), min(self._config.timeout, remaining))
+            if not outcome.retryable:
+                self._finalize(outcome.delivered, outcome.dropped)
+                return
+            if outcome.retry_after is not None:
+                delay = outcome.retry_after
+            else:
+                delay = min(self._config.max_backoff, BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0)
+            attempt += 1
+            with self._cond:
+                self._retried += 1
+            if self._stop.is_set():
+                if delay >= self._remaining():
+                    self._finalize(0, {"shutdown": len(events)})
+                    return
+                time.sleep(delay)
+            else:
+                # A shutdown wakes us early; the loop then re-checks the deadline.
+                self._stop.wait(delay)
+
+    def _post(self, client: httpx.Client, body: bytes, sent: int, timeout: float) -> _Outcome:
+        try:
+            response = client.post(self._config.ingest_url, content=body,
+                                   timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)))
+        except httpx.TimeoutException:
+            return _Outcome(retryable=True)
+        except httpx.TransportError:  # refused, reset, closed mid-answer: the batch is safe to resend
+            return _Outcome(retryable=True)
+        except httpx.HTTPError:
+            return _Outcome(dropped={"client_error": sent})
+        status = response.status_code
+        if 200 <= status < 300:
+            return read_results(response, sent)
+        if status in RETRYABLE_STATUS:
+            return _Outcome(retryable=True, retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        if status == 422:
+            # Every event was rejected (per-event results say why); or the envelope itself was refused.
+            outcome = read_results(response, sent)
+            if outcome.dropped.get("rejected") == sent:
+                return outcome
+        if status in (401, 403):
+            log.warning("agenttracer: the Ingest API refused the API key (HTTP %d); events are dropped", status)
+        return _Outcome(dropped={f"http_{status}": sent})
+
+
+def _counted(counter: itertools.count[int]) -> int:
+    """How many times next() was called on a fresh ``itertools.count()`` (its repr is ``count(N)``)."""
+    return int(repr(counter)[6:-1])
+
+
+# ------------------------------------------------------------- process hooks
+
+_LIVE: weakref.WeakSet[Transport] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's worker thread does not exist here, and its locks may have been held at fork time:
+    # start over with an empty queue, new locks, new counters and a new worker (and a new HTTP client,
+    # so no socket is shared with the parent).
+    for transport in list(_LIVE):
+        if not transport._closed:
+            transport._reset_state()
+            transport._start_worker()
+
+
+def _at_exit() -> None:
+    transports = [t for t in list(_LIVE) if not t._closed]
+    if not transports:
+        return
+    deadline = time.monotonic() + max(t._config.exit_timeout for t in transports)
+    for transport in transports:
+        transport.begin_shutdown(deadline)
+    for transport in transports:
+        transport.finish_shutdown(deadline)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_at_exit)

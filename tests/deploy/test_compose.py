@@ -1,0 +1,141 @@
+"""The deployment files: the compose file is valid, and everything it runs really exists.
+
+No Docker engine runs on our machines, so the containers themselves never start here. What can be
+checked is checked: Debian's ``docker-compose`` validates the file against the Compose schema (CI
+installs it; a missing validator fails there), each container command is a real ``agenttracer``
+command, every variable handed to the containers is a real setting, and the Dockerfile copies only
+files that exist. tests/deploy/test_processes.py runs the same commands as separate processes.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agenttracer.server.settings import ENV_PREFIX, Settings
+from tests.support.db import missing
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+COMPOSE = DEPLOY / "docker-compose.yml"
+DOCKERFILE = DEPLOY / "Dockerfile"
+AGENTTRACER_IMAGE = "agenttracer:local"
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def app_services() -> dict[str, dict[str, Any]]:
+    return {name: svc for name, svc in compose()["services"].items() if svc.get("image") == AGENTTRACER_IMAGE}
+
+
+def docker_compose() -> str:
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        missing("docker-compose is not installed (CI installs Debian's package: apt-get install docker-compose)")
+    return str(exe)
+
+
+def test_compose_file_is_valid_for_docker_compose() -> None:
+    result = subprocess.run(
+        [docker_compose(), "-f", str(COMPOSE), "config", "--quiet"],
+        capture_output=True, text=True, timeout=60, cwd=DEPLOY,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_validator_really_rejects_a_broken_file(tmp_path: Path) -> None:
+    """Guards the test above: a typo in a dependency condition must not pass."""
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(COMPOSE.read_text().replace("service_completed_successfully", "service_done"))
+    result = subprocess.run(
+        [docker_compose(), "-f", str(broken), "config", "--quiet"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0 and "service_done" in result.stderr
+
+
+def test_the_root_compose_file_includes_the_deploy_one() -> None:
+    """`docker compose up -d` from the repository root (the spec's Quick Start) uses deploy/."""
+    root = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    assert root == {"include": ["deploy/docker-compose.yml"]}
+    assert not (ROOT / "docker-compose.yml").exists()  # two root files would make compose pick one
+
+
+def test_the_stack_has_postgres_15_with_a_volume_and_a_healthcheck() -> None:
+    spec = compose()
+    pg = spec["services"]["postgres"]
+    assert pg["image"] == "postgres:15"
+    volume = pg["volumes"][0].split(":")[0]
+    assert volume in spec["volumes"]
+    assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
+
+
+def test_apis_start_only_after_the_one_shot_migration() -> None:
+    services = compose()["services"]
+    assert services["migrate"]["command"] == ["migrate"]
+    assert services["migrate"]["restart"] == "no"
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for name in ("ingest", "query"):
+        assert services[name]["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+
+
+def published(service: dict[str, Any]) -> list[int]:
+    return [int(p.rsplit(":", 2)[-1]) for p in service.get("ports", [])]
+
+
+def test_the_promised_ports() -> None:
+    services = compose()["services"]
+    assert published(services["ingest"]) == [8000]
+    assert published(services["query"]) == [8001]
+    assert published(services["ui"]) == [3000]
+    assert "ports" not in services["postgres"]  # the database stays on the compose network
+
+
+def test_ports_are_published_on_loopback_unless_told_otherwise() -> None:
+    for name in ("ingest", "query", "ui"):
+        for port in compose()["services"][name]["ports"]:
+            assert port.startswith("${AGENTTRACER_PUBLISH_ADDR:-127.0.0.1}:"), (name, port)
+
+
+@pytest.mark.parametrize("service", ["migrate", "ingest", "query", "ui"])
+def test_every_container_command_is_a_real_cli_command(service: str) -> None:
+    command = app_services()[service]["command"]
+    result = subprocess.run(
+        [sys.executable, "-m", "agenttracer", *command, "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, f"`agenttracer {' '.join(command)}` is not a CLI command: {result.stderr}"
+
+
+def test_healthchecks_probe_the_health_urls_on_each_port() -> None:
+    services = compose()["services"]
+    for name, port in (("ingest", 8000), ("query", 8001)):
+        probe = " ".join(services[name]["healthcheck"]["test"])
+        assert f"http://127.0.0.1:{port}/health" in probe
+
+
+def test_every_variable_given_to_the_containers_is_a_setting() -> None:
+    settings = {ENV_PREFIX + f.name.upper() for f in fields(Settings)}
+    for name, service in app_services().items():
+        unknown = set(service["environment"]) - settings
+        assert not unknown, f"{name} sets variables Settings does not read: {unknown}"
+
+
+def test_dockerfile_runs_the_cli_and_copies_only_what_exists() -> None:
+    text = DOCKERFILE.read_text()
+    assert 'ENTRYPOINT ["agenttracer"]' in text
+    for match in re.finditer(r"^COPY (?!--from)(.+) \S+$", text, re.M):
+        for source in match.group(1).split():
+            assert source == "." or (ROOT / source).exists(), f"Dockerfile copies missing {source}"
+    # The compose build points at this Dockerfile with the repository root as context.
+    build = app_services()["ingest"]["build"]
+    assert (DEPLOY / build["context"]).resolve() == ROOT
+    assert (ROOT / build["dockerfile"]).resolve() == DOCKERFILE
