@@ -228,6 +228,7 @@ def _write(conn: sa.Connection, events: Sequence[Incoming], now: datetime) -> li
 
 
 _STEP_COLUMNS = tuple(c.name for c in steps.columns)
+_META_INDEX = _STEP_COLUMNS.index("meta")
 _STEP_STAGING = "at_steps_in"
 
 
@@ -255,9 +256,9 @@ def _insert_new_steps(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
             info[_STEP_STAGING] = True
         with cur.copy(f"COPY {_STEP_STAGING} ({columns}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row(
-                    [orjson.dumps(row.get("meta") or {}).decode() if name == "meta" else row.get(name) for name in _STEP_COLUMNS]
-                )
+                values = [row.get(name) for name in _STEP_COLUMNS]
+                values[_META_INDEX] = orjson.dumps(row.get("meta") or {}).decode()
+                copy.write_row(values)
         # Committed or rolled back, the staging table is empty again for the next batch.
         cur.execute(
             f"INSERT INTO steps ({columns}) SELECT {columns} FROM {_STEP_STAGING} ON CONFLICT (run_id, seq) DO NOTHING"
