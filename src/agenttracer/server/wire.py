@@ -414,13 +414,11 @@ class AgentList(BaseModel):
     items: list[AgentOut]
 
 
-class HealthOut(BaseModel):
-    """Liveness plus database reachability; served with 503 when the database cannot be read."""
+class HealthOut(HealthResponse):
+    """Liveness and database reachability of the Query API (503 when the database cannot be read)."""
 
-    status: str = Field(description="'ok' or 'unavailable'.")
-    database: str = Field(description="'ok' or 'unreachable'.")
     backend: str = Field(description="'sqlite' or 'postgresql'.")
-    detail: str | None = None
+    detail: str | None = Field(default=None, description="On 503: the kind of error, never a URL or credential.")
 
 
 class ErrorOut(BaseModel):

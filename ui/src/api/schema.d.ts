@@ -335,7 +335,7 @@ export interface components {
         FailureType: "tool" | "model" | "retrieval" | "orchestration";
         /**
          * HealthOut
-         * @description Liveness plus database reachability; served with 503 when the database cannot be read.
+         * @description Liveness and database reachability of the Query API (503 when the database cannot be read).
          */
         HealthOut: {
             /**
@@ -345,16 +345,21 @@ export interface components {
             backend: string;
             /**
              * Database
-             * @description 'ok' or 'unreachable'.
+             * @enum {string}
              */
-            database: string;
-            /** Detail */
+            database: "ok" | "unreachable";
+            /**
+             * Detail
+             * @description On 503: the kind of error, never a URL or credential.
+             */
             detail?: string | null;
+            /** Service */
+            service: string;
             /**
              * Status
-             * @description 'ok' or 'unavailable'.
+             * @enum {string}
              */
-            status: string;
+            status: "ok" | "unavailable";
         };
         /**
          * LatencyPercentiles
