@@ -1,81 +1,91 @@
-"""The stack the browser tests drive: Query API and dashboard on free loopback ports over a temp SQLite.
-
-One stack per test module (the e2e suite stays quick); the module seeds it once.
+"""The stack the browser tests drive: a real ``agenttracer up`` subprocess on free loopback ports over a
+temporary SQLite file, started once per test module (the e2e suite stays quick).
 """
 
 from __future__ import annotations
 
-import socket
-import threading
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import httpx
 import pytest
-import sqlalchemy as sa
-import uvicorn
 
-from agenttracer.server import query, ui
-from agenttracer.server.settings import Settings
-from agenttracer.store.engine import make_engine
-from agenttracer.store.migrate import upgrade
-from tests.support.browser import browser, page  # noqa: F401  (fixtures)
+from agenttracer.server import ui
+from tests.support.browser import browser, page  # noqa: F401  (fixtures for the e2e tests)
+from tests.support.servers import free_port
+
+STARTUP_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
 class Stack:
     db_url: str
+    ingest_url: str
     query_url: str
     ui_url: str
+    workdir: Path
 
 
-def _bind() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
+def _wait_until_up(proc: subprocess.Popen[bytes], urls: list[str], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    pending = list(urls)
+    while pending:
+        if proc.poll() is not None:
+            raise RuntimeError(f"agenttracer up exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"agenttracer up did not answer on {pending}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(pending[0], timeout=1.0).status_code < 500:
+                pending.pop(0)
+                continue
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
 
 
-def _start(app: Any, sock: socket.socket) -> tuple[uvicorn.Server, threading.Thread]:
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    return server, thread
+@contextmanager
+def running_up(workdir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """``agenttracer up`` as a subprocess on free ports over ``workdir/agenttracer.db``, until the block ends."""
+    if not (ui.UI_DIST / "index.html").is_file():
+        pytest.fail("the dashboard is not built: run `make ui` (make test builds it first)")
+    db_url = f"sqlite:///{(workdir / 'agenttracer.db').as_posix()}"
+    ingest_port, query_port, ui_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTTRACER_")}
+    env.update({"AGENTTRACER_DATABASE_URL": db_url, **(extra_env or {})})
+    log = workdir / "up.log"
+    cmd = [
+        sys.executable, "-m", "agenttracer", "up",
+        "--ingest-port", str(ingest_port), "--query-port", str(query_port), "--ui-port", str(ui_port),
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+    stack = Stack(
+        db_url=db_url,
+        ingest_url=f"http://127.0.0.1:{ingest_port}",
+        query_url=f"http://127.0.0.1:{query_port}",
+        ui_url=f"http://127.0.0.1:{ui_port}",
+        workdir=workdir,
+    )
+    try:
+        urls = [f"{stack.ingest_url}/health", f"{stack.query_url}/health", f"{stack.ui_url}/config.json"]
+        _wait_until_up(proc, urls, log)
+        yield stack
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not (ui.UI_DIST / "index.html").is_file():
-        pytest.fail("the dashboard is not built: run `make ui` (make test builds it first)")
-    db_file: Path = tmp_path_factory.mktemp("e2e") / "agenttracer.db"
-    db_url = f"sqlite:///{db_file.as_posix()}"
-    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
-    upgrade(engine)
-    engine.dispose()
-    # Ports first, so each app knows the other's address (CORS origin, public Query API URL).
-    q_sock, ui_sock = _bind(), _bind()
-    q_port, ui_port = q_sock.getsockname()[1], ui_sock.getsockname()[1]
-    ui_origin = f"http://127.0.0.1:{ui_port}"
-    settings = Settings(
-        database_url=db_url,
-        query_port=q_port,
-        ui_port=ui_port,
-        cors_origins=(ui_origin,),
-    )
-    running = [_start(query.create_app(settings), q_sock), _start(ui.create_app(settings), ui_sock)]
-    try:
-        yield Stack(db_url=db_url, query_url=f"http://127.0.0.1:{q_port}", ui_url=ui_origin)
-    finally:
-        for server, _ in running:
-            server.should_exit = True
-        for _, thread in running:
-            thread.join(timeout=10)
-        q_sock.close()
-        ui_sock.close()
+    with running_up(tmp_path_factory.mktemp("e2e")) as s:
+        yield s

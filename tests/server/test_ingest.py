@@ -3,6 +3,7 @@ replays store once, out-of-order events are kept, and one bad event never sinks 
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import httpx
@@ -195,3 +196,24 @@ def test_the_ingested_run_reads_back_through_the_query_api(live_ingest: str, liv
     assert [s["seq"] for s in body["steps"]] == [1, 2]
     assert [s["name"] for s in body["steps"]] == ["first", "second"]
     assert body["run"]["status"] == "success" and body["run"]["step_count"] == 2
+
+
+def test_concurrent_requests_all_succeed_and_count_exactly(live_ingest: str, db_url: str) -> None:
+    rid = new_run_id()
+    statuses: list[int] = []
+
+    def send(first_seq: int) -> None:
+        with httpx.Client(timeout=60) as client:
+            for offset in range(0, 20, 5):
+                seqs = range(first_seq + offset, first_seq + offset + 5)
+                events = [run_start(rid), *(step(rid, s) for s in seqs)]
+                statuses.append(client.post(f"{live_ingest}/v1/ingest", json={"events": events}).status_code)
+
+    threads = [threading.Thread(target=send, args=(1 + 20 * i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * 24  # no "database is locked", no deadlock
+    run = run_row(db_url, rid)
+    assert run["step_count"] == 120 and run["agent_id"] == "support-agent"

@@ -13,6 +13,8 @@ unless ``--insecure-bind`` is given (then a warning is printed).
 from __future__ import annotations
 
 import ipaddress
+import logging
+import sys
 from collections.abc import Callable
 from enum import Enum
 from typing import Annotated, Any
@@ -137,12 +139,28 @@ def _factory(part: Part) -> Callable[[Any], Any]:
     return create_query
 
 
+def _configure_logging(level_name: str) -> None:
+    level = logging.getLevelName(level_name.upper())
+    if not isinstance(level, int):
+        raise _fail(f"unknown log level {level_name!r}: use debug, info, warning or error", 2)
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    # uvicorn's per-server start/stop chatter, times three, says less than our own banner.
+    logging.getLogger("uvicorn.error").setLevel(max(level, logging.WARNING))
+
+
+_LABELS = {"ingest": "Ingest API", "query": "Query API", "ui": "Dashboard"}
+
+
 def _run(services: list[Any], settings: Any) -> None:
     from agenttracer.server.runner import StartupError, serve
 
+    _configure_logging(settings.log_level)
+
     def announce() -> None:
         for svc in services:
-            typer.echo(f"  {svc.name:<10} http://{svc.host}:{svc.port}", err=True)
+            url = f"http://{svc.host}:{svc.port}"
+            extra = f"   (API docs: {url}/docs)" if svc.name in ("ingest", "query") else ""
+            typer.echo(f"  {_LABELS.get(svc.name, svc.name):<11} {url}{extra}", err=True)
         typer.echo("AgentTracer is up. Press Ctrl-C to stop.", err=True)
 
     # With AGENTTRACER_RETENTION_DAYS set, the process that serves ingest also prunes old runs.
@@ -152,7 +170,7 @@ def _run(services: list[Any], settings: Any) -> None:
 
         retention = start_retention(_engine(settings), settings.retention_days)
     try:
-        serve(services, log_level=settings.log_level, on_started=announce)
+        serve(services, on_started=announce)  # logging levels were set above
     except StartupError as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -160,6 +178,17 @@ def _run(services: list[Any], settings: Any) -> None:
             retention.stop()
             retention.engine.dispose()
     typer.echo("AgentTracer stopped.", err=True)
+
+
+def _with_dashboard_origin(settings: Any) -> Any:
+    """Let the dashboard served by this process read the Query API from the browser, whatever its port."""
+    from dataclasses import replace
+
+    hosts = ["localhost", "127.0.0.1"]
+    if settings.host not in ("0.0.0.0", "::", *hosts):
+        hosts.append(settings.host)
+    extra = [f"http://{h}:{settings.ui_port}" for h in hosts]
+    return replace(settings, cors_origins=tuple(dict.fromkeys([*settings.cors_origins, *extra])))
 
 
 @app.command()
@@ -185,6 +214,8 @@ def up(
         insecure_bind=insecure_bind or None,
         log_level=log_level,
     )
+    if not no_ui:
+        settings = _with_dashboard_origin(settings)
     engine = _engine(settings)
     try:
         _migrate(settings, engine)

@@ -47,12 +47,15 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _config(service: Service, log_level: str) -> uvicorn.Config:
+def _config(service: Service, log_level: str | None) -> uvicorn.Config:
     return uvicorn.Config(
         service.app,
         host=service.host,
         port=service.port,
         log_level=log_level,
+        # The caller configures logging once for the process (three servers, one log stream); with
+        # log_level None uvicorn leaves the logger levels alone too.
+        log_config=None,
         lifespan="on",
         # Keep-alive idle connections must not hold up a graceful stop for long.
         timeout_keep_alive=5,
@@ -80,7 +83,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class Runner:
     """Runs services together; ``stop()`` (or a signal) begins a graceful shutdown of all of them."""
 
-    def __init__(self, services: Sequence[Service], *, log_level: str = "info") -> None:
+    def __init__(self, services: Sequence[Service], *, log_level: str | None = None) -> None:
         self.services = list(services)
         self.servers = [_Server(_config(s, log_level)) for s in self.services]
         self._stopping = False
@@ -143,7 +146,7 @@ class Runner:
 
 
 def serve(
-    services: Sequence[Service], *, log_level: str = "info", on_started: Callable[[], None] | None = None
+    services: Sequence[Service], *, log_level: str | None = None, on_started: Callable[[], None] | None = None
 ) -> None:
     """Serve ``services`` in this process until SIGINT/SIGTERM; raises StartupError if one cannot start.
 

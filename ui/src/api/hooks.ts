@@ -2,7 +2,7 @@
 // is shared by views asking for the same data.
 import { keepPreviousData, QueryClient, useQuery } from "@tanstack/react-query";
 import { ApiError, getJson } from "./client";
-import type { AgentList, Health, RunDetail, RunPage } from "./types";
+import type { AgentList, Compare, CompareQuery, Health, RunDetail, RunPage, Stats } from "./types";
 
 export const PAGE_SIZE = 50;
 
@@ -52,5 +52,21 @@ export function useHealth() {
     queryFn: ({ signal }) => getJson<Health>("/health", {}, signal),
     refetchInterval: 15_000,
     retry: false,
+  });
+}
+
+export function useStats(query: Record<string, string>) {
+  return useQuery({
+    queryKey: ["stats", query],
+    queryFn: ({ signal }) => getJson<Stats>("/v1/stats", query, signal),
+    placeholderData: keepPreviousData,
+  });
+}
+
+export function useCompare(query: CompareQuery | null) {
+  return useQuery({
+    queryKey: ["compare", query],
+    queryFn: ({ signal }) => getJson<Compare>("/v1/compare", { ...query! }, signal),
+    enabled: query !== null,
   });
 }

@@ -20,3 +20,15 @@ export type Meta = RunSummary["meta"];
 
 /** The query parameters /v1/runs accepts (the filters every read endpoint shares). */
 export type RunsQuery = NonNullable<paths["/v1/runs"]["get"]["parameters"]["query"]>;
+
+export type Stats = Schemas["StatsResponse"];
+export type FailureCount = Schemas["FailureCountOut"];
+export type FailingStep = Schemas["FailingStepOut"];
+export type StepGroup = Schemas["StepGroupOut"];
+export type TimeBucket = Schemas["TimeBucketOut"];
+export type Percentiles = Schemas["LatencyPercentiles"];
+export type Compare = Schemas["CompareResponse"];
+export type Delta = Schemas["DeltaOut"];
+export type PercentileDelta = Schemas["PercentileDeltaOut"];
+export type Significance = Schemas["SignificanceOut"];
+export type CompareQuery = paths["/v1/compare"]["get"]["parameters"]["query"];

@@ -3,7 +3,7 @@
 import { useEffect, useState } from "react";
 import { useSearchParams } from "react-router";
 import { useAgents } from "../api/hooks";
-import { filtersFromSearch, type FilterKey, type RangePreset, withFilter } from "../lib/filters";
+import { DEFAULT_RANGE, filtersFromSearch, type FilterKey, type RangePreset, withFilter } from "../lib/filters";
 import { FAILURE_TYPES, RUN_STATUSES } from "../lib/palette";
 import { Button, Select, TextInput } from "./ui";
 
@@ -15,7 +15,7 @@ export const RANGE_LABELS: Record<RangePreset, string> = {
   all: "All time",
 };
 
-export function RangeSelect({ defaultRange }: { defaultRange?: RangePreset }) {
+export function RangeSelect({ defaultRange = DEFAULT_RANGE }: { defaultRange?: RangePreset }) {
   const [params, setParams] = useSearchParams();
   const f = filtersFromSearch(params, defaultRange);
   const custom = Boolean(f.since || f.until);

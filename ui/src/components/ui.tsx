@@ -1,6 +1,6 @@
 // The dashboard's design system: cards, badges, stat tiles, buttons and form controls.
 // Every value is rendered as a React text node (never as HTML), so names cannot inject markup.
-import type { ReactNode, SelectHTMLAttributes, InputHTMLAttributes, ButtonHTMLAttributes } from "react";
+import { useId, type ReactNode, type SelectHTMLAttributes, type InputHTMLAttributes, type ButtonHTMLAttributes } from "react";
 import { STEP_TYPE_CLASS } from "../lib/palette";
 
 export function cx(...parts: (string | false | null | undefined)[]): string {
@@ -126,23 +126,31 @@ export function Button({ className, variant = "default", ...props }: ButtonHTMLA
 const FIELD =
   "rounded-md border border-slate-300 bg-white px-2 py-1.5 text-sm text-slate-900 dark:border-slate-700 dark:bg-slate-900 dark:text-slate-100";
 
-export function Select({ label, className, children, ...props }: SelectHTMLAttributes<HTMLSelectElement> & { label: string }) {
+export function Select({ label, className, children, id, ...props }: SelectHTMLAttributes<HTMLSelectElement> & { label: string }) {
+  const auto = useId();
+  const fieldId = id ?? auto;
   return (
-    <label className="flex flex-col gap-1 text-xs font-medium text-slate-600 dark:text-slate-400">
-      {label}
-      <select {...props} className={cx(FIELD, className)}>
+    <div className="flex flex-col gap-1">
+      <label htmlFor={fieldId} className="text-xs font-medium text-slate-600 dark:text-slate-400">
+        {label}
+      </label>
+      <select id={fieldId} {...props} className={cx(FIELD, className)}>
         {children}
       </select>
-    </label>
+    </div>
   );
 }
 
-export function TextInput({ label, className, ...props }: InputHTMLAttributes<HTMLInputElement> & { label: string }) {
+export function TextInput({ label, className, id, ...props }: InputHTMLAttributes<HTMLInputElement> & { label: string }) {
+  const auto = useId();
+  const fieldId = id ?? auto;
   return (
-    <label className="flex flex-col gap-1 text-xs font-medium text-slate-600 dark:text-slate-400">
-      {label}
-      <input {...props} className={cx(FIELD, className)} />
-    </label>
+    <div className="flex flex-col gap-1">
+      <label htmlFor={fieldId} className="text-xs font-medium text-slate-600 dark:text-slate-400">
+        {label}
+      </label>
+      <input id={fieldId} {...props} className={cx(FIELD, className)} />
+    </div>
   );
 }
 

@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { formatCount, formatDelta, formatDuration, formatPercent, formatRelative, formatTick } from "./format";
+import { plural, formatCount, formatDelta, formatDuration, formatPercent, formatRelative, formatTick } from "./format";
 
 describe("formatDuration", () => {
   it.each([
-    [0.421, "0.42 ms"],
+    [0, "0 ms"],
+    [0.421, "421 µs"],
+    [0.0004, "<1 µs"],
     [3.25, "3.3 ms"],
     [180.4, "180 ms"],
     [999.4, "999 ms"],
@@ -57,5 +59,13 @@ describe("formatRelative", () => {
     expect(formatRelative("2026-11-25T09:59:50Z", now)).toBe("just now");
     expect(formatRelative("2026-11-25T09:50:00Z", now)).toBe("10 min ago");
     expect(formatRelative("2026-11-25T07:00:00Z", now)).toBe("3 h ago");
+  });
+});
+
+describe("plural", () => {
+  it("agrees with the count", () => {
+    expect(plural(1, "run")).toBe("1 run");
+    expect(plural(1200, "run")).toBe("1,200 runs");
+    expect(plural(0, "entry", "entries")).toBe("0 entries");
   });
 });

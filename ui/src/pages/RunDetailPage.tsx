@@ -6,7 +6,7 @@ import type { Meta, RunDetail, Step } from "../api/types";
 import { Waterfall, WaterfallLegend } from "../components/Waterfall";
 import { EmptyState, ErrorState, Loading } from "../components/states";
 import { Card, Code, KeyValues, PageHeader, StatusBadge, StepTypeBadge } from "../components/ui";
-import { formatDateTime, formatDuration, formatPercent } from "../lib/format";
+import { formatDateTime, formatDuration, formatPercent, plural } from "../lib/format";
 import { stepTypeHex } from "../lib/palette";
 
 function metaEntries(meta: Meta): [string, string][] {
@@ -126,6 +126,7 @@ export function RunDetailPage() {
   const { run, steps, failure } = q.data;
   const selectedStep = steps.find((s) => s.seq === selected) ?? null;
   const retries = steps.filter((s) => s.retry_of_seq !== null).length;
+  const stepRemoved = steps.reduce((a, s) => a + s.meta_removed, 0);
   return (
     <>
       <nav aria-label="Breadcrumb" className="mb-2 text-sm">
@@ -182,7 +183,9 @@ export function RunDetailPage() {
           <KeyValues entries={metaEntries(run.meta)} empty="No metadata on this run." />
           <RemovedNote count={run.meta_removed} what="run" />
           <p className="mt-3 text-xs text-slate-500">
-            Step metadata removed: {steps.reduce((a, s) => a + s.meta_removed, 0)} entries across all steps.
+            {stepRemoved
+              ? `${plural(stepRemoved, "step metadata entry", "step metadata entries")} removed by the privacy policy (see each step).`
+              : "No step metadata was removed."}
           </p>
         </Card>
       </div>
