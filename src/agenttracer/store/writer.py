@@ -216,8 +216,7 @@ def _write(conn: sa.Connection, events: Sequence[Incoming], now: datetime) -> li
                 states[ev.run_id].new_steps = True
                 new_rows.append(ev.values)
         if new_rows:
-            # ON CONFLICT stays as a safety net: a replay can never fail the batch.
-            conn.execute(_insert(conn, steps).on_conflict_do_nothing(index_elements=["run_id", "seq"]), new_rows)
+            _insert_many(conn, steps, new_rows, ("run_id", "seq"))
     new_failures = [s.new_failure for s in states.values() if s.new_failure is not None]
     if new_failures:
         conn.execute(_insert(conn, failures).on_conflict_do_nothing(index_elements=["run_id"]), new_failures)
@@ -225,6 +224,31 @@ def _write(conn: sa.Connection, events: Sequence[Incoming], now: datetime) -> li
     # 5. Update the runs: run-level fields from Python, counters recomputed from the steps table.
     _update_runs(conn, states, now)
     return outcomes
+
+
+def _insert_many(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], key: tuple[str, ...]) -> None:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` for many rows in one driver executemany.
+
+    Values go through each column type's own bind processor (so timestamps and JSON are stored
+    exactly as SQLAlchemy stores them everywhere else), but without SQLAlchemy's per-row parameter
+    bookkeeping, which costs more than the insert itself for the steps table. ON CONFLICT stays as
+    a safety net: a replay can never fail the batch.
+    """
+    names = list(rows[0])
+    columns = [table.c[name] for name in names]
+    processors = [col.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for col in columns]
+    if conn.dialect.name == "sqlite":
+        marks = ["?"] * len(names)
+    else:
+        # psycopg sends str as text; JSONB columns need the cast SQLAlchemy would have added.
+        marks = ["%s::jsonb" if isinstance(col.type, sa.JSON) else "%s" for col in columns]
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marks)}) "
+        f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
+    )
+    pairs = list(zip(names, processors, strict=True))
+    params = [tuple(proc(row[name]) if proc else row[name] for name, proc in pairs) for row in rows]
+    conn.exec_driver_sql(sql, params)
 
 
 def _stored_steps(conn: sa.Connection, run_ids: list[str]) -> set[tuple[str, int]]:
