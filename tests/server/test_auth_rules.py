@@ -1,4 +1,5 @@
-"""The access rules of ``auth_dependency``, on a minimal app per scope (the real APIs: test_auth_http.py).
+"""The access rules of ``auth_dependency``, on a minimal app per scope served over real HTTP
+(the real APIs: test_auth_http.py).
 
 These pin the decision table — which request gets 200, 401, 403 or 429 — without depending on either
 API's handlers.
@@ -7,18 +8,21 @@ API's handlers.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI
-from fastapi.testclient import TestClient
 
 from agenttracer.server.auth import Principal, TokenBucketLimiter, auth_dependency, auth_required
 from agenttracer.server.settings import Settings
 from agenttracer.store.keys import create_key, revoke_key
+from tests.support.servers import serve_app
 
 
-def make_client(engine: sa.Engine, scope: str, **settings: object) -> TestClient:
+@contextmanager
+def make_client(engine: sa.Engine, scope: str, **settings: object) -> Iterator[httpx.Client]:
     app = FastAPI()
     guard = auth_dependency(Settings(**settings), engine, scope)  # type: ignore[arg-type]
 
@@ -26,16 +30,17 @@ def make_client(engine: sa.Engine, scope: str, **settings: object) -> TestClient
     def thing(who: Principal = Depends(guard)) -> dict[str, str | None]:
         return {"key_id": who.key_id}
 
-    return TestClient(app)
+    with serve_app(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        yield client
 
 
 @pytest.fixture
-def read_client(engine: sa.Engine) -> Iterator[TestClient]:
+def read_client(engine: sa.Engine) -> Iterator[httpx.Client]:
     with make_client(engine, "read") as client:
         yield client
 
 
-def test_with_no_key_anywhere_the_api_is_open(read_client: TestClient, engine: sa.Engine) -> None:
+def test_with_no_key_anywhere_the_api_is_open(read_client: httpx.Client, engine: sa.Engine) -> None:
     assert auth_required(Settings(), engine) is False
     assert read_client.get("/v1/thing").json() == {"key_id": None}
 
@@ -46,10 +51,11 @@ def test_require_auth_closes_the_api_before_any_key_exists(engine: sa.Engine) ->
         resp = client.get("/v1/thing")
     assert resp.status_code == 401
     assert resp.headers["www-authenticate"].startswith("Bearer")
-    assert resp.json()["detail"]["error"] == "unauthorized"
+    body = resp.json()["detail"]
+    assert body["error"] == "unauthorized" and body["field"] == "authorization" and "X-API-Key" in body["rule"]
 
 
-def test_once_a_key_exists_requests_need_one(read_client: TestClient, engine: sa.Engine) -> None:
+def test_once_a_key_exists_requests_need_one(read_client: httpx.Client, engine: sa.Engine) -> None:
     info, key = create_key(engine, "read")
     assert auth_required(Settings(), engine) is True
     assert read_client.get("/v1/thing").status_code == 401
@@ -59,7 +65,7 @@ def test_once_a_key_exists_requests_need_one(read_client: TestClient, engine: sa
     assert read_client.get("/v1/thing", headers={"X-API-Key": key}).status_code == 200
 
 
-def test_the_other_scope_gets_403_naming_both_scopes(read_client: TestClient, engine: sa.Engine) -> None:
+def test_the_other_scope_gets_403_naming_both_scopes(read_client: httpx.Client, engine: sa.Engine) -> None:
     _, ingest_key = create_key(engine, "ingest")
     resp = read_client.get("/v1/thing", headers={"Authorization": f"Bearer {ingest_key}"})
     assert resp.status_code == 403
@@ -68,28 +74,26 @@ def test_the_other_scope_gets_403_naming_both_scopes(read_client: TestClient, en
     assert ingest_key not in resp.text
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {"Authorization": "Bearer at_read_not-a-real-key"},
-        {"X-API-Key": "at_ingest_guess"},
-        {"Authorization": "Bearer something-else-entirely"},
-        {"Authorization": "Basic dXNlcjpwYXNz"},
-        {"Authorization": "Bearer " + "at_read_" + "x" * 400},
-    ],
-)
-def test_unknown_or_malformed_keys_get_401_without_echo(
-    read_client: TestClient, engine: sa.Engine, headers: dict[str, str]
-) -> None:
+BAD_HEADERS = [
+    {"Authorization": "Bearer at_read_not-a-real-key"},
+    {"X-API-Key": "at_ingest_guess"},
+    {"Authorization": "Bearer something-else-entirely"},
+    {"Authorization": "Basic dXNlcjpwYXNz"},
+    {"Authorization": "Bearer " + "at_read_" + "x" * 400},
+]
+
+
+def test_unknown_or_malformed_keys_get_401_without_echo(read_client: httpx.Client, engine: sa.Engine) -> None:
     create_key(engine, "read")
-    resp = read_client.get("/v1/thing", headers=headers)
-    assert resp.status_code == 401
-    assert "www-authenticate" in resp.headers
-    sent = next(iter(headers.values())).split()[-1]
-    assert sent not in resp.text
+    for headers in BAD_HEADERS:
+        resp = read_client.get("/v1/thing", headers=headers)
+        assert resp.status_code == 401, headers
+        assert "www-authenticate" in resp.headers
+        sent = next(iter(headers.values())).split()[-1]
+        assert sent not in resp.text
 
 
-def test_a_revoked_key_stops_on_the_next_request(read_client: TestClient, engine: sa.Engine) -> None:
+def test_a_revoked_key_stops_on_the_next_request(read_client: httpx.Client, engine: sa.Engine) -> None:
     info, key = create_key(engine, "read")
     headers = {"Authorization": f"Bearer {key}"}
     assert read_client.get("/v1/thing", headers=headers).status_code == 200
@@ -98,7 +102,7 @@ def test_a_revoked_key_stops_on_the_next_request(read_client: TestClient, engine
     assert resp.status_code == 401 and resp.json()["detail"]["error"] == "revoked_key"
 
 
-def test_revoking_the_last_key_keeps_the_api_closed(read_client: TestClient, engine: sa.Engine) -> None:
+def test_revoking_the_last_key_keeps_the_api_closed(read_client: httpx.Client, engine: sa.Engine) -> None:
     info, _ = create_key(engine, "read")
     revoke_key(engine, info.key_id)
     assert auth_required(Settings(), engine) is True

@@ -36,6 +36,7 @@ from agenttracer.store.keys import KEY_PREFIXES, SCOPES, KeyStatus, any_key_exis
 # Longer than any key we issue, short enough that hashing junk costs nothing.
 MAX_PRESENTED_KEY_LEN = 256
 REALM = 'Bearer realm="agenttracer"'
+RULE = "an API key of this API's scope in 'Authorization: Bearer <key>' or 'X-API-Key'"
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,10 @@ ANONYMOUS = Principal(key_id=None, scope=None)
 
 
 def _error(status: int, code: str, message: str, www_authenticate: str | None = None) -> HTTPException:
+    """An answer in the shape of the APIs' other errors: a code, the field at fault, the rule, a sentence."""
     headers = {"WWW-Authenticate": www_authenticate} if www_authenticate else None
-    return HTTPException(status_code=status, detail={"error": code, "message": message}, headers=headers)
+    detail = {"error": code, "field": "authorization", "rule": RULE, "message": message}
+    return HTTPException(status_code=status, detail=detail, headers=headers)
 
 
 def presented_key(request: Request) -> str | None:
@@ -157,6 +160,8 @@ def auth_dependency(settings: Settings, engine: sa.Engine, scope: str) -> Callab
                     status_code=429,
                     detail={
                         "error": "rate_limited",
+                        "field": "authorization",
+                        "rule": f"at most {settings.rate_limit_per_minute} ingest requests per minute per key",
                         "message": f"more than {settings.rate_limit_per_minute} requests per minute for this key",
                         "retry_after_s": retry_after,
                     },

@@ -289,9 +289,9 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
             with engine.connect() as conn:
                 reader.ping(conn)
         except Exception as exc:  # any failure to read means "unreachable"; the class name is enough
-            body = {"status": "unavailable", "database": "unreachable", "backend": backend,
+            body = {"status": "unavailable", "service": "query", "database": "unreachable", "backend": backend,
                     "detail": type(exc).__name__}
             return JSONResponse(status_code=503, content=body)
-        return {"status": "ok", "database": "ok", "backend": backend}
+        return {"status": "ok", "service": "query", "database": "ok", "backend": backend}
 
     return app
