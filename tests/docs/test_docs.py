@@ -183,10 +183,26 @@ def known_variables() -> set[str]:
         known |= {ENV_PREFIX + name.upper() for name in sdk_config._DEFAULTS}
     except ImportError:
         pass
+    known |= cli_variables()
     compose = (ROOT / "deploy" / "docker-compose.yml").read_text()
     known |= set(re.findall(r"\$\{(AGENTTRACER_\w+)", compose))
     known |= set(ENV_VAR.findall((ROOT / "tests" / "support" / "db.py").read_text()))
     return known
+
+
+def cli_variables() -> set[str]:
+    """Variables the CLI's options read (e.g. AGENTTRACER_QUERY_URL for the read commands)."""
+    import typer.main
+
+    found: set[str] = set()
+    stack: list[Any] = [typer.main.get_command(app)]
+    while stack:
+        command = stack.pop()
+        stack.extend(getattr(command, "commands", {}).values())  # groups (typer vendors its own click)
+        for param in command.params:
+            envvar = getattr(param, "envvar", None)
+            found |= {envvar} if isinstance(envvar, str) else set(envvar or ())
+    return found
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=DOC_IDS)

@@ -1,4 +1,5 @@
-"""What the browser tests see: a small fleet of runs sent to the real Ingest API as wire events.
+"""What the browser tests see: the spec's examples run through the SDK, plus a fleet of runs sent to
+the real Ingest API as wire events (for what the examples do not cover).
 
 It covers every view: a run whose tool step timed out and was retried (attempt 2 linked to attempt 1),
 a run that failed on a tool timeout with a message, a model failure, a running run, an agent and a
@@ -9,9 +10,13 @@ that the comparison has significant results.
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import httpx
 
@@ -109,3 +114,22 @@ def send(ingest_url: str, runs: list[RunSpec], key: str | None = None) -> None:
         body = res.json()
         rejected = [r for r in body.get("results", []) if r.get("status") not in ("accepted", "duplicate")]
         assert not rejected, rejected
+
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = ("customer_support_agent.py", "agent_with_failures.py")
+
+
+def run_examples(ingest_url: str) -> dict[str, str]:
+    """Run the spec's examples (through the SDK) against ``ingest_url``; return each one's output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTTRACER_")}
+    env.update({"AGENTTRACER_API_URL": ingest_url, "PYTHONPATH": str(REPO)})
+    outputs = {}
+    for name in EXAMPLES:
+        done = subprocess.run(
+            [sys.executable, str(REPO / "examples" / name)],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
+        outputs[name] = done.stdout
+    return outputs

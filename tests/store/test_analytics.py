@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from agenttracer.store import analytics_compare, analytics_steps
 from agenttracer.store.analytics import run_stats
 from agenttracer.store.analytics_compare import compare_versions
 from agenttracer.store.engine import make_engine
@@ -190,7 +191,7 @@ def test_compare_shapes_ignore_retries_and_nested_steps(loaded: sa.Engine) -> No
         ("plan", "retrieval", "tool", "respond"): (95, 85),
         ("plan", "retrieval", "tool"): (5, 15),
     }
-    assert (c.base.shape_sample_runs, c.candidate.shape_sample_runs) == (100, 100)
+    assert (c.base.runs, c.candidate.runs) == (100, 100)
     assert c.shapes[0].share.base == 0.95
 
 
@@ -268,3 +269,38 @@ def test_sqlite_and_postgresql_return_identical_results(tmp_path: Path) -> None:
                 drop_pg_schema(schema)
     sqlite_result, pg_result = results
     assert sqlite_result == pg_result
+
+
+def test_per_step_numbers_read_the_newest_runs_when_many_match(
+    loaded: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, _, _ = scenario()
+    monkeypatch.setattr(analytics_steps, "STEP_SAMPLE_RUNS", 30)
+    with loaded.connect() as conn:
+        s = run_stats(conn, RunFilters(agent_id="support-agent", agent_version="v1"), now=NOW)
+    newest = sorted(base, key=lambda r: r.started_at, reverse=True)[:30]
+    assert (s.steps_sampled, s.step_sample_runs) == (True, 30)
+    assert s.total_runs == 102  # run-level numbers still cover every run
+    tool = next(g for g in s.step_types if g.step_type == "tool")
+    sample_tool = [x for r in newest for x in r.steps if x.step_type == "tool"]
+    assert tool.count == len(sample_tool)
+    assert triple(tool.latency_ms) == pytest.approx(pct([x.latency_ms for x in sample_tool]), rel=1e-12)
+    in_finished = sum(x.latency_ms for r in newest if r.finished for x in r.steps if x.step_type == "tool")
+    assert tool.share_of_run_time == pytest.approx(in_finished / sum(r.duration_ms or 0.0 for r in newest))
+
+
+def test_compare_reads_the_newest_runs_of_each_version_when_many_match(
+    loaded: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, candidate, _ = scenario()
+    monkeypatch.setattr(analytics_compare, "COMPARE_SAMPLE_RUNS", 40)
+    with loaded.connect() as conn:
+        c = compare_versions(conn, "support-agent", "v1", "v2")
+    for side, runs_ in ((c.base, base), (c.candidate, candidate)):
+        newest = sorted((r for r in runs_ if r.finished), key=lambda r: r.started_at, reverse=True)[:40]
+        assert (side.runs, side.finished_runs_in_window, side.sampled) == (40, 100, True)
+        assert side.status_counts["failure"] == sum(r.status == "failure" for r in newest)
+        durations = [r.duration_ms for r in newest if r.duration_ms is not None]
+        assert triple(side.run_latency_ms) == pytest.approx(pct(durations), rel=1e-12)
+    assert c.base.running_runs == 2  # counted in the window, never compared
+    assert sum(s.base_count for s in c.shapes) == 40

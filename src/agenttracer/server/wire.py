@@ -414,13 +414,11 @@ class AgentList(BaseModel):
     items: list[AgentOut]
 
 
-class HealthOut(BaseModel):
-    """Liveness plus database reachability; served with 503 when the database cannot be read."""
+class HealthOut(HealthResponse):
+    """Liveness and database reachability of the Query API (503 when the database cannot be read)."""
 
-    status: str = Field(description="'ok' or 'unavailable'.")
-    database: str = Field(description="'ok' or 'unreachable'.")
     backend: str = Field(description="'sqlite' or 'postgresql'.")
-    detail: str | None = None
+    detail: str | None = Field(default=None, description="On 503: the kind of error, never a URL or credential.")
 
 
 class ErrorOut(BaseModel):
@@ -546,6 +544,14 @@ class StatsResponse(BaseModel):
     step_types: list[StepGroupOut] = Field(description="Per step type, most total latency first.")
     step_names: list[StepGroupOut] = Field(description="Per (step type, name), most total latency first (top 100).")
     step_names_truncated: bool = Field(description="True when more than 100 step names exist.")
+    step_sample_runs: int = Field(
+        description="Runs whose steps the per-step numbers (step_types, step_names, top_failing_steps, "
+        "retries.time_in_retries_ms) were computed from."
+    )
+    steps_sampled: bool = Field(
+        description="True when more runs matched than are read for per-step numbers: those then cover the "
+        "newest step_sample_runs matching runs (all other numbers always cover every matching run)."
+    )
     timeline: TimelineOut
     generated_at: datetime
 
@@ -589,7 +595,12 @@ class VersionSideOut(BaseModel):
     """One version's finished runs in the comparison window."""
 
     version: str
-    runs: int = Field(description="Finished runs (the sample every rate and test uses).")
+    runs: int = Field(description="Finished runs compared (the sample every rate and test uses).")
+    finished_runs_in_window: int = Field(description="Finished runs of this version in the window.")
+    sampled: bool = Field(
+        description="True when more runs finished in the window than are compared: the comparison then reads "
+        "the newest 2,000 finished runs of each version."
+    )
     running_runs: int = Field(description="Runs still running, left out of the comparison.")
     status_counts: StatusCounts
     success_rate: float | None
@@ -601,7 +612,6 @@ class VersionSideOut(BaseModel):
     retry_rate: float | None = Field(description="retry_steps / steps.")
     runs_with_retries: int
     run_retry_rate: float | None = Field(description="runs_with_retries / runs.")
-    shape_sample_runs: int = Field(description="Runs whose shapes were counted (the newest, at most 10,000).")
 
 
 class FailureMixRowOut(BaseModel):
@@ -633,7 +643,7 @@ class ShapeRowOut(BaseModel):
     )
     base_count: int
     candidate_count: int
-    share: DeltaOut = Field(description="Runs with this shape / runs sampled for shapes.")
+    share: DeltaOut = Field(description="Runs with this shape / runs compared.")
 
 
 class CompareResponse(BaseModel):

@@ -8,6 +8,8 @@ Pure query + computation on a SQLAlchemy connection; the Query API turns the res
 * A *retry step* is a step with ``attempt > 1``: a new attempt of an earlier step. Retry rate is
   retry steps / all steps; run retry rate is runs with at least one retry / all runs. Time in
   retries is the summed latency of retry steps.
+* Per-step numbers (step types and names, top failing steps, time in retries) read the steps of the
+  newest STEP_SAMPLE_RUNS matching runs when more runs match; the response says so.
 * Share of run time: the summed latency of a group's steps in finished runs divided by the summed
   duration of those runs. A nested step's time is also inside its parent's, and parallel steps
   overlap, so shares may add up to more than 1.
@@ -24,15 +26,20 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.model import RunStatus, StepStatus
-from agenttracer.store.analytics_sql import Percentiles, as_utc, grouped_percentiles, time_bucket
+from agenttracer.model import RunStatus
+from agenttracer.store.analytics_sql import (
+    Percentiles,
+    as_utc,
+    grouped_percentiles,
+    time_bucket,
+    tune,
+)
+from agenttracer.store.analytics_steps import FailingStep, StepGroupStats, step_breakdown
 from agenttracer.store.filters import RunFilters, run_conditions
-from agenttracer.store.tables import runs, steps
+from agenttracer.store.tables import runs
 
 HOURLY_MAX_RANGE = timedelta(days=2)  # ranges up to two days get hourly buckets, longer ones daily
 MAX_FILLED_BUCKETS = 1000  # beyond this, empty buckets are not filled in
-TOP_FAILING_STEPS = 10
-STEP_NAME_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -40,28 +47,6 @@ class FailureCount:
     failure_type: str | None
     failure_code: str | None
     count: int
-
-
-@dataclass(frozen=True)
-class FailingStep:
-    step_type: str
-    name: str
-    error_count: int
-    count: int
-    error_rate: float
-
-
-@dataclass(frozen=True)
-class StepGroupStats:
-    step_type: str
-    name: str | None
-    count: int
-    error_count: int
-    error_rate: float
-    retry_count: int
-    latency_ms: Percentiles
-    total_latency_ms: float
-    share_of_run_time: float | None
 
 
 @dataclass(frozen=True)
@@ -110,6 +95,8 @@ class RunStats:
     step_types: list[StepGroupStats]
     step_names: list[StepGroupStats]
     step_names_truncated: bool
+    step_sample_runs: int
+    steps_sampled: bool
     timeline: Timeline
     generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
@@ -130,24 +117,22 @@ def _finished() -> sa.ColumnElement[bool]:
 def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = None) -> RunStats:
     """Everything ``GET /v1/stats`` reports for the runs matching ``filters``."""
     now = now or datetime.now(timezone.utc)
+    tune(conn)
     where = run_conditions(filters)
-    status_cols = [_count_if(runs.c.status == s.value).label(s.value) for s in RunStatus]
-    summary = conn.execute(
-        sa.select(
-            sa.func.count().label("total"),
-            *status_cols,
-            sa.func.coalesce(sa.func.sum(runs.c.step_count), 0).label("steps"),
-            sa.func.coalesce(sa.func.sum(runs.c.retry_count), 0).label("retries"),
-            _count_if(runs.c.retry_count > 0).label("runs_with_retries"),
-            sa.func.coalesce(sa.func.sum(sa.case((_finished(), runs.c.duration_ms), else_=None)), 0.0).label(
-                "run_time"
-            ),
-            sa.func.min(runs.c.started_at).label("first"),
-            sa.func.max(runs.c.started_at).label("last"),
-        ).where(*where)
-    ).one()
-    counts = {s.value: int(summary._mapping[s.value]) for s in RunStatus}
-    total = int(summary.total)
+    # min/max come from the started_at indexes; they fix the timeline's range and bucket size, and then
+    # one grouped scan of the runs gives both the timeline and (summed over buckets) the totals.
+    bounds = sa.select(sa.func.min(runs.c.started_at), sa.func.max(runs.c.started_at)).where(*where)
+    first, last = conn.execute(bounds).one()
+    first = first if isinstance(first, datetime) else None
+    last = last if isinstance(last, datetime) else None
+    start = filters.since or first
+    end = filters.until or (max(now, last) if last else now)
+    unit = choose_bucket(start, end) if start is not None else "hour"
+    buckets = _bucket_rows(conn, where, unit)
+    totals = [sum(row[i] for row in buckets.values()) for i in range(len(_BUCKET_FIELDS))]
+    summary = dict(zip(_BUCKET_FIELDS, totals, strict=True))
+    counts = {s.value: int(summary[s.value]) for s in RunStatus}
+    total = int(summary["total"])
     finished = total - counts[RunStatus.RUNNING.value]
 
     durations = sa.select(runs.c.duration_ms.label("v")).where(*where, _finished()).subquery()
@@ -160,9 +145,9 @@ def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = N
         by_type[f.failure_type] = by_type.get(f.failure_type, 0) + f.count
         by_code[f.failure_code] = by_code.get(f.failure_code, 0) + f.count
 
-    types, names, truncated, retry_time, step_time = _step_breakdown(conn, where, float(summary.run_time))
-    first = summary.first if isinstance(summary.first, datetime) else None
-    last = summary.last if isinstance(summary.last, datetime) else None
+    per_step = step_breakdown(conn, where, total, float(summary["run_time"]))
+    retry_time = per_step.retry_time_ms
+    retried, retried_runs, all_steps = int(summary["retries"]), int(summary["runs_with_retries"]), int(summary["steps"])
     return RunStats(
         total_runs=total,
         finished_runs=finished,
@@ -177,21 +162,23 @@ def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = N
         failures_by_code=sorted(
             (FailureCount(None, c, n) for c, n in by_code.items()), key=lambda f: (-f.count, f.failure_code or "")
         ),
-        top_failing_steps=_top_failing(names),
+        top_failing_steps=per_step.top_failing,
         retries=RetryStats(
-            retry_steps=int(summary.retries),
-            total_steps=int(summary.steps),
-            retry_rate=ratio(int(summary.retries), int(summary.steps)),
-            runs_with_retries=int(summary.runs_with_retries),
+            retry_steps=retried,
+            total_steps=all_steps,
+            retry_rate=ratio(retried, all_steps),
+            runs_with_retries=retried_runs,
             total_runs=total,
-            run_retry_rate=ratio(int(summary.runs_with_retries), total),
+            run_retry_rate=ratio(retried_runs, total),
             time_in_retries_ms=retry_time,
-            share_of_step_time=ratio(retry_time, step_time),
+            share_of_step_time=ratio(retry_time, per_step.step_time_ms),
         ),
-        step_types=types,
-        step_names=names,
-        step_names_truncated=truncated,
-        timeline=_timeline(conn, where, filters, first, last, now),
+        step_types=per_step.types,
+        step_names=per_step.names,
+        step_names_truncated=per_step.names_truncated,
+        step_sample_runs=per_step.sample_runs,
+        steps_sampled=per_step.sampled,
+        timeline=_timeline(buckets, unit, start, end, filters),
         generated_at=now,
     )
 
@@ -205,85 +192,6 @@ def _failure_counts(conn: sa.Connection, where: list[sa.ColumnElement[bool]]) ->
     return [FailureCount(t, c, int(n)) for t, c, n in rows]
 
 
-def _step_breakdown(
-    conn: sa.Connection, where: list[sa.ColumnElement[bool]], run_time: float
-) -> tuple[list[StepGroupStats], list[StepGroupStats], bool, float, float]:
-    """Per step type and per (type, name): counts, errors, retries, latency and share of run time."""
-    joined = steps.join(runs, steps.c.run_id == runs.c.run_id)
-    in_finished = sa.case((_finished(), steps.c.latency_ms), else_=0.0)
-    agg = conn.execute(
-        sa.select(
-            steps.c.step_type,
-            steps.c.name,
-            sa.func.count(),
-            _count_if(steps.c.status == StepStatus.ERROR.value),
-            _count_if(steps.c.attempt > 1),
-            sa.func.sum(steps.c.latency_ms),
-            sa.func.sum(in_finished),
-            sa.func.coalesce(sa.func.sum(sa.case((steps.c.attempt > 1, steps.c.latency_ms), else_=0.0)), 0.0),
-        )
-        .select_from(joined)
-        .where(*where)
-        .group_by(steps.c.step_type, steps.c.name)
-    ).all()
-
-    def source(*keys: sa.ColumnElement[Any]) -> sa.Subquery:
-        cols = [k.label(f"k{i}") for i, k in enumerate(keys)]
-        return sa.select(*cols, steps.c.latency_ms.label("v")).select_from(joined).where(*where).subquery()
-
-    name_pcts = grouped_percentiles(conn, source(steps.c.step_type, steps.c.name))
-    type_pcts = grouped_percentiles(conn, source(steps.c.step_type))
-
-    type_acc: dict[str, list[float]] = {}
-    names: list[StepGroupStats] = []
-    retry_time = step_time = 0.0
-    for step_type, name, count, errors, retries, latency, latency_finished, retry_latency in agg:
-        acc = type_acc.setdefault(step_type, [0, 0, 0, 0.0, 0.0])
-        for i, value in enumerate((count, errors, retries, latency, latency_finished)):
-            acc[i] += value
-        retry_time += float(retry_latency)
-        step_time += float(latency)
-        names.append(
-            StepGroupStats(
-                step_type=step_type,
-                name=name,
-                count=int(count),
-                error_count=int(errors),
-                error_rate=int(errors) / int(count),
-                retry_count=int(retries),
-                latency_ms=name_pcts.get((step_type, name), Percentiles()),
-                total_latency_ms=float(latency),
-                share_of_run_time=ratio(float(latency_finished), run_time),
-            )
-        )
-    types = [
-        StepGroupStats(
-            step_type=step_type,
-            name=None,
-            count=int(acc[0]),
-            error_count=int(acc[1]),
-            error_rate=acc[1] / acc[0],
-            retry_count=int(acc[2]),
-            latency_ms=type_pcts.get((step_type,), Percentiles()),
-            total_latency_ms=float(acc[3]),
-            share_of_run_time=ratio(float(acc[4]), run_time),
-        )
-        for step_type, acc in type_acc.items()
-    ]
-    types.sort(key=lambda s: (-s.total_latency_ms, s.step_type))
-    names.sort(key=lambda s: (-s.total_latency_ms, s.step_type, s.name or ""))
-    return types, names[:STEP_NAME_LIMIT], len(names) > STEP_NAME_LIMIT, retry_time, step_time
-
-
-def _top_failing(names: list[StepGroupStats]) -> list[FailingStep]:
-    failing = [s for s in names if s.error_count]
-    failing.sort(key=lambda s: (-s.error_count, -s.error_rate, s.step_type, s.name or ""))
-    return [
-        FailingStep(s.step_type, s.name or "", s.error_count, s.count, s.error_rate)
-        for s in failing[:TOP_FAILING_STEPS]
-    ]
-
-
 def choose_bucket(start: datetime, end: datetime) -> str:
     """Hourly buckets for ranges up to two days, daily beyond."""
     return "hour" if end - start <= HOURLY_MAX_RANGE else "day"
@@ -294,35 +202,45 @@ def _floor(ts: datetime, unit: str) -> datetime:
     return ts.replace(hour=0) if unit == "day" else ts
 
 
-def _timeline(
-    conn: sa.Connection,
-    where: list[sa.ColumnElement[bool]],
-    filters: RunFilters,
-    first: datetime | None,
-    last: datetime | None,
-    now: datetime,
-) -> Timeline:
-    """Run volume and success rate per bucket over the requested range (or the data's, when open)."""
-    start = filters.since or first
-    end = filters.until or (max(now, last) if last else now)
-    if start is None:
-        return Timeline(bucket="hour", start=filters.since, end=filters.until, points=[])
-    unit = choose_bucket(start, end)
+_BUCKET_FIELDS = ("total", *(s.value for s in RunStatus), "steps", "retries", "runs_with_retries", "run_time")
+
+
+def _bucket_rows(
+    conn: sa.Connection, where: list[sa.ColumnElement[bool]], unit: str
+) -> dict[datetime | None, tuple[Any, ...]]:
+    """Counters of the matching runs per time bucket (None: runs whose start is not known yet)."""
     bucket = time_bucket(conn, runs.c.started_at, unit).label("b")
     rows = conn.execute(
         sa.select(
             bucket,
             sa.func.count(),
-            _count_if(_finished()),
-            _count_if(runs.c.status == RunStatus.SUCCESS.value),
-            _count_if(runs.c.status == RunStatus.FAILURE.value),
+            *[_count_if(runs.c.status == s.value) for s in RunStatus],
+            sa.func.coalesce(sa.func.sum(runs.c.step_count), 0),
+            sa.func.coalesce(sa.func.sum(runs.c.retry_count), 0),
+            _count_if(runs.c.retry_count > 0),
+            sa.func.coalesce(sa.func.sum(sa.case((_finished(), runs.c.duration_ms), else_=None)), 0.0),
         )
-        .where(*where, runs.c.started_at.is_not(None))
+        .where(*where)
         .group_by(bucket)
     ).all()
-    found = {as_utc(b): (int(n), int(f), int(s), int(x)) for b, n, f, s, x in rows}
+    out = {(None if row[0] is None else as_utc(row[0])): tuple(row[1:]) for row in rows}
+    # Totals are summed over the buckets in time order, the same on every database.
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] is not None, kv[0] or datetime.min)))
+
+
+def _timeline(
+    buckets: dict[datetime | None, tuple[Any, ...]],
+    unit: str,
+    start: datetime | None,
+    end: datetime,
+    filters: RunFilters,
+) -> Timeline:
+    """Run volume and success rate per bucket over the requested range (or the data's, when open)."""
+    if start is None:
+        return Timeline(bucket=unit, start=filters.since, end=filters.until, points=[])
+    index = {name: i for i, name in enumerate(_BUCKET_FIELDS)}
     step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
-    keys = set(found)
+    keys = {b for b in buckets if b is not None}
     first_bucket, last_bucket = _floor(start, unit), _floor(end - timedelta(microseconds=1), unit)
     if first_bucket <= last_bucket and (last_bucket - first_bucket) / step < MAX_FILLED_BUCKETS:
         t = first_bucket
@@ -331,7 +249,9 @@ def _timeline(
             t += step
     points = []
     for t in sorted(keys):
-        n, f, s, x = found.get(t, (0, 0, 0, 0))
-        points.append(TimeBucket(start=t, runs=n, finished_runs=f, success_runs=s, failure_runs=x,
-                                 success_rate=ratio(s, f)))
+        row = buckets.get(t)
+        n, s, x = (row[index["total"]], row[index["success"]], row[index["failure"]]) if row else (0, 0, 0)
+        f = n - row[index["running"]] if row else 0
+        points.append(TimeBucket(start=t, runs=int(n), finished_runs=int(f), success_runs=int(s),
+                                 failure_runs=int(x), success_rate=ratio(s, f)))
     return Timeline(bucket=unit, start=start, end=end, points=points)

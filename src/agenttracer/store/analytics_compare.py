@@ -11,8 +11,11 @@ Run *shape*: the step types of a run's top-level first attempts in ``seq`` order
 ``plan > retrieval > tool > respond``. Retries (``attempt > 1`` or a ``retry_of_seq``) and nested
 steps (with a ``parent_seq``) are left out, so a run whose tool call needed a retry has the same
 shape as one that did not, and sub-steps do not multiply shapes; retry rate and per-step-type
-numbers cover those. Shapes are counted over the newest SHAPE_SAMPLE_RUNS finished runs of each
-version, to bound the work on large histories.
+numbers cover those.
+
+To bound the work on large histories, the comparison reads the newest COMPARE_SAMPLE_RUNS finished
+runs of each version in the window (every test stays valid on such a sample; each side reports how
+many runs it compared and how many finished in the window).
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from agenttracer.store.analytics import ratio
 from agenttracer.store.analytics_sql import (
     SHAPE_SEPARATOR,
     Key,
+    Members,
     Percentiles,
     grouped_percentiles,
     grouped_rank_sums,
     run_shapes,
+    tune,
 )
 from agenttracer.store.filters import RunFilters, run_conditions
 from agenttracer.store.stats_math import (
@@ -46,7 +51,7 @@ from agenttracer.store.stats_math import (
 )
 from agenttracer.store.tables import runs, steps
 
-SHAPE_SAMPLE_RUNS = 10_000
+COMPARE_SAMPLE_RUNS = 2_000
 TOP_SHAPES = 10
 MAX_SHAPE_LENGTH = 30  # longer shapes are cut here and end with "…"
 ELLIPSIS = "…"
@@ -90,6 +95,8 @@ class PercentileDelta:
 class VersionSide:
     version: str
     runs: int
+    finished_runs_in_window: int
+    sampled: bool
     running_runs: int
     status_counts: dict[str, int]
     success_rate: float | None
@@ -101,7 +108,6 @@ class VersionSide:
     retry_rate: float | None
     runs_with_retries: int
     run_retry_rate: float | None
-    shape_sample_runs: int
 
 
 @dataclass(frozen=True)
@@ -169,31 +175,59 @@ def compare_versions(
     """Both versions side by side with candidate − base deltas and significance verdicts."""
     if base == candidate:
         raise ValueError("candidate must differ from base")
-    scope = run_conditions(RunFilters(agent_id=agent_id, environment=environment, since=since, until=until))
-    scope.append(runs.c.agent_version.in_([base, candidate]))
-    finished = [*scope, runs.c.status != RunStatus.RUNNING.value]
+    tune(conn)
+    window = run_conditions(RunFilters(agent_id=agent_id, environment=environment, since=since, until=until))
+    window.append(runs.c.agent_version.in_([base, candidate]))
     grp = sa.case((runs.c.agent_version == candidate, CANDIDATE), else_=BASE)
     versions = {BASE: base, CANDIDATE: candidate}
 
-    sides_raw = _version_summaries(conn, scope, grp)
-    run_pcts = grouped_percentiles(conn, _src(finished, grp, value=runs.c.duration_ms))
-    run_mw = grouped_rank_sums(conn, _src(finished, value=runs.c.duration_ms, grp=grp)).get(())
-    steps_mw = grouped_rank_sums(conn, _src(finished, value=runs.c.step_count, grp=grp)).get(())
-    shapes, samples = _shapes(conn, finished, grp, (base, candidate))
+    g = grp.label("g")
+    in_window = {
+        int(row.g): (int(row.finished), int(row.running))
+        for row in conn.execute(
+            sa.select(
+                g,
+                _count_if(runs.c.status != RunStatus.RUNNING.value).label("finished"),
+                _count_if(runs.c.status == RunStatus.RUNNING.value).label("running"),
+            )
+            .where(*window)
+            .group_by(g)
+        )
+    }
+    newest = [
+        sa.select(runs.c.run_id)
+        .where(*window, runs.c.status != RunStatus.RUNNING.value, runs.c.agent_version == version)
+        .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+        .limit(COMPARE_SAMPLE_RUNS)
+        for version in (base, candidate)
+    ]
+    members = Members(conn, newest)
+    compared = [members.on(runs.c.run_id)]
+    # Step queries name the ids on steps.run_id as well, so the database looks them up by primary key.
+    compared_steps = [*compared, members.on(steps.c.run_id)]
+
+    sides_raw = _version_summaries(conn, compared, grp)
+    run_pcts = grouped_percentiles(conn, _src(compared, grp, value=runs.c.duration_ms))
+    run_mw = grouped_rank_sums(conn, _src(compared, value=runs.c.duration_ms, grp=grp)).get(())
+    steps_mw = grouped_rank_sums(conn, _src(compared, value=runs.c.step_count, grp=grp)).get(())
+    shapes = _shapes(conn, compared_steps, grp)
 
     sides = {}
-    for g, version in versions.items():
-        raw = sides_raw.get(g, {})
+    for gv, version in versions.items():
+        raw = sides_raw.get(gv, {})
         counts = {s.value: int(raw.get(s.value, 0)) for s in RunStatus}
+        finished_in_window, running = in_window.get(gv, (0, 0))
+        counts[RunStatus.RUNNING.value] = running
         n = sum(c for s, c in counts.items() if s != RunStatus.RUNNING.value)
         steps_n, retries, runs_retried = int(raw.get("steps", 0)), int(raw.get("retries", 0)), int(raw.get("rr", 0))
-        sides[g] = VersionSide(
-            version=version, runs=n, running_runs=counts[RunStatus.RUNNING.value], status_counts=counts,
+        sides[gv] = VersionSide(
+            version=version, runs=n, finished_runs_in_window=finished_in_window, sampled=finished_in_window > n,
+            running_runs=running, status_counts=counts,
             success_rate=ratio(counts[RunStatus.SUCCESS.value], n),
             failure_rate=ratio(counts[RunStatus.FAILURE.value], n),
-            run_latency_ms=run_pcts.get((g,), Percentiles()), steps=steps_n, steps_per_run=ratio(steps_n, n),
+            run_latency_ms=run_pcts.get((gv,), Percentiles()), steps=steps_n, steps_per_run=ratio(steps_n, n),
             retry_steps=retries, retry_rate=ratio(retries, steps_n), runs_with_retries=runs_retried,
-            run_retry_rate=ratio(runs_retried, n), shape_sample_runs=samples.get(g, 0),
+            run_retry_rate=ratio(runs_retried, n),
         )
     a, b = sides[BASE], sides[CANDIDATE]
 
@@ -210,9 +244,9 @@ def compare_versions(
         steps_per_run=Delta.of(a.steps_per_run, b.steps_per_run, _mw(steps_mw)),
         retry_rate=rate(a.retry_steps, a.steps, b.retry_steps, b.steps),
         run_retry_rate=rate(a.runs_with_retries, a.runs, b.runs_with_retries, b.runs),
-        failure_mix=_failure_mix(conn, finished, grp, a.runs, b.runs),
-        step_types=_step_types(conn, finished, grp),
-        shapes=_shape_rows(shapes, samples),
+        failure_mix=_failure_mix(conn, compared, grp, a.runs, b.runs),
+        step_types=_step_types(conn, compared_steps, grp),
+        shapes=_shape_rows(shapes, {BASE: a.runs, CANDIDATE: b.runs}),
         significant=[],
     )
     result.significant.extend(_significant(result))
@@ -240,17 +274,16 @@ def _src(
 
 
 def _version_summaries(
-    conn: sa.Connection, scope: list[sa.ColumnElement[bool]], grp: sa.ColumnElement[Any]
+    conn: sa.Connection, compared: list[sa.ColumnElement[bool]], grp: sa.ColumnElement[Any]
 ) -> dict[int, dict[str, Any]]:
-    finished = runs.c.status != RunStatus.RUNNING.value
     g = grp.label("g")
     stmt = sa.select(
         g,
         *[_count_if(runs.c.status == s.value).label(s.value) for s in RunStatus],
-        sa.func.coalesce(sa.func.sum(sa.case((finished, runs.c.step_count), else_=0)), 0).label("steps"),
-        sa.func.coalesce(sa.func.sum(sa.case((finished, runs.c.retry_count), else_=0)), 0).label("retries"),
-        _count_if(sa.and_(finished, runs.c.retry_count > 0)).label("rr"),
-    ).where(*scope).group_by(g)
+        sa.func.coalesce(sa.func.sum(runs.c.step_count), 0).label("steps"),
+        sa.func.coalesce(sa.func.sum(runs.c.retry_count), 0).label("retries"),
+        _count_if(runs.c.retry_count > 0).label("rr"),
+    ).where(*compared).group_by(g)
     return {int(row.g): dict(row._mapping) for row in conn.execute(stmt)}
 
 
@@ -304,40 +337,20 @@ def _step_types(
     return out
 
 
-def _shapes(
-    conn: sa.Connection, finished: list[sa.ColumnElement[bool]], grp: sa.ColumnElement[Any], versions: tuple[str, str]
-) -> tuple[dict[Key, int], dict[int, int]]:
-    """Shape counts per (group, shape) over each version's newest finished runs, and the sample sizes."""
-    parts = []
-    for version in versions:
-        newest = (
-            sa.select(runs.c.run_id)
-            .where(*finished, runs.c.agent_version == version)
-            .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
-            .limit(SHAPE_SAMPLE_RUNS)
-            .subquery()
-        )
-        parts.append(sa.select(newest.c.run_id))
-    sample = sa.union_all(*parts).subquery()
-    g = grp.label("g")
-    samples = {
-        int(gv): int(n)
-        for gv, n in conn.execute(
-            sa.select(g, sa.func.count()).where(runs.c.run_id.in_(sa.select(sample.c.run_id))).group_by(g)
-        )
-    }
+def _shapes(conn: sa.Connection, compared: list[sa.ColumnElement[bool]], grp: sa.ColumnElement[Any]) -> dict[Key, int]:
+    """How many compared runs of each version have each shape (runs without counted steps are absent)."""
     counted = (
         sa.select(grp.label("k0"), steps.c.run_id, steps.c.seq, steps.c.step_type)
         .select_from(steps.join(runs, steps.c.run_id == runs.c.run_id))
         .where(
-            steps.c.run_id.in_(sa.select(sample.c.run_id)),
+            *compared,
             steps.c.attempt == 1,
             steps.c.retry_of_seq.is_(None),
             steps.c.parent_seq.is_(None),
         )
         .subquery()
     )
-    return run_shapes(conn, counted), samples
+    return run_shapes(conn, counted)
 
 
 def _shape_rows(shapes: dict[Key, int], samples: dict[int, int]) -> list[ShapeRow]:

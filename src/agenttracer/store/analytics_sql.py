@@ -45,6 +45,54 @@ def _keys(src: sa.Subquery) -> list[sa.ColumnElement[Any]]:
     return [c for c in src.c if c.name.startswith("k")]
 
 
+ANALYTICS_WORK_MEM = "32MB"
+
+
+def tune(conn: sa.Connection) -> None:
+    """Give this transaction's sorts enough memory to stay off disk (PostgreSQL; reset at transaction end)."""
+    if is_postgres(conn):
+        conn.exec_driver_sql(f"SET LOCAL work_mem = '{ANALYTICS_WORK_MEM}'")
+        conn.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
+
+
+def one_of(conn: sa.Connection, column: sa.ColumnElement[Any], values: list[str]) -> sa.ColumnElement[bool]:
+    """``column`` is one of ``values``: one array parameter on PostgreSQL, an expanding IN on SQLite."""
+    if is_postgres(conn):
+        return column == sa.any_(sa.literal(values, type_=postgresql.ARRAY(sa.String())))
+    return column.in_(values)
+
+
+class Members:
+    """A set of run ids given by limited one-column selects, usable as a condition on any run_id column.
+
+    PostgreSQL gets the ids fetched first and passed as one array parameter: given the limited
+    subqueries instead, its planner misjudges the joins and scans every step. SQLite plans the
+    subqueries well, so they stay in the statement.
+    """
+
+    def __init__(self, conn: sa.Connection, selects: list[sa.Select[Any]]) -> None:
+        self._conn = conn
+        self._ids: list[str] | None = None
+        self._union: sa.Subquery | None = None
+        if is_postgres(conn):
+            self._ids = [row[0] for select in selects for row in conn.execute(select)]
+        else:
+            parts = [sa.select(sub.c[0]) for sub in (s.subquery() for s in selects)]
+            self._union = sa.union_all(*parts).subquery() if len(parts) > 1 else selects[0].subquery()
+
+    def on(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        if self._ids is not None:
+            return one_of(self._conn, column, self._ids)
+        assert self._union is not None
+        return column.in_(sa.select(self._union.c[0]))
+
+
+def percentiles_aggregate(value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """PostgreSQL only: ``percentile_cont(ARRAY[QUANTILES]) WITHIN GROUP (ORDER BY value)``, one sort for all."""
+    array = postgresql.ARRAY(sa.Float())
+    return sa.func.percentile_cont(sa.literal(list(QUANTILES), type_=array), type_=array).within_group(value)
+
+
 def grouped_percentiles(conn: sa.Connection, src: sa.Subquery) -> dict[Key, Percentiles]:
     """p50/p95/p99 of ``src.c.v`` per group of key columns (one group, key ``()``, without keys).
 
@@ -52,10 +100,7 @@ def grouped_percentiles(conn: sa.Connection, src: sa.Subquery) -> dict[Key, Perc
     """
     keys = _keys(src)
     if is_postgres(conn):
-        agg = sa.func.percentile_cont(
-            sa.literal(list(QUANTILES), type_=postgresql.ARRAY(sa.Float())), type_=postgresql.ARRAY(sa.Float())
-        ).within_group(src.c.v)
-        stmt = sa.select(*keys, agg.label("ps")).where(src.c.v.is_not(None)).group_by(*keys)
+        stmt = sa.select(*keys, percentiles_aggregate(src.c.v).label("ps")).where(src.c.v.is_not(None)).group_by(*keys)
         # Without keys an aggregate over no rows still returns one row, holding NULL.
         return {tuple(row[:-1]): Percentiles.of(row[-1]) for row in conn.execute(stmt) if row[-1] is not None}
     return _sqlite_percentiles(conn, src, keys)

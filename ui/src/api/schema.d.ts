@@ -335,7 +335,7 @@ export interface components {
         FailureType: "tool" | "model" | "retrieval" | "orchestration";
         /**
          * HealthOut
-         * @description Liveness plus database reachability; served with 503 when the database cannot be read.
+         * @description Liveness and database reachability of the Query API (503 when the database cannot be read).
          */
         HealthOut: {
             /**
@@ -345,16 +345,21 @@ export interface components {
             backend: string;
             /**
              * Database
-             * @description 'ok' or 'unreachable'.
+             * @enum {string}
              */
-            database: string;
-            /** Detail */
+            database: "ok" | "unreachable";
+            /**
+             * Detail
+             * @description On 503: the kind of error, never a URL or credential.
+             */
             detail?: string | null;
+            /** Service */
+            service: string;
             /**
              * Status
-             * @description 'ok' or 'unavailable'.
+             * @enum {string}
              */
-            status: string;
+            status: "ok" | "unavailable";
         };
         /**
          * LatencyPercentiles
@@ -533,7 +538,7 @@ export interface components {
              * @description Step types of the run's top-level first attempts in seq order (retries and nested steps left out); empty for runs without such steps; cut after 30 types with a final '…' entry.
              */
             shape: string[];
-            /** @description Runs with this shape / runs sampled for shapes. */
+            /** @description Runs with this shape / runs compared. */
             share: components["schemas"]["DeltaOut"];
         };
         /**
@@ -619,10 +624,20 @@ export interface components {
              */
             step_names_truncated: boolean;
             /**
+             * Step Sample Runs
+             * @description Runs whose steps the per-step numbers (step_types, step_names, top_failing_steps, retries.time_in_retries_ms) were computed from.
+             */
+            step_sample_runs: number;
+            /**
              * Step Types
              * @description Per step type, most total latency first.
              */
             step_types: components["schemas"]["StepGroupOut"][];
+            /**
+             * Steps Sampled
+             * @description True when more runs matched than are read for per-step numbers: those then cover the newest step_sample_runs matching runs (all other numbers always cover every matching run).
+             */
+            steps_sampled: boolean;
             /**
              * Success Rate
              * @description success / finished_runs.
@@ -843,6 +858,11 @@ export interface components {
             /** Failure Rate */
             failure_rate: number | null;
             /**
+             * Finished Runs In Window
+             * @description Finished runs of this version in the window.
+             */
+            finished_runs_in_window: number;
+            /**
              * Retry Rate
              * @description retry_steps / steps.
              */
@@ -862,16 +882,16 @@ export interface components {
             running_runs: number;
             /**
              * Runs
-             * @description Finished runs (the sample every rate and test uses).
+             * @description Finished runs compared (the sample every rate and test uses).
              */
             runs: number;
             /** Runs With Retries */
             runs_with_retries: number;
             /**
-             * Shape Sample Runs
-             * @description Runs whose shapes were counted (the newest, at most 10,000).
+             * Sampled
+             * @description True when more runs finished in the window than are compared: the comparison then reads the newest 2,000 finished runs of each version.
              */
-            shape_sample_runs: number;
+            sampled: boolean;
             status_counts: components["schemas"]["StatusCounts"];
             /**
              * Steps

@@ -4,7 +4,8 @@ import { plural, formatCount, formatDelta, formatDuration, formatPercent, format
 describe("formatDuration", () => {
   it.each([
     [0, "0 ms"],
-    [0.421, "0.42 ms"],
+    [0.421, "421 µs"],
+    [0.0004, "<1 µs"],
     [3.25, "3.3 ms"],
     [180.4, "180 ms"],
     [999.4, "999 ms"],

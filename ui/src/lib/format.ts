@@ -1,11 +1,13 @@
 // Formatting of durations, times, counts and rates for display. Pure functions, unit tested.
 
-/** A latency in milliseconds as a short human string: 0.42 ms, 180 ms, 1.25 s, 2m 05s, 1h 02m. */
+/** A latency in milliseconds as a short human string: 420 µs, 180 ms, 1.25 s, 2m 05s, 1h 02m. */
 export function formatDuration(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return "—";
   if (ms < 0) return `-${formatDuration(-ms)}`;
   if (ms === 0) return "0 ms";
-  if (ms < 1) return `${ms.toFixed(2)} ms`;
+  // Sub-millisecond steps are common (a plan step that only routes): show microseconds, not "0.00 ms".
+  if (ms < 0.001) return "<1 µs";
+  if (ms < 1) return `${Math.round(ms * 1000)} µs`;
   if (ms < 10) return `${trim(ms.toFixed(1))} ms`;
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 10_000) return `${trim((ms / 1000).toFixed(2))} s`;

@@ -1,0 +1,1 @@
+"""Shared helpers for the benchmarks in ``bench/`` (kept in a package so ``make bench`` does not run them)."""

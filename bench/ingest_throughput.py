@@ -1,0 +1,467 @@
+"""Ingest throughput, end to end: SDK-shaped batches from several client processes into ONE server.
+
+For each database (SQLite and PostgreSQL), each repetition:
+
+1. a fresh database (a temporary SQLite file / a temporary schema in our own PostgreSQL database
+   ``at_bench``) migrated with the shipped Alembic migrations;
+2. one real ingest server process (the project's ``create_app`` under a single uvicorn worker, or
+   ``agenttracer serve ingest`` with ``--via-cli``) on a free loopback port;
+3. ``--clients`` processes, each with its own generated runs already encoded as the SDK sends them
+   (``{"events": [...]}``, ``--batch`` events per request, gzip), post their batches back to back
+   once all are ready;
+4. the steps stored are COUNTED IN THE DATABASE afterwards (responses are not trusted for this), and
+   steps/s = steps stored / wall time from the start signal until the last response.
+
+Beside it, the raw floor for the very same rows into the same migrated schema with the same batch
+boundaries (one transaction per batch): ``executemany`` into SQLite, ``executemany`` and ``COPY``
+into PostgreSQL — and the ratio of end to end to the floor. The bar (DESIGN.md): >= 20,000 steps/s
+end to end into each database from one server process.
+
+    .venv/bin/python bench/ingest_throughput.py                       # both databases, 3 repetitions
+    .venv/bin/python bench/ingest_throughput.py --steps 50000 --repeat 1 --backend sqlite
+    .venv/bin/python bench/ingest_throughput.py --profile /tmp/prof   # py-spy the server (1st repetition)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import multiprocessing as mp
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import orjson
+import psycopg
+import sqlalchemy as sa
+from benchlib.dataset import (
+    FAILURE_COLUMNS,
+    RUN_COLUMNS,
+    STEP_COLUMNS,
+    DatasetSpec,
+    Generator,
+    copy_lines,
+    sqlite_rows,
+    wire_events,
+)
+from benchlib.harness import (
+    fmt,
+    free_port,
+    machine_description,
+    print_table,
+    server_env,
+    stop_process,
+    summarize,
+    summary_cells,
+    wait_for_http,
+)
+from benchlib.pg import DEFAULT_BENCH_URL, ensure_database, libpq_dsn, server_settings, temporary_schema
+
+from agenttracer.store.engine import make_engine
+from agenttracer.store.migrate import upgrade
+
+STEPS_PER_RUN = 10.1  # what the generator produces on average (checked against the database anyway)
+CLIENT_DEADLINE_S = 300.0
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What one repetition sends: per client, its runs and their batches."""
+
+    clients: int
+    runs_per_client: int
+    batch: int
+    seed: int
+
+
+def client_runs(w: Workload, client: int, rep: int) -> Iterator[Any]:
+    end = datetime.now(timezone.utc).replace(microsecond=0)
+    spec = DatasetSpec(runs=w.runs_per_client, seed=w.seed + 1000 * rep + client, span_days=1.0, end=end)
+    return Generator(spec).runs()
+
+
+def client_batches(w: Workload, client: int, rep: int) -> list[bytes]:
+    """The gzip'd request bodies one client sends, in order (runs split across batches as the SDK does)."""
+    events: list[dict[str, Any]] = []
+    for run in client_runs(w, client, rep):
+        events.extend(wire_events(run))
+    bodies = []
+    for i in range(0, len(events), w.batch):
+        bodies.append(gzip.compress(orjson.dumps({"events": events[i:i + w.batch]}), compresslevel=6))
+    return bodies
+
+
+def _client_main(url: str, bodies: list[bytes], ready: Any, go: Any, out: Any) -> None:
+    import httpx
+
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    statuses: dict[int, int] = {}
+    latencies: list[float] = []
+    ready.set()
+    go.wait(60)
+    deadline = time.monotonic() + CLIENT_DEADLINE_S
+    with httpx.Client(timeout=60.0) as client:
+        for body in bodies:
+            if time.monotonic() > deadline:
+                break
+            t0 = time.perf_counter()
+            try:
+                resp = client.post(url, content=body, headers=headers)
+                code = resp.status_code
+            except httpx.HTTPError:
+                code = -1
+            latencies.append(time.perf_counter() - t0)
+            statuses[code] = statuses.get(code, 0) + 1
+    out.put((statuses, latencies, time.perf_counter()))
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def fresh_database(backend: str, pg_url: str) -> Iterator[str]:
+    if backend == "sqlite":
+        tmp = Path(tempfile.mkdtemp(prefix="at_bench_ingest_"))
+        try:
+            yield f"sqlite:///{(tmp / 'ingest.db').as_posix()}"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        with temporary_schema(pg_url, prefix="at_bench_ingest") as url:
+            yield url
+
+
+def migrate(url: str) -> None:
+    engine = make_engine(url, poolclass=sa.pool.NullPool)
+    upgrade(engine)
+    engine.dispose()
+
+
+def count_rows(url: str) -> tuple[int, int, int]:
+    engine = make_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        counts = tuple(int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one())
+                       for t in ("steps", "runs", "failures"))
+    engine.dispose()
+    return counts  # type: ignore[return-value]
+
+
+@dataclass
+class EndToEnd:
+    steps_per_s: float
+    events_per_s: float
+    steps: int
+    expected_steps: int
+    statuses: dict[int, int]
+    p50_ms: float
+    p95_ms: float
+    server_cpu_s: float
+    wall_s: float
+
+
+def run_end_to_end(backend: str, url: str, w: Workload, rep: int, args: argparse.Namespace) -> EndToEnd:
+    migrate(url)
+    port = free_port()
+    env = server_env()
+    if args.via_cli:
+        cmd = [sys.executable, "-m", "agenttracer", "serve", "ingest", "--port", str(port)]
+        env["AGENTTRACER_DATABASE_URL"] = url
+    else:
+        cmd = [sys.executable, "-m", "benchlib.serve_app", "ingest", "--database-url", url, "--port", str(port)]
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    profiler: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", 60, server)
+        ctx = mp.get_context("fork")
+        ready = [ctx.Event() for _ in range(w.clients)]
+        go = ctx.Event()
+        out = ctx.Queue()
+        expected_steps = 0
+        n_events = 0
+        procs = []
+        for k in range(w.clients):
+            bodies = client_batches(w, k, rep)
+            for body in bodies:
+                events = orjson.loads(gzip.decompress(body))["events"]
+                n_events += len(events)
+                expected_steps += sum(1 for e in events if e["type"] == "step")
+            p = ctx.Process(target=_client_main,
+                            args=(f"http://127.0.0.1:{port}/v1/ingest", bodies, ready[k], go, out), daemon=True)
+            p.start()
+            procs.append(p)
+        for e in ready:
+            e.wait(120)
+        if args.profile and rep == 0:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+            prof_out = Path(args.profile) / f"ingest_{backend}.txt"
+            profiler = subprocess.Popen(
+                ["py-spy", "record", "--pid", str(server.pid), "--format", "raw", "--rate", "200",
+                 "--output", str(prof_out), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1.0)
+        cpu0 = _proc_cpu_seconds(server.pid)
+        t0 = time.perf_counter()
+        go.set()
+        statuses: dict[int, int] = {}
+        latencies: list[float] = []
+        t_end = t0
+        for _ in procs:
+            st, lat, finished = out.get(timeout=CLIENT_DEADLINE_S + 60)
+            for code, n in st.items():
+                statuses[code] = statuses.get(code, 0) + n
+            latencies.extend(lat)
+            t_end = max(t_end, finished)
+        wall = t_end - t0
+        cpu = _proc_cpu_seconds(server.pid) - cpu0
+        for p in procs:
+            p.join(10)
+    finally:
+        if profiler is not None:
+            profiler.send_signal(2)
+            try:
+                profiler.wait(30)
+            except subprocess.TimeoutExpired:
+                profiler.kill()
+        stop_process(server)
+        err = server.stderr.read().decode(errors="replace") if server.stderr else ""
+        if server.returncode not in (0, -15, None) and err:
+            print(err[-2000:], file=sys.stderr)
+    steps, _runs, _fails = count_rows(url)
+    latencies.sort()
+    return EndToEnd(steps / wall, n_events / wall, steps, expected_steps, statuses,
+                    1000 * latencies[len(latencies) // 2], 1000 * latencies[int(len(latencies) * 0.95)], cpu, wall)
+
+
+# --- raw floors -----------------------------------------------------------------------------------
+
+
+def floor_batches(w: Workload, rep: int) -> list[list[Any]]:
+    """The same runs as the clients send, grouped into the same number of batches (per client, in order)."""
+    runs: list[Any] = []
+    for k in range(w.clients):
+        runs.extend(client_runs(w, k, rep))
+    per_batch = max(1, int(w.batch / (STEPS_PER_RUN + 2.1)))
+    return [runs[i:i + per_batch] for i in range(0, len(runs), per_batch)]
+
+
+def floor_sqlite(url: str, batches: list[list[Any]]) -> tuple[float, int]:
+    path = url.removeprefix("sqlite:///")
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    run_sql = f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
+    step_sql = f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) VALUES ({', '.join('?' * len(STEP_COLUMNS))})"
+    fail_sql = f"INSERT INTO failures ({', '.join(FAILURE_COLUMNS)}) VALUES ({', '.join('?' * len(FAILURE_COLUMNS))})"
+    prepared = []
+    for batch in batches:
+        rr, ss, ff = [], [], []
+        for run in batch:
+            r, s, f = sqlite_rows(run)
+            rr.append(r)
+            ss.extend(s)
+            if f is not None:
+                ff.append(f)
+        prepared.append((rr, ss, ff))
+    t0 = time.perf_counter()
+    for rr, ss, ff in prepared:
+        with conn:
+            conn.executemany(run_sql, rr)
+            conn.executemany(step_sql, ss)
+            conn.executemany(fail_sql, ff)
+    took = time.perf_counter() - t0
+    n = conn.execute("SELECT count(*) FROM steps").fetchone()[0]
+    conn.close()
+    return n / took, n
+
+
+def _pg_rows(batches: list[list[Any]]) -> list[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[Any]]]:
+    def conv(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        # psycopg adapts datetimes; SQLite rows carry naive UTC text, so parse them once up front
+        out = []
+        for v in row:
+            if isinstance(v, str) and len(v) == 26 and v[4] == "-" and v[10] == " ":
+                out.append(datetime.fromisoformat(v).replace(tzinfo=timezone.utc))
+            else:
+                out.append(v)
+        return tuple(out)
+
+    prepared = []
+    for batch in batches:
+        rr, ss, ff = [], [], []
+        for run in batch:
+            r, s, f = sqlite_rows(run)
+            rr.append(conv(r))
+            ss.extend(conv(x) for x in s)
+            if f is not None:
+                ff.append(conv(f))
+        prepared.append((rr, ss, ff))
+    return prepared
+
+
+def floor_pg_executemany(url: str, batches: list[list[Any]]) -> tuple[float, int]:
+    prepared = _pg_rows(batches)
+    run_sql = f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join(['%s'] * len(RUN_COLUMNS))})"
+    step_sql = f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) VALUES ({', '.join(['%s'] * len(STEP_COLUMNS))})"
+    fail_sql = (f"INSERT INTO failures ({', '.join(FAILURE_COLUMNS)}) "
+                f"VALUES ({', '.join(['%s'] * len(FAILURE_COLUMNS))})")
+    with psycopg.connect(libpq_dsn(url)) as conn:
+        t0 = time.perf_counter()
+        for rr, ss, ff in prepared:
+            with conn.cursor() as cur:
+                cur.executemany(run_sql, rr)
+                cur.executemany(step_sql, ss)
+                if ff:
+                    cur.executemany(fail_sql, ff)
+            conn.commit()
+        took = time.perf_counter() - t0
+        n = conn.execute("SELECT count(*) FROM steps").fetchone()[0]  # type: ignore[index]
+    return n / took, n
+
+
+def floor_pg_copy(url: str, batches: list[list[Any]]) -> tuple[float, int]:
+    prepared = []
+    for batch in batches:
+        rr, ss, ff = [], [], []
+        for run in batch:
+            r, s, f = copy_lines(run)
+            rr.append(r)
+            ss.append(s)
+            if f is not None:
+                ff.append(f)
+        prepared.append(("".join(rr), "".join(ss), "".join(ff)))
+    with psycopg.connect(libpq_dsn(url)) as conn:
+        t0 = time.perf_counter()
+        for rr, ss, ff in prepared:
+            with conn.cursor() as cur:
+                with cur.copy(f"COPY runs ({', '.join(RUN_COLUMNS)}) FROM STDIN") as cp:
+                    cp.write(rr)
+                with cur.copy(f"COPY steps ({', '.join(STEP_COLUMNS)}) FROM STDIN") as cp:
+                    cp.write(ss)
+                if ff:
+                    with cur.copy(f"COPY failures ({', '.join(FAILURE_COLUMNS)}) FROM STDIN") as cp:
+                        cp.write(ff)
+            conn.commit()
+        took = time.perf_counter() - t0
+        n = conn.execute("SELECT count(*) FROM steps").fetchone()[0]  # type: ignore[index]
+    return n / took, n
+
+
+def record_e2e(figures: dict[str, list[float]], e2e: EndToEnd, backend: str, rep: int, problems: list[str]) -> None:
+    figures.setdefault("e2e", []).append(e2e.steps_per_s)
+    figures.setdefault("events", []).append(e2e.events_per_s)
+    figures.setdefault("p50", []).append(e2e.p50_ms)
+    figures.setdefault("p95", []).append(e2e.p95_ms)
+    figures.setdefault("cpu_us", []).append(1e6 * e2e.server_cpu_s / max(1, e2e.steps))
+    print(f"  rep {rep + 1} {backend}: {e2e.steps:,}/{e2e.expected_steps:,} steps stored in {e2e.wall_s:.2f} s"
+          f" = {e2e.steps_per_s:,.0f} steps/s; responses {dict(sorted(e2e.statuses.items()))}; "
+          f"server CPU {e2e.server_cpu_s:.1f} s", flush=True)
+    if e2e.steps != e2e.expected_steps:
+        problems.append(f"{backend} rep {rep + 1}: stored {e2e.steps:,} of {e2e.expected_steps:,} steps sent")
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", default="sqlite,postgresql", help="comma-separated: sqlite,postgresql")
+    parser.add_argument("--steps", type=int, default=150_000, help="steps sent per repetition (all clients)")
+    parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument("--batch", type=int, default=500, help="events per request (the SDK sends <= 500)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pg-url", default=os.environ.get("AGENTTRACER_BENCH_PG_URL", DEFAULT_BENCH_URL))
+    parser.add_argument("--via-cli", action="store_true", help="start the server with `agenttracer serve ingest`")
+    parser.add_argument("--no-floor", action="store_true", help="skip the raw-floor measurements")
+    parser.add_argument("--no-e2e", action="store_true", help="only the raw floors (no server)")
+    parser.add_argument("--profile", help="directory for a py-spy profile of the server (first repetition)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    runs_per_client = max(1, int(args.steps / STEPS_PER_RUN / args.clients))
+    w = Workload(args.clients, runs_per_client, args.batch, args.seed)
+    print(f"machine: {machine_description()}")
+    if "postgresql" in backends:
+        ensure_database(args.pg_url)
+        s = server_settings(args.pg_url)
+        print("postgresql: " + ", ".join(f"{k}={v}" for k, v in s.items()))
+    print(f"workload: {w.clients} client processes x {w.runs_per_client:,} runs (~{args.steps:,} steps), "
+          f"{w.batch} events per gzip'd request, {args.repeat} repetitions")
+
+    results: dict[str, dict[str, list[float]]] = {}
+    problems: list[str] = []
+    for rep in range(args.repeat):
+        for backend in backends:
+            figures = results.setdefault(backend, {})
+            if args.no_e2e:
+                e2e = None
+            else:
+                with fresh_database(backend, args.pg_url) as url:
+                    e2e = run_end_to_end(backend, url, w, rep, args)
+            if e2e is not None:
+                record_e2e(figures, e2e, backend, rep, problems)
+            if args.no_floor:
+                continue
+            batches = floor_batches(w, rep)
+            if backend == "sqlite":
+                with fresh_database(backend, args.pg_url) as url:
+                    migrate(url)
+                    rate, _n = floor_sqlite(url, batches)
+                figures.setdefault("floor executemany", []).append(rate)
+            else:
+                with fresh_database(backend, args.pg_url) as url:
+                    migrate(url)
+                    rate, _n = floor_pg_executemany(url, batches)
+                figures.setdefault("floor executemany", []).append(rate)
+                with fresh_database(backend, args.pg_url) as url:
+                    migrate(url)
+                    rate, _n = floor_pg_copy(url, batches)
+                figures.setdefault("floor COPY", []).append(rate)
+
+    rows = []
+    for backend, figures in results.items():
+        e2e_vals = figures.get("e2e")
+        if e2e_vals:
+            rows.append([f"{backend}: end to end (steps/s)", *summary_cells(summarize(e2e_vals), 0), "", ""])
+            rows.append([f"{backend}: end to end (events/s)", *summary_cells(summarize(figures["events"]), 0), "", ""])
+        for key in ("floor executemany", "floor COPY"):
+            if key in figures:
+                fl = summarize(figures[key])
+                ratio = ""
+                if e2e_vals:
+                    ratios = [a / b for a, b in zip(e2e_vals, figures[key], strict=False)]
+                    ratio = f"{100 * summarize(ratios).median:.1f} %"
+                label = f"{backend}: raw {key.removeprefix('floor ')} (steps/s)"
+                rows.append([label, *summary_cells(fl, 0), ratio, ""])
+        if e2e_vals:
+            rows.append([f"{backend}: request latency p50 (ms)", *summary_cells(summarize(figures["p50"])), "", ""])
+            rows.append([f"{backend}: request latency p95 (ms)", *summary_cells(summarize(figures["p95"])), "", ""])
+            rows.append([f"{backend}: server CPU per step (us)", *summary_cells(summarize(figures["cpu_us"])), "", ""])
+            median = summarize(e2e_vals).median
+            rows.append([f"{backend}: bar >= 20,000 steps/s", "", fmt(median, 0), "", "",
+                         "MET" if median >= 20_000 else "NOT MET"])
+    print_table("Ingest throughput (steps stored, counted in the database; min / median / max over repetitions)",
+                ["figure", "min", "median", "max", "e2e / floor", "bar"], rows)
+    for p in problems:
+        print(f"PROBLEM: {p}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
