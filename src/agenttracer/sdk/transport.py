@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import email.utils
+import functools
 import gzip
 import itertools
 import json
@@ -50,6 +51,22 @@ RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
 BACKOFF_BASE = 0.5
 _GZIP_LEVEL = 5
+# The worker shares the GIL with the agent. Left alone, CPython lets a busy thread keep the GIL for a
+# whole switch interval (5 ms) before a waiting thread gets its turn. So the worker, while encoding and
+# serialising, steps aside every few events with a real (50 µs) sleep; sleep(0) would not do: it retakes
+# the GIL at once and, by counting as a switch, even postpones the forced hand-over the agent waits for.
+_YIELD_EVERY = 16
+_yield_gil = functools.partial(time.sleep, 0.00005)
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _dumps_batch(events: list[dict[str, Any]]) -> bytes:
+    """``{"events": [...]}`` as UTF-8 JSON, built in chunks with the GIL handed over between them."""
+    parts = []
+    for start in range(0, len(events), _YIELD_EVERY * 4):
+        parts.append(_encode_json(events[start:start + _YIELD_EVERY * 4])[1:-1])
+        _yield_gil()
+    return ('{"events":[' + ",".join(parts) + "]}").encode()
 
 
 @dataclass(frozen=True)
@@ -345,7 +362,9 @@ class Transport:
     def _deliver(self, client: httpx.Client, items: list[tuple[Any, ...]]) -> None:
         events: list[dict[str, Any]] = []
         unsendable: Counter[str] = Counter()
-        for item in items:
+        for index, item in enumerate(items):
+            if index % _YIELD_EVERY == _YIELD_EVERY - 1:
+                _yield_gil()
             try:
                 event, reason = self._encoder.encode(item)
             except Exception:
@@ -359,7 +378,7 @@ class Transport:
             self._finalize(0, dict(unsendable))
         if not events:
             return
-        body = gzip.compress(json.dumps({"events": events}, separators=(",", ":")).encode(), _GZIP_LEVEL)
+        body = gzip.compress(_dumps_batch(events), _GZIP_LEVEL)
         attempt = 0
         while True:
             remaining = self._remaining()
