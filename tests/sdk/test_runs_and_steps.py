@@ -278,3 +278,21 @@ def test_a_disabled_tracer_records_nothing_but_the_agent_behaves_the_same(make_t
     with tracer.start_run() as run, run.step("tool", "y"):
         pass
     assert len(of_type(sent(tracer, server), "step")) == 1
+
+
+def test_wrong_arguments_on_the_hot_path_never_raise(make_tracer: Make, server: FaultServer) -> None:
+    tracer = make_tracer(server.url)
+    shared = {"tier": "gold"}
+    with tracer.start_run(metadata=["not", "a", "mapping"]) as run:  # type: ignore[arg-type]
+        with run.step(42, None, metadata=[1, 2, 3]):  # type: ignore[arg-type]
+            pass
+        with run.step("tool", "shared_meta", metadata=shared) as step:
+            step.set(http_status=200)
+        with run.step("tool", "x", retry_of="nonsense"):  # type: ignore[arg-type]
+            pass
+    step.set(late=True)  # after the block: ignored
+    assert shared == {"tier": "gold"}  # the caller's dict is never mutated
+    steps = steps_by_seq(sent(tracer, server))
+    assert [(s["step_type"], s["name"], s.get("metadata")) for s in steps] == [
+        ("other", "42", None), ("tool", "shared_meta", {"tier": "gold", "http_status": 200}), ("tool", "x", None)]
+    assert tracer.stats().removed == {"step_metadata:not_a_mapping": 1}

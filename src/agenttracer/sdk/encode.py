@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from agenttracer import privacy
@@ -61,6 +62,9 @@ class Encoder:
     def _metadata(self, where: str, meta: Any) -> dict[str, Any] | None:
         if not meta:
             return None
+        if not isinstance(meta, Mapping):
+            self.removed[f"{where}_metadata:not_a_mapping"] += 1
+            return None
         kept, removed = privacy.scrub_metadata(meta)
         for removal in removed:
             self.removed[f"{where}_metadata:{removal.reason}"] += 1
@@ -100,7 +104,7 @@ class Encoder:
     def _step(self, item: tuple[Any, ...]) -> dict[str, Any]:
         (_, run, seq, parent_seq, step_type, name, t0, t1, error_class, failure_code, meta, attempt,
          retry_of_seq) = item
-        if step_type not in _STEP_TYPES:
+        if not isinstance(step_type, str) or step_type not in _STEP_TYPES:
             try:
                 step_type = normalize_step_type(step_type).value
             except ValueError:

@@ -39,6 +39,7 @@ _current_step = context.STEP
 _current_run = context.RUN
 
 _RUN_ID_MAX = 36
+_warned_late_set = False
 
 
 class Step:
@@ -59,7 +60,9 @@ class Step:
         self._run = run
         self.step_type = step_type
         self.name = step_type if name is None else name
-        self._meta = dict(metadata) if metadata else None
+        # Kept by reference (copying costs on the hot path); set() never mutates it, and the worker only
+        # reads it, checking its type there.
+        self._meta = metadata
         if retry_of is None:
             self.attempt = 1
             self._retry_of_seq: int | None = None
@@ -101,13 +104,14 @@ class Step:
 
     def set(self, **metadata: Any) -> Step:
         """Attach safe metadata (counts, codes, ids — never content); returns the step for chaining."""
+        global _warned_late_set
         if getattr(self, "_t1", None) is not None:
-            log.warning("agenttracer: step.set() after the step ended is ignored")
+            if not _warned_late_set:
+                _warned_late_set = True
+                log.warning("agenttracer: step.set() after the step ended is ignored")
             return self
-        if self._meta is None:
-            self._meta = metadata
-        else:
-            self._meta.update(metadata)
+        current = self._meta
+        self._meta = {**current, **metadata} if isinstance(current, Mapping) and current else metadata
         return self
 
     def __enter__(self) -> Step:
@@ -179,7 +183,7 @@ class Run:
         self._agent_version = config.agent_version
         self._environment = config.environment
         self._transport = transport
-        self._meta: dict[str, Any] = dict(metadata) if metadata else {}
+        self._meta: dict[str, Any] = dict(metadata) if isinstance(metadata, Mapping) else {}
         self._seq = itertools.count(1)
         self._failure: tuple[str, str] | None = None
         self._partial = False

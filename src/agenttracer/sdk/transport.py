@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import email.utils
+import functools
 import gzip
 import itertools
 import json
@@ -50,6 +51,22 @@ RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
 BACKOFF_BASE = 0.5
 _GZIP_LEVEL = 5
+# The worker shares the GIL with the agent. Left alone, CPython lets a busy thread keep the GIL for a
+# whole switch interval (5 ms) before a waiting thread gets its turn. So the worker, while encoding and
+# serialising, steps aside every few events with a real (50 µs) sleep; sleep(0) would not do: it retakes
+# the GIL at once and, by counting as a switch, even postpones the forced hand-over the agent waits for.
+_YIELD_EVERY = 16
+_yield_gil = functools.partial(time.sleep, 0.00005)
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _dumps_batch(events: list[dict[str, Any]]) -> bytes:
+    """``{"events": [...]}`` as UTF-8 JSON, built in chunks with the GIL handed over between them."""
+    parts = []
+    for start in range(0, len(events), _YIELD_EVERY * 4):
+        parts.append(_encode_json(events[start:start + _YIELD_EVERY * 4])[1:-1])
+        _yield_gil()
+    return ('{"events":[' + ",".join(parts) + "]}").encode()
 
 
 @dataclass(frozen=True)
@@ -164,7 +181,9 @@ class Transport:
         self._flush_target = 0
         self._deadline: float | None = None
         self._closed = False
-        self._encoder = Encoder()
+        self._encoder = Encoder()  # used by the worker only; its tallies are merged under the lock
+        self._removed: Counter[str] = Counter()
+        self._coerced: Counter[str] = Counter()
         self._worker: threading.Thread | None = None
 
     def _start_worker(self) -> None:
@@ -213,8 +232,8 @@ class Transport:
                 retried=self._retried,
                 queued=queued,
                 in_flight=self._taken - self._finalized,
-                removed=dict(self._encoder.removed),
-                coerced=dict(self._encoder.coerced),
+                removed=dict(self._removed),
+                coerced=dict(self._coerced),
             )
 
     def flush(self, timeout: float) -> bool:
@@ -345,7 +364,9 @@ class Transport:
     def _deliver(self, client: httpx.Client, items: list[tuple[Any, ...]]) -> None:
         events: list[dict[str, Any]] = []
         unsendable: Counter[str] = Counter()
-        for item in items:
+        for index, item in enumerate(items):
+            if index % _YIELD_EVERY == _YIELD_EVERY - 1:
+                _yield_gil()
             try:
                 event, reason = self._encoder.encode(item)
             except Exception:
@@ -355,11 +376,18 @@ class Transport:
                 unsendable[reason or "internal_error"] += 1
             else:
                 events.append(event)
+        encoder = self._encoder
+        if encoder.removed or encoder.coerced:
+            with self._cond:
+                self._removed.update(encoder.removed)
+                self._coerced.update(encoder.coerced)
+            encoder.removed.clear()
+            encoder.coerced.clear()
         if unsendable:
             self._finalize(0, dict(unsendable))
         if not events:
             return
-        body = gzip.compress(json.dumps({"events": events}, separators=(",", ":")).encode(), _GZIP_LEVEL)
+        body = gzip.compress(_dumps_batch(events), _GZIP_LEVEL)
         attempt = 0
         while True:
             remaining = self._remaining()

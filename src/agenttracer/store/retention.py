@@ -52,11 +52,17 @@ class PruneResult:
     dry_run: bool
 
 
-def _old_runs(cutoff: datetime) -> sa.ColumnElement[bool]:
-    return sa.or_(
+def _old_run_conditions(cutoff: datetime) -> list[sa.ColumnElement[bool]]:
+    """Two separate conditions rather than one OR, so each batch is a short range scan of the
+    ``started_at`` index instead of a bitmap over every old run."""
+    return [
         runs.c.started_at < cutoff,
         sa.and_(runs.c.started_at.is_(None), runs.c.ingested_at < cutoff),
-    )
+    ]
+
+
+def _old_runs(cutoff: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(*_old_run_conditions(cutoff))
 
 
 def count_prunable(engine: sa.Engine, cutoff: datetime) -> PruneResult:
@@ -91,20 +97,19 @@ def prune(
     if dry_run:
         return count_prunable(engine, cutoff)
     n_runs = n_steps = n_failures = batches = 0
-    while not should_stop():
-        with engine.begin() as conn:
-            ids = list(
-                conn.execute(sa.select(runs.c.run_id).where(_old_runs(cutoff)).limit(batch_size)).scalars()
-            )
-            if not ids:
+    for condition in _old_run_conditions(cutoff):
+        while not should_stop():
+            with engine.begin() as conn:
+                ids = list(conn.execute(sa.select(runs.c.run_id).where(condition).limit(batch_size)).scalars())
+                if not ids:
+                    break
+                # Children first: correct whether or not the database enforces ON DELETE CASCADE.
+                n_failures += conn.execute(failures.delete().where(failures.c.run_id.in_(ids))).rowcount or 0
+                n_steps += conn.execute(steps.delete().where(steps.c.run_id.in_(ids))).rowcount or 0
+                n_runs += conn.execute(runs.delete().where(runs.c.run_id.in_(ids))).rowcount or 0
+            batches += 1
+            if len(ids) < batch_size:
                 break
-            # Children first: correct whether or not the database enforces ON DELETE CASCADE.
-            n_failures += conn.execute(failures.delete().where(failures.c.run_id.in_(ids))).rowcount or 0
-            n_steps += conn.execute(steps.delete().where(steps.c.run_id.in_(ids))).rowcount or 0
-            n_runs += conn.execute(runs.delete().where(runs.c.run_id.in_(ids))).rowcount or 0
-        batches += 1
-        if len(ids) < batch_size:
-            break
     return PruneResult(cutoff, n_runs, n_steps, n_failures, batches, dry_run=False)
 
 
