@@ -126,6 +126,17 @@ def parse_retry_after(value: str | None) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
+def backoff_delay(attempt: int, max_backoff: float) -> float:
+    """Seconds before retry number ``attempt + 1``: 0.5 s doubling up to ``max_backoff``, with jitter.
+
+    "Equal jitter": a random point in the upper half of the window, so that many clients that failed
+    together do not retry together, yet none retries much sooner than planned. The exponent is capped
+    so that a backend that stays down for hours cannot overflow the arithmetic.
+    """
+    window = min(max_backoff, BACKOFF_BASE * 2.0 ** min(attempt, 32))
+    return window * random.uniform(0.5, 1.0)
+
+
 def read_results(response: httpx.Response, sent: int) -> _Outcome:
     """Count a 2xx answer's per-event results; an answer without them means the whole batch was taken."""
     try:
@@ -401,7 +412,7 @@ class Transport:
             if outcome.retry_after is not None:
                 delay = outcome.retry_after
             else:
-                delay = min(self._config.max_backoff, BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0)
+                delay = backoff_delay(attempt, self._config.max_backoff)
             attempt += 1
             with self._cond:
                 self._retried += 1
