@@ -7,7 +7,7 @@ import pytest
 
 from agenttracer import AgentTracer
 from agenttracer.sdk.config import resolve_config
-from agenttracer.sdk.transport import backoff_delay, parse_retry_after
+from agenttracer.sdk.sending import backoff_delay, parse_retry_after
 
 
 def test_environment_variables_fill_what_the_code_leaves_out() -> None:
