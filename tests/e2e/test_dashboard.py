@@ -235,3 +235,39 @@ def test_dark_theme_and_deep_links(stack: Any, fleet: Fleet, page: Any) -> None:
     page.get_by_test_id("failures-by-type").wait_for()
     screenshot(page, "09-failures-dark")
     no_errors(page)
+
+
+def test_keyboard_reaches_the_skip_link_and_the_runs(stack: Any, fleet: Fleet, page: Any) -> None:
+    page.goto(stack.ui_url + "/")
+    table_rows(page)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    link = page.locator(f"[data-run-id='{fleet.tool_timeout.run_id}'] a")
+    link.focus()
+    page.keyboard.press("Enter")
+    page.get_by_test_id("failure-panel").wait_for()
+    no_errors(page)
+
+
+def test_auto_refresh_shows_new_runs_and_a_running_run_finishes_live(stack: Any, fleet: Fleet, page: Any) -> None:
+    """Last in the module: it adds a run."""
+    from datetime import datetime, timedelta, timezone
+
+    from tests.support.rundata import RunSpec, StepSpec, events
+
+    page.goto(stack.ui_url + "/")
+    table_rows(page)
+    page.get_by_label("Auto-refresh").check()
+    live = RunSpec("live-agent", "v1", "production", datetime.now(timezone.utc) - timedelta(seconds=1), "success",
+                   [StepSpec(1, "tool", "poll_queue", 0, 20)])
+    start, step, end = events(live)
+    httpx.post(f"{stack.ingest_url}/v1/ingest", json={"events": [start]}, timeout=10).raise_for_status()
+    row = page.locator(f"[data-run-id='{live.run_id}']")
+    row.wait_for(timeout=15_000)  # the list refreshes every 5 s
+    assert "running" in row.inner_text()
+    row.locator("a").click()
+    page.locator("[data-status=running]").first.wait_for()
+    httpx.post(f"{stack.ingest_url}/v1/ingest", json={"events": [step, end]}, timeout=10).raise_for_status()
+    page.locator("h1 [data-status=success]").wait_for(timeout=15_000)  # a running run is polled every 3 s
+    assert page.locator("[data-testid=waterfall] li").count() == 1
+    no_errors(page)

@@ -292,13 +292,28 @@ def test_pagination_is_stable_when_runs_arrive_between_pages(live_ingest: str, l
     assert len(set(seen)) == len(seen) == 8
 
 
-def test_the_query_engine_refuses_writes_on_the_real_database(db_url: str) -> None:
+WRITES = [
+    "DELETE FROM runs",
+    "UPDATE runs SET status = 'success'",
+    "INSERT INTO failures (run_id, failure_type, failure_code, recorded_at) VALUES ('x', 'tool', 'x', '2026-01-01')",
+    "CREATE TABLE sneaky (id INTEGER)",
+]
+
+
+@pytest.mark.parametrize("statement", WRITES, ids=lambda s: s.split()[0].lower())
+def test_the_query_engine_refuses_writes_on_the_real_database(db_url: str, statement: str) -> None:
+    spec = RunSpec("a", "v1", "prod", T0, "success")
+    writer = make_engine(db_url, poolclass=sa.pool.NullPool)
+    insert_runs(writer, [spec])
     app = create_app(Settings(database_url=db_url))
     engine: sa.Engine = app.state.engine
     with pytest.raises(sa.exc.DBAPIError) as info, engine.begin() as conn:
-        conn.execute(sa.text("DELETE FROM runs"))
+        conn.execute(sa.text(statement))
     assert "read" in str(info.value).lower()  # "readonly database" / "read-only transaction"
     engine.dispose()
+    with writer.connect() as conn:
+        assert conn.execute(sa.text("SELECT run_id, status FROM runs")).all() == [(spec.run_id, "success")]
+    writer.dispose()
 
 
 def test_health_is_503_when_the_database_cannot_be_read(tmp_path: Path) -> None:
@@ -308,6 +323,16 @@ def test_health_is_503_when_the_database_cannot_be_read(tmp_path: Path) -> None:
     assert r.status_code == 503
     assert r.json()["database"] == "unreachable"
     assert "absent" not in r.text  # no paths or URLs leak
+
+
+def test_health_is_503_when_postgresql_is_down() -> None:
+    # Port 1 on loopback: nothing listens, so the connection is refused at once.
+    app = create_app(Settings(database_url="postgresql://postgres:hunter2@127.0.0.1:1/test"))
+    with serve(app) as url:
+        r = httpx.get(url + "/health")
+    assert r.status_code == 503
+    assert r.json()["database"] == "unreachable" and r.json()["backend"] == "postgresql"
+    assert "hunter2" not in r.text and "127.0.0.1:1" not in r.text
 
 
 def test_every_v1_route_demands_a_read_key_once_keys_exist(db_url: str) -> None:

@@ -165,9 +165,7 @@ def get_run(
         canonical = str(uuid.UUID(run_id))
     except ValueError:
         raise invalid("run_id", "must be a UUID such as 3f2b9c1e-8a4d-4e0f-9b7a-1c2d3e4f5a6b", "path") from None
-    detail = reader.get_run(conn, canonical)
-    if detail is None and run_id != canonical:
-        detail = reader.get_run(conn, run_id)
+    detail = reader.get_run(conn, canonical)  # ingest stores run ids in canonical form too
     if detail is None:
         return JSONResponse(status_code=404, content={"detail": f"no run with run_id {canonical}"})
     return detail

@@ -6,7 +6,9 @@ keyed by column name, which ``server/wire.py`` models validate. Stats and versio
 
 Pagination is keyset, newest first on ``(started_at, run_id)``: a page never shifts when new runs
 arrive, and each page is an index range scan however deep the caller goes. Runs whose ``started_at``
-is still unknown (a step arrived before its ``run_start``) sort after every dated run, by run_id.
+is still unknown sort after every dated run, by run_id. (The writer dates a run from its earliest
+event until ``run_start`` arrives; a late ``run_start`` can move a run's start earlier, and a client
+paging at that moment may then meet that one run twice or not at all. Every other run is seen once.)
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 import type { ReactNode } from "react";
 import { NavLink } from "react-router";
 import { useHealth } from "../api/hooks";
-import { queryUrl } from "../api/client";
+import { ApiError, queryUrl } from "../api/client";
 import { useTheme } from "../lib/theme";
 import { AuthDialog } from "./AuthDialog";
 import { cx } from "./ui";
@@ -17,7 +17,9 @@ const NAV = [
 function HealthDot() {
   const health = useHealth();
   const ok = health.data?.status === "ok";
-  const label = health.isPending ? "checking" : ok ? "connected" : health.data ? "database unavailable" : "unreachable";
+  // /health answers 503 when the Query API runs but cannot read its database.
+  const dbDown = health.data !== undefined || (health.error instanceof ApiError && health.error.status === 503);
+  const label = health.isPending ? "checking" : ok ? "connected" : dbDown ? "database unavailable" : "unreachable";
   return (
     <span
       className="flex items-center gap-1.5 text-xs text-slate-500 dark:text-slate-400"
