@@ -287,3 +287,10 @@ def test_corrupt_text_is_refused_not_repaired() -> None:
     assert scrub_name("step\x07") == ("[redacted]", "invalid_characters")
     assert scrub_message("boom\x00") == (None, "invalid_characters")
     assert scrub_message("line one\nline two\tend") == ("line one\nline two\tend", None)
+
+
+def test_refused_keys_are_reported_in_a_safe_form() -> None:
+    assert privacy.reportable_key("stepName", 3) == "step_name"
+    assert privacy.reportable_key("alice@example.com", 3) == "[key 3]"
+    assert privacy.reportable_key("user_4155550132", 1) == "[key 1]"
+    assert privacy.reportable_key(42, 2) == "[key 2]"

@@ -10,6 +10,7 @@ Public interface (stable; the SDK and the server code against it):
 * ``scrub_metadata(metadata) -> (kept, [Removal(key, reason)])``
 * ``scrub_name(name) -> (name or "[redacted]", reason or None)``
 * ``scrub_message(message) -> (message or None, reason or None)``
+* ``reportable_key(key, position)``: how to name a refused key or field back to the user
 * ``REASONS``: every reason code with its explanation; ``MAX_STORED_STRING_LEN``: the longest string
   the policy ever lets through, which the schema test holds every string column to.
 
@@ -28,6 +29,7 @@ from agenttracer.privacy.policy import (
     check_label,
     classify_key,
     normalize_key,
+    reportable_key,
     scrub_message,
     scrub_metadata,
     scrub_name,
@@ -53,6 +55,7 @@ __all__ = [
     "is_prose",
     "normalize_key",
     "normalize_text",
+    "reportable_key",
     "scrub_message",
     "scrub_metadata",
     "scrub_name",

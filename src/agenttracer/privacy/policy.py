@@ -128,6 +128,19 @@ def _classify_key(raw: str) -> tuple[str | None, str | None, bool]:
     return key, R.FORBIDDEN_KEY, False
 
 
+def reportable_key(key: object, position: int) -> str:
+    """How a refused key or field name may be shown back to the user: its normalised form when that is
+    a valid, non-sensitive key, otherwise ``[key N]`` (N = 1-based position) — never the key itself."""
+    try:
+        if isinstance(key, str):
+            normalised, _, _ = classify_key(key)
+            if normalised is not None:
+                return normalised
+    except Exception:
+        pass
+    return f"[key {position}]"
+
+
 def check_label(value: str, max_len: int = MAX_META_STRING_LEN) -> tuple[str | None, str | None]:
     """``(normalised text, None)`` if a short string may be stored, else ``(None, reason)``."""
     cached = _label_cache.get(value)
@@ -205,11 +218,11 @@ def _scrub_metadata(metadata: Mapping[str, object] | None) -> tuple[dict[str, Sc
             removed.append(Removal(f"[{len(metadata) - MAX_EXAMINED_KEYS} more keys]", R.TOO_MANY_KEYS))
             break
         if not isinstance(raw_key, str):
-            removed.append(Removal(f"[key {position}]", R.INVALID_KEY))
+            removed.append(Removal(reportable_key(raw_key, position), R.INVALID_KEY))
             continue
         key, reason, numbers_only = classify_key(raw_key)
         if key is None:
-            removed.append(Removal(f"[key {position}]", reason or R.INVALID_KEY))
+            removed.append(Removal(reportable_key(raw_key, position), reason or R.INVALID_KEY))
             continue
         if reason is not None:
             removed.append(Removal(key, reason))

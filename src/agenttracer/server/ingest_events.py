@@ -135,7 +135,12 @@ def convert_event(index: int, raw: Any, now: datetime) -> tuple[dict[str, Any], 
     result["run_id"] = event.run_id
     removed: list[dict[str, str]] = result["removed"]
     known = EVENT_FIELDS[event.type]
-    removed.extend(_removal(key, "unknown_field") for key in raw if key not in known)
+    # Field names are echoed only in a safe form: a hostile string used as a field name stays unseen.
+    removed.extend(
+        _removal(privacy.reportable_key(key, pos), "unknown_field")
+        for pos, key in enumerate(raw, 1)
+        if key not in known
+    )
 
     item: Incoming
     if isinstance(event, StepEvent):
