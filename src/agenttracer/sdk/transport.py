@@ -181,7 +181,9 @@ class Transport:
         self._flush_target = 0
         self._deadline: float | None = None
         self._closed = False
-        self._encoder = Encoder()
+        self._encoder = Encoder()  # used by the worker only; its tallies are merged under the lock
+        self._removed: Counter[str] = Counter()
+        self._coerced: Counter[str] = Counter()
         self._worker: threading.Thread | None = None
 
     def _start_worker(self) -> None:
@@ -230,8 +232,8 @@ class Transport:
                 retried=self._retried,
                 queued=queued,
                 in_flight=self._taken - self._finalized,
-                removed=dict(self._encoder.removed),
-                coerced=dict(self._encoder.coerced),
+                removed=dict(self._removed),
+                coerced=dict(self._coerced),
             )
 
     def flush(self, timeout: float) -> bool:
@@ -374,6 +376,13 @@ class Transport:
                 unsendable[reason or "internal_error"] += 1
             else:
                 events.append(event)
+        encoder = self._encoder
+        if encoder.removed or encoder.coerced:
+            with self._cond:
+                self._removed.update(encoder.removed)
+                self._coerced.update(encoder.coerced)
+            encoder.removed.clear()
+            encoder.coerced.clear()
         if unsendable:
             self._finalize(0, dict(unsendable))
         if not events:
