@@ -110,28 +110,9 @@ def _write(conn: sa.Connection, events: Sequence[Incoming], now: datetime) -> li
     run_ids = sorted(by_run)
 
     # 1. Make sure every touched run has a row (placeholders for out-of-order arrivals).
-    placeholder = (
-        _insert(conn, runs)
-        .on_conflict_do_nothing(index_elements=["run_id"])
-        .returning(runs.c.run_id)
+    created = _insert_placeholders(
+        conn, [(run_id, min(ev.time for ev in by_run[run_id])) for run_id in run_ids], now
     )
-    created = {
-        r[0]
-        for r in conn.execute(
-            placeholder,
-            [
-                {
-                    "run_id": run_id,
-                    "status": "running",
-                    "started_at": min(ev.time for ev in by_run[run_id]),
-                    "meta": {},
-                    "ingested_at": now,
-                    "updated_at": now,
-                }
-                for run_id in run_ids
-            ],
-        )
-    }
 
     # 2. Read the stored state, locked against concurrent batches on PostgreSQL.
     states = _load_runs(conn, run_ids, created)
@@ -185,6 +166,29 @@ def _write(conn: sa.Connection, events: Sequence[Incoming], now: datetime) -> li
     # 5. Update the runs: run-level fields from Python, counters recomputed from the steps table.
     _update_runs(conn, states, now)
     return outcomes
+
+
+def _insert_placeholders(conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime) -> set[str]:
+    """Insert a ``running`` placeholder for each (run_id, earliest time) not stored yet; return those created."""
+    if conn.dialect.name == "postgresql":
+        # Two arrays instead of a multi-row VALUES list: the SQL text is the same for every batch, so
+        # the driver parses it once (a ~40-row VALUES list was re-parsed per batch: ~5 µs per step).
+        dbapi = conn.connection.driver_connection
+        with dbapi.cursor() as cur:  # type: ignore[union-attr]
+            cur.execute(
+                "INSERT INTO runs (run_id, status, started_at, meta, ingested_at, updated_at)"
+                " SELECT r, 'running', s, '{}'::jsonb, %(now)s, %(now)s"
+                " FROM unnest(%(ids)s::varchar[], %(starts)s::timestamptz[]) AS t(r, s)"
+                " ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
+                {"ids": [r for r, _ in starts], "starts": [t for _, t in starts], "now": now},
+            )
+            return {row[0] for row in cur.fetchall()}
+    stmt = _insert(conn, runs).on_conflict_do_nothing(index_elements=["run_id"]).returning(runs.c.run_id)
+    rows = [
+        {"run_id": run_id, "status": "running", "started_at": start, "meta": {}, "ingested_at": now, "updated_at": now}
+        for run_id, start in starts
+    ]
+    return {r[0] for r in conn.execute(stmt, rows)}
 
 
 def _executemany_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], key: tuple[str, ...]) -> None:
