@@ -892,6 +892,7 @@ export interface components {
              * @description True when more runs finished in the window than are compared: the comparison then reads the newest 2,000 finished runs of each version.
              */
             sampled: boolean;
+            /** @description The compared runs per status; 'running' repeats running_runs (never compared). */
             status_counts: components["schemas"]["StatusCounts"];
             /**
              * Steps
