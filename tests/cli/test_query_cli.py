@@ -25,6 +25,8 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from agenttracer.cli import app
+from agenttracer.cli.query import _retrying
+from agenttracer.cli.query_client import QueryError
 from agenttracer.server import ingest
 from agenttracer.server import query as query_module
 from agenttracer.server.settings import Settings
@@ -156,7 +158,8 @@ def test_an_unreachable_server_is_a_clear_error(command: list[str]) -> None:
 def test_url_comes_from_the_environment(server: Server) -> None:
     result = cli("runs", "--json", env={"AGENTTRACER_QUERY_URL": server.url})
     assert result.exit_code == 0
-    assert len(json.loads(result.stdout)["items"]) == len(server.specs)
+    api = httpx.get(server.url + "/v1/runs", params={"limit": 20}).json()
+    assert json.loads(result.stdout)["items"] == api["items"]
 
 
 @pytest.fixture
@@ -286,3 +289,31 @@ def test_compare_json_and_its_errors(analytics_server: str) -> None:
     assert body["base"]["version"] == "v1" and "success_rate" in body["significant"]
     same = cli("compare", "support-agent", "v1", "v1", "--url", analytics_server)
     assert same.exit_code == 1 and "candidate: must differ from base" in same.stderr
+
+
+def test_show_indents_nested_steps_under_their_parent(server: Server) -> None:
+    run = RunSpec("nest-agent", "v1", "prod", datetime(2026, 11, 21, tzinfo=timezone.utc), "success", [
+        StepSpec(1, "plan", "make_plan", 0, 50),
+        StepSpec(2, "llm", "draft_plan", 5, 40, parent_seq=1),
+        StepSpec(3, "respond", "reply", 60, 10),
+    ])
+    ingest_runs(server.ingest_url, [run])
+    out = cli("show", run.run_id, "--url", server.url).output
+    lines = {int(line.split()[0]): line for line in out.splitlines() if line[:2].strip().isdigit()}
+    assert " make_plan " in lines[1] and "   draft_plan " in lines[2] and " reply " in lines[3]
+    assert lines[2].index("draft_plan") == lines[1].index("make_plan") + 2
+
+
+def test_tail_keeps_polling_through_an_outage_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    outcomes: list[Any] = [QueryError("cannot reach the Query API"), QueryError("cannot reach the Query API"), ["ok"]]
+
+    def flaky() -> Any:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert _retrying(flaky, 0.01) == ["ok"]
+    err = capsys.readouterr().err
+    assert err.count("cannot reach the Query API") == 1  # warned once per outage, not per attempt
+    assert "reconnected" in err

@@ -77,6 +77,7 @@ def test_up_serves_ingest_query_and_ui_from_one_process_and_stops_on_sigterm(
 ) -> None:
     ingest, query, ui = free_port(), free_port(), free_port()
     db = tmp_path / "data" / "at.db"
+    # Ports are fixed up front (not 0) so that the test knows where to knock.
     proc = _start(
         spawn, tmp_path, "up", "--ingest-port", str(ingest), "--query-port", str(query), "--ui-port", str(ui),
         "--database-url", f"sqlite:///{db}",
@@ -152,6 +153,14 @@ def test_insecure_bind_warns_and_auth_on_allows_any_host(tmp_path: Path, capsys:
 def test_loopback_detection() -> None:
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.8.9.10", "localhost", "::1", "[::1]"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.5", "example.com", ""))
+
+
+def test_an_unreachable_database_is_a_clear_error_not_a_traceback() -> None:
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+    result = CliRunner().invoke(app, ["up", "--database-url", url], env=_env())
+    assert result.exit_code == 1
+    assert "cannot migrate postgresql://postgres@127.0.0.1" in result.output and "Connection refused" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:

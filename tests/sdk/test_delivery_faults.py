@@ -65,15 +65,20 @@ def test_batches_are_gzip_json_with_the_key_and_at_most_batch_size(make_tracer: 
     assert len(server.stored()) == 252
 
 
+# The contract is "within timeout + 100 ms"; the tests allow a little more so that a busy shared machine
+# cannot make them flaky. What they guard against is waiting out an HTTP timeout or a backoff (>= 1 s).
+SLACK = 0.3
+
+
 def test_connection_refused_never_reaches_the_agent_and_shutdown_keeps_its_bound(make_tracer: Make) -> None:
-    tracer = make_tracer(refused_url())
+    tracer = make_tracer(refused_url(), timeout=5.0)
     assert_agent_unharmed(run_steps(tracer, 2000))
     started = time.monotonic()
     assert tracer.flush(0.3) is False
-    assert time.monotonic() - started < 0.3 + 0.1
+    assert time.monotonic() - started < 0.3 + SLACK
     started = time.monotonic()
     tracer.shutdown(0.5)
-    assert time.monotonic() - started < 0.5 + 0.1
+    assert time.monotonic() - started < 0.5 + SLACK
     assert_accounted(tracer, 2002)
     stats = tracer.stats()
     assert stats.delivered == 0 and stats.retried >= 1
@@ -87,7 +92,7 @@ def test_a_server_that_never_answers_times_out_and_is_retried(make_tracer: Make)
         time.sleep(0.6)
         started = time.monotonic()
         tracer.shutdown(0.5)
-        assert time.monotonic() - started < 0.5 + 0.1
+        assert time.monotonic() - started < 0.5 + SLACK
     assert tracer.stats().retried >= 1
     assert_accounted(tracer, 502)
 
@@ -219,3 +224,14 @@ def test_memory_stays_bounded_while_the_backend_is_down(make_tracer: Make) -> No
     assert stats.queued <= 2_000 + 200
     assert stats.dropped["queue_full"] > 20 * 5_000 - 2_200
     assert grown - warm < 256 * 1024, f"grew by {grown - warm} bytes"
+
+
+def test_shutdown_cuts_a_hanging_request_short(make_tracer: Make) -> None:
+    with silent_listener() as url:
+        tracer = make_tracer(url, timeout=30.0)  # the request itself would wait 30 s
+        run_steps(tracer, 10)
+        time.sleep(0.2)  # the worker is now waiting for an answer that never comes
+        started = time.monotonic()
+        tracer.shutdown(0.5)
+        assert time.monotonic() - started < 0.5 + SLACK
+    assert tracer.stats().dropped == {"shutdown": 12}

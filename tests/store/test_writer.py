@@ -180,3 +180,15 @@ def test_concurrent_batches_for_the_same_runs_neither_fail_nor_double_count(engi
         row = run_of(engine, rid)
         assert (row["step_count"], row["retry_count"], row["agent_id"]) == (40, 8, "support-agent")
     assert table_counts(engine) == (4, 160, 0)
+
+
+def test_steps_are_stored_exactly_as_sqlalchemy_reads_and_filters_them(engine: sa.Engine) -> None:
+    rid = new_run_id()
+    write(engine, [step(rid, 1, started_at=ts(1.25), ended_at=ts(2), metadata={"http_status": 200, "cached": True})])
+    started = datetime(2026, 11, 25, 9, 0, 1, 250000, tzinfo=timezone.utc)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(steps).where(steps.c.started_at >= started)).mappings().one()
+        assert conn.execute(sa.select(steps).where(steps.c.started_at > started)).first() is None
+    assert row["started_at"] == started and row["started_at"].tzinfo is not None
+    assert row["meta"] == {"http_status": 200, "cached": True}
+    assert (row["attempt"], row["retry_of_seq"], row["latency_ms"]) == (1, None, 500.0)

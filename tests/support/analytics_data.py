@@ -3,7 +3,8 @@
 ``make_version(...)`` builds the runs of one agent version deterministically from a few knobs (tool
 latency factor, which runs see a tool error). The tests compute the expected numbers from these
 Python objects independently of the code under test, then load them through the real Ingest API
-(``as_events``) or, for storage-level tests, straight into the tables (``insert_rows``).
+(``ingest`` / ``served_scenario``) or, for storage-level tests, straight into the tables
+(``insert_rows``, keeping the denormalised run columns as the writer does).
 
 Every run: plan (with a nested llm step) → retrieval → tool → respond. A run chosen to see a tool
 error gets an error attempt and a retry; when the retry fails too the run ends in failure at the tool
@@ -219,18 +220,32 @@ def insert_rows(engine: sa.Engine, batch: Iterable[RunSpec]) -> None:
             conn.execute(failures.insert(), failure_rows)
 
 
+def ingest(ingest_url: str, batch: Iterable[RunSpec], *, chunk: int = 1000) -> None:
+    """Send the runs through the real Ingest API (``POST /v1/ingest``), failing loudly on any rejection."""
+    import httpx
+
+    events = as_events(batch)
+    with httpx.Client(base_url=ingest_url, timeout=30) as client:
+        for i in range(0, len(events), chunk):
+            resp = client.post("/v1/ingest", json={"events": events[i : i + chunk]})
+            assert resp.status_code == 200, resp.text
+            body = resp.json()
+            rejected = [r for r in body.get("results", []) if r.get("status") not in ("accepted", "duplicate")]
+            assert not rejected, rejected[:3]
+
+
 @contextmanager
 def served_scenario(backend: str, tmp: Path, batch: list[RunSpec]) -> Iterator[str]:
-    """A migrated database on ``backend`` holding ``batch``, with the Query API served over loopback HTTP.
-
-    Yields the Query API's base URL.
+    """A migrated database on ``backend`` loaded with ``batch`` through the real Ingest API over HTTP,
+    and the Query API serving it on loopback. Yields the Query API's base URL.
     """
-    from agenttracer.server.query import create_app
+    from agenttracer.server import ingest as ingest_api
+    from agenttracer.server import query as query_api
     from agenttracer.server.settings import Settings
     from agenttracer.store.engine import make_engine
     from agenttracer.store.migrate import upgrade
     from tests.support.db import drop_pg_schema, new_pg_schema_url
-    from tests.support.live import serve
+    from tests.support.servers import serve_app
 
     schema = None
     if backend == "sqlite":
@@ -240,10 +255,12 @@ def served_scenario(backend: str, tmp: Path, batch: list[RunSpec]) -> Iterator[s
     try:
         engine = make_engine(url, poolclass=sa.pool.NullPool)
         upgrade(engine)
-        insert_rows(engine, batch)
         engine.dispose()
-        with serve(create_app(Settings(database_url=url))) as base_url:
-            yield base_url
+        settings = Settings(database_url=url)
+        with serve_app(ingest_api.create_app(settings)) as ingest_url:
+            ingest(ingest_url, batch)
+        with serve_app(query_api.create_app(settings)) as query_url:
+            yield query_url
     finally:
         if schema:
             drop_pg_schema(schema)

@@ -156,9 +156,10 @@ def _run(services: list[Any], settings: Any) -> None:
 
     _configure_logging(settings.log_level)
 
-    def announce() -> None:
-        for svc in services:
-            url = f"http://{svc.host}:{svc.port}"
+    def announce(bound: list[Any]) -> None:
+        for svc in bound:
+            host = f"[{svc.host}]" if ":" in svc.host else svc.host
+            url = f"http://{host}:{svc.port}"
             extra = f"   (API docs: {url}/docs)" if svc.name in ("ingest", "query") else ""
             typer.echo(f"  {_LABELS.get(svc.name, svc.name):<11} {url}{extra}", err=True)
         typer.echo("AgentTracer is up. Press Ctrl-C to stop.", err=True)

@@ -89,6 +89,17 @@ class Runner:
         self._stopping = False
         self._failed: list[str] = []
 
+    def bound_services(self) -> list[Service]:
+        """The services with the addresses they actually listen on (port 0 becomes the real port)."""
+        out = []
+        for svc in self.services:
+            if svc.sock is None:
+                out.append(svc)
+                continue
+            host, port = svc.sock.getsockname()[:2]
+            out.append(Service(svc.name, svc.app, host, port, svc.sock))
+        return out
+
     @property
     def started(self) -> bool:
         return all(s.started for s in self.servers)
@@ -115,7 +126,7 @@ class Runner:
         finally:
             sock.close()
 
-    async def serve(self, on_started: Callable[[], None] | None = None) -> None:
+    async def serve(self, on_started: Callable[[list[Service]], None] | None = None) -> None:
         """Serve every service until stopped; raises StartupError if one of them could not start."""
         pairs = zip(self.servers, self.services, strict=True)
         tasks = [asyncio.create_task(self._serve_one(srv, svc)) for srv, svc in pairs]
@@ -127,13 +138,13 @@ class Runner:
         if self._failed:
             raise StartupError(f"could not start: {', '.join(self._failed)} (see the log above)")
 
-    async def _announce(self, on_started: Callable[[], None] | None) -> None:
+    async def _announce(self, on_started: Callable[[list[Service]], None] | None) -> None:
         while not self.started:
             await asyncio.sleep(0.02)
         if on_started is not None:
-            on_started()
+            on_started(self.bound_services())
 
-    def run(self, on_started: Callable[[], None] | None = None) -> None:
+    def run(self, on_started: Callable[[list[Service]], None] | None = None) -> None:
         """Serve until a signal arrives (installs SIGINT/SIGTERM handlers when on the main thread)."""
         previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
@@ -145,9 +156,10 @@ class Runner:
                 signal.signal(sig, handler)
 
 
-def serve(
-    services: Sequence[Service], *, log_level: str | None = None, on_started: Callable[[], None] | None = None
-) -> None:
+OnStarted = Callable[[list[Service]], None]
+
+
+def serve(services: Sequence[Service], *, log_level: str | None = None, on_started: OnStarted | None = None) -> None:
     """Serve ``services`` in this process until SIGINT/SIGTERM; raises StartupError if one cannot start.
 
     Sockets are bound before any app starts, so a taken port fails fast and nothing half-starts.

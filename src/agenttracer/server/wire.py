@@ -602,7 +602,9 @@ class VersionSideOut(BaseModel):
         "the newest 2,000 finished runs of each version."
     )
     running_runs: int = Field(description="Runs still running, left out of the comparison.")
-    status_counts: StatusCounts
+    status_counts: StatusCounts = Field(
+        description="The compared runs per status; 'running' repeats running_runs (never compared)."
+    )
     success_rate: float | None
     failure_rate: float | None
     run_latency_ms: LatencyPercentiles
