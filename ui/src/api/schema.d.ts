@@ -985,6 +985,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description The database cannot be read right now; retry after Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
         };
     };
     compare_versions: {
@@ -1038,6 +1047,15 @@ export interface operations {
             };
             /** @description A parameter is invalid; each entry names it and the rule. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The database cannot be read right now; retry after Retry-After. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1115,6 +1133,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description The database cannot be read right now; retry after Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
         };
     };
     get_run: {
@@ -1167,6 +1194,15 @@ export interface operations {
             };
             /** @description A parameter is invalid; each entry names it and the rule. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The database cannot be read right now; retry after Retry-After. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1233,6 +1269,15 @@ export interface operations {
             };
             /** @description A parameter is invalid; each entry names it and the rule. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The database cannot be read right now; retry after Retry-After. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
