@@ -133,6 +133,39 @@ def _proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _db_backend_cpu(url: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends connected to our bench database.
+
+    Backends show the database in their process title (``postgres: USER DB HOST(PORT) ...``); the
+    bench database is ours alone, so this is the database-side cost of what the server sends.
+    """
+    if url.startswith("sqlite"):
+        return 0.0
+    from sqlalchemy.engine import make_url
+
+    needle = f" {make_url(url).database} "
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                title = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            if title.startswith("postgres: ") and needle in title:
+                total += _proc_cpu_seconds(int(entry))
+        except OSError:
+            continue
+    return total
+
+
+def _machine_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU jiffies of the whole machine since boot."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return sum(values) - idle, sum(values)
+
+
 @contextmanager
 def fresh_database(backend: str, pg_url: str) -> Iterator[str]:
     if backend == "sqlite":
@@ -172,6 +205,8 @@ class EndToEnd:
     p95_ms: float
     server_cpu_s: float
     wall_s: float
+    db_cpu_s: float  # PostgreSQL backends serving the bench database (0 for SQLite: in-process)
+    machine_busy: float  # share of all CPUs busy during the run, whoever used them
 
 
 def run_end_to_end(backend: str, url: str, w: Workload, rep: int, args: argparse.Namespace) -> EndToEnd:
@@ -216,6 +251,8 @@ def run_end_to_end(backend: str, url: str, w: Workload, rep: int, args: argparse
             )
             time.sleep(1.0)
         cpu0 = _proc_cpu_seconds(server.pid)
+        db0 = _db_backend_cpu(url)
+        machine0 = _machine_jiffies()
         t0 = time.perf_counter()
         go.set()
         statuses: dict[int, int] = {}
@@ -229,6 +266,8 @@ def run_end_to_end(backend: str, url: str, w: Workload, rep: int, args: argparse
             t_end = max(t_end, finished)
         wall = t_end - t0
         cpu = _proc_cpu_seconds(server.pid) - cpu0
+        db_cpu = _db_backend_cpu(url) - db0
+        busy, total = (b - a for a, b in zip(machine0, _machine_jiffies(), strict=True))
         for p in procs:
             p.join(10)
     finally:
@@ -245,7 +284,8 @@ def run_end_to_end(backend: str, url: str, w: Workload, rep: int, args: argparse
     steps, _runs, _fails = count_rows(url)
     latencies.sort()
     return EndToEnd(steps / wall, n_events / wall, steps, expected_steps, statuses,
-                    1000 * latencies[len(latencies) // 2], 1000 * latencies[int(len(latencies) * 0.95)], cpu, wall)
+                    1000 * latencies[len(latencies) // 2], 1000 * latencies[int(len(latencies) * 0.95)], cpu, wall,
+                    db_cpu, busy / max(1, total))
 
 
 # --- raw floors -----------------------------------------------------------------------------------
@@ -368,9 +408,13 @@ def record_e2e(figures: dict[str, list[float]], e2e: EndToEnd, backend: str, rep
     figures.setdefault("p50", []).append(e2e.p50_ms)
     figures.setdefault("p95", []).append(e2e.p95_ms)
     figures.setdefault("cpu_us", []).append(1e6 * e2e.server_cpu_s / max(1, e2e.steps))
+    figures.setdefault("db_cpu_us", []).append(1e6 * e2e.db_cpu_s / max(1, e2e.steps))
+    figures.setdefault("busy", []).append(100 * e2e.machine_busy)
     print(f"  rep {rep + 1} {backend}: {e2e.steps:,}/{e2e.expected_steps:,} steps stored in {e2e.wall_s:.2f} s"
           f" = {e2e.steps_per_s:,.0f} steps/s; responses {dict(sorted(e2e.statuses.items()))}; "
-          f"server CPU {e2e.server_cpu_s:.1f} s", flush=True)
+          f"server CPU {e2e.server_cpu_s:.1f} s, database CPU {e2e.db_cpu_s:.1f} s, "
+          f"machine {100 * e2e.machine_busy:.0f} % busy",
+          flush=True)
     if e2e.steps != e2e.expected_steps:
         problems.append(f"{backend} rep {rep + 1}: stored {e2e.steps:,} of {e2e.expected_steps:,} steps sent")
 
@@ -453,6 +497,11 @@ def main() -> int:
             rows.append([f"{backend}: request latency p50 (ms)", *summary_cells(summarize(figures["p50"])), "", ""])
             rows.append([f"{backend}: request latency p95 (ms)", *summary_cells(summarize(figures["p95"])), "", ""])
             rows.append([f"{backend}: server CPU per step (us)", *summary_cells(summarize(figures["cpu_us"])), "", ""])
+            if backend == "postgresql":
+                rows.append([f"{backend}: database CPU per step (us)", *summary_cells(summarize(figures["db_cpu_us"])),
+                             "", ""])
+            rows.append([f"{backend}: machine busy during run (%)", *summary_cells(summarize(figures["busy"]), 0),
+                         "", ""])
             median = summarize(e2e_vals).median
             rows.append([f"{backend}: bar >= 20,000 steps/s", "", fmt(median, 0), "", "",
                          "MET" if median >= 20_000 else "NOT MET"])

@@ -7,7 +7,7 @@ import pytest
 
 from agenttracer import AgentTracer
 from agenttracer.sdk.config import resolve_config
-from agenttracer.sdk.transport import parse_retry_after
+from agenttracer.sdk.sending import backoff_delay, parse_retry_after
 
 
 def test_environment_variables_fill_what_the_code_leaves_out() -> None:
@@ -69,3 +69,11 @@ def test_a_run_id_can_be_supplied_but_must_fit() -> None:
 ])
 def test_retry_after_is_parsed_and_capped_at_60_seconds(header: str | None, seconds: float | None) -> None:
     assert parse_retry_after(header) == seconds
+
+
+def test_backoff_doubles_with_jitter_and_stays_capped_through_a_long_outage() -> None:
+    # Attempt numbers an hour-long outage with short Retry-After answers could reach, and far beyond.
+    for attempt, low, high in [(0, 0.25, 0.5), (1, 0.5, 1.0), (3, 2.0, 4.0), (10, 15.0, 30.0), (5_000, 15.0, 30.0)]:
+        delays = [backoff_delay(attempt, 30.0) for _ in range(200)]
+        assert all(low <= d <= high for d in delays), (attempt, min(delays), max(delays))
+        assert len(set(delays)) > 1  # jittered

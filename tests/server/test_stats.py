@@ -8,10 +8,16 @@ from datetime import timedelta
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from agenttracer.server.query import create_app
+from agenttracer.server.settings import Settings
 from agenttracer.server.wire import StatsResponse
+from agenttracer.store.engine import make_engine
+from agenttracer.store.keys import create_key
 from tests.support.analytics_data import T0, scenario, served_scenario
 from tests.support.db import BACKENDS
+from tests.support.servers import serve_app
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -81,3 +87,17 @@ def test_openapi_describes_the_stats_response(api: httpx.Client) -> None:
     assert op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/StatsResponse")
     group = spec["components"]["schemas"]["StepGroupOut"]["properties"]
     assert "Latency attribution" in group["share_of_run_time"]["description"]
+
+
+def test_stats_and_compare_need_a_read_key_once_keys_exist(db_url: str) -> None:
+    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
+    _, read_key = create_key(engine, "read", name="dashboard")
+    _, ingest_key = create_key(engine, "ingest", name="agent")
+    engine.dispose()
+    compare = {"agent_id": "a", "base": "v1", "candidate": "v2"}
+    with serve_app(create_app(Settings(database_url=db_url))) as url, httpx.Client(base_url=url, timeout=10) as c:
+        for path, params in (("/v1/stats", {}), ("/v1/compare", compare)):
+            assert c.get(path, params=params).status_code == 401
+            assert c.get(path, params=params, headers={"Authorization": f"Bearer {ingest_key}"}).status_code == 403
+            ok = c.get(path, params=params, headers={"X-API-Key": read_key})
+            assert ok.status_code == 200, ok.text

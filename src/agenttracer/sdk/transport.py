@@ -24,14 +24,10 @@ Accounting: ``produced = delivered + dropped + queued + in flight`` at every mom
 from __future__ import annotations
 
 import atexit
-import email.utils
-import functools
 import gzip
 import itertools
-import json
 import logging
 import os
-import random
 import threading
 import time
 import weakref
@@ -44,30 +40,16 @@ import httpx
 from agenttracer import __version__
 from agenttracer.sdk.config import TracerConfig
 from agenttracer.sdk.encode import Encoder
+from agenttracer.sdk.sending import (
+    GZIP_LEVEL,
+    YIELD_EVERY,
+    backoff_delay,
+    dumps_batch,
+    post_batch,
+    yield_gil,
+)
 
 log = logging.getLogger("agenttracer")
-
-RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
-MAX_RETRY_AFTER = 60.0
-BACKOFF_BASE = 0.5
-_GZIP_LEVEL = 5
-# The worker shares the GIL with the agent. Left alone, CPython lets a busy thread keep the GIL for a
-# whole switch interval (5 ms) before a waiting thread gets its turn. So the worker, while encoding and
-# serialising, steps aside every few events with a real (50 µs) sleep; sleep(0) would not do: it retakes
-# the GIL at once and, by counting as a switch, even postpones the forced hand-over the agent waits for.
-_YIELD_EVERY = 16
-_yield_gil = functools.partial(time.sleep, 0.00005)
-_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def _dumps_batch(events: list[dict[str, Any]]) -> bytes:
-    """``{"events": [...]}`` as UTF-8 JSON, built in chunks with the GIL handed over between them."""
-    parts = []
-    for start in range(0, len(events), _YIELD_EVERY * 4):
-        parts.append(_encode_json(events[start:start + _YIELD_EVERY * 4])[1:-1])
-        _yield_gil()
-    return ('{"events":[' + ",".join(parts) + "]}").encode()
-
 
 @dataclass(frozen=True)
 class DeliveryStats:
@@ -91,59 +73,6 @@ class DeliveryStats:
     @property
     def dropped_total(self) -> int:
         return sum(self.dropped.values())
-
-
-class _Outcome:
-    """What one HTTP attempt came to."""
-
-    __slots__ = ("delivered", "dropped", "retry_after", "retryable")
-
-    def __init__(self, delivered: int = 0, dropped: dict[str, int] | None = None, retryable: bool = False,
-                 retry_after: float | None = None) -> None:
-        self.delivered = delivered
-        self.dropped = dropped or {}
-        self.retryable = retryable
-        self.retry_after = retry_after
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), capped at 60 s."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - time.time()
-    if seconds != seconds:  # NaN
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
-def read_results(response: httpx.Response, sent: int) -> _Outcome:
-    """Count a 2xx answer's per-event results; an answer without them means the whole batch was taken."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    results = body.get("results") if isinstance(body, dict) else None
-    if not isinstance(results, list) or len(results) != sent:
-        return _Outcome(delivered=sent)
-    delivered = 0
-    dropped: Counter[str] = Counter()
-    for result in results:
-        status = result.get("status") if isinstance(result, dict) else None
-        if status == "rejected":
-            dropped["rejected"] += 1
-        else:
-            delivered += 1
-    return _Outcome(delivered=delivered, dropped=dict(dropped))
 
 
 class Transport:
@@ -365,8 +294,8 @@ class Transport:
         events: list[dict[str, Any]] = []
         unsendable: Counter[str] = Counter()
         for index, item in enumerate(items):
-            if index % _YIELD_EVERY == _YIELD_EVERY - 1:
-                _yield_gil()
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                yield_gil()
             try:
                 event, reason = self._encoder.encode(item)
             except Exception:
@@ -387,21 +316,22 @@ class Transport:
             self._finalize(0, dict(unsendable))
         if not events:
             return
-        body = gzip.compress(_dumps_batch(events), _GZIP_LEVEL)
+        body = gzip.compress(dumps_batch(events), GZIP_LEVEL)
         attempt = 0
         while True:
             remaining = self._remaining()
             if remaining <= 0:
                 self._finalize(0, {"shutdown": len(events)})
                 return
-            outcome = self._post(client, body, len(events), min(self._config.timeout, remaining))
+            outcome = post_batch(client, self._config.ingest_url, body, len(events),
+                                 min(self._config.timeout, remaining))
             if not outcome.retryable:
                 self._finalize(outcome.delivered, outcome.dropped)
                 return
             if outcome.retry_after is not None:
                 delay = outcome.retry_after
             else:
-                delay = min(self._config.max_backoff, BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0)
+                delay = backoff_delay(attempt, self._config.max_backoff)
             attempt += 1
             with self._cond:
                 self._retried += 1
@@ -413,30 +343,6 @@ class Transport:
             else:
                 # A shutdown wakes us early; the loop then re-checks the deadline.
                 self._stop.wait(delay)
-
-    def _post(self, client: httpx.Client, body: bytes, sent: int, timeout: float) -> _Outcome:
-        try:
-            response = client.post(self._config.ingest_url, content=body,
-                                   timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)))
-        except httpx.TimeoutException:
-            return _Outcome(retryable=True)
-        except httpx.TransportError:  # refused, reset, closed mid-answer: the batch is safe to resend
-            return _Outcome(retryable=True)
-        except httpx.HTTPError:
-            return _Outcome(dropped={"client_error": sent})
-        status = response.status_code
-        if 200 <= status < 300:
-            return read_results(response, sent)
-        if status in RETRYABLE_STATUS:
-            return _Outcome(retryable=True, retry_after=parse_retry_after(response.headers.get("Retry-After")))
-        if status == 422:
-            # Every event was rejected (per-event results say why); or the envelope itself was refused.
-            outcome = read_results(response, sent)
-            if outcome.dropped.get("rejected") == sent:
-                return outcome
-        if status in (401, 403):
-            log.warning("agenttracer: the Ingest API refused the API key (HTTP %d); events are dropped", status)
-        return _Outcome(dropped={f"http_{status}": sent})
 
 
 def _counted(counter: itertools.count[int]) -> int:

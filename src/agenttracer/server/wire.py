@@ -511,6 +511,7 @@ class TimeBucketOut(BaseModel):
     success_runs: int
     failure_runs: int
     success_rate: float | None = Field(description="success_runs / finished_runs; null for an empty bucket.")
+    run_latency_ms: LatencyPercentiles = Field(description="Duration percentiles of the bucket's finished runs.")
 
 
 class TimelineOut(BaseModel):
@@ -602,7 +603,9 @@ class VersionSideOut(BaseModel):
         "the newest 2,000 finished runs of each version."
     )
     running_runs: int = Field(description="Runs still running, left out of the comparison.")
-    status_counts: StatusCounts
+    status_counts: StatusCounts = Field(
+        description="The compared runs per status; 'running' repeats running_runs (never compared)."
+    )
     success_rate: float | None
     failure_rate: float | None
     run_latency_ms: LatencyPercentiles

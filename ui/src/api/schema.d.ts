@@ -805,6 +805,8 @@ export interface components {
             failure_runs: number;
             /** Finished Runs */
             finished_runs: number;
+            /** @description Duration percentiles of the bucket's finished runs. */
+            run_latency_ms: components["schemas"]["LatencyPercentiles"];
             /**
              * Runs
              * @description Runs started in the bucket, running ones included.
@@ -892,6 +894,7 @@ export interface components {
              * @description True when more runs finished in the window than are compared: the comparison then reads the newest 2,000 finished runs of each version.
              */
             sampled: boolean;
+            /** @description The compared runs per status; 'running' repeats running_runs (never compared). */
             status_counts: components["schemas"]["StatusCounts"];
             /**
              * Steps
@@ -982,6 +985,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description The database cannot be read right now; retry after Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
         };
     };
     compare_versions: {
@@ -1035,6 +1047,15 @@ export interface operations {
             };
             /** @description A parameter is invalid; each entry names it and the rule. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The database cannot be read right now; retry after Retry-After. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1112,6 +1133,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description The database cannot be read right now; retry after Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
         };
     };
     get_run: {
@@ -1164,6 +1194,15 @@ export interface operations {
             };
             /** @description A parameter is invalid; each entry names it and the rule. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The database cannot be read right now; retry after Retry-After. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1230,6 +1269,15 @@ export interface operations {
             };
             /** @description A parameter is invalid; each entry names it and the rule. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The database cannot be read right now; retry after Retry-After. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
