@@ -359,3 +359,14 @@ def test_every_v1_route_demands_a_read_key_once_keys_exist(db_url: str) -> None:
 def _required(path: str) -> dict[str, str]:
     # /v1/compare needs its own parameters; any answer but 401/403 proves the key was accepted.
     return {"agent_id": "a", "base": "v1", "candidate": "v2"} if path == "/v1/compare" else {}
+
+
+def test_a_database_outage_is_a_503_with_retry_after_not_a_500(tmp_path: Path) -> None:
+    app = create_app(Settings(database_url=f"sqlite:///{(tmp_path / 'gone' / 'none.db').as_posix()}"))
+    with serve(app) as url:
+        for path in ("/v1/runs", "/v1/agents", f"/v1/runs/{uuid.uuid4()}"):
+            r = httpx.get(url + path)
+            assert r.status_code == 503, (path, r.text)
+            assert r.headers["retry-after"] == "2"
+            assert r.json()["detail"].startswith("the database is unavailable")
+            assert "gone" not in r.text

@@ -58,6 +58,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "A key is needed, or the key presented is unknown or revoked."},
     403: {"model": ErrorOut, "description": "The key presented is not a read key."},
+    503: {"model": ErrorOut, "description": "The database cannot be read right now; retry after Retry-After."},
 }
 
 
@@ -237,6 +238,20 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": detail})
 
 
+RETRY_AFTER_SECONDS = 2
+# Errors that mean "the database is not there right now", not "this request is wrong".
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
+def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    # Only the error's kind goes out: a driver message can carry host names or credentials.
+    return JSONResponse(
+        status_code=503,
+        content={"detail": f"the database is unavailable ({type(exc).__name__}); retry shortly"},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def _operation_id(route: APIRoute) -> str:
     return route.name
 
@@ -262,6 +277,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     app.state.engine = engine
     app.state.settings = settings
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for error in _UNAVAILABLE:
+        app.add_exception_handler(error, _database_unavailable)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),

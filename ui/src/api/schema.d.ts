@@ -805,6 +805,8 @@ export interface components {
             failure_runs: number;
             /** Finished Runs */
             finished_runs: number;
+            /** @description Duration percentiles of the bucket's finished runs. */
+            run_latency_ms: components["schemas"]["LatencyPercentiles"];
             /**
              * Runs
              * @description Runs started in the bucket, running ones included.
@@ -983,6 +985,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description The database cannot be read right now; retry after Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
         };
     };
     compare_versions: {
@@ -1036,6 +1047,15 @@ export interface operations {
             };
             /** @description A parameter is invalid; each entry names it and the rule. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The database cannot be read right now; retry after Retry-After. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1113,6 +1133,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description The database cannot be read right now; retry after Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
         };
     };
     get_run: {
@@ -1165,6 +1194,15 @@ export interface operations {
             };
             /** @description A parameter is invalid; each entry names it and the rule. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The database cannot be read right now; retry after Retry-After. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1231,6 +1269,15 @@ export interface operations {
             };
             /** @description A parameter is invalid; each entry names it and the rule. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The database cannot be read right now; retry after Retry-After. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
