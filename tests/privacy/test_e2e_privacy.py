@@ -117,6 +117,20 @@ def send_raw(base_url: str, events: list[dict[str, Any]]) -> list[str]:
     return bodies
 
 
+def send_malformed(base_url: str) -> list[str]:
+    """Broken bodies that carry hostile strings: cut-off JSON, wrong envelopes. Errors must not echo them."""
+    bodies = []
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        for entry in HOSTILE[::20]:
+            value = entry["value"]
+            cut = json.dumps({"events": [{"type": "step", "name": value, "metadata": {"k": value}}]})[:-3]
+            for content in (cut, json.dumps({"events": value}), json.dumps({value: []}), json.dumps([value])):
+                resp = client.post("/v1/ingest", content=content.encode(), headers={"Content-Type": "application/json"})
+                assert 400 <= resp.status_code < 500, resp.status_code
+                bodies.append(resp.text)
+    return bodies
+
+
 def send_sdk(base_url: str) -> None:
     tracer = AgentTracer(agent_id="privacy-sdk", agent_version="1.0.0", environment="test", api_url=base_url)
     try:
@@ -193,6 +207,7 @@ def test_the_hostile_corpus_is_stored_nowhere(
     events = raw_events(backend)
     bodies = send_raw(live_ingest, events)
     bodies += send_raw(live_ingest, invalid_events(backend))
+    bodies += send_malformed(live_ingest)
     send_sdk(live_ingest)
 
     # The events themselves were stored: the policy removed content, not telemetry.

@@ -89,7 +89,7 @@ _PHONE = re.compile(
     r"\+\s?\d(?:[\s.\-]{0,2}\(?\d\)?){6,14}"  # +CC ...
     r"|(?:00|011)[\s.\-]?[1-9](?:[\s.\-]{0,2}\(?\d\)?){6,13}"  # 00CC ...
     r"|\(\d{2,5}\)[\s.\-]{0,2}\d{2,4}[\s.\-]?\d{3,4}"  # (415) 555-0132, (020) 7946 0958
-    r"|[2-9]\d{2}[\s.\-]{1,2}[2-9]\d{2}[\s.\-]\d{4}"  # 415-555-0132, 415.555.0132
+    r"|[2-9]\d{2}[\s.\-]{1,2}\d{3}[\s.\-]\d{4}"  # 415-555-0132, 415.555.0132, 555-123-4567
     r"|1[\s.\-]?[2-9]\d{2}[\s.\-]?[2-9]\d{2}[\s.\-]?\d{4}"  # 1-415-555-0132, 14155550132
     r"|0[1-9]\d{1,3}[\s.\-]\d{3,4}[\s.\-]?\d{3,4}"  # 020 7946 0958, 07700 900123
     r"|0[1-9]\d{9}"  # 02079460958
@@ -173,7 +173,7 @@ def _ipv6_ok(m: re.Match[str]) -> bool:
 # --- secrets -------------------------------------------------------------------------------------------------
 # Split by what each kind needs to be present, so that most text runs none of them.
 _SECRET_PREFIXED = re.compile(  # needs '-', '_' or '.'
-    r"(?<![a-z0-9])(?:sk|rk)[-_](?:ant[-_](?:api\d\d[-_])?|proj[-_]|live[-_]|test[-_]|svcacct[-_]|admin[-_])?"
+    r"(?<![a-z0-9])(?:sk|rk)[-_](?P<kind>ant[-_](?:api\d\d[-_])?|proj[-_]|live[-_]|test[-_]|svcacct[-_]|admin[-_])?"
     r"(?P<body>[a-z0-9_\-]{16,})"
     r"|(?<![a-z0-9])gh[pousr]_[a-z0-9]{20,}"
     r"|(?<![a-z0-9])github_pat_[a-z0-9_]{20,}"
@@ -190,6 +190,16 @@ _SECRET_BARE = re.compile(  # AWS and Google keys: 20+ letters and digits withou
     r"(?<![a-z0-9])(?:a(?:kia|sia|gpa|ida|roa|npa|nva|ipa|bia|cca)[a-z0-9]{16}(?![a-z0-9])|aiza[0-9a-z\-_]{30,})",
     re.IGNORECASE,
 )
+# The shape of an AWS secret access key: exactly 40 base64 characters mixing upper case, lower case and
+# digits (git SHAs are lower-case hex, so they never qualify).
+_SECRET_BASE64_40 = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+
+
+def _base64_key_ok(m: re.Match[str]) -> bool:
+    text = m.group(0)
+    return any(c.isupper() for c in text) and any(c.islower() for c in text) and any(c.isdigit() for c in text)
+
+
 _SECRET_URL = re.compile(r"[a-z][a-z0-9+.\-]*://[^\s/?#@:]*:[^\s/?#@]*@", re.IGNORECASE)  # scheme://user:pass@
 _SECRET_HEADER = re.compile(  # needs whitespace
     r"\b(?:bearer|token)\s+(?P<bearer>[a-z0-9\-._~+/]{8,}=*)|\bbasic\s+[a-z0-9+/]{12,}={0,2}", re.IGNORECASE
@@ -206,6 +216,8 @@ def _secret_ok(m: re.Match[str]) -> bool:
     # A bare "sk-" or "Bearer" word followed by ordinary letters ("sk-learn-compat-pipeline", "Bearer
     # authentication failed") is not a credential: real ones carry digits or symbols.
     groups = m.groupdict()
+    if groups.get("kind"):  # sk-ant-, sk-proj-, sk_live_…: the prefix alone says what it is
+        return True
     for group in ("body", "bearer"):
         value = groups.get(group)
         if value is not None:
@@ -246,6 +258,7 @@ _FIND_PHONE_JOINED = _finder(_PHONE_JOINED)
 _FIND_SECRET_PREFIXED = _finder(_SECRET_PREFIXED, _secret_ok)
 _FIND_SECRET_BARE = _finder(_SECRET_BARE)
 _FIND_SECRET_URL = _finder(_SECRET_URL)
+_FIND_SECRET_BASE64_40 = _finder(_SECRET_BASE64_40, _base64_key_ok)
 _FIND_SECRET_HEADER = _finder(_SECRET_HEADER, _secret_ok)
 _FIND_SECRET_ASSIGNMENT = _finder(_SECRET_ASSIGNMENT)
 _FIND_EMAIL_WORDS = _finder(_EMAIL_WORDS)
@@ -262,7 +275,9 @@ def _rules(text: str) -> list[Rule]:
     Plain identifiers (tool and model names, regions, UUIDs, short numbers) get an empty list.
     """
     rules: list[Rule] = []
-    if text.isdigit():  # pure numbers: only cards (13-19 digits) and joined phone numbers (11 digits)
+    if (
+        text.isdigit() and text.isascii()
+    ):  # pure numbers: only cards (13-19 digits) and joined phone numbers (11 digits)
         if len(text) >= 13 and text[0] in "23456":
             rules.append((R.PAYMENT_CARD, _FIND_CARD))
         elif len(text) == 11:
@@ -278,6 +293,8 @@ def _rules(text: str) -> list[Rule]:
         rules.append((R.SECRET, _FIND_SECRET_PREFIXED))
     if len(text) >= 20 and _SECRET_BARE_HINT.search(lower):
         rules.append((R.SECRET, _FIND_SECRET_BARE))
+    if len(text) >= 40:
+        rules.append((R.SECRET, _FIND_SECRET_BASE64_40))
     if "://" in text:
         rules.append((R.SECRET, _FIND_SECRET_URL))
     if has_space and ("bearer" in lower or "token" in lower or "basic" in lower):

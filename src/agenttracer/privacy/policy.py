@@ -268,7 +268,10 @@ def scrub_message(message: str | None) -> tuple[str | None, str | None]:
             return None, R.UNSUPPORTED_TYPE
         if is_corrupt(message):
             return None, R.INVALID_CHARACTERS
-        text, reason = _message_pass(normalize_text(message[:MAX_MESSAGE_SCAN]))
+        normalised = normalize_text(message[:MAX_MESSAGE_SCAN])
+        text, reason = _message_pass(normalised)
+        if text == normalised:  # nothing removed: the pass is its own fixed point
+            return text, reason
         # Redaction and the length cap can, rarely, create a new finding; settle on a fixed point.
         for _ in range(3):
             if text is None:

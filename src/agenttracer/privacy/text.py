@@ -7,7 +7,8 @@ ligatures and zero-width characters slipped between the digits of a card number 
    controls, variation selectors, fillers, tag characters, lone surrogates, C0/C1 controls other
    than tab, newline and carriage return);
 2. apply NFKC (compatibility composition: ``４１１１`` -> ``4111``, ``＠`` -> ``@``);
-3. repeat both once, because removing a format character can expose a new composition.
+3. repeat both once, because removing a format character can expose a new composition;
+4. write decimal digits of every script as ASCII digits (``٤١١١`` -> ``4111``).
 
 What the policy stores is this normalised form, so stored text always passes the policy again
 unchanged.
@@ -32,6 +33,7 @@ _INVISIBLE_CLASS = (
     "\U000e0000-\U000e0fff"
 )
 _INVISIBLE = re.compile(f"[{_INVISIBLE_CLASS}]")
+_NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")
 _ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CORRUPT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
@@ -46,9 +48,16 @@ def normalize_text(text: str) -> str:
     for _ in range(3):
         text = _INVISIBLE.sub("", text)
         if unicodedata.is_normalized("NFKC", text):
-            return text
+            break
         text = unicodedata.normalize("NFKC", text)
-    return _INVISIBLE.sub("", text)
+    else:
+        text = _INVISIBLE.sub("", text)
+    # Digits of every script read as ASCII digits (NFKC leaves Arabic-Indic or Devanagari digits alone).
+    return _NON_ASCII_DIGIT.sub(_ascii_digit, text)
+
+
+def _ascii_digit(m: re.Match[str]) -> str:
+    return str(unicodedata.digit(m.group(0), 0))
 
 
 def is_invisible(char: str) -> bool:

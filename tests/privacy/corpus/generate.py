@@ -28,6 +28,11 @@ def fullwidth(text: str) -> str:
     return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else ("\u3000" if c == " " else c) for c in text)
 
 
+def other_digits(text: str, zero: int = 0x0660) -> str:
+    """Digits written in another script (Arabic-Indic by default; 0x0966 for Devanagari)."""
+    return "".join(chr(zero + int(c)) if c.isdigit() else c for c in text)
+
+
 def zero_width(text: str) -> str:
     """Insert a zero-width/invisible character after every two or three characters."""
     out = []
@@ -127,6 +132,13 @@ def phones() -> Iterator[tuple[str, str, str]]:
         }
         for spelling in rng.sample(sorted(spellings), 9):
             yield spelling, spellings[spelling], number
+    for number in ("5551234567", "8005550199", "3125550123"):
+        for spelling, value in {
+            "dashed": f"{number[:3]}-{number[3:6]}-{number[6:]}",
+            "arabic_digits": other_digits(f"+1 {number}"),
+            "embedded_dotted": embed(f"{number[:3]}.{number[3:6]}.{number[6:]}"),
+        }.items():
+            yield spelling, value, number
     uk = ["2079460958", "1134960123", "7700900123", "1632960456"]
     for number in uk:
         spellings = {
@@ -162,6 +174,7 @@ def cards() -> Iterator[tuple[str, str, str]]:
             "zero_width": zero_width(number),
             "embedded": embed(grouped(number, 4, " ")),
             "embedded_joined": f"card={number}",
+            "arabic_digits": other_digits(number),
         }
         if len(number) == 15:
             spellings["amex"] = f"{number[:4]} {number[4:10]} {number[10:]}"
@@ -185,6 +198,7 @@ def ssns() -> Iterator[tuple[str, str, str]]:
             "fullwidth": fullwidth(f"{a}-{g}-{s}"),
             "zero_width": zero_width(f"{a}-{g}-{s}"),
             "embedded": embed(f"{a}-{g}-{s}"),
+            "devanagari_digits": other_digits(f"{a}-{g}-{s}", 0x0966),
         }
         for spelling in rng.sample(sorted(spellings), 6):
             yield spelling, spellings[spelling], number
@@ -298,6 +312,14 @@ def secrets() -> Iterator[tuple[str, str, str]]:
         }
         for spelling in sorted(spellings):
             yield spelling, spellings[spelling], key
+    for _ in range(4):
+        aws_secret = _rand(alnum + "/+", 40)
+        for spelling, value in {
+            "aws_secret_plain": aws_secret,
+            "aws_secret_embedded": f"secret {aws_secret}",
+            "aws_secret_zero_width": zero_width(aws_secret),
+        }.items():
+            yield spelling, value, aws_secret
     for _ in range(6):
         jwt = "eyJ" + _rand(b64u, 30) + ".eyJ" + _rand(b64u, 40) + "." + _rand(b64u, 43)
         for spelling, value in {
