@@ -128,6 +128,11 @@ def test_stats_timeline_buckets_follow_the_range(loaded: sa.Engine) -> None:
     first = hourly.timeline.points[0]
     assert first.success_rate == pytest.approx(first.success_runs / 120)
     assert hourly.timeline.points[2].success_rate is None
+    base, candidate, _ = scenario()
+    second_hour = [r.duration_ms for r in base + candidate
+                   if r.duration_ms is not None and r.started_at >= T0 + timedelta(hours=1)]
+    assert triple(hourly.timeline.points[1].run_latency_ms) == pytest.approx(pct(second_hour), rel=1e-12)
+    assert triple(hourly.timeline.points[2].run_latency_ms) == (None, None, None)
     assert daily.timeline.bucket == "day"
     assert len(daily.timeline.points) == 8  # seven days back to T0's day, through today
     assert sum(p.runs for p in daily.timeline.points) == 202

@@ -511,6 +511,7 @@ class TimeBucketOut(BaseModel):
     success_runs: int
     failure_runs: int
     success_rate: float | None = Field(description="success_runs / finished_runs; null for an empty bucket.")
+    run_latency_ms: LatencyPercentiles = Field(description="Duration percentiles of the bucket's finished runs.")
 
 
 class TimelineOut(BaseModel):

@@ -31,6 +31,8 @@ from agenttracer.store.analytics_sql import (
     Percentiles,
     as_utc,
     grouped_percentiles,
+    is_postgres,
+    percentiles_aggregate,
     time_bucket,
     tune,
 )
@@ -69,6 +71,7 @@ class TimeBucket:
     success_runs: int
     failure_runs: int
     success_rate: float | None
+    run_latency_ms: Percentiles
 
 
 @dataclass(frozen=True)
@@ -128,15 +131,12 @@ def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = N
     start = filters.since or first
     end = filters.until or (max(now, last) if last else now)
     unit = choose_bucket(start, end) if start is not None else "hour"
-    buckets = _bucket_rows(conn, where, unit)
+    buckets, bucket_latency, run_latency = _bucket_rows(conn, where, unit)
     totals = [sum(row[i] for row in buckets.values()) for i in range(len(_BUCKET_FIELDS))]
     summary = dict(zip(_BUCKET_FIELDS, totals, strict=True))
     counts = {s.value: int(summary[s.value]) for s in RunStatus}
     total = int(summary["total"])
     finished = total - counts[RunStatus.RUNNING.value]
-
-    durations = sa.select(runs.c.duration_ms.label("v")).where(*where, _finished()).subquery()
-    run_latency = grouped_percentiles(conn, durations).get((), Percentiles())
 
     failures = _failure_counts(conn, where)
     by_type: dict[str | None, int] = {}
@@ -178,7 +178,7 @@ def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = N
         step_names_truncated=per_step.names_truncated,
         step_sample_runs=per_step.sample_runs,
         steps_sampled=per_step.sampled,
-        timeline=_timeline(buckets, unit, start, end, filters),
+        timeline=_timeline(buckets, bucket_latency, unit, start, end, filters),
         generated_at=now,
     )
 
@@ -205,31 +205,59 @@ def _floor(ts: datetime, unit: str) -> datetime:
 _BUCKET_FIELDS = ("total", *(s.value for s in RunStatus), "steps", "retries", "runs_with_retries", "run_time")
 
 
+BucketKey = datetime | None
+
+
 def _bucket_rows(
     conn: sa.Connection, where: list[sa.ColumnElement[bool]], unit: str
-) -> dict[datetime | None, tuple[Any, ...]]:
-    """Counters of the matching runs per time bucket (None: runs whose start is not known yet)."""
-    bucket = time_bucket(conn, runs.c.started_at, unit).label("b")
-    rows = conn.execute(
-        sa.select(
-            bucket,
-            sa.func.count(),
-            *[_count_if(runs.c.status == s.value) for s in RunStatus],
-            sa.func.coalesce(sa.func.sum(runs.c.step_count), 0),
-            sa.func.coalesce(sa.func.sum(runs.c.retry_count), 0),
-            _count_if(runs.c.retry_count > 0),
-            sa.func.coalesce(sa.func.sum(sa.case((_finished(), runs.c.duration_ms), else_=None)), 0.0),
-        )
-        .where(*where)
-        .group_by(bucket)
-    ).all()
-    out = {(None if row[0] is None else as_utc(row[0])): tuple(row[1:]) for row in rows}
+) -> tuple[dict[BucketKey, tuple[Any, ...]], dict[BucketKey, Percentiles], Percentiles]:
+    """Counters and run latency percentiles per time bucket (None: runs whose start is not known yet),
+    and the run latency percentiles over all matching runs.
+    """
+    expr = time_bucket(conn, runs.c.started_at, unit)
+    finished_duration = sa.case((_finished(), runs.c.duration_ms), else_=None)
+    counters = [
+        sa.func.count(),
+        *[_count_if(runs.c.status == s.value) for s in RunStatus],
+        sa.func.coalesce(sa.func.sum(runs.c.step_count), 0),
+        sa.func.coalesce(sa.func.sum(runs.c.retry_count), 0),
+        _count_if(runs.c.retry_count > 0),
+        sa.func.coalesce(sa.func.sum(finished_duration), 0.0),
+    ]
+    pcts: dict[BucketKey, Percentiles] = {}
+    overall = Percentiles()
+    if is_postgres(conn):
+        # One scan: per bucket, plus the grand total (the empty grouping set) for overall percentiles.
+        # percentile_cont ignores NULLs, so running runs (NULL via the CASE) do not count.
+        rows = conn.execute(
+            sa.select(expr, sa.func.grouping(expr), *counters, percentiles_aggregate(finished_duration))
+            .where(*where)
+            .group_by(sa.func.grouping_sets(sa.tuple_(expr), sa.tuple_()))
+        ).all()
+        found = {}
+        for row in rows:
+            ps = Percentiles.of(row[-1]) if row[-1] is not None else Percentiles()
+            if row[1]:
+                overall = ps
+                continue
+            key = None if row[0] is None else as_utc(row[0])
+            found[key] = tuple(row[2:-1])
+            pcts[key] = ps
+    else:
+        rows = conn.execute(sa.select(expr, *counters).where(*where).group_by(expr)).all()
+        found = {(None if row[0] is None else as_utc(row[0])): tuple(row[1:]) for row in rows}
+        src = sa.select(expr.label("k0"), finished_duration.label("v")).where(*where).subquery()
+        pcts = {(None if k[0] is None else as_utc(k[0])): p for k, p in grouped_percentiles(conn, src).items()}
+        overall_src = sa.select(finished_duration.label("v")).where(*where).subquery()
+        overall = grouped_percentiles(conn, overall_src).get((), Percentiles())
     # Totals are summed over the buckets in time order, the same on every database.
-    return dict(sorted(out.items(), key=lambda kv: (kv[0] is not None, kv[0] or datetime.min)))
+    ordered = dict(sorted(found.items(), key=lambda kv: (kv[0] is not None, kv[0] or datetime.min)))
+    return ordered, pcts, overall
 
 
 def _timeline(
-    buckets: dict[datetime | None, tuple[Any, ...]],
+    buckets: dict[BucketKey, tuple[Any, ...]],
+    latency: dict[BucketKey, Percentiles],
     unit: str,
     start: datetime | None,
     end: datetime,
@@ -253,5 +281,6 @@ def _timeline(
         n, s, x = (row[index["total"]], row[index["success"]], row[index["failure"]]) if row else (0, 0, 0)
         f = n - row[index["running"]] if row else 0
         points.append(TimeBucket(start=t, runs=int(n), finished_runs=int(f), success_runs=int(s),
-                                 failure_runs=int(x), success_rate=ratio(s, f)))
+                                 failure_runs=int(x), success_rate=ratio(s, f),
+                                 run_latency_ms=latency.get(t, Percentiles())))
     return Timeline(bucket=unit, start=start, end=end, points=points)

@@ -805,6 +805,8 @@ export interface components {
             failure_runs: number;
             /** Finished Runs */
             finished_runs: number;
+            /** @description Duration percentiles of the bucket's finished runs. */
+            run_latency_ms: components["schemas"]["LatencyPercentiles"];
             /**
              * Runs
              * @description Runs started in the bucket, running ones included.
