@@ -78,7 +78,7 @@ class FaultServer:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 record.status = reply.status
-                if 200 <= reply.status < 300:
+                if 200 <= reply.status < 300 or reply.reject:
                     results = [{"index": i, "status": "rejected" if i in reply.reject else "accepted"}
                                for i in range(len(events))]
                     payload = json.dumps({"results": results}).encode()

@@ -145,6 +145,17 @@ def test_rejected_events_are_counted_as_dropped(make_tracer: Make, server: Fault
     assert_accounted(tracer, 5)
 
 
+def test_a_422_whose_events_were_all_rejected_counts_them_as_rejected(make_tracer: Make,
+                                                                      server: FaultServer) -> None:
+    server.script(Reply(422, reject=frozenset(range(5))))
+    tracer = make_tracer(server.url)
+    run_steps(tracer, 3)
+    tracer.shutdown(2.0)
+    assert len(server.received) == 1  # not retried
+    assert tracer.stats().dropped == {"rejected": 5}
+    assert_accounted(tracer, 5)
+
+
 def test_a_dropped_connection_is_retried_and_arrives_once(make_tracer: Make, server: FaultServer) -> None:
     server.script(Reply(action="drop"))
     tracer = make_tracer(server.url)

@@ -31,6 +31,7 @@ def test_a_run_sends_start_ordered_steps_and_end_with_utc_times(make_tracer: Mak
             step.set(result_count=3)
         with run.step("tool", "billing_api"):
             pass
+        run.set(ticket_count=1)
     after = datetime.now(timezone.utc)
     events = sent(tracer, server)
 
@@ -39,6 +40,7 @@ def test_a_run_sends_start_ordered_steps_and_end_with_utc_times(make_tracer: Mak
     assert (start["agent_id"], start["agent_version"], start["environment"]) == ("test-agent", "v1", "test")
     assert start["metadata"] == {"tenant_tier": "gold"}
     assert end["status"] == "success" == run.status
+    assert end["metadata"] == {"tenant_tier": "gold", "ticket_count": 1}
     steps = steps_by_seq(events)
     assert [(s["seq"], s["step_type"], s["name"], s["status"], s["attempt"]) for s in steps] == [
         (1, "plan", "analyze_query", "ok", 1),

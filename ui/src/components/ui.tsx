@@ -124,7 +124,7 @@ export function Button({ className, variant = "default", ...props }: ButtonHTMLA
 }
 
 const FIELD =
-  "rounded-md border border-slate-300 bg-white px-2 py-1.5 text-sm text-slate-900 dark:border-slate-700 dark:bg-slate-900 dark:text-slate-100";
+  "h-9 max-w-[16rem] rounded-md border border-slate-300 bg-white px-2 text-sm text-slate-900 dark:border-slate-700 dark:bg-slate-900 dark:text-slate-100";
 
 export function Select({ label, className, children, id, ...props }: SelectHTMLAttributes<HTMLSelectElement> & { label: string }) {
   const auto = useId();

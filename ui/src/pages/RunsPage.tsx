@@ -7,7 +7,7 @@ import { FilterBar } from "../components/FilterBar";
 import { EmptyState, ErrorState, Loading } from "../components/states";
 import { Button, Card, PageHeader, StatusBadge } from "../components/ui";
 import { activeFilterCount, filtersFromSearch, filtersToApiQuery } from "../lib/filters";
-import { formatDateTime, formatDuration, formatRelative, shortId } from "../lib/format";
+import { formatDateTime, formatDuration, formatRelative, plural, shortId } from "../lib/format";
 
 const LIVE_KEY = "agenttracer.live";
 const REFRESH_MS = 5000;
@@ -142,7 +142,13 @@ export function RunsPage() {
         <FilterBar />
       </Card>
       <Card
-        title={runs.data ? `${runs.data.items.length}${runs.data.next_cursor ? "+" : ""} runs${cursor ? " (older page)" : ""}` : "Runs"}
+        title={
+          runs.data
+            ? runs.data.next_cursor
+              ? `${runs.data.items.length}+ runs${cursor ? " (older page)" : ""}`
+              : `${plural(runs.data.items.length, "run")}${cursor ? " (last page)" : ""}`
+            : "Runs"
+        }
         actions={
           <div className="flex items-center gap-2">
             {runs.isFetching && !runs.isPending && <span className="text-xs text-slate-400">refreshing…</span>}
