@@ -19,7 +19,9 @@ Contract for clients (the SDK relies on it):
   accepted.
 - Status: **200** when at least one event was accepted or was a duplicate; **422** when every event
   was rejected. Clients should count ``rejected`` results as dropped and never retry them.
-- **503** with ``Retry-After`` when the database is unavailable (nothing was stored: retry the batch).
+- **503** with ``Retry-After`` when the database is unavailable, or when the server already works on
+  ``MAX_CONCURRENT_BATCHES`` batches and a slot did not free up within ``BUSY_WAIT_SECONDS``
+  (nothing was stored: retry the batch).
   Bad input never yields a 500.
 
 ``GET /health`` answers 200 ``{"status": "ok", "database": "ok"}`` when the database answers, else
@@ -28,6 +30,7 @@ Contract for clients (the SDK relies on it):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,6 +55,11 @@ from agenttracer.store.writer import Incoming, write_batch
 log = logging.getLogger("agenttracer.ingest")
 
 RETRY_AFTER_SECONDS = 2
+# Batches read, parsed and written at the same time. Each may hold 5 MiB of body and several times
+# that once parsed, so this bounds the server's memory; on 2 cores more would only queue for the CPU.
+MAX_CONCURRENT_BATCHES = 4
+# How long a batch may wait for a slot before the client is told to come back later (503).
+BUSY_WAIT_SECONDS = 10.0
 # Errors that mean "the database is not there right now", not "this input is bad".
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 
@@ -71,6 +79,19 @@ def _unavailable(exc: BaseException) -> Response:
             "field": "database",
             "rule": "must be reachable; nothing was stored, retry later",
             "message": "database: unavailable, retry later",
+        },
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _busy() -> Response:
+    return _json(
+        503,
+        {
+            "error": "server_busy",
+            "field": "server",
+            "rule": f"at most {MAX_CONCURRENT_BATCHES} batches are processed at once; nothing was stored, retry later",
+            "message": "server: busy, retry later",
         },
         {"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
@@ -155,6 +176,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.engine = engine
     app.state.settings = settings
+    slots = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
 
     @app.exception_handler(Problem)
     async def _problem(_request: Request, exc: Problem) -> Response:
@@ -182,11 +204,17 @@ def create_app(settings: Settings) -> FastAPI:
         dependencies=[Depends(auth_dependency(settings, engine, "ingest"))],
     )
     async def ingest(request: Request) -> Response:
-        body = await read_body(request)
         try:
+            await asyncio.wait_for(slots.acquire(), timeout=BUSY_WAIT_SECONDS)
+        except asyncio.TimeoutError:
+            return _busy()
+        try:
+            body = await read_body(request)
             status, payload = await run_in_threadpool(process_batch, engine, body)
         except _UNAVAILABLE as exc:
             return _unavailable(exc)
+        finally:
+            slots.release()
         return _json(status, payload)
 
     @app.get("/health", summary="Liveness and database reachability.", response_model=wire.HealthResponse)
