@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -44,7 +45,12 @@ keys = st.one_of(
 )
 metadata = st.dictionaries(st.one_of(keys, st.integers()), values, max_size=40)
 
-PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# AGENTTRACER_HYPOTHESIS_EXAMPLES=5000 for a deeper search than the default run.
+PROPERTY_SETTINGS = settings(
+    max_examples=int(os.environ.get("AGENTTRACER_HYPOTHESIS_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 @PROPERTY_SETTINGS
