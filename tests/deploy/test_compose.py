@@ -110,7 +110,8 @@ def test_ports_are_published_on_loopback_unless_told_otherwise() -> None:
 def test_every_container_command_is_a_real_cli_command(service: str) -> None:
     command = app_services()[service]["command"]
     result = subprocess.run(
-        [sys.executable, "-m", "agenttracer", *command, "--help"], capture_output=True, text=True, timeout=60
+        [str(Path(sys.executable).parent / "agenttracer"), *command, "--help"],
+        capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, f"`agenttracer {' '.join(command)}` is not a CLI command: {result.stderr}"
 

@@ -33,7 +33,10 @@ STARTUP_S = 30.0
 
 
 def agenttracer(*args: str) -> list[str]:
-    return [sys.executable, "-m", "agenttracer", *args]
+    """The installed console script — the containers' ENTRYPOINT — not ``python -m``."""
+    script = Path(sys.executable).parent / "agenttracer"
+    assert script.is_file(), f"the agenttracer console script is not installed next to {sys.executable}"
+    return [str(script), *args]
 
 
 @pytest.fixture

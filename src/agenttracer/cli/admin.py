@@ -82,7 +82,10 @@ def keys_list(database_url: str | None = DatabaseUrl) -> None:
     finally:
         engine.dispose()
     if not keys:
-        err.print("no API keys: the APIs are open (see docs/configuration.md).")
+        err.print(
+            "no API keys yet: the APIs accept requests without a key unless AGENTTRACER_REQUIRE_AUTH=1 "
+            "(see docs/deployment.md)."
+        )
         return
     table = Table("id", "scope", "name", "key", "created", "revoked", box=None)
     for k in keys:
