@@ -1,6 +1,6 @@
 """The per-step part of ``GET /v1/stats``: counts, errors, retries and latency attribution per step type and name.
 
-Reads ``steps`` for the matching runs only, joined through the steps' primary key (run_id, seq). On
+Reads ``steps`` for the matching runs only, found through the steps' primary key (run_id, seq). On
 large histories it reads the steps of the newest STEP_SAMPLE_RUNS matching runs, so its cost stays
 bounded whatever the filter; the result says when it did. On PostgreSQL one pass computes both
 groupings (``GROUPING SETS``) with their percentiles; SQLite runs the equivalent queries separately.
@@ -78,31 +78,36 @@ def step_breakdown(
 
     ``run_time`` is the summed duration of the matching finished runs (the attribution denominator).
     """
-    finished = sa.case((runs.c.status != RunStatus.RUNNING.value, 1), else_=0)
     sampled = total_runs > STEP_SAMPLE_RUNS
-    step_where: list[sa.ColumnElement[bool]] = []
+    source: sa.FromClause
+    in_finished: sa.ColumnElement[bool]
     if sampled:
-        # Fetch the newest run ids off the started_at index first and hand them to the steps query as
-        # a list: with a subquery instead, PostgreSQL misjudges the join and scans every step.
+        # Fetch the newest run ids off the started_at index first and name them to the steps query as
+        # a list (found by the steps' primary key): joined to the runs under a LIMIT instead, PostgreSQL
+        # misjudges the plan and scans every step. Which runs have finished is known from this fetch,
+        # so the steps query needs no join at all.
         sample = conn.execute(
-            sa.select(runs.c.run_id, finished, runs.c.duration_ms)
+            sa.select(runs.c.run_id, runs.c.status, runs.c.duration_ms)
             .where(*where)
             .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
             .limit(STEP_SAMPLE_RUNS)
         ).all()
-        run_time = sum(float(d) for _, fin, d in sorted(sample) if fin and d is not None)
-        ids = [row[0] for row in sample]
-        where = [one_of(conn, runs.c.run_id, ids)]
-        step_where = [one_of(conn, steps.c.run_id, ids)]
-    rs = sa.select(runs.c.run_id, finished.label("fin")).where(*where).subquery("rs")
-    joined = steps.join(rs, steps.c.run_id == rs.c.run_id)
+        done = sorted((run_id, d) for run_id, status, d in sample if status != RunStatus.RUNNING.value)
+        run_time = sum(float(d) for _, d in done if d is not None)
+        source = steps
+        step_where = [one_of(conn, steps.c.run_id, [row[0] for row in sample])]
+        in_finished = one_of(conn, steps.c.run_id, [run_id for run_id, _ in done]) if done else sa.false()
+    else:
+        source = steps.join(runs, steps.c.run_id == runs.c.run_id)
+        step_where = list(where)
+        in_finished = runs.c.status != RunStatus.RUNNING.value
     retry = steps.c.attempt > 1
     aggregates = [
         sa.func.count(),
         _count_if(steps.c.status == StepStatus.ERROR.value),
         _count_if(retry),
         sa.func.sum(steps.c.latency_ms),
-        sa.func.sum(sa.case((rs.c.fin == 1, steps.c.latency_ms), else_=0.0)),
+        sa.func.coalesce(sa.func.sum(sa.case((in_finished, steps.c.latency_ms), else_=0.0)), 0.0),
         sa.func.coalesce(sa.func.sum(sa.case((retry, steps.c.latency_ms), else_=0.0)), 0.0),
     ]
     name_pcts: dict[Key, Percentiles]
@@ -112,7 +117,7 @@ def step_breakdown(
         rows = conn.execute(
             sa.select(steps.c.step_type, steps.c.name, sa.func.grouping(steps.c.name), *aggregates,
                       percentiles_aggregate(steps.c.latency_ms))
-            .select_from(joined)
+            .select_from(source)
             .where(*step_where)
             .group_by(sa.func.grouping_sets(sa.tuple_(steps.c.step_type, steps.c.name), sa.tuple_(steps.c.step_type)))
         ).all()
@@ -124,18 +129,18 @@ def step_breakdown(
             tuple(r)
             for r in conn.execute(
                 sa.select(steps.c.step_type, steps.c.name, *aggregates)
-                .select_from(joined)
+                .select_from(source)
                 .where(*step_where)
                 .group_by(steps.c.step_type, steps.c.name)
             )
         ]
 
-        def source(*keys: sa.ColumnElement[Any]) -> sa.Subquery:
+        def latencies(*keys: sa.ColumnElement[Any]) -> sa.Subquery:
             cols = [k.label(f"k{i}") for i, k in enumerate(keys)]
-            return sa.select(*cols, steps.c.latency_ms.label("v")).select_from(joined).where(*step_where).subquery()
+            return sa.select(*cols, steps.c.latency_ms.label("v")).select_from(source).where(*step_where).subquery()
 
-        name_pcts = grouped_percentiles(conn, source(steps.c.step_type, steps.c.name))
-        type_pcts = grouped_percentiles(conn, source(steps.c.step_type))
+        name_pcts = grouped_percentiles(conn, latencies(steps.c.step_type, steps.c.name))
+        type_pcts = grouped_percentiles(conn, latencies(steps.c.step_type))
 
     # Totals per type are summed here from the per-name rows on both databases, so that the floating
     # point additions happen in the same order and both return identical numbers.
