@@ -8,6 +8,7 @@ renders as text. Each view's screenshot lands in test-artifacts/.
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import httpx
@@ -235,6 +236,15 @@ def test_dark_theme_and_deep_links(stack: Any, fleet: Fleet, page: Any) -> None:
     page.get_by_test_id("failures-by-type").wait_for()
     screenshot(page, "09-failures-dark")
     no_errors(page)
+
+
+def test_unknown_runs_and_pages_say_so(stack: Any, fleet: Fleet, page: Any) -> None:
+    page.goto(f"{stack.ui_url}/runs/{uuid.uuid4()}")
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert "Not found" in alert.inner_text()
+    page.goto(f"{stack.ui_url}/no/such/page")
+    page.get_by_text("This page does not exist").wait_for()
 
 
 def test_keyboard_reaches_the_skip_link_and_the_runs(stack: Any, fleet: Fleet, page: Any) -> None:
