@@ -322,6 +322,7 @@ def test_health_is_503_when_the_database_cannot_be_read(tmp_path: Path) -> None:
         r = httpx.get(url + "/health")
     assert r.status_code == 503
     assert r.json()["database"] == "unreachable"
+    assert r.headers["retry-after"] == "2"
     assert "absent" not in r.text  # no paths or URLs leak
 
 

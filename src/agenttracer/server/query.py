@@ -306,7 +306,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
         except Exception as exc:  # any failure to read means "unreachable"; the class name is enough
             body = {"status": "unavailable", "service": "query", "database": "unreachable", "backend": backend,
                     "detail": type(exc).__name__}
-            return JSONResponse(status_code=503, content=body)
+            return JSONResponse(status_code=503, content=body, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
         return {"status": "ok", "service": "query", "database": "ok", "backend": backend}
 
     return app

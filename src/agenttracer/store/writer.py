@@ -24,6 +24,7 @@ busy timeout applies instead of an immediate "database is locked".
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -211,8 +212,15 @@ def _executemany_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[st
         f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marks)}) "
         f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
     )
-    pairs = list(zip(names, processors, strict=True))
-    params = [tuple(proc(row[name]) if proc else row[name] for name, proc in pairs) for row in rows]
+    # Only a few columns (timestamps, JSON) have a processor: convert just those, in place.
+    converted = [(i, proc) for i, proc in enumerate(processors) if proc is not None]
+    get = operator.itemgetter(*names)
+    params = []
+    for row in rows:
+        values = list(get(row)) if len(names) > 1 else [get(row)]
+        for i, proc in converted:
+            values[i] = proc(values[i])
+        params.append(tuple(values))
     conn.exec_driver_sql(sql, params)
 
 
