@@ -43,6 +43,13 @@ def test_bad_settings_are_named_with_their_rule(explicit: dict, env: dict, messa
         resolve_config(explicit, env)
 
 
+def test_an_identity_the_privacy_policy_refuses_is_a_clear_error_that_does_not_echo_it() -> None:
+    # The server would refuse every run_start of such a tracer, orphaning its steps: say so at start-up.
+    with pytest.raises(ValueError, match=r"agent_id is refused by the privacy policy \(email\)") as info:
+        resolve_config({"agent_id": "jane.doe@example.com"}, {})
+    assert "jane.doe" not in str(info.value)
+
+
 def test_the_environment_can_switch_the_tracer_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTTRACER_ENABLED", "0")
     tracer = AgentTracer("a", "v1", "test")

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from agenttracer import privacy
 from agenttracer.model import MAX_BATCH_EVENTS, MAX_ENVIRONMENT_LEN, MAX_ID_LEN, MAX_VERSION_LEN
 
 ENV_PREFIX = "AGENTTRACER_"
@@ -118,6 +119,11 @@ def resolve_config(explicit: Mapping[str, object], environ: Mapping[str, str] | 
         value = values[name]
         if not isinstance(value, str) or not value or len(value) > limit:
             raise ValueError(f"{name} must be a non-empty string of at most {limit} characters")
+        # The server refuses a run whose identity fails the privacy policy, which would orphan every
+        # step of it; saying so here, once, is kinder than losing runs silently. The value is not echoed.
+        _, reason = privacy.scrub_name(value)
+        if reason is not None:
+            raise ValueError(f"{name} is refused by the privacy policy ({reason}): use a plain identifier")
     url = str(values["api_url"])
     if not url.startswith(("http://", "https://")):
         raise ValueError("api_url must start with http:// or https://")

@@ -133,7 +133,10 @@ class Encoder:
         if parent_seq is not None:
             event["parent_seq"] = parent_seq
         if error_class is not None:
-            event["error_class"] = error_class[:MAX_ERROR_CLASS_LEN]
+            error_class, reason = privacy.scrub_name(str(error_class)[:MAX_ERROR_CLASS_LEN])
+            if reason:
+                self.removed[f"error_class:{reason}"] += 1
+            event["error_class"] = error_class
             event["failure_code"] = failure_code
         kept = self._metadata("step", meta)
         if kept:

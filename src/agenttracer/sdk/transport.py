@@ -275,8 +275,9 @@ class Transport:
                     return
                 try:
                     self._deliver(client, items)
-                except Exception:  # never let one bad batch kill delivery for the rest of the process
-                    log.exception("agenttracer: internal error while delivering a batch")
+                except Exception as exc:  # never let one bad batch kill delivery for the rest of the process
+                    # Class name only: an exception's message may quote agent data, which must not reach logs.
+                    log.error("agenttracer: internal error while delivering a batch (%s)", type(exc).__name__)
                     with self._cond:
                         lost = self._taken - self._finalized
                     self._finalize(0, {"internal_error": lost})
@@ -298,8 +299,8 @@ class Transport:
                 yield_gil()
             try:
                 event, reason = self._encoder.encode(item)
-            except Exception:
-                log.exception("agenttracer: could not encode an event")
+            except Exception as exc:
+                log.error("agenttracer: could not encode an event (%s)", type(exc).__name__)
                 event, reason = None, "internal_error"
             if event is None:
                 unsendable[reason or "internal_error"] += 1
