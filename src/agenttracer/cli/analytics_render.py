@@ -1,6 +1,6 @@
 """Rich renderings of ``GET /v1/stats`` and ``GET /v1/compare`` for the CLI's ``stats`` and ``compare``.
 
-They read the JSON shapes of wire.py's StatsResponse and CompareResponse with ``.get`` so that a newer
+They read the JSON shapes of server/wire/analytics.py's StatsResponse and CompareResponse with ``.get`` so that a newer
 server's extra fields never break an older CLI; ``--json`` gives the whole response.
 """
 

@@ -1,7 +1,7 @@
 """Read queries behind the Query API: the runs list (keyset pagination), run detail and agents.
 
 Every function takes an open ``Connection`` (the Query API's is read-only) and returns plain dicts
-keyed by column name, which ``server/wire.py`` models validate. Stats and version comparison live in
+keyed by column name, which ``server/wire/query.py`` models validate. Stats and version comparison live in
 ``store/analytics.py``.
 
 Pagination is keyset, newest first on ``(started_at, run_id)``: a page never shifts when new runs

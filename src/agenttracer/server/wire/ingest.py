@@ -1,0 +1,304 @@
+"""Wire models of the write-only Ingest API: the events of a batch, per-event results, errors, health."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from agenttracer.model import (
+    MAX_ATTEMPT,
+    MAX_BATCH_EVENTS,
+    MAX_CODE_LEN,
+    MAX_ENVIRONMENT_LEN,
+    MAX_ERROR_CLASS_LEN,
+    MAX_ID_LEN,
+    MAX_SEQ,
+    MAX_VERSION_LEN,
+    FailureType,
+    StepStatus,
+    StepType,
+    is_valid_failure_code,
+    normalize_step_type,
+)
+
+# Step names and failure messages are bounded by the privacy policy (which replaces or truncates
+# what is too long); this generous cap only keeps a single event from being absurdly large.
+MAX_RAW_TEXT_LEN = 4096
+
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# C0 controls, DEL and lone surrogates: PostgreSQL refuses NUL, SQLite's driver refuses surrogates.
+_BAD_CHARS_RE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def has_bad_chars(text: str) -> bool:
+    """True when ``text`` holds control characters or lone surrogates (never storable in a name)."""
+    return _BAD_CHARS_RE.search(text) is not None
+
+
+def _canonical_uuid(value: str) -> str:
+    if not _UUID_RE.match(value):
+        raise ValueError("must be a UUID in canonical 8-4-4-4-12 hexadecimal form")
+    return value.lower()
+
+
+def _no_control_chars(value: str) -> str:
+    if has_bad_chars(value):
+        raise ValueError("must not contain control characters, NUL or lone surrogates")
+    return value
+
+
+def _iso_string_only(value: Any) -> Any:
+    # Numbers would be read as Unix times; the wire contract is ISO 8601 text, so say so.
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 string with a timezone, e.g. 2026-11-25T09:00:00Z")
+    return value
+
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("must be a representable UTC time (year 1..9999)") from None
+
+
+def _step_type(value: Any) -> StepType:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    try:
+        return normalize_step_type(value)
+    except ValueError:
+        # normalize_step_type's own message quotes the input; ours must never echo a rejected value.
+        allowed = ", ".join(t.value for t in StepType)
+        raise ValueError(f"must be one of {allowed} (or an alias such as 'retrieve')") from None
+
+
+def _failure_code(value: str) -> str:
+    if not is_valid_failure_code(value):
+        raise ValueError("must be a documented failure code or match ^[a-z][a-z0-9_]{0,63}$")
+    return value
+
+
+def _bounded(max_len: int, min_len: int = 1) -> Any:
+    return Field(min_length=min_len, max_length=max_len, strict=True)
+
+
+RunId = Annotated[str, Field(strict=True, max_length=36), AfterValidator(_canonical_uuid)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_string_only), AfterValidator(_to_utc)]
+AgentId = Annotated[str, _bounded(MAX_ID_LEN), AfterValidator(_no_control_chars)]
+Version = Annotated[str, _bounded(MAX_VERSION_LEN), AfterValidator(_no_control_chars)]
+Environment = Annotated[str, _bounded(MAX_ENVIRONMENT_LEN), AfterValidator(_no_control_chars)]
+StepName = Annotated[str, _bounded(MAX_RAW_TEXT_LEN), AfterValidator(_no_control_chars)]
+ErrorClass = Annotated[str, _bounded(MAX_ERROR_CLASS_LEN), AfterValidator(_no_control_chars)]
+FailureCode = Annotated[str, _bounded(MAX_CODE_LEN), AfterValidator(_failure_code)]
+Seq = Annotated[int, Field(strict=True, ge=1, le=MAX_SEQ)]
+Attempt = Annotated[int, Field(strict=True, ge=1, le=MAX_ATTEMPT)]
+StepTypeField = Annotated[StepType, BeforeValidator(_step_type)]
+# A failure message is free text: the privacy policy decides what of it may be kept.
+Message = Annotated[str, Field(strict=True, max_length=MAX_RAW_TEXT_LEN)]
+
+
+class _Event(BaseModel):
+    # Unknown fields are dropped (and reported back as removed), never stored.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    run_id: RunId
+
+
+class RunStartEvent(_Event):
+    """A run began."""
+
+    type: Literal["run_start"]
+    agent_id: AgentId
+    agent_version: Version
+    environment: Environment
+    started_at: Timestamp
+    metadata: Any = None
+
+
+class StepEvent(_Event):
+    """One finished step (a retry is a new step with ``attempt`` > 1 and ``retry_of_seq``)."""
+
+    type: Literal["step"]
+    seq: Seq
+    step_type: StepTypeField
+    name: StepName
+    started_at: Timestamp
+    ended_at: Timestamp
+    latency_ms: float = Field(strict=True, ge=0, allow_inf_nan=False)
+    status: StepStatus
+    attempt: Attempt = 1
+    retry_of_seq: Seq | None = None
+    parent_seq: Seq | None = None
+    error_class: ErrorClass | None = None
+    failure_code: FailureCode | None = None
+    metadata: Any = None
+
+    @model_validator(mode="after")
+    def _order(self) -> StepEvent:
+        if self.ended_at < self.started_at:
+            raise ValueError("ended_at: must not be before started_at")
+        if self.retry_of_seq is not None and self.retry_of_seq >= self.seq:
+            raise ValueError("retry_of_seq: must be smaller than seq (a retry starts after what it retries)")
+        if self.parent_seq is not None and self.parent_seq >= self.seq:
+            raise ValueError("parent_seq: must be smaller than seq (a parent starts before its children)")
+        return self
+
+
+class FailureEvent(_Event):
+    """The semantic reason a run failed (at most one per run)."""
+
+    type: Literal["failure"]
+    failure_type: FailureType
+    failure_code: FailureCode
+    step_seq: Seq | None = None
+    message: Message | None = None
+    recorded_at: Timestamp | None = None
+
+
+class RunEndEvent(_Event):
+    """A run finished; repeats the run's identity so a run whose start was lost is still complete."""
+
+    type: Literal["run_end"]
+    agent_id: AgentId
+    agent_version: Version
+    environment: Environment
+    ended_at: Timestamp
+    # A run_end closes the run, so "running" is not an ending status.
+    status: Literal["success", "failure", "partial"]
+    metadata: Any = None
+
+
+Event = Annotated[RunStartEvent | StepEvent | FailureEvent | RunEndEvent, Field(discriminator="type")]
+EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
+EVENT_FIELDS: dict[str, frozenset[str]] = {
+    model.model_fields["type"].annotation.__args__[0]: frozenset(model.model_fields)  # type: ignore[union-attr]
+    for model in (RunStartEvent, StepEvent, FailureEvent, RunEndEvent)
+}
+EVENT_TYPES = tuple(EVENT_FIELDS)
+
+
+class FieldError(BaseModel):
+    """Why something was refused: the field (a dotted path) and the rule it broke. Never the value."""
+
+    field: str
+    rule: str
+
+
+class RemovedField(BaseModel):
+    """A metadata key or field the privacy policy removed before storage, with its reason code."""
+
+    key: str
+    reason: str
+
+
+class EventResult(BaseModel):
+    """What happened to one event of the batch, by its position ``index``."""
+
+    index: int
+    status: Literal["accepted", "duplicate", "rejected"]
+    type: str | None = None
+    run_id: str | None = None
+    seq: int | None = None
+    errors: list[FieldError] = []
+    removed: list[RemovedField] = []
+
+
+class IngestRequest(BaseModel):
+    """The body of ``POST /v1/ingest`` (documentation only: events are validated one by one)."""
+
+    events: list[Event] = Field(max_length=MAX_BATCH_EVENTS)
+
+
+class IngestResponse(BaseModel):
+    """The answer to a batch, sent after it is committed."""
+
+    accepted: int
+    duplicates: int
+    rejected: int
+    removed: int = Field(description="metadata keys or fields removed by the privacy policy, over all events")
+    results: list[EventResult]
+
+
+class ApiError(BaseModel):
+    """The body of every error answer: which field broke which rule (values are never echoed)."""
+
+    error: str = Field(description="machine-readable code, e.g. payload_too_large")
+    field: str
+    rule: str
+    message: str
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "unavailable"]
+    service: str
+    database: Literal["ok", "unreachable"]
+
+
+def format_validation_error(exc: ValidationError) -> list[FieldError]:
+    """Turn pydantic's errors into (field, rule) pairs without the offending input."""
+    out: list[FieldError] = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = [str(part) for part in err["loc"]]
+        # For the tagged union pydantic puts the tag first (e.g. ``step.seq``): drop it.
+        if loc and loc[0] in EVENT_FIELDS:
+            loc = loc[1:]
+        rule = err["msg"]
+        if rule.startswith("Value error, "):
+            rule = rule[len("Value error, ") :]
+        field = ".".join(loc)
+        # Model-level validators name their field inside the message ("ended_at: must ...").
+        if not field and ": " in rule:
+            field, rule = rule.split(": ", 1)
+        if err["type"] == "union_tag_invalid" or (err["type"] == "union_tag_not_found"):
+            field, rule = "type", "must be one of " + ", ".join(EVENT_TYPES)
+        out.append(FieldError(field=field or "event", rule=_rule_text(err["type"], err.get("ctx") or {}, rule)))
+    return out
+
+
+_RULES = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "bool_type": "must be a boolean",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "timezone_aware": "must include a timezone (e.g. Z or +00:00)",
+    "finite_number": "must be a finite number",
+}
+
+
+_BOUND_RULES = {
+    "greater_than_equal": ("ge", ">="),
+    "greater_than": ("gt", ">"),
+    "less_than_equal": ("le", "<="),
+    "less_than": ("lt", "<"),
+    "string_too_long": ("max_length", "at most {} characters long"),
+    "string_too_short": ("min_length", "at least {} characters long"),
+    "too_long": ("max_length", "at most {} items long"),
+}
+
+
+def _rule_text(kind: str, ctx: dict[str, Any], default: str) -> str:
+    if kind in _BOUND_RULES:
+        key, op = _BOUND_RULES[kind]
+        if key in ctx:
+            bound = ctx[key]
+            if isinstance(bound, float) and bound.is_integer():
+                bound = int(bound)
+            return f"must be {op.format(bound)}" if "{}" in op else f"must be {op} {bound}"
+    return _RULES.get(kind, default)

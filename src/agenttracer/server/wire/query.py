@@ -1,0 +1,134 @@
+"""Wire models of the read-only Query API: run summaries and pages, run detail, agents, health."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+)
+
+from agenttracer.model import (
+    FailureType,
+    RunStatus,
+    StepStatus,
+    StepType,
+)
+from agenttracer.server.wire.ingest import HealthResponse
+
+#
+# Response models of the read-only Query API (:8001). Field names follow the database columns so the
+# reader maps rows onto them directly; they carry no content, only the execution shape.
+
+MetaValue = str | int | float | bool | None
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True, use_enum_values=True)
+
+
+class RunSummary(_Out):
+    """One run as listed: identity, outcome, timing and the counters kept by the writer."""
+
+    run_id: str = Field(description="UUID assigned by the SDK.")
+    # Identity is null only while a run is known from steps whose run_start has not arrived yet.
+    agent_id: str | None
+    agent_version: str | None
+    environment: str | None
+    status: RunStatus
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_ms: float | None = Field(description="Run wall time in milliseconds, once ended.")
+    step_count: int
+    error_step_count: int = Field(description="Steps that ended with status 'error'.")
+    retry_count: int = Field(description="Steps that are retries of an earlier attempt.")
+    failure_type: FailureType | None
+    failure_code: str | None
+    meta: dict[str, MetaValue] = Field(description="Safe metadata that passed the privacy policy.")
+    meta_removed: int = Field(description="How many metadata keys the privacy policy removed.")
+
+
+class StepOut(_Out):
+    """One step of a run; a retry is its own step pointing at the attempt it retries."""
+
+    seq: int = Field(description="Order of the step within its run, 1-based, assigned at step start.")
+    step_type: StepType
+    name: str
+    status: StepStatus
+    started_at: datetime
+    ended_at: datetime
+    latency_ms: float = Field(description="Measured with a monotonic clock in the SDK.")
+    attempt: int = Field(description="1 for a first attempt, 2, 3… for retries.")
+    retry_of_seq: int | None = Field(description="seq of the attempt this step retries.")
+    parent_seq: int | None = Field(description="seq of the enclosing step, for nested steps.")
+    error_class: str | None = Field(description="Exception class name of an error step (never its message).")
+    failure_code: str | None
+    meta: dict[str, MetaValue]
+    meta_removed: int
+
+
+class FailureOut(_Out):
+    """The semantic reason a run failed, linked to the step that caused it when known."""
+
+    failure_type: FailureType
+    failure_code: str
+    step_seq: int | None = Field(description="seq of the causing step, when recorded.")
+    message: str | None = Field(description="Short message that passed the privacy policy.")
+    recorded_at: datetime
+
+
+class RunDetail(BaseModel):
+    """A run with its steps in seq order and its failure (if any)."""
+
+    run: RunSummary
+    steps: list[StepOut]
+    failure: FailureOut | None
+
+
+class RunPage(BaseModel):
+    """A page of runs, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+
+    items: list[RunSummary]
+    next_cursor: str | None = Field(description="Opaque; null when this is the last page.")
+
+
+class AgentVersionOut(BaseModel):
+    agent_version: str
+    run_count: int
+    last_seen: datetime | None = Field(description="Start of the newest run of this version.")
+
+
+class AgentEnvironmentOut(BaseModel):
+    environment: str
+    run_count: int
+    last_seen: datetime | None
+
+
+class AgentOut(BaseModel):
+    """An agent seen in the data, with its versions and environments."""
+
+    agent_id: str
+    run_count: int
+    last_seen: datetime | None = Field(description="Start of the newest run of this agent.")
+    versions: list[AgentVersionOut] = Field(description="Newest-seen first.")
+    environments: list[AgentEnvironmentOut] = Field(description="Newest-seen first.")
+
+
+class AgentList(BaseModel):
+    items: list[AgentOut]
+
+
+class HealthOut(HealthResponse):
+    """Liveness and database reachability of the Query API (503 when the database cannot be read)."""
+
+    backend: str = Field(description="'sqlite' or 'postgresql'.")
+    detail: str | None = Field(default=None, description="On 503: the kind of error, never a URL or credential.")
+
+
+class ErrorOut(BaseModel):
+    """A client error. ``detail`` is a sentence (404), a list of {loc, msg, type} naming each bad
+    parameter and its rule (422), or {error, message} from the key check (401/403)."""
+
+    detail: str | list[dict[str, object]] | dict[str, object]
