@@ -35,6 +35,8 @@ from agenttracer.store.analytics_sql import (
     Percentiles,
     grouped_percentiles,
     grouped_rank_sums,
+    is_postgres,
+    percentiles_aggregate,
     run_shapes,
     tune,
 )
@@ -312,18 +314,35 @@ def _step_types(
 ) -> list[StepTypeComparison]:
     joined = steps.join(runs, steps.c.run_id == runs.c.run_id)
     g = grp.label("g")
-    agg = conn.execute(
-        sa.select(g, steps.c.step_type, sa.func.count(), _count_if(steps.c.status == StepStatus.ERROR.value))
-        .select_from(joined)
-        .where(*finished)
-        .group_by(g, steps.c.step_type)
-    )
+    counters = [sa.func.count(), _count_if(steps.c.status == StepStatus.ERROR.value)]
+    pcts: dict[Key, Percentiles] = {}
+    if is_postgres(conn):
+        # Counts and percentiles in one pass over the compared steps.
+        rows = conn.execute(
+            sa.select(g, steps.c.step_type, *counters, percentiles_aggregate(steps.c.latency_ms))
+            .select_from(joined)
+            .where(*finished)
+            .group_by(g, steps.c.step_type)
+        ).all()
+        pcts = {(int(r[0]), r[1]): Percentiles.of(r[-1]) for r in rows if r[-1] is not None}
+        agg = [tuple(r[:-1]) for r in rows]
+    else:
+        agg = [
+            tuple(r)
+            for r in conn.execute(
+                sa.select(g, steps.c.step_type, *counters)
+                .select_from(joined)
+                .where(*finished)
+                .group_by(g, steps.c.step_type)
+            )
+        ]
+        src = _src(finished, grp, steps.c.step_type, value=steps.c.latency_ms, join_steps=True)
+        pcts = {(int(k[0]), k[1]): p for k, p in grouped_percentiles(conn, src).items()}
     counts: dict[str, list[int]] = {}
     for gv, step_type, n, errors in agg:
         c = counts.setdefault(step_type, [0, 0, 0, 0])
         c[int(gv)] += int(n)
         c[2 + int(gv)] += int(errors)
-    pcts = grouped_percentiles(conn, _src(finished, grp, steps.c.step_type, value=steps.c.latency_ms, join_steps=True))
     mw = grouped_rank_sums(conn, _src(finished, steps.c.step_type, value=steps.c.latency_ms, grp=grp, join_steps=True))
     out = []
     for step_type, (n_a, n_b, e_a, e_b) in counts.items():

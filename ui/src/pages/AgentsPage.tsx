@@ -73,6 +73,10 @@ function CompareView({ c }: { c: Compare }) {
         <Code>{c.base.version}</Code> ({formatCount(c.base.runs)} finished runs) against <Code>{c.candidate.version}</Code> (
         {formatCount(c.candidate.runs)} finished runs){c.environment ? ` in ${c.environment}` : ""}. Tests at α = {c.alpha}; each
         side needs {c.min_sample} runs before a test says anything.
+        {[c.base, c.candidate]
+          .filter((v) => v.sampled)
+          .map((v) => ` ${v.version}: the newest ${formatCount(v.runs)} of ${formatCount(v.finished_runs_in_window)} finished runs are compared.`)
+          .join("")}
       </p>
       <div className="grid gap-4 lg:grid-cols-2">
         <Card title="Outcome, latency and retries">

@@ -5,6 +5,7 @@ import { Link, useNavigate } from "react-router";
 import { useStats } from "../api/hooks";
 import type { FailureCount, Stats } from "../api/types";
 import { FilterBar } from "../components/FilterBar";
+import { SampleNote } from "../components/SampleNote";
 import { AXIS, bucketLabel, ChartBox, GRID, TOOLTIP_STYLE } from "../components/charts";
 import { EmptyState, QueryView } from "../components/states";
 import { Card, PageHeader, Stat, StepTypeBadge } from "../components/ui";
@@ -164,6 +165,7 @@ export function FailuresPage() {
                       </tbody>
                     </table>
                   )}
+                  <SampleNote stats={s} />
                 </Card>
               </div>
             </>

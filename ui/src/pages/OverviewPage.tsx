@@ -3,6 +3,7 @@ import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAx
 import { useStats } from "../api/hooks";
 import type { Stats } from "../api/types";
 import { FilterBar } from "../components/FilterBar";
+import { SampleNote } from "../components/SampleNote";
 import { AXIS, bucketLabel, ChartBox, GRID, TOOLTIP_STYLE } from "../components/charts";
 import { EmptyState, QueryView } from "../components/states";
 import { Card, PageHeader, Stat, StepTypeBadge } from "../components/ui";
@@ -122,6 +123,7 @@ export function OverviewPage() {
                 </Card>
                 <Card title="Where the time goes (latency by step type)">
                   <TimeByStepType stats={s} />
+                  <SampleNote stats={s} />
                 </Card>
               </div>
             </>
