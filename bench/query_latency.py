@@ -245,7 +245,7 @@ def main() -> int:
     parser.add_argument("--pg-url", default=os.environ.get("AGENTTRACER_BENCH_PG_URL", DEFAULT_BENCH_URL))
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where the SQLite data set lives")
     parser.add_argument("--requests", type=int, default=30, help="timed requests per case and round")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds over all cases")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds over all cases")
     parser.add_argument("--reload", action="store_true", help="regenerate the data sets even if present")
     parser.add_argument("--drop", action="store_true", help="remove the loaded data sets and exit")
     parser.add_argument("--only", help="comma-separated substrings of case names to run")
