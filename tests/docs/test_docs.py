@@ -1,6 +1,6 @@
 """The documentation tells the truth about the code it describes.
 
-For README.md, CONTRIBUTING.md and every page under docs/:
+For README.md, QUICK_START.md, CONTRIBUTING.md and every page under docs/:
 * every relative link (and #anchor) resolves;
 * every ``make`` target mentioned exists in the Makefile;
 * every ``agenttracer`` command mentioned — in code blocks and in inline code — exists, with every
@@ -24,7 +24,7 @@ from agenttracer.cli import app
 from agenttracer.server.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = sorted([ROOT / "README.md", ROOT / "CONTRIBUTING.md", *(ROOT / "docs").glob("*.md")])
+DOCS = sorted([ROOT / "README.md", ROOT / "QUICK_START.md", ROOT / "CONTRIBUTING.md", *(ROOT / "docs").glob("*.md")])
 DOC_IDS = [str(p.relative_to(ROOT)) for p in DOCS]
 
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```", re.S | re.M)
