@@ -34,8 +34,8 @@ from agenttracer.store.engine import make_engine
 from agenttracer.store.keys import create_key
 from agenttracer.store.migrate import upgrade
 from tests.support.analytics_data import scenario, served_scenario
-from tests.support.live import serve
 from tests.support.rundata import RunSpec, StepSpec, ingest_runs, sample_runs
+from tests.support.servers import serve_app as serve
 
 
 @dataclass

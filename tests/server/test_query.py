@@ -24,8 +24,8 @@ from agenttracer.store.engine import make_engine
 from agenttracer.store.keys import create_key
 from agenttracer.store.migrate import upgrade
 from tests.support.db import BACKENDS, drop_pg_schema, new_pg_schema_url
-from tests.support.live import serve
 from tests.support.rundata import T0, RunSpec, ingest_runs, insert_runs, sample_runs
+from tests.support.servers import serve_app as serve
 
 
 @dataclass
