@@ -113,9 +113,7 @@ def live_ingest(live_settings: Settings) -> Iterator[str]:
 @pytest.fixture
 def live_query(live_settings: Settings) -> Iterator[str]:
     """Base URL of a real Query API on a free loopback port, on the same database as ``live_ingest``."""
-    try:
-        from agenttracer.server.query import create_app
-    except ImportError:
-        pytest.skip("the Query API (agenttracer.server.query) is not on this branch yet")
+    from agenttracer.server.query import create_app
+
     with serve_app(create_app(live_settings)) as url:
         yield url

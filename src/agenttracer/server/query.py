@@ -62,6 +62,15 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# The time window every read endpoint accepts, declared once so /v1/runs, /v1/stats and /v1/compare agree.
+SinceParam = Annotated[
+    datetime | None, Query(description="Runs started at or after this time (ISO 8601; UTC if no offset).")
+]
+UntilParam = Annotated[
+    datetime | None, Query(description="Runs started before this time (ISO 8601; UTC if no offset).")
+]
+
+
 def invalid(param: str, rule: str, where: str = "query") -> RequestValidationError:
     """A 422 naming one parameter and the rule it broke (never echoing the rejected value)."""
     return RequestValidationError([{"loc": (where, param), "msg": rule, "type": "value_error"}])
@@ -88,12 +97,8 @@ def run_filters(
     step_name: Annotated[
         str | None, Query(max_length=MAX_NAME_LEN, description="Runs with at least one step of this name.")
     ] = None,
-    since: Annotated[
-        datetime | None, Query(description="Runs started at or after this time (ISO 8601; UTC if no offset).")
-    ] = None,
-    until: Annotated[
-        datetime | None, Query(description="Runs started before this time (ISO 8601; UTC if no offset).")
-    ] = None,
+    since: SinceParam = None,
+    until: UntilParam = None,
 ) -> RunFilters:
     """The run filters shared by /v1/runs, /v1/stats and /v1/compare, validated."""
     if failure_code is not None and not CUSTOM_CODE_PATTERN.match(failure_code):
@@ -212,12 +217,8 @@ def compare_versions(
     environment: Annotated[
         str | None, Query(max_length=MAX_ENVIRONMENT_LEN, description="Only runs in this environment.")
     ] = None,
-    since: Annotated[
-        datetime | None, Query(description="Runs started at or after this time (ISO 8601; UTC if no offset).")
-    ] = None,
-    until: Annotated[
-        datetime | None, Query(description="Runs started before this time (ISO 8601; UTC if no offset).")
-    ] = None,
+    since: SinceParam = None,
+    until: UntilParam = None,
 ) -> dict[str, Any]:
     if candidate == base:
         raise invalid("candidate", "must differ from base")
