@@ -175,6 +175,11 @@ def _number_reason(value: int) -> str | None:
 
 
 def _check_value(value: object, numbers_only: bool) -> tuple[Scalar | None, str | None]:
+    # The two commonest cases first (exact types), decided exactly as the general rules below decide them.
+    if type(value) is str and not numbers_only:
+        return check_label(value)
+    if type(value) is int and -(10**8) < value < 10**8:
+        return value, None
     if isinstance(value, bool):
         return (None, R.COUNT_NOT_NUMERIC) if numbers_only else (value, None)
     if isinstance(value, int):

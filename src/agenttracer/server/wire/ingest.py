@@ -45,6 +45,10 @@ _BAD_CHARS_RE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 def has_bad_chars(text: str) -> bool:
     """True when ``text`` holds control characters or lone surrogates (never storable in a name)."""
+    if text.isascii():
+        # In ASCII the bad characters are exactly the non-printable ones (C0 controls and DEL); two
+        # C-level checks are several times cheaper than the regular expression on this hot path.
+        return not text.isprintable()
     return _BAD_CHARS_RE.search(text) is not None
 
 
