@@ -24,13 +24,12 @@ busy timeout applies instead of an immediate "database is locked".
 
 from __future__ import annotations
 
-import operator
 import threading
+import weakref
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -43,7 +42,9 @@ from agenttracer.store.run_state import (
     apply_run_start,
     current_start,
 )
-from agenttracer.store.tables import failures, runs, steps
+from agenttracer.store.step_rows import StepRows
+from agenttracer.store.tables import failures
+from agenttracer.store.write_sql import Statements, statements_for
 
 __all__ = ["Incoming", "Outcome", "write_batch"]
 
@@ -91,10 +92,13 @@ def write_batch(engine: sa.Engine, events: Sequence[Incoming], *, now: datetime 
     if not events:
         return []
     now = now or datetime.now(timezone.utc)
+    # Everything that needs no database happens before the lock (SQLite's single writer): grouping
+    # by run and the DBAPI rows for every step, so the critical section is only the SQL.
+    plan = _Plan(events, engine.dialect)
     for attempt in range(_MAX_ATTEMPTS):
         try:
             with _write_lock(engine), engine.begin() as conn:
-                outcomes = _write(conn, events, now)
+                outcomes = _write(conn, plan, now)
             break
         except sa.exc.DBAPIError as exc:
             sqlstate = getattr(exc.orig, "sqlstate", None)
@@ -104,20 +108,46 @@ def write_batch(engine: sa.Engine, events: Sequence[Incoming], *, now: datetime 
     return sorted(outcomes, key=lambda o: o.index)
 
 
-def _write(conn: sa.Connection, events: Sequence[Incoming], now: datetime) -> list[Outcome]:
-    by_run: dict[str, list[Incoming]] = {}
-    for ev in events:
-        by_run.setdefault(ev.run_id, []).append(ev)
-    run_ids = sorted(by_run)
+class _Plan:
+    """A batch grouped by run (in run_id order, each run's events in processing order), with the
+    DBAPI row of every step; computed once, outside the lock, and reused by a retried attempt."""
+
+    def __init__(self, events: Sequence[Incoming], dialect: sa.Dialect) -> None:
+        rows, self.sql = _driver_helpers(dialect)
+        by_run: dict[str, list[Incoming]] = {}
+        for ev in events:
+            by_run.setdefault(ev.run_id, []).append(ev)
+        self.run_ids = sorted(by_run)
+        self.by_run = {
+            run_id: sorted(by_run[run_id], key=lambda e: (_KIND_ORDER[e.kind], e.index)) for run_id in self.run_ids
+        }
+        self.starts = [(run_id, min(ev.time for ev in self.by_run[run_id])) for run_id in self.run_ids]
+        self.failure_runs = sorted({ev.run_id for ev in events if ev.kind == "failure"})
+        self.step_rows = {ev.index: rows.row(ev.values) for ev in events if ev.kind == "step"}
+
+
+_HELPERS: weakref.WeakKeyDictionary[sa.Dialect, tuple[StepRows, Statements]] = weakref.WeakKeyDictionary()
+
+
+def _driver_helpers(dialect: sa.Dialect) -> tuple[StepRows, Statements]:
+    """Row preparation and statements for ``dialect``, built once per engine (they look up processors)."""
+    helpers = _HELPERS.get(dialect)
+    if helpers is None:
+        helpers = _HELPERS[dialect] = (StepRows(dialect), statements_for(dialect))
+    return helpers
+
+
+def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> list[Outcome]:
+    run_ids = plan.run_ids
+    by_run = plan.by_run
+    sql = plan.sql
 
     # 1. Make sure every touched run has a row (placeholders for out-of-order arrivals).
-    created = _insert_placeholders(
-        conn, [(run_id, min(ev.time for ev in by_run[run_id])) for run_id in run_ids], now
-    )
+    created = sql.insert_placeholders(conn, plan.starts, now)
 
     # 2. Read the stored state, locked against concurrent batches on PostgreSQL.
-    states = _load_runs(conn, run_ids, created)
-    failure_runs = sorted({ev.run_id for ev in events if ev.kind == "failure"})
+    states = _load_runs(conn, sql, run_ids, created)
+    failure_runs = plan.failure_runs
     if failure_runs:
         for row in conn.execute(sa.select(failures).where(failures.c.run_id.in_(failure_runs))).mappings():
             states[row["run_id"]].failure = dict(row)
@@ -128,7 +158,7 @@ def _write(conn: sa.Connection, events: Sequence[Incoming], now: datetime) -> li
     seen_steps: set[tuple[str, int]] = set()
     for run_id in run_ids:
         state = states[run_id]
-        for ev in sorted(by_run[run_id], key=lambda e: (_KIND_ORDER[e.kind], e.index)):
+        for ev in by_run[run_id]:
             if ev.kind == "step":
                 key = (run_id, ev.values["seq"])
                 state.times.append(ev.time)
@@ -149,146 +179,43 @@ def _write(conn: sa.Connection, events: Sequence[Incoming], now: datetime) -> li
     # new steps, and the new ones go in with a plain executemany (pipelined by the driver) instead of
     # a giant INSERT ... RETURNING that the server has to parse afresh for every batch.
     if step_events:
-        stored = _stored_steps(conn, sorted({ev.run_id for ev in step_events} - created))
-        new_rows: list[dict[str, Any]] = []
+        stored_for = sorted({ev.run_id for ev in step_events} - created)
+        stored = sql.stored_steps(conn, stored_for) if stored_for else set()
+        new_rows: list[tuple[Any, ...]] = []
         for ev in step_events:
             if (ev.run_id, ev.values["seq"]) in stored:
                 outcomes.append(Outcome(ev.index, "duplicate"))
             else:
                 outcomes.append(Outcome(ev.index, "accepted"))
                 states[ev.run_id].new_steps = True
-                new_rows.append(ev.values)
+                new_rows.append(plan.step_rows[ev.index])
         if new_rows:
-            _insert_new_steps(conn, new_rows)
+            sql.insert_steps(conn, new_rows)
     new_failures = [s.new_failure for s in states.values() if s.new_failure is not None]
     if new_failures:
         conn.execute(_insert(conn, failures).on_conflict_do_nothing(index_elements=["run_id"]), new_failures)
 
     # 5. Update the runs: run-level fields from Python, counters recomputed from the steps table.
-    _update_runs(conn, states, now)
+    _update_runs(conn, sql, states, now)
     return outcomes
 
 
-def _insert_placeholders(conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime) -> set[str]:
-    """Insert a ``running`` placeholder for each (run_id, earliest time) not stored yet; return those created."""
-    if conn.dialect.name == "postgresql":
-        # Two arrays instead of a multi-row VALUES list: the SQL text is the same for every batch, so
-        # the driver parses it once (a ~40-row VALUES list was re-parsed per batch: ~5 µs per step).
-        dbapi = conn.connection.driver_connection
-        with dbapi.cursor() as cur:  # type: ignore[union-attr]
-            cur.execute(
-                "INSERT INTO runs (run_id, status, started_at, meta, ingested_at, updated_at)"
-                " SELECT r, 'running', s, '{}'::jsonb, %(now)s, %(now)s"
-                " FROM unnest(%(ids)s::varchar[], %(starts)s::timestamptz[]) AS t(r, s)"
-                " ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
-                {"ids": [r for r, _ in starts], "starts": [t for _, t in starts], "now": now},
-            )
-            return {row[0] for row in cur.fetchall()}
-    stmt = _insert(conn, runs).on_conflict_do_nothing(index_elements=["run_id"]).returning(runs.c.run_id)
-    rows = [
-        {"run_id": run_id, "status": "running", "started_at": start, "meta": {}, "ingested_at": now, "updated_at": now}
-        for run_id, start in starts
-    ]
-    return {r[0] for r in conn.execute(stmt, rows)}
-
-
-def _executemany_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], key: tuple[str, ...]) -> None:
-    """``INSERT ... ON CONFLICT (key) DO NOTHING`` for many rows in one driver executemany.
-
-    Values go through each column type's own bind processor (so timestamps and JSON are stored
-    exactly as SQLAlchemy stores them everywhere else), but without SQLAlchemy's per-row parameter
-    bookkeeping, which costs more than the insert itself for the steps table. ON CONFLICT stays as
-    a safety net: a replay can never fail the batch.
-    """
-    names = list(rows[0])
-    columns = [table.c[name] for name in names]
-    processors = [col.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for col in columns]
-    if conn.dialect.name == "sqlite":
-        marks = ["?"] * len(names)
-    else:
-        # psycopg sends str as text; JSONB columns need the cast SQLAlchemy would have added.
-        marks = ["%s::jsonb" if isinstance(col.type, sa.JSON) else "%s" for col in columns]
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marks)}) "
-        f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
-    )
-    # Only a few columns (timestamps, JSON) have a processor: convert just those, in place.
-    converted = [(i, proc) for i, proc in enumerate(processors) if proc is not None]
-    get = operator.itemgetter(*names)
-    params = []
-    for row in rows:
-        values = list(get(row)) if len(names) > 1 else [get(row)]
-        for i, proc in converted:
-            values[i] = proc(values[i])
-        params.append(tuple(values))
-    conn.exec_driver_sql(sql, params)
-
-
-_STEP_COLUMNS = tuple(c.name for c in steps.columns)
-_META_INDEX = _STEP_COLUMNS.index("meta")
-_STEP_STAGING = "at_steps_in"
-
-
-def _insert_new_steps(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert steps known to be new; ``ON CONFLICT DO NOTHING`` stays as a safety net for replays.
-
-    On SQLite: one driver executemany (``_executemany_insert``). On PostgreSQL the rows are COPYed
-    into a session-private staging table and moved with one ``INSERT … SELECT … ON CONFLICT DO
-    NOTHING``: measured with bench/ingest_throughput.py, this cut
-    the writer's CPU per step by about half against a pipelined executemany (one Bind/Execute per
-    row) and by ~8x against one multi-row INSERT, whose long SQL text the driver re-parses per batch.
-    """
-    if conn.dialect.name != "postgresql":
-        _executemany_insert(conn, steps, rows, ("run_id", "seq"))
-        return
-    dbapi = conn.connection.driver_connection
-    info = conn.connection.info
-    columns = ", ".join(_STEP_COLUMNS)
-    with dbapi.cursor() as cur:  # type: ignore[union-attr]
-        if not info.get(_STEP_STAGING):
-            # Once per pooled connection; a temporary table is private to its session.
-            cur.execute(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STEP_STAGING} (LIKE steps INCLUDING DEFAULTS)"
-                " ON COMMIT DELETE ROWS"
-            )
-            info[_STEP_STAGING] = True
-        with cur.copy(f"COPY {_STEP_STAGING} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                values = [row.get(name) for name in _STEP_COLUMNS]
-                values[_META_INDEX] = orjson.dumps(row.get("meta") or {}).decode()
-                copy.write_row(values)
-        # Committed or rolled back, the staging table is empty again for the next batch.
-        cur.execute(
-            f"INSERT INTO steps ({columns}) SELECT {columns} FROM {_STEP_STAGING} ON CONFLICT (run_id, seq) DO NOTHING"
-        )
-
-
-def _stored_steps(conn: sa.Connection, run_ids: list[str]) -> set[tuple[str, int]]:
-    if not run_ids:
-        return set()
-    query = sa.select(steps.c.run_id, steps.c.seq).where(steps.c.run_id.in_(run_ids))
-    return {(r[0], r[1]) for r in conn.execute(query)}
-
-
-def _load_runs(conn: sa.Connection, run_ids: list[str], created: set[str]) -> dict[str, RunState]:
-    query = sa.select(runs).where(runs.c.run_id.in_(run_ids)).order_by(runs.c.run_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+def _load_runs(conn: sa.Connection, sql: Statements, run_ids: list[str], created: set[str]) -> dict[str, RunState]:
     states: dict[str, RunState] = {}
-    for row in conn.execute(query).mappings():
-        data = dict(row)
+    for data in sql.load_runs(conn, run_ids):
+        run_id = data["run_id"]
         data["meta"] = dict(data["meta"] or {})
-        if row["run_id"] in created:
+        if run_id in created:
             # The placeholder's started_at is only a bound from this batch: recompute it below.
             fallback, data["started_at"] = data["started_at"], None
-            states[row["run_id"]] = RunState(data, dirty=True, fallback_start=fallback)
+            states[run_id] = RunState(data, dirty=True, fallback_start=fallback)
         else:
-            states[row["run_id"]] = RunState(data)
+            states[run_id] = RunState(data)
     return states
 
 
-def _update_runs(conn: sa.Connection, states: dict[str, RunState], now: datetime) -> None:
-    params: list[dict[str, Any]] = []
+def _update_runs(conn: sa.Connection, sql: Statements, states: dict[str, RunState], now: datetime) -> None:
+    rows: list[tuple[Any, ...]] = []
     for run_id, state in states.items():
         start = current_start(state) or state.fallback_start
         row = state.row
@@ -299,47 +226,24 @@ def _update_runs(conn: sa.Connection, states: dict[str, RunState], now: datetime
             continue
         ended = row["ended_at"]
         duration = (ended - row["started_at"]).total_seconds() * 1000.0 if ended and row["started_at"] else None
-        params.append(
-            {
-                "b_run_id": run_id,
-                "agent_id": row["agent_id"],
-                "agent_version": row["agent_version"],
-                "environment": row["environment"],
-                "status": row["status"],
-                "started_at": row["started_at"],
-                "ended_at": ended,
-                "duration_ms": duration,
-                "failure_type": row["failure_type"],
-                "failure_code": row["failure_code"],
-                "meta": row["meta"],
-                "meta_removed": row["meta_removed"] or 0,
-                "updated_at": now,
-            }
-        )
-    if params:
-        stmt = (
-            sa.update(runs)
-            .where(runs.c.run_id == sa.bindparam("b_run_id"))
-            .values({k: sa.bindparam(k) for k in params[0] if k != "b_run_id"})
-        )
-        conn.execute(stmt, params)
+        values = {
+            "agent_id": row["agent_id"],
+            "agent_version": row["agent_version"],
+            "environment": row["environment"],
+            "status": row["status"],
+            "started_at": row["started_at"],
+            "ended_at": ended,
+            "duration_ms": duration,
+            "failure_type": row["failure_type"],
+            "failure_code": row["failure_code"],
+            "meta": row["meta"],
+            "meta_removed": row["meta_removed"] or 0,
+            "updated_at": now,
+        }
+        rows.append(sql.update_row(run_id, values))
+    if rows:
+        sql.update_runs(conn, rows)
+    # Counters are recomputed from the steps table, so they stay exact under replays and any order.
     counted = sorted(run_id for run_id, s in states.items() if s.new_steps)
     if counted:
-        conn.execute(
-            sa.update(runs)
-            .where(runs.c.run_id.in_(counted))
-            .values(
-                step_count=_count_steps(),
-                error_step_count=_count_steps(steps.c.status == "error"),
-                retry_count=_count_steps(steps.c.attempt > 1),
-            )
-        )
-
-
-def _count_steps(*conditions: sa.ColumnElement[bool]) -> sa.ScalarSelect[int]:
-    return (
-        sa.select(sa.func.count())
-        .select_from(steps)
-        .where(steps.c.run_id == runs.c.run_id, *conditions)
-        .scalar_subquery()
-    )
+        sql.recount(conn, counted)

@@ -1,0 +1,95 @@
+"""Rows of the steps table as the database driver takes them, prepared before the writer's lock.
+
+The writer inserts steps through the DBAPI cursor (``executemany`` on SQLite, ``COPY`` on
+PostgreSQL) because SQLAlchemy's per-row parameter handling cost more than the insert itself. The
+stored values must still be exactly what SQLAlchemy's column types store: on SQLite, timestamps as
+its naive-UTC ``YYYY-MM-DD HH:MM:SS.ffffff`` text and metadata through the engine's JSON serializer.
+``StepRows`` does that with a cheap formatting for the common case (an aware datetime already in
+``timezone.utc``, which is what validation produces) and with the column type's own bind processor
+for anything else; ``tests/store/test_step_rows.py`` holds the two to byte identity.
+
+Preparing rows is pure computation, so the writer does it before it takes SQLite's single-writer
+lock: the critical section is then only SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from agenttracer.store.tables import steps
+
+STEP_COLUMNS: tuple[str, ...] = tuple(c.name for c in steps.columns)
+
+_UTC = timezone.utc
+
+
+class StepRows:
+    """Turns a step's column values into a tuple in ``STEP_COLUMNS`` order for ``dialect``'s driver."""
+
+    def __init__(self, dialect: sa.Dialect) -> None:
+        self.sqlite = dialect.name == "sqlite"
+        self._time = _processor(steps.c.started_at, dialect)
+        self._json = _processor(steps.c.meta, dialect)
+
+    def timestamp(self, value: datetime) -> Any:
+        """SQLite: SQLAlchemy's text form. PostgreSQL: the aware datetime (the driver sends timestamptz)."""
+        if not self.sqlite:
+            return self._time(value)
+        if value.tzinfo is _UTC:
+            # "YYYY-MM-DD HH:MM:SS[.ffffff]+00:00" -> SQLAlchemy's "%04d-%02d-%02d %02d:%02d:%02d.%06d".
+            text = value.isoformat(" ")
+            return text[:-6] if value.microsecond else text[:-6] + ".000000"
+        return self._time(value)
+
+    def row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        latency = values["latency_ms"]
+        return (
+            values["run_id"],
+            values["seq"],
+            values["step_type"],
+            values["name"],
+            values["status"],
+            self.timestamp(values["started_at"]),
+            self.timestamp(values["ended_at"]),
+            latency if type(latency) is float else float(latency),
+            values.get("attempt", 1),
+            values.get("retry_of_seq"),
+            values.get("parent_seq"),
+            values.get("error_class"),
+            values.get("failure_code"),
+            self._json(values.get("meta") or {}),
+            values.get("meta_removed", 0),
+        )
+
+
+def _processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any]:
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return process if process is not None else _identity
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+# The row layout above is written out for speed; this keeps it honest if the table changes.
+assert STEP_COLUMNS == (
+    "run_id",
+    "seq",
+    "step_type",
+    "name",
+    "status",
+    "started_at",
+    "ended_at",
+    "latency_ms",
+    "attempt",
+    "retry_of_seq",
+    "parent_seq",
+    "error_class",
+    "failure_code",
+    "meta",
+    "meta_removed",
+), STEP_COLUMNS

@@ -1,0 +1,142 @@
+"""The writer's hand-made rows and SQL store and read exactly what SQLAlchemy stores and reads.
+
+``store/step_rows.py`` formats step timestamps and metadata itself, and ``store/write_sql.py`` sends
+the writer's statements through the DBAPI cursor. Steps are stored once through ``steps.insert()``
+(every column type's bind processor) and once through ``write_batch``; runs written by the writer
+are read back through SQLAlchemy and stored again through ``runs.insert()``. The rows are then
+compared raw — SQLite's stored text and types, PostgreSQL's text form of every column — and must be
+identical, byte for byte. The writer's own reads must equal SQLAlchemy's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from agenttracer.store.engine import make_engine
+from agenttracer.store.step_rows import STEP_COLUMNS, StepRows
+from agenttracer.store.tables import runs, steps
+from agenttracer.store.write_sql import RUN_COLUMNS, statements_for
+from agenttracer.store.writer import Incoming, write_batch
+from tests.store.test_writer import incoming, sample_run
+from tests.support.events import new_run_id, run_start, step
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+UTC = timezone.utc
+
+TIMES = [
+    datetime(2026, 11, 25, 9, 0, 0, 123456, tzinfo=UTC),
+    datetime(2026, 11, 25, 9, 0, 0, tzinfo=UTC),  # no microseconds: SQLAlchemy still writes .000000
+    datetime(2026, 11, 25, 9, 0, 0, 1, tzinfo=UTC),
+    datetime(1, 1, 1, 0, 0, 0, tzinfo=UTC),
+    datetime(999, 3, 4, 5, 6, 7, 80, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(2026, 11, 25, 10, 30, 0, 5, tzinfo=timezone(timedelta(hours=1, minutes=30))),  # converted to UTC
+    datetime(2026, 11, 25, 9, 0, 0, 500000, tzinfo=timezone(timedelta(0))),  # UTC, but not the singleton
+]
+
+METAS: list[dict[str, Any]] = [
+    {},
+    {"http_status": 200, "cached": True, "ratio": 0.1, "big": 2**53 - 1, "neg": -1.5e-7},
+    {"model": "gpt-4o-mini", "région": "zürich-1", "emoji": "\U0001f600", "quote": 'a"b\\c'},
+    {"tiny": 5e-324, "huge": 1.7976931348623157e308, "int_float": 3.0, "zero": -0.0},
+]
+
+
+def step_values(run_id: str, seq: int) -> dict[str, Any]:
+    started = TIMES[seq % len(TIMES)]
+    return {
+        "run_id": run_id,
+        "seq": seq,
+        "step_type": "tool",
+        "name": f"tool_{seq}",
+        "status": "error" if seq % 3 == 0 else "ok",
+        "started_at": started,
+        "ended_at": TIMES[(seq + 1) % len(TIMES)],
+        "latency_ms": [0.0, 1.25, 1234.5678, 1e-9][seq % 4],
+        "attempt": 1 + seq % 2,
+        "retry_of_seq": seq - 1 if seq % 2 else None,
+        "parent_seq": None,
+        "error_class": "TimeoutError" if seq % 3 == 0 else None,
+        "failure_code": "timeout" if seq % 3 == 0 else None,
+        "meta": METAS[seq % len(METAS)],
+        "meta_removed": seq % 2,
+    }
+
+
+def raw_rows(engine: sa.Engine, run_id: str, table: str = "steps") -> list[tuple[Any, ...]]:
+    """The stored rows without any SQLAlchemy result processing (run_id left out)."""
+    names = STEP_COLUMNS if table == "steps" else RUN_COLUMNS
+    columns = [c for c in names if c != "run_id"]
+    if engine.dialect.name == "sqlite":
+        select = ", ".join(f"typeof({c}), {c}" for c in columns)
+    else:
+        select = ", ".join(f"{c}::text" for c in columns)
+    order = " ORDER BY seq" if table == "steps" else ""
+    with engine.connect() as conn:
+        result = conn.exec_driver_sql(f"SELECT {select} FROM {table} WHERE run_id = '{run_id}'{order}")
+        return [tuple(row) for row in result]
+
+
+def test_timestamps_format_like_sqlalchemy_on_both_dialects() -> None:
+    for url in ("sqlite://", "postgresql+psycopg://"):
+        dialect = make_engine(url).dialect if url.startswith("sqlite") else sa.create_engine(url).dialect
+        rows = StepRows(dialect)
+        process = steps.c.started_at.type.dialect_impl(dialect).bind_processor(dialect)
+        assert process is not None
+        for when in TIMES:
+            assert rows.timestamp(when) == process(when), (url, when)
+
+
+def test_naive_timestamps_are_refused_as_sqlalchemy_refuses_them() -> None:
+    rows = StepRows(make_engine("sqlite://").dialect)
+    with pytest.raises(ValueError, match="naive"):
+        rows.timestamp(datetime(2026, 11, 25, 9, 0))
+
+
+def test_stored_steps_are_byte_identical_to_sqlalchemys_insert(engine: sa.Engine) -> None:
+    by_sqlalchemy, by_writer = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
+    seqs = range(1, 25)
+    with engine.begin() as conn:
+        conn.execute(runs.insert().values(run_id=by_sqlalchemy, status="running", ingested_at=NOW, updated_at=NOW))
+        conn.execute(steps.insert(), [step_values(by_sqlalchemy, seq) for seq in seqs])
+    events = [
+        Incoming(i, "step", by_writer, TIMES[0], step_values(by_writer, seq), 0) for i, seq in enumerate(seqs)
+    ]
+    assert {o.status for o in write_batch(engine, events, now=NOW)} == {"accepted"}
+
+    expected = raw_rows(engine, by_sqlalchemy)
+    assert len(expected) == len(seqs)
+    assert raw_rows(engine, by_writer) == expected
+
+
+def test_runs_the_writer_stores_are_what_sqlalchemy_would_store(engine: sa.Engine) -> None:
+    written = [new_run_id() for _ in range(3)]
+    events = [
+        *sample_run(written[0]),
+        # Only steps: a placeholder run (no identity, no end) with counters.
+        step(written[1], 2, started_at="2026-11-25T09:00:00Z", ended_at="2026-11-25T09:00:00.5Z"),
+        run_start(written[2], started_at="2026-11-25T09:00:00.000001Z", metadata={"région": "zürich", "n": 2.5}),
+    ]
+    write_batch(engine, incoming(events), now=NOW)
+    for run_id in written:
+        with engine.begin() as conn:
+            row = dict(conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().one())
+            copy = new_run_id()
+            conn.execute(runs.insert().values({**row, "run_id": copy}))
+        assert raw_rows(engine, copy, "runs") == raw_rows(engine, run_id, "runs")
+
+
+def test_the_writers_reads_of_runs_equal_sqlalchemys(engine: sa.Engine) -> None:
+    run_ids = sorted(new_run_id() for _ in range(2))
+    write_batch(engine, incoming([*sample_run(run_ids[0]), step(run_ids[1], 1)]), now=NOW)
+    with engine.begin() as conn:
+        expected = [dict(r) for r in conn.execute(sa.select(runs).order_by(runs.c.run_id)).mappings()]
+        got = statements_for(engine.dialect).load_runs(conn, run_ids)
+    assert [{k: (type(v), v) for k, v in r.items()} for r in got] == [
+        {k: (type(v), v) for k, v in r.items()} for r in expected
+    ]
+    assert all(r["started_at"].tzinfo is timezone.utc for r in got)
