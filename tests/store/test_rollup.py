@@ -20,6 +20,7 @@ from agenttracer.store import analytics_rollup
 from agenttracer.store.analytics import RunStats, run_stats
 from agenttracer.store.filters import RunFilters
 from agenttracer.store.histogram import RELATIVE_ERROR
+from agenttracer.store.reader import list_agents
 from agenttracer.store.retention import prune
 from agenttracer.store.rollup_refresh import dirty_hours, read_state, refresh
 from agenttracer.store.tables import rollup_runs, rollup_steps
@@ -291,3 +292,17 @@ def test_rebuild_gives_the_same_rollups_and_histograms_hold_only_integers(engine
         docs = conn.execute(sa.select(sa.cast(rollup_steps.c.latency_hist, sa.Text))).scalars().all()
         docs += conn.execute(sa.select(sa.cast(rollup_runs.c.duration_hist, sa.Text))).scalars().all()
     assert docs and all(all(isinstance(x, int) for x in orjson.loads(d)) for d in docs)
+
+
+def test_agents_from_rollups_equal_agents_from_raw(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    load(engine, 150)
+    refresh(engine, now=NOW)
+    write(engine, run_events(random.Random(4), START + timedelta(hours=7, minutes=3), agent_id="bot-c"))  # dirty
+    write(engine, run_events(random.Random(5), NOW + timedelta(hours=2)))  # not rolled up yet
+    with engine.connect() as conn:
+        assert analytics_rollup.agent_counts(conn) is not None
+        fast = list_agents(conn)
+    with monkeypatch.context() as m, engine.connect() as conn:
+        m.setattr(analytics_rollup, "agent_counts", lambda _conn: None)
+        exact = list_agents(conn)
+    assert fast == exact and {a["agent_id"] for a in fast} == {"bot-a", "bot-b", "bot-c"}

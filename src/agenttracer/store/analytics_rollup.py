@@ -21,6 +21,7 @@ histograms, within 1 % of the exact value (``store/histogram.py``). The exact pa
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -35,7 +36,16 @@ from agenttracer.store.analytics_steps import (
 )
 from agenttracer.store.filters import RunFilters, run_conditions
 from agenttracer.store.histogram import Histogram
-from agenttracer.store.rollup import Aggregates, RunAgg, StepAgg, aggregate_raw, level_for, read_rollup
+from agenttracer.store.rollup import (
+    FULL,
+    Aggregates,
+    RunAgg,
+    StepAgg,
+    aggregate_raw,
+    identity_keys,
+    level_for,
+    read_rollup,
+)
 from agenttracer.store.rollup_marks import floor_hour
 from agenttracer.store.rollup_refresh import dirty_hours, read_state
 from agenttracer.store.tables import runs
@@ -272,3 +282,36 @@ def _group(step_type: str, name: str | None, agg: StepAgg, run_time: float) -> S
 
 def status_counts(total: RunAgg) -> dict[str, int]:
     return {s.value: total.status_count(s.value) for s in RunStatus}
+
+
+def agent_counts(conn: sa.Connection) -> dict[tuple[str, str, str], RunAgg] | None:
+    """Runs and last start per (agent, version, environment) over all time, for ``GET /v1/agents``;
+    None when nothing is rolled up yet (the caller counts from the raw table)."""
+    first = conn.execute(sa.select(sa.func.min(runs.c.started_at))).scalar()
+    if first is None:
+        return None
+    window = plan(conn, first, None, "day", open_start=True)
+    if window is None:
+        return None
+    stored = read_rollup(conn, window.spans, FULL, (None, None, None), by_identity=True, with_steps=False,
+                         with_hist=False)
+    out: dict[tuple[str, str, str], RunAgg] = {}
+    for key, agg in stored.runs.items():
+        _add_identity(out, key, agg)
+    if window.raw:
+        raw = aggregate_raw(conn, [runs.c.agent_id.is_not(None), _raw_condition(window.raw)], identity_keys(), [],
+                            with_steps=False)
+        for key, agg in raw.runs.items():
+            _add_identity(out, key, agg)
+    return out
+
+
+def _add_identity(out: dict[tuple[str, str, str], RunAgg], key: tuple[Any, ...], agg: RunAgg) -> None:
+    if not key[0]:  # placeholders without identity are not an agent
+        return
+    identity = (str(key[0]), str(key[1]), str(key[2]))
+    found = out.get(identity)
+    if found is None:
+        out[identity] = agg
+    else:
+        found.add(agg)

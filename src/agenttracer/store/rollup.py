@@ -153,6 +153,7 @@ def aggregate_raw(
     *,
     time_keys: tuple[bool, ...] = (),
     step_time_keys: tuple[bool, ...] = (),
+    with_steps: bool = True,
 ) -> Aggregates:
     """Rollup numbers of the runs matching ``where`` (conditions on ``runs``), grouped by key expressions.
 
@@ -203,7 +204,8 @@ def aggregate_raw(
         key = (*_key_of(row, nk, rconv), row[nk], row[nk + 1] or "")
         out.failures[key] = out.failures.get(key, 0) + int(row[nk + 2])
 
-    _aggregate_steps(conn, where, step_keys, sconv, out)
+    if with_steps:
+        _aggregate_steps(conn, where, step_keys, sconv, out)
     return out
 
 
@@ -295,11 +297,13 @@ def read_rollup(
     *,
     by_identity: bool = False,
     with_steps: bool = True,
+    with_hist: bool = True,
 ) -> Aggregates:
     """Sum stored rollup rows of ``level`` whose bucket starts in one of ``spans`` ((grain, from, to)).
 
     Runs are keyed by (grain, bucket_start) — or by the stored identity with ``by_identity`` — failures
-    by (type, code), steps by (type, name); ``identity`` filters (None: any).
+    by (type, code), steps by (type, name); ``identity`` filters (None: any). ``with_hist=False`` leaves
+    the run histograms empty (for callers that only count).
     """
     out = Aggregates()
     if not spans:
@@ -314,7 +318,8 @@ def read_rollup(
     r = rollup_runs
     run_cols = [r.c[name] for name in RunAgg.COUNTERS]
     keys = [r.c.agent_id, r.c.agent_version, r.c.environment] if by_identity else [r.c.grain, r.c.bucket_start]
-    query = sa.select(*keys, *run_cols, r.c.last_started_at, sa.cast(r.c.duration_hist, sa.Text)).where(
+    hist = sa.cast(r.c.duration_hist, sa.Text) if with_hist else sa.null()
+    query = sa.select(*keys, *run_cols, r.c.last_started_at, hist).where(
         in_spans(r), *_identity_where(r, level, identity)
     )
     for row in conn.execute(query):
