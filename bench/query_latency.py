@@ -95,6 +95,9 @@ def build_cases(client: httpx.Client, url: str, spec: DatasetSpec, seed: int) ->
     end = spec.end
     day = {"since": _iso(end - timedelta(days=1)), "until": _iso(end)}
     month = {"since": _iso(end - timedelta(days=spec.span_days)), "until": _iso(end)}
+    # The dashboard's "last 24 h" starts and ends mid-hour: partial hours at both edges are read raw.
+    shifted = end - timedelta(minutes=37)
+    day_mid_hour = {"since": _iso(shifted - timedelta(days=1)), "until": _iso(shifted)}
     engine = make_engine(url, readonly=True, poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
         # random runs for the detail requests: a different run each time, like users clicking around
@@ -131,6 +134,7 @@ def build_cases(client: httpx.Client, url: str, spec: DatasetSpec, seed: int) ->
     cases += [
         Case("run detail (random runs)", True, lambda c: c.get(f"/v1/runs/{next(detail_ids)}")),
         Case("stats: 24 h", True, get("/v1/stats", day)),
+        Case("stats: 24 h, mid-hour edges", True, get("/v1/stats", day_mid_hour)),
         Case("stats: 30 days", True, get("/v1/stats", month)),
         Case("stats: 30 days, one agent", True, get("/v1/stats", {**month, "agent_id": "support-bot"})),
         Case("compare: 2 versions, 30 days", False,

@@ -13,9 +13,13 @@ whose error was handled without giving up ends ``partial``. The Ingest API addre
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from sdk.agenttrace import AgentTracer
+
+# Where the printed hints point: the Query API the CLI uses too.
+QUERY_URL = os.environ.get("AGENTTRACER_QUERY_URL", "http://localhost:8001")
 
 tracer = AgentTracer(agent_id="ops-agent", agent_version="v0.9.0", environment="demo")
 
@@ -100,8 +104,8 @@ def main() -> None:
     stats = tracer.stats()
     print(f"delivered {stats.delivered} of {stats.produced} events, dropped {stats.dropped_total}")
     print("Look at the result:")
-    print("  curl 'http://localhost:8001/v1/runs?agent_id=ops-agent&status=failure'")
-    print("  curl 'http://localhost:8001/v1/stats?agent_id=ops-agent'")
+    print(f"  curl '{QUERY_URL}/v1/runs?agent_id=ops-agent&status=failure'")
+    print(f"  curl '{QUERY_URL}/v1/stats?agent_id=ops-agent'")
     print("  or the dashboard at http://localhost:3000")
 
 

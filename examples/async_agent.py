@@ -11,9 +11,13 @@ seq. The Ingest API address comes from ``AGENTTRACER_API_URL`` (default http://l
 from __future__ import annotations
 
 import asyncio
+import os
 
 from agenttracer import traced
 from sdk.agenttrace import AgentTracer
+
+# Where the printed hints point: the Query API the CLI uses too.
+QUERY_URL = os.environ.get("AGENTTRACER_QUERY_URL", "http://localhost:8001")
 
 tracer = AgentTracer(agent_id="research-agent", agent_version="v2.0.0", environment="demo")
 _calls = {"flaky_search": 0}
@@ -55,7 +59,7 @@ async def main() -> None:
     tracer.shutdown(timeout=5.0)
     stats = tracer.stats()
     print(f"delivered {stats.delivered} of {stats.produced} events, dropped {stats.dropped_total}")
-    print(f"Look at the result: curl http://localhost:8001/v1/runs/{run.run_id}")
+    print(f"Look at the result: curl {QUERY_URL}/v1/runs/{run.run_id}")
 
 
 if __name__ == "__main__":

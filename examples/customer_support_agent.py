@@ -12,10 +12,14 @@ The Ingest API address comes from ``AGENTTRACER_API_URL`` (default http://localh
 
 from __future__ import annotations
 
+import os
 import random
 import time
 
 from sdk.agenttrace import AgentTracer
+
+# Where the printed hints point: the Query API the CLI uses too.
+QUERY_URL = os.environ.get("AGENTTRACER_QUERY_URL", "http://localhost:8001")
 
 TICKETS = [("T-1001", "billing"), ("T-1002", "shipping"), ("T-1003", "billing"), ("T-1004", "refund")]
 rng = random.Random(7)
@@ -69,8 +73,8 @@ def main() -> None:
     stats = tracer.stats()
     print(f"delivered {stats.delivered} of {stats.produced} events, dropped {stats.dropped_total}")
     print("Look at the result:")
-    print(f"  curl http://localhost:8001/v1/runs/{run_ids[0]}")
-    print("  curl 'http://localhost:8001/v1/runs?agent_id=support-agent'")
+    print(f"  curl {QUERY_URL}/v1/runs/{run_ids[0]}")
+    print(f"  curl '{QUERY_URL}/v1/runs?agent_id=support-agent'")
     print("  or the dashboard at http://localhost:3000")
 
 

@@ -1,4 +1,5 @@
-"""`agenttracer keys …` and `agenttracer prune`: what an operator types, on both databases."""
+"""`agenttracer keys …`, `agenttracer prune` and `agenttracer rollup refresh`: what an operator types, on both
+databases."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 from agenttracer.cli import app
 from agenttracer.store.engine import make_engine
 from agenttracer.store.keys import KeyStatus, verify_key
-from agenttracer.store.tables import runs, steps
+from agenttracer.store.tables import rollup_runs, runs, steps
 
 runner = CliRunner()
 
@@ -81,3 +82,29 @@ def test_prune_needs_an_age(db_url: str) -> None:
     assert code == 2 and "--older-than 30d" in err
     code, _, err = cli("prune", "--older-than", "soon", url=db_url)
     assert code == 2 and "positive age" in err
+
+
+def test_rollup_refresh_rolls_up_closed_hours_and_all_rebuilds(db_url: str) -> None:
+    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
+    t = datetime(2026, 11, 20, 10, 30, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        for i in range(3):
+            run_id = str(uuid.uuid4())
+            start = t + timedelta(hours=i)
+            conn.execute(runs.insert().values(run_id=run_id, agent_id="a", agent_version="1", environment="prod",
+                                              status="success", started_at=start, ended_at=start, duration_ms=5.0,
+                                              step_count=1, ingested_at=t, updated_at=t))
+            conn.execute(steps.insert().values(run_id=run_id, seq=1, step_type="plan", name="p", status="ok",
+                                               started_at=start, ended_at=start, latency_ms=1.0))
+    code, out, err = cli("rollup", "refresh", url=db_url)
+    assert code == 0, err
+    assert out.startswith("recomputed 3 hours and 1 days") and out.rstrip().endswith("0 hours still dirty")
+    with engine.connect() as conn:
+        total = conn.execute(sa.select(sa.func.sum(rollup_runs.c.runs)).where(
+            rollup_runs.c.grain == "hour", rollup_runs.c.level == 0)).scalar_one()
+    assert total == 3
+    code, out, _ = cli("rollup", "refresh", url=db_url)
+    assert code == 0 and out.startswith("recomputed 0 hours")
+    code, out, _ = cli("rollup", "refresh", "--all", url=db_url)
+    assert code == 0 and out.startswith("recomputed 3 hours")
+    engine.dispose()

@@ -53,11 +53,13 @@ def spawn(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
             proc.communicate()
 
 
-def _start(spawn: list[subprocess.Popen[str]], cwd: Path, *args: str) -> subprocess.Popen[str]:
+def _start(
+    spawn: list[subprocess.Popen[str]], cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "agenttracer", *args],
         cwd=cwd,
-        env=_env(),
+        env={**_env(), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -109,6 +111,38 @@ def test_serve_runs_one_part_alone(tmp_path: Path, spawn: list[subprocess.Popen[
     assert _wait_healthy(f"http://127.0.0.1:{port}/health", proc).status_code == 200
     code, err = _stop(proc)
     assert code == 0, err
+
+
+def test_the_ingest_process_keeps_the_rollups_current_and_the_query_api_does_not(
+    tmp_path: Path, spawn: list[subprocess.Popen[str]]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'at.db'}"
+    assert CliRunner().invoke(app, ["migrate", "--database-url", url]).exit_code == 0
+    fast = {"AGENTTRACER_ROLLUP_INTERVAL_SECONDS": "1", "AGENTTRACER_ROLLUP_SETTLE_SECONDS": "0"}
+    query_port = free_port()
+    query = _start(spawn, tmp_path, "serve", "query", "--port", str(query_port), "--database-url", url, env=fast)
+    assert _wait_healthy(f"http://127.0.0.1:{query_port}/health", query).status_code == 200
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        # The read-only Query API never refreshes: nothing is rolled up however long it runs.
+        time.sleep(2)
+        assert conn.execute(sa.text("SELECT rolled_until FROM rollup_state")).scalar() is None
+    port = free_port()
+    proc = _start(spawn, tmp_path, "serve", "ingest", "--port", str(port), "--database-url", url, env=fast)
+    assert _wait_healthy(f"http://127.0.0.1:{port}/health", proc).status_code == 200
+    resp = httpx.post(f"http://127.0.0.1:{port}/v1/ingest", json={"events": full_run(steps=2)}, timeout=10)
+    assert resp.json()["accepted"] == 4
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    rolled = 0
+    while time.monotonic() < deadline and not rolled:  # waits for the outcome; asserts nothing about speed
+        with engine.connect() as conn:
+            rolled = conn.execute(sa.text("SELECT count(*) FROM rollup_runs")).scalar_one()
+            dirty = conn.execute(sa.text("SELECT count(*) FROM rollup_dirty")).scalar_one()
+        time.sleep(0.2)
+    engine.dispose()
+    assert rolled and dirty == 0
+    assert _stop(proc)[0] == 0
+    assert _stop(query)[0] == 0
 
 
 def test_up_uses_the_default_sqlite_file_in_the_working_directory(

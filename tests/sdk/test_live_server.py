@@ -223,10 +223,12 @@ def test_a_real_server_restart_mid_run_stores_every_event_once(make_tracer: Make
 @pytest.mark.parametrize("example", ["customer_support_agent.py", "agent_with_failures.py", "async_agent.py"])
 def test_the_examples_run_against_a_live_server(example: str, live_ingest: str, live_query: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTTRACER_")}
-    env.update({"PYTHONPATH": ".", "AGENTTRACER_API_URL": live_ingest})
+    env.update({"PYTHONPATH": ".", "AGENTTRACER_API_URL": live_ingest, "AGENTTRACER_QUERY_URL": live_query})
     result = subprocess.run([sys.executable, f"examples/{example}"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    # The hints it prints point at the Query API it was given, not at the default port.
+    assert f"curl {live_query}/" in result.stdout or f"curl '{live_query}/" in result.stdout, result.stdout
     runs = httpx.get(f"{live_query}/v1/runs", params={"limit": 50}, timeout=10).json()["items"]
     assert runs, result.stdout
     assert "delivered" in result.stdout and "dropped 0" in result.stdout, result.stdout

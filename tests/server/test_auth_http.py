@@ -7,12 +7,14 @@ and the keys an operator would make, and we check what their clients see.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import httpx
 import pytest
@@ -137,3 +139,18 @@ def test_require_auth_closes_both_apis_before_any_key(live_settings: Settings) -
         _, body = batch()
         assert httpx.post(f"{apps.ingest}/v1/ingest", json=body).status_code == 401
         assert httpx.get(f"{apps.query}/v1/runs").status_code == 401
+
+
+def documented_auth_body(row_label: str) -> object:
+    """The JSON body docs/api-sequences.md shows for one row of its Query API key table."""
+    doc = (Path(__file__).parents[2] / "docs" / "api-sequences.md").read_text(encoding="utf-8")
+    row = next(line for line in doc.splitlines() if line.startswith(f"| {row_label} |"))
+    return json.loads(row.rsplit("|", 2)[1].strip().strip("`"))
+
+
+def test_the_documented_key_errors_are_what_the_query_api_answers(apps: Stack, engine: sa.Engine) -> None:
+    _, ingest_key = create_key(engine, "ingest")
+    create_key(engine, "read")
+    assert httpx.get(f"{apps.query}/v1/runs").json() == documented_auth_body("no key")
+    wrong = httpx.get(f"{apps.query}/v1/runs", headers=bearer(ingest_key))
+    assert wrong.json() == documented_auth_body("an ingest key")

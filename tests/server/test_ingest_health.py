@@ -19,10 +19,13 @@ from tests.support.events import full_run
 from tests.support.servers import free_port, serve_app
 
 
-def test_health_is_ok_when_the_database_answers(live_ingest: str) -> None:
+def test_health_is_ok_when_the_database_answers(live_ingest: str, live_query: str, backend: str) -> None:
     resp = httpx.get(f"{live_ingest}/health", timeout=10)
     assert resp.status_code == 200
-    assert resp.json() == {"status": "ok", "service": "ingest", "database": "ok"}
+    assert resp.json() == {"status": "ok", "service": "ingest", "database": "ok", "backend": backend, "detail": None}
+    # One probe fits both servers: the Query API answers in the same shape.
+    query = httpx.get(f"{live_query}/health", timeout=10).json()
+    assert set(query) == set(resp.json()) and query["service"] == "query"
 
 
 def _unreachable_url(kind: str, tmp_path: Path) -> str:
@@ -40,6 +43,8 @@ def test_database_down_gives_503_with_retry_after(kind: str, tmp_path: Path) -> 
         health = httpx.get(f"{base}/health", timeout=10)
         assert health.status_code == 503
         assert health.json()["database"] == "unreachable"
+        assert health.json()["backend"] == kind
+        assert health.json()["detail"] == "OperationalError"  # the kind of error, never the URL
         assert int(health.headers["retry-after"]) > 0
 
         resp = httpx.post(f"{base}/v1/ingest", json={"events": full_run()}, timeout=10)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from agenttracer.server.settings import Settings
 from agenttracer.server.ui import create_app
+from tests.support.servers import serve_app
+
+Client = Callable[..., httpx.Client]
 
 
 @pytest.fixture
@@ -22,11 +27,19 @@ def dist(tmp_path: Path) -> Path:
     return d
 
 
-def client(dist: Path, **settings: object) -> TestClient:
-    return TestClient(create_app(Settings(**settings), dist=dist), base_url="http://127.0.0.1:3000")  # type: ignore[arg-type]
+@pytest.fixture
+def client() -> Iterator[Client]:
+    """Starts the dashboard server for a build folder and settings on a real loopback port."""
+    with ExitStack() as stack:
+
+        def start(dist: Path, **settings: object) -> httpx.Client:
+            url = stack.enter_context(serve_app(create_app(Settings(**settings), dist=dist)))  # type: ignore[arg-type]
+            return stack.enter_context(httpx.Client(base_url=url, timeout=10))
+
+        yield start
 
 
-def test_deep_links_get_the_app_shell_uncached(dist: Path) -> None:
+def test_deep_links_get_the_app_shell_uncached(dist: Path, client: Client) -> None:
     for path in ("/", "/runs/3f2b9c1e-8a4d-4e0f-9b7a-1c2d3e4f5a6b", "/failures?range=24h"):
         res = client(dist).get(path)
         assert res.status_code == 200, path
@@ -34,7 +47,7 @@ def test_deep_links_get_the_app_shell_uncached(dist: Path) -> None:
         assert res.headers["cache-control"] == "no-cache"
 
 
-def test_hashed_assets_are_cached_and_missing_assets_are_404(dist: Path) -> None:
+def test_hashed_assets_are_cached_and_missing_assets_are_404(dist: Path, client: Client) -> None:
     c = client(dist)
     res = c.get("/assets/index-abc123.js")
     assert res.status_code == 200
@@ -45,23 +58,23 @@ def test_hashed_assets_are_cached_and_missing_assets_are_404(dist: Path) -> None
     assert c.get("/favicon.svg").text == "<svg/>"
 
 
-def test_paths_cannot_escape_the_build_folder(dist: Path) -> None:
+def test_paths_cannot_escape_the_build_folder(dist: Path, client: Client) -> None:
     res = client(dist).get("/..%2Fsecret.txt")
     assert "outside the build" not in res.text
 
 
-def test_config_derives_the_query_url_from_the_host_the_browser_used(dist: Path) -> None:
-    c = TestClient(create_app(Settings(query_port=18101), dist=dist), base_url="http://127.0.0.1:18500")
+def test_config_derives_the_query_url_from_the_host_the_browser_used(dist: Path, client: Client) -> None:
+    c = client(dist, query_port=18101)
     assert c.get("/config.json").json() == {"query_url": "http://127.0.0.1:18101"}
     assert c.get("/config.json", headers={"host": "localhost:3000"}).json() == {"query_url": "http://localhost:18101"}
 
 
-def test_config_uses_an_explicit_public_query_url(dist: Path) -> None:
+def test_config_uses_an_explicit_public_query_url(dist: Path, client: Client) -> None:
     c = client(dist, public_query_url="https://query.example.com/")
     assert c.get("/config.json").json() == {"query_url": "https://query.example.com"}
 
 
-def test_csp_allows_scripts_only_from_the_dashboard_and_requests_to_the_query_api(dist: Path) -> None:
+def test_csp_allows_scripts_only_from_the_dashboard_and_requests_to_the_query_api(dist: Path, client: Client) -> None:
     res = client(dist, query_port=8001).get("/")
     csp = res.headers["content-security-policy"]
     assert "script-src 'self';" in csp
@@ -69,7 +82,7 @@ def test_csp_allows_scripts_only_from_the_dashboard_and_requests_to_the_query_ap
     assert res.headers["x-content-type-options"] == "nosniff"
 
 
-def test_an_unbuilt_dashboard_says_how_to_build_it(tmp_path: Path) -> None:
+def test_an_unbuilt_dashboard_says_how_to_build_it(tmp_path: Path, client: Client) -> None:
     res = client(tmp_path / "nothing").get("/runs")
     assert res.status_code == 503
     assert "make ui" in res.text

@@ -12,7 +12,14 @@ from agenttracer.privacy import MAX_STORED_STRING_LEN
 
 # JSON columns hold metadata that has passed scrub_metadata (<= 32 keys of <= 64 characters, scalar
 # values, strings <= 128 characters). They are the only non-scalar columns allowed.
-ALLOWED_JSON_COLUMNS = {("runs", "meta"), ("steps", "meta")}
+# The rollups' latency histograms are JSON arrays of integers that only the rollup refresher writes, from
+# latencies (tests/store/test_rollup.py checks that they hold nothing else).
+ALLOWED_JSON_COLUMNS = {
+    ("runs", "meta"),
+    ("steps", "meta"),
+    ("rollup_runs", "duration_hist"),
+    ("rollup_steps", "latency_hist"),
+}
 BINARY_TYPES = (sa.LargeBinary, sa.types._Binary)
 
 

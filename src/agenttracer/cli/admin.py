@@ -1,4 +1,4 @@
-"""CLI commands for operators: ``keys create|list|revoke`` and ``prune``.
+"""CLI commands for operators: ``keys create|list|revoke``, ``prune`` and ``rollup refresh``.
 
 Each takes ``--database-url`` (default: ``AGENTTRACER_DATABASE_URL``, then the local SQLite file).
 ``keys create`` writes the new key alone on stdout — it is shown this once and never stored — and
@@ -152,4 +152,44 @@ def prune_command(
         f"{verb} {result.runs} runs, {result.steps} steps, {result.failures} failures "
         f"that started before {result.cutoff.strftime('%Y-%m-%dT%H:%M:%SZ')}"
         + ("" if dry_run else f" ({result.batches} batches)")
+    )
+
+
+rollup_app = typer.Typer(help="Maintain the rollups that /v1/stats and /v1/agents read.", no_args_is_help=True)
+app.add_typer(rollup_app, name="rollup")
+
+
+@rollup_app.command("refresh")
+def rollup_refresh_command(
+    rebuild: bool = typer.Option(
+        False, "--all", help="Forget every rollup and rebuild them all from the raw tables, oldest run first."
+    ),
+    settle_seconds: int = typer.Option(
+        None, "--settle-seconds", min=0, show_default=False,
+        help="Roll up an hour only this long after it ended. Default: AGENTTRACER_ROLLUP_SETTLE_SECONDS.",
+    ),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Fold dirty hours back into the rollups and roll up every hour that has closed.
+
+    The ingest server does this in the background every AGENTTRACER_ROLLUP_INTERVAL_SECONDS; run it
+    by hand after a bulk load that bypassed the Ingest API, or with --all to rebuild from scratch.
+    """
+    from datetime import timedelta
+
+    from agenttracer.store.rollup_refresh import refresh
+
+    settle = settle_seconds if settle_seconds is not None else Settings.from_env().rollup_settle_seconds
+    engine = _engine(database_url)
+    try:
+        result = refresh(engine, settle=timedelta(seconds=settle), rebuild=rebuild)
+    finally:
+        engine.dispose()
+    if result.skipped:
+        err.print("[yellow]another refresher is working on this database; nothing done[/yellow]")
+        raise typer.Exit(1)
+    until = result.rolled_until.strftime("%Y-%m-%dT%H:%M:%SZ") if result.rolled_until else "-"
+    typer.echo(
+        f"recomputed {result.hours} hours and {result.days} days in {result.seconds:.1f} s; "
+        f"rolled up until {until}; {result.dirty_left} hours still dirty"
     )

@@ -170,6 +170,12 @@ def _run(services: list[Any], settings: Any) -> None:
         from agenttracer.store.retention import start_retention
 
         retention = start_retention(_engine(settings), settings.retention_days)
+    # The process that serves ingest also keeps the rollups current (never the read-only Query API).
+    rollup = None
+    if any(svc.name == "ingest" for svc in services):
+        from agenttracer.store.rollup_refresh import start_rollup
+
+        rollup = start_rollup(_engine(settings), settings.rollup_interval_seconds, settings.rollup_settle_seconds)
     try:
         serve(services, on_started=announce)  # logging levels were set above
     except StartupError as exc:
@@ -178,6 +184,9 @@ def _run(services: list[Any], settings: Any) -> None:
         if retention is not None:
             retention.stop()
             retention.engine.dispose()
+        if rollup is not None:
+            rollup.stop()
+            rollup.engine.dispose()
     typer.echo("AgentTracer stopped.", err=True)
 
 

@@ -24,8 +24,9 @@ Contract for clients (the SDK relies on it):
   (nothing was stored: retry the batch).
   Bad input never yields a 500.
 
-``GET /health`` answers 200 ``{"status": "ok", "database": "ok"}`` when the database answers, else
-503 with ``Retry-After``.
+``GET /health`` answers 200 ``{"status": "ok", "service": "ingest", "database": "ok", "backend": …}``
+when the database answers, else 503 with ``Retry-After`` and the error's class name in ``detail`` —
+the same shape as the Query API's.
 """
 
 from __future__ import annotations
@@ -219,16 +220,18 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/health", summary="Liveness and database reachability.", response_model=wire.HealthResponse)
     async def health() -> Response:
+        backend = engine.dialect.name
         try:
             await run_in_threadpool(_ping, engine)
         except Exception as exc:  # any failure to reach the database means "down"
             log.warning("health: database unreachable (%s)", type(exc).__name__)
             return _json(
                 503,
-                {"status": "unavailable", "service": "ingest", "database": "unreachable"},
+                {"status": "unavailable", "service": "ingest", "database": "unreachable", "backend": backend,
+                 "detail": type(exc).__name__},
                 {"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
-        return _json(200, {"status": "ok", "service": "ingest", "database": "ok"})
+        return _json(200, {"status": "ok", "service": "ingest", "database": "ok", "backend": backend, "detail": None})
 
     return app
 

@@ -44,6 +44,10 @@ class Settings:
     # Where the dashboard finds the Query API, as the browser sees it.
     public_query_url: str = "http://localhost:8001"
     log_level: str = "info"
+    # The ingest process's background rollup refresher: seconds between passes (0 turns it off), and
+    # how long after an hour ends before it is first rolled up (late steps of runs still in flight).
+    rollup_interval_seconds: int = 60
+    rollup_settle_seconds: int = 120
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

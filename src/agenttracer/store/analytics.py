@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from agenttracer.model import RunStatus
+from agenttracer.store import analytics_rollup
 from agenttracer.store.analytics_sql import (
     Percentiles,
     as_utc,
@@ -101,6 +102,8 @@ class RunStats:
     step_sample_runs: int
     steps_sampled: bool
     timeline: Timeline
+    # False when latency percentiles come from the rollups' histograms (within 1 %); counts are exact.
+    latency_exact: bool = True
     generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
@@ -131,6 +134,10 @@ def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = N
     start = filters.since or first
     end = filters.until or (max(now, last) if last else now)
     unit = choose_bucket(start, end) if start is not None else "hour"
+    if start is not None:
+        rolled = analytics_rollup.collect(conn, filters, start, filters.until, unit)
+        if rolled is not None:
+            return _from_rollup(rolled, filters, start, end, unit, now)
     buckets, bucket_latency, run_latency = _bucket_rows(conn, where, unit)
     totals = [sum(row[i] for row in buckets.values()) for i in range(len(_BUCKET_FIELDS))]
     summary = dict(zip(_BUCKET_FIELDS, totals, strict=True))
@@ -179,6 +186,64 @@ def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = N
         step_sample_runs=per_step.sample_runs,
         steps_sampled=per_step.sampled,
         timeline=_timeline(buckets, bucket_latency, unit, start, end, filters),
+        generated_at=now,
+    )
+
+
+def _from_rollup(
+    rolled: analytics_rollup.RollupStats, filters: RunFilters, start: datetime, end: datetime, unit: str,
+    now: datetime,
+) -> RunStats:
+    """RunStats from rollups + raw parts: the same numbers as the exact path, percentiles from histograms."""
+    total = rolled.total()
+    counts = analytics_rollup.status_counts(total)
+    finished = total.runs - counts[RunStatus.RUNNING.value]
+    by_type: dict[str | None, int] = {}
+    by_code: dict[str | None, int] = {}
+    for (failure_type, failure_code), n in rolled.failures.items():
+        by_type[failure_type] = by_type.get(failure_type, 0) + n
+        code = failure_code or None
+        by_code[code] = by_code.get(code, 0) + n
+    per_step = analytics_rollup.step_breakdown_from(rolled, total.runs, total.run_time_ms)
+    retry_time = per_step.retry_time_ms
+    fields = {"total": "runs", "steps": "steps", "retries": "retry_steps", "runs_with_retries": "runs_with_retries",
+              "run_time": "run_time_ms"}
+    ordered = dict(sorted(rolled.buckets.items(), key=lambda kv: (kv[0] is not None, kv[0] or datetime.min)))
+    buckets = {key: tuple(getattr(agg, fields.get(name, name)) for name in _BUCKET_FIELDS)
+               for key, agg in ordered.items()}
+    latency = {key: analytics_rollup.percentiles(agg.hist) for key, agg in ordered.items()}
+    return RunStats(
+        total_runs=total.runs,
+        finished_runs=finished,
+        status_counts=counts,
+        success_rate=ratio(counts[RunStatus.SUCCESS.value], finished),
+        failure_rate=ratio(counts[RunStatus.FAILURE.value], finished),
+        partial_rate=ratio(counts[RunStatus.PARTIAL.value], finished),
+        run_latency_ms=analytics_rollup.percentiles(total.hist),
+        failures_by_type=sorted(
+            (FailureCount(t, None, c) for t, c in by_type.items()), key=lambda f: (-f.count, f.failure_type or "")
+        ),
+        failures_by_code=sorted(
+            (FailureCount(None, c, n) for c, n in by_code.items()), key=lambda f: (-f.count, f.failure_code or "")
+        ),
+        top_failing_steps=per_step.top_failing,
+        retries=RetryStats(
+            retry_steps=total.retry_steps,
+            total_steps=total.steps,
+            retry_rate=ratio(total.retry_steps, total.steps),
+            runs_with_retries=total.runs_with_retries,
+            total_runs=total.runs,
+            run_retry_rate=ratio(total.runs_with_retries, total.runs),
+            time_in_retries_ms=retry_time,
+            share_of_step_time=ratio(retry_time, per_step.step_time_ms),
+        ),
+        step_types=per_step.types,
+        step_names=per_step.names,
+        step_names_truncated=per_step.names_truncated,
+        step_sample_runs=per_step.sample_runs,
+        steps_sampled=per_step.sampled,
+        timeline=_timeline(buckets, latency, unit, start, end, filters),
+        latency_exact=False,
         generated_at=now,
     )
 

@@ -18,6 +18,9 @@ from sqlalchemy.engine import make_url
 DEFAULT_SQLITE_PATH = Path(".agenttracer") / "agenttracer.db"
 DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_SQLITE_PATH.as_posix()}"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Without a bound, a PostgreSQL host that drops packets hangs `up`, `migrate` and every request for
+# the kernel's TCP timeout (minutes); a URL's own ?connect_timeout= wins over this.
+PG_CONNECT_TIMEOUT_S = 10
 
 
 def normalize_url(url: str) -> sa.URL:
@@ -58,6 +61,8 @@ def make_engine(url: str, *, readonly: bool = False, **kwargs: Any) -> sa.Engine
         return _sqlite_engine(parsed, readonly=readonly, **kwargs)
     if parsed.get_backend_name() == "postgresql":
         connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}))
+        if "connect_timeout" not in parsed.query:
+            connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_S)
         if readonly:
             options = connect_args.get("options", parsed.query.get("options", ""))
             if isinstance(options, tuple):

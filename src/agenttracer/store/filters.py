@@ -35,7 +35,10 @@ def run_conditions(f: RunFilters) -> list[sa.ColumnElement[bool]]:
     if f.until is not None:
         conds.append(runs.c.started_at < f.until)
     if f.step_name is not None:
+        # An alias, so that the condition still correlates with runs when the outer query also reads
+        # steps (the per-step breakdown of /v1/stats): the bare table would correlate with that one.
+        named = steps.alias("step_name_filter")
         conds.append(
-            sa.exists().where(steps.c.run_id == runs.c.run_id, steps.c.name == f.step_name)
+            sa.exists().where(named.c.run_id == runs.c.run_id, named.c.name == f.step_name)
         )
     return conds

@@ -123,16 +123,20 @@ def create_key(engine: sa.Engine, scope: str, name: str | None = None) -> tuple[
     return info, key
 
 
+# What a KeyInfo is read from (never the hash).
+_INFO_COLUMNS = (
+    api_keys.c.key_id,
+    api_keys.c.scope,
+    api_keys.c.prefix,
+    api_keys.c.last4,
+    api_keys.c.name,
+    api_keys.c.created_at,
+    api_keys.c.revoked_at,
+)
+
+
 def list_keys(engine: sa.Engine, *, include_revoked: bool = True) -> list[KeyInfo]:
-    query = sa.select(
-        api_keys.c.key_id,
-        api_keys.c.scope,
-        api_keys.c.prefix,
-        api_keys.c.last4,
-        api_keys.c.name,
-        api_keys.c.created_at,
-        api_keys.c.revoked_at,
-    ).order_by(api_keys.c.created_at, api_keys.c.key_id)
+    query = sa.select(*_INFO_COLUMNS).order_by(api_keys.c.created_at, api_keys.c.key_id)
     if not include_revoked:
         query = query.where(api_keys.c.revoked_at.is_(None))
     with engine.connect() as conn:
@@ -162,16 +166,7 @@ def verify_key(conn: sa.Connection, key: str) -> Verification:
     """Look ``key`` up by its digest; say whether it is valid, revoked or unknown."""
     digest = hash_key(key)
     row = conn.execute(
-        sa.select(
-            api_keys.c.key_id,
-            api_keys.c.scope,
-            api_keys.c.prefix,
-            api_keys.c.last4,
-            api_keys.c.name,
-            api_keys.c.created_at,
-            api_keys.c.revoked_at,
-            api_keys.c.key_hash,
-        ).where(api_keys.c.key_hash == digest)
+        sa.select(*_INFO_COLUMNS, api_keys.c.key_hash).where(api_keys.c.key_hash == digest)
     ).first()
     if row is None or not hmac.compare_digest(row.key_hash, digest):
         return Verification(KeyStatus.UNKNOWN)

@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.store import analytics_rollup
 from agenttracer.store.filters import RunFilters, run_conditions
 from agenttracer.store.tables import failures, runs, steps
 
@@ -181,7 +182,11 @@ def get_run(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
 
 
 def list_agents(conn: sa.Connection) -> list[dict[str, Any]]:
-    """Every agent with its versions and environments, run counts and last-seen times, newest first."""
+    """Every agent with its versions and environments, run counts and last-seen times, newest first.
+
+    Counts come from the rollups for the hours they hold (exact: ``analytics_rollup.agent_counts``)
+    and from ``runs`` for the rest; from ``runs`` alone while nothing is rolled up.
+    """
     q = (
         sa.select(
             runs.c.agent_id,
@@ -193,8 +198,13 @@ def list_agents(conn: sa.Connection) -> list[dict[str, Any]]:
         .where(runs.c.agent_id.is_not(None))
         .group_by(runs.c.agent_id, runs.c.agent_version, runs.c.environment)
     )
+    rolled = analytics_rollup.agent_counts(conn)
+    rows: Any = (
+        conn.execute(q) if rolled is None
+        else [(*identity, agg.runs, agg.last_started_at) for identity, agg in rolled.items()]
+    )
     agents: dict[str, dict[str, Any]] = {}
-    for agent_id, version, environment, count, last_seen in conn.execute(q):
+    for agent_id, version, environment, count, last_seen in rows:
         # max() over a UTCDateTime column loses the type on SQLite; normalise both backends to aware UTC.
         last_seen = _as_utc(last_seen)
         agent = agents.setdefault(

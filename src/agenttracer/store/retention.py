@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
+from agenttracer.store.rollup_marks import mark_dirty
 from agenttracer.store.tables import failures, runs, steps
 
 log = logging.getLogger("agenttracer.retention")
@@ -100,9 +101,13 @@ def prune(
     for condition in _old_run_conditions(cutoff):
         while not should_stop():
             with engine.begin() as conn:
-                ids = list(conn.execute(sa.select(runs.c.run_id).where(condition).limit(batch_size)).scalars())
-                if not ids:
+                batch = sa.select(runs.c.run_id, runs.c.started_at).where(condition).limit(batch_size)
+                found = conn.execute(batch).all()
+                if not found:
                     break
+                ids = [run_id for run_id, _ in found]
+                # The rollups of these runs' hours must lose them (store/rollup_refresh.py).
+                mark_dirty(conn, {started for _, started in found if started is not None})
                 # Children first: correct whether or not the database enforces ON DELETE CASCADE.
                 n_failures += conn.execute(failures.delete().where(failures.c.run_id.in_(ids))).rowcount or 0
                 n_steps += conn.execute(steps.delete().where(steps.c.run_id.in_(ids))).rowcount or 0

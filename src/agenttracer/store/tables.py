@@ -141,3 +141,85 @@ api_keys = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("revoked_at", UTCDateTime()),
 )
+
+# --- Rollups (store/rollup.py): hourly and daily aggregates that /v1/stats and /v1/agents read instead
+# of scanning millions of runs. Only the rollup refresher writes them; each row is a pure function of the
+# raw tables for its time bucket. ``level`` says which identity columns the row keeps (ROLLUP_AGENT |
+# ROLLUP_VERSION | ROLLUP_ENVIRONMENT bits); the others hold ''. A run without identity yet (a
+# placeholder) has '' in all three. Histograms (store/histogram.py) are JSON arrays of integers that the
+# refresher computes from latencies: they never hold text from a request.
+
+ROLLUP_GRAIN_LEN = 4  # 'hour' | 'day'
+
+
+def _rollup_key() -> list[sa.Column[Any]]:
+    return [
+        # Key order: reads fix grain and level and scan a time range; the refresher replaces whole buckets.
+        sa.Column("grain", sa.String(ROLLUP_GRAIN_LEN), primary_key=True),
+        sa.Column("level", sa.SmallInteger(), primary_key=True, autoincrement=False),
+        sa.Column("bucket_start", UTCDateTime(), primary_key=True),
+        sa.Column("agent_id", sa.String(MAX_ID_LEN), primary_key=True),
+        sa.Column("agent_version", sa.String(MAX_VERSION_LEN), primary_key=True),
+        sa.Column("environment", sa.String(MAX_ENVIRONMENT_LEN), primary_key=True),
+    ]
+
+
+rollup_runs = sa.Table(
+    "rollup_runs",
+    metadata,
+    *_rollup_key(),
+    sa.Column("runs", sa.Integer(), nullable=False),
+    sa.Column("running", sa.Integer(), nullable=False),
+    sa.Column("success", sa.Integer(), nullable=False),
+    sa.Column("failure", sa.Integer(), nullable=False),
+    sa.Column("partial", sa.Integer(), nullable=False),
+    sa.Column("steps", sa.BigInteger(), nullable=False),
+    sa.Column("retry_steps", sa.BigInteger(), nullable=False),
+    sa.Column("runs_with_retries", sa.Integer(), nullable=False),
+    sa.Column("run_time_ms", sa.Float(), nullable=False),  # summed duration of finished runs
+    sa.Column("last_started_at", UTCDateTime(), nullable=False),
+    sa.Column("duration_hist", sa.JSON(), nullable=False),  # durations of finished runs
+)
+
+rollup_failures = sa.Table(
+    "rollup_failures",
+    metadata,
+    *_rollup_key(),
+    sa.Column("failure_type", sa.String(32), primary_key=True),
+    sa.Column("failure_code", sa.String(MAX_CODE_LEN), primary_key=True),
+    sa.Column("runs", sa.Integer(), nullable=False),
+)
+
+rollup_steps = sa.Table(
+    "rollup_steps",
+    metadata,
+    *_rollup_key(),
+    sa.Column("step_type", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(MAX_NAME_LEN), primary_key=True),
+    sa.Column("steps", sa.Integer(), nullable=False),
+    sa.Column("errors", sa.Integer(), nullable=False),
+    sa.Column("retries", sa.Integer(), nullable=False),
+    sa.Column("latency_ms", sa.Float(), nullable=False),
+    sa.Column("finished_latency_ms", sa.Float(), nullable=False),  # of steps in finished runs
+    sa.Column("retry_latency_ms", sa.Float(), nullable=False),
+    sa.Column("latency_hist", sa.JSON(), nullable=False),
+)
+
+# One row per (write transaction, touched hour): the writer appends, the refresher deletes the rows it
+# has folded in. Appending (no upsert of a per-hour counter) keeps concurrent ingest batches from
+# queueing on one hot row.
+rollup_dirty = sa.Table(
+    "rollup_dirty",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("hour", UTCDateTime(), nullable=False),
+    sa.Index(None, "hour"),
+)
+
+# A single row: every hour before rolled_until has been rolled up (unless it has a rollup_dirty row).
+rollup_state = sa.Table(
+    "rollup_state",
+    metadata,
+    sa.Column("id", sa.SmallInteger(), primary_key=True, autoincrement=False),
+    sa.Column("rolled_until", UTCDateTime()),
+)

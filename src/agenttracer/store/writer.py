@@ -33,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from agenttracer.store.rollup_marks import mark_runs_dirty
 from agenttracer.store.run_state import (
     Incoming,
     Outcome,
@@ -195,7 +196,9 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> list[Outcome]:
     if new_failures:
         conn.execute(_insert(conn, failures).on_conflict_do_nothing(index_elements=["run_id"]), new_failures)
 
-    # 5. Update the runs: run-level fields from Python, counters recomputed from the steps table.
+    # 5. Update the runs: run-level fields from Python, counters recomputed from the steps table; the
+    # hours of the changed runs are marked for the rollup refresher in the same transaction.
+    mark_runs_dirty(conn, states.values())
     _update_runs(conn, sql, states, now)
     return outcomes
 

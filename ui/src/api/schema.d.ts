@@ -576,7 +576,10 @@ export interface components {
          * StatsResponse
          * @description Aggregates over the runs matching the filters (the same filters as /v1/runs).
          *
-         *     Rates and run latency are over finished runs (status success, failure or partial).
+         *     Rates and run latency are over finished runs (status success, failure or partial). Counts, rates,
+         *     sums and shares are always exact. Latency percentiles (run_latency_ms, each step group's
+         *     latency_ms, each timeline point's run_latency_ms) are exact when latency_exact is true; otherwise
+         *     they come from the hourly rollups' latency histograms and are within 1 % of the exact value.
          */
         StatsResponse: {
             /**
@@ -605,6 +608,11 @@ export interface components {
              */
             generated_at: string;
             /**
+             * Latency Exact
+             * @description True when every latency percentile here is exact. False when they were read from the rollups' histograms: each is then within 1 % of the exact value (counts are exact either way). Stats are exact for filters on status, failure or step name, windows with no rolled-up hour, and at most 2,000 matching runs.
+             */
+            latency_exact: boolean;
+            /**
              * Partial Rate
              * @description partial / finished_runs.
              */
@@ -625,7 +633,7 @@ export interface components {
             step_names_truncated: boolean;
             /**
              * Step Sample Runs
-             * @description Runs whose steps the per-step numbers (step_types, step_names, top_failing_steps, retries.time_in_retries_ms) were computed from.
+             * @description Runs whose steps the per-step numbers (step_types, step_names, top_failing_steps, retries.time_in_retries_ms) were computed from: every matching run when read from the rollups.
              */
             step_sample_runs: number;
             /**
@@ -635,7 +643,7 @@ export interface components {
             step_types: components["schemas"]["StepGroupOut"][];
             /**
              * Steps Sampled
-             * @description True when more runs matched than are read for per-step numbers: those then cover the newest step_sample_runs matching runs (all other numbers always cover every matching run).
+             * @description True when more runs matched than are read for per-step numbers: those then cover the newest step_sample_runs matching runs (all other numbers always cover every matching run). Only the exact path (latency_exact true) samples.
              */
             steps_sampled: boolean;
             /**

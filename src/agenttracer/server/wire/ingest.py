@@ -246,9 +246,13 @@ class ApiError(BaseModel):
 
 
 class HealthResponse(BaseModel):
+    """``GET /health`` of every server: the same shape from ingest and query, so one probe fits both."""
+
     status: Literal["ok", "unavailable"]
     service: str
     database: Literal["ok", "unreachable"]
+    backend: str = Field(description="'sqlite' or 'postgresql'.")
+    detail: str | None = Field(default=None, description="On 503: the kind of error, never a URL or credential.")
 
 
 def format_validation_error(exc: ValidationError) -> list[FieldError]:

@@ -123,9 +123,6 @@ class AgentList(BaseModel):
 class HealthOut(HealthResponse):
     """Liveness and database reachability of the Query API (503 when the database cannot be read)."""
 
-    backend: str = Field(description="'sqlite' or 'postgresql'.")
-    detail: str | None = Field(default=None, description="On 503: the kind of error, never a URL or credential.")
-
 
 class ErrorOut(BaseModel):
     """A client error. ``detail`` is a sentence (404), a list of {loc, msg, type} naming each bad

@@ -1,0 +1,317 @@
+"""``GET /v1/stats`` from the rollups: rolled-up hours and days from rollup rows, everything else from raw.
+
+A window [since, until) is split into
+
+* *clean* whole hours — before ``rollup_state.rolled_until`` and not marked dirty — read from the
+  hourly rollup rows, or from the daily rows for whole clean days when the timeline is daily;
+* everything else — the partial hours at the window's edges, dirty hours, the hours not rolled up yet
+  (the live hour and the settle delay) — aggregated from the raw tables by the same code that builds
+  the rollups (``rollup.aggregate_raw``).
+
+Counts, rates and sums are therefore always exact; latency percentiles come from the merged
+histograms, within 1 % of the exact value (``store/histogram.py``). The exact path
+(``store/analytics.py``) still answers, with exact percentiles, when this one does not apply:
+
+* filters the rollups do not keep: status, failure type or code, step name;
+* a window without any clean hour (nothing rolled up yet, or a window inside the live hour);
+* at most EXACT_MAX_RUNS matching runs: exact is cheap then, and small samples are where a user
+  compares individual latencies by eye.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from agenttracer.model import RunStatus
+from agenttracer.store.analytics_sql import Percentiles, time_bucket
+from agenttracer.store.analytics_steps import (
+    STEP_NAME_LIMIT,
+    TOP_FAILING_STEPS,
+    FailingStep,
+    StepBreakdown,
+    StepGroupStats,
+)
+from agenttracer.store.filters import RunFilters, run_conditions
+from agenttracer.store.histogram import Histogram
+from agenttracer.store.rollup import (
+    FULL,
+    Aggregates,
+    RunAgg,
+    StepAgg,
+    aggregate_raw,
+    identity_keys,
+    level_for,
+    read_rollup,
+)
+from agenttracer.store.rollup_marks import floor_hour
+from agenttracer.store.rollup_refresh import dirty_hours, read_state
+from agenttracer.store.tables import runs
+
+EXACT_MAX_RUNS = 2_000
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+Span = tuple[str, datetime, datetime]
+
+
+def applies(filters: RunFilters) -> bool:
+    """Whether the rollups keep every dimension these filters use."""
+    if any(v is not None for v in (filters.status, filters.failure_type, filters.failure_code, filters.step_name)):
+        return False
+    # '' is how the rollups store "no identity yet": such a filter must not match placeholders.
+    return "" not in (filters.agent_id, filters.agent_version, filters.environment)
+
+
+def _ceil_hour(ts: datetime) -> datetime:
+    floor = floor_hour(ts)
+    return floor if floor == ts else floor + HOUR
+
+
+def _runs_of(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Consecutive hours merged into [from, to) intervals."""
+    out: list[tuple[datetime, datetime]] = []
+    for h in hours:
+        if out and out[-1][1] == h:
+            out[-1] = (out[-1][0], h + HOUR)
+        else:
+            out.append((h, h + HOUR))
+    return out
+
+
+class Window:
+    """Which parts of [start, end) come from rollup rows (``spans``) and which from raw (``raw``)."""
+
+    def __init__(self, spans: list[Span], raw: list[tuple[datetime | None, datetime | None]]) -> None:
+        self.spans = spans
+        self.raw = raw
+
+
+def plan(
+    conn: sa.Connection, start: datetime, end: datetime | None, unit: str, *, open_start: bool
+) -> Window | None:
+    """Split the window; None when no whole clean hour lies in it (the caller stays exact)."""
+    rolled = read_state(conn)
+    if rolled is None:
+        return None
+    lo = _ceil_hour(start)
+    hi = rolled if end is None else min(floor_hour(end), rolled)
+    if lo >= hi:
+        return None
+    dirty = set(dirty_hours(conn, lo, hi))
+    clean: list[datetime] = []
+    h = lo
+    while h < hi:
+        if h not in dirty:
+            clean.append(h)
+        h += HOUR
+    if not clean:
+        return None
+    spans: list[Span] = []
+    hourly: list[datetime] = clean
+    if unit == "day":
+        clean_set = set(clean)
+        days: list[datetime] = []
+        hourly = []
+        for hour in clean:
+            day = hour.replace(hour=0)
+            if day in days:
+                continue
+            if day >= lo and day + DAY <= hi and all(day + i * HOUR in clean_set for i in range(24)):
+                days.append(day)
+            else:
+                hourly.append(hour)
+        spans += [("day", a, b) for a, b in _merge(days, DAY)]
+    spans += [("hour", a, b) for a, b in _runs_of(hourly)]
+    # The raw parts: before the first clean hour, the gaps (dirty hours), after the last one.
+    raw: list[tuple[datetime | None, datetime | None]] = []
+    covered = _runs_of(clean)
+    cursor: datetime | None = None if open_start else start
+    for a, b in covered:
+        if cursor is None or cursor < a:
+            raw.append((cursor, a))
+        cursor = b
+    if end is None or (cursor is not None and cursor < end):
+        raw.append((cursor, end))
+    return Window(spans, raw)
+
+
+def _merge(starts: list[datetime], step: timedelta) -> list[tuple[datetime, datetime]]:
+    out: list[tuple[datetime, datetime]] = []
+    for s in starts:
+        if out and out[-1][1] == s:
+            out[-1] = (out[-1][0], s + step)
+        else:
+            out.append((s, s + step))
+    return out
+
+
+def _raw_condition(intervals: list[tuple[datetime | None, datetime | None]]) -> sa.ColumnElement[bool]:
+    parts: list[sa.ColumnElement[bool]] = []
+    for a, b in intervals:
+        conds = []
+        if a is not None:
+            conds.append(runs.c.started_at >= a)
+        if b is not None:
+            conds.append(runs.c.started_at < b)
+        if a is None:
+            # An open start also takes the runs whose start is not known.
+            parts.append(sa.or_(sa.and_(*conds), runs.c.started_at.is_(None)) if conds else sa.true())
+        else:
+            parts.append(sa.and_(*conds))
+    return sa.or_(*parts) if parts else sa.false()
+
+
+class RollupStats:
+    """What the rollup path computed for a window: per-bucket runs, failures, steps."""
+
+    def __init__(self, buckets: dict[datetime | None, RunAgg], failures: dict[tuple[str, str], int],
+                 steps: dict[tuple[str, str], StepAgg]) -> None:
+        self.buckets = buckets
+        self.failures = failures
+        self.steps = steps
+
+    def total(self) -> RunAgg:
+        out = RunAgg()
+        for agg in self.buckets.values():
+            out.add(agg)
+        return out
+
+
+def collect(
+    conn: sa.Connection, filters: RunFilters, start: datetime, end: datetime | None, unit: str
+) -> RollupStats | None:
+    """The window's numbers from rollups + raw, or None when the exact path must answer."""
+    if not applies(filters):
+        return None
+    window = plan(conn, start, end, unit, open_start=filters.since is None)
+    if window is None:
+        return None
+    level = level_for(filters.agent_id, filters.agent_version, filters.environment)
+    identity = (filters.agent_id, filters.agent_version, filters.environment)
+    stored = read_rollup(conn, window.spans, level, identity)
+    buckets: dict[datetime | None, RunAgg] = {}
+    for (_grain, bucket_start), agg in stored.runs.items():
+        key = bucket_start if unit == "hour" else bucket_start.replace(hour=0)
+        _add(buckets, key, agg)
+    failures = {(t, c): n for (t, c), n in stored.failures.items()}
+    step_aggs = dict(stored.steps)
+    if window.raw:
+        identity_only = RunFilters(agent_id=filters.agent_id, agent_version=filters.agent_version,
+                                   environment=filters.environment)
+        where = [*run_conditions(identity_only), _raw_condition(window.raw)]
+        raw: Aggregates = aggregate_raw(conn, where, [time_bucket(conn, runs.c.started_at, unit)], [],
+                                        time_keys=(True,))
+        for (key,), agg in raw.runs.items():
+            _add(buckets, key, agg)
+        for (_bucket, failure_type, failure_code), n in raw.failures.items():
+            key = (failure_type, failure_code)
+            failures[key] = failures.get(key, 0) + n
+        for key, step in raw.steps.items():
+            found = step_aggs.get(key)
+            if found is None:
+                step_aggs[key] = step
+            else:
+                found.add(step)
+    stats = RollupStats(buckets, failures, step_aggs)
+    if sum(agg.runs for agg in buckets.values()) <= EXACT_MAX_RUNS:
+        return None
+    return stats
+
+
+def _add(buckets: dict[datetime | None, RunAgg], key: datetime | None, agg: RunAgg) -> None:
+    found = buckets.get(key)
+    if found is None:
+        buckets[key] = agg
+    else:
+        found.add(agg)
+
+
+def percentiles(hist: Histogram) -> Percentiles:
+    return Percentiles.of(hist.percentiles())
+
+
+def step_breakdown_from(stats: RollupStats, total_runs: int, run_time: float) -> StepBreakdown:
+    """The per-step numbers of every matching run (no sampling), as ``analytics_steps.step_breakdown``."""
+    names: list[StepGroupStats] = []
+    types: dict[str, StepAgg] = {}
+    retry_time = step_time = 0.0
+    for (step_type, name), agg in sorted(stats.steps.items()):
+        if not agg.steps:
+            continue
+        acc = types.get(step_type)
+        if acc is None:
+            acc = types[step_type] = StepAgg()
+        acc.add(agg)
+        retry_time += agg.retry_latency_ms
+        step_time += agg.latency_ms
+        names.append(_group(step_type, name, agg, run_time))
+    type_stats = [_group(t, None, agg, run_time) for t, agg in types.items()]
+    type_stats.sort(key=lambda s: (-s.total_latency_ms, s.step_type))
+    names.sort(key=lambda s: (-s.total_latency_ms, s.step_type, s.name or ""))
+    failing = [s for s in names if s.error_count]
+    failing.sort(key=lambda s: (-s.error_count, -s.error_rate, s.step_type, s.name or ""))
+    return StepBreakdown(
+        types=type_stats,
+        names=names[:STEP_NAME_LIMIT],
+        names_truncated=len(names) > STEP_NAME_LIMIT,
+        top_failing=[FailingStep(s.step_type, s.name or "", s.error_count, s.count, s.error_rate)
+                     for s in failing[:TOP_FAILING_STEPS]],
+        retry_time_ms=retry_time,
+        step_time_ms=step_time,
+        sample_runs=total_runs,
+        sampled=False,
+    )
+
+
+def _group(step_type: str, name: str | None, agg: StepAgg, run_time: float) -> StepGroupStats:
+    return StepGroupStats(
+        step_type=step_type,
+        name=name,
+        count=agg.steps,
+        error_count=agg.errors,
+        error_rate=agg.errors / agg.steps,
+        retry_count=agg.retries,
+        latency_ms=percentiles(agg.hist),
+        total_latency_ms=float(agg.latency_ms),
+        share_of_run_time=agg.finished_latency_ms / run_time if run_time else None,
+    )
+
+
+def status_counts(total: RunAgg) -> dict[str, int]:
+    return {s.value: total.status_count(s.value) for s in RunStatus}
+
+
+def agent_counts(conn: sa.Connection) -> dict[tuple[str, str, str], RunAgg] | None:
+    """Runs and last start per (agent, version, environment) over all time, for ``GET /v1/agents``;
+    None when nothing is rolled up yet (the caller counts from the raw table)."""
+    first = conn.execute(sa.select(sa.func.min(runs.c.started_at))).scalar()
+    if first is None:
+        return None
+    window = plan(conn, first, None, "day", open_start=True)
+    if window is None:
+        return None
+    stored = read_rollup(conn, window.spans, FULL, (None, None, None), by_identity=True, with_steps=False,
+                         with_hist=False)
+    out: dict[tuple[str, str, str], RunAgg] = {}
+    for key, agg in stored.runs.items():
+        _add_identity(out, key, agg)
+    if window.raw:
+        raw = aggregate_raw(conn, [runs.c.agent_id.is_not(None), _raw_condition(window.raw)], identity_keys(), [],
+                            with_steps=False)
+        for key, agg in raw.runs.items():
+            _add_identity(out, key, agg)
+    return out
+
+
+def _add_identity(out: dict[tuple[str, str, str], RunAgg], key: tuple[Any, ...], agg: RunAgg) -> None:
+    if not key[0]:  # placeholders without identity are not an agent
+        return
+    identity = (str(key[0]), str(key[1]), str(key[2]))
+    found = out.get(identity)
+    if found is None:
+        out[identity] = agg
+    else:
+        found.add(agg)
