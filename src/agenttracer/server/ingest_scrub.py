@@ -44,12 +44,20 @@ def scrub_metadata(value: Any, removed: list[dict[str, str]], prefix: str = "met
         log.warning("privacy policy failed on metadata (%s): dropped it", type(exc).__name__)
         removed.append(removal(prefix, "policy_error"))
         return {}
-    removed.extend(removal(f"{prefix}.{r.key}", r.reason) for r in removals)
+    if removals:
+        removed.extend(removal(f"{prefix}.{r.key}", r.reason) for r in removals)
     clean: dict[str, Any] = {}
     for key, item in kept.items():
         # Belt and braces below the policy: nothing a database refuses (NUL, lone surrogates) and
-        # nothing longer than the schema promises.
-        if isinstance(item, str) and (has_bad_chars(item) or len(item) > MAX_META_STRING_LEN):
+        # nothing longer than the schema promises. Plain printable ASCII (the usual key and value)
+        # needs no closer look.
+        if (
+            key.isascii()
+            and key.isprintable()
+            and (not isinstance(item, str) or (item.isascii() and item.isprintable() and len(item) <= MAX_META_STRING_LEN))
+        ):
+            clean[key] = item
+        elif isinstance(item, str) and (has_bad_chars(item) or len(item) > MAX_META_STRING_LEN):
             removed.append(removal(f"{prefix}.{key}", "invalid_characters"))
         elif has_bad_chars(key):
             removed.append(removal(f"{prefix}.{key}", "invalid_key"))

@@ -3,7 +3,7 @@
 The writer inserts steps through the DBAPI cursor (``executemany`` on SQLite, ``COPY`` on
 PostgreSQL) because SQLAlchemy's per-row parameter handling cost more than the insert itself. The
 stored values must still be exactly what SQLAlchemy's column types store: on SQLite, timestamps as
-its naive-UTC ``YYYY-MM-DD HH:MM:SS.ffffff`` text and metadata through the engine's JSON serializer.
+its naive-UTC ``YYYY-MM-DD HH:MM:SS.ffffff`` text; metadata as the engine's JSON serializer writes it.
 ``StepRows`` does that with a cheap formatting for the common case (an aware datetime already in
 ``timezone.utc``, which is what validation produces) and with the column type's own bind processor
 for anything else; ``tests/store/test_step_rows.py`` holds the two to byte identity.
@@ -14,6 +14,7 @@ lock: the critical section is then only SQL.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -33,7 +34,9 @@ class StepRows:
     def __init__(self, dialect: sa.Dialect) -> None:
         self.sqlite = dialect.name == "sqlite"
         self._time = _processor(steps.c.started_at, dialect)
-        self._json = _processor(steps.c.meta, dialect)
+        # The engine's JSON serializer, which SQLAlchemy's JSON bind processor calls (on PostgreSQL
+        # it would also wrap the text for psycopg; the writer's COPY wants the text itself).
+        self._json: Callable[[Any], str] = getattr(dialect, "_json_serializer", None) or json.dumps
 
     def timestamp(self, value: datetime) -> Any:
         """SQLite: SQLAlchemy's text form. PostgreSQL: the aware datetime (the driver sends timestamptz)."""
