@@ -62,7 +62,17 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def test_open_until_the_first_key_then_each_api_takes_only_its_own_scope(apps: Stack, engine: sa.Engine) -> None:
+@pytest.fixture
+def uncached_apps(live_settings: Settings) -> Iterator[Stack]:
+    """The apps without the one-second memory of "no key exists" (test_auth_rules.py pins that)."""
+    with ExitStack() as stack:
+        yield start(dataclasses.replace(live_settings, no_key_cache_seconds=0), stack)
+
+
+def test_open_until_the_first_key_then_each_api_takes_only_its_own_scope(
+    uncached_apps: Stack, engine: sa.Engine
+) -> None:
+    apps = uncached_apps
     run_id, body = batch()
     assert httpx.post(f"{apps.ingest}/v1/ingest", json=body).status_code == 200
     assert httpx.get(f"{apps.query}/v1/runs/{run_id}").status_code == 200

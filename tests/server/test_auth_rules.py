@@ -7,7 +7,8 @@ API's handlers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
@@ -22,9 +23,11 @@ from tests.support.servers import serve_app
 
 
 @contextmanager
-def make_client(engine: sa.Engine, scope: str, **settings: object) -> Iterator[httpx.Client]:
+def make_client(
+    engine: sa.Engine, scope: str, clock: Callable[[], float] = time.monotonic, **settings: object
+) -> Iterator[httpx.Client]:
     app = FastAPI()
-    guard = auth_dependency(Settings(**settings), engine, scope)  # type: ignore[arg-type]
+    guard = auth_dependency(Settings(**settings), engine, scope, clock=clock)  # type: ignore[arg-type]
 
     @app.get("/v1/thing")
     def thing(who: Principal = Depends(guard)) -> dict[str, str | None]:
@@ -63,6 +66,29 @@ def test_once_a_key_exists_requests_need_one(read_client: httpx.Client, engine: 
         "key_id": info.key_id
     }
     assert read_client.get("/v1/thing", headers={"X-API-Key": key}).status_code == 200
+
+
+def test_no_key_is_remembered_for_a_second_but_a_revocation_is_not(engine: sa.Engine) -> None:
+    now = [100.0]
+    with make_client(engine, "read", clock=lambda: now[0]) as client:
+        assert client.get("/v1/thing").status_code == 200  # no key anywhere: open, and remembered
+        info, key = create_key(engine, "read")
+        now[0] += 0.9
+        assert client.get("/v1/thing").status_code == 200  # still within the remembered second
+        now[0] += 0.2
+        assert client.get("/v1/thing").status_code == 401  # asked again: a key exists now
+        now[0] += 5
+        assert client.get("/v1/thing").status_code == 401  # "a key exists" is never remembered
+        assert client.get("/v1/thing", headers={"X-API-Key": key}).status_code == 200
+        revoke_key(engine, info.key_id)
+        assert client.get("/v1/thing", headers={"X-API-Key": key}).status_code == 401  # at once
+
+
+def test_a_zero_cache_asks_the_database_every_time(engine: sa.Engine) -> None:
+    with make_client(engine, "read", clock=lambda: 100.0, no_key_cache_seconds=0) as client:
+        assert client.get("/v1/thing").status_code == 200
+        create_key(engine, "read")
+        assert client.get("/v1/thing").status_code == 401
 
 
 def test_the_other_scope_gets_403_naming_both_scopes(read_client: httpx.Client, engine: sa.Engine) -> None:

@@ -11,7 +11,11 @@ Every ``/v1`` route of the Ingest API carries ``auth_dependency(settings, engine
 * With auth on, a request without a key gets 401. With auth off, it is let through.
 
 The key itself never appears in a response, a log line or an exception: lookups use its digest.
-Nothing is cached, so creating or revoking a key takes effect on the next request.
+A presented key is looked up afresh on every request, so revoking a key takes effect on the very next
+one. The one answer remembered is "no key exists at all" (while auth is not required), for
+``AGENTTRACER_NO_KEY_CACHE_SECONDS`` (default 1 s): asking the database on every keyless request cost
+the Ingest API a connection and a query per batch. The first key created therefore closes the APIs to
+keyless requests within that time; 0 asks every time.
 
 Rate limiting (``AGENTTRACER_RATE_LIMIT_PER_MINUTE``, 0 = off) is a token bucket per key — per client
 address when no key is used — kept in this process's memory. Behind a load balancer with N ingest
@@ -131,7 +135,9 @@ class TokenBucketLimiter:
                 del self._buckets[identity]
 
 
-def auth_dependency(settings: Settings, engine: sa.Engine, scope: str) -> Callable[..., Any]:
+def auth_dependency(
+    settings: Settings, engine: sa.Engine, scope: str, *, clock: Callable[[], float] = time.monotonic
+) -> Callable[..., Any]:
     """A FastAPI dependency that admits a request to an API of ``scope`` ('ingest' or 'read').
 
     It returns the :class:`Principal`, raises 401/403 (with ``WWW-Authenticate``) or, on ingest with a
@@ -147,6 +153,8 @@ def auth_dependency(settings: Settings, engine: sa.Engine, scope: str) -> Callab
     )
     insufficient = f'{REALM}, error="insufficient_scope", scope="{scope}"'
     invalid = f'{REALM}, error="invalid_token"'
+    # Until when "no key exists" may be believed without asking the database (clock() seconds).
+    open_until = [-math.inf]
 
     def check(request: Request) -> Principal:
         key = presented_key(request)
@@ -173,9 +181,13 @@ def auth_dependency(settings: Settings, engine: sa.Engine, scope: str) -> Callab
         if key is None:
             if settings.require_auth:
                 raise _error(401, "unauthorized", f"this API needs an API key of scope '{scope}'", REALM)
+            if clock() < open_until[0]:
+                return ANONYMOUS
             with engine.connect() as conn:
                 if any_key_exists(conn):
                     raise _error(401, "unauthorized", f"this API needs an API key of scope '{scope}'", REALM)
+            if settings.no_key_cache_seconds > 0:
+                open_until[0] = clock() + settings.no_key_cache_seconds
             return ANONYMOUS
         if len(key) > MAX_PRESENTED_KEY_LEN or not key.startswith(tuple(KEY_PREFIXES.values())):
             raise _error(401, "invalid_key", "the API key is not valid", invalid)

@@ -51,11 +51,10 @@ def scrub_metadata(value: Any, removed: list[dict[str, str]], prefix: str = "met
         # Belt and braces below the policy: nothing a database refuses (NUL, lone surrogates) and
         # nothing longer than the schema promises. Plain printable ASCII (the usual key and value)
         # needs no closer look.
-        if (
-            key.isascii()
-            and key.isprintable()
-            and (not isinstance(item, str) or (item.isascii() and item.isprintable() and len(item) <= MAX_META_STRING_LEN))
-        ):
+        plain_item = not isinstance(item, str) or (
+            item.isascii() and item.isprintable() and len(item) <= MAX_META_STRING_LEN
+        )
+        if plain_item and key.isascii() and key.isprintable():
             clean[key] = item
         elif isinstance(item, str) and (has_bad_chars(item) or len(item) > MAX_META_STRING_LEN):
             removed.append(removal(f"{prefix}.{key}", "invalid_characters"))

@@ -37,6 +37,9 @@ class Settings:
     retention_days: int | None = None
     # Ingest requests allowed per key per minute; 0 means unlimited.
     rate_limit_per_minute: int = 0
+    # Seconds the APIs remember that no API key exists (keyless requests skip a database query);
+    # the first key created takes effect within this time. Revocation is never cached. 0: ask always.
+    no_key_cache_seconds: int = 1
     # Origins allowed to read the Query API from a browser (the dashboard).
     cors_origins: tuple[str, ...] = field(
         default=("http://localhost:3000", "http://127.0.0.1:3000")
