@@ -51,6 +51,7 @@ from agenttracer.server.ingest_body import Problem, parse_json, read_body
 from agenttracer.server.ingest_events import convert_event
 from agenttracer.server.settings import Settings
 from agenttracer.store.engine import make_engine
+from agenttracer.store.sqlite_checkpoint import AUTOCHECKPOINT_PAGES
 from agenttracer.store.writer import Incoming, write_batch
 
 log = logging.getLogger("agenttracer.ingest")
@@ -162,7 +163,8 @@ def _document_request_body(app: FastAPI) -> dict[str, Any]:
 def create_app(settings: Settings) -> FastAPI:
     """The write-only Ingest API bound to ``settings.database_url``."""
     # hide_parameters: database errors must never carry event values into logs.
-    engine = make_engine(settings.database_url, hide_parameters=True)
+    # wal_autocheckpoint: on SQLite the writer checkpoints outside its lock (store/sqlite_checkpoint.py).
+    engine = make_engine(settings.database_url, hide_parameters=True, wal_autocheckpoint=AUTOCHECKPOINT_PAGES)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -54,11 +54,14 @@ def json_text(value: Any) -> str:
         return json.dumps(value)
 
 
-def make_engine(url: str, *, readonly: bool = False, **kwargs: Any) -> sa.Engine:
+def make_engine(url: str, *, readonly: bool = False, wal_autocheckpoint: int | None = None, **kwargs: Any) -> sa.Engine:
+    """An engine for ``url``. ``wal_autocheckpoint`` (SQLite, read-write only) sets SQLite's
+    automatic checkpoint threshold in pages; the Ingest API raises it and checkpoints itself
+    (``store/sqlite_checkpoint.py``)."""
     kwargs.setdefault("json_serializer", json_text)
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed, readonly=readonly, **kwargs)
+        return _sqlite_engine(parsed, readonly=readonly, wal_autocheckpoint=wal_autocheckpoint, **kwargs)
     if parsed.get_backend_name() == "postgresql":
         connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}))
         if "connect_timeout" not in parsed.query:
@@ -76,7 +79,7 @@ def make_engine(url: str, *, readonly: bool = False, **kwargs: Any) -> sa.Engine
     raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://")
 
 
-def _sqlite_engine(url: sa.URL, *, readonly: bool, **kwargs: Any) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, *, readonly: bool, wal_autocheckpoint: int | None, **kwargs: Any) -> sa.Engine:
     path = sqlite_path(url)
     # cached_statements: the writer's statements are cached per row count (store/write_sql.py).
     connect_args: dict[str, Any] = {
@@ -99,6 +102,8 @@ def _sqlite_engine(url: sa.URL, *, readonly: bool, **kwargs: Any) -> sa.Engine:
         if not readonly:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
+            if wal_autocheckpoint is not None:
+                cur.execute(f"PRAGMA wal_autocheckpoint={int(wal_autocheckpoint)}")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()

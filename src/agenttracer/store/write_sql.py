@@ -13,7 +13,7 @@ the live ``sa.Connection`` of the writer's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -63,19 +63,19 @@ _STEP_BINARY_TYPES = {
 assert tuple(_STEP_BINARY_TYPES) == STEP_COLUMNS, "step_rows.STEP_COLUMNS changed: update the COPY types"
 _STEP_BINARY_TYPES_LIST = list(_STEP_BINARY_TYPES.values())
 _STAGED_COLUMNS = ", ".join("meta::jsonb" if c == "meta" else c for c in STEP_COLUMNS)
-_COUNTERS = (
-    "step_count = (SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id),"
-    " error_step_count = (SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id AND s.status = 'error'),"
-    " retry_count = (SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id AND s.attempt > 1)"
+# Counters are recomputed from the steps table, so they stay exact under replays and any order.
+_COUNT_QUERIES = (
+    ("step_count", "SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id"),
+    ("error_step_count", "SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id AND s.status = 'error'"),
+    ("retry_count", "SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id AND s.attempt > 1"),
 )
+_COUNTERS = ", ".join(f"{column} = ({query})" for column, query in _COUNT_QUERIES)
 
 Processor = Callable[[Any], Any]
 
 
 class _Statements:
     """What both dialects share: the column processors, and turning rows into dicts and back."""
-
-    mark = "?"
 
     def __init__(self, dialect: sa.Dialect) -> None:
         self._read = [_result_processor(runs.c[name], dialect) for name in RUN_COLUMNS]
@@ -87,22 +87,19 @@ class _Statements:
         return [{name: proc(value) for (name, proc), value in zip(read, row, strict=True)} for row in rows]
 
     def update_row(self, run_id: str, values: dict[str, Any]) -> tuple[Any, ...]:
+        """The bound values of one run's update: RUN_UPDATE_COLUMNS, then the run_id."""
         return (*(proc(values[name]) for name, proc in zip(RUN_UPDATE_COLUMNS, self._write, strict=True)), run_id)
-
-    def _update_sql(self) -> str:
-        sets = ", ".join(f"{name} = {self._mark_for(name)}" for name in RUN_UPDATE_COLUMNS)
-        return f"UPDATE runs SET {sets} WHERE run_id = {self.mark}"
-
-    def _mark_for(self, name: str) -> str:
-        return self.mark
 
 
 class SqliteStatements(_Statements):
-    """SQLite: ``IN (?, ?, …)`` and multi-row ``VALUES`` whose SQL text is cached per row count."""
+    """SQLite: ``IN (?, ?, …)`` and multi-row ``VALUES`` whose SQL text is cached per row count.
 
-    def __init__(self, dialect: sa.Dialect) -> None:
-        super().__init__(dialect)
-        self._update = self._update_sql()
+    Rows go in as few multi-row statements as possible rather than by ``executemany``: the driver
+    releases the GIL around every row it steps, and with other request threads busy in Python each
+    release cost the writer ~50 µs of waiting to get it back (measured in bench/ingest_throughput.py),
+    all of it inside the single-writer lock. Chunks are powers of two (256, 128, …, 1), so a batch
+    takes a handful of statements and only a handful of distinct SQL texts exist.
+    """
 
     def insert_placeholders(self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime) -> set[str]:
         stamp = self._time(now)
@@ -121,20 +118,48 @@ class SqliteStatements(_Statements):
         return {(row[0], row[1]) for row in _cursor(conn).execute(sql, run_ids)}
 
     def insert_steps(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
-        # ON CONFLICT stays as a safety net: a replay can never fail the batch.
-        _cursor(conn).executemany(_SQLITE_INSERT_STEPS, rows)
+        cursor = _cursor(conn)
+        for chunk in _chunks(rows):
+            cursor.execute(_sqlite_insert_steps_sql(len(chunk)), [v for row in chunk for v in row])
 
-    def update_runs(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
-        _cursor(conn).executemany(self._update, rows)
+    def update_runs(self, conn: sa.Connection, rows: list[tuple[Any, ...]], recount: set[str]) -> None:
+        """Write the run-level fields and, for the runs in ``recount``, recompute the counters from
+        the steps table — one ``UPDATE … FROM (VALUES …)`` per chunk."""
+        cursor = _cursor(conn)
+        flagged = [(*row, row[-1] in recount) for row in rows]
+        for chunk in _chunks(flagged):
+            cursor.execute(_sqlite_update_runs_sql(len(chunk)), [v for row in chunk for v in row])
 
-    def recount(self, conn: sa.Connection, run_ids: list[str]) -> None:
-        _cursor(conn).execute(f"UPDATE runs SET {_COUNTERS} WHERE run_id IN ({_marks(len(run_ids))})", run_ids)
+
+def _chunks(rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
+    start, size = 0, 256
+    while start < len(rows):
+        while size > len(rows) - start:
+            size //= 2
+        yield rows[start : start + size]
+        start += size
 
 
-_SQLITE_INSERT_STEPS = (
-    f"INSERT INTO steps ({_STEP_COLUMN_LIST}) VALUES ({', '.join('?' * len(STEP_COLUMNS))})"
-    " ON CONFLICT (run_id, seq) DO NOTHING"
-)
+@lru_cache(maxsize=16)
+def _sqlite_insert_steps_sql(count: int) -> str:
+    # ON CONFLICT stays as a safety net: a replay can never fail the batch.
+    row = f"({', '.join('?' * len(STEP_COLUMNS))})"
+    values = ", ".join([row] * count)
+    return f"INSERT INTO steps ({_STEP_COLUMN_LIST}) VALUES {values} ON CONFLICT (run_id, seq) DO NOTHING"
+
+
+@lru_cache(maxsize=16)
+def _sqlite_update_runs_sql(count: int) -> str:
+    names = (*RUN_UPDATE_COLUMNS, "b_run_id", "b_recount")
+    row = f"({', '.join('?' * len(names))})"
+    sets = ", ".join(f"{name} = v.{name}" for name in RUN_UPDATE_COLUMNS)
+    counters = ", ".join(
+        f"{column} = CASE WHEN v.b_recount THEN ({query}) ELSE runs.{column} END" for column, query in _COUNT_QUERIES
+    )
+    return (
+        f"WITH v({', '.join(names)}) AS (VALUES {', '.join([row] * count)})"
+        f" UPDATE runs SET {sets}, {counters} FROM v WHERE runs.run_id = v.b_run_id"
+    )
 
 
 @lru_cache(maxsize=256)
@@ -154,15 +179,11 @@ def _sqlite_placeholders_sql(count: int) -> str:
 class PostgresStatements(_Statements):
     """PostgreSQL: arrays (``= ANY(%s)``, ``unnest``) so every statement's text is fixed; steps by COPY."""
 
-    mark = "%s"
-
     def __init__(self, dialect: sa.Dialect) -> None:
         super().__init__(dialect)
-        self._update = self._update_sql()
-
-    def _mark_for(self, name: str) -> str:
         # psycopg sends str as text; the JSONB column needs the cast SQLAlchemy would have added.
-        return "%s::jsonb" if name == "meta" else "%s"
+        sets = ", ".join(f"{name} = %s::jsonb" if name == "meta" else f"{name} = %s" for name in RUN_UPDATE_COLUMNS)
+        self._update = f"UPDATE runs SET {sets} WHERE run_id = %s"
 
     def insert_placeholders(self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime) -> set[str]:
         # Two arrays instead of a multi-row VALUES list: the SQL text is the same for every batch, so
@@ -217,13 +238,13 @@ class PostgresStatements(_Statements):
                 " ON CONFLICT (run_id, seq) DO NOTHING"
             )
 
-    def update_runs(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+    def update_runs(self, conn: sa.Connection, rows: list[tuple[Any, ...]], recount: set[str]) -> None:
+        """Write the run-level fields, then recompute the counters of the runs in ``recount`` from the
+        steps table."""
         with _dbapi(conn).cursor() as cur:
             cur.executemany(self._update, rows)
-
-    def recount(self, conn: sa.Connection, run_ids: list[str]) -> None:
-        with _dbapi(conn).cursor() as cur:
-            cur.execute(f"UPDATE runs SET {_COUNTERS} WHERE run_id = ANY(%s::varchar[])", (run_ids,))
+            if recount:
+                cur.execute(f"UPDATE runs SET {_COUNTERS} WHERE run_id = ANY(%s::varchar[])", (sorted(recount),))
 
 
 Statements = SqliteStatements | PostgresStatements

@@ -43,6 +43,7 @@ from agenttracer.store.run_state import (
     apply_run_start,
     current_start,
 )
+from agenttracer.store.sqlite_checkpoint import after_commit
 from agenttracer.store.step_rows import StepRows
 from agenttracer.store.tables import failures
 from agenttracer.store.write_sql import Statements, statements_for
@@ -100,6 +101,7 @@ def write_batch(engine: sa.Engine, events: Sequence[Incoming], *, now: datetime 
         try:
             with _write_lock(engine), engine.begin() as conn:
                 outcomes = _write(conn, plan, now)
+            after_commit(engine)  # SQLite: now and then a WAL checkpoint, outside the lock
             break
         except sa.exc.DBAPIError as exc:
             sqlstate = getattr(exc.orig, "sqlstate", None)
@@ -245,8 +247,5 @@ def _update_runs(conn: sa.Connection, sql: Statements, states: dict[str, RunStat
         }
         rows.append(sql.update_row(run_id, values))
     if rows:
-        sql.update_runs(conn, rows)
-    # Counters are recomputed from the steps table, so they stay exact under replays and any order.
-    counted = sorted(run_id for run_id, s in states.items() if s.new_steps)
-    if counted:
-        sql.recount(conn, counted)
+        # Counters are recomputed from the steps table, so they stay exact under replays and any order.
+        sql.update_runs(conn, rows, {run_id for run_id, s in states.items() if s.new_steps})
