@@ -140,3 +140,34 @@ def test_the_writers_reads_of_runs_equal_sqlalchemys(engine: sa.Engine) -> None:
         {k: (type(v), v) for k, v in r.items()} for r in expected
     ]
     assert all(r["started_at"].tzinfo is timezone.utc for r in got)
+
+
+def test_a_step_that_collides_after_all_is_stored_once_and_the_batch_goes_through(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rid = new_run_id()
+    events = [step(rid, 1), step(rid, 2)]
+    write_batch(engine, incoming(events), now=NOW)
+    # Pretend the locked read saw no stored steps: PostgreSQL's COPY straight into steps then hits
+    # the primary key, and the writer must redo the batch through ON CONFLICT DO NOTHING.
+    sql = type(statements_for(engine.dialect))
+    monkeypatch.setattr(sql, "stored_steps", lambda self, conn, run_ids: set())
+    outcomes = write_batch(engine, incoming([*events, step(rid, 3)]), now=NOW)
+    assert [o.status for o in outcomes] == ["accepted"] * 3  # what the writer believed
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(runs.c.step_count).where(runs.c.run_id == rid)).one()
+        stored = conn.execute(sa.select(sa.func.count()).select_from(steps).where(steps.c.run_id == rid)).scalar()
+    assert (row.step_count, stored) == (3, 3)
+
+
+def test_driver_errors_of_the_raw_statements_reach_callers_as_sqlalchemy_errors(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dbapi = engine.dialect.loaded_dbapi
+
+    def broken(self: Any, conn: Any, run_ids: list[str]) -> Any:
+        raise dbapi.OperationalError("the database went away")
+
+    monkeypatch.setattr(type(statements_for(engine.dialect)), "load_runs", broken)
+    with pytest.raises(sa.exc.OperationalError):
+        write_batch(engine, incoming([step(new_run_id(), 1)]), now=NOW)

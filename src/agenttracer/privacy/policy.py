@@ -220,20 +220,20 @@ def _scrub_metadata(metadata: Mapping[str, object] | None) -> tuple[dict[str, Sc
         return kept, [Removal("[metadata]", R.UNSUPPORTED_TYPE)]
     key_cache, label_cache = _key_cache, _label_cache
     for position, (raw_key, value) in enumerate(metadata.items(), start=1):
-        # The common entry, decided from the caches alone: a key already classified as plain (not a
-        # count key) whose value is a label already found storable, or a small int. These are the
+        # The common entry, decided from the caches alone: a key already classified as allowed with a
+        # small int, or (not a count key) with a label already found storable. These are the
         # decisions the rules below took for the same key and value; anything else takes the rules.
         if type(raw_key) is str and position <= MAX_EXAMINED_KEYS and len(kept) < MAX_META_KEYS:
             plain, reason, numbers_only = key_cache.get(raw_key) or (None, None, False)
-            if plain is not None and reason is None and not numbers_only and plain not in kept:
-                if type(value) is str:
+            if plain is not None and reason is None and plain not in kept:
+                if type(value) is int and -(10**8) < value < 10**8:
+                    kept[plain] = value
+                    continue
+                if type(value) is str and not numbers_only:
                     text = label_cache.get(value)
                     if text is not None and len(text) <= MAX_META_STRING_LEN:
                         kept[plain] = text
                         continue
-                elif type(value) is int and -(10**8) < value < 10**8:
-                    kept[plain] = value
-                    continue
         if position > MAX_EXAMINED_KEYS:
             removed.append(Removal(f"[{len(metadata) - MAX_EXAMINED_KEYS} more keys]", R.TOO_MANY_KEYS))
             break

@@ -34,9 +34,11 @@ class StepRows:
     def __init__(self, dialect: sa.Dialect) -> None:
         self.sqlite = dialect.name == "sqlite"
         self._time = _processor(steps.c.started_at, dialect)
-        # The engine's JSON serializer, which SQLAlchemy's JSON bind processor calls (on PostgreSQL
-        # it would also wrap the text for psycopg; the writer's COPY wants the text itself).
-        self._json: Callable[[Any], str] = getattr(dialect, "_json_serializer", None) or json.dumps
+        # SQLite: the text of the engine's JSON serializer, which SQLAlchemy's JSON bind processor
+        # calls. PostgreSQL: the object itself; psycopg's jsonb dumper, which SQLAlchemy points at the
+        # same serializer on every connection, encodes it in the binary COPY.
+        serializer: Callable[[Any], Any] = getattr(dialect, "_json_serializer", None) or json.dumps
+        self._json = serializer if self.sqlite else _identity
 
     def timestamp(self, value: datetime) -> Any:
         """SQLite: SQLAlchemy's text form. PostgreSQL: the aware datetime (the driver sends timestamptz)."""

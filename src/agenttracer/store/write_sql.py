@@ -42,7 +42,7 @@ RUN_UPDATE_COLUMNS = (
 _STEP_COLUMN_LIST = ", ".join(STEP_COLUMNS)
 _RUN_COLUMN_LIST = ", ".join(RUN_COLUMNS)
 _STEP_STAGING = "at_steps_staged"
-# Binary COPY needs every column's exact type; the staging table holds metadata as text.
+# Binary COPY needs every column's exact type.
 _STEP_BINARY_TYPES = {
     "run_id": "varchar",
     "seq": "int4",
@@ -57,19 +57,25 @@ _STEP_BINARY_TYPES = {
     "parent_seq": "int4",
     "error_class": "varchar",
     "failure_code": "varchar",
-    "meta": "text",
+    "meta": "jsonb",
     "meta_removed": "int4",
 }
 assert tuple(_STEP_BINARY_TYPES) == STEP_COLUMNS, "step_rows.STEP_COLUMNS changed: update the COPY types"
 _STEP_BINARY_TYPES_LIST = list(_STEP_BINARY_TYPES.values())
-_STAGED_COLUMNS = ", ".join("meta::jsonb" if c == "meta" else c for c in STEP_COLUMNS)
-# Counters are recomputed from the steps table, so they stay exact under replays and any order.
-_COUNT_QUERIES = (
-    ("step_count", "SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id"),
-    ("error_step_count", "SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id AND s.status = 'error'"),
-    ("retry_count", "SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id AND s.attempt > 1"),
+# Counters are recomputed from the steps table, so they stay exact under replays and any order:
+# one scan of the run's steps for all three.
+_COUNTERS = (
+    "(step_count, error_step_count, retry_count) = (SELECT count(*), count(CASE WHEN s.status = 'error' THEN 1 END),"
+    " count(CASE WHEN s.attempt > 1 THEN 1 END) FROM steps s WHERE s.run_id = runs.run_id)"
 )
-_COUNTERS = ", ".join(f"{column} = ({query})" for column, query in _COUNT_QUERIES)
+# The same on SQLite's chunked update, where only the rows flagged b_recount are counted.
+_SQLITE_COUNTERS = (
+    "(step_count, error_step_count, retry_count) = (SELECT"
+    " CASE WHEN v.b_recount THEN count(*) ELSE runs.step_count END,"
+    " CASE WHEN v.b_recount THEN count(CASE WHEN s.status = 'error' THEN 1 END) ELSE runs.error_step_count END,"
+    " CASE WHEN v.b_recount THEN count(CASE WHEN s.attempt > 1 THEN 1 END) ELSE runs.retry_count END"
+    " FROM steps s WHERE s.run_id = runs.run_id AND v.b_recount)"
+)
 
 Processor = Callable[[Any], Any]
 
@@ -117,7 +123,8 @@ class SqliteStatements(_Statements):
         sql = f"SELECT run_id, seq FROM steps WHERE run_id IN ({_marks(len(run_ids))})"
         return {(row[0], row[1]) for row in _cursor(conn).execute(sql, run_ids)}
 
-    def insert_steps(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+    def insert_steps(self, conn: sa.Connection, rows: list[tuple[Any, ...]], *, safe: bool = False) -> None:
+        # ON CONFLICT DO NOTHING in every statement: nothing more is needed for ``safe``.
         cursor = _cursor(conn)
         for chunk in _chunks(rows):
             cursor.execute(_sqlite_insert_steps_sql(len(chunk)), [v for row in chunk for v in row])
@@ -153,12 +160,9 @@ def _sqlite_update_runs_sql(count: int) -> str:
     names = (*RUN_UPDATE_COLUMNS, "b_run_id", "b_recount")
     row = f"({', '.join('?' * len(names))})"
     sets = ", ".join(f"{name} = v.{name}" for name in RUN_UPDATE_COLUMNS)
-    counters = ", ".join(
-        f"{column} = CASE WHEN v.b_recount THEN ({query}) ELSE runs.{column} END" for column, query in _COUNT_QUERIES
-    )
     return (
         f"WITH v({', '.join(names)}) AS (VALUES {', '.join([row] * count)})"
-        f" UPDATE runs SET {sets}, {counters} FROM v WHERE runs.run_id = v.b_run_id"
+        f" UPDATE runs SET {sets}, {_SQLITE_COUNTERS} FROM v WHERE runs.run_id = v.b_run_id"
     )
 
 
@@ -212,31 +216,36 @@ class PostgresStatements(_Statements):
             cur.execute("SELECT run_id, seq FROM steps WHERE run_id = ANY(%s::varchar[])", (run_ids,))
             return {(row[0], row[1]) for row in cur.fetchall()}
 
-    def insert_steps(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
-        """Binary COPY into a session-private staging table, then one ``INSERT … SELECT … ON CONFLICT
-        DO NOTHING``. Measured with bench/ingest_throughput.py: half the writer's CPU per step of a
-        pipelined executemany and ~8x less than one multi-row INSERT the driver re-parses per batch;
-        the binary format then cost the server a third of the text format's CPU per row (timestamps
-        need no text formatting). Metadata arrives as JSON text and is cast to jsonb on the move."""
-        info = conn.connection.info
+    def insert_steps(self, conn: sa.Connection, rows: list[tuple[Any, ...]], *, safe: bool = False) -> None:
+        """Binary COPY straight into steps. The batch's runs are locked and their stored steps were
+        read under the lock, so these rows cannot collide with stored ones; should one ever do, the
+        COPY fails with a unique violation and the writer retries the batch with ``safe=True``: COPY
+        into a session-private staging table, then ``INSERT … SELECT … ON CONFLICT DO NOTHING``.
+
+        Measured with bench/ingest_throughput.py: COPY + INSERT … SELECT cost half the writer's CPU
+        per step of a pipelined executemany (and ~8x less than one multi-row INSERT the driver
+        re-parses per batch); the binary format then cost the server a third of the text format's
+        CPU per row (no timestamp formatting); copying straight into steps saves the database the
+        staging table's write, its truncation at commit and the conflict checks.
+        """
         with _dbapi(conn).cursor() as cur:
-            if not info.get(_STEP_STAGING):
-                # Once per pooled connection; a temporary table is private to its session.
+            target = "steps"
+            if safe:
+                target = _STEP_STAGING
                 cur.execute(
                     f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STEP_STAGING} (LIKE steps INCLUDING DEFAULTS)"
                     " ON COMMIT DELETE ROWS"
                 )
-                cur.execute(f"ALTER TABLE {_STEP_STAGING} ALTER COLUMN meta DROP DEFAULT, ALTER COLUMN meta TYPE text")
-                info[_STEP_STAGING] = True
-            with cur.copy(f"COPY {_STEP_STAGING} ({_STEP_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)") as copy:
+            with cur.copy(f"COPY {target} ({_STEP_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(_STEP_BINARY_TYPES_LIST)
                 for row in rows:
                     copy.write_row(row)
-            # Committed or rolled back, the staging table is empty again for the next batch.
-            cur.execute(
-                f"INSERT INTO steps ({_STEP_COLUMN_LIST}) SELECT {_STAGED_COLUMNS} FROM {_STEP_STAGING}"
-                " ON CONFLICT (run_id, seq) DO NOTHING"
-            )
+            if safe:
+                # Committed or rolled back, the staging table is empty again afterwards.
+                cur.execute(
+                    f"INSERT INTO steps ({_STEP_COLUMN_LIST}) SELECT {_STEP_COLUMN_LIST} FROM {_STEP_STAGING}"
+                    " ON CONFLICT (run_id, seq) DO NOTHING"
+                )
 
     def update_runs(self, conn: sa.Connection, rows: list[tuple[Any, ...]], recount: set[str]) -> None:
         """Write the run-level fields, then recompute the counters of the runs in ``recount`` from the

@@ -52,6 +52,7 @@ __all__ = ["Incoming", "Outcome", "write_batch"]
 
 # PostgreSQL error codes worth one more try: deadlock detected, serialization failure.
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+_UNIQUE_VIOLATION = "23505"
 _MAX_ATTEMPTS = 3
 # Processing order inside one run: the start first, the end last, so in-batch checks see both.
 _KIND_ORDER = {"run_start": 0, "step": 1, "failure": 1, "run_end": 2}
@@ -100,15 +101,31 @@ def write_batch(engine: sa.Engine, events: Sequence[Incoming], *, now: datetime 
     for attempt in range(_MAX_ATTEMPTS):
         try:
             with _write_lock(engine), engine.begin() as conn:
-                outcomes = _write(conn, plan, now)
+                outcomes = _write_wrapped(conn, plan, now)
             after_commit(engine)  # SQLite: now and then a WAL checkpoint, outside the lock
             break
         except sa.exc.DBAPIError as exc:
             sqlstate = getattr(exc.orig, "sqlstate", None)
+            if sqlstate == _UNIQUE_VIOLATION and not plan.safe_steps:
+                # A step collided with a stored one after all: redo the batch the conflict-proof way.
+                plan.safe_steps = True
+                continue
             if sqlstate in _RETRYABLE_SQLSTATES and attempt + 1 < _MAX_ATTEMPTS:
                 continue
             raise
     return sorted(outcomes, key=lambda o: o.index)
+
+
+def _write_wrapped(conn: sa.Connection, plan: _Plan, now: datetime) -> list[Outcome]:
+    """``_write``, with errors of the statements sent straight to the driver raised as SQLAlchemy's
+    (so callers see OperationalError & co. whichever way a statement went), parameters hidden."""
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        return _write(conn, plan, now)
+    except dbapi_error as exc:
+        raise sa.exc.DBAPIError.instance(
+            None, None, exc, dbapi_error, hide_parameters=True, dialect=conn.dialect
+        ) from None
 
 
 class _Plan:
@@ -127,6 +144,8 @@ class _Plan:
         self.starts = [(run_id, min(ev.time for ev in self.by_run[run_id])) for run_id in self.run_ids]
         self.failure_runs = sorted({ev.run_id for ev in events if ev.kind == "failure"})
         self.step_rows = {ev.index: rows.row(ev.values) for ev in events if ev.kind == "step"}
+        # Steps by the conflict-proof path (only after a unique violation, which should never happen).
+        self.safe_steps = False
 
 
 _HELPERS: weakref.WeakKeyDictionary[sa.Dialect, tuple[StepRows, Statements]] = weakref.WeakKeyDictionary()
@@ -193,7 +212,7 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> list[Outcome]:
                 states[ev.run_id].new_steps = True
                 new_rows.append(plan.step_rows[ev.index])
         if new_rows:
-            sql.insert_steps(conn, new_rows)
+            sql.insert_steps(conn, new_rows, safe=plan.safe_steps)
     new_failures = [s.new_failure for s in states.values() if s.new_failure is not None]
     if new_failures:
         conn.execute(_insert(conn, failures).on_conflict_do_nothing(index_elements=["run_id"]), new_failures)
