@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
+from agenttracer.store.periodic import PeriodicWorker
 from agenttracer.store.rollup_marks import mark_dirty
 from agenttracer.store.tables import failures, runs, steps
 
@@ -118,12 +118,14 @@ def prune(
     return PruneResult(cutoff, n_runs, n_steps, n_failures, batches, dry_run=False)
 
 
-class RetentionWorker:
+class RetentionWorker(PeriodicWorker[PruneResult]):
     """A daemon thread that prunes runs older than ``days`` every ``interval_s`` seconds.
 
-    ``start()`` and ``stop()`` are idempotent; ``stop()`` interrupts the wait and the batch loop
-    (after the batch in flight commits) and joins the thread.
+    ``stop()`` interrupts the wait and the batch loop (after the batch in flight commits).
     """
+
+    thread_name = "agenttracer-retention"
+    log = log
 
     def __init__(
         self,
@@ -136,47 +138,19 @@ class RetentionWorker:
     ) -> None:
         if days <= 0:
             raise ValueError("retention days must be positive")
+        super().__init__(interval_s=interval_s, first_delay_s=first_delay_s)
         self.engine = engine
         self.older_than = timedelta(days=days)
-        self.interval_s = interval_s
-        self.first_delay_s = first_delay_s
         self.batch_size = batch_size
-        self.passes = 0
-        self.last_result: PruneResult | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> RetentionWorker:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="agenttracer-retention", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def run_once(self) -> PruneResult:
+    def _pass(self) -> PruneResult:
         result = prune(self.engine, self.older_than, batch_size=self.batch_size, should_stop=self._stop.is_set)
-        self.passes += 1
-        self.last_result = result
         if result.runs:
             log.info(
                 "retention: deleted %d runs, %d steps, %d failures older than %s in %d batches",
                 result.runs, result.steps, result.failures, result.cutoff.isoformat(), result.batches,
             )
         return result
-
-    def _loop(self) -> None:
-        delay = self.first_delay_s
-        while not self._stop.wait(delay):
-            try:
-                self.run_once()
-            except Exception:  # a failed pass must not kill the worker; the next one retries
-                log.exception("retention pass failed")
-            delay = self.interval_s
 
 
 def start_retention(

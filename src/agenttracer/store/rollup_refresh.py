@@ -26,7 +26,6 @@ whole day lies before ``rolled_until``; a reader uses them only for days with no
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from agenttracer.store.periodic import PeriodicWorker
 from agenttracer.store.rollup import (
     LEVELS,
     Aggregates,
@@ -352,54 +352,28 @@ def _merge_days(conn: sa.Connection, days: list[datetime]) -> int:
     return len(days)
 
 
-class RollupWorker:
+class RollupWorker(PeriodicWorker[RefreshResult]):
     """A daemon thread running a refresher pass every ``interval_s`` seconds (the ingest process's).
 
-    ``start()`` / ``stop()`` are idempotent; ``stop()`` interrupts the wait and the pass (after the
-    hour in flight commits) and joins the thread.
+    ``stop()`` interrupts the wait and the pass (after the hour in flight commits).
     """
+
+    thread_name = "agenttracer-rollup"
+    log = log
 
     def __init__(self, engine: sa.Engine, *, interval_s: float = DEFAULT_INTERVAL_S,
                  settle: timedelta = DEFAULT_SETTLE, first_delay_s: float = 1.0) -> None:
+        super().__init__(interval_s=interval_s, first_delay_s=first_delay_s)
         self.engine = engine
-        self.interval_s = interval_s
         self.settle = settle
-        self.first_delay_s = first_delay_s
-        self.passes = 0
-        self.last_result: RefreshResult | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> RollupWorker:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="agenttracer-rollup", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def run_once(self) -> RefreshResult:
+    def _pass(self) -> RefreshResult:
         result = refresh(self.engine, settle=self.settle, should_stop=self._stop.is_set)
-        self.passes += 1
-        self.last_result = result
         if result.hours:
             log.info("rollup: recomputed %d hours and %d days in %.1f s; rolled up until %s",
                      result.hours, result.days, result.seconds,
                      result.rolled_until.isoformat() if result.rolled_until else "-")
         return result
-
-    def _loop(self) -> None:
-        delay = self.first_delay_s
-        while not self._stop.wait(delay):
-            try:
-                self.run_once()
-            except Exception:  # a failed pass must not kill the worker; the next one retries
-                log.exception("rollup refresh failed")
-            delay = self.interval_s
 
 
 def start_rollup(engine: sa.Engine, interval_s: float, settle_s: float) -> RollupWorker | None:
