@@ -112,6 +112,25 @@ class Histogram:
         self._range(lo, hi)
         self.counts[lo:hi] = map(operator.add, self.counts[lo:hi], other.counts[lo:hi])
 
+    def subtract(self, other: Histogram) -> bool:
+        """Take away counts added before; False, leaving this changed, when a bucket would go negative."""
+        lo, hi = other.lo, other.hi
+        if lo >= hi:
+            return True
+        if lo < self.lo or hi > self.hi:
+            return False
+        counts = self.counts
+        counts[lo:hi] = map(operator.sub, counts[lo:hi], other.counts[lo:hi])
+        if min(counts[lo:hi]) < 0:
+            return False
+        while self.lo < self.hi and not counts[self.lo]:
+            self.lo += 1
+        while self.hi > self.lo and not counts[self.hi - 1]:
+            self.hi -= 1
+        if self.lo >= self.hi:
+            self.lo, self.hi = BUCKETS, 0
+        return True
+
     def total(self) -> int:
         return sum(self.counts[self.lo:self.hi])
 
