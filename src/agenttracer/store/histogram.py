@@ -5,9 +5,10 @@ A latency lands in one of ``BUCKETS`` log-spaced buckets whose lower bounds are 
 holds everything below ``LOWEST_MS`` (0 and sub-10-µs latencies), the last bucket everything from
 ``BOUNDS[-1]`` (~28 hours) up. The bucket of a value is defined as ``bisect_right(BOUNDS, value)``,
 which is exactly what PostgreSQL's ``width_bucket(value, BOUNDS)`` returns for the same float8
-array (both count the bounds <= value, comparing the same doubles), so the database can bucket
-millions of rows without sending them to Python and SQLite (bucketed in Python) gets the same bucket
-for the same value: identical histograms, identical percentiles, on both databases.
+array (both count the bounds <= value, comparing the same doubles), so PostgreSQL can bucket
+millions of rows without sending them to Python, while small raw parts (the edges of a stats window)
+and SQLite send their values and get the same bucket for the same value from ``add_values``:
+identical histograms, identical percentiles, on both databases.
 
 Percentiles follow ``percentile_cont`` (position ``q * (n - 1)``, linear interpolation between the two
 order statistics around it) with each order statistic replaced by its bucket's representative value,
