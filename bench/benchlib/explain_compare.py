@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timedelta, timezone
 
-from benchlib.explain_stats import add_common_arguments, explain, record
-
 from agenttracer.store.analytics_compare import compare_versions
 from agenttracer.store.engine import make_engine
+from benchlib.explain_stats import add_common_arguments, explain, record
 
 
 def main() -> None:
