@@ -206,9 +206,10 @@ class _Plan:
             else:
                 repeats.append(ev.index)
         self.repeats = repeats
-        self.steps = steps_of
         self.step_time = step_time
         self.run_ids = sorted(others.keys() | steps_of.keys())
+        # In run_id order, so the new steps go into the primary key's B-tree in order.
+        self.steps = {run_id: steps_of[run_id] for run_id in self.run_ids if run_id in steps_of}
         self.run_events = {
             run_id: sorted(evs, key=lambda e: (_KIND_ORDER[e.kind], e.index)) for run_id, evs in others.items()
         }
