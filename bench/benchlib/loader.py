@@ -26,7 +26,7 @@ import psycopg
 import sqlalchemy as sa
 
 from agenttracer.store.engine import make_engine
-from agenttracer.store.migrate import current_revision, head_revision, upgrade
+from agenttracer.store.migrate import current_revision, head_revision, is_known_revision, upgrade
 from agenttracer.store.rollup_refresh import refresh
 
 from .dataset import (
@@ -97,9 +97,12 @@ def load_postgres(base_url: str, spec: DatasetSpec, *, force: bool = False, log:
     head = head_revision()
     if not force and _marker_matches(marker, spec):
         assert marker is not None
-        if marker[4] == head:
+        if marker[4] == head or not is_known_revision(marker[4]):
+            # A revision this code does not know was applied by a newer checkout (a branch adding an
+            # index, say): the tables this code reads are still there, so measure on them as they are.
             took, rolled = build_rollups(url)
-            return Loaded(url, spec.runs, int(marker[3]), head, True, took, f"reused as loaded; {rolled}")
+            note = "" if marker[4] == head else f" (at {marker[4]}, newer than this code's {head})"
+            return Loaded(url, spec.runs, int(marker[3]), marker[4], True, took, f"reused as loaded{note}; {rolled}")
         t0 = time.perf_counter()
         engine = make_engine(url, poolclass=sa.pool.NullPool)
         upgrade(engine)
@@ -250,9 +253,11 @@ def load_sqlite(path: Path, spec: DatasetSpec, *, force: bool = False) -> Loaded
                 marker = None
         if _marker_matches(marker, spec):
             assert marker is not None
-            if marker[4] == head:
+            if marker[4] == head or not is_known_revision(marker[4]):
                 took, rolled = build_rollups(url)
-                return Loaded(url, spec.runs, int(marker[3]), head, True, took, f"reused as loaded; {rolled}")
+                note = "" if marker[4] == head else f" (at {marker[4]}, newer than this code's {head})"
+                return Loaded(url, spec.runs, int(marker[3]), marker[4], True, took,
+                              f"reused as loaded{note}; {rolled}")
             t0 = time.perf_counter()
             upgrade(url)
             _, rolled = build_rollups(url)

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from agenttracer.store import tables
 from agenttracer.store.engine import make_engine
-from agenttracer.store.migrate import current_revision, head_revision, upgrade
+from agenttracer.store.migrate import current_revision, head_revision, is_known_revision, upgrade
 
 
 def test_upgrade_reaches_head_and_is_repeatable(empty_db_url: str) -> None:
@@ -15,6 +15,14 @@ def test_upgrade_reaches_head_and_is_repeatable(empty_db_url: str) -> None:
     upgrade(engine)  # a second upgrade is a no-op, as on every `agenttracer up`
     assert current_revision(engine) == head_revision()
     engine.dispose()
+
+
+def test_known_revisions_are_the_shipped_ones_only() -> None:
+    head = head_revision()
+    assert head is not None and is_known_revision(head)
+    assert is_known_revision("0001")
+    # A revision applied by a newer checkout is not one of ours: callers must not try to upgrade from it.
+    assert not is_known_revision("9999_from_the_future")
 
 
 def test_migrated_columns_match_tables_module(engine: sa.Engine) -> None:

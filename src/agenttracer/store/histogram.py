@@ -29,8 +29,9 @@ from __future__ import annotations
 import bisect
 import math
 import operator
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from itertools import accumulate
+from itertools import accumulate, repeat
 
 from agenttracer.store.stats_math import QUANTILES, interpolate, quantile_positions
 
@@ -85,6 +86,11 @@ class Histogram:
 
     def add_value(self, value: float) -> None:
         self.add_bucket(bucket_of(value), 1)
+
+    def add_values(self, values: Iterable[float]) -> None:
+        """Count many values: bucketed by ``bucket_of`` (C-level bisect), then added bucket by bucket."""
+        for bucket, count in Counter(map(bisect.bisect_right, repeat(BOUNDS), values)).items():
+            self.add_bucket(bucket, count)
 
     def add_bucket(self, bucket: int, count: int) -> None:
         if count:

@@ -33,7 +33,16 @@ def current_revision(engine: sa.Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def head_revision() -> str | None:
+def _scripts() -> ScriptDirectory:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(cfg).get_current_head()
+    return ScriptDirectory.from_config(cfg)
+
+
+def head_revision() -> str | None:
+    return _scripts().get_current_head()
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether this code ships ``revision`` (False for a database migrated by a newer version)."""
+    return any(script.revision == revision for script in _scripts().walk_revisions())

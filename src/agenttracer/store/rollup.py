@@ -145,6 +145,14 @@ def _key_of(row: Sequence[Any], n: int, convert: Sequence[bool]) -> Key:
     return tuple(as_utc(v) if conv and v is not None else v for v, conv in zip(row[:n], convert, strict=True))
 
 
+# Up to this many steps (as the runs' step counts say), PostgreSQL hands each group's latencies to Python as
+# one array and Python buckets them; above it, PostgreSQL buckets them with width_bucket and groups by bucket.
+# Both give the same histogram (tests/store/test_histogram.py); the array is the cheaper one for the few
+# thousand steps of a window's partial edge hours (the grouping by bucket cost more than the join), the
+# grouped form keeps memory bounded for a large raw part.
+STEP_ARRAY_MAX = 200_000
+
+
 def aggregate_raw(
     conn: sa.Connection,
     where: list[sa.ColumnElement[bool]],
@@ -158,6 +166,7 @@ def aggregate_raw(
     """Rollup numbers of the runs matching ``where`` (conditions on ``runs``), grouped by key expressions.
 
     ``time_keys`` / ``step_time_keys`` flag the keys that are time buckets (returned as aware UTC).
+    Two statements on PostgreSQL (runs, steps), three on SQLite (its run durations are fetched as rows).
     """
     out = Aggregates()
     pg = is_postgres(conn)
@@ -166,46 +175,56 @@ def aggregate_raw(
     nk = len(run_keys)
     finished = runs.c.status != RunStatus.RUNNING.value
     duration = runs.c.duration_ms
+    timed = sa.and_(finished, duration.is_not(None))
+    # Grouped by failure too, so that one statement counts runs and failures: no failure_type condition
+    # for the planner to BitmapAnd with the time range (that cost more than the few extra groups).
+    columns = [
+        *run_keys,
+        runs.c.failure_type,
+        runs.c.failure_code,
+        sa.func.count(),
+        *[_count_if(runs.c.status == s.value) for s in RunStatus],
+        sa.func.coalesce(sa.func.sum(runs.c.step_count), 0),
+        sa.func.coalesce(sa.func.sum(runs.c.retry_count), 0),
+        _count_if(runs.c.retry_count > 0),
+        sa.func.coalesce(sa.func.sum(sa.case((finished, duration), else_=None)), 0.0),
+        sa.func.max(runs.c.started_at),
+    ]
+    if pg:
+        columns.append(sa.func.array_agg(duration).filter(timed))
     counters = conn.execute(
-        sa.select(
-            *run_keys,
-            sa.func.count(),
-            *[_count_if(runs.c.status == s.value) for s in RunStatus],
-            sa.func.coalesce(sa.func.sum(runs.c.step_count), 0),
-            sa.func.coalesce(sa.func.sum(runs.c.retry_count), 0),
-            _count_if(runs.c.retry_count > 0),
-            sa.func.coalesce(sa.func.sum(sa.case((finished, duration), else_=None)), 0.0),
-            sa.func.max(runs.c.started_at),
-        )
-        .where(*where)
-        .group_by(*run_keys)
+        sa.select(*columns).where(*where).group_by(*run_keys, runs.c.failure_type, runs.c.failure_code)
     )
+    keys: dict[tuple[Any, ...], Key] = {}  # raw key -> converted key: a time key is converted once
+    total_steps = 0
     for row in counters:
-        n, running, success, failure, partial, n_steps, retries, retried, run_time, last = row[nk:]
-        out.runs[_key_of(row, nk, rconv)] = RunAgg(
+        raw_key = tuple(row[:nk])
+        key = keys.get(raw_key)
+        if key is None:
+            key = keys[raw_key] = _key_of(row, nk, rconv)
+        failure_type, failure_code, n, running, success, failure, partial, n_steps, retries, retried, run_time, \
+            last = row[nk:nk + 12]
+        agg = RunAgg(
             int(n), int(running), int(success), int(failure), int(partial), int(n_steps), int(retries),
             int(retried), float(run_time), as_utc(last) if last is not None else None,
         )
-    timed = [*where, finished, duration.is_not(None)]
-    if pg:
-        b = _bucket_expr(conn, duration)
-        for row in conn.execute(sa.select(*run_keys, b, sa.func.count()).where(*timed).group_by(*run_keys, b)):
-            out.runs[_key_of(row, nk, rconv)].hist.add_bucket(int(row[nk]), int(row[nk + 1]))
-    else:
-        for row in conn.execute(sa.select(*run_keys, duration).where(*timed)):
+        total_steps += agg.steps
+        if pg and row[nk + 12]:
+            agg.hist.add_values(row[nk + 12])
+        found = out.runs.get(key)
+        if found is None:
+            out.runs[key] = agg
+        else:
+            found.add(agg)
+        if failure_type is not None:
+            fkey = (*key, failure_type, failure_code or "")
+            out.failures[fkey] = out.failures.get(fkey, 0) + int(n)
+    if not pg:
+        for row in conn.execute(sa.select(*run_keys, duration).where(*where, timed)):
             out.runs[_key_of(row, nk, rconv)].hist.add_value(float(row[nk]))
 
-    failure_rows = conn.execute(
-        sa.select(*run_keys, runs.c.failure_type, runs.c.failure_code, sa.func.count())
-        .where(*where, runs.c.failure_type.is_not(None))
-        .group_by(*run_keys, runs.c.failure_type, runs.c.failure_code)
-    )
-    for row in failure_rows:
-        key = (*_key_of(row, nk, rconv), row[nk], row[nk + 1] or "")
-        out.failures[key] = out.failures.get(key, 0) + int(row[nk + 2])
-
-    if with_steps:
-        _aggregate_steps(conn, where, step_keys, sconv, out)
+    if with_steps and out.runs:
+        _aggregate_steps(conn, where, step_keys, sconv, out, as_arrays=total_steps <= STEP_ARRAY_MAX)
     return out
 
 
@@ -215,6 +234,8 @@ def _aggregate_steps(
     step_keys: list[sa.ColumnElement[Any]],
     convert: tuple[bool, ...],
     out: Aggregates,
+    *,
+    as_arrays: bool,
 ) -> None:
     nk = len(step_keys) + 2
     keys = [*step_keys, steps.c.step_type, steps.c.name]
@@ -239,13 +260,18 @@ def _aggregate_steps(
         return found
 
     if is_postgres(conn):
-        # One pass: grouped by bucket too; the counters are summed over a group's buckets in Python.
-        b = _bucket_expr(conn, steps.c.latency_ms)
-        rows = conn.execute(sa.select(*keys, b, *aggregates).select_from(source).where(*where).group_by(*keys, b))
+        # One pass: each group's latencies as one array (bucketed here), or grouped by bucket too and
+        # the counters summed over a group's buckets here.
+        b = sa.func.array_agg(steps.c.latency_ms) if as_arrays else _bucket_expr(conn, steps.c.latency_ms)
+        group = keys if as_arrays else [*keys, b]
+        rows = conn.execute(sa.select(*keys, b, *aggregates).select_from(source).where(*where).group_by(*group))
         for row in rows:
             agg = agg_for(row)
             bucket, n, errors, retries, latency, finished_latency, retry_latency = row[nk:]
-            agg.hist.add_bucket(int(bucket), int(n))
+            if as_arrays:
+                agg.hist.add_values(bucket)
+            else:
+                agg.hist.add_bucket(int(bucket), int(n))
             agg.steps += int(n)
             agg.errors += int(errors)
             agg.retries += int(retries)
