@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 
 from agenttracer.model import RunStatus, StepStatus, StepType
+from agenttracer.store import analytics_rollup
 from agenttracer.store.analytics import ratio
 from agenttracer.store.analytics_sql import (
     SHAPE_SEPARATOR,
@@ -191,7 +192,11 @@ def compare_versions(
     tune(conn)
     window = run_conditions(RunFilters(agent_id=agent_id, environment=environment, since=since, until=until))
     versions = {BASE: base, CANDIDATE: candidate}
-    in_window = _in_window(conn, window, versions)
+    counted = analytics_rollup.version_counts(conn, agent_id, [base, candidate], environment, since, until)
+    if counted is not None:
+        in_window = {gv: (counted[v].runs - counted[v].running, counted[v].running) for gv, v in versions.items()}
+    else:
+        in_window = _in_window(conn, window, versions)
 
     # The sample: each version's newest finished runs, fetched once with every run-level column the
     # comparison needs (at most 2 × COMPARE_SAMPLE_RUNS rows); the run-level numbers are computed
