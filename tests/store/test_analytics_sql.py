@@ -6,7 +6,7 @@ import random
 
 import sqlalchemy as sa
 
-from agenttracer.store.analytics_sql import combine_rank_sums, rank_sum_parts, ranked
+from agenttracer.store.analytics_sql import combine_rank_sums, one_of, rank_sum_parts, ranked
 from agenttracer.store.engine import make_engine
 from agenttracer.store.stats_math import rank_sums
 
@@ -51,3 +51,16 @@ def test_ranked_rank_sums_equal_the_python_definition(empty_db_url: str) -> None
 def test_combine_rank_sums_of_nothing_is_empty() -> None:
     sums = combine_rank_sums(None, None)
     assert (sums.n_a, sums.n_b, sums.rank_sum_a, sums.tie_term) == (0, 0, 0.0, 0.0)
+
+
+def test_one_of_matches_exactly_the_given_values(empty_db_url: str) -> None:
+    names = ["run-1", "run,2", 'run "3"', "run\\4", "run\x1f5", "", "run-6"]
+    src = sa.union_all(*[sa.select(sa.literal(n, sa.String()).label("x")) for n in names]).subquery()
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.connect() as conn:
+            for wanted in (["run-1", "run,2", 'run "3"', "run\\4"], ["run\x1f5", "run-6"], ["", "nope"], [""], []):
+                found = sorted(r[0] for r in conn.execute(sa.select(src.c.x).where(one_of(conn, src.c.x, wanted))))
+                assert found == sorted(n for n in names if n in wanted), wanted
+    finally:
+        engine.dispose()
