@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.store.engine import make_engine
-from agenttracer.store.step_rows import STEP_COLUMNS, StepRows
+from agenttracer.store.step_rows import STEP_COLUMNS, StepRows, timestamp_binder
 from agenttracer.store.tables import runs, steps
 from agenttracer.store.write_sql import RUN_COLUMNS, statements_for
 from agenttracer.store.writer import Incoming, write_batch
@@ -87,14 +87,20 @@ def test_timestamps_format_like_sqlalchemy_on_both_dialects() -> None:
         rows = StepRows(dialect)
         process = steps.c.started_at.type.dialect_impl(dialect).bind_processor(dialect)
         assert process is not None
+        bind = timestamp_binder(runs.c.ended_at, dialect)  # what the writer binds for runs' timestamps
         for when in TIMES:
             assert rows.timestamp(when) == process(when), (url, when)
+            assert bind(when) == process(when), (url, when)
+        assert bind(None) is None
 
 
 def test_naive_timestamps_are_refused_as_sqlalchemy_refuses_them() -> None:
-    rows = StepRows(make_engine("sqlite://").dialect)
+    dialect = make_engine("sqlite://").dialect
+    rows = StepRows(dialect)
     with pytest.raises(ValueError, match="naive"):
         rows.timestamp(datetime(2026, 11, 25, 9, 0))
+    with pytest.raises(ValueError, match="naive"):
+        timestamp_binder(runs.c.started_at, dialect)(datetime(2026, 11, 25, 9, 0))
 
 
 def test_stored_steps_are_byte_identical_to_sqlalchemys_insert(engine: sa.Engine) -> None:

@@ -400,3 +400,41 @@ def _add_identity(out: dict[tuple[str, str, str], RunAgg], key: tuple[Any, ...],
         out[identity] = agg
     else:
         found.add(agg)
+
+
+def version_counts(
+    conn: sa.Connection,
+    agent_id: str,
+    versions: list[str],
+    environment: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, RunAgg] | None:
+    """Runs (and running runs) of each of ``versions`` of one agent in [since, until), for ``GET /v1/compare``.
+
+    Exact, like every rollup count: clean hours and days from the rollup rows, the rest from raw.
+    None when the rollups cannot answer (no ``since``, nothing rolled up in the window, an identity
+    the rollups store as a placeholder): the caller counts the raw runs.
+    """
+    if since is None or "" in (agent_id, environment, *versions):
+        return None
+    window = plan(conn, since, until, "day", open_start=False)
+    if window is None:
+        return None
+    level = level_for(agent_id, versions[0], environment)
+    stored = read_rollup(conn, window.spans, level, (agent_id, None, environment), by_identity=True,
+                         with_steps=False, with_hist=False)
+    out = {version: RunAgg() for version in versions}
+    for (_agent, version, _env), agg in stored.runs.items():
+        if version in out:
+            out[version].add(agg)
+    if window.raw:
+        where = [
+            *run_conditions(RunFilters(agent_id=agent_id, environment=environment)),
+            runs.c.agent_version.in_(versions),
+            _raw_condition(window.raw),
+        ]
+        raw = aggregate_raw(conn, where, [runs.c.agent_version], [], with_steps=False)
+        for (version,), agg in raw.runs.items():
+            out[version].add(agg)
+    return out

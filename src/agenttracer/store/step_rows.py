@@ -45,9 +45,7 @@ class StepRows:
         if not self.sqlite:
             return self._time(value)
         if value.tzinfo is _UTC:
-            # "YYYY-MM-DD HH:MM:SS[.ffffff]+00:00" -> SQLAlchemy's "%04d-%02d-%02d %02d:%02d:%02d.%06d".
-            text = value.isoformat(" ")
-            return text[:-6] if value.microsecond else text[:-6] + ".000000"
+            return _sqlite_utc_text(value)
         return self._time(value)
 
     def row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -69,6 +67,27 @@ class StepRows:
             self._json(values.get("meta") or {}),
             values.get("meta_removed", 0),
         )
+
+
+def _sqlite_utc_text(value: datetime) -> str:
+    # "YYYY-MM-DD HH:MM:SS[.ffffff]+00:00" -> SQLAlchemy's "%04d-%02d-%02d %02d:%02d:%02d.%06d".
+    text = value.isoformat(" ")
+    return text[:-6] if value.microsecond else text[:-6] + ".000000"
+
+
+def timestamp_binder(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any]:
+    """The bind processor of a ``UTCDateTime`` column, with ``StepRows``' cheap formatting of an aware
+    datetime in ``timezone.utc`` on SQLite (the column type's own processor for anything else)."""
+    process = _processor(column, dialect)
+    if dialect.name != "sqlite":
+        return process
+
+    def bind(value: Any) -> Any:
+        if type(value) is datetime and value.tzinfo is _UTC:
+            return _sqlite_utc_text(value)
+        return process(value)
+
+    return bind
 
 
 def _processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.store.step_rows import STEP_COLUMNS
+from agenttracer.store.step_rows import STEP_COLUMNS, timestamp_binder
 from agenttracer.store.tables import UTCDateTime, runs
 
 RUN_COLUMNS: tuple[str, ...] = tuple(c.name for c in runs.columns)
@@ -84,13 +84,29 @@ class _Statements:
     """What both dialects share: the column processors, and turning rows into dicts and back."""
 
     def __init__(self, dialect: sa.Dialect) -> None:
-        self._read = [_result_processor(runs.c[name], dialect) for name in RUN_COLUMNS]
-        self._write = [_bind_processor(runs.c[name], dialect) for name in RUN_UPDATE_COLUMNS]
-        self._time = _bind_processor(runs.c.started_at, dialect)
+        # Only timestamps and JSON need converting when a row of runs is read (see _result_processor).
+        self._read = [
+            (name, _result_processor(runs.c[name], dialect))
+            for name in RUN_COLUMNS
+            if isinstance(runs.c[name].type, (UTCDateTime, sa.JSON))
+        ]
+        # Timestamps (four per updated run, under SQLite's writer lock) take the cheap UTC formatting.
+        self._write = [
+            timestamp_binder(runs.c[name], dialect)
+            if isinstance(runs.c[name].type, UTCDateTime)
+            else _bind_processor(runs.c[name], dialect)
+            for name in RUN_UPDATE_COLUMNS
+        ]
+        self._time = timestamp_binder(runs.c.started_at, dialect)
 
     def run_dicts(self, rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
-        read = list(zip(RUN_COLUMNS, self._read, strict=True))
-        return [{name: proc(value) for (name, proc), value in zip(read, row, strict=True)} for row in rows]
+        out = []
+        for row in rows:
+            data = dict(zip(RUN_COLUMNS, row, strict=True))
+            for name, proc in self._read:
+                data[name] = proc(data[name])
+            out.append(data)
+        return out
 
     def update_row(self, run_id: str, values: dict[str, Any]) -> tuple[Any, ...]:
         """The bound values of one run's update: RUN_UPDATE_COLUMNS, then the run_id."""

@@ -11,11 +11,15 @@ per event):
    deadlock) and, if needed, their stored failures;
 3. decide run_start / failure / run_end outcomes in Python against the stored state;
 4. read which of the batch's steps are already stored (exact, since the runs are locked), then insert
-   the new steps and failures in one executemany each (``ON CONFLICT DO NOTHING`` as a safety net);
+   the new steps and failures in bulk (``ON CONFLICT DO NOTHING`` as a safety net);
 5. update the touched runs, recomputing step_count / error_step_count / retry_count from the steps
    table, inside the same transaction, so the counters are exact under replays and any arrival order.
 
 The rules that decide each run-level event live in ``store/run_state.py``.
+
+What needs no stored state is decided before the transaction (``_Plan``): in-batch repeats of a
+step (the first occurrence is the one stored, any later one is a ``duplicate`` whatever it says, as
+``ON CONFLICT DO NOTHING`` would have it), each run's earliest step time and the steps' DBAPI rows.
 
 On SQLite all writes of this process go through one lock (SQLite has a single writer anyway; the lock
 keeps our own requests from contending for it) and every transaction starts with a write, so the
@@ -96,12 +100,13 @@ def write_batch(engine: sa.Engine, events: Sequence[Incoming], *, now: datetime 
         return []
     now = now or datetime.now(timezone.utc)
     # Everything that needs no database happens before the lock (SQLite's single writer): grouping
-    # by run and the DBAPI rows for every step, so the critical section is only the SQL.
+    # by run, in-batch repeats of a step, each run's earliest step time and the DBAPI row of every
+    # step, so the critical section is only the SQL and the decisions that need the stored state.
     plan = _Plan(events, engine.dialect)
     for attempt in range(_MAX_ATTEMPTS):
         try:
             with _write_lock(engine), engine.begin() as conn:
-                outcomes = _write_wrapped(conn, plan, now)
+                decided = _write_wrapped(conn, plan, now)
             after_commit(engine)  # SQLite: now and then a WAL checkpoint, outside the lock
             break
         except sa.exc.DBAPIError as exc:
@@ -113,10 +118,24 @@ def write_batch(engine: sa.Engine, events: Sequence[Incoming], *, now: datetime 
             if sqlstate in _RETRYABLE_SQLSTATES and attempt + 1 < _MAX_ATTEMPTS:
                 continue
             raise
-    return sorted(outcomes, key=lambda o: o.index)
+    # The step outcomes were decided as lists of event indices; their objects are built here, after
+    # the lock is released.
+    outcomes, accepted, stored = decided
+    outcomes += [Outcome(index, "accepted") for index in accepted]
+    outcomes += [Outcome(index, "duplicate") for index in stored]
+    outcomes += [Outcome(index, "duplicate") for index in plan.repeats]
+    outcomes.sort(key=_by_index)
+    return outcomes
 
 
-def _write_wrapped(conn: sa.Connection, plan: _Plan, now: datetime) -> list[Outcome]:
+def _by_index(outcome: Outcome) -> int:
+    return outcome.index
+
+
+_Decided = tuple[list[Outcome], list[int], list[int]]
+
+
+def _write_wrapped(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
     """``_write``, with errors of the statements sent straight to the driver raised as SQLAlchemy's
     (so callers see OperationalError & co. whichever way a statement went), parameters hidden."""
     dbapi_error = conn.dialect.loaded_dbapi.Error
@@ -128,22 +147,82 @@ def _write_wrapped(conn: sa.Connection, plan: _Plan, now: datetime) -> list[Outc
         ) from None
 
 
+class _RunSteps:
+    """One run's steps in a batch, first occurrence of each seq only: event indices, seqs and rows."""
+
+    __slots__ = ("first", "indices", "rows", "seqs")
+
+    def __init__(self) -> None:
+        self.indices: list[int] = []
+        self.seqs: list[int] = []
+        self.rows: list[tuple[Any, ...]] = []
+        # seq -> position in the lists above, to tell an in-batch repeat from a new seq.
+        self.first: dict[int, int] = {}
+
+
 class _Plan:
-    """A batch grouped by run (in run_id order, each run's events in processing order), with the
-    DBAPI row of every step; computed once, outside the lock, and reused by a retried attempt."""
+    """Everything about a batch that needs no database, computed once outside the lock and reused by
+    a retried attempt (``_write`` never changes it):
+
+    - the runs in run_id order (the lock order on PostgreSQL), each with its run-level events in
+      processing order (run_start first, run_end last, so in-batch checks see both);
+    - each run's steps: the first occurrence (lowest event index) of every seq with its DBAPI row;
+      every later occurrence in the batch is a ``duplicate`` whatever it says (``repeats``), exactly
+      as the database's ``ON CONFLICT DO NOTHING`` would treat it;
+    - each run's earliest step time, repeats included: all the run rules need of the steps' times
+      (``current_start`` is a minimum), instead of one entry per step.
+    """
 
     def __init__(self, events: Sequence[Incoming], dialect: sa.Dialect) -> None:
         rows, self.sql = _driver_helpers(dialect)
-        by_run: dict[str, list[Incoming]] = {}
+        row = rows.row
+        step_time: dict[str, datetime] = {}
+        steps_of: dict[str, _RunSteps] = {}
+        others: dict[str, list[Incoming]] = {}
+        repeats: list[int] = []
         for ev in events:
-            by_run.setdefault(ev.run_id, []).append(ev)
-        self.run_ids = sorted(by_run)
-        self.by_run = {
-            run_id: sorted(by_run[run_id], key=lambda e: (_KIND_ORDER[e.kind], e.index)) for run_id in self.run_ids
+            run_id = ev.run_id
+            if ev.kind != "step":
+                others.setdefault(run_id, []).append(ev)
+                continue
+            run_steps = steps_of.get(run_id)
+            if run_steps is None:
+                run_steps = steps_of[run_id] = _RunSteps()
+                step_time[run_id] = ev.time
+            elif ev.time < step_time[run_id]:
+                step_time[run_id] = ev.time
+            seq = ev.values["seq"]
+            pos = run_steps.first.get(seq)
+            if pos is None:
+                run_steps.first[seq] = len(run_steps.indices)
+                run_steps.indices.append(ev.index)
+                run_steps.seqs.append(seq)
+                run_steps.rows.append(row(ev.values))
+            elif ev.index < run_steps.indices[pos]:
+                # Out of index order: the earlier event is the one stored, the later one the repeat.
+                repeats.append(run_steps.indices[pos])
+                run_steps.indices[pos] = ev.index
+                run_steps.rows[pos] = row(ev.values)
+            else:
+                repeats.append(ev.index)
+        self.repeats = repeats
+        self.step_time = step_time
+        self.run_ids = sorted(others.keys() | steps_of.keys())
+        # In run_id order, so the new steps go into the primary key's B-tree in order.
+        self.steps = {run_id: steps_of[run_id] for run_id in self.run_ids if run_id in steps_of}
+        self.run_events = {
+            run_id: sorted(evs, key=lambda e: (_KIND_ORDER[e.kind], e.index)) for run_id, evs in others.items()
         }
-        self.starts = [(run_id, min(ev.time for ev in self.by_run[run_id])) for run_id in self.run_ids]
-        self.failure_runs = sorted({ev.run_id for ev in events if ev.kind == "failure"})
-        self.step_rows = {ev.index: rows.row(ev.values) for ev in events if ev.kind == "step"}
+        # The placeholder's started_at: the earliest time of any event of the run in this batch.
+        self.starts: list[tuple[str, datetime]] = []
+        for run_id in self.run_ids:
+            times = [ev.time for ev in others.get(run_id, ())]
+            if run_id in step_time:
+                times.append(step_time[run_id])
+            self.starts.append((run_id, min(times)))
+        self.failure_runs = [
+            run_id for run_id in self.run_ids if any(e.kind == "failure" for e in others.get(run_id, ()))
+        ]
         # Steps by the conflict-proof path (only after a unique violation, which should never happen).
         self.safe_steps = False
 
@@ -159,9 +238,10 @@ def _driver_helpers(dialect: sa.Dialect) -> tuple[StepRows, Statements]:
     return helpers
 
 
-def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> list[Outcome]:
+def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
+    """The batch's transaction. Returns the run-level events' outcomes and the event indices of the
+    steps accepted and of those already stored (their Outcome objects are built after the lock)."""
     run_ids = plan.run_ids
-    by_run = plan.by_run
     sql = plan.sql
 
     # 1. Make sure every touched run has a row (placeholders for out-of-order arrivals).
@@ -174,43 +254,51 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> list[Outcome]:
         for row in conn.execute(sa.select(failures).where(failures.c.run_id.in_(failure_runs))).mappings():
             states[row["run_id"]].failure = dict(row)
 
-    # 3. Decide run-level events against the stored state.
+    # 3. Decide run-level events against the stored state. The steps' earliest time joins the run's
+    # times where the steps come in processing order: after the run_starts, before failures and ends.
     outcomes: list[Outcome] = []
-    step_events: list[Incoming] = []
-    seen_steps: set[tuple[str, int]] = set()
+    step_time = plan.step_time
     for run_id in run_ids:
         state = states[run_id]
-        for ev in by_run[run_id]:
-            if ev.kind == "step":
-                key = (run_id, ev.values["seq"])
-                state.times.append(ev.time)
-                if key in seen_steps:
-                    outcomes.append(Outcome(ev.index, "duplicate"))
-                else:
-                    seen_steps.add(key)
-                    step_events.append(ev)
-            elif ev.kind == "run_start":
+        pending = step_time.get(run_id)
+        for ev in plan.run_events.get(run_id, ()):
+            kind = ev.kind
+            if kind == "run_start":
                 outcomes.append(apply_run_start(state, ev))
-            elif ev.kind == "failure":
+                continue
+            if pending is not None:
+                state.times.append(pending)
+                pending = None
+            if kind == "failure":
                 outcomes.append(apply_failure(state, ev))
             else:
                 outcomes.append(apply_run_end(state, ev))
+        if pending is not None:
+            state.times.append(pending)
 
     # 4. Steps and failures. The runs are locked (PostgreSQL row locks, SQLite's single writer), so
     # the steps already stored for them cannot change under us: one indexed read tells replays from
-    # new steps, and the new ones go in with a plain executemany (pipelined by the driver) instead of
-    # a giant INSERT ... RETURNING that the server has to parse afresh for every batch.
-    if step_events:
-        stored_for = sorted({ev.run_id for ev in step_events} - created)
+    # new steps (a run created by this batch has none), and the new ones go in by the dialect's bulk
+    # path. The in-batch repeats were set aside before the lock.
+    accepted: list[int] = []
+    stored_dups: list[int] = []
+    if plan.steps:
+        stored_for = sorted(plan.steps.keys() - created)
         stored = sql.stored_steps(conn, stored_for) if stored_for else set()
         new_rows: list[tuple[Any, ...]] = []
-        for ev in step_events:
-            if (ev.run_id, ev.values["seq"]) in stored:
-                outcomes.append(Outcome(ev.index, "duplicate"))
-            else:
-                outcomes.append(Outcome(ev.index, "accepted"))
-                states[ev.run_id].new_steps = True
-                new_rows.append(plan.step_rows[ev.index])
+        for run_id, run_steps in plan.steps.items():
+            if run_id in created or not stored:
+                accepted += run_steps.indices
+                new_rows += run_steps.rows
+                states[run_id].new_steps = True
+                continue
+            for index, seq, step_row in zip(run_steps.indices, run_steps.seqs, run_steps.rows, strict=True):
+                if (run_id, seq) in stored:
+                    stored_dups.append(index)
+                else:
+                    accepted.append(index)
+                    new_rows.append(step_row)
+                    states[run_id].new_steps = True
         if new_rows:
             sql.insert_steps(conn, new_rows, safe=plan.safe_steps)
     new_failures = [s.new_failure for s in states.values() if s.new_failure is not None]
@@ -221,7 +309,7 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> list[Outcome]:
     # hours of the changed runs are marked for the rollup refresher in the same transaction.
     mark_runs_dirty(conn, states.values())
     _update_runs(conn, sql, states, now)
-    return outcomes
+    return outcomes, accepted, stored_dups
 
 
 def _load_runs(conn: sa.Connection, sql: Statements, run_ids: list[str], created: set[str]) -> dict[str, RunState]:
