@@ -203,8 +203,8 @@ def combine_rank_sums(base: Sequence[Any] | None, candidate: Sequence[Any] | Non
     return RankSums(int(n_a), int(n_b), float(sum_a or 0.0), float(tt_a or 0.0) + float(tt_b or 0.0))
 
 
-def run_shapes(conn: sa.Connection, steps_src: sa.Subquery) -> dict[Key, int]:
-    """How many runs have each shape, per key group.
+def run_shapes_select(conn: sa.Connection, steps_src: sa.Subquery) -> sa.Select[Any]:
+    """Rows of (keys…, shape, runs): how many runs have each shape, per key group.
 
     ``steps_src`` has one row per counted step with ``run_id``, ``seq``, ``step_type`` and keys; the
     shape of a run is its step types in ``seq`` order, joined by SHAPE_SEPARATOR.
@@ -228,8 +228,7 @@ def run_shapes(conn: sa.Connection, steps_src: sa.Subquery) -> dict[Key, int]:
         )
         per_run = sa.select(*keys, steps_src.c.run_id, shape.label("shape")).distinct().subquery()
     pk = _keys(per_run)
-    stmt = sa.select(*pk, per_run.c.shape, sa.func.count()).group_by(*pk, per_run.c.shape)
-    return {(*row[: len(pk)], row[len(pk)]): int(row[len(pk) + 1]) for row in conn.execute(stmt)}
+    return sa.select(*pk, per_run.c.shape, sa.func.count()).group_by(*pk, per_run.c.shape)
 
 
 def time_bucket(conn: sa.Connection, column: sa.ColumnElement[Any], unit: str) -> sa.ColumnElement[Any]:
