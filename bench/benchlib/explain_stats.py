@@ -4,13 +4,15 @@
 
 Runs ``store.analytics.run_stats`` once on the loaded data set while recording every statement
 (SQLAlchemy's ``before_cursor_execute``), then repeats each one under ``EXPLAIN (ANALYZE, BUFFERS)``
-and prints its execution time and the top of its plan. PostgreSQL only.
+and prints its execution time and the top of its plan. PostgreSQL only. ``record`` and ``explain``
+are shared with the other ``explain_*`` tools.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -20,19 +22,20 @@ from agenttracer.store.analytics import run_stats
 from agenttracer.store.engine import make_engine
 from agenttracer.store.filters import RunFilters
 
+Recorded = list[tuple[str, Any, float]]
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--days", type=float, default=1.0, help="window ending at the data set's end")
     parser.add_argument("--end", default="2026-11-25T00:00:00+00:00")
     parser.add_argument("--plan-lines", type=int, default=12)
     parser.add_argument("--set", action="append", default=[], help="e.g. jit=off: applied to the session first")
-    args = parser.parse_args()
-    end = datetime.fromisoformat(args.end).astimezone(timezone.utc)
-    filters = RunFilters(since=end - timedelta(days=args.days), until=end)
-    engine = make_engine(args.url, readonly=True)
-    recorded: list[tuple[str, Any, float]] = []
+
+
+def record(engine: sa.Engine, settings: list[str], work: Callable[[sa.Connection], object]) -> tuple[Recorded, float]:
+    """Run ``work`` on one connection, recording each statement with its wall time; returns (them, total s)."""
+    recorded: Recorded = []
     started: dict[int, float] = {}
 
     @sa.event.listens_for(engine, "before_cursor_execute")
@@ -43,20 +46,26 @@ def main() -> None:
     def _after(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
         recorded.append((statement, params, time.perf_counter() - started.pop(id(cursor), time.perf_counter())))
 
-    if args.set:
+    if settings:
         @sa.event.listens_for(engine, "connect")
         def _settings(dbapi_conn: Any, _record: Any) -> None:
             with dbapi_conn.cursor() as cur:
-                for setting in args.set:
+                for setting in settings:
                     name, _, value = setting.partition("=")
                     cur.execute(f"SET {name} = {value}")
             dbapi_conn.commit()
 
     t0 = time.perf_counter()
     with engine.connect() as conn:
-        run_stats(conn, filters, now=end)
+        work(conn)
     total = time.perf_counter() - t0
-    print(f"run_stats over {args.days:g} day(s): {total * 1000:,.0f} ms in {len(recorded)} statements")
+    sa.event.remove(engine, "before_cursor_execute", _before)
+    sa.event.remove(engine, "after_cursor_execute", _after)
+    return recorded, total
+
+
+def explain(engine: sa.Engine, recorded: Recorded, plan_lines: int) -> None:
+    """Repeat each recorded statement under EXPLAIN (ANALYZE, BUFFERS) and print the top of its plan."""
     with engine.connect() as conn:
         raw = conn.connection.driver_connection
         for i, (statement, params, took) in enumerate(recorded, 1):
@@ -67,10 +76,22 @@ def main() -> None:
                     continue
                 cur.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", params)
                 lines = [r[0] for r in cur.fetchall()]
-            for line in lines[: args.plan_lines]:
+            for line in lines[:plan_lines]:
                 print(f"    {line}")
             for line in lines[-2:]:
                 print(f"    {line}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_common_arguments(parser)
+    args = parser.parse_args()
+    end = datetime.fromisoformat(args.end).astimezone(timezone.utc)
+    filters = RunFilters(since=end - timedelta(days=args.days), until=end)
+    engine = make_engine(args.url, readonly=True)
+    recorded, total = record(engine, args.set, lambda conn: run_stats(conn, filters, now=end))
+    print(f"run_stats over {args.days:g} day(s): {total * 1000:,.0f} ms in {len(recorded)} statements")
+    explain(engine, recorded, args.plan_lines)
     engine.dispose()
 
 

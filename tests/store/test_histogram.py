@@ -60,6 +60,26 @@ def test_merging_stored_forms_equals_one_histogram_of_all_values() -> None:
     assert Histogram().to_doc() == [] and Histogram().percentiles() == [None, None, None]
 
 
+
+def test_subtracting_a_part_leaves_the_histogram_of_the_rest() -> None:
+    rng = random.Random(4)
+    part = [rng.uniform(0.5, 50.0) for _ in range(150)]
+    rest = [rng.uniform(20.0, 5000.0) for _ in range(150)]
+    whole, taken, expected = Histogram(), Histogram(), Histogram()
+    whole.add_values(part + rest)
+    taken.add_values(part)
+    expected.add_values(rest)
+    assert whole.subtract(taken) and whole.to_doc() == expected.to_doc()  # trimmed to the rest's range
+    assert whole.percentiles() == expected.percentiles()
+    assert whole.subtract(expected) and whole.to_doc() == [] and whole.percentiles() == [None, None, None]
+    assert whole.subtract(Histogram())
+    assert not whole.subtract(taken)  # not part of it: refused
+    one = Histogram()
+    one.add_value(10.0)
+    two = Histogram()
+    two.add_values([10.0, 10.0])
+    assert not one.subtract(two)
+
 @pytest.mark.parametrize("backend", ["postgresql"])  # width_bucket is PostgreSQL's; SQLite buckets in Python
 def test_postgresql_width_bucket_agrees_with_python(engine: sa.Engine) -> None:
     """The refresher buckets in SQL on PostgreSQL and in Python on SQLite: both must agree exactly."""

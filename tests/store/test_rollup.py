@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from agenttracer.server.ingest_events import convert_event
 from agenttracer.store import analytics_rollup
 from agenttracer.store.analytics import RunStats, run_stats
+from agenttracer.store.analytics_compare import Comparison, compare_versions
 from agenttracer.store.filters import RunFilters
 from agenttracer.store.histogram import RELATIVE_ERROR
 from agenttracer.store.reader import list_agents
@@ -306,3 +307,32 @@ def test_agents_from_rollups_equal_agents_from_raw(engine: sa.Engine, monkeypatc
         m.setattr(analytics_rollup, "agent_counts", lambda _conn: None)
         exact = list_agents(conn)
     assert fast == exact and {a["agent_id"] for a in fast} == {"bot-a", "bot-b", "bot-c"}
+
+
+@pytest.mark.parametrize("window", [
+    (START, START + timedelta(days=3), None),  # whole days
+    (START + timedelta(hours=5, minutes=17), START + timedelta(days=2, hours=20, minutes=3), "production"),
+    (START + timedelta(hours=30), None, None),  # open end: the unrolled hours are read raw
+])
+def test_compare_counts_from_rollups_equal_counts_from_raw(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, window: tuple[datetime, datetime | None, str | None]
+) -> None:
+    since, until, environment = window
+    load(engine, 150)
+    refresh(engine, now=NOW)
+    write(engine, run_events(random.Random(4), START + timedelta(hours=7, minutes=3), agent_id="bot-a"))  # dirty
+    write(engine, run_events(random.Random(5), NOW + timedelta(hours=2), agent_id="bot-a"))  # not rolled up yet
+
+    def compare() -> Comparison:
+        with engine.connect() as conn:
+            return compare_versions(conn, "bot-a", "1.0", "2.0", environment, since, until)
+
+    with engine.connect() as conn:
+        counted = analytics_rollup.version_counts(conn, "bot-a", ["1.0", "2.0"], environment, since, until)
+    assert counted is not None and counted["1.0"].runs > 0
+    fast = compare()
+    with monkeypatch.context() as m:
+        m.setattr(analytics_rollup, "version_counts", lambda *a, **k: None)
+        exact = compare()
+    assert fast == exact
+    assert fast.base.finished_runs_in_window + fast.base.running_runs == counted["1.0"].runs

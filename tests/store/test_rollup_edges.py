@@ -6,7 +6,8 @@ within 1 %)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import random
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,10 +15,12 @@ import sqlalchemy as sa
 
 from agenttracer.store import analytics_rollup, rollup
 from agenttracer.store.analytics_sql import time_bucket
+from agenttracer.store.filters import RunFilters
 from agenttracer.store.histogram import Histogram
 from agenttracer.store.rollup import Aggregates, aggregate_raw
-from agenttracer.store.tables import runs, steps
-from tests.store.test_rollup import START, load
+from agenttracer.store.rollup_refresh import refresh
+from agenttracer.store.tables import rollup_dirty, runs, steps
+from tests.store.test_rollup import NOW, START, assert_same, exact_stats, load, run_events, stats, write
 
 # Eight and a half hours of runs, both edges mid-hour.
 EDGE_LO = START + timedelta(days=1, hours=4, minutes=41)
@@ -76,3 +79,88 @@ def test_raw_histograms_equal_python_bisect_of_every_value_whichever_side_bucket
     expected_runs.add_values(durations)
     assert run_hist.to_doc() == expected_runs.to_doc() and run_hist.total() == len(durations) > 20
     assert sum(arrays.failures.values()) > 0
+
+
+def _spy_plans(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, list[Any]]]:
+    """Record each plan's ``edges`` flag and the edge hours it chose."""
+    seen: list[tuple[bool, list[Any]]] = []
+    real = analytics_rollup.plan
+
+    def spy(*args: Any, **kwargs: Any) -> analytics_rollup.Window | None:
+        window = real(*args, **kwargs)
+        seen.append((kwargs.get("edges", True), window.edges if window is not None else []))
+        return window
+
+    monkeypatch.setattr(analytics_rollup, "plan", spy)
+    return seen
+
+
+H1 = START + timedelta(days=1, hours=4)  # an edge hour at the start of the windows below
+H2 = START + timedelta(days=2, hours=9)  # one at the end
+
+
+@pytest.mark.parametrize(("since", "until", "edges"), [
+    (H1 + timedelta(minutes=23), H2 + timedelta(minutes=10), [H1]),  # the start's rest is shorter
+    (H1 + timedelta(minutes=41), H2 + timedelta(minutes=52), [H2]),  # the end's rest is shorter
+    (H1 + timedelta(minutes=5), H2 + timedelta(minutes=31), [H1, H2]),  # both
+    (H1 + timedelta(minutes=15), START + timedelta(days=2, hours=21, minutes=40), [H1, H2 + timedelta(hours=12)]),
+    (H1 + timedelta(minutes=31), H2 + timedelta(minutes=29), []),  # the window's side is shorter: read directly
+])
+def test_mid_hour_windows_equal_the_exact_path(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, since: datetime, until: datetime, edges: list[datetime]
+) -> None:
+    load(engine, 400)
+    refresh(engine, now=NOW)
+    filters = RunFilters(since=since, until=until)
+    exact = exact_stats(engine, filters, monkeypatch)
+    seen = _spy_plans(monkeypatch)
+    fast = stats(engine, filters)
+    assert [hour for hour, _ in seen[0][1]] == edges and len(seen) == 1  # no fall-back to direct edges
+    assert not fast.latency_exact
+    assert_same(fast, exact)
+    agent = RunFilters(since=since, until=until, agent_id="bot-a")
+    assert_same(stats(engine, agent), exact_stats(engine, agent, monkeypatch))
+
+
+def _at(engine: sa.Engine, *minutes: tuple[datetime, int]) -> None:
+    rng = random.Random(7)
+    write(engine, [e for hour, minute in minutes for e in run_events(rng, hour + timedelta(minutes=minute))])
+
+
+def test_an_edge_read_as_rollup_minus_rest_keeps_its_last_start_and_an_empty_rest(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two hours apart from everything load() writes (it writes three days from START): known runs only.
+    first, last = START + timedelta(days=4), START + timedelta(days=4, hours=5)
+    load(engine, 100)
+    _at(engine, (first, 10), (first, 40), (first + timedelta(hours=2), 0), (last, 10), (last, 55))
+    refresh(engine, now=NOW)
+    # The start's rest [first, first + 5 min) is empty; the end's rest [last + 50 min, last + 1 h) holds
+    # the hour's latest run, which must not become the window's last start.
+    filters = RunFilters(since=first + timedelta(minutes=5), until=last + timedelta(minutes=50))
+    with engine.connect() as conn:
+        window = analytics_rollup.plan(conn, filters.since, filters.until, "hour", open_start=False)  # type: ignore[arg-type]
+        assert window is not None and [hour for hour, _ in window.edges] == [first, last]
+        fast = analytics_rollup.collect(conn, filters, filters.since, filters.until, "hour")  # type: ignore[arg-type]
+    assert fast is not None
+    assert fast.buckets[first].runs == 2 and fast.buckets[first].last_started_at == first + timedelta(minutes=40)
+    assert fast.buckets[last].runs == 1 and fast.buckets[last].last_started_at == last + timedelta(minutes=10)
+    assert sum(a.runs for a in fast.buckets.values()) == 4
+    assert_same(stats(engine, filters), exact_stats(engine, filters, monkeypatch))
+
+
+def test_an_edge_whose_rollup_disagrees_with_its_raw_rows_is_read_directly(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load(engine, 300)
+    refresh(engine, now=NOW)
+    # A run written into the rest of an edge hour whose dirty mark is gone before the refresher saw it: what
+    # a write landing between the stats' statements looks like.
+    _at(engine, (H1, 3))
+    with engine.begin() as conn:
+        conn.execute(sa.delete(rollup_dirty))
+    filters = RunFilters(since=H1 + timedelta(minutes=20), until=H2 + timedelta(minutes=10))
+    seen = _spy_plans(monkeypatch)
+    fast = stats(engine, filters)
+    assert [(flag, [hour for hour, _ in edges]) for flag, edges in seen] == [(True, [H1]), (False, [])]
+    assert_same(fast, exact_stats(engine, filters, monkeypatch))

@@ -15,28 +15,37 @@ numbers cover those.
 
 To bound the work on large histories, the comparison reads the newest COMPARE_SAMPLE_RUNS finished
 runs of each version in the window (every test stays valid on such a sample; each side reports how
-many runs it compared and how many finished in the window).
+many runs it compared and how many finished in the window). The sample's run rows are fetched once
+(one select per version, stopping after COMPARE_SAMPLE_RUNS rows) and every run-level number is
+computed from them in Python; the steps of the sample are read twice, by primary key (per step type
+numbers in one pass, shapes in another). ``bench/benchlib/explain_compare.py`` shows each statement
+with its plan.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
-from agenttracer.model import RunStatus, StepStatus
+from agenttracer.model import RunStatus, StepStatus, StepType
+from agenttracer.store import analytics_rollup
 from agenttracer.store.analytics import ratio
 from agenttracer.store.analytics_sql import (
     SHAPE_SEPARATOR,
     Key,
     Members,
     Percentiles,
+    bytewise,
+    combine_rank_sums,
     grouped_percentiles,
-    grouped_rank_sums,
     is_postgres,
     percentiles_aggregate,
+    rank_sum_parts,
+    ranked,
     run_shapes,
     tune,
 )
@@ -45,10 +54,13 @@ from agenttracer.store.stats_math import (
     ALPHA,
     MIN_EXPECTED,
     MIN_SAMPLE,
+    QUANTILES,
     SIGNIFICANT,
     RankSums,
     TestResult,
     mann_whitney_u,
+    percentile_cont,
+    rank_sums,
     two_proportion_z,
 )
 from agenttracer.store.tables import runs, steps
@@ -179,58 +191,37 @@ def compare_versions(
         raise ValueError("candidate must differ from base")
     tune(conn)
     window = run_conditions(RunFilters(agent_id=agent_id, environment=environment, since=since, until=until))
-    window.append(runs.c.agent_version.in_([base, candidate]))
-    grp = sa.case((runs.c.agent_version == candidate, CANDIDATE), else_=BASE)
     versions = {BASE: base, CANDIDATE: candidate}
+    counted = analytics_rollup.version_counts(conn, agent_id, [base, candidate], environment, since, until)
+    if counted is not None:
+        in_window = {gv: (counted[v].runs - counted[v].running, counted[v].running) for gv, v in versions.items()}
+    else:
+        in_window = _in_window(conn, window, versions)
 
-    g = grp.label("g")
-    in_window = {
-        int(row.g): (int(row.finished), int(row.running))
-        for row in conn.execute(
-            sa.select(
-                g,
-                _count_if(runs.c.status != RunStatus.RUNNING.value).label("finished"),
-                _count_if(runs.c.status == RunStatus.RUNNING.value).label("running"),
-            )
-            .where(*window)
-            .group_by(g)
-        )
-    }
-    newest = [
-        sa.select(runs.c.run_id)
-        .where(*window, runs.c.status != RunStatus.RUNNING.value, runs.c.agent_version == version)
+    # The sample: each version's newest finished runs, fetched once with every run-level column the
+    # comparison needs (at most 2 × COMPARE_SAMPLE_RUNS rows); the run-level numbers are computed
+    # from these rows in Python, identically on both databases. One select per version (no IN over
+    # both) lets PostgreSQL walk (agent_id, agent_version, started_at) backwards and stop early.
+    newest = {
+        gv: sa.select(*_SAMPLE_COLUMNS)
+        .where(*window, runs.c.agent_version == version, runs.c.status != RunStatus.RUNNING.value)
         .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
         .limit(COMPARE_SAMPLE_RUNS)
-        for version in (base, candidate)
-    ]
-    members = Members(conn, newest)
-    compared = [members.on(runs.c.run_id)]
-    # Step queries name the ids on steps.run_id as well, so the database looks them up by primary key.
-    compared_steps = [*compared, members.on(steps.c.run_id)]
+        for gv, version in versions.items()
+    }
+    sample = {gv: [_SampleRun(*row) for row in conn.execute(stmt)] for gv, stmt in newest.items()}
+    ids_only = {gv: stmt.with_only_columns(runs.c.run_id) for gv, stmt in newest.items()}
+    compared = Members(conn, list(ids_only.values()), [r.run_id for gv in versions for r in sample[gv]])
+    is_candidate = Members(conn, [ids_only[CANDIDATE]], [r.run_id for r in sample[CANDIDATE]])
+    # Step queries name the ids on steps.run_id, so the database looks them up by primary key, and
+    # tell the versions apart by run id too: no join with runs.
+    step_where = [compared.on(steps.c.run_id)]
+    step_grp = sa.case((is_candidate.on(steps.c.run_id), CANDIDATE), else_=BASE)
 
-    sides_raw = _version_summaries(conn, compared, grp)
-    run_pcts = grouped_percentiles(conn, _src(compared, grp, value=runs.c.duration_ms))
-    run_mw = grouped_rank_sums(conn, _src(compared, value=runs.c.duration_ms, grp=grp)).get(())
-    steps_mw = grouped_rank_sums(conn, _src(compared, value=runs.c.step_count, grp=grp)).get(())
-    shapes = _shapes(conn, compared_steps, grp)
-
-    sides = {}
-    for gv, version in versions.items():
-        raw = sides_raw.get(gv, {})
-        counts = {s.value: int(raw.get(s.value, 0)) for s in RunStatus}
-        finished_in_window, running = in_window.get(gv, (0, 0))
-        counts[RunStatus.RUNNING.value] = running
-        n = sum(c for s, c in counts.items() if s != RunStatus.RUNNING.value)
-        steps_n, retries, runs_retried = int(raw.get("steps", 0)), int(raw.get("retries", 0)), int(raw.get("rr", 0))
-        sides[gv] = VersionSide(
-            version=version, runs=n, finished_runs_in_window=finished_in_window, sampled=finished_in_window > n,
-            running_runs=running, status_counts=counts,
-            success_rate=ratio(counts[RunStatus.SUCCESS.value], n),
-            failure_rate=ratio(counts[RunStatus.FAILURE.value], n),
-            run_latency_ms=run_pcts.get((gv,), Percentiles()), steps=steps_n, steps_per_run=ratio(steps_n, n),
-            retry_steps=retries, retry_rate=ratio(retries, steps_n), runs_with_retries=runs_retried,
-            run_retry_rate=ratio(runs_retried, n),
-        )
+    sides = {gv: _side(version, sample[gv], *in_window.get(gv, (0, 0))) for gv, version in versions.items()}
+    run_mw = _rank_sums(sample, lambda r: r.duration_ms)
+    steps_mw = _rank_sums(sample, lambda r: r.step_count)
+    shapes = _shapes(conn, step_where, step_grp)
     a, b = sides[BASE], sides[CANDIDATE]
 
     def rate(x_a: int, n_a: int, x_b: int, n_b: int) -> Delta:
@@ -242,12 +233,12 @@ def compare_versions(
         alpha=ALPHA, min_sample=MIN_SAMPLE, min_expected=MIN_EXPECTED, base=a, candidate=b,
         success_rate=rate(a.status_counts[succ], a.runs, b.status_counts[succ], b.runs),
         failure_rate=rate(a.status_counts[fail], a.runs, b.status_counts[fail], b.runs),
-        run_latency_ms=PercentileDelta.of(a.run_latency_ms, b.run_latency_ms, _mw(run_mw)),
-        steps_per_run=Delta.of(a.steps_per_run, b.steps_per_run, _mw(steps_mw)),
+        run_latency_ms=PercentileDelta.of(a.run_latency_ms, b.run_latency_ms, mann_whitney_u(run_mw)),
+        steps_per_run=Delta.of(a.steps_per_run, b.steps_per_run, mann_whitney_u(steps_mw)),
         retry_rate=rate(a.retry_steps, a.steps, b.retry_steps, b.steps),
         run_retry_rate=rate(a.runs_with_retries, a.runs, b.runs_with_retries, b.runs),
-        failure_mix=_failure_mix(conn, compared, grp, a.runs, b.runs),
-        step_types=_step_types(conn, compared_steps, grp),
+        failure_mix=_failure_mix(sample, a.runs, b.runs),
+        step_types=_step_types(conn, step_where, step_grp),
         shapes=_shape_rows(shapes, {BASE: a.runs, CANDIDATE: b.runs}),
         significant=[],
     )
@@ -255,114 +246,136 @@ def compare_versions(
     return result
 
 
-def _mw(sums: RankSums | None) -> TestResult:
-    return mann_whitney_u(sums or RankSums(0, 0, 0.0, 0.0))
+class _SampleRun(NamedTuple):
+    run_id: str
+    status: str
+    duration_ms: float | None
+    step_count: int
+    retry_count: int
+    failure_type: str | None
+    failure_code: str | None
 
 
-def _src(
-    where: list[sa.ColumnElement[bool]],
-    *keys: sa.ColumnElement[Any],
-    value: sa.ColumnElement[Any],
-    grp: sa.ColumnElement[Any] | None = None,
-    join_steps: bool = False,
-) -> sa.Subquery:
-    cols: list[sa.ColumnElement[Any]] = [k.label(f"k{i}") for i, k in enumerate(keys)]
-    if grp is not None:
-        cols.append(grp.label("grp"))
-    stmt = sa.select(*cols, value.label("v")).where(*where)
-    if join_steps:
-        stmt = stmt.select_from(steps.join(runs, steps.c.run_id == runs.c.run_id))
-    return stmt.subquery()
+_SAMPLE_COLUMNS = (
+    runs.c.run_id, runs.c.status, runs.c.duration_ms, runs.c.step_count, runs.c.retry_count,
+    runs.c.failure_type, runs.c.failure_code,
+)
 
 
-def _version_summaries(
-    conn: sa.Connection, compared: list[sa.ColumnElement[bool]], grp: sa.ColumnElement[Any]
-) -> dict[int, dict[str, Any]]:
-    g = grp.label("g")
-    stmt = sa.select(
-        g,
-        *[_count_if(runs.c.status == s.value).label(s.value) for s in RunStatus],
-        sa.func.coalesce(sa.func.sum(runs.c.step_count), 0).label("steps"),
-        sa.func.coalesce(sa.func.sum(runs.c.retry_count), 0).label("retries"),
-        _count_if(runs.c.retry_count > 0).label("rr"),
-    ).where(*compared).group_by(g)
-    return {int(row.g): dict(row._mapping) for row in conn.execute(stmt)}
+def _in_window(
+    conn: sa.Connection, window: list[sa.ColumnElement[bool]], versions: dict[int, str]
+) -> dict[int, tuple[int, int]]:
+    """(finished, running) runs of each version in the window.
 
-
-def _failure_mix(
-    conn: sa.Connection, finished: list[sa.ColumnElement[bool]], grp: sa.ColumnElement[Any], n_a: int, n_b: int
-) -> list[FailureMixRow]:
-    g = grp.label("g")
+    Counted as all runs minus the running ones: all runs is an index-only count on (agent_id,
+    agent_version, started_at), where counting by status would read every run's row; running runs
+    are few, and the (status, started_at) index finds them.
+    """
+    group = {version: gv for gv, version in versions.items()}
     stmt = (
-        sa.select(g, runs.c.failure_type, runs.c.failure_code, sa.func.count())
-        .where(*finished, runs.c.failure_type.is_not(None))
-        .group_by(g, runs.c.failure_type, runs.c.failure_code)
+        sa.select(runs.c.agent_version, sa.func.count())
+        .where(*window, runs.c.agent_version.in_(list(group)))
+        .group_by(runs.c.agent_version)
     )
+    total = {group[v]: int(n) for v, n in conn.execute(stmt)}
+    running = {group[v]: int(n) for v, n in conn.execute(stmt.where(runs.c.status == RunStatus.RUNNING.value))}
+    return {gv: (n - running.get(gv, 0), running.get(gv, 0)) for gv, n in total.items()}
+
+
+def _side(version: str, sample: list[_SampleRun], finished_in_window: int, running: int) -> VersionSide:
+    counts = {s.value: sum(1 for r in sample if r.status == s.value) for s in RunStatus}
+    counts[RunStatus.RUNNING.value] = running
+    n = sum(c for s, c in counts.items() if s != RunStatus.RUNNING.value)
+    durations = sorted(r.duration_ms for r in sample if r.duration_ms is not None)
+    steps_n = sum(r.step_count for r in sample)
+    retries = sum(r.retry_count for r in sample)
+    runs_retried = sum(1 for r in sample if r.retry_count > 0)
+    return VersionSide(
+        version=version, runs=n, finished_runs_in_window=finished_in_window, sampled=finished_in_window > n,
+        running_runs=running, status_counts=counts,
+        success_rate=ratio(counts[RunStatus.SUCCESS.value], n),
+        failure_rate=ratio(counts[RunStatus.FAILURE.value], n),
+        run_latency_ms=Percentiles.of([percentile_cont(durations, q) for q in QUANTILES]),
+        steps=steps_n, steps_per_run=ratio(steps_n, n),
+        retry_steps=retries, retry_rate=ratio(retries, steps_n), runs_with_retries=runs_retried,
+        run_retry_rate=ratio(runs_retried, n),
+    )
+
+
+def _rank_sums(sample: dict[int, list[_SampleRun]], value: Callable[[_SampleRun], float | None]) -> RankSums:
+    a, b = ([v for r in sample.get(gv, []) if (v := value(r)) is not None] for gv in (BASE, CANDIDATE))
+    return rank_sums(a, b)
+
+
+def _failure_mix(sample: dict[int, list[_SampleRun]], n_a: int, n_b: int) -> list[FailureMixRow]:
     counts: dict[tuple[str, str], list[int]] = {}
-    for gv, ftype, fcode, n in conn.execute(stmt):
-        counts.setdefault((ftype, fcode or ""), [0, 0])[int(gv)] += int(n)
-    rows = [
+    for gv, rows in sample.items():
+        for r in rows:
+            if r.failure_type is not None:
+                counts.setdefault((r.failure_type, r.failure_code or ""), [0, 0])[gv] += 1
+    rows_out = [
         FailureMixRow(t, c, x_a, x_b, Delta.of(ratio(x_a, n_a), ratio(x_b, n_b), two_proportion_z(x_a, n_a, x_b, n_b)))
         for (t, c), (x_a, x_b) in counts.items()
     ]
-    rows.sort(key=lambda r: (-(r.base_count + r.candidate_count), r.failure_type, r.failure_code))
-    return rows
+    rows_out.sort(key=lambda r: (-(r.base_count + r.candidate_count), r.failure_type, r.failure_code))
+    return rows_out
 
 
 def _step_types(
-    conn: sa.Connection, finished: list[sa.ColumnElement[bool]], grp: sa.ColumnElement[Any]
+    conn: sa.Connection, where: list[sa.ColumnElement[bool]], grp: sa.ColumnElement[Any]
 ) -> list[StepTypeComparison]:
-    joined = steps.join(runs, steps.c.run_id == runs.c.run_id)
-    g = grp.label("g")
-    counters = [sa.func.count(), _count_if(steps.c.status == StepStatus.ERROR.value)]
-    pcts: dict[Key, Percentiles] = {}
-    if is_postgres(conn):
-        # Counts and percentiles in one pass over the compared steps.
-        rows = conn.execute(
-            sa.select(g, steps.c.step_type, *counters, percentiles_aggregate(steps.c.latency_ms))
-            .select_from(joined)
-            .where(*finished)
-            .group_by(g, steps.c.step_type)
-        ).all()
+    """Per step type: counts, error counts and latency rank sums (and on PostgreSQL percentiles) in one pass."""
+    # The step type as its index in StepType (ingest accepts no other value): the window and the
+    # grouping then sort small integers, not text (~40 % of this statement's time).
+    code = sa.case({t.value: i for i, t in enumerate(StepType)}, value=steps.c.step_type, else_=len(StepType))
+    src = (
+        sa.select(grp.label("grp"), code.label("k0"), steps.c.step_type, steps.c.latency_ms.label("v"), steps.c.status)
+        .where(*where)
+        .subquery()
+    )
+    rk = ranked(src)
+    cols = [
+        rk.c.grp, sa.func.min(rk.c.step_type), sa.func.count(), _count_if(rk.c.status == StepStatus.ERROR.value),
+        *rank_sum_parts(rk),
+    ]
+    postgres = is_postgres(conn)
+    if postgres:
+        cols.append(percentiles_aggregate(rk.c.v))
+    # k0 first: the rows come out of the window sorted by step type already.
+    rows = conn.execute(sa.select(*cols).group_by(rk.c.k0, rk.c.grp)).all()
+    pcts: dict[Key, Percentiles]
+    if postgres:
         pcts = {(int(r[0]), r[1]): Percentiles.of(r[-1]) for r in rows if r[-1] is not None}
-        agg = [tuple(r[:-1]) for r in rows]
     else:
-        agg = [
-            tuple(r)
-            for r in conn.execute(
-                sa.select(g, steps.c.step_type, *counters)
-                .select_from(joined)
-                .where(*finished)
-                .group_by(g, steps.c.step_type)
-            )
-        ]
-        src = _src(finished, grp, steps.c.step_type, value=steps.c.latency_ms, join_steps=True)
-        pcts = {(int(k[0]), k[1]): p for k, p in grouped_percentiles(conn, src).items()}
+        latencies = sa.select(grp.label("k0"), steps.c.step_type.label("k1"), steps.c.latency_ms.label("v"))
+        pcts = {(int(k[0]), k[1]): p for k, p in grouped_percentiles(conn, latencies.where(*where).subquery()).items()}
     counts: dict[str, list[int]] = {}
-    for gv, step_type, n, errors in agg:
+    parts: dict[Key, tuple[Any, ...]] = {}
+    for r in rows:
+        gv, step_type, n, errors = int(r[0]), r[1], int(r[2]), int(r[3])
         c = counts.setdefault(step_type, [0, 0, 0, 0])
-        c[int(gv)] += int(n)
-        c[2 + int(gv)] += int(errors)
-    mw = grouped_rank_sums(conn, _src(finished, steps.c.step_type, value=steps.c.latency_ms, grp=grp, join_steps=True))
+        c[gv] += n
+        c[2 + gv] += errors
+        parts[(gv, step_type)] = tuple(r[4:7])
     out = []
     for step_type, (n_a, n_b, e_a, e_b) in counts.items():
+        sums = combine_rank_sums(parts.get((BASE, step_type)), parts.get((CANDIDATE, step_type)))
         latency = PercentileDelta.of(
             pcts.get((BASE, step_type), Percentiles()), pcts.get((CANDIDATE, step_type), Percentiles()),
-            _mw(mw.get((step_type,))),
+            mann_whitney_u(sums),
         )
-        errors = Delta.of(ratio(e_a, n_a), ratio(e_b, n_b), two_proportion_z(e_a, n_a, e_b, n_b))
-        out.append(StepTypeComparison(step_type, n_a, n_b, latency, errors))
+        errors_delta = Delta.of(ratio(e_a, n_a), ratio(e_b, n_b), two_proportion_z(e_a, n_a, e_b, n_b))
+        out.append(StepTypeComparison(step_type, n_a, n_b, latency, errors_delta))
     out.sort(key=lambda s: (-(s.base_count + s.candidate_count), s.step_type))
     return out
 
 
-def _shapes(conn: sa.Connection, compared: list[sa.ColumnElement[bool]], grp: sa.ColumnElement[Any]) -> dict[Key, int]:
+def _shapes(conn: sa.Connection, where: list[sa.ColumnElement[bool]], grp: sa.ColumnElement[Any]) -> dict[Key, int]:
     """How many compared runs of each version have each shape (runs without counted steps are absent)."""
     counted = (
-        sa.select(grp.label("k0"), steps.c.run_id, steps.c.seq, steps.c.step_type)
-        .select_from(steps.join(runs, steps.c.run_id == runs.c.run_id))
+        sa.select(grp.label("k0"), bytewise(conn, steps.c.run_id).label("run_id"), steps.c.seq, steps.c.step_type)
         .where(
-            *compared,
+            *where,
             steps.c.attempt == 1,
             steps.c.retry_of_seq.is_(None),
             steps.c.parent_seq.is_(None),

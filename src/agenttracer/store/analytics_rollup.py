@@ -6,7 +6,9 @@ A window [since, until) is split into
   hourly rollup rows, or from the daily rows for whole clean days when the timeline is daily;
 * everything else — the partial hours at the window's edges, dirty hours, the hours not rolled up yet
   (the live hour and the settle delay) — aggregated from the raw tables by the same code that builds
-  the rollups (``rollup.aggregate_raw``).
+  the rollups (``rollup.aggregate_raw``). A partial edge hour whose whole hour is clean and whose part
+  outside the window is the shorter one is read as the hour's rollup minus that rest (``plan``,
+  ``_gather``): the dashboard's mid-hour "last 24 h" reads on average half the raw steps.
 
 Counts, rates and sums are therefore always exact; latency percentiles come from the merged
 histograms, within 1 % of the exact value (``store/histogram.py``). The exact path
@@ -38,7 +40,6 @@ from agenttracer.store.filters import RunFilters, run_conditions
 from agenttracer.store.histogram import Histogram
 from agenttracer.store.rollup import (
     FULL,
-    Aggregates,
     RunAgg,
     StepAgg,
     aggregate_raw,
@@ -82,17 +83,28 @@ def _runs_of(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
 
 
 class Window:
-    """Which parts of [start, end) come from rollup rows (``spans``) and which from raw (``raw``)."""
+    """Which parts of [start, end) come from rollup rows (``spans``) and which from raw (``raw``).
 
-    def __init__(self, spans: list[Span], raw: list[tuple[datetime | None, datetime | None]]) -> None:
+    ``edges`` are partial edge hours read as their whole hour's rollup (in ``spans``) minus the raw rest of
+    the hour: (hour start, the rest of the hour outside the window).
+    """
+
+    def __init__(self, spans: list[Span], raw: list[tuple[datetime | None, datetime | None]],
+                 edges: list[tuple[datetime, tuple[datetime, datetime]]]) -> None:
         self.spans = spans
         self.raw = raw
+        self.edges = edges
 
 
 def plan(
-    conn: sa.Connection, start: datetime, end: datetime | None, unit: str, *, open_start: bool
+    conn: sa.Connection, start: datetime, end: datetime | None, unit: str, *, open_start: bool,
+    edges: bool = True,
 ) -> Window | None:
-    """Split the window; None when no whole clean hour lies in it (the caller stays exact)."""
+    """Split the window; None when no whole clean hour lies in it (the caller stays exact).
+
+    With ``edges``, a partial hour at either edge whose whole hour is clean is read as that hour's rollup
+    minus the rest of the hour when the rest is the shorter side (fewer raw rows to read, on average half).
+    """
     rolled = read_state(conn)
     if rolled is None:
         return None
@@ -100,7 +112,7 @@ def plan(
     hi = rolled if end is None else min(floor_hour(end), rolled)
     if lo >= hi:
         return None
-    dirty = set(dirty_hours(conn, lo, hi))
+    dirty = set(dirty_hours(conn, lo - HOUR, hi + HOUR))
     clean: list[datetime] = []
     h = lo
     while h < hi:
@@ -109,6 +121,14 @@ def plan(
         h += HOUR
     if not clean:
         return None
+    complements: list[tuple[datetime, tuple[datetime, datetime]]] = []
+    if edges and not open_start and start < lo:
+        first = lo - HOUR
+        if first not in dirty and start - first < lo - start:
+            complements.append((first, (first, start)))
+    if (edges and end is not None and hi < end < hi + HOUR and hi + HOUR <= rolled and hi not in dirty
+            and hi + HOUR - end < end - hi):
+        complements.append((hi, (end, hi + HOUR)))
     spans: list[Span] = []
     hourly: list[datetime] = clean
     if unit == "day":
@@ -124,10 +144,11 @@ def plan(
             else:
                 hourly.append(hour)
         spans += [("day", a, b) for a, b in _merge(days, DAY)]
-    spans += [("hour", a, b) for a, b in _runs_of(hourly)]
-    # The raw parts: before the first clean hour, the gaps (dirty hours), after the last one.
+    spans += [("hour", a, b) for a, b in _runs_of(sorted([*hourly, *(hour for hour, _ in complements)]))]
+    # The raw parts: before the first clean hour, the gaps (dirty hours), after the last one; an edge
+    # hour read whole covers its part of the window.
     raw: list[tuple[datetime | None, datetime | None]] = []
-    covered = _runs_of(clean)
+    covered = _runs_of(sorted([*clean, *(hour for hour, _ in complements)]))
     cursor: datetime | None = None if open_start else start
     for a, b in covered:
         if cursor is None or cursor < a:
@@ -135,7 +156,7 @@ def plan(
         cursor = b
     if end is None or (cursor is not None and cursor < end):
         raw.append((cursor, end))
-    return Window(spans, raw)
+    return Window(spans, raw, complements)
 
 
 def _merge(starts: list[datetime], step: timedelta) -> list[tuple[datetime, datetime]]:
@@ -189,36 +210,100 @@ def collect(
     window = plan(conn, start, end, unit, open_start=filters.since is None)
     if window is None:
         return None
+    stats = _gather(conn, filters, window, unit)
+    if stats is None:
+        # An edge hour's rollup disagreed with its raw rows read after it (a write landed in between):
+        # read the edges directly instead.
+        window = plan(conn, start, end, unit, open_start=filters.since is None, edges=False)
+        stats = _gather(conn, filters, window, unit) if window is not None else None
+        if stats is None:
+            return None
+    if sum(agg.runs for agg in stats.buckets.values()) <= EXACT_MAX_RUNS:
+        return None
+    return stats
+
+
+# What an edge hour's rollup must agree on with its raw rows before the rollup minus the rest is trusted.
+_CHECKED = ("runs", "running", "success", "failure", "partial", "steps", "retry_steps", "runs_with_retries")
+
+
+def _bucket_key(hour: datetime | None, unit: str) -> datetime | None:
+    return hour if hour is None or unit == "hour" else hour.replace(hour=0)
+
+
+def _gather(conn: sa.Connection, filters: RunFilters, window: Window, unit: str) -> RollupStats | None:
+    """Rollup rows + raw parts of ``window``; None when an edge hour's rollup and raw rows disagree.
+
+    An edge hour read as rollup minus rest: its runs (and so its timeline bucket and last start) come from
+    the raw rows of the whole hour, which also check the rollup; its failures and steps are the hour's
+    rollup minus those of the rest of the hour, so only the rest's steps are read raw.
+    """
     level = level_for(filters.agent_id, filters.agent_version, filters.environment)
     identity = (filters.agent_id, filters.agent_version, filters.environment)
     stored = read_rollup(conn, window.spans, level, identity)
+    edge_hours = {hour for hour, _ in window.edges}
+    whole = {hour: stored.runs.pop(("hour", hour), RunAgg()) for hour in edge_hours}
     buckets: dict[datetime | None, RunAgg] = {}
     for (_grain, bucket_start), agg in stored.runs.items():
-        key = bucket_start if unit == "hour" else bucket_start.replace(hour=0)
-        _add(buckets, key, agg)
-    failures = {(t, c): n for (t, c), n in stored.failures.items()}
+        _add(buckets, _bucket_key(bucket_start, unit), agg)
+    failures = dict(stored.failures)
     step_aggs = dict(stored.steps)
-    if window.raw:
-        identity_only = RunFilters(agent_id=filters.agent_id, agent_version=filters.agent_version,
-                                   environment=filters.environment)
-        where = [*run_conditions(identity_only), _raw_condition(window.raw)]
-        raw: Aggregates = aggregate_raw(conn, where, [time_bucket(conn, runs.c.started_at, unit)], [],
-                                        time_keys=(True,))
-        for (key,), agg in raw.runs.items():
-            _add(buckets, key, agg)
-        for (_bucket, failure_type, failure_code), n in raw.failures.items():
-            key = (failure_type, failure_code)
-            failures[key] = failures.get(key, 0) + n
-        for key, step in raw.steps.items():
-            found = step_aggs.get(key)
-            if found is None:
-                step_aggs[key] = step
-            else:
-                found.add(step)
-    stats = RollupStats(buckets, failures, step_aggs)
-    if sum(agg.runs for agg in buckets.values()) <= EXACT_MAX_RUNS:
+    if not window.raw and not window.edges:
+        return RollupStats(buckets, failures, step_aggs)
+    identity_only = RunFilters(agent_id=filters.agent_id, agent_version=filters.agent_version,
+                               environment=filters.environment)
+    conds = run_conditions(identity_only)
+    hour = time_bucket(conn, runs.c.started_at, "hour")
+    rest_intervals: list[tuple[datetime | None, datetime | None]] = [rest for _, rest in window.edges]
+    # 1 for a run in the rest of an edge hour, 0 for one in the window (a key only when there are edges).
+    in_rest: list[sa.ColumnElement[Any]] = (
+        [sa.case((_raw_condition(rest_intervals), 1), else_=0)] if window.edges else []
+    )
+    whole_hours: list[tuple[datetime | None, datetime | None]] = [(h, h + HOUR) for h in sorted(edge_hours)]
+    raw = aggregate_raw(
+        conn, [*conds, _raw_condition([*window.raw, *whole_hours])], [hour, *in_rest], in_rest,
+        time_keys=(True, *(False for _ in in_rest)),
+        step_where=[*conds, _raw_condition([*window.raw, *rest_intervals])],
+    )
+    if not window.edges:  # the same shapes as with edges: everything is in the window
+        raw.runs = {(key[0], 0): agg for key, agg in raw.runs.items()}
+        raw.failures = {(key[0], 0, *key[1:]): n for key, n in raw.failures.items()}
+        raw.steps = {(0, *key): agg for key, agg in raw.steps.items()}
+    parts: dict[tuple[datetime, int], RunAgg] = {}
+    for (start, rest), agg in raw.runs.items():
+        if start in edge_hours:
+            parts[(start, rest)] = agg
+        else:
+            _add(buckets, _bucket_key(start, unit), agg)
+    for start in edge_hours:
+        part, rest_agg = parts.get((start, 0), RunAgg()), parts.get((start, 1), RunAgg())
+        if any(getattr(whole[start], n) != getattr(part, n) + getattr(rest_agg, n) for n in _CHECKED):
+            return None
+        if part.runs:
+            _add(buckets, _bucket_key(start, unit), part)
+    for (start, rest, failure_type, failure_code), n in raw.failures.items():
+        if start in edge_hours and not rest:
+            continue  # in the edge hour's rollup already
+        key = (failure_type, failure_code)
+        failures[key] = failures.get(key, 0) + (-n if rest else n)
+    rest_steps = 0
+    for (rest, step_type, name), step in raw.steps.items():
+        found = step_aggs.get((step_type, name))
+        if rest:
+            rest_steps += step.steps
+            if found is None or not found.subtract(step):
+                return None
+        elif found is None:
+            step_aggs[(step_type, name)] = step
+        else:
+            found.add(step)
+    if rest_steps != sum(agg.steps for (_, rest), agg in parts.items() if rest):
+        return None  # a step landed between the runs and the steps statement
+    if min(failures.values(), default=0) < 0:
         return None
-    return stats
+    failures = {key: n for key, n in failures.items() if n}
+    step_aggs = {key: agg for key, agg in step_aggs.items() if agg.steps}
+    return RollupStats(buckets, failures, step_aggs)
 
 
 def _add(buckets: dict[datetime | None, RunAgg], key: datetime | None, agg: RunAgg) -> None:
@@ -315,3 +400,41 @@ def _add_identity(out: dict[tuple[str, str, str], RunAgg], key: tuple[Any, ...],
         out[identity] = agg
     else:
         found.add(agg)
+
+
+def version_counts(
+    conn: sa.Connection,
+    agent_id: str,
+    versions: list[str],
+    environment: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, RunAgg] | None:
+    """Runs (and running runs) of each of ``versions`` of one agent in [since, until), for ``GET /v1/compare``.
+
+    Exact, like every rollup count: clean hours and days from the rollup rows, the rest from raw.
+    None when the rollups cannot answer (no ``since``, nothing rolled up in the window, an identity
+    the rollups store as a placeholder): the caller counts the raw runs.
+    """
+    if since is None or "" in (agent_id, environment, *versions):
+        return None
+    window = plan(conn, since, until, "day", open_start=False)
+    if window is None:
+        return None
+    level = level_for(agent_id, versions[0], environment)
+    stored = read_rollup(conn, window.spans, level, (agent_id, None, environment), by_identity=True,
+                         with_steps=False, with_hist=False)
+    out = {version: RunAgg() for version in versions}
+    for (_agent, version, _env), agg in stored.runs.items():
+        if version in out:
+            out[version].add(agg)
+    if window.raw:
+        where = [
+            *run_conditions(RunFilters(agent_id=agent_id, environment=environment)),
+            runs.c.agent_version.in_(versions),
+            _raw_condition(window.raw),
+        ]
+        raw = aggregate_raw(conn, where, [runs.c.agent_version], [], with_steps=False)
+        for (version,), agg in raw.runs.items():
+            out[version].add(agg)
+    return out

@@ -61,27 +61,38 @@ def tune(conn: sa.Connection) -> None:
         conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
+_SEPARATOR = "\x1f"  # ASCII unit separator: not in any run id or name in practice (checked, never assumed)
+
+
 def one_of(conn: sa.Connection, column: sa.ColumnElement[Any], values: list[str]) -> sa.ColumnElement[bool]:
-    """``column`` is one of ``values``: one array parameter on PostgreSQL, an expanding IN on SQLite."""
+    """``column`` is one of ``values``: one constant array on PostgreSQL, an expanding IN on SQLite."""
     if is_postgres(conn):
+        # (An empty string would split to nothing, so lists holding one take the array path too.)
+        if "" not in values and not any(_SEPARATOR in v for v in values):
+            # One text parameter that the server splits: the driver quotes no elements (~5 µs each for
+            # thousands of run ids), and string_to_array of a constant folds to a constant array at
+            # planning, so = ANY stays an index condition and a hashed lookup.
+            return column == sa.any_(sa.func.string_to_array(sa.literal(_SEPARATOR.join(values)), _SEPARATOR))
         return column == sa.any_(sa.literal(values, type_=postgresql.ARRAY(sa.String())))
     return column.in_(values)
 
 
 class Members:
-    """A set of run ids given by limited one-column selects, usable as a condition on any run_id column.
+    """A set of run ids, usable as a condition on any run_id column.
 
-    PostgreSQL gets the ids fetched first and passed as one array parameter: given the limited
-    subqueries instead, its planner misjudges the joins and scans every step. SQLite plans the
-    subqueries well, so they stay in the statement.
+    PostgreSQL gets the ids themselves as one array parameter (``ids``, fetched already): given the
+    limited subqueries instead, its planner misjudges the joins and scans every step; with a constant
+    array, ``= ANY`` is a hashed lookup even where no index applies (e.g. in a CASE). SQLite plans the
+    subqueries (``selects``, one-column limited selects of the same ids) well, so they stay in the
+    statement.
     """
 
-    def __init__(self, conn: sa.Connection, selects: list[sa.Select[Any]]) -> None:
+    def __init__(self, conn: sa.Connection, selects: list[sa.Select[Any]], ids: list[str]) -> None:
         self._conn = conn
         self._ids: list[str] | None = None
         self._union: sa.Subquery | None = None
         if is_postgres(conn):
-            self._ids = [row[0] for select in selects for row in conn.execute(select)]
+            self._ids = ids
         else:
             parts = [sa.select(sub.c[0]) for sub in (s.subquery() for s in selects)]
             self._union = sa.union_all(*parts).subquery() if len(parts) > 1 else selects[0].subquery()
@@ -91,6 +102,15 @@ class Members:
             return one_of(self._conn, column, self._ids)
         assert self._union is not None
         return column.in_(sa.select(self._union.c[0]))
+
+
+def bytewise(conn: sa.Connection, column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+    """``column`` compared byte by byte, for sorts that only group equal values (not a display order).
+
+    PostgreSQL sorts text in the database's collation (e.g. C.UTF-8, through strcoll), several
+    times slower than memcmp under COLLATE "C"; SQLite compares bytes already (BINARY).
+    """
+    return column.collate("C") if is_postgres(conn) else column
 
 
 def percentiles_aggregate(value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
@@ -145,38 +165,42 @@ def _sqlite_percentiles(
     return result
 
 
-def grouped_rank_sums(conn: sa.Connection, src: sa.Subquery) -> dict[Key, RankSums]:
-    """Mann–Whitney rank sums of ``src.c.v`` between ``grp`` 0 (base) and 1 (candidate), per key group.
+def ranked(src: sa.Subquery) -> sa.Subquery:
+    """``src`` with two more columns for Mann–Whitney rank sums of ``v`` within each key group.
 
-    Ranks are tie-averaged (``rank() + (t - 1) / 2``) and the tie term Σ(t³ − t) is summed as
-    Σ(t² − 1) over rows, so one pass of window functions does it on both databases.
+    ``r`` is the tie-averaged rank and ``tt`` is t² − 1 for the t values tied with it, so that
+    Σ(t³ − t) over tie groups is Σ tt over rows; both are NULL where ``v`` is NULL (such rows stay,
+    for other aggregates over the same rows, but are not ranked). Both groups (``grp`` 0 and 1) are
+    ranked together: aggregate them per key group and ``grp`` with ``rank_sum_parts`` and join the
+    two halves with ``combine_rank_sums``.
+
+    A tie group occupies positions ``rank()`` to ``count(*)`` (the default frame ends at the current
+    row's last peer): one window, so one sort and one pass, gives both ends.
     """
     keys = _keys(src)
-    partition = keys or None
-    ties = sa.func.count().over(partition_by=[*keys, src.c.v])
-    ranked = sa.select(
-        *keys,
-        src.c.grp,
-        sa.func.rank().over(partition_by=partition, order_by=src.c.v).label("r"),
-        ties.label("t"),
-    ).where(src.c.v.is_not(None)).subquery()
-    rk = _keys(ranked)
-    is_a = ranked.c.grp == 0
-    t = sa.cast(ranked.c.t, sa.Float)
-    stmt = sa.select(
-        *rk,
-        sa.func.sum(sa.case((is_a, 1), else_=0)),
-        sa.func.sum(sa.case((is_a, 0), else_=1)),
-        sa.func.sum(sa.case((is_a, sa.cast(ranked.c.r, sa.Float) + (t - 1.0) / 2.0), else_=0.0)),
-        sa.func.sum(t * t - 1.0),
-    ).group_by(*rk)
-    out: dict[Key, RankSums] = {}
-    for row in conn.execute(stmt):
-        n_a, n_b, rank_sum_a, tie_term = row[len(rk):]
-        if n_a is None:  # no rows at all (an aggregate without keys still returns one)
-            continue
-        out[tuple(row[: len(rk)])] = RankSums(int(n_a), int(n_b), float(rank_sum_a), float(tie_term))
-    return out
+    has_value = src.c.v.is_not(None)
+    window: dict[str, Any] = {"partition_by": [*keys, has_value], "order_by": src.c.v}
+    first = sa.cast(sa.func.rank().over(**window), sa.Float)
+    last = sa.cast(sa.func.count().over(**window), sa.Float)
+    t = last - first + 1.0
+    return sa.select(
+        *src.c,
+        sa.case((has_value, (first + last) / 2.0)).label("r"),
+        sa.case((has_value, t * t - 1.0)).label("tt"),
+    ).subquery()
+
+
+def rank_sum_parts(rk: sa.Subquery) -> list[sa.ColumnElement[Any]]:
+    """Aggregates over rows of ``ranked``: how many values, the sum of their ranks, the tie term."""
+    return [sa.func.count(rk.c.r), sa.func.sum(rk.c.r), sa.func.sum(rk.c.tt)]
+
+
+def combine_rank_sums(base: Sequence[Any] | None, candidate: Sequence[Any] | None) -> RankSums:
+    """RankSums from the ``rank_sum_parts`` of the base (``grp`` 0) and candidate rows of one key group."""
+    n_a, sum_a, tt_a = base or (0, None, None)
+    n_b, _, tt_b = candidate or (0, None, None)
+    # Ranks are halves and tie terms integers: every sum is exact in a double, in any order.
+    return RankSums(int(n_a), int(n_b), float(sum_a or 0.0), float(tt_a or 0.0) + float(tt_b or 0.0))
 
 
 def run_shapes(conn: sa.Connection, steps_src: sa.Subquery) -> dict[Key, int]:

@@ -5,9 +5,10 @@ A latency lands in one of ``BUCKETS`` log-spaced buckets whose lower bounds are 
 holds everything below ``LOWEST_MS`` (0 and sub-10-µs latencies), the last bucket everything from
 ``BOUNDS[-1]`` (~28 hours) up. The bucket of a value is defined as ``bisect_right(BOUNDS, value)``,
 which is exactly what PostgreSQL's ``width_bucket(value, BOUNDS)`` returns for the same float8
-array (both count the bounds <= value, comparing the same doubles), so the database can bucket
-millions of rows without sending them to Python and SQLite (bucketed in Python) gets the same bucket
-for the same value: identical histograms, identical percentiles, on both databases.
+array (both count the bounds <= value, comparing the same doubles), so PostgreSQL can bucket
+millions of rows without sending them to Python, while small raw parts (the edges of a stats window)
+and SQLite send their values and get the same bucket for the same value from ``add_values``:
+identical histograms, identical percentiles, on both databases.
 
 Percentiles follow ``percentile_cont`` (position ``q * (n - 1)``, linear interpolation between the two
 order statistics around it) with each order statistic replaced by its bucket's representative value,
@@ -111,6 +112,25 @@ class Histogram:
             return
         self._range(lo, hi)
         self.counts[lo:hi] = map(operator.add, self.counts[lo:hi], other.counts[lo:hi])
+
+    def subtract(self, other: Histogram) -> bool:
+        """Take away counts added before; False, leaving this changed, when a bucket would go negative."""
+        lo, hi = other.lo, other.hi
+        if lo >= hi:
+            return True
+        if lo < self.lo or hi > self.hi:
+            return False
+        counts = self.counts
+        counts[lo:hi] = map(operator.sub, counts[lo:hi], other.counts[lo:hi])
+        if min(counts[lo:hi]) < 0:
+            return False
+        while self.lo < self.hi and not counts[self.lo]:
+            self.lo += 1
+        while self.hi > self.lo and not counts[self.hi - 1]:
+            self.hi -= 1
+        if self.lo >= self.hi:
+            self.lo, self.hi = BUCKETS, 0
+        return True
 
     def total(self) -> int:
         return sum(self.counts[self.lo:self.hi])

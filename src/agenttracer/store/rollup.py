@@ -111,6 +111,22 @@ class StepAgg:
         self.retry_latency_ms += other.retry_latency_ms
         self.hist.add(other.hist)
 
+    def subtract(self, other: StepAgg) -> bool:
+        """Take away steps counted here before (an hour's rest from its rollup); False, leaving this
+        changed, when ``other`` is not part of this (a count would go negative)."""
+        self.steps -= other.steps
+        self.errors -= other.errors
+        self.retries -= other.retries
+        self.latency_ms -= other.latency_ms
+        self.finished_latency_ms -= other.finished_latency_ms
+        self.retry_latency_ms -= other.retry_latency_ms
+        # A difference of float sums is not exactly 0 where nothing is left: make it so.
+        if not self.retries:
+            self.retry_latency_ms = 0.0
+        if not self.steps:
+            self.latency_ms = self.finished_latency_ms = 0.0
+        return min(self.steps, self.errors, self.retries) >= 0 and self.hist.subtract(other.hist)
+
 
 @dataclass
 class Aggregates:
@@ -162,10 +178,12 @@ def aggregate_raw(
     time_keys: tuple[bool, ...] = (),
     step_time_keys: tuple[bool, ...] = (),
     with_steps: bool = True,
+    step_where: list[sa.ColumnElement[bool]] | None = None,
 ) -> Aggregates:
     """Rollup numbers of the runs matching ``where`` (conditions on ``runs``), grouped by key expressions.
 
     ``time_keys`` / ``step_time_keys`` flag the keys that are time buckets (returned as aware UTC).
+    ``step_where`` takes the steps of other runs than ``where`` (by default the same).
     Two statements on PostgreSQL (runs, steps), three on SQLite (its run durations are fetched as rows).
     """
     out = Aggregates()
@@ -224,7 +242,8 @@ def aggregate_raw(
             out.runs[_key_of(row, nk, rconv)].hist.add_value(float(row[nk]))
 
     if with_steps and out.runs:
-        _aggregate_steps(conn, where, step_keys, sconv, out, as_arrays=total_steps <= STEP_ARRAY_MAX)
+        _aggregate_steps(conn, where if step_where is None else step_where, step_keys, sconv, out,
+                         as_arrays=total_steps <= STEP_ARRAY_MAX)
     return out
 
 
