@@ -88,7 +88,7 @@ def _spy_plans(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, list[Any]]]:
 
     def spy(*args: Any, **kwargs: Any) -> analytics_rollup.Window | None:
         window = real(*args, **kwargs)
-        seen.append((kwargs.get("edges", True), window.edges if window is not None else []))
+        seen.append((kwargs.get("edges", False), window.edges if window is not None else []))
         return window
 
     monkeypatch.setattr(analytics_rollup, "plan", spy)
@@ -139,7 +139,8 @@ def test_an_edge_read_as_rollup_minus_rest_keeps_its_last_start_and_an_empty_res
     # the hour's latest run, which must not become the window's last start.
     filters = RunFilters(since=first + timedelta(minutes=5), until=last + timedelta(minutes=50))
     with engine.connect() as conn:
-        window = analytics_rollup.plan(conn, filters.since, filters.until, "hour", open_start=False)  # type: ignore[arg-type]
+        window = analytics_rollup.plan(conn, filters.since, filters.until, "hour", open_start=False,  # type: ignore[arg-type]
+                                       edges=True)
         assert window is not None and [hour for hour, _ in window.edges] == [first, last]
         fast = analytics_rollup.collect(conn, filters, filters.since, filters.until, "hour")  # type: ignore[arg-type]
     assert fast is not None
@@ -164,3 +165,21 @@ def test_an_edge_whose_rollup_disagrees_with_its_raw_rows_is_read_directly(
     fast = stats(engine, filters)
     assert [(flag, [hour for hour, _ in edges]) for flag, edges in seen] == [(True, [H1]), (False, [])]
     assert_same(fast, exact_stats(engine, filters, monkeypatch))
+
+
+def test_callers_that_do_not_subtract_rests_get_edges_read_directly(engine: sa.Engine) -> None:
+    # version_counts (GET /v1/compare) adds window.raw to the spans: an edge hour read whole would
+    # count the runs of its rest too.
+    load(engine, 300)
+    refresh(engine, now=NOW)
+    since, until = H1 + timedelta(minutes=5), H2 + timedelta(minutes=55)
+    with engine.connect() as conn:
+        window = analytics_rollup.plan(conn, since, until, "day", open_start=False)
+        assert window is not None and window.edges == []
+        counted = analytics_rollup.version_counts(conn, "bot-a", ["1.0", "2.0"], None, since, until)
+        raw = {version: n for version, n in conn.execute(
+            sa.select(runs.c.agent_version, sa.func.count())
+            .where(runs.c.agent_id == "bot-a", runs.c.started_at >= since, runs.c.started_at < until)
+            .group_by(runs.c.agent_version)
+        )}
+    assert counted is not None and {v: agg.runs for v, agg in counted.items()} == raw

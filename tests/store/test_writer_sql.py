@@ -10,19 +10,21 @@ identical, byte for byte. The writer's own reads must equal SQLAlchemy's.
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from agenttracer.server.ingest_fastpath import _TIMESTAMP
 from agenttracer.store.engine import make_engine
-from agenttracer.store.step_rows import STEP_COLUMNS, StepRows, timestamp_binder
+from agenttracer.store.step_rows import STEP_COLUMNS, StepRows, sqlite_text_from_wire, timestamp_binder
 from agenttracer.store.tables import runs, steps
 from agenttracer.store.write_sql import RUN_COLUMNS, statements_for
 from agenttracer.store.writer import Incoming, write_batch
 from tests.store.test_writer import incoming, sample_run
-from tests.support.events import new_run_id, run_start, step
+from tests.support.events import T0, new_run_id, run_start, step
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 UTC = timezone.utc
@@ -177,3 +179,43 @@ def test_driver_errors_of_the_raw_statements_reach_callers_as_sqlalchemy_errors(
     monkeypatch.setattr(type(statements_for(engine.dialect)), "load_runs", broken)
     with pytest.raises(sa.exc.OperationalError):
         write_batch(engine, incoming([step(new_run_id(), 1)]), now=NOW)
+
+
+def wire_stamps() -> list[str]:
+    """UTC timestamps in every spelling the server's fast path accepts: 0-6 fraction digits, Z or
+    +00:00, edge dates."""
+    rng = random.Random(5)
+    out = []
+    moments = [t.astimezone(UTC) for t in TIMES]
+    moments += [T0 + timedelta(seconds=rng.uniform(-1e9, 1e9)) for _ in range(200)]
+    for when in moments:
+        base = when.replace(microsecond=0, tzinfo=None).isoformat()
+        digits = f"{when.microsecond:06d}"
+        for width in range(7):
+            fraction = "." + digits[:width] if width else ""
+            out += [f"{base}{fraction}Z", f"{base}{fraction}+00:00"]
+    return out
+
+
+def test_sqlite_text_from_the_wire_equals_formatting_the_parsed_datetime() -> None:
+    rows = StepRows(make_engine("sqlite://").dialect)
+    stamps = wire_stamps()
+    for text in stamps:
+        assert _TIMESTAMP.fullmatch(text), text
+        assert sqlite_text_from_wire(text) == rows.timestamp(datetime.fromisoformat(text)), text
+
+
+def test_steps_from_the_fast_path_are_byte_identical_to_sqlalchemys_insert(engine: sa.Engine) -> None:
+    by_sqlalchemy, by_writer = new_run_id(), new_run_id()
+    stamps = wire_stamps()[::7][:60]
+    events = [step(by_writer, seq, started_at=text, ended_at=text) for seq, text in enumerate(stamps, 1)]
+    items = incoming(events)
+    # They took the fast path, which hands the writer the request's own text.
+    assert all((item.wire_started, item.wire_ended) == (text, text) for item, text in zip(items, stamps, strict=True))
+    assert {o.status for o in write_batch(engine, items, now=NOW)} == {"accepted"}
+    with engine.begin() as conn:
+        conn.execute(runs.insert().values(run_id=by_sqlalchemy, status="running", ingested_at=NOW, updated_at=NOW))
+        conn.execute(steps.insert(), [{**item.values, "run_id": by_sqlalchemy} for item in items])
+    expected = raw_rows(engine, by_sqlalchemy)
+    assert len(expected) == len(stamps)
+    assert raw_rows(engine, by_writer) == expected

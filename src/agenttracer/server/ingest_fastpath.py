@@ -130,8 +130,10 @@ def _step(index: int, raw: dict[str, Any]) -> tuple[dict[str, Any], Incoming] | 
         or not 0 <= latency < _INF
     ):
         return None
-    started = _timestamp(get("started_at"))
-    ended = _timestamp(get("ended_at"))
+    started_text: Any = get("started_at")
+    ended_text: Any = get("ended_at")
+    started = _timestamp(started_text)
+    ended = _timestamp(ended_text)
     if started is None or ended is None or ended < started:
         return None
     attempt = get("attempt", 1)
@@ -178,7 +180,9 @@ def _step(index: int, raw: dict[str, Any]) -> tuple[dict[str, Any], Incoming] | 
     }
     values["meta"] = scrub_metadata(get("metadata"), removed)
     values["meta_removed"] = len(removed)
-    return _result(index, "step", run_id, seq, removed), Incoming(index, "step", run_id, started, values, len(removed))
+    # The texts matched _TIMESTAMP (the writer derives SQLite's stored text from them, see Incoming).
+    item = Incoming(index, "step", run_id, started, values, len(removed), started_text, ended_text)
+    return _result(index, "step", run_id, seq, removed), item
 
 
 def _identity_ok(value: Any, max_len: int) -> bool:

@@ -98,12 +98,13 @@ class Window:
 
 def plan(
     conn: sa.Connection, start: datetime, end: datetime | None, unit: str, *, open_start: bool,
-    edges: bool = True,
+    edges: bool = False,
 ) -> Window | None:
     """Split the window; None when no whole clean hour lies in it (the caller stays exact).
 
-    With ``edges``, a partial hour at either edge whose whole hour is clean is read as that hour's rollup
-    minus the rest of the hour when the rest is the shorter side (fewer raw rows to read, on average half).
+    With ``edges`` (only for callers that subtract ``Window.edges``' rests, as ``collect`` does), a partial
+    hour at either edge whose whole hour is clean is read as that hour's rollup minus the rest of the hour
+    when the rest is the shorter side (fewer raw rows to read, on average half).
     """
     rolled = read_state(conn)
     if rolled is None:
@@ -207,7 +208,7 @@ def collect(
     """The window's numbers from rollups + raw, or None when the exact path must answer."""
     if not applies(filters):
         return None
-    window = plan(conn, start, end, unit, open_start=filters.since is None)
+    window = plan(conn, start, end, unit, open_start=filters.since is None, edges=True)
     if window is None:
         return None
     stats = _gather(conn, filters, window, unit)

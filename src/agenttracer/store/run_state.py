@@ -36,6 +36,10 @@ class Incoming:
 
     ``time`` is the event's earliest timestamp (started_at, recorded_at or ended_at): it bounds the
     run's start while the run_start itself is missing.
+
+    ``wire_started`` / ``wire_ended`` (steps from the server's fast path only): the request's own text
+    of started_at and ended_at, already checked to be in the SDK's ``YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|+00:00)`` form;
+    ``store/step_rows.py`` turns it into SQLite's stored text without formatting the datetimes again.
     """
 
     index: int
@@ -44,6 +48,8 @@ class Incoming:
     time: datetime
     values: dict[str, Any]
     meta_removed: int = 0
+    wire_started: str | None = None
+    wire_ended: str | None = None
 
 
 @dataclass(slots=True)

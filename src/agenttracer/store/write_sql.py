@@ -5,7 +5,7 @@ cache keys for ``IN`` lists, processed parameters and wrapped results — more C
 spent on most of them, and on SQLite all of it inside the single-writer lock. These statements use
 fixed SQL text (cached per parameter count on SQLite, arrays on PostgreSQL) and the column types'
 own bind and result processors, so every value is written and read exactly as SQLAlchemy writes
-and reads it (``tests/store/test_step_rows.py`` compares the stored bytes).
+and reads it (``tests/store/test_writer_sql.py`` compares the stored bytes).
 
 ``statements_for(conn)`` returns the implementation for the connection's dialect; all methods take
 the live ``sa.Connection`` of the writer's transaction.

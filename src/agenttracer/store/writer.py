@@ -197,12 +197,12 @@ class _Plan:
                 run_steps.first[seq] = len(run_steps.indices)
                 run_steps.indices.append(ev.index)
                 run_steps.seqs.append(seq)
-                run_steps.rows.append(row(ev.values))
+                run_steps.rows.append(row(ev.values, ev.wire_started, ev.wire_ended))
             elif ev.index < run_steps.indices[pos]:
                 # Out of index order: the earlier event is the one stored, the later one the repeat.
                 repeats.append(run_steps.indices[pos])
                 run_steps.indices[pos] = ev.index
-                run_steps.rows[pos] = row(ev.values)
+                run_steps.rows[pos] = row(ev.values, ev.wire_started, ev.wire_ended)
             else:
                 repeats.append(ev.index)
         self.repeats = repeats
