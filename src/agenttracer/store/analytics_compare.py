@@ -18,8 +18,8 @@ runs of each version in the window (every test stays valid on such a sample; eac
 many runs it compared and how many finished in the window). The sample's run rows are fetched once
 (one select per version, stopping after COMPARE_SAMPLE_RUNS rows) and every run-level number is
 computed from them in Python; the steps of the sample are read once, by primary key, in one
-statement that aggregates them per step type and per run shape. ``bench/benchlib/explain_compare.py`` shows each statement
-with its plan.
+statement that aggregates them per step type and per run shape. ``bench/benchlib/explain_compare.py``
+shows each statement with its plan.
 """
 
 from __future__ import annotations
