@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from agenttracer.server.ingest_events import convert_event
 from agenttracer.store import analytics_rollup
 from agenttracer.store.analytics import RunStats, run_stats
-from agenttracer.store.analytics_compare import Comparison, compare_versions
+from agenttracer.store.analytics_compare import compare_versions
+from agenttracer.store.analytics_compare_result import Comparison
 from agenttracer.store.filters import RunFilters
 from agenttracer.store.histogram import RELATIVE_ERROR
 from agenttracer.store.reader import list_agents

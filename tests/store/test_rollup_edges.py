@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store import analytics_rollup, rollup
+from agenttracer.store import analytics_rollup, rollup, rollup_window
 from agenttracer.store.analytics_sql import time_bucket
 from agenttracer.store.filters import RunFilters
 from agenttracer.store.histogram import Histogram
@@ -86,7 +86,7 @@ def _spy_plans(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, list[Any]]]:
     seen: list[tuple[bool, list[Any]]] = []
     real = analytics_rollup.plan
 
-    def spy(*args: Any, **kwargs: Any) -> analytics_rollup.Window | None:
+    def spy(*args: Any, **kwargs: Any) -> rollup_window.Window | None:
         window = real(*args, **kwargs)
         seen.append((kwargs.get("edges", False), window.edges if window is not None else []))
         return window
@@ -139,7 +139,7 @@ def test_an_edge_read_as_rollup_minus_rest_keeps_its_last_start_and_an_empty_res
     # the hour's latest run, which must not become the window's last start.
     filters = RunFilters(since=first + timedelta(minutes=5), until=last + timedelta(minutes=50))
     with engine.connect() as conn:
-        window = analytics_rollup.plan(conn, filters.since, filters.until, "hour", open_start=False,  # type: ignore[arg-type]
+        window = rollup_window.plan(conn, filters.since, filters.until, "hour", open_start=False,  # type: ignore[arg-type]
                                        edges=True)
         assert window is not None and [hour for hour, _ in window.edges] == [first, last]
         fast = analytics_rollup.collect(conn, filters, filters.since, filters.until, "hour")  # type: ignore[arg-type]
@@ -174,7 +174,7 @@ def test_callers_that_do_not_subtract_rests_get_edges_read_directly(engine: sa.E
     refresh(engine, now=NOW)
     since, until = H1 + timedelta(minutes=5), H2 + timedelta(minutes=55)
     with engine.connect() as conn:
-        window = analytics_rollup.plan(conn, since, until, "day", open_start=False)
+        window = rollup_window.plan(conn, since, until, "day", open_start=False)
         assert window is not None and window.edges == []
         counted = analytics_rollup.version_counts(conn, "bot-a", ["1.0", "2.0"], None, since, until)
         raw = {version: n for version, n in conn.execute(

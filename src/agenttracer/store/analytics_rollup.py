@@ -1,14 +1,10 @@
 """``GET /v1/stats`` from the rollups: rolled-up hours and days from rollup rows, everything else from raw.
 
-A window [since, until) is split into
-
-* *clean* whole hours — before ``rollup_state.rolled_until`` and not marked dirty — read from the
-  hourly rollup rows, or from the daily rows for whole clean days when the timeline is daily;
-* everything else — the partial hours at the window's edges, dirty hours, the hours not rolled up yet
-  (the live hour and the settle delay) — aggregated from the raw tables by the same code that builds
-  the rollups (``rollup.aggregate_raw``). A partial edge hour whose whole hour is clean and whose part
-  outside the window is the shorter one is read as the hour's rollup minus that rest (``plan``,
-  ``_gather``): the dashboard's mid-hour "last 24 h" reads on average half the raw steps.
+``store/rollup_window.py`` splits the window into clean whole hours (read from the hourly or daily
+rollup rows) and the rest — partial edge hours, dirty hours, the hours not rolled up yet — which is
+aggregated from the raw tables by the same code that builds the rollups (``rollup.aggregate_raw``). A
+partial edge hour whose part outside the window is the shorter one is read as the hour's rollup minus
+that rest (``_gather``): the dashboard's mid-hour "last 24 h" reads on average half the raw steps.
 
 Counts, rates and sums are therefore always exact; latency percentiles come from the merged
 histograms, within 1 % of the exact value (``store/histogram.py``). The exact path
@@ -22,7 +18,7 @@ histograms, within 1 % of the exact value (``store/histogram.py``). The exact pa
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,15 +43,10 @@ from agenttracer.store.rollup import (
     level_for,
     read_rollup,
 )
-from agenttracer.store.rollup_marks import floor_hour
-from agenttracer.store.rollup_refresh import dirty_hours, read_state
+from agenttracer.store.rollup_window import HOUR, Window, plan, raw_condition
 from agenttracer.store.tables import runs
 
 EXACT_MAX_RUNS = 2_000
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
-
-Span = tuple[str, datetime, datetime]
 
 
 def applies(filters: RunFilters) -> bool:
@@ -64,126 +55,6 @@ def applies(filters: RunFilters) -> bool:
         return False
     # '' is how the rollups store "no identity yet": such a filter must not match placeholders.
     return "" not in (filters.agent_id, filters.agent_version, filters.environment)
-
-
-def _ceil_hour(ts: datetime) -> datetime:
-    floor = floor_hour(ts)
-    return floor if floor == ts else floor + HOUR
-
-
-def _runs_of(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """Consecutive hours merged into [from, to) intervals."""
-    out: list[tuple[datetime, datetime]] = []
-    for h in hours:
-        if out and out[-1][1] == h:
-            out[-1] = (out[-1][0], h + HOUR)
-        else:
-            out.append((h, h + HOUR))
-    return out
-
-
-class Window:
-    """Which parts of [start, end) come from rollup rows (``spans``) and which from raw (``raw``).
-
-    ``edges`` are partial edge hours read as their whole hour's rollup (in ``spans``) minus the raw rest of
-    the hour: (hour start, the rest of the hour outside the window).
-    """
-
-    def __init__(self, spans: list[Span], raw: list[tuple[datetime | None, datetime | None]],
-                 edges: list[tuple[datetime, tuple[datetime, datetime]]]) -> None:
-        self.spans = spans
-        self.raw = raw
-        self.edges = edges
-
-
-def plan(
-    conn: sa.Connection, start: datetime, end: datetime | None, unit: str, *, open_start: bool,
-    edges: bool = False,
-) -> Window | None:
-    """Split the window; None when no whole clean hour lies in it (the caller stays exact).
-
-    With ``edges`` (only for callers that subtract ``Window.edges``' rests, as ``collect`` does), a partial
-    hour at either edge whose whole hour is clean is read as that hour's rollup minus the rest of the hour
-    when the rest is the shorter side (fewer raw rows to read, on average half).
-    """
-    rolled = read_state(conn)
-    if rolled is None:
-        return None
-    lo = _ceil_hour(start)
-    hi = rolled if end is None else min(floor_hour(end), rolled)
-    if lo >= hi:
-        return None
-    dirty = set(dirty_hours(conn, lo - HOUR, hi + HOUR))
-    clean: list[datetime] = []
-    h = lo
-    while h < hi:
-        if h not in dirty:
-            clean.append(h)
-        h += HOUR
-    if not clean:
-        return None
-    complements: list[tuple[datetime, tuple[datetime, datetime]]] = []
-    if edges and not open_start and start < lo:
-        first = lo - HOUR
-        if first not in dirty and start - first < lo - start:
-            complements.append((first, (first, start)))
-    if (edges and end is not None and hi < end < hi + HOUR and hi + HOUR <= rolled and hi not in dirty
-            and hi + HOUR - end < end - hi):
-        complements.append((hi, (end, hi + HOUR)))
-    spans: list[Span] = []
-    hourly: list[datetime] = clean
-    if unit == "day":
-        clean_set = set(clean)
-        days: list[datetime] = []
-        hourly = []
-        for hour in clean:
-            day = hour.replace(hour=0)
-            if day in days:
-                continue
-            if day >= lo and day + DAY <= hi and all(day + i * HOUR in clean_set for i in range(24)):
-                days.append(day)
-            else:
-                hourly.append(hour)
-        spans += [("day", a, b) for a, b in _merge(days, DAY)]
-    spans += [("hour", a, b) for a, b in _runs_of(sorted([*hourly, *(hour for hour, _ in complements)]))]
-    # The raw parts: before the first clean hour, the gaps (dirty hours), after the last one; an edge
-    # hour read whole covers its part of the window.
-    raw: list[tuple[datetime | None, datetime | None]] = []
-    covered = _runs_of(sorted([*clean, *(hour for hour, _ in complements)]))
-    cursor: datetime | None = None if open_start else start
-    for a, b in covered:
-        if cursor is None or cursor < a:
-            raw.append((cursor, a))
-        cursor = b
-    if end is None or (cursor is not None and cursor < end):
-        raw.append((cursor, end))
-    return Window(spans, raw, complements)
-
-
-def _merge(starts: list[datetime], step: timedelta) -> list[tuple[datetime, datetime]]:
-    out: list[tuple[datetime, datetime]] = []
-    for s in starts:
-        if out and out[-1][1] == s:
-            out[-1] = (out[-1][0], s + step)
-        else:
-            out.append((s, s + step))
-    return out
-
-
-def _raw_condition(intervals: list[tuple[datetime | None, datetime | None]]) -> sa.ColumnElement[bool]:
-    parts: list[sa.ColumnElement[bool]] = []
-    for a, b in intervals:
-        conds = []
-        if a is not None:
-            conds.append(runs.c.started_at >= a)
-        if b is not None:
-            conds.append(runs.c.started_at < b)
-        if a is None:
-            # An open start also takes the runs whose start is not known.
-            parts.append(sa.or_(sa.and_(*conds), runs.c.started_at.is_(None)) if conds else sa.true())
-        else:
-            parts.append(sa.and_(*conds))
-    return sa.or_(*parts) if parts else sa.false()
 
 
 class RollupStats:
@@ -258,13 +129,13 @@ def _gather(conn: sa.Connection, filters: RunFilters, window: Window, unit: str)
     rest_intervals: list[tuple[datetime | None, datetime | None]] = [rest for _, rest in window.edges]
     # 1 for a run in the rest of an edge hour, 0 for one in the window (a key only when there are edges).
     in_rest: list[sa.ColumnElement[Any]] = (
-        [sa.case((_raw_condition(rest_intervals), 1), else_=0)] if window.edges else []
+        [sa.case((raw_condition(rest_intervals), 1), else_=0)] if window.edges else []
     )
     whole_hours: list[tuple[datetime | None, datetime | None]] = [(h, h + HOUR) for h in sorted(edge_hours)]
     raw = aggregate_raw(
-        conn, [*conds, _raw_condition([*window.raw, *whole_hours])], [hour, *in_rest], in_rest,
+        conn, [*conds, raw_condition([*window.raw, *whole_hours])], [hour, *in_rest], in_rest,
         time_keys=(True, *(False for _ in in_rest)),
-        step_where=[*conds, _raw_condition([*window.raw, *rest_intervals])],
+        step_where=[*conds, raw_condition([*window.raw, *rest_intervals])],
     )
     if not window.edges:  # the same shapes as with edges: everything is in the window
         raw.runs = {(key[0], 0): agg for key, agg in raw.runs.items()}
@@ -385,7 +256,7 @@ def agent_counts(conn: sa.Connection) -> dict[tuple[str, str, str], RunAgg] | No
     for key, agg in stored.runs.items():
         _add_identity(out, key, agg)
     if window.raw:
-        raw = aggregate_raw(conn, [runs.c.agent_id.is_not(None), _raw_condition(window.raw)], identity_keys(), [],
+        raw = aggregate_raw(conn, [runs.c.agent_id.is_not(None), raw_condition(window.raw)], identity_keys(), [],
                             with_steps=False)
         for key, agg in raw.runs.items():
             _add_identity(out, key, agg)
@@ -433,7 +304,7 @@ def version_counts(
         where = [
             *run_conditions(RunFilters(agent_id=agent_id, environment=environment)),
             runs.c.agent_version.in_(versions),
-            _raw_condition(window.raw),
+            raw_condition(window.raw),
         ]
         raw = aggregate_raw(conn, where, [runs.c.agent_version], [], with_steps=False)
         for (version,), agg in raw.runs.items():
