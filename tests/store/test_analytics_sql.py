@@ -6,9 +6,11 @@ import random
 
 import sqlalchemy as sa
 
-from agenttracer.store.analytics_sql import combine_rank_sums, one_of, rank_sum_parts, ranked
+from agenttracer.store.analytics_sql import combine_rank_sums, one_of, rank_sum_parts, ranked, tune
 from agenttracer.store.engine import make_engine
 from agenttracer.store.stats_math import rank_sums
+from agenttracer.store.tables import runs
+from tests.support.rundata import T0, RunSpec, insert_runs
 
 
 def _rows_source(rows: list[tuple[str, int, float | None]]) -> sa.Subquery:
@@ -64,3 +66,22 @@ def test_one_of_matches_exactly_the_given_values(empty_db_url: str) -> None:
                 assert found == sorted(n for n in names if n in wanted), wanted
     finally:
         engine.dispose()
+
+
+def test_tune_makes_an_analytics_connection_read_one_snapshot(engine: sa.Engine) -> None:
+    """A stats answer is several statements; a batch committed between two of them must not be counted
+    by one and missed by another, so after ``tune`` the connection keeps the snapshot of its first read."""
+    count = sa.select(sa.func.count()).select_from(runs)
+    insert_runs(engine, [RunSpec("a", "1", "production", T0, "success")])
+    with engine.connect() as reader:
+        tune(reader)
+        assert reader.execute(count).scalar_one() == 1
+        # A writer commits while the answer is being computed: not blocked, and not seen.
+        insert_runs(engine, [RunSpec("a", "1", "production", T0, "success")])
+        assert reader.execute(count).scalar_one() == 1
+    with engine.connect() as fresh:
+        assert fresh.execute(count).scalar_one() == 2
+    # The isolation level was for that one connection: the pool hands out plain ones again.
+    with engine.connect() as again:
+        tune(again)
+        assert again.execute(count).scalar_one() == 2

@@ -17,9 +17,9 @@ To bound the work on large histories, the comparison reads the newest COMPARE_SA
 runs of each version in the window (every test stays valid on such a sample; each side reports how
 many runs it compared and how many finished in the window). The sample's run rows are fetched once
 (one select per version, stopping after COMPARE_SAMPLE_RUNS rows) and every run-level number is
-computed from them in Python; the steps of the sample are read twice, by primary key (per step type
-numbers in one pass, shapes in another). ``bench/benchlib/explain_compare.py`` shows each statement
-with its plan.
+computed from them in Python; the steps of the sample are read once, by primary key, in one
+statement that aggregates them per step type and per run shape. ``bench/benchlib/explain_compare.py``
+shows each statement with its plan.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from agenttracer.model import RunStatus, StepStatus, StepType
 from agenttracer.store import analytics_rollup
@@ -46,7 +47,7 @@ from agenttracer.store.analytics_sql import (
     percentiles_aggregate,
     rank_sum_parts,
     ranked,
-    run_shapes,
+    run_shapes_select,
     tune,
 )
 from agenttracer.store.filters import RunFilters, run_conditions
@@ -221,7 +222,7 @@ def compare_versions(
     sides = {gv: _side(version, sample[gv], *in_window.get(gv, (0, 0))) for gv, version in versions.items()}
     run_mw = _rank_sums(sample, lambda r: r.duration_ms)
     steps_mw = _rank_sums(sample, lambda r: r.step_count)
-    shapes = _shapes(conn, step_where, step_grp)
+    step_types, shapes = _steps(conn, step_where, step_grp)
     a, b = sides[BASE], sides[CANDIDATE]
 
     def rate(x_a: int, n_a: int, x_b: int, n_b: int) -> Delta:
@@ -238,7 +239,7 @@ def compare_versions(
         retry_rate=rate(a.retry_steps, a.steps, b.retry_steps, b.steps),
         run_retry_rate=rate(a.runs_with_retries, a.runs, b.runs_with_retries, b.runs),
         failure_mix=_failure_mix(sample, a.runs, b.runs),
-        step_types=_step_types(conn, step_where, step_grp),
+        step_types=step_types,
         shapes=_shape_rows(shapes, {BASE: a.runs, CANDIDATE: b.runs}),
         significant=[],
     )
@@ -321,37 +322,55 @@ def _failure_mix(sample: dict[int, list[_SampleRun]], n_a: int, n_b: int) -> lis
     return rows_out
 
 
-def _step_types(
+def _steps(
     conn: sa.Connection, where: list[sa.ColumnElement[bool]], grp: sa.ColumnElement[Any]
-) -> list[StepTypeComparison]:
-    """Per step type: counts, error counts and latency rank sums (and on PostgreSQL percentiles) in one pass."""
+) -> tuple[list[StepTypeComparison], dict[Key, int]]:
+    """Per step type numbers and run shapes, from one read of the compared runs' steps.
+
+    One statement: the steps are read once into a CTE (PostgreSQL materialises a CTE used twice),
+    then aggregated two ways and returned as one UNION ALL, rows told apart by ``kind``.
+    """
     # The step type as its index in StepType (ingest accepts no other value): the window and the
-    # grouping then sort small integers, not text (~40 % of this statement's time).
+    # grouping then sort small integers, not text (~40 % of the per-type aggregation's time).
     code = sa.case({t.value: i for i, t in enumerate(StepType)}, value=steps.c.step_type, else_=len(StepType))
-    src = (
-        sa.select(grp.label("grp"), code.label("k0"), steps.c.step_type, steps.c.latency_ms.label("v"), steps.c.status)
-        .where(*where)
-        .subquery()
-    )
+    counted = sa.and_(steps.c.attempt == 1, steps.c.retry_of_seq.is_(None), steps.c.parent_seq.is_(None))
+    read = sa.select(
+        grp.label("grp"), code.label("code"), steps.c.step_type, steps.c.latency_ms, steps.c.status,
+        bytewise(conn, steps.c.run_id).label("run_id"), steps.c.seq, counted.label("counted"),
+    ).where(*where).cte("compared_steps")
+    src = sa.select(read.c.grp, read.c.code.label("k0"), read.c.step_type, read.c.latency_ms.label("v"),
+                    read.c.status).subquery()
     rk = ranked(src)
-    cols = [
-        rk.c.grp, sa.func.min(rk.c.step_type), sa.func.count(), _count_if(rk.c.status == StepStatus.ERROR.value),
-        *rank_sum_parts(rk),
-    ]
     postgres = is_postgres(conn)
+    per_type = sa.select(
+        sa.literal(0).label("kind"), rk.c.grp, sa.func.min(rk.c.step_type).label("label"), sa.func.count().label("n"),
+        _count_if(rk.c.status == StepStatus.ERROR.value).label("errors"),
+        *[c.label(f"rs{i}") for i, c in enumerate(rank_sum_parts(rk))],
+        *([percentiles_aggregate(rk.c.v).label("ps")] if postgres else []),
+    ).group_by(rk.c.k0, rk.c.grp)  # k0 first: the rows come out of the window sorted by step type already
+    shape_src = sa.select(read.c.grp.label("k0"), read.c.run_id, read.c.seq, read.c.step_type).where(
+        read.c.counted
+    ).subquery()
+    shape_rows = run_shapes_select(conn, shape_src).subquery()
+    pad: list[sa.ColumnElement[Any]] = [sa.null(), sa.null(), sa.null(), sa.null()]
     if postgres:
-        cols.append(percentiles_aggregate(rk.c.v))
-    # k0 first: the rows come out of the window sorted by step type already.
-    rows = conn.execute(sa.select(*cols).group_by(rk.c.k0, rk.c.grp)).all()
+        pad.append(sa.cast(sa.null(), postgresql.ARRAY(sa.Float())))
+    shapes_part = sa.select(sa.literal(1), *shape_rows.c, *pad)
+    type_rows, shapes = [], {}
+    for row in conn.execute(sa.union_all(per_type, shapes_part)):
+        if row[0] == 0:
+            type_rows.append(row[1:])
+        else:
+            shapes[(int(row[1]), row[2])] = int(row[3])
     pcts: dict[Key, Percentiles]
     if postgres:
-        pcts = {(int(r[0]), r[1]): Percentiles.of(r[-1]) for r in rows if r[-1] is not None}
+        pcts = {(int(r[0]), r[1]): Percentiles.of(r[-1]) for r in type_rows if r[-1] is not None}
     else:
         latencies = sa.select(grp.label("k0"), steps.c.step_type.label("k1"), steps.c.latency_ms.label("v"))
         pcts = {(int(k[0]), k[1]): p for k, p in grouped_percentiles(conn, latencies.where(*where).subquery()).items()}
     counts: dict[str, list[int]] = {}
     parts: dict[Key, tuple[Any, ...]] = {}
-    for r in rows:
+    for r in type_rows:
         gv, step_type, n, errors = int(r[0]), r[1], int(r[2]), int(r[3])
         c = counts.setdefault(step_type, [0, 0, 0, 0])
         c[gv] += n
@@ -367,22 +386,7 @@ def _step_types(
         errors_delta = Delta.of(ratio(e_a, n_a), ratio(e_b, n_b), two_proportion_z(e_a, n_a, e_b, n_b))
         out.append(StepTypeComparison(step_type, n_a, n_b, latency, errors_delta))
     out.sort(key=lambda s: (-(s.base_count + s.candidate_count), s.step_type))
-    return out
-
-
-def _shapes(conn: sa.Connection, where: list[sa.ColumnElement[bool]], grp: sa.ColumnElement[Any]) -> dict[Key, int]:
-    """How many compared runs of each version have each shape (runs without counted steps are absent)."""
-    counted = (
-        sa.select(grp.label("k0"), bytewise(conn, steps.c.run_id).label("run_id"), steps.c.seq, steps.c.step_type)
-        .where(
-            *where,
-            steps.c.attempt == 1,
-            steps.c.retry_of_seq.is_(None),
-            steps.c.parent_seq.is_(None),
-        )
-        .subquery()
-    )
-    return run_shapes(conn, counted)
+    return out, shapes
 
 
 def _shape_rows(shapes: dict[Key, int], samples: dict[int, int]) -> list[ShapeRow]:

@@ -49,8 +49,18 @@ ANALYTICS_WORK_MEM = "32MB"
 
 
 def tune(conn: sa.Connection) -> None:
-    """Give this transaction's sorts enough memory to stay off disk (PostgreSQL; reset at transaction end)."""
+    """Prepare a connection for one analytics answer: every statement after this reads the same snapshot,
+    and (PostgreSQL) sorts get enough memory to stay off disk (reset at transaction end).
+
+    Call it before the connection's first statement. A stats answer adds rollup rows, raw edge hours
+    and per-step numbers read by several statements; without one snapshot, a batch committed between
+    two of them would be counted in one part and not in another.
+    """
     if is_postgres(conn):
+        if not conn.in_transaction():
+            # READ COMMITTED (the default) takes a new snapshot per statement; REPEATABLE READ keeps the
+            # first one for the transaction. Read-only, so it can never fail to serialize.
+            conn.execution_options(isolation_level="REPEATABLE READ")
         conn.exec_driver_sql(f"SET LOCAL work_mem = '{ANALYTICS_WORK_MEM}'")
         conn.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
         # Measured with bench/benchlib/explain_stats.py at 1 M runs / 10 M steps: JIT compiled for
@@ -59,6 +69,12 @@ def tune(conn: sa.Connection) -> None:
         # 1,286 -> 919 ms).
         conn.exec_driver_sql("SET LOCAL jit = off")
         conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+        return
+    # SQLite: the driver opens no transaction for SELECTs, so each statement would read the newest
+    # commit. An explicit (deferred) BEGIN makes the first read fix a WAL snapshot until the connection
+    # ends its transaction; writers are not blocked by it.
+    if not getattr(conn.connection.dbapi_connection, "in_transaction", True):
+        conn.exec_driver_sql("BEGIN")
 
 
 _SEPARATOR = "\x1f"  # ASCII unit separator: not in any run id or name in practice (checked, never assumed)
@@ -203,8 +219,8 @@ def combine_rank_sums(base: Sequence[Any] | None, candidate: Sequence[Any] | Non
     return RankSums(int(n_a), int(n_b), float(sum_a or 0.0), float(tt_a or 0.0) + float(tt_b or 0.0))
 
 
-def run_shapes(conn: sa.Connection, steps_src: sa.Subquery) -> dict[Key, int]:
-    """How many runs have each shape, per key group.
+def run_shapes_select(conn: sa.Connection, steps_src: sa.Subquery) -> sa.Select[Any]:
+    """Rows of (keys…, shape, runs): how many runs have each shape, per key group.
 
     ``steps_src`` has one row per counted step with ``run_id``, ``seq``, ``step_type`` and keys; the
     shape of a run is its step types in ``seq`` order, joined by SHAPE_SEPARATOR.
@@ -228,8 +244,7 @@ def run_shapes(conn: sa.Connection, steps_src: sa.Subquery) -> dict[Key, int]:
         )
         per_run = sa.select(*keys, steps_src.c.run_id, shape.label("shape")).distinct().subquery()
     pk = _keys(per_run)
-    stmt = sa.select(*pk, per_run.c.shape, sa.func.count()).group_by(*pk, per_run.c.shape)
-    return {(*row[: len(pk)], row[len(pk)]): int(row[len(pk) + 1]) for row in conn.execute(stmt)}
+    return sa.select(*pk, per_run.c.shape, sa.func.count()).group_by(*pk, per_run.c.shape)
 
 
 def time_bucket(conn: sa.Connection, column: sa.ColumnElement[Any], unit: str) -> sa.ColumnElement[Any]:
