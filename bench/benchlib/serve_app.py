@@ -24,6 +24,10 @@ def main() -> None:
     settings = Settings.from_env(database_url=args.database_url)
     module = importlib.import_module(f"agenttracer.server.{args.app}")
     app = module.create_app(settings)
+    # As `agenttracer serve` / `up` do before serving (server/runner.py); absent from older trees.
+    freeze = getattr(importlib.import_module("agenttracer.server.runner"), "freeze_startup_heap", None)
+    if freeze is not None:
+        freeze()
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 

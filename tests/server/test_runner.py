@@ -3,13 +3,15 @@ the stop arrives is completed and answered, and new connections are refused afte
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 
 import httpx
 from fastapi import FastAPI
 
-from agenttracer.server.runner import Runner, Service, bind_socket
+from agenttracer.server.runner import Runner, Service, bind_socket, freeze_startup_heap
 
 
 def _slow_app(started: threading.Event, release: threading.Event) -> FastAPI:
@@ -62,3 +64,21 @@ def test_two_apps_share_one_loop_and_an_in_flight_request_survives_the_stop() ->
             raise AssertionError("a stopped server still answers")
         except httpx.TransportError:
             pass
+
+
+def test_freezing_the_startup_heap_keeps_no_garbage_and_exempts_the_live_objects() -> None:
+    class Node:
+        pass
+
+    cycle = Node()
+    cycle.self = cycle  # type: ignore[attr-defined]
+    dead = weakref.ref(cycle)
+    del cycle
+    live = Node()
+    try:
+        freeze_startup_heap()
+        assert dead() is None  # collected first, not frozen for good
+        assert gc.get_freeze_count() > 0
+        assert not gc.is_tracked(live) or all(o is not live for o in gc.get_objects())
+    finally:
+        gc.unfreeze()

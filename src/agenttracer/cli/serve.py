@@ -152,7 +152,7 @@ _LABELS = {"ingest": "Ingest API", "query": "Query API", "ui": "Dashboard"}
 
 
 def _run(services: list[Any], settings: Any) -> None:
-    from agenttracer.server.runner import StartupError, serve
+    from agenttracer.server.runner import StartupError, freeze_startup_heap, serve
 
     _configure_logging(settings.log_level)
 
@@ -176,6 +176,7 @@ def _run(services: list[Any], settings: Any) -> None:
         from agenttracer.store.rollup_refresh import start_rollup
 
         rollup = start_rollup(_engine(settings), settings.rollup_interval_seconds, settings.rollup_settle_seconds)
+    freeze_startup_heap()  # the apps, engines and workers above are built: they live as long as we do
     try:
         serve(services, on_started=announce)  # logging levels were set above
     except StartupError as exc:
