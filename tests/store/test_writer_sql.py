@@ -219,3 +219,30 @@ def test_steps_from_the_fast_path_are_byte_identical_to_sqlalchemys_insert(engin
     expected = raw_rows(engine, by_sqlalchemy)
     assert len(expected) == len(stamps)
     assert raw_rows(engine, by_writer) == expected
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # sqlstates (deadlock, unique violation) are PostgreSQL's
+def test_a_collision_after_the_deadlock_retries_still_gets_its_conflict_proof_attempt(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg  # the PostgreSQL driver: only this test needs it
+
+    rid = new_run_id()
+    events = [step(rid, 1), step(rid, 2)]
+    write_batch(engine, incoming(events), now=NOW)
+    sql = type(statements_for(engine.dialect))
+    real_load_runs = sql.load_runs
+    deadlocks = iter(range(2))  # the first two attempts lose a deadlock; the third hits the primary key
+
+    def load_runs(self: Any, conn: Any, run_ids: list[str]) -> Any:
+        if next(deadlocks, None) is not None:
+            raise psycopg.errors.DeadlockDetected("deadlock detected")
+        return real_load_runs(self, conn, run_ids)
+
+    monkeypatch.setattr(sql, "load_runs", load_runs)
+    monkeypatch.setattr(sql, "stored_steps", lambda self, conn, run_ids: set())
+    outcomes = write_batch(engine, incoming([*events, step(rid, 3)]), now=NOW)
+    assert len(outcomes) == 3
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(steps).where(steps.c.run_id == rid)).scalar()
+    assert stored == 3

@@ -103,7 +103,8 @@ def write_batch(engine: sa.Engine, events: Sequence[Incoming], *, now: datetime 
     # by run, in-batch repeats of a step, each run's earliest step time and the DBAPI row of every
     # step, so the critical section is only the SQL and the decisions that need the stored state.
     plan = _Plan(events, engine.dialect)
-    for attempt in range(_MAX_ATTEMPTS):
+    failed_attempts = 0
+    while True:
         try:
             with _write_lock(engine), engine.begin() as conn:
                 decided = _write_wrapped(conn, plan, now)
@@ -113,9 +114,12 @@ def write_batch(engine: sa.Engine, events: Sequence[Incoming], *, now: datetime 
             sqlstate = getattr(exc.orig, "sqlstate", None)
             if sqlstate == _UNIQUE_VIOLATION and not plan.safe_steps:
                 # A step collided with a stored one after all: redo the batch the conflict-proof way.
+                # Not counted as a failed attempt (it can happen once), so a batch that already used
+                # its retries on deadlocks still gets its conflict-proof attempt.
                 plan.safe_steps = True
                 continue
-            if sqlstate in _RETRYABLE_SQLSTATES and attempt + 1 < _MAX_ATTEMPTS:
+            failed_attempts += 1
+            if sqlstate in _RETRYABLE_SQLSTATES and failed_attempts < _MAX_ATTEMPTS:
                 continue
             raise
     # The step outcomes were decided as lists of event indices; their objects are built here, after
