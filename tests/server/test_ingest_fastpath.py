@@ -18,8 +18,9 @@ import pytest
 
 from agenttracer.model import MAX_ATTEMPT, MAX_SEQ, STEP_TYPE_ALIASES, StepType
 from agenttracer.server.ingest_events import convert_event, convert_with_model
-from agenttracer.server.ingest_fastpath import fast_convert
+from agenttracer.server.ingest_fastpath import fast_convert, parse_utc_py310
 from tests.privacy import corpus_data
+from tests.store.test_writer_sql import wire_stamps
 from tests.support.events import failure, new_run_id, run_end, run_start, step
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
@@ -268,3 +269,12 @@ def test_the_ascii_shortcut_of_has_bad_chars_agrees_with_its_pattern() -> None:
         for text in (char, f"ab{char}", f"{char}cd", f"x{char}y"):
             assert has_bad_chars(text) == (_BAD_CHARS_RE.search(text) is not None), hex(code)
     assert not has_bad_chars("")
+
+
+def test_the_python_3_10_timestamp_parser_equals_fromisoformat_on_every_accepted_spelling() -> None:
+    # Python 3.10's fromisoformat rejects "Z" and 1-5 fraction digits; its stand-in must agree with 3.11's.
+    stamps = wire_stamps()
+    assert len(stamps) > 1000
+    for text in stamps:
+        assert parse_utc_py310(text) == datetime.fromisoformat(text), text
+        assert parse_utc_py310(text).tzinfo == timezone.utc
