@@ -61,6 +61,7 @@ from benchlib.harness import (
     free_port,
     machine_description,
     print_table,
+    py_spy_record,
     server_env,
     stop_process,
     summarize,
@@ -242,13 +243,7 @@ def run_end_to_end(backend: str, url: str, w: Workload, rep: int, args: argparse
         for e in ready:
             e.wait(120)
         if args.profile and rep == 0:
-            Path(args.profile).mkdir(parents=True, exist_ok=True)
-            prof_out = Path(args.profile) / f"ingest_{backend}.txt"
-            profiler = subprocess.Popen(
-                ["py-spy", "record", "--pid", str(server.pid), "--format", "raw", "--rate", "200",
-                 "--output", str(prof_out), "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
+            profiler = py_spy_record(server.pid, Path(args.profile) / f"ingest_{backend}.txt")
             time.sleep(1.0)
         cpu0 = _proc_cpu_seconds(server.pid)
         db0 = _db_backend_cpu(url)

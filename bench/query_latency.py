@@ -45,6 +45,7 @@ from benchlib.harness import (
     machine_description,
     percentile,
     print_table,
+    py_spy_record,
     server_env,
     stop_process,
     summarize,
@@ -191,12 +192,7 @@ def bench_backend(label: str, loaded: Loaded, spec: DatasetSpec, args: argparse.
             if args.only:
                 cases = [c for c in cases if any(o in c.name for o in args.only.split(","))]
             if args.profile:
-                Path(args.profile).mkdir(parents=True, exist_ok=True)
-                profiler = subprocess.Popen(
-                    ["py-spy", "record", "--pid", str(server.pid), "--format", "raw", "--rate", "200",
-                     "--output", str(Path(args.profile) / f"query_{label.split()[0]}.txt"), "--nonblocking"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )
+                profiler = py_spy_record(server.pid, Path(args.profile) / f"query_{label.split()[0]}.txt")
             for rnd in range(args.repeat):
                 for case in cases:
                     times, errors = measure(client, case, args.requests)

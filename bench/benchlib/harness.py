@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -164,3 +165,22 @@ def server_env() -> dict[str, str]:
     bench_dir = str(Path(__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (bench_dir, os.environ.get("PYTHONPATH", "")) if p)
     return dict(os.environ, PYTHONPATH=path)
+
+
+def py_spy_record(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    """Start py-spy sampling process ``pid`` into ``output`` (raw folded stacks), until that process ends.
+
+    py-spy is taken from beside this interpreter (the project's venv, where ``pip install -e .[dev]``
+    puts it) before PATH, so ``--profile`` works without activating the venv.
+    """
+    beside = Path(sys.executable).with_name("py-spy")
+    exe = str(beside) if beside.exists() else shutil.which("py-spy")
+    if exe is None:
+        raise SystemExit("--profile needs py-spy: install the dev extra (pip install -e '.[dev]')")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [exe, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--output", str(output),
+         "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
