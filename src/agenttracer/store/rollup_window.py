@@ -31,17 +31,6 @@ def _ceil_hour(ts: datetime) -> datetime:
     return floor if floor == ts else floor + HOUR
 
 
-def _runs_of(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """Consecutive hours merged into [from, to) intervals."""
-    out: list[tuple[datetime, datetime]] = []
-    for h in hours:
-        if out and out[-1][1] == h:
-            out[-1] = (out[-1][0], h + HOUR)
-        else:
-            out.append((h, h + HOUR))
-    return out
-
-
 class Window:
     """Which parts of [start, end) come from rollup rows (``spans``) and which from raw (``raw``).
 
@@ -105,11 +94,11 @@ def plan(
             else:
                 hourly.append(hour)
         spans += [("day", a, b) for a, b in _merge(days, DAY)]
-    spans += [("hour", a, b) for a, b in _runs_of(sorted([*hourly, *(hour for hour, _ in complements)]))]
+    spans += [("hour", a, b) for a, b in _merge(sorted([*hourly, *(hour for hour, _ in complements)]), HOUR)]
     # The raw parts: before the first clean hour, the gaps (dirty hours), after the last one; an edge
     # hour read whole covers its part of the window.
     raw: list[tuple[datetime | None, datetime | None]] = []
-    covered = _runs_of(sorted([*clean, *(hour for hour, _ in complements)]))
+    covered = _merge(sorted([*clean, *(hour for hour, _ in complements)]), HOUR)
     cursor: datetime | None = None if open_start else start
     for a, b in covered:
         if cursor is None or cursor < a:
@@ -121,6 +110,7 @@ def plan(
 
 
 def _merge(starts: list[datetime], step: timedelta) -> list[tuple[datetime, datetime]]:
+    """Consecutive buckets of length ``step`` (sorted starts) merged into [from, to) intervals."""
     out: list[tuple[datetime, datetime]] = []
     for s in starts:
         if out and out[-1][1] == s:
