@@ -137,3 +137,35 @@ def test_a_cursor_is_bound_to_its_filters() -> None:
 def test_ping_works_on_the_read_only_engine(ro: sa.Engine) -> None:
     with ro.connect() as conn:
         reader.ping(conn)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # the planner choice this pins is SQLite's
+def test_a_list_filtered_by_agent_reads_the_agents_index_not_every_run(engine: sa.Engine) -> None:
+    """A rare combination (one agent's development runs that ended partial) used to make SQLite walk the
+    whole started_at index and filter every run; the agent's index now gives the list its full order."""
+    fleet = [
+        RunSpec(f"agent-{i % 6}", "1.0", "development" if i % 10 == 0 else "production",
+                T0 + timedelta(seconds=i), "partial" if i % 50 == 0 else "success")
+        for i in range(3000)
+    ]
+    insert_runs(engine, fleet)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    captured: list[tuple[str, object]] = []
+
+    def capture(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        captured.append((statement, params))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    filters = RunFilters(agent_id="agent-0", environment="development", status="partial")
+    with engine.connect() as conn:
+        items, _ = reader.list_runs(conn, filters, limit=50)
+    sa.event.remove(engine, "before_cursor_execute", capture)
+    wanted = ("agent-0", "development", "partial")
+    expected = [s.run_id for s in fleet if (s.agent_id, s.environment, s.status) == wanted]
+    assert sorted(r["run_id"] for r in items) == sorted(expected)
+    statement, params = captured[0]
+    with engine.connect() as conn:
+        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params))
+    assert "ix_runs_agent_id_started_at_run_id" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan  # the index gives the (started_at, run_id) order: no sort

@@ -90,9 +90,10 @@ runs = sa.Table(
     sa.Column("ingested_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Index(None, "started_at", "run_id"),
-    sa.Index(None, "agent_id", "started_at"),
-    sa.Index(None, "agent_id", "agent_version", "started_at"),
-    sa.Index(None, "status", "started_at"),
+    # The list filters' indexes end in run_id: they then give the runs list its full order (migration 0003).
+    sa.Index(None, "agent_id", "started_at", "run_id"),
+    sa.Index(None, "agent_id", "agent_version", "started_at", "run_id"),
+    sa.Index(None, "status", "started_at", "run_id"),
     sa.Index(None, "failure_type", "failure_code"),
 )
 
