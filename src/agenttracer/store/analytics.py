@@ -31,6 +31,7 @@ from agenttracer.store import analytics_rollup
 from agenttracer.store.analytics_sql import (
     Percentiles,
     as_utc,
+    count_if,
     grouped_percentiles,
     is_postgres,
     percentiles_aggregate,
@@ -110,10 +111,6 @@ class RunStats:
 def ratio(part: float, whole: float) -> float | None:
     """part / whole, or None when there is nothing to divide by."""
     return part / whole if whole else None
-
-
-def _count_if(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
-    return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
 
 
 def _finished() -> sa.ColumnElement[bool]:
@@ -283,10 +280,10 @@ def _bucket_rows(
     finished_duration = sa.case((_finished(), runs.c.duration_ms), else_=None)
     counters = [
         sa.func.count(),
-        *[_count_if(runs.c.status == s.value) for s in RunStatus],
+        *[count_if(runs.c.status == s.value) for s in RunStatus],
         sa.func.coalesce(sa.func.sum(runs.c.step_count), 0),
         sa.func.coalesce(sa.func.sum(runs.c.retry_count), 0),
-        _count_if(runs.c.retry_count > 0),
+        count_if(runs.c.retry_count > 0),
         sa.func.coalesce(sa.func.sum(finished_duration), 0.0),
     ]
     pcts: dict[BucketKey, Percentiles] = {}

@@ -50,6 +50,7 @@ from agenttracer.store.analytics_sql import (
     Percentiles,
     bytewise,
     combine_rank_sums,
+    count_if,
     grouped_percentiles,
     is_postgres,
     percentiles_aggregate,
@@ -78,10 +79,6 @@ TOP_SHAPES = 10
 MAX_SHAPE_LENGTH = 30  # longer shapes are cut here and end with "…"
 ELLIPSIS = "…"
 BASE, CANDIDATE = 0, 1
-
-
-def _count_if(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
-    return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
 
 
 def compare_versions(
@@ -250,7 +247,7 @@ def _steps(
     postgres = is_postgres(conn)
     per_type = sa.select(
         sa.literal(0).label("kind"), rk.c.grp, sa.func.min(rk.c.step_type).label("label"), sa.func.count().label("n"),
-        _count_if(rk.c.status == StepStatus.ERROR.value).label("errors"),
+        count_if(rk.c.status == StepStatus.ERROR.value).label("errors"),
         *[c.label(f"rs{i}") for i, c in enumerate(rank_sum_parts(rk))],
         *([percentiles_aggregate(rk.c.v).label("ps")] if postgres else []),
     ).group_by(rk.c.k0, rk.c.grp)  # k0 first: the rows come out of the window sorted by step type already

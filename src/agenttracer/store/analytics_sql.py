@@ -48,6 +48,11 @@ def _keys(src: sa.Subquery) -> list[sa.ColumnElement[Any]]:
 ANALYTICS_WORK_MEM = "32MB"
 
 
+def count_if(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+    """How many rows of the group satisfy ``cond`` (0, not NULL, for an empty group)."""
+    return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
+
+
 def tune(conn: sa.Connection) -> None:
     """Prepare a connection for one analytics answer: every statement after this reads the same snapshot,
     and (PostgreSQL) sorts get enough memory to stay off disk (reset at transaction end).

@@ -17,6 +17,7 @@ from agenttracer.model import RunStatus, StepStatus
 from agenttracer.store.analytics_sql import (
     Key,
     Percentiles,
+    count_if,
     grouped_percentiles,
     is_postgres,
     one_of,
@@ -67,10 +68,6 @@ def _ratio(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
 
-def _count_if(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
-    return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
-
-
 def step_breakdown(
     conn: sa.Connection, where: list[sa.ColumnElement[bool]], total_runs: int, run_time: float
 ) -> StepBreakdown:
@@ -104,8 +101,8 @@ def step_breakdown(
     retry = steps.c.attempt > 1
     aggregates = [
         sa.func.count(),
-        _count_if(steps.c.status == StepStatus.ERROR.value),
-        _count_if(retry),
+        count_if(steps.c.status == StepStatus.ERROR.value),
+        count_if(retry),
         sa.func.sum(steps.c.latency_ms),
         sa.func.coalesce(sa.func.sum(sa.case((in_finished, steps.c.latency_ms), else_=0.0)), 0.0),
         sa.func.coalesce(sa.func.sum(sa.case((retry, steps.c.latency_ms), else_=0.0)), 0.0),

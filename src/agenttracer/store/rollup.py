@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from agenttracer.model import RunStatus, StepStatus
-from agenttracer.store.analytics_sql import as_utc, is_postgres
+from agenttracer.store.analytics_sql import as_utc, count_if, is_postgres
 from agenttracer.store.histogram import BOUNDS, Histogram, bucket_of
 from agenttracer.store.tables import rollup_failures, rollup_runs, rollup_steps, runs, steps
 
@@ -143,10 +143,6 @@ def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     return a if b is None or a >= b else b
 
 
-def _count_if(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
-    return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
-
-
 def identity_keys() -> list[sa.ColumnElement[Any]]:
     """The runs' identity as grouping keys, '' for a placeholder run that has none yet."""
     return [sa.func.coalesce(runs.c[name], "") for name in IDENTITY_COLUMNS]
@@ -201,10 +197,10 @@ def aggregate_raw(
         runs.c.failure_type,
         runs.c.failure_code,
         sa.func.count(),
-        *[_count_if(runs.c.status == s.value) for s in RunStatus],
+        *[count_if(runs.c.status == s.value) for s in RunStatus],
         sa.func.coalesce(sa.func.sum(runs.c.step_count), 0),
         sa.func.coalesce(sa.func.sum(runs.c.retry_count), 0),
-        _count_if(runs.c.retry_count > 0),
+        count_if(runs.c.retry_count > 0),
         sa.func.coalesce(sa.func.sum(sa.case((finished, duration), else_=None)), 0.0),
         sa.func.max(runs.c.started_at),
     ]
@@ -263,8 +259,8 @@ def _aggregate_steps(
     finished = runs.c.status != RunStatus.RUNNING.value
     aggregates = [
         sa.func.count(),
-        _count_if(steps.c.status == StepStatus.ERROR.value),
-        _count_if(retry),
+        count_if(steps.c.status == StepStatus.ERROR.value),
+        count_if(retry),
         sa.func.sum(steps.c.latency_ms),
         sa.func.coalesce(sa.func.sum(sa.case((finished, steps.c.latency_ms), else_=0.0)), 0.0),
         sa.func.coalesce(sa.func.sum(sa.case((retry, steps.c.latency_ms), else_=0.0)), 0.0),
