@@ -34,20 +34,14 @@ class StepRows:
 
     def __init__(self, dialect: sa.Dialect) -> None:
         self.sqlite = dialect.name == "sqlite"
-        self._time = _processor(steps.c.started_at, dialect)
+        # SQLite: SQLAlchemy's text form (cheaply, for an aware UTC datetime). PostgreSQL: the aware
+        # datetime itself (the driver sends timestamptz).
+        self.timestamp: Callable[[datetime], Any] = timestamp_binder(steps.c.started_at, dialect)
         # SQLite: the text of the engine's JSON serializer, which SQLAlchemy's JSON bind processor
         # calls. PostgreSQL: the object itself; psycopg's jsonb dumper, which SQLAlchemy points at the
         # same serializer on every connection, encodes it in the binary COPY.
         serializer: Callable[[Any], Any] = getattr(dialect, "_json_serializer", None) or json.dumps
         self._json = serializer if self.sqlite else _identity
-
-    def timestamp(self, value: datetime) -> Any:
-        """SQLite: SQLAlchemy's text form. PostgreSQL: the aware datetime (the driver sends timestamptz)."""
-        if not self.sqlite:
-            return self._time(value)
-        if value.tzinfo is _UTC:
-            return _sqlite_utc_text(value)
-        return self._time(value)
 
     def row(
         self, values: Mapping[str, Any], wire_started: str | None = None, wire_ended: str | None = None
