@@ -150,16 +150,24 @@ def test_the_writers_reads_of_runs_equal_sqlalchemys(engine: sa.Engine) -> None:
     assert all(r["started_at"].tzinfo is timezone.utc for r in got)
 
 
-def test_a_step_that_collides_after_all_is_stored_once_and_the_batch_goes_through(
+def _stored_steps_that_look_new(
     engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[str, list[dict[str, Any]], type]:
+    """A run with two stored steps, and a writer whose locked read no longer sees them: PostgreSQL's COPY
+    straight into steps then hits the primary key, and the writer must redo the batch through
+    ON CONFLICT DO NOTHING. Returns the run id, the stored steps' events and the statements' class."""
     rid = new_run_id()
     events = [step(rid, 1), step(rid, 2)]
     write_batch(engine, incoming(events), now=NOW)
-    # Pretend the locked read saw no stored steps: PostgreSQL's COPY straight into steps then hits
-    # the primary key, and the writer must redo the batch through ON CONFLICT DO NOTHING.
     sql = type(statements_for(engine.dialect))
     monkeypatch.setattr(sql, "stored_steps", lambda self, conn, run_ids: set())
+    return rid, events, sql
+
+
+def test_a_step_that_collides_after_all_is_stored_once_and_the_batch_goes_through(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rid, events, _ = _stored_steps_that_look_new(engine, monkeypatch)
     outcomes = write_batch(engine, incoming([*events, step(rid, 3)]), now=NOW)
     assert [o.status for o in outcomes] == ["accepted"] * 3  # what the writer believed
     with engine.connect() as conn:
@@ -227,10 +235,7 @@ def test_a_collision_after_the_deadlock_retries_still_gets_its_conflict_proof_at
 ) -> None:
     import psycopg  # the PostgreSQL driver: only this test needs it
 
-    rid = new_run_id()
-    events = [step(rid, 1), step(rid, 2)]
-    write_batch(engine, incoming(events), now=NOW)
-    sql = type(statements_for(engine.dialect))
+    rid, events, sql = _stored_steps_that_look_new(engine, monkeypatch)
     real_load_runs = sql.load_runs
     deadlocks = iter(range(2))  # the first two attempts lose a deadlock; the third hits the primary key
 
@@ -240,7 +245,6 @@ def test_a_collision_after_the_deadlock_retries_still_gets_its_conflict_proof_at
         return real_load_runs(self, conn, run_ids)
 
     monkeypatch.setattr(sql, "load_runs", load_runs)
-    monkeypatch.setattr(sql, "stored_steps", lambda self, conn, run_ids: set())
     outcomes = write_batch(engine, incoming([*events, step(rid, 3)]), now=NOW)
     assert len(outcomes) == 3
     with engine.connect() as conn:
