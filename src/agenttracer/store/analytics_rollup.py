@@ -84,7 +84,8 @@ def collect(
         return None
     stats = _gather(conn, filters, window, unit)
     if stats is None:
-        # An edge hour's rollup disagreed with its raw rows read after it (a write landed in between):
+        # An edge hour's rollup disagreed with its raw rows (a rollup left stale, e.g. by a write whose
+        # dirty mark went missing; ``tune`` gives the statements one snapshot, so not a write between them):
         # read the edges directly instead.
         window = plan(conn, start, end, unit, open_start=filters.since is None, edges=False)
         stats = _gather(conn, filters, window, unit) if window is not None else None
@@ -170,7 +171,7 @@ def _gather(conn: sa.Connection, filters: RunFilters, window: Window, unit: str)
         else:
             found.add(step)
     if rest_steps != sum(agg.steps for (_, rest), agg in parts.items() if rest):
-        return None  # a step landed between the runs and the steps statement
+        return None  # the runs' step counts and the steps disagree (without one snapshot: a write in between)
     if min(failures.values(), default=0) < 0:
         return None
     failures = {key: n for key, n in failures.items() if n}
