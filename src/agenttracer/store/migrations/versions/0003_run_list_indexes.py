@@ -4,7 +4,7 @@ The runs list orders by (started_at DESC, run_id DESC). The indexes for an agent
 a status ended at started_at, so they could serve that order only with a sort of each run of equal
 starts; SQLite's planner then preferred walking the whole (started_at, run_id) index and filtering
 every run, which for a rare combination (an agent's development runs that ended partial) read all
-runs: 23 ms at 100 k runs, ~10x that at 1 M. With run_id at the end, the filtered index gives the list
+runs: 23 ms at 100 k runs, and more as the table grows. With run_id at the end, the filtered index gives the list
 its order directly and both databases read only the matching agent's or status's runs.
 
 Revision ID: 0003
