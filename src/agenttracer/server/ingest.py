@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -49,10 +50,12 @@ from agenttracer.server import wire
 from agenttracer.server.auth import auth_dependency
 from agenttracer.server.ingest_body import Problem, parse_json, read_body
 from agenttracer.server.ingest_events import convert_event
+from agenttracer.server.ingest_metrics import IngestMetrics
+from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.settings import Settings
 from agenttracer.store.engine import make_engine
 from agenttracer.store.sqlite_checkpoint import AUTOCHECKPOINT_PAGES
-from agenttracer.store.writer import Incoming, write_batch
+from agenttracer.store.writer import Incoming, WriteReport, write_batch
 
 log = logging.getLogger("agenttracer.ingest")
 
@@ -62,6 +65,8 @@ RETRY_AFTER_SECONDS = 2
 MAX_CONCURRENT_BATCHES = 4
 # How long a batch may wait for a slot before the client is told to come back later (503).
 BUSY_WAIT_SECONDS = 10.0
+# A batch's counts on the request's log line.
+_COUNTS = ("accepted", "duplicates", "rejected", "removed")
 # Errors that mean "the database is not there right now", not "this input is bad".
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 
@@ -99,8 +104,9 @@ def _busy() -> Response:
     )
 
 
-def process_batch(engine: sa.Engine, body: bytes) -> tuple[int, dict[str, Any]]:
-    """Parse, validate, scrub and store one request body. Returns (HTTP status, response body)."""
+def process_batch(engine: sa.Engine, body: bytes, metrics: IngestMetrics | None = None) -> tuple[int, dict[str, Any]]:
+    """Parse, validate, scrub and store one request body. Returns (HTTP status, response body).
+    With ``metrics``, the stored batch is counted there."""
     doc = parse_json(body)
     if not isinstance(doc, dict):
         raise Problem(422, "invalid_envelope", "body", 'must be a JSON object {"events": [...]}')
@@ -121,7 +127,9 @@ def process_batch(engine: sa.Engine, body: bytes) -> tuple[int, dict[str, Any]]:
         if item is not None:
             incoming.append(item)
 
-    for outcome in write_batch(engine, incoming, now=now):
+    report = WriteReport() if metrics is not None else None
+    started = time.perf_counter()
+    for outcome in write_batch(engine, incoming, now=now, report=report):
         result = results[outcome.index]
         result["status"] = outcome.status
         if outcome.status == "rejected":
@@ -133,6 +141,8 @@ def process_batch(engine: sa.Engine, body: bytes) -> tuple[int, dict[str, Any]]:
         counts[result["status"]] += 1
         removed += len(result["removed"])
     status = 200 if counts["accepted"] or counts["duplicate"] else 422
+    if metrics is not None and report is not None:
+        metrics.record_batch(results, incoming, report, time.perf_counter() - started)
     return status, {
         "accepted": counts["accepted"],
         "duplicates": counts["duplicate"],
@@ -179,6 +189,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.engine = engine
     app.state.settings = settings
+    metrics = IngestMetrics(settings.metrics_max_agent_series) if settings.metrics_enabled else None
+    install(app, settings, engine, metrics)
     slots = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
 
     @app.exception_handler(Problem)
@@ -187,6 +199,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     async def _db_down(_request: Request, exc: Exception) -> Response:
         # Also reached from the auth dependency, which queries the database before the handler runs.
+        count_db_error(app, exc)
         return _unavailable(exc)
 
     for kind in _UNAVAILABLE:
@@ -204,20 +217,30 @@ def create_app(settings: Settings) -> FastAPI:
             503: {"model": wire.ApiError, "description": "The database is unavailable; retry after Retry-After."},
         },
         openapi_extra=_document_request_body(app),
-        dependencies=[Depends(auth_dependency(settings, engine, "ingest"))],
+        dependencies=[
+            Depends(
+                auth_dependency(
+                    settings, engine, "ingest", on_rate_limited=metrics.rate_limited.inc if metrics else None
+                )
+            )
+        ],
     )
     async def ingest(request: Request) -> Response:
         try:
             await asyncio.wait_for(slots.acquire(), timeout=BUSY_WAIT_SECONDS)
         except asyncio.TimeoutError:
+            if metrics is not None:
+                metrics.busy.inc()
             return _busy()
         try:
             body = await read_body(request)
-            status, payload = await run_in_threadpool(process_batch, engine, body)
+            status, payload = await run_in_threadpool(process_batch, engine, body, metrics)
         except _UNAVAILABLE as exc:
+            count_db_error(app, exc)
             return _unavailable(exc)
         finally:
             slots.release()
+        request.state.counts = {key: payload[key] for key in _COUNTS}
         return _json(status, payload)
 
     @app.get("/health", summary="Liveness and database reachability.", response_model=wire.HealthResponse)
@@ -226,6 +249,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             await run_in_threadpool(_ping, engine)
         except Exception as exc:  # any failure to reach the database means "down"
+            count_db_error(app, exc)
             log.warning("health: database unreachable (%s)", type(exc).__name__)
             return _json(
                 503,

@@ -58,6 +58,8 @@ def _config(service: Service, log_level: str | None) -> uvicorn.Config:
         # log_level None uvicorn leaves the logger levels alone too.
         log_config=None,
         lifespan="on",
+        # Each API logs one line per request itself, with its request id (server/observe.py).
+        access_log=False,
         # Keep-alive idle connections must not hold up a graceful stop for long.
         timeout_keep_alive=5,
         server_header=False,
