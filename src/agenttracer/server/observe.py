@@ -14,14 +14,18 @@
   duration_ms and, for an ingest batch, its counts (accepted, duplicates, rejected, removed) —
   INFO for API routes, DEBUG for ``/health`` and ``/metrics``, which probes and scrapers call every
   few seconds.
-- **``GET /metrics``** in the Prometheus text format, on the API's own port. While API keys are
-  required (``AGENTTRACER_REQUIRE_AUTH=1`` or any key exists) it needs a key of scope ``read`` on
-  BOTH APIs — metrics are a read, and Prometheus sends one bearer token per scrape job — and is
-  open otherwise, exactly like the APIs themselves (which then listen on loopback only).
+- **``GET /metrics``** in the Prometheus text format, on the API's own port (one address per process
+  to scrape and to firewall). With ``AGENTTRACER_METRICS_TOKEN`` set it demands exactly that bearer
+  token, compared in constant time without the database, so scrapes go on while the database is
+  down. Without it, /metrics is guarded like the APIs: while keys are required
+  (``AGENTTRACER_REQUIRE_AUTH=1`` or any key exists) it needs a key of scope ``read`` on BOTH APIs —
+  metrics are a read, and Prometheus sends one bearer token per scrape job — and it is open
+  otherwise (the servers then listen on loopback only).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import time
@@ -30,7 +34,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -157,14 +161,36 @@ def install(app: FastAPI, settings: Settings, engine: sa.Engine, metrics: HttpMe
     if metrics is None:
         return
 
-    # Not in the OpenAPI document: it is Prometheus's text format, not part of the JSON API.
-    @app.get(
-        "/metrics",
-        include_in_schema=False,
-        dependencies=[Depends(auth_dependency(settings, engine, "read"))],
+    guard = (
+        _token_guard(settings.metrics_token)
+        if settings.metrics_token
+        else auth_dependency(settings, engine, "read")
     )
+
+    # Not in the OpenAPI document: it is Prometheus's text format, not part of the JSON API.
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(guard)])
     def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _token_guard(token: str) -> Callable[[Request], None]:
+    expected = token.encode()
+
+    def check(request: Request) -> None:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
+            raise HTTPException(
+                status_code=401,
+                detail={
+                    "error": "unauthorized",
+                    "field": "authorization",
+                    "rule": "GET /metrics needs 'Authorization: Bearer <AGENTTRACER_METRICS_TOKEN>'",
+                    "message": "missing or wrong metrics token",
+                },
+                headers={"WWW-Authenticate": 'Bearer realm="agenttracer-metrics"'},
+            )
+
+    return check
 
 
 def count_db_error(app: Any, exc: BaseException) -> None:
