@@ -186,7 +186,8 @@ def _run(services: list[Any], settings: Any) -> None:
             metrics.watch_workers(rollup=rollup, retention=retention)
     freeze_startup_heap()  # the apps, engines and workers above are built: they live as long as we do
     try:
-        serve(services, on_started=announce)  # logging levels were set above
+        # logging levels were set above
+        serve(services, on_started=announce, shutdown_timeout_s=settings.shutdown_timeout_seconds)
     except StartupError as exc:
         raise _fail(str(exc)) from None
     finally:

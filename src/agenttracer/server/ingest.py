@@ -25,8 +25,12 @@ Contract for clients (the SDK relies on it):
   Bad input never yields a 500.
 
 ``GET /health`` answers 200 ``{"status": "ok", "service": "ingest", "database": "ok", "backend": …}``
-when the database answers, else 503 with ``Retry-After`` and the error's class name in ``detail`` —
-the same shape as the Query API's.
+when the database answers and takes writes, else 503 with ``Retry-After`` and the error's class name in
+``detail`` — the same shape as the Query API's. ``database`` is ``unreachable`` when it cannot be
+reached, ``not_writable`` when it answers but refuses a write (a probe write, rolled back: read-only
+database, permissions) or when a batch failed on the database within the last
+``WRITE_FAILURE_MEMORY_S`` seconds with no batch stored since (a full disk fails the writes that need
+new space, which a probe need not).
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.settings import Settings
 from agenttracer.store.engine import make_engine
 from agenttracer.store.sqlite_checkpoint import AUTOCHECKPOINT_PAGES
-from agenttracer.store.writer import Incoming, WriteReport, write_batch
+from agenttracer.store.writer import Incoming, WriteReport, probe_write, write_batch
 
 log = logging.getLogger("agenttracer.ingest")
 
@@ -69,6 +73,21 @@ BUSY_WAIT_SECONDS = 10.0
 _COUNTS = ("accepted", "duplicates", "rejected", "removed")
 # Errors that mean "the database is not there right now", not "this input is bad".
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+# How long a failed batch write keeps /health at 503 unless a later batch is stored.
+WRITE_FAILURE_MEMORY_S = 60.0
+
+
+# SQLSTATEs of a database that is there but cannot take writes now: a read-only transaction (a standby,
+# default_transaction_read_only) and the "insufficient resources" class (disk full, out of memory).
+_CANNOT_WRITE_SQLSTATES = ("25006", "53")
+
+
+def _cannot_write(exc: Exception) -> bool:
+    """Whether a failed write means "retry later" (503), not a fault of the batch."""
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    return sqlstate.startswith(_CANNOT_WRITE_SQLSTATES)
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -170,11 +189,13 @@ def _document_request_body(app: FastAPI) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The write-only Ingest API bound to ``settings.database_url``."""
+def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAPI:
+    """The write-only Ingest API bound to ``settings.database_url`` (or to ``engine``, which it then disposes
+    of at shutdown as well)."""
     # hide_parameters: database errors must never carry event values into logs.
     # wal_autocheckpoint: on SQLite the writer checkpoints outside its lock (store/sqlite_checkpoint.py).
-    engine = make_engine(settings.database_url, hide_parameters=True, wal_autocheckpoint=AUTOCHECKPOINT_PAGES)
+    if engine is None:
+        engine = make_engine(settings.database_url, hide_parameters=True, wal_autocheckpoint=AUTOCHECKPOINT_PAGES)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -192,6 +213,7 @@ def create_app(settings: Settings) -> FastAPI:
     metrics = IngestMetrics(settings.metrics_max_agent_series) if settings.metrics_enabled else None
     install(app, settings, engine, metrics)
     slots = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
+    write_failure: list[Any] = []  # [error class name, monotonic time] of the last failed batch write
 
     @app.exception_handler(Problem)
     async def _problem(_request: Request, exc: Problem) -> Response:
@@ -235,28 +257,47 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             body = await read_body(request)
             status, payload = await run_in_threadpool(process_batch, engine, body, metrics)
-        except _UNAVAILABLE as exc:
+        except (sa.exc.DBAPIError, *_UNAVAILABLE) as exc:
             count_db_error(app, exc)
+            if not _cannot_write(exc):
+                raise
+            write_failure[:] = [type(getattr(exc, "orig", None) or exc).__name__, time.monotonic()]
             return _unavailable(exc)
         finally:
             slots.release()
+        write_failure.clear()
         request.state.counts = {key: payload[key] for key in _COUNTS}
         return _json(status, payload)
 
-    @app.get("/health", summary="Liveness and database reachability.", response_model=wire.HealthResponse)
+    @app.get("/health", summary="Liveness, database reachability and whether it takes writes.",
+             response_model=wire.HealthResponse,
+             responses={503: {"model": wire.HealthResponse, "description": "The database is unreachable or "
+                              "refuses writes."}})
     async def health() -> Response:
         backend = engine.dialect.name
+
+        def down(database: str, detail: str) -> Response:
+            log.warning("health: database %s (%s)", database, detail)
+            return _json(
+                503,
+                {"status": "unavailable", "service": "ingest", "database": database, "backend": backend,
+                 "detail": detail},
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+
         try:
             await run_in_threadpool(_ping, engine)
         except Exception as exc:  # any failure to reach the database means "down"
             count_db_error(app, exc)
-            log.warning("health: database unreachable (%s)", type(exc).__name__)
-            return _json(
-                503,
-                {"status": "unavailable", "service": "ingest", "database": "unreachable", "backend": backend,
-                 "detail": type(exc).__name__},
-                {"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
+            return down("unreachable", type(exc).__name__)
+        if write_failure and time.monotonic() - write_failure[1] < WRITE_FAILURE_MEMORY_S:
+            age = time.monotonic() - write_failure[1]
+            return down("not_writable", f"{write_failure[0]}: the last batch write failed {age:.0f} s ago")
+        try:
+            await run_in_threadpool(probe_write, engine)
+        except Exception as exc:  # the database answers but will not write: ingest cannot work
+            count_db_error(app, exc)
+            return down("not_writable", f"{type(exc).__name__}: the database refuses writes")
         return _json(200, {"status": "ok", "service": "ingest", "database": "ok", "backend": backend, "detail": None})
 
     return app

@@ -44,7 +44,7 @@ from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.settings import Settings
 from agenttracer.server.wire import AgentList, CompareResponse, ErrorOut, HealthOut, RunDetail, RunPage, StatsResponse
 from agenttracer.store import analytics, analytics_compare, reader
-from agenttracer.store.engine import make_engine
+from agenttracer.store.engine import make_engine, timed_out
 from agenttracer.store.filters import RunFilters
 
 DEFAULT_PAGE_SIZE = 50
@@ -60,7 +60,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "A key is needed, or the key presented is unknown or revoked."},
     403: {"model": ErrorOut, "description": "The key presented is not a read key."},
-    503: {"model": ErrorOut, "description": "The database cannot be read right now; retry after Retry-After."},
+    503: {"model": ErrorOut, "description": "The database cannot be read right now, or the query took longer "
+          "than the server's time limit (query_timeout_ms); retry after Retry-After."},
 }
 
 
@@ -247,8 +248,16 @@ _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutEr
 
 
 def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    # Only the error's kind goes out: a driver message can carry host names or credentials.
     count_db_error(request.app, exc)
+    if timed_out(exc):
+        limit = request.app.state.settings.query_timeout_ms
+        return JSONResponse(
+            status_code=503,
+            content={"detail": f"the query took longer than this server's limit of {limit} ms "
+                               "(query_timeout_ms); retry later or narrow the time window or filters"},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    # Only the error's kind goes out: a driver message can carry host names or credentials.
     return JSONResponse(
         status_code=503,
         content={"detail": f"the database is unavailable ({type(exc).__name__}); retry shortly"},
@@ -263,7 +272,9 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAPI:
     """The Query API application on a read-only engine for ``settings.database_url``."""
     owns_engine = engine is None
-    engine = engine if engine is not None else make_engine(settings.database_url, readonly=True)
+    engine = engine if engine is not None else make_engine(
+        settings.database_url, readonly=True, statement_timeout_ms=settings.query_timeout_ms
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

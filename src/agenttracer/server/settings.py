@@ -60,6 +60,12 @@ class Settings:
     # how long after an hour ends before it is first rolled up (late steps of runs still in flight).
     rollup_interval_seconds: int = 60
     rollup_settle_seconds: int = 120
+    # The most time the database may work on one Query API read (PostgreSQL: per statement; SQLite: per
+    # request); past it the request is answered 503 with Retry-After. 0 turns the limit off.
+    query_timeout_ms: int = 15_000
+    # After SIGTERM/SIGINT, requests in flight get this long to finish; the process is gone at the
+    # latest 3 seconds later (server/runner.py).
+    shutdown_timeout_seconds: int = 10
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

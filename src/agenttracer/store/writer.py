@@ -50,7 +50,7 @@ from agenttracer.store.run_state import (
 )
 from agenttracer.store.sqlite_checkpoint import after_commit
 from agenttracer.store.step_rows import StepRows
-from agenttracer.store.tables import failures
+from agenttracer.store.tables import failures, rollup_dirty
 from agenttracer.store.write_sql import Statements, statements_for
 
 __all__ = ["Incoming", "Outcome", "WriteReport", "write_batch"]
@@ -80,6 +80,20 @@ def _write_lock(engine: sa.Engine) -> threading.Lock | _NoLock:
     key = engine.url.render_as_string(hide_password=False)
     with _SQLITE_LOCKS_GUARD:
         return _SQLITE_LOCKS.setdefault(key, threading.Lock())
+
+
+_PROBE_MARK = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def probe_write(engine: sa.Engine) -> None:
+    """Raise the database's own error if it refuses writes right now (read-only, permissions, locked);
+    stores nothing (the probe row is rolled back). Taken in turn with the batches on SQLite."""
+    with _write_lock(engine), engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            conn.execute(sa.insert(rollup_dirty).values(hour=_PROBE_MARK))
+        finally:
+            transaction.rollback()
 
 
 def _insert(engine_or_conn: sa.Engine | sa.Connection, table: sa.Table) -> Any:
