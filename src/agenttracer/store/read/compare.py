@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from agenttracer.model import RunStatus, StepStatus, StepType
+from agenttracer.store.dialect import is_postgres
 from agenttracer.store.read import stats_rollup
 from agenttracer.store.read.compare_result import (
     Comparison,
@@ -52,7 +53,6 @@ from agenttracer.store.read.sql import (
     combine_rank_sums,
     count_if,
     grouped_percentiles,
-    is_postgres,
     percentiles_aggregate,
     rank_sum_parts,
     ranked,

@@ -23,9 +23,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.store.dialect import is_postgres
 from agenttracer.store.read import stats_rollup
 from agenttracer.store.read.filters import RunFilters, run_conditions
-from agenttracer.store.read.sql import is_postgres
 from agenttracer.store.schema.tables import failures, runs, steps
 
 RUN_COLUMNS = (

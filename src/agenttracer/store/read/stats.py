@@ -27,14 +27,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from agenttracer.model import RunStatus
+from agenttracer.store.dialect import as_utc, is_postgres
 from agenttracer.store.read import stats_rollup
 from agenttracer.store.read.filters import RunFilters, run_conditions
 from agenttracer.store.read.sql import (
     Percentiles,
-    as_utc,
     count_if,
     grouped_percentiles,
-    is_postgres,
     percentiles_aggregate,
     time_bucket,
     tune,

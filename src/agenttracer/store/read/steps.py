@@ -14,12 +14,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from agenttracer.model import RunStatus, StepStatus
+from agenttracer.store.dialect import is_postgres
 from agenttracer.store.read.sql import (
     Key,
     Percentiles,
     count_if,
     grouped_percentiles,
-    is_postgres,
     one_of,
     percentiles_aggregate,
 )

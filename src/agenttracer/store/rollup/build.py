@@ -28,7 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from agenttracer.model import RunStatus, StepStatus
-from agenttracer.store.read.sql import as_utc, count_if, is_postgres
+from agenttracer.store.dialect import as_utc, is_postgres
+from agenttracer.store.read.sql import count_if
 from agenttracer.store.rollup.histogram import BOUNDS, Histogram, bucket_of
 from agenttracer.store.schema.tables import rollup_failures, rollup_runs, rollup_steps, runs, steps
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
+from agenttracer.store.dialect import bind_processor, is_postgres
 from agenttracer.store.schema.tables import rollup_dirty, rollup_state
 
 
@@ -20,7 +21,6 @@ def floor_hour(ts: datetime) -> datetime:
     return ts.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
-_HOUR_TYPE = rollup_dirty.c.hour.type
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -35,12 +35,11 @@ def mark_dirty(conn: sa.Connection, hours: Iterable[datetime]) -> None:
     if not numbers:
         return
     distinct = [_EPOCH + timedelta(hours=n) for n in numbers]
-    dialect = conn.dialect
-    if dialect.name == "postgresql":
+    if is_postgres(conn):
         conn.exec_driver_sql("INSERT INTO rollup_dirty (hour) SELECT unnest(%(h)s::timestamptz[])", {"h": distinct})
         return
-    convert = _HOUR_TYPE.dialect_impl(dialect).bind_processor(dialect)
-    params = [(convert(h) if convert else h,) for h in distinct]
+    convert = bind_processor(rollup_dirty.c.hour, conn.dialect)
+    params = [(convert(h),) for h in distinct]
     conn.exec_driver_sql("INSERT INTO rollup_dirty (hour) VALUES (?)", params)
 
 

@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from agenttracer.store.dialect import bind_processor, is_postgres, paramstyle_marks
 from agenttracer.store.periodic import PeriodicWorker
 from agenttracer.store.rollup.build import (
     LEVELS,
@@ -80,7 +81,7 @@ class RefreshResult:
 def _refresher_connection(engine: sa.Engine) -> Iterator[sa.Connection | None]:
     """A connection for one refresher pass, or None when another refresher is at work on this database."""
     with engine.connect() as conn:
-        if engine.dialect.name != "postgresql":
+        if not is_postgres(engine):
             yield conn
             return
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
@@ -268,18 +269,14 @@ def _insert_rows(conn: sa.Connection, table: sa.Table, rows: list[tuple[Any, ...
         return
     dialect = conn.dialect
     columns = list(table.c)
-    if dialect.name == "sqlite":
-        marks = ["?"] * len(columns)
-    else:
-        marks = ["%s::json" if isinstance(c.type, sa.JSON) else "%s" for c in columns]
+    marks = paramstyle_marks(dialect, columns)
     converters: list[tuple[int, Callable[[Any], Any]]] = []
     for i, column in enumerate(columns):
         if isinstance(column.type, sa.JSON):
             converters.append((i, bytes.decode))
             continue
-        proc = column.type.dialect_impl(dialect).bind_processor(dialect)
-        if proc is not None:
-            converters.append((i, proc))
+        if column.type.dialect_impl(dialect).bind_processor(dialect) is not None:
+            converters.append((i, bind_processor(column, dialect)))
     params = []
     for row in rows:
         values = list(row)

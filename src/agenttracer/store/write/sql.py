@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.store.dialect import POSTGRESQL, bind_processor, check_supported, result_processor
 from agenttracer.store.schema.tables import UTCDateTime, runs
 from agenttracer.store.write.step_rows import STEP_COLUMNS, timestamp_binder
 
@@ -94,7 +95,7 @@ class _Statements:
         self._write = [
             timestamp_binder(runs.c[name], dialect)
             if isinstance(runs.c[name].type, UTCDateTime)
-            else _bind_processor(runs.c[name], dialect)
+            else bind_processor(runs.c[name], dialect)
             for name in RUN_UPDATE_COLUMNS
         ]
         self._time = timestamp_binder(runs.c.started_at, dialect)
@@ -276,11 +277,9 @@ Statements = SqliteStatements | PostgresStatements
 
 
 def statements_for(dialect: sa.Dialect) -> Statements:
-    if dialect.name == "postgresql":
+    if check_supported(dialect) == POSTGRESQL:
         return PostgresStatements(dialect)
-    if dialect.name == "sqlite":
-        return SqliteStatements(dialect)
-    raise ValueError(f"unsupported dialect {dialect.name}")
+    return SqliteStatements(dialect)
 
 
 def _dbapi(conn: sa.Connection) -> Any:
@@ -292,18 +291,12 @@ def _cursor(conn: sa.Connection) -> Any:
     return _dbapi(conn).cursor()
 
 
-def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Processor:
-    process = column.type.dialect_impl(dialect).bind_processor(dialect)
-    return process if process is not None else _identity
-
-
 def _result_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Processor:
     # Only timestamps and JSON are converted when SQLAlchemy reads a row of runs; the drivers return
     # strings, integers and floats as they are (and numeric processors want the driver's type code).
     if not isinstance(column.type, (UTCDateTime, sa.JSON)):
         return _identity
-    process = column.type.dialect_impl(dialect).result_processor(dialect, None)
-    return process if process is not None else _identity
+    return result_processor(column, dialect)
 
 
 def _identity(value: Any) -> Any:

@@ -35,8 +35,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from agenttracer.store.dialect import insert
 from agenttracer.store.rollup.marks import mark_dirty
 from agenttracer.store.schema.tables import failures, rollup_dirty
 from agenttracer.store.write.lock import write_lock
@@ -74,15 +74,6 @@ def probe_write(engine: sa.Engine) -> None:
             conn.execute(sa.insert(rollup_dirty).values(hour=_PROBE_MARK))
         finally:
             transaction.rollback()
-
-
-def _insert(engine_or_conn: sa.Engine | sa.Connection, table: sa.Table) -> Any:
-    dialect = engine_or_conn.dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise ValueError(f"unsupported dialect {dialect}")
 
 
 Identity = tuple[str | None, str | None, str | None]
@@ -329,7 +320,7 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
             sql.insert_steps(conn, new_rows, safe=plan.safe_steps)
     new_failures = [s.new_failure for s in states.values() if s.new_failure is not None]
     if new_failures:
-        conn.execute(_insert(conn, failures).on_conflict_do_nothing(index_elements=["run_id"]), new_failures)
+        conn.execute(insert(conn, failures).on_conflict_do_nothing(index_elements=["run_id"]), new_failures)
 
     # 5. Update the runs: run-level fields from Python, counters recomputed from the steps table; the
     # hours of the changed runs are marked for the rollup refresher in the same transaction.
