@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from agenttracer.server.ingest.fastpath import _TIMESTAMP
 from agenttracer.store.schema.engine import make_engine
 from agenttracer.store.schema.tables import runs, steps
-from agenttracer.store.write.sql import RUN_COLUMNS, statements_for
-from agenttracer.store.write.step_rows import STEP_COLUMNS, StepRows, sqlite_text_from_wire, timestamp_binder
+from agenttracer.store.write.sql import RUN_ROW_COLUMNS, statements_for
+from agenttracer.store.write.step_rows import STEP_ROW_COLUMNS, StepRows, sqlite_text_from_wire, timestamp_binder
 from agenttracer.store.write.writer import Incoming, write_batch
 from tests.store.test_writer import incoming, sample_run
 from tests.support.events import T0, new_run_id, run_start, step
@@ -71,7 +71,7 @@ def step_values(run_id: str, seq: int) -> dict[str, Any]:
 
 def raw_rows(engine: sa.Engine, run_id: str, table: str = "steps") -> list[tuple[Any, ...]]:
     """The stored rows without any SQLAlchemy result processing (run_id left out)."""
-    names = STEP_COLUMNS if table == "steps" else RUN_COLUMNS
+    names = STEP_ROW_COLUMNS if table == "steps" else RUN_ROW_COLUMNS
     columns = [c for c in names if c != "run_id"]
     if engine.dialect.name == "sqlite":
         select = ", ".join(f"typeof({c}), {c}" for c in columns)

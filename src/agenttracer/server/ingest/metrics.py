@@ -27,15 +27,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from agenttracer import privacy
+from agenttracer.model import EventType
 from agenttracer.server.agent_series import UNKNOWN, AgentSeries, bucket_of
 from agenttracer.server.metrics import HttpMetrics
+from agenttracer.store.write.run_state import FAILURE, RUN_END, STEP
 from agenttracer.store.write.writer import Incoming, WriteReport
 
 COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 750, 1000)
 # Reason codes a removal may carry: the policy's own plus the server's unknown_field.
 REMOVAL_REASONS = frozenset(privacy.REASONS) | {"unknown_field"}
-EVENT_TYPES = frozenset({"run_start", "step", "failure", "run_end"})
+EVENT_TYPES = frozenset(t.value for t in EventType)
 
 
 class IngestMetrics(HttpMetrics):
@@ -132,7 +134,7 @@ class IngestMetrics(HttpMetrics):
             values = item.values
             kind = item.kind
             key: tuple[str, ...]
-            if kind == "step":
+            if kind == STEP:
                 key = (agent, version, values["step_type"])
                 seconds = values["latency_ms"] / 1000.0
                 counts = buckets_of.get(key)
@@ -141,10 +143,10 @@ class IngestMetrics(HttpMetrics):
                     sums[key] = 0.0
                 counts[bucket_of(seconds)] += 1
                 sums[key] += seconds
-            elif kind == "run_end":
+            elif kind == RUN_END:
                 key = (agent, version, environment or UNKNOWN, values["status"])
                 runs[key] = runs.get(key, 0) + 1
-            elif kind == "failure":
+            elif kind == FAILURE:
                 key = (agent, version, values["failure_type"], values["failure_code"] or UNKNOWN)
                 failures[key] = failures.get(key, 0) + 1
         for key, counts in buckets_of.items():

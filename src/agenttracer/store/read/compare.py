@@ -59,7 +59,6 @@ from agenttracer.store.read.sql import (
     run_shapes_select,
     tune,
 )
-from agenttracer.store.read.stats import ratio
 from agenttracer.store.read.stats_math import (
     ALPHA,
     MIN_EXPECTED,
@@ -70,6 +69,7 @@ from agenttracer.store.read.stats_math import (
     mann_whitney_u,
     percentile_cont,
     rank_sums,
+    ratio,
     two_proportion_z,
 )
 from agenttracer.store.schema.tables import runs, steps

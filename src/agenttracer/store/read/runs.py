@@ -28,7 +28,8 @@ from agenttracer.store.read import stats_rollup
 from agenttracer.store.read.filters import RunFilters, run_conditions
 from agenttracer.store.schema.tables import failures, runs, steps
 
-RUN_COLUMNS = (
+# The columns a run, a step and a failure carry in an answer (bookkeeping and run_id keys left out).
+RUN_DETAIL_COLUMNS = (
     "run_id",
     "agent_id",
     "agent_version",
@@ -45,7 +46,7 @@ RUN_COLUMNS = (
     "meta",
     "meta_removed",
 )
-STEP_COLUMNS = (
+STEP_DETAIL_COLUMNS = (
     "seq",
     "step_type",
     "name",
@@ -61,9 +62,9 @@ STEP_COLUMNS = (
     "meta",
     "meta_removed",
 )
-FAILURE_COLUMNS = ("failure_type", "failure_code", "step_seq", "message", "recorded_at")
+FAILURE_DETAIL_COLUMNS = ("failure_type", "failure_code", "step_seq", "message", "recorded_at")
 
-_run_cols = [runs.c[name] for name in RUN_COLUMNS]
+_run_cols = [runs.c[name] for name in RUN_DETAIL_COLUMNS]
 
 
 class CursorError(ValueError):
@@ -183,7 +184,7 @@ def get_run(
         conn.exec_driver_sql("SET LOCAL enable_sort = off")
     step_rows = _rows(
         conn.execute(
-            sa.select(*[steps.c[name] for name in STEP_COLUMNS])
+            sa.select(*[steps.c[name] for name in STEP_DETAIL_COLUMNS])
             .where(steps.c.run_id == run_id, steps.c.seq > steps_after)
             .order_by(steps.c.seq)
             .limit(steps_limit + 1)
@@ -194,7 +195,7 @@ def get_run(
         del step_rows[steps_limit:]
         next_after = step_rows[-1]["seq"]
     failure = conn.execute(
-        sa.select(*[failures.c[name] for name in FAILURE_COLUMNS]).where(failures.c.run_id == run_id)
+        sa.select(*[failures.c[name] for name in FAILURE_DETAIL_COLUMNS]).where(failures.c.run_id == run_id)
     ).first()
     return {
         "run": dict(run._mapping),

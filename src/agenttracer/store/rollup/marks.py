@@ -16,9 +16,16 @@ import sqlalchemy as sa
 from agenttracer.store.dialect import bind_processor, is_postgres
 from agenttracer.store.schema.tables import rollup_dirty, rollup_state
 
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
 
 def floor_hour(ts: datetime) -> datetime:
     return ts.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def floor_day(ts: datetime) -> datetime:
+    return floor_hour(ts).replace(hour=0)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

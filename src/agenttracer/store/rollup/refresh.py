@@ -47,21 +47,15 @@ from agenttracer.store.rollup.build import (
     identity_keys,
     project,
 )
-from agenttracer.store.rollup.marks import dirty_hours, floor_hour, read_state
+from agenttracer.store.rollup.marks import DAY, HOUR, dirty_hours, floor_day, floor_hour, read_state
 from agenttracer.store.schema.tables import rollup_dirty, rollup_failures, rollup_runs, rollup_state, rollup_steps, runs
 from agenttracer.store.write.lock import write_lock
 
 log = logging.getLogger("agenttracer.rollup")
 
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
 DEFAULT_SETTLE = timedelta(minutes=2)
 DEFAULT_INTERVAL_S = 60.0
 _TABLES = (rollup_runs, rollup_failures, rollup_steps)
-
-
-def floor_day(ts: datetime) -> datetime:
-    return floor_hour(ts).replace(hour=0)
 
 
 # --- the refresher -------------------------------------------------------------------------------

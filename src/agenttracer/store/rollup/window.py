@@ -21,11 +21,9 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from agenttracer.store.rollup.marks import dirty_hours, floor_hour, read_state
+from agenttracer.store.rollup.marks import DAY, HOUR, dirty_hours, floor_hour, read_state
 from agenttracer.store.schema.tables import runs
 
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
 _MIN = datetime.min.replace(tzinfo=timezone.utc)
 
 Span = tuple[str, datetime, datetime]

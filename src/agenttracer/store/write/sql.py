@@ -22,9 +22,10 @@ import sqlalchemy as sa
 
 from agenttracer.store.dialect import POSTGRESQL, bind_processor, check_supported, result_processor
 from agenttracer.store.schema.tables import UTCDateTime, runs
-from agenttracer.store.write.step_rows import STEP_COLUMNS, timestamp_binder
+from agenttracer.store.write.step_rows import STEP_ROW_COLUMNS, timestamp_binder
 
-RUN_COLUMNS: tuple[str, ...] = tuple(c.name for c in runs.columns)
+# Every column of runs in table order: the layout of a run row as the driver reads and writes it.
+RUN_ROW_COLUMNS: tuple[str, ...] = tuple(c.name for c in runs.columns)
 # What _update_runs writes, in this order, followed by the run_id of the row to update.
 RUN_UPDATE_COLUMNS = (
     "agent_id",
@@ -40,8 +41,8 @@ RUN_UPDATE_COLUMNS = (
     "meta_removed",
     "updated_at",
 )
-_STEP_COLUMN_LIST = ", ".join(STEP_COLUMNS)
-_RUN_COLUMN_LIST = ", ".join(RUN_COLUMNS)
+_STEP_COLUMN_LIST = ", ".join(STEP_ROW_COLUMNS)
+_RUN_COLUMN_LIST = ", ".join(RUN_ROW_COLUMNS)
 _STEP_STAGING = "at_steps_staged"
 # Binary COPY needs every column's exact type.
 _STEP_BINARY_TYPES = {
@@ -61,7 +62,7 @@ _STEP_BINARY_TYPES = {
     "meta": "jsonb",
     "meta_removed": "int4",
 }
-assert tuple(_STEP_BINARY_TYPES) == STEP_COLUMNS, "step_rows.STEP_COLUMNS changed: update the COPY types"
+assert tuple(_STEP_BINARY_TYPES) == STEP_ROW_COLUMNS, "step_rows.STEP_ROW_COLUMNS changed: update the COPY types"
 _STEP_BINARY_TYPES_LIST = list(_STEP_BINARY_TYPES.values())
 # Counters are recomputed from the steps table, so they stay exact under replays and any order:
 # one scan of the run's steps for all three.
@@ -88,7 +89,7 @@ class _Statements:
         # Only timestamps and JSON need converting when a row of runs is read (see _result_processor).
         self._read = [
             (name, _result_processor(runs.c[name], dialect))
-            for name in RUN_COLUMNS
+            for name in RUN_ROW_COLUMNS
             if isinstance(runs.c[name].type, (UTCDateTime, sa.JSON))
         ]
         # Timestamps (four per updated run, under SQLite's writer lock) take the cheap UTC formatting.
@@ -103,7 +104,7 @@ class _Statements:
     def run_dicts(self, rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
         out = []
         for row in rows:
-            data = dict(zip(RUN_COLUMNS, row, strict=True))
+            data = dict(zip(RUN_ROW_COLUMNS, row, strict=True))
             for name, proc in self._read:
                 data[name] = proc(data[name])
             out.append(data)
@@ -167,7 +168,7 @@ def _chunks(rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
 @lru_cache(maxsize=16)
 def _sqlite_insert_steps_sql(count: int) -> str:
     # ON CONFLICT stays as a safety net: a replay can never fail the batch.
-    row = f"({', '.join('?' * len(STEP_COLUMNS))})"
+    row = f"({', '.join('?' * len(STEP_ROW_COLUMNS))})"
     values = ", ".join([row] * count)
     return f"INSERT INTO steps ({_STEP_COLUMN_LIST}) VALUES {values} ON CONFLICT (run_id, seq) DO NOTHING"
 

@@ -25,13 +25,14 @@ import sqlalchemy as sa
 from agenttracer.store.dialect import bind_processor, is_sqlite, stores_naive_utc
 from agenttracer.store.schema.tables import steps
 
-STEP_COLUMNS: tuple[str, ...] = tuple(c.name for c in steps.columns)
+# Every column of steps in table order: the layout of the row tuples StepRows builds for the driver.
+STEP_ROW_COLUMNS: tuple[str, ...] = tuple(c.name for c in steps.columns)
 
 _UTC = timezone.utc
 
 
 class StepRows:
-    """Turns a step's column values into a tuple in ``STEP_COLUMNS`` order for ``dialect``'s driver."""
+    """Turns a step's column values into a tuple in ``STEP_ROW_COLUMNS`` order for ``dialect``'s driver."""
 
     def __init__(self, dialect: sa.Dialect) -> None:
         self.sqlite = is_sqlite(dialect)
@@ -107,7 +108,7 @@ def _identity(value: Any) -> Any:
 
 
 # The row layout above is written out for speed; this keeps it honest if the table changes.
-assert STEP_COLUMNS == (
+assert STEP_ROW_COLUMNS == (
     "run_id",
     "seq",
     "step_type",
@@ -123,4 +124,4 @@ assert STEP_COLUMNS == (
     "failure_code",
     "meta",
     "meta_removed",
-), STEP_COLUMNS
+), STEP_ROW_COLUMNS
