@@ -1,4 +1,4 @@
-"""Turn the small tuples recorded on the agent's thread into wire events (runs in the worker thread).
+"""Turn the records queued on the agent's thread into wire events (runs in the worker thread).
 
 The hot path records only monotonic nanoseconds, a seq and references. Everything that costs —
 wall-clock conversion, ISO strings, vocabulary checks and the privacy policy — happens here, in the
@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, NamedTuple
 
 from agenttracer import privacy
 from agenttracer.model import (
     MAX_ERROR_CLASS_LEN,
+    EventType,
     FailureType,
     StepType,
     is_valid_failure_code,
@@ -24,13 +26,56 @@ from agenttracer.model import (
 
 log = logging.getLogger("agenttracer")
 
-# Record kinds: the first element of every tuple the agent side puts on the queue.
-RUN_START = 0  # (RUN_START, run, t_ns, metadata)
-STEP = 1  # (STEP, run, seq, parent_seq, step_type, name, t0_ns, t1_ns, error_class, failure_code,
-#            metadata, attempt, retry_of_seq)
-FAILURE = 2  # (FAILURE, run, failure_type, failure_code, step_seq, message, t_ns)
-RUN_END = 3  # (RUN_END, run, t_ns, status, metadata)
 
+
+# The records the agent side queues: one named type per event kind. Times are perf_counter_ns readings
+# (turned into wall-clock time here, from the run's anchor); ``run`` is the ``Run`` (read for its ids);
+# metadata is kept by reference and checked here.
+class RunStartRecord(NamedTuple):
+    run: Any
+    t_ns: int
+    metadata: Mapping[str, Any] | None
+
+
+class StepRecord(NamedTuple):
+    run: Any
+    seq: int
+    parent_seq: int | None
+    step_type: str
+    name: str
+    t0_ns: int
+    t1_ns: int
+    error_class: str | None
+    failure_code: str | None
+    metadata: Any
+    attempt: int
+    retry_of_seq: int | None
+
+
+class FailureRecord(NamedTuple):
+    run: Any
+    failure_type: Any  # FailureType or str, checked here
+    failure_code: Any
+    step_seq: int | None
+    message: Any
+    t_ns: int
+
+
+class RunEndRecord(NamedTuple):
+    run: Any
+    t_ns: int
+    status: str
+    metadata: Mapping[str, Any] | None
+
+
+Record = RunStartRecord | StepRecord | FailureRecord | RunEndRecord
+
+# The hot path builds a StepRecord from a tuple of its fields with tuple.__new__ (one C call): the
+# NamedTuple constructor is a Python function with per-field arguments, several times the cost.
+new_step_record: Callable[[tuple[Any, ...]], StepRecord] = partial(tuple.__new__, StepRecord)
+
+_RUN_START, _STEP, _FAILURE, _RUN_END = (t.value for t in (EventType.RUN_START, EventType.STEP, EventType.FAILURE,
+                                                            EventType.RUN_END))
 _STEP_TYPES = frozenset(t.value for t in StepType)
 _FAILURE_TYPES = frozenset(t.value for t in FailureType)
 
@@ -74,35 +119,33 @@ class Encoder:
         return kept or None
 
     def _identity(self, run: Any) -> dict[str, Any]:
-        return {"run_id": run.run_id, "agent_id": run._agent_id, "agent_version": run._agent_version,
-                "environment": run._environment}
+        return {"run_id": run.run_id, "agent_id": run.agent_id, "agent_version": run.agent_version,
+                "environment": run.environment}
 
-    def encode(self, item: tuple[Any, ...]) -> tuple[dict[str, Any] | None, str | None]:
+    def encode(self, item: Record) -> tuple[dict[str, Any] | None, str | None]:
         """The wire event for one record, or (None, reason) when it must be dropped."""
-        kind = item[0]
-        if kind == STEP:
-            return self._step(item), None
-        if kind == RUN_START:
-            _, run, t_ns, meta = item
-            event = {"type": "run_start", **self._identity(run), "started_at": iso_utc(run.wall_ns(t_ns))}
-            kept = self._metadata("run", meta)
+        kind = type(item)
+        if kind is StepRecord:
+            return self._step(item), None  # type: ignore[arg-type]
+        if kind is RunStartRecord or kind is RunEndRecord:
+            run = item.run
+            event = {"type": _RUN_START, **self._identity(run)}
+            if kind is RunStartRecord:
+                event["started_at"] = iso_utc(run.wall_ns(item.t_ns))  # type: ignore[union-attr]
+            else:
+                event["type"] = _RUN_END
+                event["ended_at"] = iso_utc(run.wall_ns(item.t_ns))  # type: ignore[union-attr]
+                event["status"] = item.status  # type: ignore[union-attr]
+            kept = self._metadata("run", item.metadata)  # type: ignore[union-attr]
             if kept:
                 event["metadata"] = kept
             return event, None
-        if kind == RUN_END:
-            _, run, t_ns, status, meta = item
-            event = {"type": "run_end", **self._identity(run), "ended_at": iso_utc(run.wall_ns(t_ns)),
-                     "status": status}
-            kept = self._metadata("run", meta)
-            if kept:
-                event["metadata"] = kept
-            return event, None
-        if kind == FAILURE:
-            return self._failure(item)
+        if kind is FailureRecord:
+            return self._failure(item)  # type: ignore[arg-type]
         return None, "internal_error"
 
-    def _step(self, item: tuple[Any, ...]) -> dict[str, Any]:
-        (_, run, seq, parent_seq, step_type, name, t0, t1, error_class, failure_code, meta, attempt,
+    def _step(self, item: StepRecord) -> dict[str, Any]:
+        (run, seq, parent_seq, step_type, name, t0, t1, error_class, failure_code, meta, attempt,
          retry_of_seq) = item
         if not isinstance(step_type, str) or step_type not in _STEP_TYPES:
             try:
@@ -117,7 +160,7 @@ class Encoder:
         if reason:
             self.removed[f"step_name:{reason}"] += 1
         event: dict[str, Any] = {
-            "type": "step",
+            "type": _STEP,
             "run_id": run.run_id,
             "seq": seq,
             "step_type": step_type,
@@ -143,8 +186,8 @@ class Encoder:
             event["metadata"] = kept
         return event
 
-    def _failure(self, item: tuple[Any, ...]) -> tuple[dict[str, Any] | None, str | None]:
-        _, run, failure_type, failure_code, step_seq, message, t_ns = item
+    def _failure(self, item: FailureRecord) -> tuple[dict[str, Any] | None, str | None]:
+        run, failure_type, failure_code, step_seq, message, t_ns = item
         if isinstance(failure_type, FailureType):
             failure_type = failure_type.value
         if failure_type not in _FAILURE_TYPES:
@@ -155,7 +198,7 @@ class Encoder:
             self._warn_once("failure_code", "record_failure(failure_code=...) must be a documented code or "
                             "match ^[a-z][a-z0-9_]{0,63}$; that failure was not sent")
             return None, "invalid_failure"
-        event: dict[str, Any] = {"type": "failure", "run_id": run.run_id, "failure_type": failure_type,
+        event: dict[str, Any] = {"type": _FAILURE, "run_id": run.run_id, "failure_type": failure_type,
                                  "failure_code": failure_code, "recorded_at": iso_utc(run.wall_ns(t_ns))}
         if step_seq is not None:
             event["step_seq"] = step_seq
