@@ -172,7 +172,7 @@ class AgentTracerCallbackHandler(BaseCallbackHandler):
 
     def _root(self, name: str) -> _Trace:
         run = current_run()
-        if run is not None:
+        if run is not None and getattr(run, "status", None) == "running":
             return _Trace(run, owned=False)
         run = self._tracer.start_run(metadata={"framework": "langchain", "entrypoint": name})
         run.start()
