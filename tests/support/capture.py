@@ -93,11 +93,11 @@ def captured_ingest(live_settings: Settings) -> Iterator[Captured]:
         yield captured
 
 
-def sqlite_bytes(db_url: str) -> bytes:
-    """The SQLite database file and its WAL/SHM, as raw bytes."""
+def sqlite_bytes(db_url: str, *, require_wal: bool = True) -> bytes:
+    """The SQLite database file and its WAL/SHM, as raw bytes (a database never written has no WAL)."""
     path = Path(sa.engine.make_url(db_url).database or "")
     files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
-    assert files[0].exists() and files[1].exists(), "expected the database file and its WAL"
+    assert files[0].exists() and (files[1].exists() or not require_wal), "expected the database file and its WAL"
     return b"\n".join(f.read_bytes() for f in files if f.exists())
 
 
@@ -120,4 +120,4 @@ def pg_dump(db_url: str) -> str:
 
 def stored_bytes(db_url: str) -> bytes:
     """What the database holds, raw (SQLite files) or dumped (PostgreSQL)."""
-    return sqlite_bytes(db_url) if db_url.startswith("sqlite") else pg_dump(db_url).encode()
+    return sqlite_bytes(db_url, require_wal=False) if db_url.startswith("sqlite") else pg_dump(db_url).encode()

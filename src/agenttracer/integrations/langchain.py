@@ -28,6 +28,7 @@ from uuid import UUID
 
 from agenttracer.integrations._common import BoundedMap, Guard, failure_type_for, guarded, missing_framework
 from agenttracer.model import FailureType, StepType, failure_code_for_exception
+from agenttracer.privacy.otel import retry_attempt_from_tags
 from agenttracer.sdk.context import current_run, current_step
 from agenttracer.sdk.tracer import AgentTracer
 
@@ -36,7 +37,6 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise missing_framework("langchain", "langchain-core") from exc
 
-_RETRY_TAG = "retry:attempt:"
 # LangGraph's interrupts and parent commands travel as exceptions; they are control flow, not errors.
 _CONTROL_FLOW = frozenset({"GraphBubbleUp"})
 _PLAN_NODES = frozenset({"plan", "planner", "planning", "agent", "supervisor"})
@@ -87,14 +87,6 @@ def _name(serialized: Any, kwargs: Mapping[str, Any], default: str) -> str:
         if isinstance(ids, list) and ids and isinstance(ids[-1], str):
             return ids[-1]
     return default
-
-
-def _attempt(tags: Sequence[str] | None) -> int:
-    for tag in tags or ():
-        if isinstance(tag, str) and tag.startswith(_RETRY_TAG):
-            number = tag[len(_RETRY_TAG):]
-            return int(number) if number.isdigit() else 1
-    return 1
 
 
 def _int(value: Any) -> int | None:
@@ -197,7 +189,7 @@ class AgentTracerCallbackHandler(BaseCallbackHandler):
         else:
             trace, nest, parent_id = parent.trace, parent.nest, parent_run_id
         retry_of = parent.retry_of if parent is not None else None
-        if _attempt(tags) > 1:
+        if (retry_attempt_from_tags(tags) or 1) > 1:
             retry_of = trace.failed.pop((parent_id, name), None) or retry_of
         if step_type is None:  # a chain that is not a step: its children nest under ``nest``
             self._track(run_id, _Open(trace, None, nest, kind, name, parent_id, node, retry_of))
