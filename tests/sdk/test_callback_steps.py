@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from agenttracer import AgentTracer, current_step
+from agenttracer import AgentTracer, current_run, current_step
 from tests.sdk.faults import FaultServer
 from tests.sdk.helpers import of_type, one, steps_by_seq
 
@@ -92,3 +92,15 @@ def test_a_disabled_tracer_hands_out_begun_steps_that_record_nothing(make_tracer
         assert step.seq is None
     assert tracer.flush(1.0)
     assert of_type(server.stored(), "step") == []
+
+
+def test_a_run_started_with_current_false_leaves_the_context_alone(make_tracer: Make, server: FaultServer) -> None:
+    tracer = make_tracer(server.url)
+    first, second = tracer.start_run(), tracer.start_run()
+    first.start(current=False)
+    second.start(current=False)
+    assert current_run() is None
+    first.end()  # ends out of order with the second: nothing to restore, nothing leaks
+    second.end()
+    assert current_run() is None
+    assert [e["type"] for e in sent(tracer, server)].count("run_end") == 2

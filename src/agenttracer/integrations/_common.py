@@ -8,7 +8,6 @@ I/O (everything goes through the SDK's queue), and holds bounded memory (open fr
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections import Counter, OrderedDict
@@ -81,7 +80,6 @@ def guarded(method: F) -> F:
     """Run a callback method under its object's ``_guard`` lock; an exception is counted, never raised."""
     where = method.__name__
 
-    @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         guard: Guard = self._guard
         try:
@@ -91,6 +89,10 @@ def guarded(method: F) -> F:
             guard.failed(where, exc)
             return None
 
+    # Name and docstring only: no ``__wrapped__``, which frameworks' coroutine checks (``inspect.unwrap``)
+    # would follow on every callback.
+    wrapper.__name__ = wrapper.__qualname__ = where
+    wrapper.__doc__ = method.__doc__
     return wrapper  # type: ignore[return-value]
 
 

@@ -167,7 +167,7 @@ class AgentTracerCallbackHandler(BaseCallbackHandler):
         if run is not None and getattr(run, "status", None) == "running":
             return _Trace(run, owned=False)
         run = self._tracer.start_run(metadata={"framework": "langchain", "entrypoint": name})
-        run.start()
+        run.start(current=False)  # invocations (streams, say) need not nest: never the current run
         return _Trace(run, owned=True)
 
     def _start(self, kind: str, step_type: str | None, name: str, run_id: UUID, parent_run_id: UUID | None,

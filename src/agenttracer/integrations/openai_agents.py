@@ -28,7 +28,6 @@ error's ``data``, trace or span metadata.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -128,8 +127,6 @@ class AgentTracerProcessor(TracingProcessor):
         self._traces: BoundedMap[str, _Trace] = BoundedMap(max_open_traces)
         self._spans: BoundedMap[str, _Span] = BoundedMap(max_open_spans)
         self._guard = Guard("openai-agents")
-        # Runs this processor started: current in the trace's context, but a new trace there is a new run.
-        self._owned: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def stats(self) -> dict[str, int]:
         """What the processor gave up on, by reason, and the ``open_traces``/``open_spans`` it tracks.
@@ -149,7 +146,7 @@ class AgentTracerProcessor(TracingProcessor):
         if trace_id is None:
             return
         run = current_run()
-        if run is not None and getattr(run, "status", None) == "running" and run not in self._owned:
+        if run is not None and getattr(run, "status", None) == "running":
             state = _Trace(run, owned=False)
         else:
             meta: dict[str, Any] = {"framework": "openai-agents"}
@@ -157,9 +154,7 @@ class AgentTracerProcessor(TracingProcessor):
             if workflow is not None:
                 meta["workflow"] = workflow
             state = _Trace(self._tracer.start_run(metadata=meta), owned=True)
-            state.run.start()
-            if state.run.run_id is not None:  # a real run (a disabled tracer hands out a shared no-op)
-                self._owned.add(state.run)
+            state.run.start(current=False)  # traces need not nest: never the context's current run
         evicted = self._traces.put(trace_id, state)
         if evicted is not None:
             self._guard.count("evicted_traces")

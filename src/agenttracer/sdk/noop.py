@@ -74,7 +74,7 @@ class NoopRun:
     def mark_partial(self) -> None:
         return None
 
-    def start(self) -> NoopRun:
+    def start(self, *, current: bool = True) -> NoopRun:
         return self
 
     def end(self, exc: BaseException | None = None) -> None:

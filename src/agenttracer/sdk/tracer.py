@@ -318,15 +318,20 @@ class Run:
         """End this run as ``partial`` unless it fails: it completed, but not everything it tried worked."""
         self._partial = True
 
-    def start(self) -> Run:
-        """Start the run (what ``with`` does); for code that cannot use a ``with`` block."""
+    def start(self, *, current: bool = True) -> Run:
+        """Start the run (what ``with`` does); for code that cannot use a ``with`` block.
+
+        ``current=False`` leaves ``current_run()`` alone: for runs started and ended by callbacks, whose
+        start and end need not nest with other runs' in one context.
+        """
         if self._started:
             return self
         self._started = True
         self._mono0 = _perf_ns()
         self._wall0 = time.time_ns()
         self._transport.put_reserved((RUN_START, self, self._mono0, dict(self._meta) if self._meta else None))
-        self._token = _current_run.set(self)
+        if current:
+            self._token = _current_run.set(self)
         return self
 
     def end(self, exc: BaseException | None = None) -> None:
