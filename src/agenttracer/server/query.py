@@ -34,19 +34,26 @@ from agenttracer.model import (
     MAX_ENVIRONMENT_LEN,
     MAX_ID_LEN,
     MAX_NAME_LEN,
+    MAX_SEQ,
     MAX_VERSION_LEN,
     FailureType,
     RunStatus,
 )
 from agenttracer.server.auth import auth_dependency
+from agenttracer.server.metrics import QueryMetrics
+from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.settings import Settings
 from agenttracer.server.wire import AgentList, CompareResponse, ErrorOut, HealthOut, RunDetail, RunPage, StatsResponse
 from agenttracer.store import analytics, analytics_compare, reader
-from agenttracer.store.engine import make_engine
+from agenttracer.store.engine import make_engine, timed_out
 from agenttracer.store.filters import RunFilters
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# Steps per page of run detail: a page of typical steps is ~150 KB at the default, and the metadata
+# caps of model.py bound the worst case, so no run, however long, makes one response unbounded.
+DEFAULT_STEP_PAGE_SIZE = 500
+MAX_STEP_PAGE_SIZE = 1000
 
 router = APIRouter()
 
@@ -58,7 +65,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "A key is needed, or the key presented is unknown or revoked."},
     403: {"model": ErrorOut, "description": "The key presented is not a read key."},
-    503: {"model": ErrorOut, "description": "The database cannot be read right now; retry after Retry-After."},
+    503: {"model": ErrorOut, "description": "The database cannot be read right now, or the query took longer "
+          "than the server's time limit (query_timeout_ms); retry after Retry-After."},
 }
 
 
@@ -160,18 +168,26 @@ def list_runs(
 @router.get(
     "/runs/{run_id}",
     response_model=RunDetail,
-    summary="One run with its steps in seq order and its failure.",
+    summary="One run with its totals, its failure and a page of its steps in seq order.",
     responses={404: {"model": ErrorOut, "description": "No run has this id."}, **ERROR_RESPONSES},
 )
 def get_run(
     conn: Conn,
     run_id: Annotated[str, Path(max_length=64, description="The run's UUID.")],
+    steps_after: Annotated[
+        int,
+        Query(ge=0, le=MAX_SEQ, description="Return steps with seq above this: next_steps_after of the previous page."),
+    ] = 0,
+    steps_limit: Annotated[
+        int, Query(ge=1, le=MAX_STEP_PAGE_SIZE, description="Steps per page.")
+    ] = DEFAULT_STEP_PAGE_SIZE,
 ) -> Any:
     try:
         canonical = str(uuid.UUID(run_id))
     except ValueError:
         raise invalid("run_id", "must be a UUID such as 3f2b9c1e-8a4d-4e0f-9b7a-1c2d3e4f5a6b", "path") from None
-    detail = reader.get_run(conn, canonical)  # ingest stores run ids in canonical form too
+    # Ingest stores run ids in canonical form too.
+    detail = reader.get_run(conn, canonical, steps_after=steps_after, steps_limit=steps_limit)
     if detail is None:
         return JSONResponse(status_code=404, content={"detail": f"no run with run_id {canonical}"})
     return detail
@@ -244,7 +260,16 @@ RETRY_AFTER_SECONDS = 2
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 
 
-def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    count_db_error(request.app, exc)
+    if timed_out(exc):
+        limit = request.app.state.settings.query_timeout_ms
+        return JSONResponse(
+            status_code=503,
+            content={"detail": f"the query took longer than this server's limit of {limit} ms "
+                               "(query_timeout_ms); retry later or narrow the time window or filters"},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     # Only the error's kind goes out: a driver message can carry host names or credentials.
     return JSONResponse(
         status_code=503,
@@ -260,7 +285,9 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAPI:
     """The Query API application on a read-only engine for ``settings.database_url``."""
     owns_engine = engine is None
-    engine = engine if engine is not None else make_engine(settings.database_url, readonly=True)
+    engine = engine if engine is not None else make_engine(
+        settings.database_url, readonly=True, statement_timeout_ms=settings.query_timeout_ms
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -277,6 +304,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     )
     app.state.engine = engine
     app.state.settings = settings
+    install(app, settings, engine, QueryMetrics() if settings.metrics_enabled else None)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for error in _UNAVAILABLE:
         app.add_exception_handler(error, _database_unavailable)
@@ -284,7 +312,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET"],
-        allow_headers=["Authorization", "X-API-Key"],
+        allow_headers=["Authorization", "X-API-Key", "X-Request-ID"],
+        expose_headers=["X-Request-ID"],
     )
     app.include_router(
         router,
@@ -305,6 +334,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
             with engine.connect() as conn:
                 reader.ping(conn)
         except Exception as exc:  # any failure to read means "unreachable"; the class name is enough
+            count_db_error(app, exc)
             body = {"status": "unavailable", "service": "query", "database": "unreachable", "backend": backend,
                     "detail": type(exc).__name__}
             return JSONResponse(status_code=503, content=body, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
