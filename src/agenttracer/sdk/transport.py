@@ -136,7 +136,7 @@ class Transport:
         """
         queue = self._queue
         size = len(queue)
-        if size < (self._run_limit if reserved else self._limit):
+        if size < self._limit or (reserved and size < self._run_limit):
             queue.append(record)
             if size == self._wake_at:
                 self._wake.set()

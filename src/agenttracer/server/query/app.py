@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from agenttracer.model import (
@@ -39,7 +39,9 @@ from agenttracer.model import (
     FailureType,
     RunStatus,
 )
+from agenttracer.server import errors
 from agenttracer.server.auth import auth_dependency
+from agenttracer.server.errors import UNAVAILABLE, database_unavailable, error_response, health_response
 from agenttracer.server.metrics import QueryMetrics
 from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.settings import Settings
@@ -189,7 +191,8 @@ def get_run(
     # Ingest stores run ids in canonical form too.
     detail = runs.get_run(conn, canonical, steps_after=steps_after, steps_limit=steps_limit)
     if detail is None:
-        return JSONResponse(status_code=404, content={"detail": f"no run with run_id {canonical}"})
+        return error_response(404, "not_found", f"no run with run_id {canonical}", field="run_id",
+                              rule="must name a stored run")
     return detail
 
 
@@ -245,37 +248,26 @@ def compare_versions(
     return dataclasses.asdict(result)
 
 
-def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+def _validation_error(_request: Request, exc: Exception) -> Response:
     # FastAPI's default body echoes the rejected input; ours names the parameter and rule only.
     assert isinstance(exc, RequestValidationError)
     detail = [
         {"loc": list(err.get("loc", ())), "msg": err.get("msg", "invalid"), "type": err.get("type", "value_error")}
         for err in exc.errors()
     ]
-    return JSONResponse(status_code=422, content={"detail": detail})
+    first = detail[0] if detail else {"loc": ["request"], "msg": "invalid"}
+    field = str(first["loc"][-1]) if first["loc"] else "request"
+    message = "; ".join(f"{e['loc'][-1] if e['loc'] else 'request'}: {e['msg']}" for e in detail) or "invalid request"
+    return error_response(422, "invalid_parameters", message, field=field, rule=str(first["msg"]), detail=detail)
 
 
-RETRY_AFTER_SECONDS = 2
-# Errors that mean "the database is not there right now", not "this request is wrong".
-_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
-
-
-def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+def _database_unavailable(request: Request, exc: Exception) -> Response:
     count_db_error(request.app, exc)
     if timed_out(exc):
         limit = request.app.state.settings.query_timeout_ms
-        return JSONResponse(
-            status_code=503,
-            content={"detail": f"the query took longer than this server's limit of {limit} ms "
-                               "(query_timeout_ms); retry later or narrow the time window or filters"},
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-    # Only the error's kind goes out: a driver message can carry host names or credentials.
-    return JSONResponse(
-        status_code=503,
-        content={"detail": f"the database is unavailable ({type(exc).__name__}); retry shortly"},
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+        return database_unavailable(exc, f"the query took longer than this server's limit of {limit} ms "
+                                    "(query_timeout_ms); retry later or narrow the time window or filters")
+    return database_unavailable(exc, f"the database is unavailable ({type(exc).__name__}); retry shortly")
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -305,8 +297,9 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     app.state.engine = engine
     app.state.settings = settings
     install(app, settings, engine, QueryMetrics() if settings.metrics_enabled else None)
+    errors.install(app)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for error in _UNAVAILABLE:
+    for error in UNAVAILABLE:
         app.add_exception_handler(error, _database_unavailable)
     app.add_middleware(
         CORSMiddleware,
@@ -335,9 +328,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
                 runs.ping(conn)
         except Exception as exc:  # any failure to read means "unreachable"; the class name is enough
             count_db_error(app, exc)
-            body = {"status": "unavailable", "service": "query", "database": "unreachable", "backend": backend,
-                    "detail": type(exc).__name__}
-            return JSONResponse(status_code=503, content=body, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-        return {"status": "ok", "service": "query", "database": "ok", "backend": backend}
+            return health_response("query", backend, "unreachable", type(exc).__name__)
+        return health_response("query", backend)
 
     return app
