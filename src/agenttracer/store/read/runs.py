@@ -28,41 +28,11 @@ from agenttracer.store.read import stats_rollup
 from agenttracer.store.read.filters import RunFilters, run_conditions
 from agenttracer.store.schema.tables import failures, runs, steps
 
-# The columns a run, a step and a failure carry in an answer (bookkeeping and run_id keys left out).
-RUN_DETAIL_COLUMNS = (
-    "run_id",
-    "agent_id",
-    "agent_version",
-    "environment",
-    "status",
-    "started_at",
-    "ended_at",
-    "duration_ms",
-    "step_count",
-    "error_step_count",
-    "retry_count",
-    "failure_type",
-    "failure_code",
-    "meta",
-    "meta_removed",
-)
-STEP_DETAIL_COLUMNS = (
-    "seq",
-    "step_type",
-    "name",
-    "status",
-    "started_at",
-    "ended_at",
-    "latency_ms",
-    "attempt",
-    "retry_of_seq",
-    "parent_seq",
-    "error_class",
-    "failure_code",
-    "meta",
-    "meta_removed",
-)
-FAILURE_DETAIL_COLUMNS = ("failure_type", "failure_code", "step_seq", "message", "recorded_at")
+# The columns a run, a step and a failure carry in an answer: all of them in table order, but the
+# run's bookkeeping times and the run_id key of its steps and failure.
+RUN_DETAIL_COLUMNS = tuple(c.name for c in runs.columns if c.name not in ("ingested_at", "updated_at"))
+STEP_DETAIL_COLUMNS = tuple(c.name for c in steps.columns if c.name != "run_id")
+FAILURE_DETAIL_COLUMNS = tuple(c.name for c in failures.columns if c.name != "run_id")
 
 _run_cols = [runs.c[name] for name in RUN_DETAIL_COLUMNS]
 
