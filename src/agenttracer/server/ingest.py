@@ -47,12 +47,13 @@ from starlette.concurrency import run_in_threadpool
 from agenttracer.model import MAX_BATCH_EVENTS
 from agenttracer.server import wire
 from agenttracer.server.auth import auth_dependency
+from agenttracer.server.failsafe import Failsafe, describe_exception
 from agenttracer.server.ingest_body import Problem, parse_json, read_body
-from agenttracer.server.ingest_events import convert_event
+from agenttracer.server.ingest_events import INTERNAL_ERROR_RULE, convert_event
 from agenttracer.server.settings import Settings
 from agenttracer.store.engine import make_engine
 from agenttracer.store.sqlite_checkpoint import AUTOCHECKPOINT_PAGES
-from agenttracer.store.writer import Incoming, write_batch
+from agenttracer.store.writer import Incoming, Outcome, write_batch
 
 log = logging.getLogger("agenttracer.ingest")
 
@@ -121,11 +122,14 @@ def process_batch(engine: sa.Engine, body: bytes) -> tuple[int, dict[str, Any]]:
         if item is not None:
             incoming.append(item)
 
-    for outcome in write_batch(engine, incoming, now=now):
+    for outcome in _store(engine, incoming, now):
         result = results[outcome.index]
         result["status"] = outcome.status
         if outcome.status == "rejected":
-            result["errors"].append({"field": outcome.field or "event", "rule": outcome.rule or "rejected"})
+            code = "internal_error" if outcome.rule == INTERNAL_ERROR_RULE else "conflict"
+            result["errors"].append(
+                {"field": outcome.field or "event", "rule": outcome.rule or "rejected", "code": code}
+            )
 
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     removed = 0
@@ -140,6 +144,32 @@ def process_batch(engine: sa.Engine, body: bytes) -> tuple[int, dict[str, Any]]:
         "removed": removed,
         "results": results,
     }
+
+
+def _store(engine: sa.Engine, incoming: list[Incoming], now: datetime) -> list[Outcome]:
+    """``write_batch``, total: when the batch fails for a reason other than an unavailable database,
+    each event is stored on its own so that only the event(s) that fail are rejected (``internal_error``).
+
+    Slow (one transaction per event) but only ever taken after a server bug; the log names the bug.
+    """
+    try:
+        return write_batch(engine, incoming, now=now)
+    except _UNAVAILABLE:
+        raise
+    except Exception as exc:
+        log.error("ingest: a batch of %d events failed (%s): storing them one by one", len(incoming),
+                  describe_exception(exc))
+    outcomes: list[Outcome] = []
+    for item in incoming:
+        try:
+            outcomes += write_batch(engine, [item], now=now)
+        except _UNAVAILABLE:
+            raise
+        except Exception as exc:
+            log.error("ingest: event %d could not be stored (%s): rejected it alone", item.index,
+                      describe_exception(exc))
+            outcomes.append(Outcome(item.index, "rejected", "event", INTERNAL_ERROR_RULE))
+    return outcomes
 
 
 def _document_request_body(app: FastAPI) -> dict[str, Any]:
@@ -179,6 +209,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.engine = engine
     app.state.settings = settings
+    app.add_middleware(Failsafe)
     slots = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
 
     @app.exception_handler(Problem)
@@ -200,7 +231,14 @@ def create_app(settings: Settings) -> FastAPI:
             400: {"model": wire.ApiError, "description": "The body is not JSON or not valid gzip."},
             413: {"model": wire.ApiError, "description": "More than 1000 events or 5 MiB after decompression."},
             415: {"model": wire.ApiError, "description": "Not application/json, or an unknown Content-Encoding."},
-            422: {"model": wire.IngestResponse, "description": "Every event was rejected (or a bad envelope)."},
+            422: {
+                "content": {"application/json": {"schema": {"anyOf": [
+                    {"$ref": "#/components/schemas/IngestResponse"},
+                    {"$ref": "#/components/schemas/ApiError"},
+                ]}}},
+                "description": "Every event was rejected (an IngestResponse), or the envelope is not "
+                "{\"events\": [1..1000 events]} (an ApiError).",
+            },
             503: {"model": wire.ApiError, "description": "The database is unavailable; retry after Retry-After."},
         },
         openapi_extra=_document_request_body(app),

@@ -51,6 +51,10 @@ class Settings:
     # how long after an hour ends before it is first rolled up (late steps of runs still in flight).
     rollup_interval_seconds: int = 60
     rollup_settle_seconds: int = 120
+    # The key that seals the Query API's pagination cursors (HMAC-SHA256). Empty: a random key per
+    # process, so cursors last as long as the process. Give every query process behind one load
+    # balancer the same value. A secret: never logged, never shown.
+    cursor_secret: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
