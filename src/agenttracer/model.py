@@ -264,3 +264,12 @@ def failure_code_for_exception(exc: BaseException) -> str:
         if code is not None:
             return code
     return DEFAULT_EXCEPTION_CODE
+
+
+def failure_code_for_class_name(name: str) -> str:
+    """The failure code for an exception known only by its class name (``httpx.ReadTimeout``,
+    ``builtins.TimeoutError``): the same table as ``failure_code_for_exception``, matched on the
+    name after the last dot, since the hierarchy is not known."""
+    if not isinstance(name, str):
+        return DEFAULT_EXCEPTION_CODE
+    return EXCEPTION_FAILURE_CODES.get(name.rpartition(".")[2], DEFAULT_EXCEPTION_CODE)

@@ -15,7 +15,8 @@ Public interface (stable; the SDK and the server code against it):
   the policy ever lets through, which the schema test holds every string column to.
 
 Layout: ``text`` (normalisation), ``detectors`` (PII, secrets), ``prose``, ``policy`` (the decisions),
-``reasons`` (the codes).
+``reasons`` (the codes), ``otel`` (the allow-list of OpenTelemetry attributes, for ``/v1/traces`` and
+for exporters that strip content in the agent's process).
 """
 
 from __future__ import annotations
