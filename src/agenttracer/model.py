@@ -17,7 +17,8 @@ with each EVENT a JSON object whose ``type`` is one of:
 ``failure``    run_id, failure_type, failure_code, step_seq?, message?, recorded_at?
 ``run_end``    run_id, agent_id, agent_version, environment, ended_at, status, metadata?
 
-Timestamps are ISO 8601 strings in UTC (``2026-11-25T09:00:00.123456Z``). ``latency_ms`` comes from a
+Timestamps are ISO 8601 strings in UTC (``2026-11-25T09:00:00.123456Z``). Every field's accepted
+range is stated below under "Input rules" (docs/api-sequences.md lists them). ``latency_ms`` comes from a
 monotonic clock in the SDK. ``run_end`` repeats the run's identity so that a run whose ``run_start``
 was lost or arrives late is still complete.
 """

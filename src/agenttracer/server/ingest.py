@@ -13,10 +13,11 @@ Contract for clients (the SDK relies on it):
   the commit: ``{"accepted", "duplicates", "rejected", "removed", "results": [...]}`` with one result
   per event, in order: ``{"index", "status", "type", "run_id", "seq", "errors", "removed"}`` where
   ``status`` is ``accepted`` (stored now), ``duplicate`` (already stored: replays are harmless) or
-  ``rejected`` (``errors`` lists ``{"field", "rule"}``; the event was not stored and resending it
-  will not help). ``removed`` lists ``{"key", "reason"}`` for metadata keys or fields the privacy
-  policy dropped before storage (by key and reason code, never the value); such an event is still
-  accepted.
+  ``rejected`` (``errors`` lists ``{"field", "rule", "code"}``, ``code`` naming one of the input
+  rules of ``agenttracer.model``; the event was not stored and resending it will not help). An
+  unexpected error on one event rejects that event alone (``internal_error``); the rest is stored.
+  ``removed`` lists ``{"key", "reason"}`` for metadata keys or fields the privacy policy dropped
+  before storage (by key and reason code, never the value); such an event is still accepted.
 - Status: **200** when at least one event was accepted or was a duplicate; **422** when every event
   was rejected. Clients should count ``rejected`` results as dropped and never retry them.
 - **503** with ``Retry-After`` when the database is unavailable, or when the server already works on

@@ -54,7 +54,7 @@ class Settings:
     # The key that seals the Query API's pagination cursors (HMAC-SHA256). Empty: a random key per
     # process, so cursors last as long as the process. Give every query process behind one load
     # balancer the same value. A secret: never logged, never shown.
-    cursor_secret: str = field(default="", repr=False)
+    cursor_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
