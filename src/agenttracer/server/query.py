@@ -38,6 +38,7 @@ from agenttracer.model import (
     MAX_ENVIRONMENT_LEN,
     MAX_ID_LEN,
     MAX_NAME_LEN,
+    MAX_SEQ,
     MAX_VERSION_LEN,
     RULE_CONTROL_CHARACTERS,
     RULE_TIME_RANGE,
@@ -60,6 +61,10 @@ from agenttracer.store.filters import RunFilters
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# Steps per page of run detail: a page of typical steps is ~150 KB at the default, and the metadata
+# caps of model.py bound the worst case, so no run, however long, makes one response unbounded.
+DEFAULT_STEP_PAGE_SIZE = 500
+MAX_STEP_PAGE_SIZE = 1000
 
 router = APIRouter()
 
@@ -205,18 +210,26 @@ def list_runs(
 @router.get(
     "/runs/{run_id}",
     response_model=RunDetail,
-    summary="One run with its steps in seq order and its failure.",
+    summary="One run with its totals, its failure and a page of its steps in seq order.",
     responses={404: {"model": ErrorOut, "description": "No run has this id."}, **ERROR_RESPONSES},
 )
 def get_run(
     conn: Conn,
     run_id: Annotated[str, Path(max_length=64, description="The run's UUID.")],
+    steps_after: Annotated[
+        int,
+        Query(ge=0, le=MAX_SEQ, description="Return steps with seq above this: next_steps_after of the previous page."),
+    ] = 0,
+    steps_limit: Annotated[
+        int, Query(ge=1, le=MAX_STEP_PAGE_SIZE, description="Steps per page.")
+    ] = DEFAULT_STEP_PAGE_SIZE,
 ) -> Any:
     try:
         canonical = str(uuid.UUID(run_id))
     except ValueError:
         raise invalid("run_id", "must be a UUID such as 3f2b9c1e-8a4d-4e0f-9b7a-1c2d3e4f5a6b", "path") from None
-    detail = reader.get_run(conn, canonical)  # ingest stores run ids in canonical form too
+    # Ingest stores run ids in canonical form too.
+    detail = reader.get_run(conn, canonical, steps_after=steps_after, steps_limit=steps_limit)
     if detail is None:
         return JSONResponse(status_code=404, content={"detail": f"no run with run_id {canonical}"})
     return detail

@@ -1,4 +1,4 @@
-"""Read queries behind the Query API: the runs list (keyset pagination), run detail and agents.
+"""Read queries behind the Query API: the runs list (keyset pagination), paged run detail and agents.
 
 Every function takes an open ``Connection`` (the Query API's is read-only) and returns plain dicts
 keyed by column name, which ``server/wire/query.py`` models validate. Stats and version comparison live in
@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from agenttracer.model import MAX_ID_LEN, has_bad_chars
 from agenttracer.store import analytics_rollup
 from agenttracer.store.cursor_seal import SealError, seal, unseal
+from agenttracer.store.analytics_sql import is_postgres
 from agenttracer.store.filters import RunFilters, run_conditions
 from agenttracer.store.tables import failures, runs, steps
 
@@ -170,24 +171,46 @@ def list_runs(
     return items, Cursor(last["started_at"], last["run_id"])
 
 
-def get_run(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
-    """The run with its steps (seq order) and failure, or None when no such run exists."""
+def get_run(
+    conn: sa.Connection, run_id: str, *, steps_after: int = 0, steps_limit: int
+) -> dict[str, Any] | None:
+    """The run, one page of its steps (seq > ``steps_after``, seq order) and its failure; None if no such run.
+
+    Each page is one range scan of the steps primary key (run_id, seq) reading at most
+    ``steps_limit + 1`` rows, so a run of any size costs the same per page. The run's totals
+    (step, error and retry counts, duration) come from its own row, which the writer keeps exact,
+    so they describe the whole run on every page. ``next_steps_after`` is the seq to pass back as
+    ``steps_after`` for the following page, or None after the last one.
+    """
     run = conn.execute(sa.select(*_run_cols).where(runs.c.run_id == run_id)).first()
     if run is None:
         return None
+    if is_postgres(conn):
+        # PostgreSQL estimates a run's steps from the average run, so for a run far longer than that it
+        # may pick a bitmap scan, which reads every step after ``steps_after`` and then sorts them for the
+        # LIMIT (100,000 steps: 114 ms, growing with the run). Ruling out bitmap scans and sorts for
+        # this transaction leaves the ordered scan of the primary key, which stops at the LIMIT.
+        conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+        conn.exec_driver_sql("SET LOCAL enable_sort = off")
     step_rows = _rows(
         conn.execute(
             sa.select(*[steps.c[name] for name in STEP_COLUMNS])
-            .where(steps.c.run_id == run_id)
+            .where(steps.c.run_id == run_id, steps.c.seq > steps_after)
             .order_by(steps.c.seq)
+            .limit(steps_limit + 1)
         )
     )
+    next_after = None
+    if len(step_rows) > steps_limit:
+        del step_rows[steps_limit:]
+        next_after = step_rows[-1]["seq"]
     failure = conn.execute(
         sa.select(*[failures.c[name] for name in FAILURE_COLUMNS]).where(failures.c.run_id == run_id)
     ).first()
     return {
         "run": dict(run._mapping),
         "steps": step_rows,
+        "next_steps_after": next_after,
         "failure": dict(failure._mapping) if failure is not None else None,
     }
 
