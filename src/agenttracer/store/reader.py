@@ -23,8 +23,8 @@ import sqlalchemy as sa
 
 from agenttracer.model import MAX_ID_LEN, has_bad_chars
 from agenttracer.store import analytics_rollup
-from agenttracer.store.cursor_seal import SealError, seal, unseal
 from agenttracer.store.analytics_sql import is_postgres
+from agenttracer.store.cursor_seal import SealError, seal, unseal
 from agenttracer.store.filters import RunFilters, run_conditions
 from agenttracer.store.tables import failures, runs, steps
 
