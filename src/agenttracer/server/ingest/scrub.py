@@ -11,8 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from agenttracer import privacy
-from agenttracer.model import MAX_MESSAGE_LEN, MAX_META_STRING_LEN
-from agenttracer.server.wire import has_bad_chars
+from agenttracer.model import MAX_MESSAGE_LEN, MAX_META_STRING_LEN, has_bad_chars
 
 _MAX_ECHOED_KEY = 64
 
