@@ -26,8 +26,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-log = logging.getLogger("agenttracer.server")
-
 RETRY_AFTER_SECONDS = 2
 # Errors that mean "the database is not there right now", not "this request is wrong".
 UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
@@ -59,11 +57,14 @@ def retry_later(status: int, code: str, message: str, *, field: str, rule: str) 
                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-def database_unavailable(exc: BaseException, message: str | None = None,
+def database_unavailable(service: str, exc: BaseException, message: str | None = None,
                          rule: str = "must be reachable; nothing was done, retry after Retry-After") -> Response:
-    """The 503 both apps answer when the database is unreachable (or, with ``message``, too slow)."""
+    """The 503 both apps answer when the database is unreachable (or, with ``message``, too slow); logged on
+    the service's logger (``agenttracer.ingest`` / ``agenttracer.query``)."""
     orig = getattr(exc, "orig", None)
-    log.warning("database unavailable (%s, sqlstate=%s)", type(orig or exc).__name__, getattr(orig, "sqlstate", None))
+    logging.getLogger(f"agenttracer.{service}").warning(
+        "database unavailable (%s, sqlstate=%s)", type(orig or exc).__name__, getattr(orig, "sqlstate", None)
+    )
     return retry_later(
         503, "database_unavailable",
         message or f"the database is unavailable ({type(exc).__name__}); nothing was done, retry shortly",
@@ -78,7 +79,7 @@ def health_response(service: str, backend: str, database: str = "ok", detail: st
             "detail": detail}
     if ok:
         return json_response(200, body)
-    log.warning("health: database %s (%s)", database, detail)
+    logging.getLogger(f"agenttracer.{service}").warning("health: database %s (%s)", database, detail)
     return json_response(503, body, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 

@@ -97,7 +97,7 @@ def _cannot_write(exc: Exception) -> bool:
 
 
 def _unavailable(exc: BaseException) -> Response:
-    return database_unavailable(exc, "database: unavailable, retry later",
+    return database_unavailable("ingest", exc, "database: unavailable, retry later",
                                 "must be reachable; nothing was stored, retry later")
 
 

@@ -310,9 +310,9 @@ def _database_unavailable(request: Request, exc: Exception) -> Response:
     count_db_error(request.app, exc)
     if timed_out(exc):
         limit = request.app.state.settings.query_timeout_ms
-        return database_unavailable(exc, f"the query took longer than this server's limit of {limit} ms "
+        return database_unavailable("query", exc, f"the query took longer than this server's limit of {limit} ms "
                                     "(query_timeout_ms); retry later or narrow the time window or filters")
-    return database_unavailable(exc, f"the database is unavailable ({type(exc).__name__}); retry shortly")
+    return database_unavailable("query", exc, f"the database is unavailable ({type(exc).__name__}); retry shortly")
 
 
 def cursor_key(settings: Settings) -> bytes:
