@@ -22,6 +22,7 @@ import time
 from bisect import bisect_left
 from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -42,6 +43,8 @@ EVENT_TYPES = frozenset({"run_start", "step", "failure", "run_end"})
 # The step buckets in milliseconds, the unit events carry (``le`` semantics, as agent_series.bucket_of).
 _STEP_BOUNDS_MS = tuple(bound * 1000.0 for bound in STEP_BUCKETS)
 _TYPE_AND_STATUS = itemgetter("type", "status")
+_RUN_AND_TYPE = itemgetter("run_id", "step_type")
+_LATENCY = itemgetter("latency_ms")
 _NO_IDENTITY: tuple[None, None, None] = (None, None, None)
 
 
@@ -113,35 +116,26 @@ class IngestMetrics(HttpMetrics):
             self.commit_seconds.observe(commit_seconds)
         if report.retries:
             self.retries.inc(report.retries)
-        self._record_agents([result["status"] for result in results], incoming, report)
+        statuses = [result["status"] for result in results]
+        accepted = sum(n for (_, outcome), n in outcomes.items() if outcome == "accepted")
+        self._record_agents(statuses, accepted == len(results), incoming, report)
 
-    def _record_agents(self, statuses: list[str], incoming: Sequence[Incoming], report: WriteReport) -> None:
+    def _record_agents(
+        self, statuses: list[str], all_accepted: bool, incoming: Sequence[Incoming], report: WriteReport
+    ) -> None:
         identities = report.identities
         runs: dict[Key, int] = {}
         failures: dict[Key, int] = {}
-        # Steps: the bucket counts and latency sum (ms) per label combination, found once per
-        # (run, step type) of the batch and shared by the runs of the same agent version.
-        per_key: dict[Key, tuple[list[int], list[float]]] = {}
-        per_run: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        step_values: list[dict[str, Any]] = []
         key: Key
         for item in incoming:
-            if statuses[item.index] != "accepted":
+            if item.kind == "step":
+                if all_accepted or statuses[item.index] == "accepted":
+                    step_values.append(item.values)
+                continue
+            if not all_accepted and statuses[item.index] != "accepted":
                 continue
             values = item.values
-            if item.kind == "step":
-                run_key = (item.run_id, values["step_type"])
-                held = per_run.get(run_key)
-                if held is None:
-                    agent, version, _ = identities.get(item.run_id) or _NO_IDENTITY
-                    key = (agent or UNKNOWN, version or UNKNOWN, values["step_type"])
-                    held = per_key.get(key)
-                    if held is None:
-                        held = per_key[key] = (AgentSeries.step_buckets(), [0.0])
-                    per_run[run_key] = held
-                latency = values["latency_ms"]
-                held[0][bisect_left(_STEP_BOUNDS_MS, latency)] += 1
-                held[1][0] += latency
-                continue
             agent, version, environment = identities.get(item.run_id) or _NO_IDENTITY
             if item.kind == "run_end":
                 key = (agent or UNKNOWN, version or UNKNOWN, environment or UNKNOWN, values["status"])
@@ -149,9 +143,36 @@ class IngestMetrics(HttpMetrics):
             elif item.kind == "failure":
                 key = (agent or UNKNOWN, version or UNKNOWN, values["failure_type"], values["failure_code"] or UNKNOWN)
                 failures[key] = failures.get(key, 0) + 1
-        steps = {key: (counts, total[0] / 1000.0) for key, (counts, total) in per_key.items()}
+        steps = _step_histograms(step_values, identities) if step_values else {}
         if runs or failures or steps:
             self.agents.record(runs, failures, steps)
+
+
+def _step_histograms(
+    step_values: list[dict[str, Any]], identities: dict[str, tuple[str | None, str | None, str | None]]
+) -> dict[Key, tuple[list[int], float]]:
+    """Bucket counts and latency sums per (agent, version, step type) of a batch's accepted steps.
+
+    Steps are most of the events, so the per-step work is left to C (``map``, ``bisect``,
+    ``Counter`` over ``zip``); Python code runs once per (run, step type), not once per step.
+    """
+    groups = list(map(_RUN_AND_TYPE, step_values))
+    latencies = list(map(_LATENCY, step_values))
+    tallies = Tally(zip(groups, map(bisect_left, repeat(_STEP_BOUNDS_MS), latencies), strict=True))
+    sums: dict[tuple[str, str], float] = dict.fromkeys(groups, 0.0)
+    for group, latency in zip(groups, latencies, strict=True):
+        sums[group] += latency
+    out: dict[Key, tuple[list[int], float]] = {}
+    labels: dict[tuple[str, str], Key] = {}
+    for group, total in sums.items():
+        run_id, step_type = group
+        agent, version, _ = identities.get(run_id) or _NO_IDENTITY
+        key = labels[group] = (agent or UNKNOWN, version or UNKNOWN, step_type)
+        held = out.get(key)
+        out[key] = (held[0] if held else AgentSeries.step_buckets(), (held[1] if held else 0.0) + total / 1000.0)
+    for (group, bucket), n in tallies.items():
+        out[labels[group]][0][bucket] += n
+    return out
 
 
 class _Workers(Collector):
