@@ -1,0 +1,197 @@
+"""The Ingest API's own Prometheus series (the common ones are in ``server/metrics.py``).
+
+- ``agenttracer_ingest_events_total{type, outcome}``: events by type (run_start, step, failure,
+  run_end, ``unknown`` for an event whose type could not be read) and outcome (accepted, duplicate,
+  rejected);
+- ``agenttracer_ingest_metadata_removed_total{reason}``: metadata entries and fields the privacy
+  policy removed, by reason code (never by key or value);
+- ``agenttracer_ingest_batch_events`` and ``agenttracer_ingest_commit_seconds``: histograms of batch
+  size and of the time to store a batch;
+- ``agenttracer_ingest_db_retries_total``, ``agenttracer_ingest_rate_limited_total``,
+  ``agenttracer_ingest_busy_total``;
+- ``agenttracer_rollup_lag_seconds`` and ``agenttracer_retention_rows_deleted_total{table}``, read
+  from this process's background workers when scraped;
+- the agent-level series of ``server/agent_series.py``.
+
+The store returns numbers (``WriteReport``, the workers' attributes); only this module counts them.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections import Counter as Tally
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import itemgetter
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from agenttracer import privacy
+from agenttracer.server.agent_series import STEP_BOUNDS_MS, UNKNOWN, AgentSeries, Key
+from agenttracer.server.metrics import HttpMetrics
+from agenttracer.store.write.writer import Incoming, WriteReport
+
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 750, 1000)
+# Reason codes a removal may carry: the policy's own plus the server's unknown_field.
+REMOVAL_REASONS = frozenset(privacy.REASONS) | {"unknown_field"}
+EVENT_TYPES = frozenset({"run_start", "step", "failure", "run_end"})
+_TYPE_AND_STATUS = itemgetter("type", "status")
+_RUN_AND_TYPE = itemgetter("run_id", "step_type")
+_LATENCY = itemgetter("latency_ms")
+_NO_IDENTITY: tuple[None, None, None] = (None, None, None)
+
+
+class IngestMetrics(HttpMetrics):
+    """The Ingest API's series; ``record_batch`` counts one stored batch."""
+
+    def __init__(self, max_agent_series: int) -> None:
+        super().__init__()
+        registry = self.registry
+        self.events = Counter(
+            "agenttracer_ingest_events", "Events received, by event type and outcome (accepted, duplicate, rejected).",
+            ("type", "outcome"), registry=registry,
+        )
+        self.removed = Counter(
+            "agenttracer_ingest_metadata_removed",
+            "Metadata entries and fields the privacy policy removed before storage, by reason code.",
+            ("reason",), registry=registry,
+        )
+        self.batch_events = Histogram(
+            "agenttracer_ingest_batch_events", "Events per ingest batch.", buckets=BATCH_BUCKETS, registry=registry,
+        )
+        self.commit_seconds = Histogram(
+            "agenttracer_ingest_commit_seconds",
+            "Seconds to store a batch: from the start of its write to its commit (lock waits and retries included).",
+            buckets=COMMIT_BUCKETS, registry=registry,
+        )
+        self.retries = Counter(
+            "agenttracer_ingest_db_retries",
+            "Batch transactions redone (deadlock, serialization failure, step collision).", registry=registry,
+        )
+        self.rate_limited = Counter(
+            "agenttracer_ingest_rate_limited", "Ingest requests refused with 429 by the per-key rate limit.",
+            registry=registry,
+        )
+        self.busy = Counter(
+            "agenttracer_ingest_busy", "Ingest requests refused with 503 because every batch slot stayed taken.",
+            registry=registry,
+        )
+        self.agents = AgentSeries(max_agent_series)
+        registry.register(self.agents)
+        self.workers = _Workers()
+        registry.register(self.workers)
+
+    def watch_workers(self, rollup: Any = None, retention: Any = None) -> None:
+        """Report the background workers of this process (``store.rollup_refresh.RollupWorker``,
+        ``store.retention.RetentionWorker``) from now on; None leaves a worker unreported."""
+        self.workers.rollup = rollup
+        self.workers.retention = retention
+
+    def record_batch(
+        self,
+        results: Sequence[dict[str, Any]],
+        incoming: Sequence[Incoming],
+        report: WriteReport,
+        commit_seconds: float,
+    ) -> None:
+        """Count a stored batch: its per-event ``results`` (after the writer's outcomes), the records
+        that reached the writer, what the writer reported, and how long the write took."""
+        # Counted with C-level helpers (collections.Counter over itemgetter): this runs for every batch
+        # on the ingest path, and its cost per event is what the <= 5 % bar is about.
+        outcomes = Tally(map(_TYPE_AND_STATUS, results))
+        for (kind, outcome), n in outcomes.items():
+            self.events.labels(kind if kind in EVENT_TYPES else "unknown", outcome).inc(n)
+        reasons = Tally(removal["reason"] for result in results if result["removed"] for removal in result["removed"])
+        for reason, n in reasons.items():
+            self.removed.labels(reason if reason in REMOVAL_REASONS else "other").inc(n)
+        self.batch_events.observe(len(results))
+        if incoming:
+            self.commit_seconds.observe(commit_seconds)
+        if report.retries:
+            self.retries.inc(report.retries)
+        accepted = sum(n for (_, outcome), n in outcomes.items() if outcome == "accepted")
+        # Most batches are accepted whole: then no event's status needs looking up.
+        statuses = None if accepted == len(results) else [result["status"] for result in results]
+        self._record_agents(statuses, incoming, report)
+
+    def _record_agents(self, statuses: list[str] | None, incoming: Sequence[Incoming], report: WriteReport) -> None:
+        identities = report.identities
+        runs: dict[Key, int] = {}
+        failures: dict[Key, int] = {}
+        step_values: list[dict[str, Any]] = []
+        key: Key
+        for item in incoming:
+            if statuses is not None and statuses[item.index] != "accepted":
+                continue
+            if item.kind == "step":
+                step_values.append(item.values)
+                continue
+            values = item.values
+            agent, version, environment = identities.get(item.run_id) or _NO_IDENTITY
+            if item.kind == "run_end":
+                key = (agent or UNKNOWN, version or UNKNOWN, environment or UNKNOWN, values["status"])
+                runs[key] = runs.get(key, 0) + 1
+            elif item.kind == "failure":
+                key = (agent or UNKNOWN, version or UNKNOWN, values["failure_type"], values["failure_code"] or UNKNOWN)
+                failures[key] = failures.get(key, 0) + 1
+        steps = _step_histograms(step_values, identities) if step_values else {}
+        if runs or failures or steps:
+            self.agents.record(runs, failures, steps)
+
+
+def _step_histograms(
+    step_values: list[dict[str, Any]], identities: dict[str, tuple[str | None, str | None, str | None]]
+) -> dict[Key, tuple[list[int], float]]:
+    """Bucket counts and latency sums per (agent, version, step type) of a batch's accepted steps.
+
+    Steps are most of the events, so the per-step work is left to C (``map``, ``bisect``,
+    ``Counter`` over ``zip``); Python code runs once per (run, step type), not once per step.
+    """
+    groups = list(map(_RUN_AND_TYPE, step_values))
+    latencies = list(map(_LATENCY, step_values))
+    tallies = Tally(zip(groups, map(bisect_left, repeat(STEP_BOUNDS_MS), latencies), strict=True))
+    sums: dict[tuple[str, str], float] = dict.fromkeys(groups, 0.0)
+    for group, latency in zip(groups, latencies, strict=True):
+        sums[group] += latency
+    out: dict[Key, tuple[list[int], float]] = {}
+    labels: dict[tuple[str, str], Key] = {}
+    for group, total in sums.items():
+        run_id, step_type = group
+        agent, version, _ = identities.get(run_id) or _NO_IDENTITY
+        key = labels[group] = (agent or UNKNOWN, version or UNKNOWN, step_type)
+        held = out.get(key)
+        out[key] = (held[0] if held else AgentSeries.step_buckets(), (held[1] if held else 0.0) + total / 1000.0)
+    for (group, bucket), n in tallies.items():
+        out[labels[group]][0][bucket] += n
+    return out
+
+
+class _Workers(Collector):
+    """The ingest process's background workers, read when scraped (nothing is counted on their side)."""
+
+    def __init__(self) -> None:
+        self.rollup: Any = None
+        self.retention: Any = None
+
+    def collect(self) -> Iterable[Metric]:
+        rollup, retention = self.rollup, self.retention
+        if rollup is not None:
+            lag = GaugeMetricFamily(
+                "agenttracer_rollup_lag_seconds",
+                "Seconds since the rollup refresher last finished a pass with nothing left to fold in.",
+            )
+            lag.add_metric((), max(0.0, time.time() - rollup.caught_up_at))
+            yield lag
+        if retention is not None:
+            deleted = CounterMetricFamily(
+                "agenttracer_retention_rows_deleted", "Rows deleted by retention in this process, by table.",
+                labels=("table",),
+            )
+            for table, n in sorted(retention.deleted.items()):
+                deleted.add_metric((table,), n)
+            yield deleted
