@@ -173,9 +173,10 @@ def _run(services: list[Any], settings: Any) -> None:
     # The process that serves ingest also keeps the rollups current (never the read-only Query API).
     rollup = None
     if any(svc.name == "ingest" for svc in services):
-        from agenttracer.store.rollup_refresh import start_rollup
+        from agenttracer.store.rollup_live import start_rollup
 
-        rollup = start_rollup(_engine(settings), settings.rollup_interval_seconds, settings.rollup_settle_seconds)
+        rollup = start_rollup(_engine(settings), settings.rollup_interval_seconds, settings.rollup_settle_seconds,
+                              settings.rollup_live_interval_seconds)
     freeze_startup_heap()  # the apps, engines and workers above are built: they live as long as we do
     try:
         # logging levels were set above

@@ -51,6 +51,9 @@ class Settings:
     # how long after an hour ends before it is first rolled up (late steps of runs still in flight).
     rollup_interval_seconds: int = 60
     rollup_settle_seconds: int = 120
+    # Seconds between passes of the live refresher (the newest, not yet rolled-up hour kept in 10-second
+    # and minute rows, store/rollup_live.py); 0 turns it off.
+    rollup_live_interval_seconds: int = 2
     # The most time the database may work on one Query API read (PostgreSQL: per statement; SQLite: per
     # request); past it the request is answered 503 with Retry-After. 0 turns the limit off.
     query_timeout_ms: int = 15_000

@@ -1,7 +1,12 @@
-"""Dirty marks: how a write tells the rollup refresher (``store/rollup_refresh.py``) which hours changed.
+"""Dirty marks: how a write tells the rollup refreshers (``store/rollup_refresh.py``, ``store/rollup_live.py``)
+which time buckets changed.
 
 The writer (and retention) call these inside their own transaction, so a mark commits or rolls back
-with the data it describes. Each call is one INSERT of the touched hours into ``rollup_dirty``.
+with the data it describes. Each call is one INSERT of the touched buckets into ``rollup_dirty``. A mark
+holds the start of the finest rollup bucket (MARK_SECONDS, the live refresher's 10 s) that a changed run
+starts in; the hourly refresher and readers floor marks to the hour (``rollup_dirty.hour`` keeps its name
+from when marks were hours: an hour-floored mark from then is the mark of that hour's first bucket, and
+the hours concerned are before ``rolled_until``, which only the hourly refresher reads).
 """
 
 from __future__ import annotations
@@ -14,13 +19,34 @@ import sqlalchemy as sa
 from agenttracer.store.run_state import RunState, current_start
 from agenttracer.store.tables import rollup_dirty
 
+MARK_SECONDS = 10
+
 
 def floor_hour(ts: datetime) -> datetime:
     return ts.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
+def floor_seconds(ts: datetime, seconds: int) -> datetime:
+    """``ts`` (aware) floored to a multiple of ``seconds`` (a divisor of 3600) in UTC."""
+    ts = ts.astimezone(timezone.utc)
+    second = ts.minute * 60 + ts.second
+    second -= second % seconds
+    return ts.replace(minute=second // 60, second=second % 60, microsecond=0)
+
+
 _HOUR_TYPE = rollup_dirty.c.hour.type
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def merge_intervals(intervals: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Sorted, with touching or overlapping [from, to) intervals joined."""
+    out: list[tuple[datetime, datetime]] = []
+    for a, b in sorted(intervals):
+        if out and out[-1][1] >= a:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
 
 
 def mark_dirty(conn: sa.Connection, hours: Iterable[datetime]) -> None:
@@ -29,11 +55,11 @@ def mark_dirty(conn: sa.Connection, hours: Iterable[datetime]) -> None:
     Straight to the driver with a fixed SQL text (an array on PostgreSQL): building a multi-row
     SQLAlchemy insert per batch cost ~4 µs per ingested step, this ~0.3 µs.
     """
-    # Hour numbers since the epoch dedupe cheaply; only the distinct ones become datetimes.
-    numbers = sorted({int(h.timestamp()) // 3600 for h in hours})
+    # Bucket numbers since the epoch dedupe cheaply; only the distinct ones become datetimes.
+    numbers = sorted({int(h.timestamp()) // MARK_SECONDS for h in hours})
     if not numbers:
         return
-    distinct = [_EPOCH + timedelta(hours=n) for n in numbers]
+    distinct = [_EPOCH + timedelta(seconds=n * MARK_SECONDS) for n in numbers]
     dialect = conn.dialect
     if dialect.name == "postgresql":
         conn.exec_driver_sql("INSERT INTO rollup_dirty (hour) SELECT unnest(%(h)s::timestamptz[])", {"h": distinct})
