@@ -54,10 +54,12 @@ from agenttracer.server import wire
 from agenttracer.server.auth import auth_dependency
 from agenttracer.server.ingest_body import Problem, parse_json, read_body
 from agenttracer.server.ingest_events import convert_event
+from agenttracer.server.ingest_metrics import IngestMetrics
+from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.settings import Settings
 from agenttracer.store.engine import make_engine
 from agenttracer.store.sqlite_checkpoint import AUTOCHECKPOINT_PAGES
-from agenttracer.store.writer import Incoming, probe_write, write_batch
+from agenttracer.store.writer import Incoming, WriteReport, probe_write, write_batch
 
 log = logging.getLogger("agenttracer.ingest")
 
@@ -67,6 +69,8 @@ RETRY_AFTER_SECONDS = 2
 MAX_CONCURRENT_BATCHES = 4
 # How long a batch may wait for a slot before the client is told to come back later (503).
 BUSY_WAIT_SECONDS = 10.0
+# A batch's counts on the request's log line.
+_COUNTS = ("accepted", "duplicates", "rejected", "removed")
 # Errors that mean "the database is not there right now", not "this input is bad".
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 # How long a failed batch write keeps /health at 503 unless a later batch is stored.
@@ -119,8 +123,9 @@ def _busy() -> Response:
     )
 
 
-def process_batch(engine: sa.Engine, body: bytes) -> tuple[int, dict[str, Any]]:
-    """Parse, validate, scrub and store one request body. Returns (HTTP status, response body)."""
+def process_batch(engine: sa.Engine, body: bytes, metrics: IngestMetrics | None = None) -> tuple[int, dict[str, Any]]:
+    """Parse, validate, scrub and store one request body. Returns (HTTP status, response body).
+    With ``metrics``, the stored batch is counted there."""
     doc = parse_json(body)
     if not isinstance(doc, dict):
         raise Problem(422, "invalid_envelope", "body", 'must be a JSON object {"events": [...]}')
@@ -141,7 +146,9 @@ def process_batch(engine: sa.Engine, body: bytes) -> tuple[int, dict[str, Any]]:
         if item is not None:
             incoming.append(item)
 
-    for outcome in write_batch(engine, incoming, now=now):
+    report = WriteReport() if metrics is not None else None
+    started = time.perf_counter()
+    for outcome in write_batch(engine, incoming, now=now, report=report):
         result = results[outcome.index]
         result["status"] = outcome.status
         if outcome.status == "rejected":
@@ -153,6 +160,8 @@ def process_batch(engine: sa.Engine, body: bytes) -> tuple[int, dict[str, Any]]:
         counts[result["status"]] += 1
         removed += len(result["removed"])
     status = 200 if counts["accepted"] or counts["duplicate"] else 422
+    if metrics is not None and report is not None:
+        metrics.record_batch(results, incoming, report, time.perf_counter() - started)
     return status, {
         "accepted": counts["accepted"],
         "duplicates": counts["duplicate"],
@@ -201,6 +210,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     )
     app.state.engine = engine
     app.state.settings = settings
+    metrics = IngestMetrics(settings.metrics_max_agent_series) if settings.metrics_enabled else None
+    install(app, settings, engine, metrics)
     slots = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
     write_failure: list[Any] = []  # [error class name, monotonic time] of the last failed batch write
 
@@ -210,6 +221,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
 
     async def _db_down(_request: Request, exc: Exception) -> Response:
         # Also reached from the auth dependency, which queries the database before the handler runs.
+        count_db_error(app, exc)
         return _unavailable(exc)
 
     for kind in _UNAVAILABLE:
@@ -227,17 +239,26 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
             503: {"model": wire.ApiError, "description": "The database is unavailable; retry after Retry-After."},
         },
         openapi_extra=_document_request_body(app),
-        dependencies=[Depends(auth_dependency(settings, engine, "ingest"))],
+        dependencies=[
+            Depends(
+                auth_dependency(
+                    settings, engine, "ingest", on_rate_limited=metrics.rate_limited.inc if metrics else None
+                )
+            )
+        ],
     )
     async def ingest(request: Request) -> Response:
         try:
             await asyncio.wait_for(slots.acquire(), timeout=BUSY_WAIT_SECONDS)
         except asyncio.TimeoutError:
+            if metrics is not None:
+                metrics.busy.inc()
             return _busy()
         try:
             body = await read_body(request)
-            status, payload = await run_in_threadpool(process_batch, engine, body)
+            status, payload = await run_in_threadpool(process_batch, engine, body, metrics)
         except (sa.exc.DBAPIError, *_UNAVAILABLE) as exc:
+            count_db_error(app, exc)
             if not _cannot_write(exc):
                 raise
             write_failure[:] = [type(getattr(exc, "orig", None) or exc).__name__, time.monotonic()]
@@ -245,6 +266,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
         finally:
             slots.release()
         write_failure.clear()
+        request.state.counts = {key: payload[key] for key in _COUNTS}
         return _json(status, payload)
 
     @app.get("/health", summary="Liveness, database reachability and whether it takes writes.",
@@ -266,6 +288,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
         try:
             await run_in_threadpool(_ping, engine)
         except Exception as exc:  # any failure to reach the database means "down"
+            count_db_error(app, exc)
             return down("unreachable", type(exc).__name__)
         if write_failure and time.monotonic() - write_failure[1] < WRITE_FAILURE_MEMORY_S:
             age = time.monotonic() - write_failure[1]
@@ -273,6 +296,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
         try:
             await run_in_threadpool(probe_write, engine)
         except Exception as exc:  # the database answers but will not write: ingest cannot work
+            count_db_error(app, exc)
             return down("not_writable", f"{type(exc).__name__}: the database refuses writes")
         return _json(200, {"status": "ok", "service": "ingest", "database": "ok", "backend": backend, "detail": None})
 

@@ -39,6 +39,8 @@ from agenttracer.model import (
     RunStatus,
 )
 from agenttracer.server.auth import auth_dependency
+from agenttracer.server.metrics import QueryMetrics
+from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.settings import Settings
 from agenttracer.server.wire import AgentList, CompareResponse, ErrorOut, HealthOut, RunDetail, RunPage, StatsResponse
 from agenttracer.store import analytics, analytics_compare, reader
@@ -246,6 +248,7 @@ _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutEr
 
 
 def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    count_db_error(request.app, exc)
     if timed_out(exc):
         limit = request.app.state.settings.query_timeout_ms
         return JSONResponse(
@@ -288,6 +291,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     )
     app.state.engine = engine
     app.state.settings = settings
+    install(app, settings, engine, QueryMetrics() if settings.metrics_enabled else None)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for error in _UNAVAILABLE:
         app.add_exception_handler(error, _database_unavailable)
@@ -295,7 +299,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET"],
-        allow_headers=["Authorization", "X-API-Key"],
+        allow_headers=["Authorization", "X-API-Key", "X-Request-ID"],
+        expose_headers=["X-Request-ID"],
     )
     app.include_router(
         router,
@@ -316,6 +321,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
             with engine.connect() as conn:
                 reader.ping(conn)
         except Exception as exc:  # any failure to read means "unreachable"; the class name is enough
+            count_db_error(app, exc)
             body = {"status": "unavailable", "service": "query", "database": "unreachable", "backend": backend,
                     "detail": type(exc).__name__}
             return JSONResponse(status_code=503, content=body, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})

@@ -73,6 +73,8 @@ def _config(service: Service, log_level: str | None, shutdown_timeout_s: float) 
         # log_level None uvicorn leaves the logger levels alone too.
         log_config=None,
         lifespan="on",
+        # Each API logs one line per request itself, with its request id (server/observe.py).
+        access_log=False,
         # Keep-alive idle connections must not hold up a graceful stop for long.
         timeout_keep_alive=5,
         timeout_graceful_shutdown=max(int(shutdown_timeout_s), 1) if shutdown_timeout_s else None,

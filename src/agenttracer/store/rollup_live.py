@@ -158,12 +158,17 @@ class RollupWorker(PeriodicWorker[RefreshResult | LiveResult]):
         self.hourly_interval_s = interval_s
         self.live_interval_s = live_interval_s
         self._next_hourly = 0.0
+        # Wall-clock time (time.time()) the hourly refresher last ended a pass with nothing left to do, or
+        # another process's refresher held the lock; the server reports now minus this as its lag.
+        self.caught_up_at = time.time()
 
     def _pass(self) -> RefreshResult | LiveResult:
         result: RefreshResult | LiveResult | None = None
         if time.monotonic() >= self._next_hourly:
             hourly = refresh(self.engine, settle=self.settle, should_stop=self._stop.is_set)
             self._next_hourly = time.monotonic() + self.hourly_interval_s
+            if hourly.skipped or (hourly.dirty_left == 0 and not self._stop.is_set()):
+                self.caught_up_at = time.time()
             if hourly.hours:
                 log.info("rollup: recomputed %d hours and %d days in %.1f s; rolled up until %s",
                          hourly.hours, hourly.days, hourly.seconds,
