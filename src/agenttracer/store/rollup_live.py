@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -57,6 +58,9 @@ TEN_S = timedelta(seconds=MARK_SECONDS)
 MINUTE = timedelta(minutes=1)
 # Further behind than this, the hourly refresher is catching up (after downtime): the live pass waits for it.
 MAX_LIVE_SPAN = timedelta(hours=3)
+# New time one transaction rolls up at most: a backlog (a restart, the first pass) is taken in steps that
+# hold SQLite's write lock for a fraction of a second each, and readers gain from each step at once.
+STEP_SPAN = timedelta(minutes=1)
 DEFAULT_LIVE_INTERVAL_S = 2.0
 
 Interval = tuple[datetime, datetime]
@@ -83,31 +87,51 @@ def _set_live(conn: sa.Connection, value: datetime) -> None:
         conn.execute(sa.insert(state).values(id=LIVE_STATE_ID, rolled_until=value))
 
 
-def refresh_live(engine: sa.Engine, *, now: datetime | None = None) -> LiveResult:
-    """One live pass: recompute the new and the dirty 10-second buckets since rolled_until, and their minutes."""
+def refresh_live(engine: sa.Engine, *, now: datetime | None = None,
+                 should_stop: Callable[[], bool] = lambda: False) -> LiveResult:
+    """One live pass: recompute the new and the dirty 10-second buckets since rolled_until, and their minutes
+    (in steps of at most STEP_SPAN of new time, one transaction each)."""
     started = time.perf_counter()
     target = floor_seconds(now or datetime.now(timezone.utc), MARK_SECONDS)
+    buckets = minutes = 0
+    live: datetime | None = None
     with _refresher_connection(engine) as conn:
         if conn is None:
             return LiveResult(0, 0, None, time.perf_counter() - started, skipped=True)
-        with _transaction(engine, conn):
-            rolled = read_state(conn)
-            live = read_live(conn)
-            if rolled is None or target <= rolled or target - rolled > MAX_LIVE_SPAN:
-                return LiveResult(0, 0, live, time.perf_counter() - started)
-            start = live if live is not None and live > rolled else rolled
-            fresh = [(start, target)] if start < target else []
-            intervals = merge_intervals([*((m, m + TEN_S) for m in dirty_marks(conn, rolled, start)), *fresh])
-            if not intervals:
-                return LiveResult(0, 0, live, time.perf_counter() - started)
-            buckets = _recompute(conn, intervals)
-            minutes = sorted({floor_seconds(a, 60) + MINUTE * i for a, b in intervals
-                              for i in range(int((b - floor_seconds(a, 60)) / MINUTE) + 1)})
-            closed = [m for m in minutes if m + MINUTE <= target]
-            merge_buckets(conn, MINUTE_GRAIN, closed, MINUTE, TEN_S_GRAIN)
-            conn.execute(rollup_dirty.delete().where(rollup_dirty.c.hour >= rolled, rollup_dirty.c.hour < target))
-            _set_live(conn, target)
-    return LiveResult(buckets, len(closed), target, time.perf_counter() - started)
+        while True:
+            with _transaction(engine, conn):
+                step = _step(conn, target)
+            if step is None:
+                break
+            buckets, minutes, live = buckets + step[0], minutes + step[1], step[2]
+            if live >= target or should_stop():
+                break
+        if live is None:
+            with conn.begin():
+                live = read_live(conn)
+    return LiveResult(buckets, minutes, live, time.perf_counter() - started)
+
+
+def _step(conn: sa.Connection, target: datetime) -> tuple[int, int, datetime] | None:
+    """Recompute the dirty buckets and up to STEP_SPAN of new ones; (buckets, minutes, new live_until) or None."""
+    rolled = read_state(conn)
+    live = read_live(conn)
+    if rolled is None or target <= rolled or target - rolled > MAX_LIVE_SPAN:
+        return None
+    start = live if live is not None and live > rolled else rolled
+    until = min(target, start + STEP_SPAN)
+    fresh = [(start, until)] if start < until else []
+    intervals = merge_intervals([*((m, m + TEN_S) for m in dirty_marks(conn, rolled, start)), *fresh])
+    if not intervals:
+        return None
+    buckets = _recompute(conn, intervals)
+    minutes = sorted({floor_seconds(a, 60) + MINUTE * i for a, b in intervals
+                      for i in range(int((b - floor_seconds(a, 60)) / MINUTE) + 1)})
+    closed = [m for m in minutes if m + MINUTE <= until]
+    merge_buckets(conn, MINUTE_GRAIN, closed, MINUTE, TEN_S_GRAIN)
+    conn.execute(rollup_dirty.delete().where(rollup_dirty.c.hour >= rolled, rollup_dirty.c.hour < until))
+    _set_live(conn, until)
+    return buckets, len(closed), until
 
 
 def _recompute(conn: sa.Connection, intervals: list[Interval]) -> int:
@@ -175,7 +199,7 @@ class RollupWorker(PeriodicWorker[RefreshResult | LiveResult]):
                          hourly.rolled_until.isoformat() if hourly.rolled_until else "-")
             result = hourly
         if self.live_interval_s > 0 and not self._stop.is_set():
-            result = refresh_live(self.engine)
+            result = refresh_live(self.engine, should_stop=self._stop.is_set)
         assert result is not None
         return result
 
