@@ -10,7 +10,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store.engine import make_engine
+from agenttracer.store.schema.engine import make_engine
 from tests.support.events import failure, full_run, new_run_id, run_end, run_start, step, ts
 
 
@@ -147,7 +147,7 @@ def test_partial_success_stores_the_good_events_and_names_what_is_wrong(live_ing
     assert [r["status"] for r in results] == [
         "accepted", "accepted", "rejected", "rejected", "rejected", "rejected", "rejected", "accepted"
     ]
-    assert results[2]["errors"] == [{"field": "latency_ms", "rule": "must be >= 0"}]
+    assert results[2]["errors"] == [{"field": "latency_ms", "rule": "must be >= 0", "code": "latency_range"}]
     assert results[3]["errors"][0]["field"] == "step_type" and "plan" in results[3]["errors"][0]["rule"]
     assert "thinking" not in results[3]["errors"][0]["rule"]
     assert results[4]["errors"][0]["field"] == "ended_at"

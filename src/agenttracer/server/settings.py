@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from agenttracer.store.engine import DEFAULT_DATABASE_URL
+from agenttracer.store.schema.engine import DEFAULT_DATABASE_URL
 
 ENV_PREFIX = "AGENTTRACER_"
 
@@ -61,8 +61,12 @@ class Settings:
     rollup_interval_seconds: int = 60
     rollup_settle_seconds: int = 120
     # Seconds between passes of the live refresher (the newest, not yet rolled-up hour kept in 10-second
-    # and minute rows, store/rollup_live.py); 0 turns it off.
+    # and minute rows, store/rollup/live.py); 0 turns it off.
     rollup_live_interval_seconds: int = 2
+    # The key that seals the Query API's pagination cursors (HMAC-SHA256). Empty: a random key per
+    # process, so cursors last as long as the process. Give every query process behind one load
+    # balancer the same value. A secret: never logged, never shown.
+    cursor_secret: str | None = field(default=None, repr=False)
     # The most time the database may work on one Query API read (PostgreSQL: per statement; SQLite: per
     # request); past it the request is answered 503 with Retry-After. 0 turns the limit off.
     query_timeout_ms: int = 15_000

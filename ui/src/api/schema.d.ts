@@ -79,7 +79,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One run with its steps in seq order and its failure. */
+        /** One run with its totals, its failure and a page of its steps in seq order. */
         get: operations["get_run"];
         put?: never;
         post?: never;
@@ -439,12 +439,23 @@ export interface components {
         };
         /**
          * RunDetail
-         * @description A run with its steps in seq order and its failure (if any).
+         * @description A run with its failure (if any) and one page of its steps in seq order.
+         *
+         *     ``run`` carries the whole run's totals (step_count, error_step_count, retry_count, duration_ms)
+         *     on every page; ``steps`` holds only the steps with seq above the request's ``steps_after``.
          */
         RunDetail: {
             failure: components["schemas"]["FailureOut"] | null;
+            /**
+             * Next Steps After
+             * @description Pass as steps_after to get the next page of steps; null when this page is the last.
+             */
+            next_steps_after: number | null;
             run: components["schemas"]["RunSummary"];
-            /** Steps */
+            /**
+             * Steps
+             * @description One page of steps, seq ascending.
+             */
             steps: components["schemas"]["StepOut"][];
         };
         /**
@@ -1016,9 +1027,9 @@ export interface operations {
                 candidate: string;
                 /** @description Only runs in this environment. */
                 environment?: string | null;
-                /** @description Runs started at or after this time (ISO 8601; UTC if no offset). */
+                /** @description Runs started at or after this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 since?: string | null;
-                /** @description Runs started before this time (ISO 8601; UTC if no offset). */
+                /** @description Runs started before this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 until?: string | null;
             };
             header?: never;
@@ -1095,9 +1106,9 @@ export interface operations {
                 failure_code?: string | null;
                 /** @description Runs with at least one step of this name. */
                 step_name?: string | null;
-                /** @description Runs started at or after this time (ISO 8601; UTC if no offset). */
+                /** @description Runs started at or after this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 since?: string | null;
-                /** @description Runs started before this time (ISO 8601; UTC if no offset). */
+                /** @description Runs started before this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 until?: string | null;
             };
             header?: never;
@@ -1155,7 +1166,12 @@ export interface operations {
     };
     get_run: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Return steps with seq above this: next_steps_after of the previous page. */
+                steps_after?: number;
+                /** @description Steps per page. */
+                steps_limit?: number;
+            };
             header?: never;
             path: {
                 /** @description The run's UUID. */
@@ -1238,9 +1254,9 @@ export interface operations {
                 failure_code?: string | null;
                 /** @description Runs with at least one step of this name. */
                 step_name?: string | null;
-                /** @description Runs started at or after this time (ISO 8601; UTC if no offset). */
+                /** @description Runs started at or after this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 since?: string | null;
-                /** @description Runs started before this time (ISO 8601; UTC if no offset). */
+                /** @description Runs started before this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 until?: string | null;
             };
             header?: never;
