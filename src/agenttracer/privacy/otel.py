@@ -137,6 +137,9 @@ SPAN_ATTRIBUTES: Mapping[str, Allowed] = _table(
         # Pydantic AI: its run-level agent name (instrumentation version 2) and retry bookkeeping.
         # A failed tool or output span carries the attempt it was (1 for the first call).
         ("agent_name", "agent_name", _L),
+        ("model_name", "model", _L),
+        ("gen_ai.aggregated_usage.input_tokens", "tokens_in", _C),  # a run's totals, on its agent span
+        ("gen_ai.aggregated_usage.output_tokens", "tokens_out", _C),
         ("operation.cost", "cost_total", _N),
         ("pydantic_ai.tool.retry.attempt", "retry_attempt", _I),
         ("pydantic_ai.tool.retry.max_retries", "max_retries", _I),

@@ -1,4 +1,5 @@
-"""The Ingest API (:8000): write-only. ``POST /v1/ingest`` stores a batch of events; ``GET /health``.
+"""The Ingest API (:8000): write-only. ``POST /v1/ingest`` stores a batch of events; ``POST /v1/traces``
+takes OTLP trace exports (``server/otlp_route.py``); ``GET /health``.
 
 Contract for clients (the SDK relies on it):
 
@@ -49,6 +50,7 @@ from agenttracer.server import wire
 from agenttracer.server.auth import auth_dependency
 from agenttracer.server.ingest_body import Problem, parse_json, read_body
 from agenttracer.server.ingest_events import convert_event
+from agenttracer.server.otlp_route import add_traces_route
 from agenttracer.server.settings import Settings
 from agenttracer.store.engine import make_engine
 from agenttracer.store.sqlite_checkpoint import AUTOCHECKPOINT_PAGES
@@ -219,6 +221,10 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             slots.release()
         return _json(status, payload)
+
+    add_traces_route(
+        app, settings, engine, slots, BUSY_WAIT_SECONDS, RETRY_AFTER_SECONDS, _UNAVAILABLE, _unavailable
+    )
 
     @app.get("/health", summary="Liveness and database reachability.", response_model=wire.HealthResponse)
     async def health() -> Response:

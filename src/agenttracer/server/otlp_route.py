@@ -1,0 +1,120 @@
+"""``POST /v1/traces``: OTLP/HTTP trace export on the Ingest API.
+
+Contract (the OTLP/HTTP specification's, so that stock exporters behave):
+
+- Auth exactly as ``/v1/ingest`` (``Authorization: Bearer <key>`` — what ``OTEL_EXPORTER_OTLP_HEADERS``
+  sends — or ``X-API-Key``), the same per-key rate limit (429 with ``Retry-After``).
+- Body: ``application/x-protobuf`` or ``application/json`` (OTLP/JSON), else **415**; optionally
+  ``Content-Encoding: gzip`` or ``deflate``; at most 5 MiB after decompression (else **413**, a
+  compression bomb included, refused without being inflated). An undecodable body is **400**.
+- **200** with an ``ExportTraceServiceResponse`` in the request's format once the spans are
+  committed. ``partial_success.rejected_spans`` counts spans refused (bad ids or times) and its
+  ``error_message`` names their positions and rules and how many attribute keys, events and links
+  were dropped — counts and positions only, never a value. Stock exporters do not retry a 200.
+- **503** with ``Retry-After`` when the database is unavailable or the server is busy: nothing was
+  stored, the exporter retries. Errors carry ``google.rpc.Status`` in the request's format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from agenttracer.server.auth import auth_dependency
+from agenttracer.server.ingest_body import Problem, read_body
+from agenttracer.server.otlp_decode import MEDIA_TYPES, decode_request, encode_problem, encode_response, response_media
+from agenttracer.server.otlp_map import map_request
+from agenttracer.server.settings import Settings
+from agenttracer.store.otlp_write import write_spans
+
+log = logging.getLogger("agenttracer.ingest.otlp")
+
+MAX_LISTED_REJECTIONS = 3  # positions of refused spans named in the message; the rest are counted
+
+
+def process_traces(engine: sa.Engine, body: bytes, media: str) -> bytes:
+    """Decode, map, scrub and store one export request; the encoded response."""
+    request = decode_request(body, media)
+    now = datetime.now(timezone.utc)
+    mapped = map_request(request, now)
+    written = write_spans(engine, mapped.spans, now)
+    rejected = len(mapped.rejected) + written.rejected
+    parts = []
+    if mapped.rejected:
+        listed = "; ".join(f"{r.where}.{r.field}: {r.rule}" for r in mapped.rejected[:MAX_LISTED_REJECTIONS])
+        more = len(mapped.rejected) - MAX_LISTED_REJECTIONS
+        parts.append(f"{len(mapped.rejected)} spans refused: {listed}" + (f"; and {more} more" if more > 0 else ""))
+    if written.rejected:
+        parts.append(f"{written.rejected} spans refused: traceId is the run_id of a run reported by the SDK")
+    if mapped.dropped:
+        parts.append(
+            f"{mapped.dropped} attribute keys, events and links dropped (not on the allow-list, or refused by the "
+            "privacy policy; see docs/otlp.md)"
+        )
+    log.info(
+        "otlp: %d spans stored, %d duplicates, %d refused, %d keys dropped",
+        written.accepted,
+        written.duplicates,
+        rejected,
+        mapped.dropped,
+    )
+    return encode_response(media, rejected, ". ".join(parts))
+
+
+def add_traces_route(
+    app: FastAPI,
+    settings: Settings,
+    engine: sa.Engine,
+    slots: asyncio.Semaphore,
+    busy_wait: float,
+    retry_after: int,
+    unavailable: tuple[type[Exception], ...],
+    on_unavailable: Callable[[BaseException], Any],
+) -> None:
+    """Register ``POST /v1/traces`` on the Ingest API, sharing its batch slots and database handling."""
+
+    def _status(media: str, problem: Problem) -> Response:
+        return Response(encode_problem(media, problem), status_code=problem.status, media_type=media,
+                        headers=problem.headers)
+
+    def _retry_later(media: str, field: str, rule: str) -> Response:
+        headers = {"Retry-After": str(retry_after)}
+        return _status(media, Problem(503, "unavailable", field, rule, headers))
+
+    @app.post(
+        "/v1/traces",
+        summary="OTLP/HTTP trace export (protobuf or JSON): spans become runs and steps; content is dropped.",
+        responses={
+            200: {"description": "ExportTraceServiceResponse (partial_success when spans were refused)."},
+            400: {"description": "The body is not a decodable ExportTraceServiceRequest (google.rpc.Status)."},
+            413: {"description": "More than 5 MiB after decompression."},
+            415: {"description": "Not application/x-protobuf or application/json, or an unknown encoding."},
+            503: {"description": "The database is unavailable or the server busy; retry after Retry-After."},
+        },
+        dependencies=[Depends(auth_dependency(settings, engine, "ingest"))],
+    )
+    async def traces(request: Request) -> Response:
+        media = response_media(request.headers.get("content-type", ""))
+        try:
+            await asyncio.wait_for(slots.acquire(), timeout=busy_wait)
+        except asyncio.TimeoutError:
+            return _retry_later(media, "server", "busy; nothing was stored, retry later")
+        try:
+            body = await read_body(request, MEDIA_TYPES)
+            payload = await run_in_threadpool(process_traces, engine, body, media)
+        except Problem as problem:
+            return _status(media, problem)
+        except unavailable as exc:
+            on_unavailable(exc)  # logs the class and SQLSTATE only
+            return _retry_later(media, "database", "unavailable; nothing was stored, retry later")
+        finally:
+            slots.release()
+        return Response(payload, status_code=200, media_type=media)
