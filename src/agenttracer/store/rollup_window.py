@@ -7,12 +7,17 @@ hours not rolled up yet (the live hour and the settle delay). Optionally, a part
 hour is clean is planned as that hour's rollup minus the raw rest of the hour outside the window, when
 that rest is the shorter side. ``raw_condition`` turns the raw intervals into a condition on runs.
 
+Planning works on intervals, never on a list of the window's hours: the window is clamped to the hour of
+the earliest run (one index lookup) and its clean part is [start, rolled_until) cut at the dirty hours,
+so its cost depends on the data (how many dirty hours there are), not on the window's length — a window
+from 1970, or from year 1, plans as cheaply as one starting at the first run.
+
 Used by stats, ``/v1/agents`` and compare's run counts (``store/analytics_rollup.py``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
@@ -22,13 +27,9 @@ from agenttracer.store.tables import runs
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+_MIN = datetime.min.replace(tzinfo=timezone.utc)
 
 Span = tuple[str, datetime, datetime]
-
-
-def _ceil_hour(ts: datetime) -> datetime:
-    floor = floor_hour(ts)
-    return floor if floor == ts else floor + HOUR
 
 
 class Window:
@@ -45,6 +46,50 @@ class Window:
         self.edges = edges
 
 
+def _data_start(conn: sa.Connection) -> datetime | None:
+    """The earliest known run start (one index lookup), or None when no run has one."""
+    value = conn.execute(sa.select(sa.func.min(runs.c.started_at))).scalar()
+    return value if isinstance(value, datetime) else None
+
+
+def _ceil(ts: datetime, floor: datetime, step: timedelta) -> datetime:
+    return floor if floor == ts else floor + step
+
+
+Interval = tuple[datetime, datetime]
+
+
+def _clean_intervals(lo: datetime, hi: datetime, dirty: list[datetime], step: timedelta) -> list[Interval]:
+    """[lo, hi) without the buckets (of length ``step``) that start at the sorted ``dirty`` times."""
+    out: list[tuple[datetime, datetime]] = []
+    cursor = lo
+    for bucket in dirty:
+        if bucket >= hi:
+            break
+        if bucket > cursor:
+            out.append((cursor, bucket))
+        cursor = max(cursor, bucket + step)
+    if cursor < hi:
+        out.append((cursor, hi))
+    return out
+
+
+def _split_days(intervals: list[tuple[datetime, datetime]]) -> tuple[list[tuple[datetime, datetime]],
+                                                                      list[tuple[datetime, datetime]]]:
+    """Clean hour intervals as (whole days, the hours around them)."""
+    days: list[tuple[datetime, datetime]] = []
+    hours: list[tuple[datetime, datetime]] = []
+    for a, b in intervals:
+        first_day = _ceil(a, a.replace(hour=0), DAY)
+        last_day = b.replace(hour=0)
+        if first_day < last_day:
+            days.append((first_day, last_day))
+            hours += [(x, y) for x, y in ((a, first_day), (last_day, b)) if x < y]
+        else:
+            hours.append((a, b))
+    return days, hours
+
+
 def plan(
     conn: sa.Connection, start: datetime, end: datetime | None, unit: str, *, open_start: bool,
     edges: bool = False,
@@ -54,53 +99,47 @@ def plan(
     With ``edges`` (only for callers that subtract ``Window.edges``' rests, as ``collect`` does), a partial
     hour at either edge whose whole hour is clean is read as that hour's rollup minus the rest of the hour
     when the rest is the shorter side (fewer raw rows to read, on average half).
+
+    The work is bounded by the data, never by the window's length: the window is clamped to the hour of
+    the earliest run, and the clean parts are intervals between the dirty hours (each a few rows), so a
+    window from 1970 costs what one from the first run costs.
     """
     rolled = read_state(conn)
-    if rolled is None:
+    if rolled is None or start >= rolled:
         return None
-    lo = _ceil_hour(start)
+    first_run = _data_start(conn)
+    if first_run is None:
+        return None
+    head = floor_hour(start)
+    # Before the first run's hour there is nothing: neither rollup rows nor raw runs to read.
+    lo = max(_ceil(start, head, HOUR), floor_hour(first_run))
     hi = rolled if end is None else min(floor_hour(end), rolled)
     if lo >= hi:
         return None
-    dirty = set(dirty_hours(conn, lo - HOUR, hi + HOUR))
-    clean: list[datetime] = []
-    h = lo
-    while h < hi:
-        if h not in dirty:
-            clean.append(h)
-        h += HOUR
+    dirty_list = dirty_hours(conn, lo - HOUR if lo - _MIN >= HOUR else lo, hi + HOUR)
+    dirty = set(dirty_list)
+    clean = _clean_intervals(lo, hi, dirty_list, HOUR)
     if not clean:
         return None
     complements: list[tuple[datetime, tuple[datetime, datetime]]] = []
-    if edges and not open_start and start < lo:
-        first = lo - HOUR
-        if first not in dirty and start - first < lo - start:
-            complements.append((first, (first, start)))
+    if (edges and not open_start and head < start and head + HOUR == lo and head not in dirty
+            and start - head < lo - start):
+        complements.append((head, (head, start)))
     if (edges and end is not None and hi < end < hi + HOUR and hi + HOUR <= rolled and hi not in dirty
             and hi + HOUR - end < end - hi):
         complements.append((hi, (end, hi + HOUR)))
     spans: list[Span] = []
-    hourly: list[datetime] = clean
+    hourly = clean
     if unit == "day":
-        clean_set = set(clean)
-        days: list[datetime] = []
-        hourly = []
-        for hour in clean:
-            day = hour.replace(hour=0)
-            if day in days:
-                continue
-            if day >= lo and day + DAY <= hi and all(day + i * HOUR in clean_set for i in range(24)):
-                days.append(day)
-            else:
-                hourly.append(hour)
-        spans += [("day", a, b) for a, b in _merge(days, DAY)]
-    spans += [("hour", a, b) for a, b in _merge(sorted([*hourly, *(hour for hour, _ in complements)]), HOUR)]
+        days, hourly = _split_days(clean)
+        spans += [("day", a, b) for a, b in days]
+    edge_hours = [(hour, hour + HOUR) for hour, _ in complements]
+    spans += [("hour", a, b) for a, b in _merge_intervals([*hourly, *edge_hours])]
     # The raw parts: before the first clean hour, the gaps (dirty hours), after the last one; an edge
     # hour read whole covers its part of the window.
     raw: list[tuple[datetime | None, datetime | None]] = []
-    covered = _merge(sorted([*clean, *(hour for hour, _ in complements)]), HOUR)
     cursor: datetime | None = None if open_start else start
-    for a, b in covered:
+    for a, b in _merge_intervals([*clean, *edge_hours]):
         if cursor is None or cursor < a:
             raw.append((cursor, a))
         cursor = b
@@ -109,14 +148,14 @@ def plan(
     return Window(spans, raw, complements)
 
 
-def _merge(starts: list[datetime], step: timedelta) -> list[tuple[datetime, datetime]]:
-    """Consecutive buckets of length ``step`` (sorted starts) merged into [from, to) intervals."""
+def _merge_intervals(intervals: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Sorted, with touching or overlapping intervals joined."""
     out: list[tuple[datetime, datetime]] = []
-    for s in starts:
-        if out and out[-1][1] == s:
-            out[-1] = (out[-1][0], s + step)
+    for a, b in sorted(intervals):
+        if out and out[-1][1] >= a:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
         else:
-            out.append((s, s + step))
+            out.append((a, b))
     return out
 
 
