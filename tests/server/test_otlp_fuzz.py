@@ -16,7 +16,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from agenttracer.privacy.otel import SPAN_ATTRIBUTES
+from agenttracer.privacy.otel import EXCEPTION_EVENT_ATTRIBUTES, SPAN_ATTRIBUTES
 from agenttracer.server.ingest_body import Problem
 from agenttracer.server.otlp_decode import JSON, PROTOBUF, decode_request
 from agenttracer.server.otlp_map import map_request
@@ -26,18 +26,18 @@ CANARY = "xxcanaryxx"
 NOW = datetime.now(timezone.utc)
 NOW_NS = int(NOW.timestamp() * 1e9)
 
-_keys = st.one_of(
-    st.sampled_from(sorted(SPAN_ATTRIBUTES)),
-    st.sampled_from(["gen_ai.input.messages", "input.value", "tag.tags", "exception.message", "metadata"]),
-    st.text(max_size=20),
-)
-_scalars = st.one_of(
-    st.text(max_size=40).map(lambda t: f"{CANARY} {t}"),
-    st.text(max_size=40),
+_plain = st.one_of(
+    st.text(max_size=40).filter(lambda t: CANARY not in t),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.floats(allow_nan=True, allow_infinity=True),
     st.booleans(),
     st.binary(max_size=8),
+)
+# The canary goes only where content goes: under keys that are not on the allow-list.
+_content = st.one_of(st.text(max_size=40).map(lambda t: f"{CANARY} {t}"), _plain)
+_content_keys = st.one_of(
+    st.sampled_from(["gen_ai.input.messages", "input.value", "tag.tags", "exception.message", "metadata"]),
+    st.text(max_size=20).filter(lambda k: k not in SPAN_ATTRIBUTES and k not in EXCEPTION_EVENT_ATTRIBUTES),
 )
 
 
@@ -59,9 +59,12 @@ def _value(value: Any) -> AnyValue:
     return _any(value)
 
 
-_attributes = st.lists(st.tuples(_keys, st.one_of(_scalars, st.lists(_scalars, max_size=4))), max_size=12).map(
-    lambda pairs: [KeyValue(key=k, value=_value(v)) for k, v in pairs]
+_pairs = st.one_of(
+    st.tuples(st.sampled_from(sorted({**SPAN_ATTRIBUTES, **EXCEPTION_EVENT_ATTRIBUTES})),
+              st.one_of(_plain, st.lists(_plain, max_size=4))),
+    st.tuples(_content_keys, st.one_of(_content, st.lists(_content, max_size=4))),
 )
+_attributes = st.lists(_pairs, max_size=12).map(lambda pairs: [KeyValue(key=k, value=_value(v)) for k, v in pairs])
 _times = st.one_of(st.integers(min_value=0, max_value=2**64 - 1), st.integers(NOW_NS - 10**12, NOW_NS))
 _ids = st.sampled_from([b"\x01" * 16, b"\x02" * 16, b"\x00" * 16, b"", b"\x07" * 15])
 _span_ids = st.one_of(st.binary(min_size=8, max_size=8), st.sampled_from([b"", b"\x00" * 8, b"\x01" * 3]))

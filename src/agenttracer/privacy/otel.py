@@ -3,7 +3,7 @@
 Spans from instrumented frameworks carry both metadata (model names, token counts, tool names) and
 content (prompts, messages, tool arguments, documents) as attributes. AgentTracer keeps only keys it
 knows to be metadata and never reads the value of any other key: a key not on the list is counted,
-its value untouched. The kept values then pass the one privacy policy (``scrub_metadata``), so a
+its value untouched. The kept values then pass the one privacy policy (``check_value``), so a
 label that holds an e-mail address or a sentence is still refused.
 
 Names come from the GenAI semantic conventions (``gen_ai.*``, also emitted by Pydantic AI and
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from agenttracer.privacy import reasons as R
-from agenttracer.privacy.policy import Removal, Scalar, scrub_metadata
+from agenttracer.privacy.policy import Removal, Scalar, check_value, classify_key
 
 
 class Kind(str, Enum):
@@ -171,6 +171,22 @@ RESOURCE_ATTRIBUTES: Mapping[str, Allowed] = _table(
 EXCEPTION_EVENT_ATTRIBUTES: Mapping[str, Allowed] = _table([("exception.type", "error_class", _L)])
 
 
+def _stored_key_rules() -> dict[str, bool]:
+    """Every stored key, checked once against the policy's key rules; whether it holds numbers only.
+    A stored key the policy refuses is a programming error in the tables above."""
+    rules: dict[str, bool] = {}
+    for table in (SPAN_ATTRIBUTES, RESOURCE_ATTRIBUTES, EXCEPTION_EVENT_ATTRIBUTES):
+        for entry in table.values():
+            normalised, reason, numbers_only = classify_key(entry.store_as)
+            if normalised != entry.store_as or reason is not None:
+                raise ValueError(f"allow-list stores under {entry.store_as!r}, a key the privacy policy refuses")
+            rules[entry.store_as] = numbers_only
+    return rules
+
+
+_NUMBERS_ONLY = _stored_key_rules()
+
+
 @dataclass(frozen=True)
 class Filtered:
     """The outcome of filtering one attribute mapping.
@@ -245,36 +261,24 @@ def _filter(attributes: Mapping[str, object] | None, allowed: Mapping[str, Allow
         return Filtered({}, {}, 0, ())
     dropped = 0
     removed: list[Removal] = []
-    # store_as -> [(otel key, shaped value, kind)]; the first entry per store_as is the one stored.
-    first: dict[str, tuple[str, Scalar, Kind]] = {}
-    later: list[tuple[str, str, Scalar, Kind]] = []
+    kept: dict[str, Kept] = {}
+    stored: dict[str, Scalar] = {}
     for key in attributes:
         entry = allowed.get(key) if type(key) is str else None
         if entry is None:
             dropped += 1  # never read: the value of an unknown key may be content
             continue
-        shaped, reason = _shape(attributes[key], entry.kind)
+        kind = entry.kind
+        shaped, reason = _shape(attributes[key], kind)
+        if shaped is not None:
+            # The one policy's value rules, under the stored key's own rule (numbers only for counts).
+            shaped, reason = check_value(shaped, _NUMBERS_ONLY[entry.store_as])
         if shaped is None:
             removed.append(Removal(key, reason or R.UNSUPPORTED_TYPE))
-        elif entry.store_as in first:
-            later.append((entry.store_as, key, shaped, entry.kind))
-        else:
-            first[entry.store_as] = (key, shaped, entry.kind)
-
-    kept: dict[str, Kept] = {}
-    stored, refused = scrub_metadata({name: value for name, (_, value, _) in first.items()})
-    refused_names = {r.key: r.reason for r in refused}
-    for name, (key, _value, kind) in first.items():
-        if name in stored:
-            kept[key] = _unshape(stored[name], kind)
-        else:
-            removed.append(Removal(key, refused_names.get(name, R.POLICY_ERROR)))
-    for name, key, value, kind in later:  # rare: a second spelling of a kept key; judged the same way
-        again, refused = scrub_metadata({name: value})
-        if name in again:
-            kept[key] = _unshape(again[name], kind)
-        else:
-            removed.append(Removal(key, refused[0].reason if refused else R.POLICY_ERROR))
+            continue
+        kept[key] = _unshape(shaped, kind)
+        if entry.store_as not in stored:
+            stored[entry.store_as] = shaped
     return Filtered(kept, stored, dropped, tuple(removed))
 
 
