@@ -268,18 +268,49 @@ def _filter(attributes: Mapping[str, object] | None, allowed: Mapping[str, Allow
         if entry is None:
             dropped += 1  # never read: the value of an unknown key may be content
             continue
-        kind = entry.kind
-        shaped, reason = _shape(attributes[key], kind)
-        if shaped is not None:
-            # The one policy's value rules, under the stored key's own rule (numbers only for counts).
-            shaped, reason = check_value(shaped, _NUMBERS_ONLY[entry.store_as])
-        if shaped is None:
+        value, reason = judge(entry, attributes[key])
+        if value is None:
             removed.append(Removal(key, reason or R.UNSUPPORTED_TYPE))
             continue
-        kept[key] = _unshape(shaped, kind)
+        kept[key] = _unshape(value, entry.kind)
         if entry.store_as not in stored:
-            stored[entry.store_as] = shaped
+            stored[entry.store_as] = value
     return Filtered(kept, stored, dropped, tuple(removed))
+
+
+_SMALL_INT = 10**8  # integers the policy keeps without further checks (no card or phone number fits)
+_LABEL_CACHE_LIMIT = 4096
+_labels: dict[str, Scalar] = {}
+
+
+def judge(entry: Allowed, value: object) -> tuple[Scalar | None, str | None]:
+    """One allow-listed attribute's value as stored (``(value, None)``) or refused (``(None, reason)``):
+    the shape its kind allows, then the one policy's value rules under the stored key's own rule.
+
+    The decisions that keep the commonest values (a label seen before, a small integer count) are
+    taken from a bounded cache or directly: they are what the rules decide for them. Refusals are
+    never cached. Total: never raises.
+    """
+    try:
+        kind = entry.kind
+        kind_type = type(value)
+        if kind_type is str and kind is Kind.LABEL:
+            hit = _labels.get(value)  # type: ignore[call-overload]
+            if hit is not None:
+                return hit, None
+        elif kind_type is int and (kind is Kind.COUNT or kind is Kind.INT) and 0 <= value < _SMALL_INT:  # type: ignore[operator]
+            return value, None  # type: ignore[return-value]
+        shaped, reason = _shape(value, kind)
+        if shaped is None:
+            return None, reason
+        stored, reason = check_value(shaped, _NUMBERS_ONLY[entry.store_as])
+        if stored is not None and kind is Kind.LABEL and isinstance(value, str) and len(value) <= 64:
+            if len(_labels) >= _LABEL_CACHE_LIMIT:
+                _labels.clear()
+            _labels[value] = stored
+        return stored, reason
+    except Exception:
+        return None, R.POLICY_ERROR
 
 
 def _unshape(value: Scalar, kind: Kind) -> Kept:

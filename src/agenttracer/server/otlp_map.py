@@ -36,6 +36,7 @@ from agenttracer.privacy.otel import (
     SPAN_ATTRIBUTES,
     Allowed,
     filter_attributes,
+    judge,
     retry_attempt_from_tags,
 )
 from agenttracer.store.otlp_assemble import Resource, SpanRecord
@@ -74,6 +75,8 @@ MAX_FUTURE = timedelta(hours=24)
 MAX_SPAN_MS = 30 * 24 * 3600 * 1000.0
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_SPAN = SPAN_ATTRIBUTES
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
 _ERROR = Status.STATUS_CODE_ERROR
 _UNSUPPORTED = object()  # a value of a shape the allow-list never accepts (bytes, maps)
 
@@ -188,17 +191,25 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
     if latency_ms > MAX_SPAN_MS:
         return Rejection("", "endTimeUnixNano", "a span may last at most 30 days")
 
-    attributes = span.attributes
-    known, dropped = _allowed_values(attributes, SPAN_ATTRIBUTES)
+    meta: dict[str, Any] = {}
+    dropped = 0
     explicit_attempt: int | None = None
-    if dropped:
-        for kv in attributes:  # the one non-listed key looked at: LangChain's retry:attempt:N tag
-            if kv.key == LANGCHAIN_TAGS_KEY:
+    for kv in span.attributes:
+        key = kv.key
+        entry = _SPAN.get(key)
+        if entry is None:
+            if key == LANGCHAIN_TAGS_KEY:  # the one unlisted key looked at: LangChain's retry:attempt:N tag
                 explicit_attempt = retry_attempt_from_tags(_value(kv.value))
-                break
-    out = filter_attributes(known, SPAN_ATTRIBUTES)
-    meta = out.stored
-    dropped += out.dropped_total
+            dropped += 1
+            continue
+        any_value = kv.value
+        which = any_value.WhichOneof("value")
+        raw = getattr(any_value, which) if which in _SCALARS else _value(any_value)
+        value, _reason = judge(entry, raw)
+        if value is None:
+            dropped += 1  # refused by the policy: counted, never stored
+        elif entry.store_as not in meta:
+            meta[entry.store_as] = value
 
     error_class: str | None = None
     for event in span.events:
