@@ -26,6 +26,7 @@ from agenttracer.model import (
     FAILURE_CODES,
     MAX_ATTEMPT,
     MAX_ERROR_CLASS_LEN,
+    MAX_META_KEYS,
     MAX_NAME_LEN,
     StepType,
     failure_code_for_class_name,
@@ -206,9 +207,10 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
         which = any_value.WhichOneof("value")
         raw = getattr(any_value, which) if which in _SCALARS else _value(any_value)
         value, _reason = judge(entry, raw)
-        if value is None:
-            dropped += 1  # refused by the policy: counted, never stored
-        elif entry.store_as not in meta:
+        if value is None or entry.store_as in meta or len(meta) >= MAX_META_KEYS:
+            # Refused by the policy, a second spelling of a stored key, or past the metadata key limit.
+            dropped += 1
+        else:
             meta[entry.store_as] = value
 
     error_class: str | None = None
