@@ -11,10 +11,13 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+import sqlalchemy as sa
 
 from agenttracer.server import ingest
 from agenttracer.server.ingest import create_app
 from agenttracer.server.settings import Settings
+from agenttracer.store.engine import make_engine
+from agenttracer.store.tables import rollup_dirty
 from tests.support.events import full_run
 from tests.support.servers import free_port, serve_app
 
@@ -85,3 +88,30 @@ def test_batches_beyond_the_concurrency_limit_wait_then_get_503(
     assert busy.status_code == 503 and busy.json()["error"] == "server_busy"
     assert int(busy.headers["retry-after"]) > 0
     assert answers and answers[0].status_code == 200 and answers[0].json()["accepted"] == 5
+
+
+def test_health_is_503_when_the_database_refuses_writes(db_url: str, backend: str) -> None:
+    """A database that answers reads but refuses writes (SQLite opened read-only, a PostgreSQL session in
+    read-only mode) cannot take a single batch: health says so instead of "ok"."""
+    app = create_app(Settings(database_url=db_url), engine=make_engine(db_url, readonly=True))
+    with serve_app(app) as base:
+        health = httpx.get(f"{base}/health", timeout=10)
+        assert health.status_code == 503, health.text
+        assert health.json()["database"] == "not_writable"
+        assert health.json()["status"] == "unavailable" and health.json()["backend"] == backend
+        assert "refuses writes" in health.json()["detail"]
+        assert int(health.headers["retry-after"]) > 0
+        batch = httpx.post(f"{base}/v1/ingest", json={"events": full_run()}, timeout=10)
+        assert batch.status_code == 503, batch.text
+        # Now the last write's own failure is reported, with its age.
+        health = httpx.get(f"{base}/health", timeout=10)
+        assert health.status_code == 503 and "the last batch write failed" in health.json()["detail"]
+
+
+def test_health_probe_writes_nothing(live_ingest: str, db_url: str) -> None:
+    for _ in range(3):
+        assert httpx.get(f"{live_ingest}/health", timeout=10).status_code == 200
+    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(rollup_dirty)).scalar() == 0
+    engine.dispose()

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from agenttracer.server.ingest_events import convert_event
 from agenttracer.store.tables import failures, runs, steps
-from agenttracer.store.writer import Incoming, Outcome, write_batch
+from agenttracer.store.writer import Incoming, Outcome, WriteReport, write_batch
 from tests.support.events import T0, failure, new_run_id, run_end, run_start, step, ts
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -192,3 +192,13 @@ def test_steps_are_stored_exactly_as_sqlalchemy_reads_and_filters_them(engine: s
     assert row["started_at"] == started and row["started_at"].tzinfo is not None
     assert row["meta"] == {"http_status": 200, "cached": True}
     assert (row["attempt"], row["retry_of_seq"], row["latency_ms"]) == (1, None, 500.0)
+
+
+def test_the_report_names_each_touched_runs_stored_identity(engine: sa.Engine) -> None:
+    known, early = new_run_id(), new_run_id()
+    write(engine, [run_start(known, agent_id="billing", agent_version="3.0", environment="staging")])
+    report = WriteReport()
+    write_batch(engine, incoming([step(known, 1), step(early, 1)]), now=NOW, report=report)
+    # The run known from an earlier batch is named as stored; one whose start has not come is not yet.
+    assert report.identities == {known: ("billing", "3.0", "staging"), early: (None, None, None)}
+    assert report.retries == 0

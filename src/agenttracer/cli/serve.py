@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import sys
 from collections.abc import Callable
 from enum import Enum
 from typing import Annotated, Any
@@ -139,11 +138,16 @@ def _factory(part: Part) -> Callable[[Any], Any]:
     return create_query
 
 
-def _configure_logging(level_name: str) -> None:
+def _configure_logging(level_name: str, fmt: str) -> None:
+    from agenttracer.server.logs import configure_logging
+
     level = logging.getLevelName(level_name.upper())
     if not isinstance(level, int):
         raise _fail(f"unknown log level {level_name!r}: use debug, info, warning or error", 2)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    try:
+        configure_logging(level, fmt)
+    except ValueError as exc:
+        raise _fail(f"AGENTTRACER_LOG_FORMAT: {exc}", 2) from None
     # uvicorn's per-server start/stop chatter, times three, says less than our own banner.
     logging.getLogger("uvicorn.error").setLevel(max(level, logging.WARNING))
 
@@ -154,7 +158,7 @@ _LABELS = {"ingest": "Ingest API", "query": "Query API", "ui": "Dashboard"}
 def _run(services: list[Any], settings: Any) -> None:
     from agenttracer.server.runner import StartupError, freeze_startup_heap, serve
 
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
 
     def announce(bound: list[Any]) -> None:
         for svc in bound:
@@ -176,9 +180,14 @@ def _run(services: list[Any], settings: Any) -> None:
         from agenttracer.store.rollup_refresh import start_rollup
 
         rollup = start_rollup(_engine(settings), settings.rollup_interval_seconds, settings.rollup_settle_seconds)
+    for svc in services:  # the ingest app's /metrics reports this process's background workers
+        metrics = getattr(svc.app.state, "metrics", None) if svc.name == "ingest" else None
+        if metrics is not None:
+            metrics.watch_workers(rollup=rollup, retention=retention)
     freeze_startup_heap()  # the apps, engines and workers above are built: they live as long as we do
     try:
-        serve(services, on_started=announce)  # logging levels were set above
+        # logging levels were set above
+        serve(services, on_started=announce, shutdown_timeout_s=settings.shutdown_timeout_seconds)
     except StartupError as exc:
         raise _fail(str(exc)) from None
     finally:

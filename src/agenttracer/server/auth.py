@@ -136,13 +136,19 @@ class TokenBucketLimiter:
 
 
 def auth_dependency(
-    settings: Settings, engine: sa.Engine, scope: str, *, clock: Callable[[], float] = time.monotonic
+    settings: Settings,
+    engine: sa.Engine,
+    scope: str,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    on_rate_limited: Callable[[], object] | None = None,
 ) -> Callable[..., Any]:
     """A FastAPI dependency that admits a request to an API of ``scope`` ('ingest' or 'read').
 
     It returns the :class:`Principal`, raises 401/403 (with ``WWW-Authenticate``) or, on ingest with a
-    rate limit set, 429 with ``Retry-After``. It is a plain function, so FastAPI runs its one small
-    query in the thread pool instead of on the event loop.
+    rate limit set, 429 with ``Retry-After`` (calling ``on_rate_limited`` first, for the metrics).
+    It is a plain function, so FastAPI runs its one small query in the thread pool instead of on the
+    event loop.
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
@@ -163,6 +169,8 @@ def auth_dependency(
             identity = principal.key_id or f"addr:{request.client.host if request.client else 'unknown'}"
             wait = limiter.acquire(identity)
             if wait > 0:
+                if on_rate_limited is not None:
+                    on_rate_limited()
                 retry_after = max(1, math.ceil(wait))
                 raise HTTPException(
                     status_code=429,

@@ -26,14 +26,19 @@ Contract for clients (the SDK relies on it):
   Bad input never yields a 500.
 
 ``GET /health`` answers 200 ``{"status": "ok", "service": "ingest", "database": "ok", "backend": …}``
-when the database answers, else 503 with ``Retry-After`` and the error's class name in ``detail`` —
-the same shape as the Query API's.
+when the database answers and takes writes, else 503 with ``Retry-After`` and the error's class name in
+``detail`` — the same shape as the Query API's. ``database`` is ``unreachable`` when it cannot be
+reached, ``not_writable`` when it answers but refuses a write (a probe write, rolled back: read-only
+database, permissions) or when a batch failed on the database within the last
+``WRITE_FAILURE_MEMORY_S`` seconds with no batch stored since (a full disk fails the writes that need
+new space, which a probe need not).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -50,11 +55,13 @@ from agenttracer.server import wire
 from agenttracer.server.auth import auth_dependency
 from agenttracer.server.ingest_body import Problem, parse_json, read_body
 from agenttracer.server.ingest_events import convert_event
+from agenttracer.server.ingest_metrics import IngestMetrics
+from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.otlp_route import add_traces_route
 from agenttracer.server.settings import Settings
 from agenttracer.store.engine import make_engine
 from agenttracer.store.sqlite_checkpoint import AUTOCHECKPOINT_PAGES
-from agenttracer.store.writer import Incoming, write_batch
+from agenttracer.store.writer import Incoming, WriteReport, probe_write, write_batch
 
 log = logging.getLogger("agenttracer.ingest")
 
@@ -64,8 +71,25 @@ RETRY_AFTER_SECONDS = 2
 MAX_CONCURRENT_BATCHES = 4
 # How long a batch may wait for a slot before the client is told to come back later (503).
 BUSY_WAIT_SECONDS = 10.0
+# A batch's counts on the request's log line.
+_COUNTS = ("accepted", "duplicates", "rejected", "removed")
 # Errors that mean "the database is not there right now", not "this input is bad".
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+# How long a failed batch write keeps /health at 503 unless a later batch is stored.
+WRITE_FAILURE_MEMORY_S = 60.0
+
+
+# SQLSTATEs of a database that is there but cannot take writes now: a read-only transaction (a standby,
+# default_transaction_read_only) and the "insufficient resources" class (disk full, out of memory).
+_CANNOT_WRITE_SQLSTATES = ("25006", "53")
+
+
+def _cannot_write(exc: Exception) -> bool:
+    """Whether a failed write means "retry later" (503), not a fault of the batch."""
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    return sqlstate.startswith(_CANNOT_WRITE_SQLSTATES)
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -101,8 +125,9 @@ def _busy() -> Response:
     )
 
 
-def process_batch(engine: sa.Engine, body: bytes) -> tuple[int, dict[str, Any]]:
-    """Parse, validate, scrub and store one request body. Returns (HTTP status, response body)."""
+def process_batch(engine: sa.Engine, body: bytes, metrics: IngestMetrics | None = None) -> tuple[int, dict[str, Any]]:
+    """Parse, validate, scrub and store one request body. Returns (HTTP status, response body).
+    With ``metrics``, the stored batch is counted there."""
     doc = parse_json(body)
     if not isinstance(doc, dict):
         raise Problem(422, "invalid_envelope", "body", 'must be a JSON object {"events": [...]}')
@@ -123,7 +148,9 @@ def process_batch(engine: sa.Engine, body: bytes) -> tuple[int, dict[str, Any]]:
         if item is not None:
             incoming.append(item)
 
-    for outcome in write_batch(engine, incoming, now=now):
+    report = WriteReport() if metrics is not None else None
+    started = time.perf_counter()
+    for outcome in write_batch(engine, incoming, now=now, report=report):
         result = results[outcome.index]
         result["status"] = outcome.status
         if outcome.status == "rejected":
@@ -135,6 +162,8 @@ def process_batch(engine: sa.Engine, body: bytes) -> tuple[int, dict[str, Any]]:
         counts[result["status"]] += 1
         removed += len(result["removed"])
     status = 200 if counts["accepted"] or counts["duplicate"] else 422
+    if metrics is not None and report is not None:
+        metrics.record_batch(results, incoming, report, time.perf_counter() - started)
     return status, {
         "accepted": counts["accepted"],
         "duplicates": counts["duplicate"],
@@ -162,11 +191,13 @@ def _document_request_body(app: FastAPI) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The write-only Ingest API bound to ``settings.database_url``."""
+def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAPI:
+    """The write-only Ingest API bound to ``settings.database_url`` (or to ``engine``, which it then disposes
+    of at shutdown as well)."""
     # hide_parameters: database errors must never carry event values into logs.
     # wal_autocheckpoint: on SQLite the writer checkpoints outside its lock (store/sqlite_checkpoint.py).
-    engine = make_engine(settings.database_url, hide_parameters=True, wal_autocheckpoint=AUTOCHECKPOINT_PAGES)
+    if engine is None:
+        engine = make_engine(settings.database_url, hide_parameters=True, wal_autocheckpoint=AUTOCHECKPOINT_PAGES)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -181,7 +212,10 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.engine = engine
     app.state.settings = settings
+    metrics = IngestMetrics(settings.metrics_max_agent_series) if settings.metrics_enabled else None
+    install(app, settings, engine, metrics)
     slots = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
+    write_failure: list[Any] = []  # [error class name, monotonic time] of the last failed batch write
 
     @app.exception_handler(Problem)
     async def _problem(_request: Request, exc: Problem) -> Response:
@@ -189,10 +223,24 @@ def create_app(settings: Settings) -> FastAPI:
 
     async def _db_down(_request: Request, exc: Exception) -> Response:
         # Also reached from the auth dependency, which queries the database before the handler runs.
+        count_db_error(app, exc)
         return _unavailable(exc)
 
     for kind in _UNAVAILABLE:
         app.add_exception_handler(kind, _db_down)
+
+    # Both write routes: the same keys and rate limit, the same handling of a database that fails.
+    on_rate_limited = metrics.rate_limited.inc if metrics else None
+    auth = [Depends(auth_dependency(settings, engine, "ingest", on_rate_limited=on_rate_limited))]
+
+    def db_failed(exc: Exception) -> bool:
+        """Count a database error of a write; True when the client should retry later (nothing was
+        stored), False when it is not the database's state but a fault to surface."""
+        count_db_error(app, exc)
+        if not _cannot_write(exc):
+            return False
+        write_failure[:] = [type(getattr(exc, "orig", None) or exc).__name__, time.monotonic()]
+        return True
 
     @app.post(
         "/v1/ingest",
@@ -206,39 +254,62 @@ def create_app(settings: Settings) -> FastAPI:
             503: {"model": wire.ApiError, "description": "The database is unavailable; retry after Retry-After."},
         },
         openapi_extra=_document_request_body(app),
-        dependencies=[Depends(auth_dependency(settings, engine, "ingest"))],
+        dependencies=auth,
     )
     async def ingest(request: Request) -> Response:
         try:
             await asyncio.wait_for(slots.acquire(), timeout=BUSY_WAIT_SECONDS)
         except asyncio.TimeoutError:
+            if metrics is not None:
+                metrics.busy.inc()
             return _busy()
         try:
             body = await read_body(request)
-            status, payload = await run_in_threadpool(process_batch, engine, body)
-        except _UNAVAILABLE as exc:
+            status, payload = await run_in_threadpool(process_batch, engine, body, metrics)
+        except (sa.exc.DBAPIError, *_UNAVAILABLE) as exc:
+            if not db_failed(exc):
+                raise
             return _unavailable(exc)
         finally:
             slots.release()
+        write_failure.clear()
+        request.state.counts = {key: payload[key] for key in _COUNTS}
         return _json(status, payload)
 
     add_traces_route(
-        app, settings, engine, slots, BUSY_WAIT_SECONDS, RETRY_AFTER_SECONDS, _UNAVAILABLE, _unavailable
+        app, engine, slots, auth, db_failed, write_failure.clear, metrics,
+        (BUSY_WAIT_SECONDS, RETRY_AFTER_SECONDS, _UNAVAILABLE),
     )
 
-    @app.get("/health", summary="Liveness and database reachability.", response_model=wire.HealthResponse)
+    @app.get("/health", summary="Liveness, database reachability and whether it takes writes.",
+             response_model=wire.HealthResponse,
+             responses={503: {"model": wire.HealthResponse, "description": "The database is unreachable or "
+                              "refuses writes."}})
     async def health() -> Response:
         backend = engine.dialect.name
+
+        def down(database: str, detail: str) -> Response:
+            log.warning("health: database %s (%s)", database, detail)
+            return _json(
+                503,
+                {"status": "unavailable", "service": "ingest", "database": database, "backend": backend,
+                 "detail": detail},
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+
         try:
             await run_in_threadpool(_ping, engine)
         except Exception as exc:  # any failure to reach the database means "down"
-            log.warning("health: database unreachable (%s)", type(exc).__name__)
-            return _json(
-                503,
-                {"status": "unavailable", "service": "ingest", "database": "unreachable", "backend": backend,
-                 "detail": type(exc).__name__},
-                {"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
+            count_db_error(app, exc)
+            return down("unreachable", type(exc).__name__)
+        if write_failure and time.monotonic() - write_failure[1] < WRITE_FAILURE_MEMORY_S:
+            age = time.monotonic() - write_failure[1]
+            return down("not_writable", f"{write_failure[0]}: the last batch write failed {age:.0f} s ago")
+        try:
+            await run_in_threadpool(probe_write, engine)
+        except Exception as exc:  # the database answers but will not write: ingest cannot work
+            count_db_error(app, exc)
+            return down("not_writable", f"{type(exc).__name__}: the database refuses writes")
         return _json(200, {"status": "ok", "service": "ingest", "database": "ok", "backend": backend, "detail": None})
 
     return app

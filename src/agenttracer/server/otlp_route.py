@@ -20,19 +20,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from agenttracer.server.auth import auth_dependency
 from agenttracer.server.ingest_body import Problem, read_body
+from agenttracer.server.ingest_metrics import IngestMetrics
 from agenttracer.server.otlp_decode import MEDIA_TYPES, decode_request, encode_problem, encode_response, response_media
 from agenttracer.server.otlp_map import map_request
-from agenttracer.server.settings import Settings
 from agenttracer.store.otlp_write import write_spans
 
 log = logging.getLogger("agenttracer.ingest.otlp")
@@ -40,8 +40,19 @@ log = logging.getLogger("agenttracer.ingest.otlp")
 MAX_LISTED_REJECTIONS = 3  # positions of refused spans named in the message; the rest are counted
 
 
-def process_traces(engine: sa.Engine, body: bytes, media: str) -> bytes:
-    """Decode, map, scrub and store one export request; the encoded response."""
+@dataclass(frozen=True)
+class TracesOutcome:
+    """One export request's result: the encoded answer and the counts for metrics and the log line."""
+
+    body: bytes
+    accepted: int
+    duplicates: int
+    rejected: int
+    dropped: int
+
+
+def process_traces(engine: sa.Engine, body: bytes, media: str) -> TracesOutcome:
+    """Decode, map, scrub and store one export request."""
     request = decode_request(body, media)
     now = datetime.now(timezone.utc)
     mapped = map_request(request, now)
@@ -59,35 +70,34 @@ def process_traces(engine: sa.Engine, body: bytes, media: str) -> bytes:
             f"{mapped.dropped} attribute keys, events and links dropped (not on the allow-list, or refused by the "
             "privacy policy; see docs/otlp.md)"
         )
-    log.info(
-        "otlp: %d spans stored, %d duplicates, %d refused, %d keys dropped",
-        written.accepted,
-        written.duplicates,
-        rejected,
-        mapped.dropped,
-    )
-    return encode_response(media, rejected, ". ".join(parts))
+    encoded = encode_response(media, rejected, ". ".join(parts))
+    return TracesOutcome(encoded, written.accepted, written.duplicates, rejected, mapped.dropped)
 
 
 def add_traces_route(
     app: FastAPI,
-    settings: Settings,
     engine: sa.Engine,
     slots: asyncio.Semaphore,
-    busy_wait: float,
-    retry_after: int,
-    unavailable: tuple[type[Exception], ...],
-    on_unavailable: Callable[[BaseException], Any],
+    auth: list[Any],
+    db_failed: Callable[[Exception], bool],
+    on_stored: Callable[[], None],
+    metrics: IngestMetrics | None,
+    limits: tuple[float, int, tuple[type[Exception], ...]],
 ) -> None:
-    """Register ``POST /v1/traces`` on the Ingest API, sharing its batch slots and database handling."""
+    """Register ``POST /v1/traces`` on the Ingest API, sharing ``/v1/ingest``'s auth dependencies, batch
+    slots and handling of database failures (``db_failed``: counts the error; True when the client
+    should retry later). ``limits``: the Ingest API's wait for a slot, its Retry-After, and the
+    exceptions that mean the database is unavailable."""
+    busy_wait, retry_after, unavailable = limits
+    database_errors: tuple[type[Exception], ...] = (sa.exc.DBAPIError, *unavailable)
 
     def _status(media: str, problem: Problem) -> Response:
-        return Response(encode_problem(media, problem), status_code=problem.status, media_type=media,
-                        headers=problem.headers)
+        return Response(
+            encode_problem(media, problem), status_code=problem.status, media_type=media, headers=problem.headers
+        )
 
     def _retry_later(media: str, field: str, rule: str) -> Response:
-        headers = {"Retry-After": str(retry_after)}
-        return _status(media, Problem(503, "unavailable", field, rule, headers))
+        return _status(media, Problem(503, "unavailable", field, rule, {"Retry-After": str(retry_after)}))
 
     @app.post(
         "/v1/traces",
@@ -99,22 +109,35 @@ def add_traces_route(
             415: {"description": "Not application/x-protobuf or application/json, or an unknown encoding."},
             503: {"description": "The database is unavailable or the server busy; retry after Retry-After."},
         },
-        dependencies=[Depends(auth_dependency(settings, engine, "ingest"))],
+        dependencies=auth,
     )
     async def traces(request: Request) -> Response:
         media = response_media(request.headers.get("content-type", ""))
         try:
             await asyncio.wait_for(slots.acquire(), timeout=busy_wait)
         except asyncio.TimeoutError:
+            if metrics is not None:
+                metrics.busy.inc()
             return _retry_later(media, "server", "busy; nothing was stored, retry later")
         try:
             body = await read_body(request, MEDIA_TYPES)
-            payload = await run_in_threadpool(process_traces, engine, body, media)
+            outcome = await run_in_threadpool(process_traces, engine, body, media)
         except Problem as problem:
             return _status(media, problem)
-        except unavailable as exc:
-            on_unavailable(exc)  # logs the class and SQLSTATE only
+        except database_errors as exc:
+            if not db_failed(exc):
+                raise
+            log.warning("otlp: database unavailable (%s)", type(getattr(exc, "orig", None) or exc).__name__)
             return _retry_later(media, "database", "unavailable; nothing was stored, retry later")
         finally:
             slots.release()
-        return Response(payload, status_code=200, media_type=media)
+        on_stored()
+        if metrics is not None:
+            metrics.record_otlp(outcome.accepted, outcome.duplicates, outcome.rejected, outcome.dropped)
+        request.state.counts = {
+            "accepted": outcome.accepted,
+            "duplicates": outcome.duplicates,
+            "rejected": outcome.rejected,
+            "removed": outcome.dropped,
+        }
+        return Response(outcome.body, status_code=200, media_type=media)

@@ -39,10 +39,12 @@ from agenttracer.model import (
     RunStatus,
 )
 from agenttracer.server.auth import auth_dependency
+from agenttracer.server.metrics import QueryMetrics
+from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.settings import Settings
 from agenttracer.server.wire import AgentList, CompareResponse, ErrorOut, HealthOut, RunDetail, RunPage, StatsResponse
 from agenttracer.store import analytics, analytics_compare, reader
-from agenttracer.store.engine import make_engine
+from agenttracer.store.engine import make_engine, timed_out
 from agenttracer.store.filters import RunFilters
 
 DEFAULT_PAGE_SIZE = 50
@@ -58,7 +60,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "A key is needed, or the key presented is unknown or revoked."},
     403: {"model": ErrorOut, "description": "The key presented is not a read key."},
-    503: {"model": ErrorOut, "description": "The database cannot be read right now; retry after Retry-After."},
+    503: {"model": ErrorOut, "description": "The database cannot be read right now, or the query took longer "
+          "than the server's time limit (query_timeout_ms); retry after Retry-After."},
 }
 
 
@@ -244,7 +247,16 @@ RETRY_AFTER_SECONDS = 2
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 
 
-def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    count_db_error(request.app, exc)
+    if timed_out(exc):
+        limit = request.app.state.settings.query_timeout_ms
+        return JSONResponse(
+            status_code=503,
+            content={"detail": f"the query took longer than this server's limit of {limit} ms "
+                               "(query_timeout_ms); retry later or narrow the time window or filters"},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     # Only the error's kind goes out: a driver message can carry host names or credentials.
     return JSONResponse(
         status_code=503,
@@ -260,7 +272,9 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAPI:
     """The Query API application on a read-only engine for ``settings.database_url``."""
     owns_engine = engine is None
-    engine = engine if engine is not None else make_engine(settings.database_url, readonly=True)
+    engine = engine if engine is not None else make_engine(
+        settings.database_url, readonly=True, statement_timeout_ms=settings.query_timeout_ms
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -277,6 +291,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     )
     app.state.engine = engine
     app.state.settings = settings
+    install(app, settings, engine, QueryMetrics() if settings.metrics_enabled else None)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for error in _UNAVAILABLE:
         app.add_exception_handler(error, _database_unavailable)
@@ -284,7 +299,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET"],
-        allow_headers=["Authorization", "X-API-Key"],
+        allow_headers=["Authorization", "X-API-Key", "X-Request-ID"],
+        expose_headers=["X-Request-ID"],
     )
     app.include_router(
         router,
@@ -305,6 +321,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
             with engine.connect() as conn:
                 reader.ping(conn)
         except Exception as exc:  # any failure to read means "unreachable"; the class name is enough
+            count_db_error(app, exc)
             body = {"status": "unavailable", "service": "query", "database": "unreachable", "backend": backend,
                     "detail": type(exc).__name__}
             return JSONResponse(status_code=503, content=body, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})

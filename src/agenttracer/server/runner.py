@@ -3,7 +3,13 @@
 uvicorn's ``Server`` serves one app; we run one per app side by side with ``asyncio.gather`` and own
 the signals ourselves: the first SIGINT/SIGTERM asks every server to stop accepting connections and
 to finish the requests in flight (a batch being written is committed and answered), then runs each
-app's lifespan shutdown; a second SIGINT forces the exit. Every address is bound before any app starts,
+app's lifespan shutdown; a second SIGINT forces the exit.
+
+The stop is bounded: requests still in flight ``shutdown_timeout_s`` after the signal are cancelled
+(uvicorn's ``timeout_graceful_shutdown``), and since a cancelled request's synchronous work keeps its
+worker thread (a database call cannot be interrupted from outside), a watchdog armed by the signal ends
+the process ``EXIT_GRACE_S`` later if it is still there. A batch cut off that way was never
+acknowledged: its transaction rolls back and the client retries it. Every address is bound before any app starts,
 so a taken port fails fast with ``StartupError``; if an app's start-up fails, the others stop too.
 """
 
@@ -12,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
+import os
 import signal
 import socket
 import threading
@@ -22,6 +30,13 @@ from typing import Any
 import uvicorn
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
+# After the graceful part: time for the lifespan shutdowns (engines disposed, workers stopped) before the
+# watchdog exits the process regardless.
+EXIT_GRACE_S = 3.0
+FORCED_EXIT_CODE = 3
+
+log = logging.getLogger("agenttracer.runner")
 
 
 class StartupError(RuntimeError):
@@ -48,7 +63,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _config(service: Service, log_level: str | None) -> uvicorn.Config:
+def _config(service: Service, log_level: str | None, shutdown_timeout_s: float) -> uvicorn.Config:
     return uvicorn.Config(
         service.app,
         host=service.host,
@@ -58,8 +73,11 @@ def _config(service: Service, log_level: str | None) -> uvicorn.Config:
         # log_level None uvicorn leaves the logger levels alone too.
         log_config=None,
         lifespan="on",
+        # Each API logs one line per request itself, with its request id (server/observe.py).
+        access_log=False,
         # Keep-alive idle connections must not hold up a graceful stop for long.
         timeout_keep_alive=5,
+        timeout_graceful_shutdown=max(int(shutdown_timeout_s), 1) if shutdown_timeout_s else None,
         server_header=False,
     )
 
@@ -84,10 +102,13 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class Runner:
     """Runs services together; ``stop()`` (or a signal) begins a graceful shutdown of all of them."""
 
-    def __init__(self, services: Sequence[Service], *, log_level: str | None = None) -> None:
+    def __init__(self, services: Sequence[Service], *, log_level: str | None = None,
+                 shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> None:
         self.services = list(services)
-        self.servers = [_Server(_config(s, log_level)) for s in self.services]
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self.servers = [_Server(_config(s, log_level, shutdown_timeout_s)) for s in self.services]
         self._stopping = False
+        self._watchdog: threading.Timer | None = None
         self._failed: list[str] = []
 
     def bound_services(self) -> list[Service]:
@@ -115,6 +136,11 @@ class Runner:
     def _on_signal(self, signum: int, _frame: Any) -> None:
         # A second Ctrl-C means "now": abandon in-flight requests.
         self.stop(force=self._stopping and signum == signal.SIGINT)
+        if self._watchdog is None and self.shutdown_timeout_s:
+            # Only for a real signal in a serving process: the watchdog ends the whole process.
+            self._watchdog = threading.Timer(self.shutdown_timeout_s + EXIT_GRACE_S, _exit_now)
+            self._watchdog.daemon = True
+            self._watchdog.start()
 
     async def _serve_one(self, server: _Server, service: Service) -> None:
         sock = service.sock or bind_socket(service.host, service.port)
@@ -160,6 +186,12 @@ class Runner:
 OnStarted = Callable[[list[Service]], None]
 
 
+def _exit_now() -> None:
+    log.error("stop: work still in flight after the shutdown timeout; exiting now")
+    logging.shutdown()
+    os._exit(FORCED_EXIT_CODE)
+
+
 def freeze_startup_heap() -> None:
     """Put everything allocated so far (modules, apps, schemas: ~100k objects that live as long as the
     process) out of the cyclic garbage collector's reach, so its full collections stop walking them
@@ -170,10 +202,12 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def serve(services: Sequence[Service], *, log_level: str | None = None, on_started: OnStarted | None = None) -> None:
+def serve(services: Sequence[Service], *, log_level: str | None = None, on_started: OnStarted | None = None,
+          shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> None:
     """Serve ``services`` in this process until SIGINT/SIGTERM; raises StartupError if one cannot start.
 
-    Sockets are bound before any app starts, so a taken port fails fast and nothing half-starts.
+    Sockets are bound before any app starts, so a taken port fails fast and nothing half-starts. After a
+    signal the process is gone within ``shutdown_timeout_s + EXIT_GRACE_S`` seconds.
     """
     bound: list[Service] = []
     try:
@@ -185,4 +219,4 @@ def serve(services: Sequence[Service], *, log_level: str | None = None, on_start
             if svc.sock is not None:
                 svc.sock.close()
         raise
-    Runner(bound, log_level=log_level).run(on_started)
+    Runner(bound, log_level=log_level, shutdown_timeout_s=shutdown_timeout_s).run(on_started)

@@ -47,10 +47,25 @@ class Settings:
     # Where the dashboard finds the Query API, as the browser sees it.
     public_query_url: str = "http://localhost:8001"
     log_level: str = "info"
+    # "text" (one human-readable line per record) or "json" (one JSON object per line; server/logs.py).
+    log_format: str = "text"
+    # GET /metrics on both APIs and the counting behind it (server/metrics.py); off = neither.
+    metrics_enabled: bool = True
+    # Most label combinations each agent-level series family keeps, its `other` series included.
+    metrics_max_agent_series: int = 1000
+    # A bearer token for GET /metrics alone, checked in memory (scrapes work while the database is
+    # down); unset: /metrics takes a read-scope API key whenever the APIs require keys.
+    metrics_token: str | None = None
     # The ingest process's background rollup refresher: seconds between passes (0 turns it off), and
     # how long after an hour ends before it is first rolled up (late steps of runs still in flight).
     rollup_interval_seconds: int = 60
     rollup_settle_seconds: int = 120
+    # The most time the database may work on one Query API read (PostgreSQL: per statement; SQLite: per
+    # request); past it the request is answered 503 with Retry-After. 0 turns the limit off.
+    query_timeout_ms: int = 15_000
+    # After SIGTERM/SIGINT, requests in flight get this long to finish; the process is gone at the
+    # latest 3 seconds later (server/runner.py).
+    shutdown_timeout_seconds: int = 10
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

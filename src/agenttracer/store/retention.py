@@ -142,9 +142,15 @@ class RetentionWorker(PeriodicWorker[PruneResult]):
         self.engine = engine
         self.older_than = timedelta(days=days)
         self.batch_size = batch_size
+        # Rows deleted by this worker since it started, per table (the server's metrics read them).
+        self.deleted = {"runs": 0, "steps": 0, "failures": 0}
 
     def _pass(self) -> PruneResult:
         result = prune(self.engine, self.older_than, batch_size=self.batch_size, should_stop=self._stop.is_set)
+        if not result.dry_run:
+            self.deleted["runs"] += result.runs
+            self.deleted["steps"] += result.steps
+            self.deleted["failures"] += result.failures
         if result.runs:
             log.info(
                 "retention: deleted %d runs, %d steps, %d failures older than %s in %d batches",

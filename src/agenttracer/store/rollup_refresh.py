@@ -366,9 +366,14 @@ class RollupWorker(PeriodicWorker[RefreshResult]):
         super().__init__(interval_s=interval_s, first_delay_s=first_delay_s)
         self.engine = engine
         self.settle = settle
+        # Wall-clock time (time.time()) the refresher last ended a pass with nothing left to do, or
+        # another process's refresher held the lock; the server reports now minus this as its lag.
+        self.caught_up_at = time.time()
 
     def _pass(self) -> RefreshResult:
         result = refresh(self.engine, settle=self.settle, should_stop=self._stop.is_set)
+        if result.skipped or (result.dirty_left == 0 and not self._stop.is_set()):
+            self.caught_up_at = time.time()
         if result.hours:
             log.info("rollup: recomputed %d hours and %d days in %.1f s; rolled up until %s",
                      result.hours, result.days, result.seconds,

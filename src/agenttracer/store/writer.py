@@ -31,6 +31,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -49,10 +50,10 @@ from agenttracer.store.run_state import (
 )
 from agenttracer.store.sqlite_checkpoint import after_commit
 from agenttracer.store.step_rows import StepRows
-from agenttracer.store.tables import failures
+from agenttracer.store.tables import failures, rollup_dirty
 from agenttracer.store.write_sql import Statements, statements_for
 
-__all__ = ["Incoming", "Outcome", "write_batch"]
+__all__ = ["Incoming", "Outcome", "WriteReport", "write_batch"]
 
 # PostgreSQL error codes worth one more try: deadlock detected, serialization failure.
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
@@ -81,6 +82,20 @@ def _write_lock(engine: sa.Engine) -> threading.Lock | _NoLock:
         return _SQLITE_LOCKS.setdefault(key, threading.Lock())
 
 
+_PROBE_MARK = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def probe_write(engine: sa.Engine) -> None:
+    """Raise the database's own error if it refuses writes right now (read-only, permissions, locked);
+    stores nothing (the probe row is rolled back). Taken in turn with the batches on SQLite."""
+    with _write_lock(engine), engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            conn.execute(sa.insert(rollup_dirty).values(hour=_PROBE_MARK))
+        finally:
+            transaction.rollback()
+
+
 def _insert(engine_or_conn: sa.Engine | sa.Connection, table: sa.Table) -> Any:
     dialect = engine_or_conn.dialect.name
     if dialect == "postgresql":
@@ -90,11 +105,30 @@ def _insert(engine_or_conn: sa.Engine | sa.Connection, table: sa.Table) -> Any:
     raise ValueError(f"unsupported dialect {dialect}")
 
 
-def write_batch(engine: sa.Engine, events: Sequence[Incoming], *, now: datetime | None = None) -> list[Outcome]:
+Identity = tuple[str | None, str | None, str | None]
+
+
+@dataclass(slots=True)
+class WriteReport:
+    """What a caller may want to count about a write besides the outcomes (the server's metrics).
+
+    ``retries``: transactions redone (deadlock, serialization failure, a step collision); ``identities``:
+    every run the batch touched -> its (agent_id, agent_version, environment) as stored after the
+    commit (None parts while a run's start has not arrived). Only values that passed the policy and
+    were stored: never a rejected event's.
+    """
+
+    retries: int = 0
+    identities: dict[str, Identity] = field(default_factory=dict)
+
+
+def write_batch(
+    engine: sa.Engine, events: Sequence[Incoming], *, now: datetime | None = None, report: WriteReport | None = None
+) -> list[Outcome]:
     """Store ``events`` in one transaction and return one Outcome per event, in input order.
 
     Raises SQLAlchemy's OperationalError/DBAPIError when the database is unavailable; nothing is
-    stored then.
+    stored then. ``report``, when given, is filled in (see ``WriteReport``).
     """
     if not events:
         return []
@@ -117,14 +151,22 @@ def write_batch(engine: sa.Engine, events: Sequence[Incoming], *, now: datetime 
                 # Not counted as a failed attempt (it can happen once), so a batch that already used
                 # its retries on deadlocks still gets its conflict-proof attempt.
                 plan.safe_steps = True
+                if report is not None:
+                    report.retries += 1
                 continue
             failed_attempts += 1
             if sqlstate in _RETRYABLE_SQLSTATES and failed_attempts < _MAX_ATTEMPTS:
+                if report is not None:
+                    report.retries += 1
                 continue
             raise
     # The step outcomes were decided as lists of event indices; their objects are built here, after
     # the lock is released.
-    outcomes, accepted, stored = decided
+    outcomes, accepted, stored, states = decided
+    if report is not None:
+        report.identities = {
+            run_id: (s.row["agent_id"], s.row["agent_version"], s.row["environment"]) for run_id, s in states.items()
+        }
     outcomes += [Outcome(index, "accepted") for index in accepted]
     outcomes += [Outcome(index, "duplicate") for index in stored]
     outcomes += [Outcome(index, "duplicate") for index in plan.repeats]
@@ -136,7 +178,7 @@ def _by_index(outcome: Outcome) -> int:
     return outcome.index
 
 
-_Decided = tuple[list[Outcome], list[int], list[int]]
+_Decided = tuple[list[Outcome], list[int], list[int], dict[str, RunState]]
 
 
 def _write_wrapped(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
@@ -313,7 +355,7 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
     # hours of the changed runs are marked for the rollup refresher in the same transaction.
     mark_runs_dirty(conn, states.values())
     _update_runs(conn, sql, states, now)
-    return outcomes, accepted, stored_dups
+    return outcomes, accepted, stored_dups, states
 
 
 def _load_runs(conn: sa.Connection, sql: Statements, run_ids: list[str], created: set[str]) -> dict[str, RunState]:

@@ -345,9 +345,10 @@ export interface components {
             backend: string;
             /**
              * Database
+             * @description 'not_writable' (ingest only): the database answers but refuses writes, or the last write failed within the last minute (e.g. a full disk).
              * @enum {string}
              */
-            database: "ok" | "unreachable";
+            database: "ok" | "unreachable" | "not_writable";
             /**
              * Detail
              * @description On 503: the kind of error, never a URL or credential.
@@ -993,7 +994,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now; retry after Retry-After. */
+            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1062,7 +1063,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now; retry after Retry-After. */
+            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1141,7 +1142,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now; retry after Retry-After. */
+            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1209,7 +1210,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now; retry after Retry-After. */
+            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1284,7 +1285,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now; retry after Retry-After. */
+            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;

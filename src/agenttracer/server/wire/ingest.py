@@ -250,7 +250,10 @@ class HealthResponse(BaseModel):
 
     status: Literal["ok", "unavailable"]
     service: str
-    database: Literal["ok", "unreachable"]
+    database: Literal["ok", "unreachable", "not_writable"] = Field(
+        description="'not_writable' (ingest only): the database answers but refuses writes, or the last "
+        "write failed within the last minute (e.g. a full disk)."
+    )
     backend: str = Field(description="'sqlite' or 'postgresql'.")
     detail: str | None = Field(default=None, description="On 503: the kind of error, never a URL or credential.")
 

@@ -1,0 +1,168 @@
+"""The agent-level series, with a hard cap on their label combinations: what alerts on agent versions read.
+
+Three families, kept by the ingest process from the events it stores (never from rejected ones):
+
+- ``agenttracer_runs_finished_total{agent_id, agent_version, environment, status}``: run_end events
+  accepted;
+- ``agenttracer_run_failures_total{agent_id, agent_version, failure_type, failure_code}``: failure
+  events accepted;
+- ``agenttracer_step_latency_seconds{agent_id, agent_version, step_type}``: a histogram of accepted
+  steps' latency, by step type from the fixed vocabulary (never by step name).
+
+Agent ids, versions and environments are chosen by whoever sends telemetry, so each family keeps at
+most ``cap`` label combinations, ``other`` included: the first ``cap - 1`` combinations seen are kept
+as they are, and an observation with any later combination is counted under ``other`` for every
+label and in ``agenttracer_agent_series_folded_total{metric}``. A process's memory and its scrape
+size stay bounded whatever the clients send. The labels hold only stored values, which passed the
+privacy policy (an identity the policy refuses gets its event rejected), and ``unknown`` for a run
+whose run_start has not arrived yet.
+
+Counting is plain Python under one lock per batch (the histogram buckets are found with ``bisect``
+before the lock); prometheus-client only renders the families at scrape time (``collect``). This
+keeps the per-step cost on the ingest path to a few dictionary operations.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+OTHER = "other"
+UNKNOWN = "unknown"
+# Step latency buckets (seconds): from a fast tool call to a slow model call or retrieval.
+STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+RUNS = "agenttracer_runs_finished"
+FAILURES = "agenttracer_run_failures"
+STEPS = "agenttracer_step_latency_seconds"
+RUN_LABELS = ("agent_id", "agent_version", "environment", "status")
+FAILURE_LABELS = ("agent_id", "agent_version", "failure_type", "failure_code")
+STEP_LABELS = ("agent_id", "agent_version", "step_type")
+
+Key = tuple[str, ...]
+
+
+class _Capped:
+    """The label combinations of one family: at most ``cap``, the ``other`` one included."""
+
+    def __init__(self, width: int, cap: int) -> None:
+        self.other: Key = (OTHER,) * width
+        self.cap = cap
+        self.keys: set[Key] = set()
+        self.folded = 0
+
+    def admit(self, key: Key, n: int) -> Key:
+        """``key`` itself when it is known or fits under the cap, else ``other`` (counting ``n`` folded)."""
+        if key in self.keys:
+            return key
+        if len(self.keys) < self.cap - 1:
+            self.keys.add(key)
+            return key
+        self.folded += n
+        self.keys.add(self.other)
+        return self.other
+
+
+class AgentSeries(Collector):
+    """The three families and their caps; ``record`` adds one batch, ``collect`` renders them."""
+
+    def __init__(self, cap: int) -> None:
+        if cap < 1:
+            raise ValueError("the agent series cap must be at least 1")
+        self.cap = cap
+        self._lock = threading.Lock()
+        self._runs_keys = _Capped(len(RUN_LABELS), cap)
+        self._failure_keys = _Capped(len(FAILURE_LABELS), cap)
+        self._step_keys = _Capped(len(STEP_LABELS), cap)
+        self._runs: dict[Key, int] = {}
+        self._failures: dict[Key, int] = {}
+        # Per combination: non-cumulative bucket counts (the last one is +Inf), then the sum.
+        self._steps: dict[Key, tuple[list[int], list[float]]] = {}
+
+    @staticmethod
+    def step_buckets() -> list[int]:
+        return [0] * (len(STEP_BUCKETS) + 1)
+
+    def record(
+        self,
+        runs: dict[Key, int],
+        failures: dict[Key, int],
+        steps: dict[Key, tuple[list[int], float]],
+    ) -> None:
+        """Add one batch's counts, each already summed per label combination by the caller."""
+        with self._lock:
+            _add_counts(self._runs, self._runs_keys, runs)
+            _add_counts(self._failures, self._failure_keys, failures)
+            for key, (buckets, total) in steps.items():
+                n = sum(buckets)
+                slot = self._step_keys.admit(key, n)
+                held = self._steps.get(slot)
+                if held is None:
+                    self._steps[slot] = (list(buckets), [total])
+                    continue
+                counts, sums = held
+                for i, c in enumerate(buckets):
+                    if c:
+                        counts[i] += c
+                sums[0] += total
+
+    def series_counts(self) -> dict[str, int]:
+        """Label combinations held per family (each at most the cap)."""
+        with self._lock:
+            return {RUNS: len(self._runs), FAILURES: len(self._failures), STEPS: len(self._steps)}
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            runs = list(self._runs.items())
+            failures = list(self._failures.items())
+            steps = [(k, list(c), s[0]) for k, (c, s) in self._steps.items()]
+            folded = {
+                RUNS: self._runs_keys.folded,
+                FAILURES: self._failure_keys.folded,
+                STEPS: self._step_keys.folded,
+            }
+        family = CounterMetricFamily(RUNS, "Runs whose run_end was stored, by agent, version, environment and status.",
+                                     labels=RUN_LABELS)
+        for key, value in runs:
+            family.add_metric(key, value)
+        yield family
+        family = CounterMetricFamily(FAILURES, "Run failures stored, by agent, version, failure type and code.",
+                                     labels=FAILURE_LABELS)
+        for key, value in failures:
+            family.add_metric(key, value)
+        yield family
+        histogram = HistogramMetricFamily(STEPS, "Latency of stored steps, by agent, version and step type.",
+                                          labels=STEP_LABELS)
+        bounds = [*(repr(b) for b in STEP_BUCKETS), "+Inf"]
+        for key, counts, total in steps:
+            histogram.add_metric(key, list(zip(bounds, _cumulative(counts), strict=True)), total)
+        yield histogram
+        family = CounterMetricFamily(
+            "agenttracer_agent_series_folded",
+            "Observations counted under 'other' because their family already held its cap of label combinations.",
+            labels=("metric",),
+        )
+        for name, value in folded.items():
+            family.add_metric((name,), value)
+        yield family
+
+
+def _add_counts(into: dict[Key, int], capped: _Capped, counts: dict[Key, int]) -> None:
+    for key, n in counts.items():
+        slot = capped.admit(key, n)
+        into[slot] = into.get(slot, 0) + n
+
+
+def _cumulative(counts: list[int]) -> Iterator[int]:
+    running = 0
+    for c in counts:
+        running += c
+        yield running
+
+
+def bucket_of(seconds: float) -> int:
+    """Index of the step bucket ``seconds`` falls in (``le`` semantics: a bound is inclusive)."""
+    return bisect_left(STEP_BUCKETS, seconds)

@@ -1,0 +1,102 @@
+"""The agent-level series keep at most the cap of label combinations, whatever clients send.
+
+10,000 distinct agent ids go through the real Ingest API: each family ends with exactly the cap of
+series (``other`` included) and every observation beyond it is counted as folded, not lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from agenttracer.server import ingest
+from agenttracer.server.agent_series import OTHER, STEP_BUCKETS, AgentSeries, bucket_of
+from agenttracer.server.settings import Settings
+from tests.support import events as ev
+from tests.support.servers import serve_app
+
+AGENTS = 10_000
+
+
+def series(text: str, family: str) -> list[dict[str, str]]:
+    out = []
+    for fam in text_string_to_metric_families(text):
+        if fam.name == family:
+            out += [s.labels for s in fam.samples if s.name in (family, f"{family}_total", f"{family}_count")]
+    return out
+
+
+def test_ten_thousand_agent_ids_stay_at_the_cap(live_settings: Settings) -> None:
+    cap = Settings().metrics_max_agent_series  # the shipped default
+    with serve_app(ingest.create_app(live_settings)) as base, httpx.Client(timeout=60) as client:
+        batch: list[dict[str, object]] = []
+        for i in range(AGENTS):
+            run_id = ev.new_run_id()
+            ident = {"agent_id": f"agent-{i:05d}", "agent_version": "v1", "environment": "prod"}
+            batch += [ev.run_start(run_id, **ident), ev.step(run_id, 1), ev.run_end(run_id, **ident)]
+            if len(batch) >= 999 or i == AGENTS - 1:
+                response = client.post(f"{base}/v1/ingest", json={"events": batch})
+                assert response.status_code == 200 and response.json()["rejected"] == 0
+                batch = []
+        text = client.get(f"{base}/metrics").text
+
+    for family in ("agenttracer_runs_finished", "agenttracer_step_latency_seconds"):
+        labels = series(text, family)
+        assert len(labels) == cap, family
+        assert sum(1 for lab in labels if lab["agent_id"] == OTHER) == 1
+    folded = {
+        s.labels["metric"]: s.value
+        for fam in text_string_to_metric_families(text)
+        if fam.name == "agenttracer_agent_series_folded"
+        for s in fam.samples
+        if s.name.endswith("_total")
+    }
+    assert folded["agenttracer_runs_finished"] == AGENTS - (cap - 1)
+    assert folded["agenttracer_step_latency_seconds"] == AGENTS - (cap - 1)
+    # Nothing was lost: the runs under 'other' plus the kept ones are every run.
+    runs = {
+        tuple(sorted(s.labels.items())): s.value
+        for fam in text_string_to_metric_families(text)
+        if fam.name == "agenttracer_runs_finished"
+        for s in fam.samples
+        if s.name.endswith("_total")
+    }
+    assert sum(runs.values()) == AGENTS
+
+
+def test_the_cap_is_a_setting(live_settings: Settings) -> None:
+    small = dataclasses.replace(live_settings, metrics_max_agent_series=3)
+    with serve_app(ingest.create_app(small)) as base:
+        for i in range(5):
+            run_id = ev.new_run_id()
+            ident = {"agent_id": f"a{i}", "agent_version": "v1", "environment": "prod"}
+            events = [ev.run_start(run_id, **ident), ev.run_end(run_id, **ident)]
+            httpx.post(f"{base}/v1/ingest", json={"events": events}, timeout=30)
+        labels = series(httpx.get(f"{base}/metrics", timeout=10).text, "agenttracer_runs_finished")
+    assert sorted(lab["agent_id"] for lab in labels) == ["a0", "a1", OTHER]
+
+
+def test_known_combinations_keep_counting_after_the_cap() -> None:
+    agents = AgentSeries(cap=2)
+    key = ("a", "v1", "prod", "success")
+    agents.record({key: 1}, {}, {})
+    agents.record({("b", "v1", "prod", "success"): 4}, {}, {})
+    agents.record({key: 2}, {}, {})
+    runs = {tuple(s.labels.values()): s.value for fam in agents.collect() if fam.name == "agenttracer_runs_finished"
+            for s in fam.samples}
+    assert runs == {key: 3, (OTHER,) * 4: 4}
+    assert agents.series_counts()["agenttracer_runs_finished"] == 2
+
+
+def test_a_cap_below_one_is_refused() -> None:
+    with pytest.raises(ValueError):
+        AgentSeries(cap=0)
+
+
+@pytest.mark.parametrize(("seconds", "bucket"), [(0.0, 0), (0.005, 0), (0.0051, 1), (120.0, len(STEP_BUCKETS) - 1),
+                                                 (120.5, len(STEP_BUCKETS))])
+def test_bucket_bounds_are_inclusive(seconds: float, bucket: int) -> None:
+    assert bucket_of(seconds) == bucket
