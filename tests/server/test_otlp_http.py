@@ -164,6 +164,11 @@ def test_a_trace_split_out_of_order_and_replayed_settles_once(
     assert "VectorStoreRetriever" in stored
     assert_no_canary(CANARY, stored, log.getvalue())
 
+    metrics = httpx.get(f"{live_ingest}/metrics").text
+    assert 'agenttracer_otlp_spans_total{outcome="accepted"} 6.0' in metrics
+    assert 'agenttracer_otlp_spans_total{outcome="duplicate"} 6.0' in metrics
+    assert CANARY not in metrics
+
 
 def test_a_failing_root_and_an_unrecovered_step(live_ingest: str, live_query: str) -> None:
     trace = "0af7651916cd43dd8448eb211c80319c"
