@@ -47,6 +47,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +110,11 @@ class Trace:
             for attempt in range(1, attempts + 1):
                 failed = attempt < attempts
                 start, cursor = cursor, cursor + rng.randint(2, 400) * 1_000_000
-                span, meta, name = self._child(rng, kind, agent, conversation, failed, attempt)
+                span, _, name = self._child(rng, kind, agent, conversation, failed, attempt)
                 span.trace_id, span.span_id, span.parent_span_id = self.trace_id, rng.randbytes(8), root_id
                 span.start_time_unix_nano, span.end_time_unix_nano = start, cursor
+                # The SDK sends the very metadata /v1/traces keeps of this span: the same data both ways.
+                meta = _stored_meta(span)
                 self.spans.append(span)
                 steps.append({"type": "step", "seq": len(steps) + 1, "step_type": _STEP[kind], "name": name,
                               "started_at": _iso(start), "ended_at": _iso(cursor), "latency_ms": (cursor - start) / 1e6,
@@ -192,6 +195,15 @@ class Trace:
 
 
 _STEP = {"chat": "llm", "tool": "tool", "embeddings": "retrieval"}
+
+
+def _stored_meta(span: Span) -> dict[str, Any]:
+    from agenttracer.server.otlp_map import map_request
+
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.append(span)
+    (record,) = map_request(request, datetime.now(timezone.utc)).spans
+    return dict(record.meta)
 
 
 def _iso(ns: int) -> str:
