@@ -62,8 +62,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 
-from agenttracer.store.engine import make_engine
-from agenttracer.store.migrate import upgrade
+from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.schema.migrate import upgrade
 
 OTLP_BATCH = 512  # BatchSpanProcessor's default max_export_batch_size
 SDK_BATCH = 500  # the SDK's batch size
@@ -198,7 +198,7 @@ _STEP = {"chat": "llm", "tool": "tool", "embeddings": "retrieval"}
 
 
 def _stored_meta(span: Span) -> dict[str, Any]:
-    from agenttracer.server.otlp_map import map_request
+    from agenttracer.server.ingest.otlp_map import map_request
 
     request = ExportTraceServiceRequest()
     request.resource_spans.add().scope_spans.add().spans.append(span)

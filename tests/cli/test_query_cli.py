@@ -30,9 +30,9 @@ from agenttracer.cli.query_client import QueryError
 from agenttracer.server import ingest
 from agenttracer.server import query as query_module
 from agenttracer.server.settings import Settings
-from agenttracer.store.engine import make_engine
 from agenttracer.store.keys import create_key
-from agenttracer.store.migrate import upgrade
+from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.schema.migrate import upgrade
 from tests.support.analytics_data import scenario, served_scenario
 from tests.support.rundata import RunSpec, StepSpec, ingest_runs, sample_runs
 from tests.support.servers import serve_app as serve
@@ -317,3 +317,32 @@ def test_tail_keeps_polling_through_an_outage_and_says_so(capsys: pytest.Capture
     err = capsys.readouterr().err
     assert err.count("cannot reach the Query API") == 1  # warned once per outage, not per attempt
     assert "reconnected" in err
+
+
+@pytest.fixture(scope="module")
+def long_run(server: Server) -> RunSpec:
+    """A run of 1,200 steps: more than one page of the API's largest step page."""
+    spec = RunSpec("long-agent", "v1", "production", datetime(2026, 11, 20, 8, tzinfo=timezone.utc), "success",
+                   [StepSpec(seq, "tool", f"call_{seq}", offset_ms=seq * 2.0, latency_ms=1.0)
+                    for seq in range(1, 1201)])
+    ingest_runs(server.ingest_url, [spec])
+    return spec
+
+
+def test_show_pages_through_a_long_run_up_to_the_limit(server: Server, long_run: RunSpec) -> None:
+    result = cli("show", long_run.run_id, "--url", server.url, "--json", "--limit", "1100")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert [s["seq"] for s in body["steps"]] == list(range(1, 1101))  # two API pages joined
+    assert body["next_steps_after"] == 1100
+    assert body["run"]["step_count"] == 1200
+    tail = json.loads(cli("show", long_run.run_id, "--url", server.url, "--json", "--after", "1150").stdout)
+    assert [s["seq"] for s in tail["steps"]] == list(range(1151, 1201))
+    assert tail["next_steps_after"] is None
+
+
+def test_show_says_how_many_steps_it_left_out(server: Server, long_run: RunSpec) -> None:
+    result = cli("show", long_run.run_id, "--url", server.url)
+    assert result.exit_code == 0, result.output
+    assert "call_500" in result.output and "call_501" not in result.output
+    assert "showing 500 of 1200 steps; `--after 500`" in " ".join(result.output.split())

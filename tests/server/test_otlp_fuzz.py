@@ -17,10 +17,10 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from agenttracer.privacy.otel import EXCEPTION_EVENT_ATTRIBUTES, SPAN_ATTRIBUTES
-from agenttracer.server.ingest_body import Problem
-from agenttracer.server.otlp_decode import JSON, PROTOBUF, decode_request
-from agenttracer.server.otlp_map import map_request
-from agenttracer.store.otlp_write import write_spans
+from agenttracer.server.ingest.body import Problem
+from agenttracer.server.ingest.otlp_decode import JSON, PROTOBUF, decode_request
+from agenttracer.server.ingest.otlp_map import map_request
+from agenttracer.store.write.otlp_write import write_spans
 
 CANARY = "xxcanaryxx"
 NOW = datetime.now(timezone.utc)

@@ -12,8 +12,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from agenttracer.privacy.otel import SPAN_ATTRIBUTES, Kind
-from agenttracer.server.otlp_map import map_request
-from agenttracer.store.otlp_assemble import SpanRecord
+from agenttracer.server.ingest.otlp_map import map_request
+from agenttracer.store.write.otlp_assemble import SpanRecord
 
 NOW = datetime.now(timezone.utc)
 T = time.time_ns() - 10**9

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from agenttracer.store.otlp_assemble import SpanRecord, assemble, failure_cause
+from agenttracer.store.write.otlp_assemble import SpanRecord, assemble, failure_cause
 
 T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
 

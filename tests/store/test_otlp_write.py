@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from agenttracer.server.ingest_events import convert_event
-from agenttracer.store.otlp_assemble import Resource, SpanRecord
-from agenttracer.store.otlp_write import write_spans
-from agenttracer.store.tables import failures, runs, steps
-from agenttracer.store.writer import write_batch
+from agenttracer.server.ingest.events import convert_event
+from agenttracer.store.schema.tables import failures, runs, steps
+from agenttracer.store.write.otlp_assemble import Resource, SpanRecord
+from agenttracer.store.write.otlp_write import write_spans
+from agenttracer.store.write.writer import write_batch
 from tests.support.events import full_run
 
 NOW = datetime.now(timezone.utc)

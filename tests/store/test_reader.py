@@ -1,4 +1,4 @@
-"""store/reader.py on SQLite and PostgreSQL, through the same read-only engine the Query API uses."""
+"""store/read/runs.py on SQLite and PostgreSQL, through the same read-only engine the Query API uses."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from datetime import timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store import reader
-from agenttracer.store.engine import make_engine
-from agenttracer.store.filters import RunFilters
-from agenttracer.store.tables import runs
+from agenttracer.store.read import runs as reader
+from agenttracer.store.read.filters import RunFilters
+from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.schema.tables import runs
 from tests.support.rundata import T0, RunSpec, StepSpec, insert_runs
 
 
@@ -72,7 +72,7 @@ def test_timestamps_come_back_as_aware_utc(engine: sa.Engine, ro: sa.Engine) -> 
                    [StepSpec(1, "tool", "t", 1.5, 2.25)])
     insert_runs(engine, [spec])
     with ro.connect() as conn:
-        detail = reader.get_run(conn, spec.run_id)
+        detail = reader.get_run(conn, spec.run_id, steps_limit=100)
     assert detail is not None
     assert detail["run"]["started_at"] == spec.started_at
     assert detail["run"]["started_at"].tzinfo == timezone.utc
@@ -85,8 +85,8 @@ def test_get_run_orders_steps_by_seq_whatever_the_insert_order(engine: sa.Engine
                    [StepSpec(seq, "tool", f"s{seq}", seq * 10.0) for seq in (3, 1, 4, 2)])
     insert_runs(engine, [spec])
     with ro.connect() as conn:
-        detail = reader.get_run(conn, spec.run_id)
-        assert reader.get_run(conn, str(uuid.uuid4())) is None
+        detail = reader.get_run(conn, spec.run_id, steps_limit=100)
+        assert reader.get_run(conn, str(uuid.uuid4()), steps_limit=100) is None
     assert detail is not None
     assert [s["seq"] for s in detail["steps"]] == [1, 2, 3, 4]
     assert detail["failure"] is None
@@ -169,3 +169,71 @@ def test_a_list_filtered_by_agent_reads_the_agents_index_not_every_run(engine: s
         plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params))
     assert "ix_runs_agent_id_started_at_run_id" in plan, plan
     assert "TEMP B-TREE" not in plan, plan  # the index gives the (started_at, run_id) order: no sort
+
+
+def test_get_run_pages_steps_after_a_seq_and_keeps_the_run_totals(engine: sa.Engine, ro: sa.Engine) -> None:
+    spec = RunSpec("a", "v1", "prod", T0, "success",
+                   [StepSpec(seq, "tool", f"s{seq}", seq * 10.0) for seq in range(1, 8)])
+    insert_runs(engine, [spec])
+    pages = []
+    after: int | None = 0
+    with ro.connect() as conn:
+        while after is not None:
+            detail = reader.get_run(conn, spec.run_id, steps_after=after, steps_limit=3)
+            assert detail is not None
+            pages.append([s["seq"] for s in detail["steps"]])
+            after = detail["next_steps_after"]
+    assert pages == [[1, 2, 3], [4, 5, 6], [7]]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # the plan this pins is SQLite's
+def test_a_page_of_steps_is_one_range_of_the_primary_key(engine: sa.Engine) -> None:
+    """Bounded work per page: the page is read from the (run_id, seq) key in order, with no sort of the run."""
+    spec = RunSpec("a", "v1", "prod", T0, "success", [StepSpec(seq, "tool", "t", float(seq)) for seq in range(1, 300)])
+    insert_runs(engine, [spec])
+    captured: list[tuple[str, object]] = []
+
+    def capture(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        captured.append((statement, params))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    with engine.connect() as conn:
+        detail = reader.get_run(conn, spec.run_id, steps_after=100, steps_limit=20)
+    sa.event.remove(engine, "before_cursor_execute", capture)
+    assert detail is not None and [s["seq"] for s in detail["steps"]] == list(range(101, 121))
+    statement, params = next((st, p) for st, p in captured if "FROM steps" in st)
+    assert "LIMIT" in statement
+    with engine.connect() as conn:
+        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params))
+    assert "sqlite_autoindex_steps_1 (run_id=? AND seq>?)" in plan, plan  # the (run_id, seq) key
+    assert "TEMP B-TREE" not in plan, plan
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # the plan this pins is PostgreSQL's
+def test_a_page_of_a_long_run_is_an_ordered_primary_key_scan_on_postgresql(engine: sa.Engine, ro: sa.Engine) -> None:
+    """Unanalysed (or average-run) statistics made PostgreSQL bitmap-scan every step of a long run and sort
+    them for the LIMIT; the page must be the primary key read in order, stopping at the LIMIT."""
+    short = RunSpec("a", "v1", "prod", T0, "success", [StepSpec(1, "tool", "t", 1.0)])
+    long = RunSpec("a", "v1", "prod", T0, "success", [StepSpec(1, "tool", "t", 1.0)])
+    insert_runs(engine, [short, long])
+    with engine.begin() as conn:  # 20,000 more steps in one statement (row by row takes half a minute)
+        conn.exec_driver_sql(
+            "INSERT INTO steps (run_id, seq, step_type, name, status, started_at, ended_at, latency_ms)"
+            " SELECT %(run_id)s, g, 'tool', 't', 'ok', %(t)s, %(t)s, 1.0 FROM generate_series(2, 20000) AS g",
+            {"run_id": long.run_id, "t": T0},
+        )
+    captured: list[tuple[str, object]] = []
+
+    def capture(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        captured.append((statement, params))
+
+    sa.event.listen(ro, "before_cursor_execute", capture)
+    with ro.connect() as conn:
+        detail = reader.get_run(conn, long.run_id, steps_after=10, steps_limit=20)
+        sa.event.remove(ro, "before_cursor_execute", capture)
+        statement, params = next((st, p) for st, p in captured if "FROM steps" in st)
+        # Same transaction: the settings get_run made for its page still hold.
+        plan = "\n".join(str(row[0]) for row in conn.exec_driver_sql(f"EXPLAIN {statement}", params))  # type: ignore[arg-type]
+    assert detail is not None and [s["seq"] for s in detail["steps"]] == list(range(11, 31))
+    assert "Index Scan using pk_steps" in plan, plan
+    assert "Sort" not in plan and "Bitmap" not in plan, plan

@@ -26,6 +26,9 @@ from agenttracer.cli.query_client import DEFAULT_QUERY_URL, NotFound, QueryClien
 
 T = TypeVar("T")
 
+SHOW_STEPS = 500  # steps `show` prints by default: a terminal waterfall longer than this is not read
+STEP_PAGE_SIZE = 1000  # the Query API's largest page of steps
+
 UrlOpt = Annotated[
     str, typer.Option("--url", envvar="AGENTTRACER_QUERY_URL", help="Query API base URL.", show_default=True)
 ]
@@ -123,17 +126,44 @@ def runs_cmd(
 def show_cmd(
     run_id: Annotated[str, typer.Argument(help="The run's UUID.")],
     url: UrlOpt = DEFAULT_QUERY_URL, api_key: KeyOpt = None, as_json: JsonOpt = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many steps.")] = SHOW_STEPS,
+    after: Annotated[int, typer.Option("--after", min=0, help="Start after this step seq.")] = 0,
 ) -> None:
-    """Show one run and its steps as a waterfall (retries linked, the failing step marked)."""
+    """Show one run and its steps as a waterfall (retries linked, the failing step marked).
+
+    Steps come from the API page by page until --limit are shown; the run's totals always cover the
+    whole run, and a note says how to see the steps that were left out.
+    """
     with _client(url, api_key) as client:
         try:
-            detail = client.get(f"/v1/runs/{run_id}")
+            detail = _run_pages(client, run_id, after, limit)
         except NotFound:
             raise _fail(f"run {run_id} does not exist on {client.url}") from None
     if as_json:
         _print_json(detail)
-    else:
-        _console().print(render.waterfall(detail))
+        return
+    _console().print(render.waterfall(detail))
+    rest = detail["next_steps_after"]
+    if rest is not None:
+        _console().print(
+            f"[dim]showing {len(detail['steps'])} of {detail['run']['step_count']} steps; "
+            f"`--after {rest}` for the next ones, or raise --limit[/]"
+        )
+
+
+def _run_pages(client: QueryClient, run_id: str, after: int, limit: int) -> dict[str, Any]:
+    """The run detail with up to ``limit`` steps after seq ``after``, gathered from as many pages as needed."""
+
+    def page(after: int, wanted: int) -> dict[str, Any]:
+        params = {"steps_after": after, "steps_limit": min(wanted, STEP_PAGE_SIZE)}
+        return dict(client.get(f"/v1/runs/{run_id}", params))
+
+    detail = page(after, limit)
+    while detail["next_steps_after"] is not None and len(detail["steps"]) < limit:
+        more = page(detail["next_steps_after"], limit - len(detail["steps"]))
+        # Totals and failure from the newest page: the run may have grown while we paged.
+        detail = {**more, "steps": detail["steps"] + more["steps"]}
+    return detail
 
 
 @app.command("stats")

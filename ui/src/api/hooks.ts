@@ -1,10 +1,12 @@
 // TanStack Query hooks, one per Query API resource. Query keys hold every parameter, so the cache
 // is shared by views asking for the same data.
-import { keepPreviousData, QueryClient, useQuery } from "@tanstack/react-query";
+import { keepPreviousData, QueryClient, useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { ApiError, getJson } from "./client";
 import type { AgentList, Compare, CompareQuery, Health, RunDetail, RunPage, Stats } from "./types";
 
 export const PAGE_SIZE = 50;
+/** Steps per page of run detail: the Query API's default page, one bounded response each. */
+export const STEP_PAGE_SIZE = 500;
 
 export function makeQueryClient(): QueryClient {
   return new QueryClient({
@@ -29,13 +31,31 @@ export function useRuns(query: Record<string, string>, cursor: string | undefine
   });
 }
 
+/** A run's detail, its steps fetched page by page (`fetchNextPage` loads the next STEP_PAGE_SIZE). */
 export function useRun(runId: string, refreshMs: number | false) {
-  return useQuery({
+  return useInfiniteQuery({
     queryKey: ["run", runId],
-    queryFn: ({ signal }) => getJson<RunDetail>(`/v1/runs/${encodeURIComponent(runId)}`, {}, signal),
+    queryFn: ({ signal, pageParam }) =>
+      getJson<RunDetail>(
+        `/v1/runs/${encodeURIComponent(runId)}`,
+        { steps_after: pageParam, steps_limit: STEP_PAGE_SIZE },
+        signal,
+      ),
+    initialPageParam: 0,
+    getNextPageParam: (last) => last.next_steps_after ?? undefined,
     // Keep polling a run that is still in progress, so it finishes live on screen.
-    refetchInterval: (q) => (refreshMs && q.state.data?.run.status === "running" ? refreshMs : false),
+    refetchInterval: (q) => {
+      const pages = q.state.data?.pages;
+      return refreshMs && pages?.[pages.length - 1]?.run.status === "running" ? refreshMs : false;
+    },
   });
+}
+
+/** The pages of a run joined: the newest page's run totals and failure, every loaded step in seq order. */
+export function joinRunPages(pages: RunDetail[]): RunDetail & { hasMore: boolean } {
+  const last = pages[pages.length - 1];
+  if (!last) throw new Error("a loaded run has at least one page");
+  return { ...last, steps: pages.flatMap((p) => p.steps), hasMore: last.next_steps_after !== null };
 }
 
 export function useAgents() {

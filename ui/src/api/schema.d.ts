@@ -79,7 +79,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One run with its steps in seq order and its failure. */
+        /** One run with its totals, its failure and a page of its steps in seq order. */
         get: operations["get_run"];
         put?: never;
         post?: never;
@@ -439,12 +439,23 @@ export interface components {
         };
         /**
          * RunDetail
-         * @description A run with its steps in seq order and its failure (if any).
+         * @description A run with its failure (if any) and one page of its steps in seq order.
+         *
+         *     ``run`` carries the whole run's totals (step_count, error_step_count, retry_count, duration_ms)
+         *     on every page; ``steps`` holds only the steps with seq above the request's ``steps_after``.
          */
         RunDetail: {
             failure: components["schemas"]["FailureOut"] | null;
+            /**
+             * Next Steps After
+             * @description Pass as steps_after to get the next page of steps; null when this page is the last.
+             */
+            next_steps_after: number | null;
             run: components["schemas"]["RunSummary"];
-            /** Steps */
+            /**
+             * Steps
+             * @description One page of steps, seq ascending.
+             */
             steps: components["schemas"]["StepOut"][];
         };
         /**
@@ -1155,7 +1166,12 @@ export interface operations {
     };
     get_run: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Return steps with seq above this: next_steps_after of the previous page. */
+                steps_after?: number;
+                /** @description Steps per page. */
+                steps_limit?: number;
+            };
             header?: never;
             path: {
                 /** @description The run's UUID. */

@@ -1,7 +1,7 @@
 // Run detail: identity and outcome, the failure panel linked to its step, the waterfall, the selected
 // step's details, time by step type, and the run's safe metadata with the removed-entries count.
 import { Link, useParams, useSearchParams } from "react-router";
-import { useRun } from "../api/hooks";
+import { joinRunPages, STEP_PAGE_SIZE, useRun } from "../api/hooks";
 import type { Meta, RunDetail, Step } from "../api/types";
 import { Waterfall, WaterfallLegend } from "../components/Waterfall";
 import { EmptyState, ErrorState, Loading } from "../components/states";
@@ -22,7 +22,11 @@ function RemovedNote({ count, what }: { count: number; what: string }) {
   );
 }
 
-function FailurePanel({ detail, onShowStep }: { detail: RunDetail; onShowStep: (seq: number) => void }) {
+function FailurePanel({ detail, hasMore, onShowStep }: {
+  detail: RunDetail;
+  hasMore: boolean;
+  onShowStep: (seq: number) => void;
+}) {
   const f = detail.failure;
   if (!f) return null;
   const step = f.step_seq !== null ? detail.steps.find((s) => s.seq === f.step_seq) : undefined;
@@ -52,6 +56,8 @@ function FailurePanel({ detail, onShowStep }: { detail: RunDetail; onShowStep: (
             ({step.step_type}
             {step.error_class ? `, ${step.error_class}` : ""}).
           </>
+        ) : f.step_seq !== null && hasMore ? (
+          `Caused by step #${f.step_seq}, further down the run: load more steps to see it.`
         ) : f.step_seq !== null ? (
           `Caused by step #${f.step_seq}, which was not received.`
         ) : (
@@ -121,11 +127,11 @@ export function RunDetailPage() {
   const selected = params.get("step") ? Number(params.get("step")) : null;
   const select = (seq: number) => setParams({ step: String(seq) }, { replace: true });
 
-  if (q.error) return <ErrorState error={q.error} retry={() => void q.refetch()} />;
+  if (q.error && !q.data) return <ErrorState error={q.error} retry={() => void q.refetch()} />;
   if (!q.data) return <Loading rows={8} label="Loading run…" />;
-  const { run, steps, failure } = q.data;
+  const detail = joinRunPages(q.data.pages);
+  const { run, steps, failure, hasMore } = detail;
   const selectedStep = steps.find((s) => s.seq === selected) ?? null;
-  const retries = steps.filter((s) => s.retry_of_seq !== null).length;
   const stepRemoved = steps.reduce((a, s) => a + s.meta_removed, 0);
   return (
     <>
@@ -155,28 +161,43 @@ export function RunDetailPage() {
         </div>
         <div className="rounded-lg border border-slate-200 bg-white p-3 dark:border-slate-800 dark:bg-slate-900">
           <div className="text-xs text-slate-500">Steps</div>
-          <div className="text-lg font-semibold tabular-nums">{steps.length}</div>
+          <div className="text-lg font-semibold tabular-nums" data-testid="run-step-count">{run.step_count}</div>
         </div>
         <div className="rounded-lg border border-slate-200 bg-white p-3 dark:border-slate-800 dark:bg-slate-900">
           <div className="text-xs text-slate-500">Retries</div>
-          <div className="text-lg font-semibold tabular-nums">{retries}</div>
+          <div className="text-lg font-semibold tabular-nums">{run.retry_count}</div>
         </div>
         <div className="rounded-lg border border-slate-200 bg-white p-3 dark:border-slate-800 dark:bg-slate-900">
           <div className="text-xs text-slate-500">Error steps</div>
-          <div className="text-lg font-semibold tabular-nums">{steps.filter((s) => s.status === "error").length}</div>
+          <div className="text-lg font-semibold tabular-nums">{run.error_step_count}</div>
         </div>
       </div>
-      <FailurePanel detail={q.data} onShowStep={select} />
+      <FailurePanel detail={detail} hasMore={hasMore} onShowStep={select} />
       <Card title="Waterfall" actions={<WaterfallLegend />}>
         {steps.length === 0 ? (
           <EmptyState title="No steps recorded">This run has no steps (yet).</EmptyState>
         ) : (
           <Waterfall run={run} steps={steps} failingSeq={failure?.step_seq ?? null} selectedSeq={selected} onSelect={select} />
         )}
+        {hasMore && (
+          <div className="mt-3 flex items-center gap-3 text-sm" data-testid="more-steps">
+            <span className="text-slate-500">
+              Showing {steps.length} of {run.step_count} steps.
+            </span>
+            <button
+              type="button"
+              className="rounded border border-slate-300 px-3 py-1 font-medium hover:bg-slate-50 disabled:opacity-50 dark:border-slate-700 dark:hover:bg-slate-800"
+              disabled={q.isFetchingNextPage}
+              onClick={() => void q.fetchNextPage()}
+            >
+              {q.isFetchingNextPage ? "Loading…" : `Load the next ${STEP_PAGE_SIZE} steps`}
+            </button>
+          </div>
+        )}
       </Card>
       {selectedStep && <StepDetails step={selectedStep} runDuration={run.duration_ms} />}
       <div className="mt-4 grid gap-4 md:grid-cols-2">
-        <Card title="Time by step type">
+        <Card title={hasMore ? `Time by step type (first ${steps.length} steps)` : "Time by step type"}>
           {steps.length ? <TimeByType steps={steps} runDuration={run.duration_ms} /> : <p className="text-sm text-slate-500">No steps.</p>}
         </Card>
         <Card title="Run metadata">

@@ -80,10 +80,17 @@ class FailureOut(_Out):
 
 
 class RunDetail(BaseModel):
-    """A run with its steps in seq order and its failure (if any)."""
+    """A run with its failure (if any) and one page of its steps in seq order.
+
+    ``run`` carries the whole run's totals (step_count, error_step_count, retry_count, duration_ms)
+    on every page; ``steps`` holds only the steps with seq above the request's ``steps_after``.
+    """
 
     run: RunSummary
-    steps: list[StepOut]
+    steps: list[StepOut] = Field(description="One page of steps, seq ascending.")
+    next_steps_after: int | None = Field(
+        description="Pass as steps_after to get the next page of steps; null when this page is the last."
+    )
     failure: FailureOut | None
 
 

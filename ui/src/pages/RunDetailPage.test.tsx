@@ -1,0 +1,65 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { setConfig } from "../api/client";
+import type { RunDetail, Step } from "../api/types";
+import { jsonResponse, renderAt } from "../test/render";
+import { RunDetailPage } from "./RunDetailPage";
+
+const RUN_ID = "3f2b9c1e-8a4d-4e0f-9b7a-1c2d3e4f5a6b";
+const TOTAL = 7; // steps in the run; the fake API serves them in pages of PAGE
+const PAGE = 3;
+
+function step(seq: number): Step {
+  const start = Date.parse("2026-11-25T09:00:00Z") + seq * 1000;
+  return {
+    seq, step_type: "tool", name: `call_${seq}`, status: seq === 7 ? "error" : "ok",
+    started_at: new Date(start).toISOString(), ended_at: new Date(start + 500).toISOString(), latency_ms: 500,
+    attempt: 1, retry_of_seq: null, parent_seq: null, error_class: seq === 7 ? "TimeoutError" : null,
+    failure_code: seq === 7 ? "timeout" : null, meta: {}, meta_removed: 0,
+  };
+}
+
+function page(after: number): RunDetail {
+  const seqs = Array.from({ length: TOTAL }, (_, i) => i + 1).filter((s) => s > after).slice(0, PAGE);
+  const last = seqs[seqs.length - 1] ?? after;
+  return {
+    run: {
+      run_id: RUN_ID, agent_id: "support-agent", agent_version: "v1", environment: "prod", status: "failure",
+      started_at: "2026-11-25T09:00:00Z", ended_at: "2026-11-25T09:00:09Z", duration_ms: 9000, step_count: TOTAL,
+      error_step_count: 1, retry_count: 0, failure_type: "tool", failure_code: "timeout", meta: {}, meta_removed: 0,
+    },
+    steps: seqs.map(step),
+    next_steps_after: last < TOTAL ? last : null,
+    failure: { failure_type: "tool", failure_code: "timeout", step_seq: 7, message: null, recorded_at: "2026-11-25T09:00:09Z" },
+  };
+}
+
+describe("RunDetailPage", () => {
+  let fetchMock: ReturnType<typeof vi.fn>;
+  beforeEach(() => {
+    setConfig({ queryUrl: "http://api.test" });
+    fetchMock = vi.fn(async (url: URL) => jsonResponse(page(Number(url.searchParams.get("steps_after") ?? 0))));
+    vi.stubGlobal("fetch", fetchMock);
+  });
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("shows the whole run's totals and loads more steps page by page", async () => {
+    renderAt(<RunDetailPage />, `/runs/${RUN_ID}`, "/runs/:runId");
+    const waterfall = await screen.findByTestId("waterfall");
+    expect(within(waterfall).getAllByRole("listitem")).toHaveLength(3);
+    expect(screen.getByTestId("run-step-count")).toHaveTextContent(String(TOTAL));
+    expect(screen.getByTestId("more-steps")).toHaveTextContent("Showing 3 of 7 steps.");
+    // The failing step is not loaded yet: the panel says where it is instead of claiming it never arrived.
+    expect(screen.getByTestId("failure-panel")).toHaveTextContent("Caused by step #7, further down the run");
+
+    await userEvent.click(screen.getByRole("button", { name: "Load the next 500 steps" }));
+    await screen.findByText("Showing 6 of 7 steps.");
+    await userEvent.click(screen.getByRole("button", { name: "Load the next 500 steps" }));
+    await screen.findByTestId("failure-step-link");
+    expect(within(screen.getByTestId("waterfall")).getAllByRole("listitem")).toHaveLength(TOTAL);
+    expect(screen.queryByTestId("more-steps")).toBeNull();
+    const afters = fetchMock.mock.calls.map((c) => (c[0] as URL).searchParams.get("steps_after"));
+    expect(afters).toEqual(["0", "3", "6"]);
+  });
+});
