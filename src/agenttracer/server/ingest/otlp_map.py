@@ -23,13 +23,16 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from agenttracer import privacy
 from agenttracer.model import (
+    EARLIEST_TIME,
     FAILURE_CODES,
     MAX_ATTEMPT,
     MAX_ERROR_CLASS_LEN,
+    MAX_LATENCY_MS,
     MAX_META_KEYS,
     MAX_NAME_LEN,
     StepType,
     failure_code_for_class_name,
+    latest_time,
 )
 from agenttracer.privacy.otel import (
     EXCEPTION_EVENT_ATTRIBUTES,
@@ -71,9 +74,6 @@ SPAN_KIND_STEP_TYPES: dict[str, StepType | None] = {
 RETRY_CAUSE_CODES = {"model_retry": "invalid_output", "validation_error": "schema_invalid"}
 
 LANGCHAIN_TAGS_KEY = "tag.tags"  # read only for retry:attempt:N, nothing of it is kept
-# The accepted times: from the epoch to a day past the server's clock; a span at most 30 days long.
-MAX_FUTURE = timedelta(hours=24)
-MAX_SPAN_MS = 30 * 24 * 3600 * 1000.0
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _SPAN = SPAN_ATTRIBUTES
@@ -103,7 +103,9 @@ def map_request(request: ExportTraceServiceRequest, now: datetime) -> Mapped:
     spans: list[SpanRecord] = []
     rejected: list[Rejection] = []
     dropped = 0
-    latest_ns = int((now + MAX_FUTURE - _EPOCH).total_seconds() * 1e9)
+    # model.py's input rules: times from the epoch to MAX_FUTURE past the server's clock, latency at
+    # most MAX_LATENCY_MS.
+    latest_ns = int((latest_time(now) - EARLIEST_TIME).total_seconds() * 1e9)
     for r_index, resource_spans in enumerate(request.resource_spans):
         resource = _resource(resource_spans.resource.attributes)
         dropped += resource.dropped
@@ -189,7 +191,7 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
             "", "startTimeUnixNano", "start and end must be after 1970, end not before start, at most 24 h ahead"
         )
     latency_ms = (end_ns - start_ns) / 1e6
-    if latency_ms > MAX_SPAN_MS:
+    if latency_ms > MAX_LATENCY_MS:
         return Rejection("", "endTimeUnixNano", "a span may last at most 30 days")
 
     meta: dict[str, Any] = {}
