@@ -3,7 +3,7 @@
 For each database: a fresh migrated database (a temporary SQLite file; a fresh schema in our own
 PostgreSQL database ``at_production`` — created if missing), seeded with ``--runs`` old runs of
 ``--steps`` steps each (every tenth with a failure) plus as many recent runs. Then
-``store.retention.prune`` deletes the old ones in batches of ``--batch`` runs while a writer thread
+``store.write.retention.prune`` deletes the old ones in batches of ``--batch`` runs while a writer thread
 stores one new run with a step every 10 ms, each in its own transaction, as ingest would. Printed:
 prune wall time, runs/s and steps/s deleted, and the writer's p50 / p99 / max latency during the
 prune — the number that says whether ingest was locked out.
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from agenttracer.store.engine import make_engine
-from agenttracer.store.migrate import upgrade
-from agenttracer.store.retention import prune
-from agenttracer.store.tables import failures, runs, steps
+from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.schema.migrate import upgrade
+from agenttracer.store.schema.tables import failures, runs, steps
+from agenttracer.store.write.retention import prune
 
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 PG_DB = "at_production"

@@ -3,7 +3,7 @@
     python -m benchlib.explain_compare --url 'postgresql://…/at_bench?options=-csearch_path%3Dds_1000000' \
         --days 30 --agent support-bot --base 2.5.0 --candidate 2.6.0
 
-Runs ``store.analytics_compare.compare_versions`` once on the loaded data set (the query the
+Runs ``store.read.compare.compare_versions`` once on the loaded data set (the query the
 dashboard's Agents & versions view makes, and query_latency's compare case) while recording every
 statement, then repeats each under ``EXPLAIN (ANALYZE, BUFFERS)``. PostgreSQL only.
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timedelta, timezone
 
-from agenttracer.store.analytics_compare import compare_versions
-from agenttracer.store.engine import make_engine
+from agenttracer.store.read.compare import compare_versions
+from agenttracer.store.schema.engine import make_engine
 from benchlib.explain_stats import add_common_arguments, explain, record
 
 

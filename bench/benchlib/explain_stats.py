@@ -2,7 +2,7 @@
 
     python -m benchlib.explain_stats --url 'postgresql://…/at_bench?options=-csearch_path%3Dds_1000000' --days 1
 
-Runs ``store.analytics.run_stats`` once on the loaded data set while recording every statement
+Runs ``store.read.stats.run_stats`` once on the loaded data set while recording every statement
 (SQLAlchemy's ``before_cursor_execute``), then repeats each one under ``EXPLAIN (ANALYZE, BUFFERS)``
 and prints its execution time and the top of its plan. PostgreSQL only. ``record`` and ``explain``
 are shared with the other ``explain_*`` tools.
@@ -18,9 +18,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.store.analytics import run_stats
-from agenttracer.store.engine import make_engine
-from agenttracer.store.filters import RunFilters
+from agenttracer.store.read.filters import RunFilters
+from agenttracer.store.read.stats import run_stats
+from agenttracer.store.schema.engine import make_engine
 
 Recorded = list[tuple[str, Any, float]]
 

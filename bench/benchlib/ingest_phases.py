@@ -24,9 +24,9 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from agenttracer.server import ingest
-from agenttracer.store.engine import make_engine
-from agenttracer.store.migrate import upgrade
+from agenttracer.server.ingest import app as ingest
+from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.schema.migrate import upgrade
 from benchlib.dataset import DatasetSpec, Generator, wire_events
 from benchlib.pg import ensure_database, temporary_schema
 

@@ -17,10 +17,10 @@ import httpx
 import sqlalchemy as sa
 import yaml
 
-from agenttracer.server.ingest_metrics import IngestMetrics
+from agenttracer.server.ingest.metrics import IngestMetrics
 from agenttracer.server.metrics import QueryMetrics
-from agenttracer.store.retention import RetentionWorker
-from agenttracer.store.rollup_refresh import RollupWorker
+from agenttracer.store.rollup.refresh import RollupWorker
+from agenttracer.store.write.retention import RetentionWorker
 from tests.support.db import missing
 from tests.support.servers import free_port
 

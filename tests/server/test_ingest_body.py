@@ -10,7 +10,7 @@ import pytest
 from starlette.requests import Request
 
 from agenttracer.model import MAX_BATCH_BYTES
-from agenttracer.server.ingest_body import Problem, read_body
+from agenttracer.server.ingest.body import Problem, read_body
 from tests.server.test_ingest_limits import gzip_bomb
 
 CHUNK = 1024

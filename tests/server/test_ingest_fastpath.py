@@ -1,4 +1,4 @@
-"""The hand-written fast path (``server/ingest_fastpath.py``) decides exactly as the pydantic models do.
+"""The hand-written fast path (``server/ingest/fastpath.py``) decides exactly as the pydantic models do.
 
 Every event of a corpus — realistic good events, every field of a good event replaced by each of a
 list of odd values or left out, hostile metadata and names, and fuzzed timestamps — goes through
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from agenttracer.model import MAX_ATTEMPT, MAX_SEQ, STEP_TYPE_ALIASES, StepType
-from agenttracer.server.ingest_events import convert_event, convert_with_model
-from agenttracer.server.ingest_fastpath import fast_convert, parse_utc_py310
+from agenttracer.server.ingest.events import convert_event, convert_with_model
+from agenttracer.server.ingest.fastpath import fast_convert, parse_utc_py310
 from tests.privacy import corpus_data
 from tests.store.test_writer_sql import wire_stamps
 from tests.support.events import failure, new_run_id, run_end, run_start, step

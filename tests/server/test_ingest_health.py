@@ -13,11 +13,11 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.server import ingest
+from agenttracer.server.ingest import app as ingest
 from agenttracer.server.ingest import create_app
 from agenttracer.server.settings import Settings
-from agenttracer.store.engine import make_engine
-from agenttracer.store.tables import rollup_dirty
+from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.schema.tables import rollup_dirty
 from tests.support.events import full_run
 from tests.support.servers import free_port, serve_app
 

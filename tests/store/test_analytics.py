@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store import analytics_compare, analytics_steps
-from agenttracer.store.analytics import run_stats
-from agenttracer.store.analytics_compare import compare_versions
-from agenttracer.store.engine import make_engine
-from agenttracer.store.filters import RunFilters
-from agenttracer.store.migrate import upgrade
-from agenttracer.store.stats_math import INSUFFICIENT, NOT_SIGNIFICANT, SIGNIFICANT
+from agenttracer.store.read import compare, steps
+from agenttracer.store.read.compare import compare_versions
+from agenttracer.store.read.filters import RunFilters
+from agenttracer.store.read.stats import run_stats
+from agenttracer.store.read.stats_math import INSUFFICIENT, NOT_SIGNIFICANT, SIGNIFICANT
+from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.schema.migrate import upgrade
 from tests.support.analytics_data import T0, RunSpec, StepSpec, insert_rows, scenario
 from tests.support.db import BACKENDS, drop_pg_schema, new_pg_schema_url
 
@@ -280,7 +280,7 @@ def test_per_step_numbers_read_the_newest_runs_when_many_match(
     loaded: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base, _, _ = scenario()
-    monkeypatch.setattr(analytics_steps, "STEP_SAMPLE_RUNS", 30)
+    monkeypatch.setattr(steps, "STEP_SAMPLE_RUNS", 30)
     with loaded.connect() as conn:
         s = run_stats(conn, RunFilters(agent_id="support-agent", agent_version="v1"), now=NOW)
     newest = sorted(base, key=lambda r: r.started_at, reverse=True)[:30]
@@ -298,7 +298,7 @@ def test_compare_reads_the_newest_runs_of_each_version_when_many_match(
     loaded: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base, candidate, _ = scenario()
-    monkeypatch.setattr(analytics_compare, "COMPARE_SAMPLE_RUNS", 40)
+    monkeypatch.setattr(compare, "COMPARE_SAMPLE_RUNS", 40)
     with loaded.connect() as conn:
         c = compare_versions(conn, "support-agent", "v1", "v2")
     for side, runs_ in ((c.base, base), (c.candidate, candidate)):

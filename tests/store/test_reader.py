@@ -1,4 +1,4 @@
-"""store/reader.py on SQLite and PostgreSQL, through the same read-only engine the Query API uses."""
+"""store/read/runs.py on SQLite and PostgreSQL, through the same read-only engine the Query API uses."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from datetime import timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store import reader
-from agenttracer.store.engine import make_engine
-from agenttracer.store.filters import RunFilters
-from agenttracer.store.tables import runs
+from agenttracer.store.read import runs as reader
+from agenttracer.store.read.filters import RunFilters
+from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.schema.tables import runs
 from tests.support.rundata import T0, RunSpec, StepSpec, insert_runs
 
 

@@ -15,18 +15,19 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.server.ingest_events import convert_event
-from agenttracer.store import analytics_rollup
-from agenttracer.store.analytics import RunStats, run_stats
-from agenttracer.store.analytics_compare import compare_versions
-from agenttracer.store.analytics_compare_result import Comparison
-from agenttracer.store.filters import RunFilters
-from agenttracer.store.histogram import RELATIVE_ERROR
-from agenttracer.store.reader import list_agents
-from agenttracer.store.retention import prune
-from agenttracer.store.rollup_refresh import dirty_hours, read_state, refresh
-from agenttracer.store.tables import rollup_runs, rollup_steps
-from agenttracer.store.writer import write_batch
+from agenttracer.server.ingest.events import convert_event
+from agenttracer.store.read import stats_rollup
+from agenttracer.store.read.compare import compare_versions
+from agenttracer.store.read.compare_result import Comparison
+from agenttracer.store.read.filters import RunFilters
+from agenttracer.store.read.runs import list_agents
+from agenttracer.store.read.stats import RunStats, run_stats
+from agenttracer.store.rollup.histogram import RELATIVE_ERROR
+from agenttracer.store.rollup.marks import dirty_hours, read_state
+from agenttracer.store.rollup.refresh import refresh
+from agenttracer.store.schema.tables import rollup_runs, rollup_steps
+from agenttracer.store.write.retention import prune
+from agenttracer.store.write.writer import write_batch
 
 START = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -95,7 +96,7 @@ def load(engine: sa.Engine, runs: int, seed: int = 1) -> list[list[dict[str, Any
 
 def exact_stats(engine: sa.Engine, filters: RunFilters, monkeypatch: pytest.MonkeyPatch) -> RunStats:
     with monkeypatch.context() as m:
-        m.setattr(analytics_rollup, "collect", lambda *a, **k: None)
+        m.setattr(stats_rollup, "collect", lambda *a, **k: None)
         with engine.connect() as conn:
             return run_stats(conn, filters, now=NOW)
 
@@ -152,7 +153,7 @@ WINDOWS = [
 @pytest.fixture(autouse=True)
 def _always_rollup(monkeypatch: pytest.MonkeyPatch) -> None:
     # These data sets are small; without this the rollup path would hand them to the exact path.
-    monkeypatch.setattr(analytics_rollup, "EXACT_MAX_RUNS", 0)
+    monkeypatch.setattr(stats_rollup, "EXACT_MAX_RUNS", 0)
 
 
 def test_stats_from_rollups_equal_stats_from_raw(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -175,7 +176,7 @@ def test_filters_the_rollups_do_not_keep_stay_exact(engine: sa.Engine) -> None:
 
 
 def test_small_windows_stay_exact(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(analytics_rollup, "EXACT_MAX_RUNS", 2_000)
+    monkeypatch.setattr(stats_rollup, "EXACT_MAX_RUNS", 2_000)
     load(engine, 60)
     refresh(engine, now=NOW)
     assert stats(engine, RunFilters()).latency_exact
@@ -302,10 +303,10 @@ def test_agents_from_rollups_equal_agents_from_raw(engine: sa.Engine, monkeypatc
     write(engine, run_events(random.Random(4), START + timedelta(hours=7, minutes=3), agent_id="bot-c"))  # dirty
     write(engine, run_events(random.Random(5), NOW + timedelta(hours=2)))  # not rolled up yet
     with engine.connect() as conn:
-        assert analytics_rollup.agent_counts(conn) is not None
+        assert stats_rollup.agent_counts(conn) is not None
         fast = list_agents(conn)
     with monkeypatch.context() as m, engine.connect() as conn:
-        m.setattr(analytics_rollup, "agent_counts", lambda _conn: None)
+        m.setattr(stats_rollup, "agent_counts", lambda _conn: None)
         exact = list_agents(conn)
     assert fast == exact and {a["agent_id"] for a in fast} == {"bot-a", "bot-b", "bot-c"}
 
@@ -329,11 +330,11 @@ def test_compare_counts_from_rollups_equal_counts_from_raw(
             return compare_versions(conn, "bot-a", "1.0", "2.0", environment, since, until)
 
     with engine.connect() as conn:
-        counted = analytics_rollup.version_counts(conn, "bot-a", ["1.0", "2.0"], environment, since, until)
+        counted = stats_rollup.version_counts(conn, "bot-a", ["1.0", "2.0"], environment, since, until)
     assert counted is not None and counted["1.0"].runs > 0
     fast = compare()
     with monkeypatch.context() as m:
-        m.setattr(analytics_rollup, "version_counts", lambda *a, **k: None)
+        m.setattr(stats_rollup, "version_counts", lambda *a, **k: None)
         exact = compare()
     assert fast == exact
     assert fast.base.finished_runs_in_window + fast.base.running_runs == counted["1.0"].runs

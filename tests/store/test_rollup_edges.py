@@ -13,13 +13,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store import analytics_rollup, rollup, rollup_window
-from agenttracer.store.analytics_sql import time_bucket
-from agenttracer.store.filters import RunFilters
-from agenttracer.store.histogram import Histogram
-from agenttracer.store.rollup import Aggregates, aggregate_raw
-from agenttracer.store.rollup_refresh import refresh
-from agenttracer.store.tables import rollup_dirty, runs, steps
+from agenttracer.store.read import stats_rollup
+from agenttracer.store.read.filters import RunFilters
+from agenttracer.store.read.sql import time_bucket
+from agenttracer.store.rollup import build
+from agenttracer.store.rollup import window as rollup_window
+from agenttracer.store.rollup.build import Aggregates, aggregate_raw
+from agenttracer.store.rollup.histogram import Histogram
+from agenttracer.store.rollup.refresh import refresh
+from agenttracer.store.schema.tables import rollup_dirty, runs, steps
 from tests.store.test_rollup import NOW, START, assert_same, exact_stats, load, run_events, stats, write
 
 # Eight and a half hours of runs, both edges mid-hour.
@@ -29,7 +31,7 @@ EDGE_HI = START + timedelta(days=1, hours=13, minutes=12)
 
 @pytest.fixture(autouse=True)
 def _always_rollup(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(analytics_rollup, "EXACT_MAX_RUNS", 0)
+    monkeypatch.setattr(stats_rollup, "EXACT_MAX_RUNS", 0)
 
 
 def _raw(conn: sa.Connection) -> Aggregates:
@@ -57,7 +59,7 @@ def test_raw_histograms_equal_python_bisect_of_every_value_whichever_side_bucket
     load(engine, 300)
     with engine.connect() as conn:
         arrays = _raw(conn)
-        monkeypatch.setattr(rollup, "STEP_ARRAY_MAX", -1)  # PostgreSQL: grouped by width_bucket instead
+        monkeypatch.setattr(build, "STEP_ARRAY_MAX", -1)  # PostgreSQL: grouped by width_bucket instead
         grouped = _raw(conn)
         in_window = sa.and_(runs.c.started_at >= EDGE_LO, runs.c.started_at < EDGE_HI)
         latencies = conn.execute(
@@ -84,14 +86,14 @@ def test_raw_histograms_equal_python_bisect_of_every_value_whichever_side_bucket
 def _spy_plans(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, list[Any]]]:
     """Record each plan's ``edges`` flag and the edge hours it chose."""
     seen: list[tuple[bool, list[Any]]] = []
-    real = analytics_rollup.plan
+    real = stats_rollup.plan
 
     def spy(*args: Any, **kwargs: Any) -> rollup_window.Window | None:
         window = real(*args, **kwargs)
         seen.append((kwargs.get("edges", False), window.edges if window is not None else []))
         return window
 
-    monkeypatch.setattr(analytics_rollup, "plan", spy)
+    monkeypatch.setattr(stats_rollup, "plan", spy)
     return seen
 
 
@@ -142,7 +144,7 @@ def test_an_edge_read_as_rollup_minus_rest_keeps_its_last_start_and_an_empty_res
         window = rollup_window.plan(conn, filters.since, filters.until, "hour", open_start=False,  # type: ignore[arg-type]
                                        edges=True)
         assert window is not None and [hour for hour, _ in window.edges] == [first, last]
-        fast = analytics_rollup.collect(conn, filters, filters.since, filters.until, "hour")  # type: ignore[arg-type]
+        fast = stats_rollup.collect(conn, filters, filters.since, filters.until, "hour")  # type: ignore[arg-type]
     assert fast is not None
     assert fast.buckets[first].runs == 2 and fast.buckets[first].last_started_at == first + timedelta(minutes=40)
     assert fast.buckets[last].runs == 1 and fast.buckets[last].last_started_at == last + timedelta(minutes=10)
@@ -176,7 +178,7 @@ def test_callers_that_do_not_subtract_rests_get_edges_read_directly(engine: sa.E
     with engine.connect() as conn:
         window = rollup_window.plan(conn, since, until, "day", open_start=False)
         assert window is not None and window.edges == []
-        counted = analytics_rollup.version_counts(conn, "bot-a", ["1.0", "2.0"], None, since, until)
+        counted = stats_rollup.version_counts(conn, "bot-a", ["1.0", "2.0"], None, since, until)
         raw = {version: n for version, n in conn.execute(
             sa.select(runs.c.agent_version, sa.func.count())
             .where(runs.c.agent_id == "bot-a", runs.c.started_at >= since, runs.c.started_at < until)

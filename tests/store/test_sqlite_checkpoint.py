@@ -12,9 +12,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.store import sqlite_checkpoint
-from agenttracer.store.engine import make_engine
-from agenttracer.store.writer import _write_lock, write_batch
+from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.write import sqlite_checkpoint
+from agenttracer.store.write.lock import write_lock
+from agenttracer.store.write.writer import write_batch
 from tests.store.test_writer import NOW, incoming
 from tests.support.events import new_run_id, step
 
@@ -22,7 +23,7 @@ from tests.support.events import new_run_id, step
 def record_statements(engine: sa.Engine) -> list[tuple[str, bool]]:
     """(SQL text, whether this thread held the writer's lock) for every statement the engine runs."""
     seen: list[tuple[str, bool]] = []
-    lock = _write_lock(engine)
+    lock = write_lock(engine)
 
     @sa.event.listens_for(engine, "before_cursor_execute")
     def _record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:

@@ -16,10 +16,10 @@ from rich.table import Table
 
 from agenttracer.cli.app import app
 from agenttracer.server.settings import Settings
-from agenttracer.store.engine import make_engine
 from agenttracer.store.keys import SCOPES, create_key, list_keys, revoke_key
-from agenttracer.store.retention import parse_age, prune
-from agenttracer.store.tables import api_keys
+from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.schema.tables import api_keys
+from agenttracer.store.write.retention import parse_age, prune
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -177,7 +177,7 @@ def rollup_refresh_command(
     """
     from datetime import timedelta
 
-    from agenttracer.store.rollup_refresh import refresh
+    from agenttracer.store.rollup.refresh import refresh
 
     settle = settle_seconds if settle_seconds is not None else Settings.from_env().rollup_settle_seconds
     engine = _engine(database_url)

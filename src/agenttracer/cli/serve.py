@@ -79,7 +79,7 @@ def is_loopback(host: str) -> bool:
 
 
 def _engine(settings: Any) -> Any:
-    from agenttracer.store.engine import make_engine
+    from agenttracer.store.schema.engine import make_engine
 
     try:
         return make_engine(settings.database_url)
@@ -88,7 +88,7 @@ def _engine(settings: Any) -> Any:
 
 
 def _migrate(settings: Any, engine: Any) -> None:
-    from agenttracer.store.migrate import current_revision, upgrade
+    from agenttracer.store.schema.migrate import current_revision, upgrade
 
     shown = _display_url(settings.database_url)
     try:
@@ -171,13 +171,13 @@ def _run(services: list[Any], settings: Any) -> None:
     # With AGENTTRACER_RETENTION_DAYS set, the process that serves ingest also prunes old runs.
     retention = None
     if settings.retention_days and any(svc.name == "ingest" for svc in services):
-        from agenttracer.store.retention import start_retention
+        from agenttracer.store.write.retention import start_retention
 
         retention = start_retention(_engine(settings), settings.retention_days)
     # The process that serves ingest also keeps the rollups current (never the read-only Query API).
     rollup = None
     if any(svc.name == "ingest" for svc in services):
-        from agenttracer.store.rollup_refresh import start_rollup
+        from agenttracer.store.rollup.refresh import start_rollup
 
         rollup = start_rollup(_engine(settings), settings.rollup_interval_seconds, settings.rollup_settle_seconds)
     for svc in services:  # the ingest app's /metrics reports this process's background workers

@@ -17,7 +17,7 @@ Both APIs:
 - ``agenttracer_db_errors_total{error}``: database errors by SQLAlchemy class (the database was
   unreachable, or a statement failed), counted where a request answers 503 or fails.
 
-The Ingest API's own series are defined in ``server/ingest_metrics.py`` (the query app must not
+The Ingest API's own series are defined in ``server/ingest/metrics.py`` (the query app must not
 import the write side), its agent-level series in ``server/agent_series.py``.
 """
 

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from agenttracer.store.engine import DEFAULT_DATABASE_URL
+from agenttracer.store.schema.engine import DEFAULT_DATABASE_URL
 
 ENV_PREFIX = "AGENTTRACER_"
 

@@ -1,2 +1,10 @@
-"""Storage: the schema (tables.py), engines (engine.py), migrations, and the ingest-only writer and
-query-only reader. Server-side only: the SDK never imports this package."""
+"""Storage, server-side only (the SDK never imports it), grouped by concern:
+
+* ``schema/`` — tables, engines, the shipped Alembic migrations;
+* ``write/`` — the writer and everything only the Ingest API and maintenance use (run state, SQL,
+  the SQLite write lock and checkpoints, retention);
+* ``rollup/`` — the hourly/daily aggregates: their one definition, dirty marks, window planning and the
+  refresher (run by the ingest process, never by the Query API);
+* ``read/`` — what the Query API reads: runs, stats, steps, compare and their SQL helpers;
+* ``keys.py`` (API keys) and ``periodic.py`` (background workers) are shared.
+"""

@@ -29,7 +29,7 @@ from enum import Enum
 
 import sqlalchemy as sa
 
-from agenttracer.store.tables import api_keys
+from agenttracer.store.schema.tables import api_keys
 
 SCOPES = ("ingest", "read")
 KEY_PREFIXES = {"ingest": "at_ingest_", "read": "at_read_"}

@@ -1,5 +1,5 @@
 """A daemon thread that runs one maintenance pass every few seconds: the base of the ingest process's
-background workers (retention in ``store/retention.py``, the rollup refresher in ``store/rollup_refresh.py``).
+background workers (retention in ``store/write/retention.py``, the rollup refresher in ``store/rollup/refresh.py``).
 
 ``start()`` and ``stop()`` are idempotent; ``stop()`` interrupts the wait, sets the event a pass may poll
 (``self._stop.is_set``) to end early after the unit of work in flight commits, and joins the thread. A

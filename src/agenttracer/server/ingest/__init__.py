@@ -1,0 +1,7 @@
+"""The write-only Ingest API (:8000): the app (``app``), body limits and decoding (``body``), event
+conversion (``events``, with the hand-written ``fastpath``), the server-side privacy pass (``scrub``) and
+the Ingest API's own Prometheus series (``metrics``)."""
+
+from agenttracer.server.ingest.app import create_app
+
+__all__ = ["create_app"]

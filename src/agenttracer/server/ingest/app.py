@@ -1,0 +1,308 @@
+"""The Ingest API (:8000): write-only. ``POST /v1/ingest`` stores a batch of events; ``GET /health``.
+
+Contract for clients (the SDK relies on it):
+
+- Request: ``Content-Type: application/json`` (else **415**), optionally ``Content-Encoding: gzip``;
+  body ``{"events": [EVENT, ...]}`` with the events of ``agenttracer.model``'s wire shape.
+  At most 1000 events and 5 MiB after decompression (else **413**, also for a gzip bomb, which is
+  refused without being inflated).
+- Envelope problems answer for the whole request, with ``{"error", "field", "rule", "message"}``:
+  **400** the body is not JSON (or not valid gzip), **422** it is JSON but not an object with an
+  ``events`` list of 1..1000 entries, **413** / **415** as above.
+- Otherwise every event is validated and stored on its own (partial success). The answer comes after
+  the commit: ``{"accepted", "duplicates", "rejected", "removed", "results": [...]}`` with one result
+  per event, in order: ``{"index", "status", "type", "run_id", "seq", "errors", "removed"}`` where
+  ``status`` is ``accepted`` (stored now), ``duplicate`` (already stored: replays are harmless) or
+  ``rejected`` (``errors`` lists ``{"field", "rule"}``; the event was not stored and resending it
+  will not help). ``removed`` lists ``{"key", "reason"}`` for metadata keys or fields the privacy
+  policy dropped before storage (by key and reason code, never the value); such an event is still
+  accepted.
+- Status: **200** when at least one event was accepted or was a duplicate; **422** when every event
+  was rejected. Clients should count ``rejected`` results as dropped and never retry them.
+- **503** with ``Retry-After`` when the database is unavailable, or when the server already works on
+  ``MAX_CONCURRENT_BATCHES`` batches and a slot did not free up within ``BUSY_WAIT_SECONDS``
+  (nothing was stored: retry the batch).
+  Bad input never yields a 500.
+
+``GET /health`` answers 200 ``{"status": "ok", "service": "ingest", "database": "ok", "backend": …}``
+when the database answers and takes writes, else 503 with ``Retry-After`` and the error's class name in
+``detail`` — the same shape as the Query API's. ``database`` is ``unreachable`` when it cannot be
+reached, ``not_writable`` when it answers but refuses a write (a probe write, rolled back: read-only
+database, permissions) or when a batch failed on the database within the last
+``WRITE_FAILURE_MEMORY_S`` seconds with no batch stored since (a full disk fails the writes that need
+new space, which a probe need not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from agenttracer.model import MAX_BATCH_EVENTS
+from agenttracer.server import wire
+from agenttracer.server.auth import auth_dependency
+from agenttracer.server.ingest.body import Problem, parse_json, read_body
+from agenttracer.server.ingest.events import convert_event
+from agenttracer.server.ingest.metrics import IngestMetrics
+from agenttracer.server.observe import count_db_error, install
+from agenttracer.server.settings import Settings
+from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.write.sqlite_checkpoint import AUTOCHECKPOINT_PAGES
+from agenttracer.store.write.writer import Incoming, WriteReport, probe_write, write_batch
+
+log = logging.getLogger("agenttracer.ingest")
+
+RETRY_AFTER_SECONDS = 2
+# Batches read, parsed and written at the same time. Each may hold 5 MiB of body and several times
+# that once parsed, so this bounds the server's memory; on 2 cores more would only queue for the CPU.
+MAX_CONCURRENT_BATCHES = 4
+# How long a batch may wait for a slot before the client is told to come back later (503).
+BUSY_WAIT_SECONDS = 10.0
+# A batch's counts on the request's log line.
+_COUNTS = ("accepted", "duplicates", "rejected", "removed")
+# Errors that mean "the database is not there right now", not "this input is bad".
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+# How long a failed batch write keeps /health at 503 unless a later batch is stored.
+WRITE_FAILURE_MEMORY_S = 60.0
+
+
+# SQLSTATEs of a database that is there but cannot take writes now: a read-only transaction (a standby,
+# default_transaction_read_only) and the "insufficient resources" class (disk full, out of memory).
+_CANNOT_WRITE_SQLSTATES = ("25006", "53")
+
+
+def _cannot_write(exc: Exception) -> bool:
+    """Whether a failed write means "retry later" (503), not a fault of the batch."""
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    return sqlstate.startswith(_CANNOT_WRITE_SQLSTATES)
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def _unavailable(exc: BaseException) -> Response:
+    # Only the class and SQLSTATE: a driver message can quote statement parameters.
+    orig = getattr(exc, "orig", None)
+    log.warning("database unavailable (%s, sqlstate=%s)", type(orig or exc).__name__, getattr(orig, "sqlstate", None))
+    return _json(
+        503,
+        {
+            "error": "database_unavailable",
+            "field": "database",
+            "rule": "must be reachable; nothing was stored, retry later",
+            "message": "database: unavailable, retry later",
+        },
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _busy() -> Response:
+    return _json(
+        503,
+        {
+            "error": "server_busy",
+            "field": "server",
+            "rule": f"at most {MAX_CONCURRENT_BATCHES} batches are processed at once; nothing was stored, retry later",
+            "message": "server: busy, retry later",
+        },
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def process_batch(engine: sa.Engine, body: bytes, metrics: IngestMetrics | None = None) -> tuple[int, dict[str, Any]]:
+    """Parse, validate, scrub and store one request body. Returns (HTTP status, response body).
+    With ``metrics``, the stored batch is counted there."""
+    doc = parse_json(body)
+    if not isinstance(doc, dict):
+        raise Problem(422, "invalid_envelope", "body", 'must be a JSON object {"events": [...]}')
+    events = doc.get("events")
+    if not isinstance(events, list):
+        raise Problem(422, "invalid_envelope", "events", "is required and must be a list of event objects")
+    if len(events) > MAX_BATCH_EVENTS:
+        raise Problem(413, "payload_too_large", "events", f"must hold at most {MAX_BATCH_EVENTS} events per request")
+    if not events:
+        raise Problem(422, "invalid_envelope", "events", "must hold at least 1 event")
+
+    now = datetime.now(timezone.utc)
+    results: list[dict[str, Any]] = []
+    incoming: list[Incoming] = []
+    for index, raw in enumerate(events):
+        result, item = convert_event(index, raw, now)
+        results.append(result)
+        if item is not None:
+            incoming.append(item)
+
+    report = WriteReport() if metrics is not None else None
+    started = time.perf_counter()
+    for outcome in write_batch(engine, incoming, now=now, report=report):
+        result = results[outcome.index]
+        result["status"] = outcome.status
+        if outcome.status == "rejected":
+            result["errors"].append({"field": outcome.field or "event", "rule": outcome.rule or "rejected"})
+
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    removed = 0
+    for result in results:
+        counts[result["status"]] += 1
+        removed += len(result["removed"])
+    status = 200 if counts["accepted"] or counts["duplicate"] else 422
+    if metrics is not None and report is not None:
+        metrics.record_batch(results, incoming, report, time.perf_counter() - started)
+    return status, {
+        "accepted": counts["accepted"],
+        "duplicates": counts["duplicate"],
+        "rejected": counts["rejected"],
+        "removed": removed,
+        "results": results,
+    }
+
+
+def _document_request_body(app: FastAPI) -> dict[str, Any]:
+    """The request body schema for /docs (the handler reads the raw body to enforce the limits itself),
+    with the event models registered as shared components."""
+    schema = wire.IngestRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    definitions = schema.pop("$defs", {})
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = default_openapi()
+            spec.setdefault("components", {}).setdefault("schemas", {}).update(definitions)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAPI:
+    """The write-only Ingest API bound to ``settings.database_url`` (or to ``engine``, which it then disposes
+    of at shutdown as well)."""
+    # hide_parameters: database errors must never carry event values into logs.
+    # wal_autocheckpoint: on SQLite the writer checkpoints outside its lock (store/write/sqlite_checkpoint.py).
+    if engine is None:
+        engine = make_engine(settings.database_url, hide_parameters=True, wal_autocheckpoint=AUTOCHECKPOINT_PAGES)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="AgentTracer Ingest API",
+        version="1",
+        description="Write-only: batches of run, step and failure events from the SDK.",
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+    metrics = IngestMetrics(settings.metrics_max_agent_series) if settings.metrics_enabled else None
+    install(app, settings, engine, metrics)
+    slots = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
+    write_failure: list[Any] = []  # [error class name, monotonic time] of the last failed batch write
+
+    @app.exception_handler(Problem)
+    async def _problem(_request: Request, exc: Problem) -> Response:
+        return _json(exc.status, exc.body(), exc.headers)
+
+    async def _db_down(_request: Request, exc: Exception) -> Response:
+        # Also reached from the auth dependency, which queries the database before the handler runs.
+        count_db_error(app, exc)
+        return _unavailable(exc)
+
+    for kind in _UNAVAILABLE:
+        app.add_exception_handler(kind, _db_down)
+
+    @app.post(
+        "/v1/ingest",
+        summary="Store a batch of run, step and failure events (partial success, idempotent).",
+        response_model=wire.IngestResponse,
+        responses={
+            400: {"model": wire.ApiError, "description": "The body is not JSON or not valid gzip."},
+            413: {"model": wire.ApiError, "description": "More than 1000 events or 5 MiB after decompression."},
+            415: {"model": wire.ApiError, "description": "Not application/json, or an unknown Content-Encoding."},
+            422: {"model": wire.IngestResponse, "description": "Every event was rejected (or a bad envelope)."},
+            503: {"model": wire.ApiError, "description": "The database is unavailable; retry after Retry-After."},
+        },
+        openapi_extra=_document_request_body(app),
+        dependencies=[
+            Depends(
+                auth_dependency(
+                    settings, engine, "ingest", on_rate_limited=metrics.rate_limited.inc if metrics else None
+                )
+            )
+        ],
+    )
+    async def ingest(request: Request) -> Response:
+        try:
+            await asyncio.wait_for(slots.acquire(), timeout=BUSY_WAIT_SECONDS)
+        except asyncio.TimeoutError:
+            if metrics is not None:
+                metrics.busy.inc()
+            return _busy()
+        try:
+            body = await read_body(request)
+            status, payload = await run_in_threadpool(process_batch, engine, body, metrics)
+        except (sa.exc.DBAPIError, *_UNAVAILABLE) as exc:
+            count_db_error(app, exc)
+            if not _cannot_write(exc):
+                raise
+            write_failure[:] = [type(getattr(exc, "orig", None) or exc).__name__, time.monotonic()]
+            return _unavailable(exc)
+        finally:
+            slots.release()
+        write_failure.clear()
+        request.state.counts = {key: payload[key] for key in _COUNTS}
+        return _json(status, payload)
+
+    @app.get("/health", summary="Liveness, database reachability and whether it takes writes.",
+             response_model=wire.HealthResponse,
+             responses={503: {"model": wire.HealthResponse, "description": "The database is unreachable or "
+                              "refuses writes."}})
+    async def health() -> Response:
+        backend = engine.dialect.name
+
+        def down(database: str, detail: str) -> Response:
+            log.warning("health: database %s (%s)", database, detail)
+            return _json(
+                503,
+                {"status": "unavailable", "service": "ingest", "database": database, "backend": backend,
+                 "detail": detail},
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+
+        try:
+            await run_in_threadpool(_ping, engine)
+        except Exception as exc:  # any failure to reach the database means "down"
+            count_db_error(app, exc)
+            return down("unreachable", type(exc).__name__)
+        if write_failure and time.monotonic() - write_failure[1] < WRITE_FAILURE_MEMORY_S:
+            age = time.monotonic() - write_failure[1]
+            return down("not_writable", f"{write_failure[0]}: the last batch write failed {age:.0f} s ago")
+        try:
+            await run_in_threadpool(probe_write, engine)
+        except Exception as exc:  # the database answers but will not write: ingest cannot work
+            count_db_error(app, exc)
+            return down("not_writable", f"{type(exc).__name__}: the database refuses writes")
+        return _json(200, {"status": "ok", "service": "ingest", "database": "ok", "backend": backend, "detail": None})
+
+    return app
+
+
+def _ping(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))

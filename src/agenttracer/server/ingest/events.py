@@ -1,0 +1,140 @@
+"""From one raw JSON event to a storable record: strict validation, then the privacy policy.
+
+``convert_event`` never raises for bad input: it returns the event's result entry (rejected with
+field/rule errors, or pending with the list of removed keys) and, when the event is valid, the
+``Incoming`` record for the writer. Values that the policy removed are never returned or logged.
+
+Plainly valid step / run_start / run_end events are checked by hand (``fastpath``); every
+other event — and every rejection — goes through the pydantic models (``convert_with_model``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from agenttracer import privacy
+from agenttracer.model import MAX_ERROR_CLASS_LEN, MAX_NAME_LEN
+from agenttracer.server.ingest.fastpath import fast_convert
+from agenttracer.server.ingest.scrub import removal, scrub_message, scrub_metadata, scrub_name
+from agenttracer.server.wire import (
+    EVENT_ADAPTER,
+    EVENT_FIELDS,
+    FailureEvent,
+    RunEndEvent,
+    RunStartEvent,
+    StepEvent,
+    format_validation_error,
+)
+from agenttracer.store.write.writer import Incoming
+
+
+def _identity_refused(event: RunStartEvent | RunEndEvent) -> list[dict[str, str]]:
+    """Identity fields are kept verbatim or not at all: the policy may refuse them, never rewrite them."""
+    errors = []
+    for field in ("agent_id", "agent_version", "environment"):
+        try:
+            _, reason = privacy.scrub_name(getattr(event, field))
+        except Exception:
+            reason = "policy_error"
+        if reason is not None:
+            errors.append({"field": field, "rule": f"refused by the privacy policy ({reason})"})
+    return errors
+
+
+def convert_event(index: int, raw: Any, now: datetime) -> tuple[dict[str, Any], Incoming | None]:
+    """Validate and scrub one event. Returns (its result entry, the record to store or None)."""
+    fast = fast_convert(index, raw)
+    if fast is not None:
+        return fast
+    return convert_with_model(index, raw, now)
+
+
+def convert_with_model(index: int, raw: Any, now: datetime) -> tuple[dict[str, Any], Incoming | None]:
+    """``convert_event`` through the pydantic models: any event, with field/rule errors for bad ones."""
+    result: dict[str, Any] = {
+        "index": index,
+        "status": "rejected",
+        "type": None,
+        "run_id": None,
+        "seq": None,
+        "errors": [],
+        "removed": [],
+    }
+    if isinstance(raw, dict):
+        kind = raw.get("type")
+        if isinstance(kind, str) and kind in EVENT_FIELDS:
+            result["type"] = kind
+    try:
+        event = EVENT_ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        result["errors"] = [e.model_dump() for e in format_validation_error(exc)]
+        return result, None
+
+    result["run_id"] = event.run_id
+    removed: list[dict[str, str]] = result["removed"]
+    known = EVENT_FIELDS[event.type]
+    # Field names are echoed only in a safe form: a hostile string used as a field name stays unseen.
+    removed.extend(
+        removal(privacy.reportable_key(key, pos), "unknown_field")
+        for pos, key in enumerate(raw, 1)
+        if key not in known
+    )
+
+    item: Incoming
+    if isinstance(event, StepEvent):
+        result["seq"] = event.seq
+        values = {
+            "run_id": event.run_id,
+            "seq": event.seq,
+            "step_type": event.step_type.value,
+            "name": scrub_name("name", event.name, MAX_NAME_LEN, removed),
+            "status": event.status.value,
+            "started_at": event.started_at,
+            "ended_at": event.ended_at,
+            "latency_ms": event.latency_ms,
+            "attempt": event.attempt,
+            "retry_of_seq": event.retry_of_seq,
+            "parent_seq": event.parent_seq,
+            "error_class": (
+                scrub_name("error_class", event.error_class, MAX_ERROR_CLASS_LEN, removed)
+                if event.error_class is not None
+                else None
+            ),
+            "failure_code": event.failure_code,
+        }
+        values["meta"] = scrub_metadata(event.metadata, removed)
+        values["meta_removed"] = len(removed)
+        item = Incoming(index, "step", event.run_id, event.started_at, values, len(removed))
+    elif isinstance(event, FailureEvent):
+        recorded = event.recorded_at or now
+        values = {
+            "failure_type": event.failure_type.value,
+            "failure_code": event.failure_code,
+            "step_seq": event.step_seq,
+            "message": scrub_message(event.message, removed),
+            "recorded_at": recorded,
+        }
+        item = Incoming(index, "failure", event.run_id, recorded, values, len(removed))
+    else:
+        refused = _identity_refused(event)
+        if refused:
+            result["errors"] = refused
+            return result, None
+        values = {
+            "agent_id": event.agent_id,
+            "agent_version": event.agent_version,
+            "environment": event.environment,
+        }
+        values["meta"] = scrub_metadata(event.metadata, removed)
+        if isinstance(event, RunStartEvent):
+            values["started_at"] = event.started_at
+            item = Incoming(index, "run_start", event.run_id, event.started_at, values, len(removed))
+        else:
+            values["ended_at"] = event.ended_at
+            values["status"] = event.status
+            item = Incoming(index, "run_end", event.run_id, event.ended_at, values, len(removed))
+    result["status"] = "pending"
+    return result, item

@@ -1,0 +1,241 @@
+"""The fast path for the common, well-formed step / run_start / run_end event — without pydantic.
+
+Why it exists: validating an event through the pydantic models (``server/wire/ingest.py``) cost
+about as much server CPU as storing it, and nearly every event the SDK sends has the same plain
+shape. This module checks that shape by hand, with the same rules as the models, and builds exactly
+what ``convert_event`` would build from the model. It never rejects anything and never writes an
+error message: whenever an event is not plainly valid (a wrong type, a bound crossed, a timestamp
+not in the SDK's ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` form, an alias spelled in capitals, a failure
+event, a refused identity ...) it answers ``None`` and the caller takes the model path, so rejected
+events get the models' field/rule errors unchanged. ``tests/server/test_ingest_fastpath.py`` feeds a
+corpus of good and bad events through both paths and asserts identical outcomes.
+
+The privacy policy runs here exactly as on the model path (the same ``events`` helpers).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from datetime import datetime
+from typing import Any
+
+from agenttracer import privacy
+from agenttracer.model import (
+    MAX_ATTEMPT,
+    MAX_CODE_LEN,
+    MAX_ENVIRONMENT_LEN,
+    MAX_ERROR_CLASS_LEN,
+    MAX_ID_LEN,
+    MAX_NAME_LEN,
+    MAX_SEQ,
+    MAX_VERSION_LEN,
+    STEP_TYPE_ALIASES,
+    StepStatus,
+    StepType,
+    is_valid_failure_code,
+)
+from agenttracer.server.ingest.scrub import removal, scrub_metadata, scrub_name
+from agenttracer.server.wire import EVENT_FIELDS, MAX_RAW_TEXT_LEN, has_bad_chars
+from agenttracer.store.write.run_state import Incoming
+
+__all__ = ["fast_convert"]
+
+# The SDK's spelling of a UTC timestamp (and the one Python's isoformat gives). Anything else — other
+# offsets, lower-case 't'/'z', a space, week dates — takes the model path. ASCII digits only: ``\d``
+# would admit other scripts' digits.
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|\+00:00)")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Exact spellings only; normalize_step_type's case/space/hyphen folding is left to the model path.
+_STEP_TYPES: dict[str, str] = {t.value: t.value for t in StepType} | {k: t.value for k, t in STEP_TYPE_ALIASES.items()}
+_STEP_STATUS = {s.value: s.value for s in StepStatus}
+_RUN_END_STATUS = frozenset({"success", "failure", "partial"})
+_STEP_FIELDS = EVENT_FIELDS["step"]
+_RUN_START_FIELDS = EVENT_FIELDS["run_start"]
+_RUN_END_FIELDS = EVENT_FIELDS["run_end"]
+_INF = math.inf
+
+
+def parse_utc_py310(value: str) -> datetime:
+    """``datetime.fromisoformat`` of a ``_TIMESTAMP`` match, for Python 3.10, whose fromisoformat knows
+    neither ``Z`` nor fractions of 1, 2, 4 or 5 digits (without this, every SDK timestamp would send
+    its batch down the slower model path there)."""
+    body = value[:-1] if value[-1] == "Z" else value[:-6]
+    seconds, _, fraction = body.partition(".")
+    return datetime.fromisoformat(f"{seconds}.{fraction:0<6}+00:00")
+
+
+_parse_utc = datetime.fromisoformat if sys.version_info >= (3, 11) else parse_utc_py310
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if type(value) is not str or _TIMESTAMP.fullmatch(value) is None:
+        return None
+    try:
+        # Always UTC here (the pattern admits only Z / +00:00), so no conversion is needed.
+        return _parse_utc(value)
+    except ValueError:
+        return None
+
+
+def _run_id(value: Any) -> str | None:
+    if type(value) is not str or len(value) != 36 or _UUID.fullmatch(value) is None:
+        return None
+    return value.lower()
+
+
+def _text(value: Any, max_len: int) -> bool:
+    return type(value) is str and 0 < len(value) <= max_len and not has_bad_chars(value)
+
+
+def _seq(value: Any) -> bool:
+    return type(value) is int and 1 <= value <= MAX_SEQ
+
+
+def _unknown_fields(raw: dict[str, Any], known: frozenset[str], removed: list[dict[str, str]]) -> None:
+    for pos, key in enumerate(raw, 1):
+        if key not in known:
+            removed.append(removal(privacy.reportable_key(key, pos), "unknown_field"))
+
+
+def _result(index: int, kind: str, run_id: str, seq: int | None, removed: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "index": index,
+        "status": "pending",
+        "type": kind,
+        "run_id": run_id,
+        "seq": seq,
+        "errors": [],
+        "removed": removed,
+    }
+
+
+def fast_convert(index: int, raw: Any) -> tuple[dict[str, Any], Incoming] | None:
+    """``convert_event``'s answer for a plainly valid step/run_start/run_end, else None (take the model path)."""
+    if type(raw) is not dict:
+        return None
+    kind = raw.get("type")
+    if kind == "step":
+        return _step(index, raw)
+    if kind == "run_start" or kind == "run_end":
+        return _run_event(index, raw, kind)
+    return None
+
+
+def _step(index: int, raw: dict[str, Any]) -> tuple[dict[str, Any], Incoming] | None:
+    get = raw.get
+    run_id = _run_id(get("run_id"))
+    seq = get("seq")
+    raw_type, raw_status = get("step_type"), get("status")
+    step_type = _STEP_TYPES.get(raw_type) if type(raw_type) is str else None
+    status = _STEP_STATUS.get(raw_status) if type(raw_status) is str else None
+    name = get("name")
+    latency = get("latency_ms")
+    if (
+        run_id is None
+        or not _seq(seq)
+        or step_type is None
+        or status is None
+        or type(name) is not str
+        or not _text(name, MAX_RAW_TEXT_LEN)
+        or type(latency) is not float
+        or not 0 <= latency < _INF
+    ):
+        return None
+    started_text: Any = get("started_at")
+    ended_text: Any = get("ended_at")
+    started = _timestamp(started_text)
+    ended = _timestamp(ended_text)
+    if started is None or ended is None or ended < started:
+        return None
+    attempt = get("attempt", 1)
+    retry_of = get("retry_of_seq")
+    parent = get("parent_seq")
+    error_class = get("error_class")
+    failure_code = get("failure_code")
+    if (
+        type(attempt) is not int
+        or not 1 <= attempt <= MAX_ATTEMPT
+        or (retry_of is not None and not (_seq(retry_of) and retry_of < seq))
+        or (parent is not None and not (_seq(parent) and parent < seq))
+        or (error_class is not None and not _text(error_class, MAX_ERROR_CLASS_LEN))
+        or (
+            failure_code is not None
+            and not (
+                type(failure_code) is str
+                and 0 < len(failure_code) <= MAX_CODE_LEN
+                and is_valid_failure_code(failure_code)
+            )
+        )
+    ):
+        return None
+
+    removed: list[dict[str, str]] = []
+    if len(raw) > len(_STEP_FIELDS) or not _STEP_FIELDS.issuperset(raw):
+        _unknown_fields(raw, _STEP_FIELDS, removed)
+    values = {
+        "run_id": run_id,
+        "seq": seq,
+        "step_type": step_type,
+        "name": scrub_name("name", name, MAX_NAME_LEN, removed),
+        "status": status,
+        "started_at": started,
+        "ended_at": ended,
+        "latency_ms": latency,
+        "attempt": attempt,
+        "retry_of_seq": retry_of,
+        "parent_seq": parent,
+        "error_class": (
+            scrub_name("error_class", error_class, MAX_ERROR_CLASS_LEN, removed) if error_class is not None else None
+        ),
+        "failure_code": failure_code,
+    }
+    values["meta"] = scrub_metadata(get("metadata"), removed)
+    values["meta_removed"] = len(removed)
+    # The texts matched _TIMESTAMP (the writer derives SQLite's stored text from them, see Incoming).
+    item = Incoming(index, "step", run_id, started, values, len(removed), started_text, ended_text)
+    return _result(index, "step", run_id, seq, removed), item
+
+
+def _identity_ok(value: Any, max_len: int) -> bool:
+    """Valid for the model and kept verbatim by the policy (a refusal takes the model path for its errors)."""
+    if not _text(value, max_len):
+        return False
+    try:
+        _, reason = privacy.scrub_name(value)
+    except Exception:
+        return False
+    return reason is None
+
+
+def _run_event(index: int, raw: dict[str, Any], kind: str) -> tuple[dict[str, Any], Incoming] | None:
+    get = raw.get
+    run_id = _run_id(get("run_id"))
+    when = _timestamp(get("started_at" if kind == "run_start" else "ended_at"))
+    status = get("status")
+    if run_id is None or when is None:
+        return None
+    if kind == "run_end" and (type(status) is not str or status not in _RUN_END_STATUS):
+        return None
+    agent_id, version, environment = get("agent_id"), get("agent_version"), get("environment")
+    if not (
+        _identity_ok(agent_id, MAX_ID_LEN)
+        and _identity_ok(version, MAX_VERSION_LEN)
+        and _identity_ok(environment, MAX_ENVIRONMENT_LEN)
+    ):
+        return None
+
+    known = _RUN_START_FIELDS if kind == "run_start" else _RUN_END_FIELDS
+    removed: list[dict[str, str]] = []
+    if len(raw) > len(known) or not known.issuperset(raw):
+        _unknown_fields(raw, known, removed)
+    values: dict[str, Any] = {"agent_id": agent_id, "agent_version": version, "environment": environment}
+    values["meta"] = scrub_metadata(get("metadata"), removed)
+    if kind == "run_start":
+        values["started_at"] = when
+    else:
+        values["ended_at"] = when
+        values["status"] = status
+    item = Incoming(index, kind, run_id, when, values, len(removed))  # type: ignore[arg-type]
+    return _result(index, kind, run_id, None, removed), item

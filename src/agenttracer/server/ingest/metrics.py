@@ -1,0 +1,179 @@
+"""The Ingest API's own Prometheus series (the common ones are in ``server/metrics.py``).
+
+- ``agenttracer_ingest_events_total{type, outcome}``: events by type (run_start, step, failure,
+  run_end, ``unknown`` for an event whose type could not be read) and outcome (accepted, duplicate,
+  rejected);
+- ``agenttracer_ingest_metadata_removed_total{reason}``: metadata entries and fields the privacy
+  policy removed, by reason code (never by key or value);
+- ``agenttracer_ingest_batch_events`` and ``agenttracer_ingest_commit_seconds``: histograms of batch
+  size and of the time to store a batch;
+- ``agenttracer_ingest_db_retries_total``, ``agenttracer_ingest_rate_limited_total``,
+  ``agenttracer_ingest_busy_total``;
+- ``agenttracer_rollup_lag_seconds`` and ``agenttracer_retention_rows_deleted_total{table}``, read
+  from this process's background workers when scraped;
+- the agent-level series of ``server/agent_series.py``.
+
+The store returns numbers (``WriteReport``, the workers' attributes); only this module counts them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from agenttracer import privacy
+from agenttracer.server.agent_series import UNKNOWN, AgentSeries, bucket_of
+from agenttracer.server.metrics import HttpMetrics
+from agenttracer.store.write.writer import Incoming, WriteReport
+
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 750, 1000)
+# Reason codes a removal may carry: the policy's own plus the server's unknown_field.
+REMOVAL_REASONS = frozenset(privacy.REASONS) | {"unknown_field"}
+EVENT_TYPES = frozenset({"run_start", "step", "failure", "run_end"})
+
+
+class IngestMetrics(HttpMetrics):
+    """The Ingest API's series; ``record_batch`` counts one stored batch."""
+
+    def __init__(self, max_agent_series: int) -> None:
+        super().__init__()
+        registry = self.registry
+        self.events = Counter(
+            "agenttracer_ingest_events", "Events received, by event type and outcome (accepted, duplicate, rejected).",
+            ("type", "outcome"), registry=registry,
+        )
+        self.removed = Counter(
+            "agenttracer_ingest_metadata_removed",
+            "Metadata entries and fields the privacy policy removed before storage, by reason code.",
+            ("reason",), registry=registry,
+        )
+        self.batch_events = Histogram(
+            "agenttracer_ingest_batch_events", "Events per ingest batch.", buckets=BATCH_BUCKETS, registry=registry,
+        )
+        self.commit_seconds = Histogram(
+            "agenttracer_ingest_commit_seconds",
+            "Seconds to store a batch: from the start of its write to its commit (lock waits and retries included).",
+            buckets=COMMIT_BUCKETS, registry=registry,
+        )
+        self.retries = Counter(
+            "agenttracer_ingest_db_retries",
+            "Batch transactions redone (deadlock, serialization failure, step collision).", registry=registry,
+        )
+        self.rate_limited = Counter(
+            "agenttracer_ingest_rate_limited", "Ingest requests refused with 429 by the per-key rate limit.",
+            registry=registry,
+        )
+        self.busy = Counter(
+            "agenttracer_ingest_busy", "Ingest requests refused with 503 because every batch slot stayed taken.",
+            registry=registry,
+        )
+        self.agents = AgentSeries(max_agent_series)
+        registry.register(self.agents)
+        self.workers = _Workers()
+        registry.register(self.workers)
+
+    def watch_workers(self, rollup: Any = None, retention: Any = None) -> None:
+        """Report the background workers of this process (``store.rollup_refresh.RollupWorker``,
+        ``store.retention.RetentionWorker``) from now on; None leaves a worker unreported."""
+        self.workers.rollup = rollup
+        self.workers.retention = retention
+
+    def record_batch(
+        self,
+        results: Sequence[dict[str, Any]],
+        incoming: Sequence[Incoming],
+        report: WriteReport,
+        commit_seconds: float,
+    ) -> None:
+        """Count a stored batch: its per-event ``results`` (after the writer's outcomes), the records
+        that reached the writer, what the writer reported, and how long the write took."""
+        outcomes: dict[tuple[str, str], int] = {}
+        reasons: dict[str, int] = {}
+        for result in results:
+            kind = result["type"]
+            key = (kind if kind in EVENT_TYPES else "unknown", result["status"])
+            outcomes[key] = outcomes.get(key, 0) + 1
+            for removal in result["removed"]:
+                reason = removal["reason"]
+                reason = reason if reason in REMOVAL_REASONS else "other"
+                reasons[reason] = reasons.get(reason, 0) + 1
+        for (kind, outcome), n in outcomes.items():
+            self.events.labels(kind, outcome).inc(n)
+        for reason, n in reasons.items():
+            self.removed.labels(reason).inc(n)
+        self.batch_events.observe(len(results))
+        if incoming:
+            self.commit_seconds.observe(commit_seconds)
+        if report.retries:
+            self.retries.inc(report.retries)
+        self._record_agents(results, incoming, report)
+
+    def _record_agents(
+        self, results: Sequence[dict[str, Any]], incoming: Sequence[Incoming], report: WriteReport
+    ) -> None:
+        identities = report.identities
+        runs: dict[tuple[str, ...], int] = {}
+        failures: dict[tuple[str, ...], int] = {}
+        steps: dict[tuple[str, ...], tuple[list[int], float]] = {}
+        buckets_of: dict[tuple[str, ...], list[int]] = {}
+        sums: dict[tuple[str, ...], float] = {}
+        for item in incoming:
+            if results[item.index]["status"] != "accepted":
+                continue
+            agent, version, environment = identities.get(item.run_id) or (None, None, None)
+            agent = agent or UNKNOWN
+            version = version or UNKNOWN
+            values = item.values
+            kind = item.kind
+            key: tuple[str, ...]
+            if kind == "step":
+                key = (agent, version, values["step_type"])
+                seconds = values["latency_ms"] / 1000.0
+                counts = buckets_of.get(key)
+                if counts is None:
+                    counts = buckets_of[key] = AgentSeries.step_buckets()
+                    sums[key] = 0.0
+                counts[bucket_of(seconds)] += 1
+                sums[key] += seconds
+            elif kind == "run_end":
+                key = (agent, version, environment or UNKNOWN, values["status"])
+                runs[key] = runs.get(key, 0) + 1
+            elif kind == "failure":
+                key = (agent, version, values["failure_type"], values["failure_code"] or UNKNOWN)
+                failures[key] = failures.get(key, 0) + 1
+        for key, counts in buckets_of.items():
+            steps[key] = (counts, sums[key])
+        if runs or failures or steps:
+            self.agents.record(runs, failures, steps)
+
+
+class _Workers(Collector):
+    """The ingest process's background workers, read when scraped (nothing is counted on their side)."""
+
+    def __init__(self) -> None:
+        self.rollup: Any = None
+        self.retention: Any = None
+
+    def collect(self) -> Iterable[Metric]:
+        rollup, retention = self.rollup, self.retention
+        if rollup is not None:
+            lag = GaugeMetricFamily(
+                "agenttracer_rollup_lag_seconds",
+                "Seconds since the rollup refresher last finished a pass with nothing left to fold in.",
+            )
+            lag.add_metric((), max(0.0, time.time() - rollup.caught_up_at))
+            yield lag
+        if retention is not None:
+            deleted = CounterMetricFamily(
+                "agenttracer_retention_rows_deleted", "Rows deleted by retention in this process, by table.",
+                labels=("table",),
+            )
+            for table, n in sorted(retention.deleted.items()):
+                deleted.add_metric((table,), n)
+            yield deleted

@@ -1,0 +1,5 @@
+"""The read-only Query API (:8001): runs, run detail, agents, stats and compare (``app``)."""
+
+from agenttracer.server.query.app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,343 @@
+"""The read-only Query API (:8001): runs, run detail, agents and health, on a read-only engine.
+
+Routes live on the module-level ``router``; ``create_app`` mounts it under ``/v1`` behind the read
+scope's auth dependency. An endpoint that reads runs takes two shared dependencies:
+
+    @router.get("/stats", summary="…")
+    def get_stats(filters: RunFilters = Depends(run_filters), conn: Connection = Depends(read_connection)):
+        ...
+
+``run_filters`` parses and validates the common filter parameters (422 naming the parameter and rule);
+``read_connection`` yields a connection from the app's read-only engine. Operation ids are the
+handler function names, so keep those short and descriptive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from agenttracer.model import (
+    CUSTOM_CODE_PATTERN,
+    MAX_CODE_LEN,
+    MAX_ENVIRONMENT_LEN,
+    MAX_ID_LEN,
+    MAX_NAME_LEN,
+    MAX_SEQ,
+    MAX_VERSION_LEN,
+    FailureType,
+    RunStatus,
+)
+from agenttracer.server.auth import auth_dependency
+from agenttracer.server.metrics import QueryMetrics
+from agenttracer.server.observe import count_db_error, install
+from agenttracer.server.settings import Settings
+from agenttracer.server.wire import AgentList, CompareResponse, ErrorOut, HealthOut, RunDetail, RunPage, StatsResponse
+from agenttracer.store.read import compare, runs, stats
+from agenttracer.store.read.filters import RunFilters
+from agenttracer.store.schema.engine import make_engine, timed_out
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+# Steps per page of run detail: a page of typical steps is ~150 KB at the default, and the metadata
+# caps of model.py bound the worst case, so no run, however long, makes one response unbounded.
+DEFAULT_STEP_PAGE_SIZE = 500
+MAX_STEP_PAGE_SIZE = 1000
+
+router = APIRouter()
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorOut, "description": "A parameter is invalid; each entry names it and the rule."},
+}
+
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "A key is needed, or the key presented is unknown or revoked."},
+    403: {"model": ErrorOut, "description": "The key presented is not a read key."},
+    503: {"model": ErrorOut, "description": "The database cannot be read right now, or the query took longer "
+          "than the server's time limit (query_timeout_ms); retry after Retry-After."},
+}
+
+
+# The time window every read endpoint accepts, declared once so /v1/runs, /v1/stats and /v1/compare agree.
+SinceParam = Annotated[
+    datetime | None, Query(description="Runs started at or after this time (ISO 8601; UTC if no offset).")
+]
+UntilParam = Annotated[
+    datetime | None, Query(description="Runs started before this time (ISO 8601; UTC if no offset).")
+]
+
+
+def invalid(param: str, rule: str, where: str = "query") -> RequestValidationError:
+    """A 422 naming one parameter and the rule it broke (never echoing the rejected value)."""
+    return RequestValidationError([{"loc": (where, param), "msg": rule, "type": "value_error"}])
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # A time without an offset is read as UTC: every stored time is UTC.
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def run_filters(
+    agent_id: Annotated[str | None, Query(max_length=MAX_ID_LEN, description="Exact agent id.")] = None,
+    agent_version: Annotated[str | None, Query(max_length=MAX_VERSION_LEN, description="Exact version.")] = None,
+    environment: Annotated[
+        str | None, Query(max_length=MAX_ENVIRONMENT_LEN, description="Exact environment.")
+    ] = None,
+    status: Annotated[RunStatus | None, Query(description="Run status.")] = None,
+    failure_type: Annotated[FailureType | None, Query(description="Failure type of the run.")] = None,
+    failure_code: Annotated[
+        str | None, Query(max_length=MAX_CODE_LEN, description="Failure code, e.g. timeout.")
+    ] = None,
+    step_name: Annotated[
+        str | None, Query(max_length=MAX_NAME_LEN, description="Runs with at least one step of this name.")
+    ] = None,
+    since: SinceParam = None,
+    until: UntilParam = None,
+) -> RunFilters:
+    """The run filters shared by /v1/runs, /v1/stats and /v1/compare, validated."""
+    if failure_code is not None and not CUSTOM_CODE_PATTERN.match(failure_code):
+        raise invalid("failure_code", "must match ^[a-z][a-z0-9_]{0,63}$ (e.g. timeout, rate_limited)")
+    since, until = _utc(since), _utc(until)
+    if since is not None and until is not None and since >= until:
+        raise invalid("until", "must be later than since")
+    return RunFilters(
+        agent_id=agent_id,
+        agent_version=agent_version,
+        environment=environment,
+        status=status.value if status is not None else None,
+        failure_type=failure_type.value if failure_type is not None else None,
+        failure_code=failure_code,
+        step_name=step_name,
+        since=since,
+        until=until,
+    )
+
+
+def read_connection(request: Request) -> Iterator[sa.Connection]:
+    """A connection on the app's read-only engine, held for one request."""
+    engine: sa.Engine = request.app.state.engine
+    with engine.connect() as conn:
+        yield conn
+
+
+Filters = Annotated[RunFilters, Depends(run_filters)]
+Conn = Annotated[sa.Connection, Depends(read_connection)]
+
+
+@router.get(
+    "/runs",
+    response_model=RunPage,
+    summary="List runs newest first, filtered, with cursor pagination.",
+    responses=ERROR_RESPONSES,
+)
+def list_runs(
+    filters: Filters,
+    conn: Conn,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor from the previous page, unchanged.")
+    ] = None,
+) -> dict[str, Any]:
+    after = None
+    if cursor is not None:
+        try:
+            after = runs.decode_cursor(cursor, filters)
+        except runs.CursorError as exc:
+            raise invalid("cursor", str(exc)) from None
+    items, next_cursor = runs.list_runs(conn, filters, limit=limit, cursor=after)
+    return {
+        "items": items,
+        "next_cursor": runs.encode_cursor(next_cursor, filters) if next_cursor is not None else None,
+    }
+
+
+@router.get(
+    "/runs/{run_id}",
+    response_model=RunDetail,
+    summary="One run with its totals, its failure and a page of its steps in seq order.",
+    responses={404: {"model": ErrorOut, "description": "No run has this id."}, **ERROR_RESPONSES},
+)
+def get_run(
+    conn: Conn,
+    run_id: Annotated[str, Path(max_length=64, description="The run's UUID.")],
+    steps_after: Annotated[
+        int,
+        Query(ge=0, le=MAX_SEQ, description="Return steps with seq above this: next_steps_after of the previous page."),
+    ] = 0,
+    steps_limit: Annotated[
+        int, Query(ge=1, le=MAX_STEP_PAGE_SIZE, description="Steps per page.")
+    ] = DEFAULT_STEP_PAGE_SIZE,
+) -> Any:
+    try:
+        canonical = str(uuid.UUID(run_id))
+    except ValueError:
+        raise invalid("run_id", "must be a UUID such as 3f2b9c1e-8a4d-4e0f-9b7a-1c2d3e4f5a6b", "path") from None
+    # Ingest stores run ids in canonical form too.
+    detail = runs.get_run(conn, canonical, steps_after=steps_after, steps_limit=steps_limit)
+    if detail is None:
+        return JSONResponse(status_code=404, content={"detail": f"no run with run_id {canonical}"})
+    return detail
+
+
+@router.get(
+    "/agents",
+    response_model=AgentList,
+    summary="Agents seen in the data with their versions, environments, run counts and last seen.",
+)
+def list_agents(conn: Conn) -> dict[str, Any]:
+    return {"items": runs.list_agents(conn)}
+
+
+# --- Analytics (/v1/stats, /v1/compare): store/read/stats.py and store/read/compare.py do the work.
+
+
+@router.get(
+    "/stats",
+    response_model=StatsResponse,
+    summary="Outcomes, run latency, failures, retries, per-step latency attribution and volume over time.",
+    responses=ERROR_RESPONSES,
+)
+def get_stats(filters: Filters, conn: Conn) -> dict[str, Any]:
+    return dataclasses.asdict(stats.run_stats(conn, filters))
+
+
+@router.get(
+    "/compare",
+    response_model=CompareResponse,
+    summary="Compare two versions of an agent: deltas with significance, failure mix, latency, run shapes.",
+    responses=ERROR_RESPONSES,
+)
+def compare_versions(
+    conn: Conn,
+    agent_id: Annotated[str, Query(min_length=1, max_length=MAX_ID_LEN, description="The agent to compare.")],
+    base: Annotated[
+        str, Query(min_length=1, max_length=MAX_VERSION_LEN, description="The reference version, e.g. v1.")
+    ],
+    candidate: Annotated[
+        str, Query(min_length=1, max_length=MAX_VERSION_LEN, description="The version compared with base.")
+    ],
+    environment: Annotated[
+        str | None, Query(max_length=MAX_ENVIRONMENT_LEN, description="Only runs in this environment.")
+    ] = None,
+    since: SinceParam = None,
+    until: UntilParam = None,
+) -> dict[str, Any]:
+    if candidate == base:
+        raise invalid("candidate", "must differ from base")
+    since, until = _utc(since), _utc(until)
+    if since is not None and until is not None and since >= until:
+        raise invalid("until", "must be later than since")
+    result = compare.compare_versions(conn, agent_id, base, candidate, environment, since, until)
+    return dataclasses.asdict(result)
+
+
+def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    # FastAPI's default body echoes the rejected input; ours names the parameter and rule only.
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", "invalid"), "type": err.get("type", "value_error")}
+        for err in exc.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
+RETRY_AFTER_SECONDS = 2
+# Errors that mean "the database is not there right now", not "this request is wrong".
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
+def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    count_db_error(request.app, exc)
+    if timed_out(exc):
+        limit = request.app.state.settings.query_timeout_ms
+        return JSONResponse(
+            status_code=503,
+            content={"detail": f"the query took longer than this server's limit of {limit} ms "
+                               "(query_timeout_ms); retry later or narrow the time window or filters"},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    # Only the error's kind goes out: a driver message can carry host names or credentials.
+    return JSONResponse(
+        status_code=503,
+        content={"detail": f"the database is unavailable ({type(exc).__name__}); retry shortly"},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAPI:
+    """The Query API application on a read-only engine for ``settings.database_url``."""
+    owns_engine = engine is None
+    engine = engine if engine is not None else make_engine(
+        settings.database_url, readonly=True, statement_timeout_ms=settings.query_timeout_ms
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_engine:
+            engine.dispose()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="AgentTracer Query API",
+        version="1.0",
+        description="Read-only access to agent runs, steps, failures and analytics. Carries no content.",
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+    install(app, settings, engine, QueryMetrics() if settings.metrics_enabled else None)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for error in _UNAVAILABLE:
+        app.add_exception_handler(error, _database_unavailable)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET"],
+        allow_headers=["Authorization", "X-API-Key", "X-Request-ID"],
+        expose_headers=["X-Request-ID"],
+    )
+    app.include_router(
+        router,
+        prefix="/v1",
+        dependencies=[Depends(auth_dependency(settings, engine, "read"))],
+        responses=AUTH_RESPONSES,
+    )
+
+    @app.get(
+        "/health",
+        response_model=HealthOut,
+        summary="Liveness and database reachability (503 when the database cannot be read).",
+        responses={503: {"model": HealthOut, "description": "The database cannot be read."}},
+    )
+    def health() -> Any:
+        backend = engine.dialect.name
+        try:
+            with engine.connect() as conn:
+                runs.ping(conn)
+        except Exception as exc:  # any failure to read means "unreachable"; the class name is enough
+            count_db_error(app, exc)
+            body = {"status": "unavailable", "service": "query", "database": "unreachable", "backend": backend,
+                    "detail": type(exc).__name__}
+            return JSONResponse(status_code=503, content=body, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return {"status": "ok", "service": "query", "database": "ok", "backend": backend}
+
+    return app

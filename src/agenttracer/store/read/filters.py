@@ -1,0 +1,44 @@
+"""The run filters shared by every read endpoint (runs list, stats, compare) and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from agenttracer.store.schema.tables import runs, steps
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    agent_id: str | None = None
+    agent_version: str | None = None
+    environment: str | None = None
+    status: str | None = None
+    failure_type: str | None = None
+    failure_code: str | None = None
+    step_name: str | None = None
+    since: datetime | None = None  # inclusive, on runs.started_at
+    until: datetime | None = None  # exclusive, on runs.started_at
+
+
+def run_conditions(f: RunFilters) -> list[sa.ColumnElement[bool]]:
+    """WHERE conditions on the ``runs`` table for these filters."""
+    conds: list[sa.ColumnElement[bool]] = []
+    for name in ("agent_id", "agent_version", "environment", "status", "failure_type", "failure_code"):
+        value = getattr(f, name)
+        if value is not None:
+            conds.append(runs.c[name] == value)
+    if f.since is not None:
+        conds.append(runs.c.started_at >= f.since)
+    if f.until is not None:
+        conds.append(runs.c.started_at < f.until)
+    if f.step_name is not None:
+        # An alias, so that the condition still correlates with runs when the outer query also reads
+        # steps (the per-step breakdown of /v1/stats): the bare table would correlate with that one.
+        named = steps.alias("step_name_filter")
+        conds.append(
+            sa.exists().where(named.c.run_id == runs.c.run_id, named.c.name == f.step_name)
+        )
+    return conds

@@ -1,0 +1,348 @@
+"""Run statistics for ``GET /v1/stats``: outcomes, latency attribution, retries, failures, volume over time.
+
+Pure query + computation on a SQLAlchemy connection; the Query API turns the result into
+``wire.StatsResponse``. Definitions (repeated in the API field descriptions):
+
+* Rates and run latency are over *finished* runs (status other than ``running``): a running run
+  has no outcome and no duration yet. Counts by status include running runs.
+* A *retry step* is a step with ``attempt > 1``: a new attempt of an earlier step. Retry rate is
+  retry steps / all steps; run retry rate is runs with at least one retry / all runs. Time in
+  retries is the summed latency of retry steps.
+* Per-step numbers (step types and names, top failing steps, time in retries) read the steps of the
+  newest STEP_SAMPLE_RUNS matching runs when more runs match; the response says so.
+* Share of run time: the summed latency of a group's steps in finished runs divided by the summed
+  duration of those runs. A nested step's time is also inside its parent's, and parallel steps
+  overlap, so shares may add up to more than 1.
+
+Run-level numbers come from the denormalised columns of ``runs`` (no join); only the per-step
+breakdown reads ``steps``, joined to the filtered runs through the primary key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from agenttracer.model import RunStatus
+from agenttracer.store.read import stats_rollup
+from agenttracer.store.read.filters import RunFilters, run_conditions
+from agenttracer.store.read.sql import (
+    Percentiles,
+    as_utc,
+    count_if,
+    grouped_percentiles,
+    is_postgres,
+    percentiles_aggregate,
+    time_bucket,
+    tune,
+)
+from agenttracer.store.read.steps import FailingStep, StepGroupStats, step_breakdown
+from agenttracer.store.schema.tables import runs
+
+HOURLY_MAX_RANGE = timedelta(days=2)  # ranges up to two days get hourly buckets, longer ones daily
+MAX_FILLED_BUCKETS = 1000  # beyond this, empty buckets are not filled in
+
+
+@dataclass(frozen=True)
+class FailureCount:
+    failure_type: str | None
+    failure_code: str | None
+    count: int
+
+
+@dataclass(frozen=True)
+class RetryStats:
+    retry_steps: int
+    total_steps: int
+    retry_rate: float | None
+    runs_with_retries: int
+    total_runs: int
+    run_retry_rate: float | None
+    time_in_retries_ms: float
+    share_of_step_time: float | None
+
+
+@dataclass(frozen=True)
+class TimeBucket:
+    start: datetime
+    runs: int
+    finished_runs: int
+    success_runs: int
+    failure_runs: int
+    success_rate: float | None
+    run_latency_ms: Percentiles
+
+
+@dataclass(frozen=True)
+class Timeline:
+    bucket: str
+    start: datetime | None
+    end: datetime | None
+    points: list[TimeBucket]
+
+
+@dataclass(frozen=True)
+class RunStats:
+    total_runs: int
+    finished_runs: int
+    status_counts: dict[str, int]
+    success_rate: float | None
+    failure_rate: float | None
+    partial_rate: float | None
+    run_latency_ms: Percentiles
+    failures_by_type: list[FailureCount]
+    failures_by_code: list[FailureCount]
+    top_failing_steps: list[FailingStep]
+    retries: RetryStats
+    step_types: list[StepGroupStats]
+    step_names: list[StepGroupStats]
+    step_names_truncated: bool
+    step_sample_runs: int
+    steps_sampled: bool
+    timeline: Timeline
+    # False when latency percentiles come from the rollups' histograms (within 1 %); counts are exact.
+    latency_exact: bool = True
+    generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+def ratio(part: float, whole: float) -> float | None:
+    """part / whole, or None when there is nothing to divide by."""
+    return part / whole if whole else None
+
+
+def _finished() -> sa.ColumnElement[bool]:
+    return runs.c.status != RunStatus.RUNNING.value
+
+
+def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = None) -> RunStats:
+    """Everything ``GET /v1/stats`` reports for the runs matching ``filters``."""
+    now = now or datetime.now(timezone.utc)
+    tune(conn)
+    where = run_conditions(filters)
+    # min/max come from the started_at indexes; they fix the timeline's range and bucket size, and then
+    # one grouped scan of the runs gives both the timeline and (summed over buckets) the totals.
+    bounds = sa.select(sa.func.min(runs.c.started_at), sa.func.max(runs.c.started_at)).where(*where)
+    first, last = conn.execute(bounds).one()
+    first = first if isinstance(first, datetime) else None
+    last = last if isinstance(last, datetime) else None
+    start = filters.since or first
+    end = filters.until or (max(now, last) if last else now)
+    unit = choose_bucket(start, end) if start is not None else "hour"
+    if start is not None:
+        rolled = stats_rollup.collect(conn, filters, start, filters.until, unit)
+        if rolled is not None:
+            return _from_rollup(rolled, filters, start, end, unit, now)
+    buckets, bucket_latency, run_latency = _bucket_rows(conn, where, unit)
+    totals = [sum(row[i] for row in buckets.values()) for i in range(len(_BUCKET_FIELDS))]
+    summary = dict(zip(_BUCKET_FIELDS, totals, strict=True))
+    counts = {s.value: int(summary[s.value]) for s in RunStatus}
+    total = int(summary["total"])
+    finished = total - counts[RunStatus.RUNNING.value]
+
+    failures = _failure_counts(conn, where)
+    by_type: dict[str | None, int] = {}
+    by_code: dict[str | None, int] = {}
+    for f in failures:
+        by_type[f.failure_type] = by_type.get(f.failure_type, 0) + f.count
+        by_code[f.failure_code] = by_code.get(f.failure_code, 0) + f.count
+
+    per_step = step_breakdown(conn, where, total, float(summary["run_time"]))
+    retry_time = per_step.retry_time_ms
+    retried, retried_runs, all_steps = int(summary["retries"]), int(summary["runs_with_retries"]), int(summary["steps"])
+    return RunStats(
+        total_runs=total,
+        finished_runs=finished,
+        status_counts=counts,
+        success_rate=ratio(counts[RunStatus.SUCCESS.value], finished),
+        failure_rate=ratio(counts[RunStatus.FAILURE.value], finished),
+        partial_rate=ratio(counts[RunStatus.PARTIAL.value], finished),
+        run_latency_ms=run_latency,
+        failures_by_type=sorted(
+            (FailureCount(t, None, c) for t, c in by_type.items()), key=lambda f: (-f.count, f.failure_type or "")
+        ),
+        failures_by_code=sorted(
+            (FailureCount(None, c, n) for c, n in by_code.items()), key=lambda f: (-f.count, f.failure_code or "")
+        ),
+        top_failing_steps=per_step.top_failing,
+        retries=RetryStats(
+            retry_steps=retried,
+            total_steps=all_steps,
+            retry_rate=ratio(retried, all_steps),
+            runs_with_retries=retried_runs,
+            total_runs=total,
+            run_retry_rate=ratio(retried_runs, total),
+            time_in_retries_ms=retry_time,
+            share_of_step_time=ratio(retry_time, per_step.step_time_ms),
+        ),
+        step_types=per_step.types,
+        step_names=per_step.names,
+        step_names_truncated=per_step.names_truncated,
+        step_sample_runs=per_step.sample_runs,
+        steps_sampled=per_step.sampled,
+        timeline=_timeline(buckets, bucket_latency, unit, start, end, filters),
+        generated_at=now,
+    )
+
+
+def _from_rollup(
+    rolled: stats_rollup.RollupStats, filters: RunFilters, start: datetime, end: datetime, unit: str,
+    now: datetime,
+) -> RunStats:
+    """RunStats from rollups + raw parts: the same numbers as the exact path, percentiles from histograms."""
+    total = rolled.total()
+    counts = stats_rollup.status_counts(total)
+    finished = total.runs - counts[RunStatus.RUNNING.value]
+    by_type: dict[str | None, int] = {}
+    by_code: dict[str | None, int] = {}
+    for (failure_type, failure_code), n in rolled.failures.items():
+        by_type[failure_type] = by_type.get(failure_type, 0) + n
+        code = failure_code or None
+        by_code[code] = by_code.get(code, 0) + n
+    per_step = stats_rollup.step_breakdown_from(rolled, total.runs, total.run_time_ms)
+    retry_time = per_step.retry_time_ms
+    fields = {"total": "runs", "steps": "steps", "retries": "retry_steps", "runs_with_retries": "runs_with_retries",
+              "run_time": "run_time_ms"}
+    ordered = dict(sorted(rolled.buckets.items(), key=lambda kv: (kv[0] is not None, kv[0] or datetime.min)))
+    buckets = {key: tuple(getattr(agg, fields.get(name, name)) for name in _BUCKET_FIELDS)
+               for key, agg in ordered.items()}
+    latency = {key: stats_rollup.percentiles(agg.hist) for key, agg in ordered.items()}
+    return RunStats(
+        total_runs=total.runs,
+        finished_runs=finished,
+        status_counts=counts,
+        success_rate=ratio(counts[RunStatus.SUCCESS.value], finished),
+        failure_rate=ratio(counts[RunStatus.FAILURE.value], finished),
+        partial_rate=ratio(counts[RunStatus.PARTIAL.value], finished),
+        run_latency_ms=stats_rollup.percentiles(total.hist),
+        failures_by_type=sorted(
+            (FailureCount(t, None, c) for t, c in by_type.items()), key=lambda f: (-f.count, f.failure_type or "")
+        ),
+        failures_by_code=sorted(
+            (FailureCount(None, c, n) for c, n in by_code.items()), key=lambda f: (-f.count, f.failure_code or "")
+        ),
+        top_failing_steps=per_step.top_failing,
+        retries=RetryStats(
+            retry_steps=total.retry_steps,
+            total_steps=total.steps,
+            retry_rate=ratio(total.retry_steps, total.steps),
+            runs_with_retries=total.runs_with_retries,
+            total_runs=total.runs,
+            run_retry_rate=ratio(total.runs_with_retries, total.runs),
+            time_in_retries_ms=retry_time,
+            share_of_step_time=ratio(retry_time, per_step.step_time_ms),
+        ),
+        step_types=per_step.types,
+        step_names=per_step.names,
+        step_names_truncated=per_step.names_truncated,
+        step_sample_runs=per_step.sample_runs,
+        steps_sampled=per_step.sampled,
+        timeline=_timeline(buckets, latency, unit, start, end, filters),
+        latency_exact=False,
+        generated_at=now,
+    )
+
+
+def _failure_counts(conn: sa.Connection, where: list[sa.ColumnElement[bool]]) -> list[FailureCount]:
+    rows = conn.execute(
+        sa.select(runs.c.failure_type, runs.c.failure_code, sa.func.count())
+        .where(*where, runs.c.failure_type.is_not(None))
+        .group_by(runs.c.failure_type, runs.c.failure_code)
+    )
+    return [FailureCount(t, c, int(n)) for t, c, n in rows]
+
+
+def choose_bucket(start: datetime, end: datetime) -> str:
+    """Hourly buckets for ranges up to two days, daily beyond."""
+    return "hour" if end - start <= HOURLY_MAX_RANGE else "day"
+
+
+def _floor(ts: datetime, unit: str) -> datetime:
+    ts = ts.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return ts.replace(hour=0) if unit == "day" else ts
+
+
+_BUCKET_FIELDS = ("total", *(s.value for s in RunStatus), "steps", "retries", "runs_with_retries", "run_time")
+
+
+BucketKey = datetime | None
+
+
+def _bucket_rows(
+    conn: sa.Connection, where: list[sa.ColumnElement[bool]], unit: str
+) -> tuple[dict[BucketKey, tuple[Any, ...]], dict[BucketKey, Percentiles], Percentiles]:
+    """Counters and run latency percentiles per time bucket (None: runs whose start is not known yet),
+    and the run latency percentiles over all matching runs.
+    """
+    expr = time_bucket(conn, runs.c.started_at, unit)
+    finished_duration = sa.case((_finished(), runs.c.duration_ms), else_=None)
+    counters = [
+        sa.func.count(),
+        *[count_if(runs.c.status == s.value) for s in RunStatus],
+        sa.func.coalesce(sa.func.sum(runs.c.step_count), 0),
+        sa.func.coalesce(sa.func.sum(runs.c.retry_count), 0),
+        count_if(runs.c.retry_count > 0),
+        sa.func.coalesce(sa.func.sum(finished_duration), 0.0),
+    ]
+    pcts: dict[BucketKey, Percentiles] = {}
+    overall = Percentiles()
+    if is_postgres(conn):
+        # One scan: per bucket, plus the grand total (the empty grouping set) for overall percentiles.
+        # percentile_cont ignores NULLs, so running runs (NULL via the CASE) do not count.
+        rows = conn.execute(
+            sa.select(expr, sa.func.grouping(expr), *counters, percentiles_aggregate(finished_duration))
+            .where(*where)
+            .group_by(sa.func.grouping_sets(sa.tuple_(expr), sa.tuple_()))
+        ).all()
+        found = {}
+        for row in rows:
+            ps = Percentiles.of(row[-1]) if row[-1] is not None else Percentiles()
+            if row[1]:
+                overall = ps
+                continue
+            key = None if row[0] is None else as_utc(row[0])
+            found[key] = tuple(row[2:-1])
+            pcts[key] = ps
+    else:
+        rows = conn.execute(sa.select(expr, *counters).where(*where).group_by(expr)).all()
+        found = {(None if row[0] is None else as_utc(row[0])): tuple(row[1:]) for row in rows}
+        src = sa.select(expr.label("k0"), finished_duration.label("v")).where(*where).subquery()
+        pcts = {(None if k[0] is None else as_utc(k[0])): p for k, p in grouped_percentiles(conn, src).items()}
+        overall_src = sa.select(finished_duration.label("v")).where(*where).subquery()
+        overall = grouped_percentiles(conn, overall_src).get((), Percentiles())
+    # Totals are summed over the buckets in time order, the same on every database.
+    ordered = dict(sorted(found.items(), key=lambda kv: (kv[0] is not None, kv[0] or datetime.min)))
+    return ordered, pcts, overall
+
+
+def _timeline(
+    buckets: dict[BucketKey, tuple[Any, ...]],
+    latency: dict[BucketKey, Percentiles],
+    unit: str,
+    start: datetime | None,
+    end: datetime,
+    filters: RunFilters,
+) -> Timeline:
+    """Run volume and success rate per bucket over the requested range (or the data's, when open)."""
+    if start is None:
+        return Timeline(bucket=unit, start=filters.since, end=filters.until, points=[])
+    index = {name: i for i, name in enumerate(_BUCKET_FIELDS)}
+    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
+    keys = {b for b in buckets if b is not None}
+    first_bucket, last_bucket = _floor(start, unit), _floor(end - timedelta(microseconds=1), unit)
+    if first_bucket <= last_bucket and (last_bucket - first_bucket) / step < MAX_FILLED_BUCKETS:
+        t = first_bucket
+        while t <= last_bucket:
+            keys.add(t)
+            t += step
+    points = []
+    for t in sorted(keys):
+        row = buckets.get(t)
+        n, s, x = (row[index["total"]], row[index["success"]], row[index["failure"]]) if row else (0, 0, 0)
+        f = n - row[index["running"]] if row else 0
+        points.append(TimeBucket(start=t, runs=int(n), finished_runs=int(f), success_runs=int(s),
+                                 failure_runs=int(x), success_rate=ratio(s, f),
+                                 run_latency_ms=latency.get(t, Percentiles())))
+    return Timeline(bucket=unit, start=start, end=end, points=points)

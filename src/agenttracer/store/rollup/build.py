@@ -1,0 +1,401 @@
+"""Rollups: what one hour (or day) of runs adds up to, computed from the raw tables or read back.
+
+The rollup tables (``store/schema/tables.py``) hold, per time bucket and identity, the numbers ``GET
+/v1/stats`` and ``GET /v1/agents`` need: run counts per status, summed steps / retries / run time,
+failure counts, per-step counts and latency sums, and mergeable latency histograms
+(``store/rollup/histogram.py``). This module is the one definition of those numbers:
+
+* ``aggregate_raw`` computes them from ``runs`` / ``steps`` for any set of run conditions, grouped by
+  caller-chosen keys — the refresher (``store/rollup/refresh.py``) calls it for one hour grouped by
+  identity, stats call it for the parts of a window that are not rolled up;
+* ``read_rollup`` sums stored rollup rows into the same shapes.
+
+Identity levels: a row keeps some of (agent_id, agent_version, environment) and has '' in the others,
+so that a query filtered on an agent reads one row per bucket and step name instead of one per
+(version, environment). ``LEVELS`` lists the combinations stored; ``level_for`` picks the one a filter
+needs (a version or environment filter without an agent reads the full-identity level).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from agenttracer.model import RunStatus, StepStatus
+from agenttracer.store.read.sql import as_utc, count_if, is_postgres
+from agenttracer.store.rollup.histogram import BOUNDS, Histogram, bucket_of
+from agenttracer.store.schema.tables import rollup_failures, rollup_runs, rollup_steps, runs, steps
+
+AGENT, VERSION, ENVIRONMENT = 1, 2, 4
+FULL = AGENT | VERSION | ENVIRONMENT
+# Cheapest first: level_for returns the first one that keeps every filtered column.
+LEVELS = (0, AGENT, ENVIRONMENT, AGENT | ENVIRONMENT, AGENT | VERSION, FULL)
+IDENTITY_COLUMNS = ("agent_id", "agent_version", "environment")
+_BITS = (AGENT, VERSION, ENVIRONMENT)
+
+Key = tuple[Any, ...]
+
+
+def level_for(agent_id: str | None, agent_version: str | None, environment: str | None) -> int:
+    """The cheapest stored level that can answer a filter on these identity columns."""
+    wanted = (AGENT if agent_id is not None else 0) | (VERSION if agent_version is not None else 0)
+    wanted |= ENVIRONMENT if environment is not None else 0
+    return next(level for level in LEVELS if wanted & ~level == 0)
+
+
+def project(level: int, identity: Sequence[str]) -> tuple[str, str, str]:
+    """A full identity as stored at ``level``: the columns the level drops become ''."""
+    a, v, e = (value if level & bit else "" for bit, value in zip(_BITS, identity, strict=True))
+    return a, v, e
+
+
+@dataclass(slots=True)
+class RunAgg:
+    runs: int = 0
+    running: int = 0
+    success: int = 0
+    failure: int = 0
+    partial: int = 0
+    steps: int = 0
+    retry_steps: int = 0
+    runs_with_retries: int = 0
+    run_time_ms: float = 0.0
+    last_started_at: datetime | None = None
+    hist: Histogram = field(default_factory=Histogram)
+
+    COUNTERS = ("runs", "running", "success", "failure", "partial", "steps", "retry_steps", "runs_with_retries",
+                "run_time_ms")
+
+    def add(self, other: RunAgg) -> None:
+        # Spelled out: this runs for every (group, level) the refresher writes.
+        self.runs += other.runs
+        self.running += other.running
+        self.success += other.success
+        self.failure += other.failure
+        self.partial += other.partial
+        self.steps += other.steps
+        self.retry_steps += other.retry_steps
+        self.runs_with_retries += other.runs_with_retries
+        self.run_time_ms += other.run_time_ms
+        self.last_started_at = _later(self.last_started_at, other.last_started_at)
+        self.hist.add(other.hist)
+
+    def status_count(self, status: str) -> int:
+        return int(getattr(self, status))
+
+
+@dataclass(slots=True)
+class StepAgg:
+    steps: int = 0
+    errors: int = 0
+    retries: int = 0
+    latency_ms: float = 0.0
+    finished_latency_ms: float = 0.0
+    retry_latency_ms: float = 0.0
+    hist: Histogram = field(default_factory=Histogram)
+
+    COUNTERS = ("steps", "errors", "retries", "latency_ms", "finished_latency_ms", "retry_latency_ms")
+
+    def add(self, other: StepAgg) -> None:
+        self.steps += other.steps
+        self.errors += other.errors
+        self.retries += other.retries
+        self.latency_ms += other.latency_ms
+        self.finished_latency_ms += other.finished_latency_ms
+        self.retry_latency_ms += other.retry_latency_ms
+        self.hist.add(other.hist)
+
+    def subtract(self, other: StepAgg) -> bool:
+        """Take away steps counted here before (an hour's rest from its rollup); False, leaving this
+        changed, when ``other`` is not part of this (a count would go negative)."""
+        self.steps -= other.steps
+        self.errors -= other.errors
+        self.retries -= other.retries
+        self.latency_ms -= other.latency_ms
+        self.finished_latency_ms -= other.finished_latency_ms
+        self.retry_latency_ms -= other.retry_latency_ms
+        # A difference of float sums is not exactly 0 where nothing is left: make it so.
+        if not self.retries:
+            self.retry_latency_ms = 0.0
+        if not self.steps:
+            self.latency_ms = self.finished_latency_ms = 0.0
+        return min(self.steps, self.errors, self.retries) >= 0 and self.hist.subtract(other.hist)
+
+
+@dataclass
+class Aggregates:
+    """Keyed sums: runs by key, failures by key + (type, code), steps by step key + (type, name)."""
+
+    runs: dict[Key, RunAgg] = field(default_factory=dict)
+    failures: dict[Key, int] = field(default_factory=dict)
+    steps: dict[Key, StepAgg] = field(default_factory=dict)
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    return a if b is None or a >= b else b
+
+
+def identity_keys() -> list[sa.ColumnElement[Any]]:
+    """The runs' identity as grouping keys, '' for a placeholder run that has none yet."""
+    return [sa.func.coalesce(runs.c[name], "") for name in IDENTITY_COLUMNS]
+
+
+def _bucket_expr(conn: sa.Connection, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    # width_bucket over the very bounds Python bisects: the same bucket for the same double.
+    return sa.func.width_bucket(value, sa.literal(list(BOUNDS), type_=postgresql.ARRAY(sa.Float())))
+
+
+def _key_of(row: Sequence[Any], n: int, convert: Sequence[bool]) -> Key:
+    return tuple(as_utc(v) if conv and v is not None else v for v, conv in zip(row[:n], convert, strict=True))
+
+
+# Up to this many steps (as the runs' step counts say), PostgreSQL hands each group's latencies to Python as
+# one array and Python buckets them; above it, PostgreSQL buckets them with width_bucket and groups by bucket.
+# Both give the same histogram (tests/store/test_histogram.py); the array is the cheaper one for the few
+# thousand steps of a window's partial edge hours (the grouping by bucket cost more than the join), the
+# grouped form keeps memory bounded for a large raw part.
+STEP_ARRAY_MAX = 200_000
+
+
+def aggregate_raw(
+    conn: sa.Connection,
+    where: list[sa.ColumnElement[bool]],
+    run_keys: list[sa.ColumnElement[Any]],
+    step_keys: list[sa.ColumnElement[Any]],
+    *,
+    time_keys: tuple[bool, ...] = (),
+    step_time_keys: tuple[bool, ...] = (),
+    with_steps: bool = True,
+    step_where: list[sa.ColumnElement[bool]] | None = None,
+) -> Aggregates:
+    """Rollup numbers of the runs matching ``where`` (conditions on ``runs``), grouped by key expressions.
+
+    ``time_keys`` / ``step_time_keys`` flag the keys that are time buckets (returned as aware UTC).
+    ``step_where`` takes the steps of other runs than ``where`` (by default the same).
+    Two statements on PostgreSQL (runs, steps), three on SQLite (its run durations are fetched as rows).
+    """
+    out = Aggregates()
+    pg = is_postgres(conn)
+    rconv = time_keys or tuple(False for _ in run_keys)
+    sconv = step_time_keys or tuple(False for _ in step_keys)
+    nk = len(run_keys)
+    finished = runs.c.status != RunStatus.RUNNING.value
+    duration = runs.c.duration_ms
+    timed = sa.and_(finished, duration.is_not(None))
+    # Grouped by failure too, so that one statement counts runs and failures: no failure_type condition
+    # for the planner to BitmapAnd with the time range (that cost more than the few extra groups).
+    columns = [
+        *run_keys,
+        runs.c.failure_type,
+        runs.c.failure_code,
+        sa.func.count(),
+        *[count_if(runs.c.status == s.value) for s in RunStatus],
+        sa.func.coalesce(sa.func.sum(runs.c.step_count), 0),
+        sa.func.coalesce(sa.func.sum(runs.c.retry_count), 0),
+        count_if(runs.c.retry_count > 0),
+        sa.func.coalesce(sa.func.sum(sa.case((finished, duration), else_=None)), 0.0),
+        sa.func.max(runs.c.started_at),
+    ]
+    if pg:
+        columns.append(sa.func.array_agg(duration).filter(timed))
+    counters = conn.execute(
+        sa.select(*columns).where(*where).group_by(*run_keys, runs.c.failure_type, runs.c.failure_code)
+    )
+    keys: dict[tuple[Any, ...], Key] = {}  # raw key -> converted key: a time key is converted once
+    total_steps = 0
+    for row in counters:
+        raw_key = tuple(row[:nk])
+        key = keys.get(raw_key)
+        if key is None:
+            key = keys[raw_key] = _key_of(row, nk, rconv)
+        failure_type, failure_code, n, running, success, failure, partial, n_steps, retries, retried, run_time, \
+            last = row[nk:nk + 12]
+        agg = RunAgg(
+            int(n), int(running), int(success), int(failure), int(partial), int(n_steps), int(retries),
+            int(retried), float(run_time), as_utc(last) if last is not None else None,
+        )
+        total_steps += agg.steps
+        if pg and row[nk + 12]:
+            agg.hist.add_values(row[nk + 12])
+        found = out.runs.get(key)
+        if found is None:
+            out.runs[key] = agg
+        else:
+            found.add(agg)
+        if failure_type is not None:
+            fkey = (*key, failure_type, failure_code or "")
+            out.failures[fkey] = out.failures.get(fkey, 0) + int(n)
+    if not pg:
+        for row in conn.execute(sa.select(*run_keys, duration).where(*where, timed)):
+            out.runs[_key_of(row, nk, rconv)].hist.add_value(float(row[nk]))
+
+    if with_steps and out.runs:
+        _aggregate_steps(conn, where if step_where is None else step_where, step_keys, sconv, out,
+                         as_arrays=total_steps <= STEP_ARRAY_MAX)
+    return out
+
+
+def _aggregate_steps(
+    conn: sa.Connection,
+    where: list[sa.ColumnElement[bool]],
+    step_keys: list[sa.ColumnElement[Any]],
+    convert: tuple[bool, ...],
+    out: Aggregates,
+    *,
+    as_arrays: bool,
+) -> None:
+    nk = len(step_keys) + 2
+    keys = [*step_keys, steps.c.step_type, steps.c.name]
+    source = steps.join(runs, steps.c.run_id == runs.c.run_id)
+    retry = steps.c.attempt > 1
+    finished = runs.c.status != RunStatus.RUNNING.value
+    aggregates = [
+        sa.func.count(),
+        count_if(steps.c.status == StepStatus.ERROR.value),
+        count_if(retry),
+        sa.func.sum(steps.c.latency_ms),
+        sa.func.coalesce(sa.func.sum(sa.case((finished, steps.c.latency_ms), else_=0.0)), 0.0),
+        sa.func.coalesce(sa.func.sum(sa.case((retry, steps.c.latency_ms), else_=0.0)), 0.0),
+    ]
+    conv = (*convert, False, False)
+
+    def agg_for(row: Sequence[Any]) -> StepAgg:
+        key = _key_of(row, nk, conv)
+        found = out.steps.get(key)
+        if found is None:
+            found = out.steps[key] = StepAgg()
+        return found
+
+    if is_postgres(conn):
+        # One pass: each group's latencies as one array (bucketed here), or grouped by bucket too and
+        # the counters summed over a group's buckets here.
+        b = sa.func.array_agg(steps.c.latency_ms) if as_arrays else _bucket_expr(conn, steps.c.latency_ms)
+        group = keys if as_arrays else [*keys, b]
+        rows = conn.execute(sa.select(*keys, b, *aggregates).select_from(source).where(*where).group_by(*group))
+        for row in rows:
+            agg = agg_for(row)
+            bucket, n, errors, retries, latency, finished_latency, retry_latency = row[nk:]
+            if as_arrays:
+                agg.hist.add_values(bucket)
+            else:
+                agg.hist.add_bucket(int(bucket), int(n))
+            agg.steps += int(n)
+            agg.errors += int(errors)
+            agg.retries += int(retries)
+            agg.latency_ms += float(latency)
+            agg.finished_latency_ms += float(finished_latency)
+            agg.retry_latency_ms += float(retry_latency)
+        return
+    columns = [*keys, steps.c.latency_ms, steps.c.status, steps.c.attempt, finished]
+    rows = conn.execute(sa.select(*columns).select_from(source).where(*where))
+    error = StepStatus.ERROR.value
+    for row in rows:
+        agg = agg_for(row)
+        latency, status, attempt, done = row[nk:]
+        agg.hist.add_bucket(bucket_of(latency), 1)
+        agg.steps += 1
+        agg.errors += status == error
+        agg.latency_ms += latency
+        if done:
+            agg.finished_latency_ms += latency
+        if attempt > 1:
+            agg.retries += 1
+            agg.retry_latency_ms += latency
+
+
+# --- reading stored rollups ----------------------------------------------------------------------
+
+
+def _doc(text: Any) -> list[int]:
+    if text is None:
+        return []
+    if isinstance(text, (bytes, str)):
+        return list(orjson.loads(text))
+    return list(text)
+
+
+def _identity_where(table: sa.Table, level: int, identity: Sequence[str | None]) -> list[sa.ColumnElement[bool]]:
+    conds = [table.c.level == level]
+    for name, value in zip(IDENTITY_COLUMNS, identity, strict=True):
+        if value is not None:
+            conds.append(table.c[name] == value)
+    return conds
+
+
+def read_rollup(
+    conn: sa.Connection,
+    spans: list[tuple[str, datetime, datetime]],
+    level: int,
+    identity: Sequence[str | None],
+    *,
+    by_identity: bool = False,
+    with_steps: bool = True,
+    with_hist: bool = True,
+) -> Aggregates:
+    """Sum stored rollup rows of ``level`` whose bucket starts in one of ``spans`` ((grain, from, to)).
+
+    Runs are keyed by (grain, bucket_start) — or by the stored identity with ``by_identity`` — failures
+    by (type, code), steps by (type, name); ``identity`` filters (None: any). ``with_hist=False`` leaves
+    the run histograms empty (for callers that only count).
+    """
+    out = Aggregates()
+    if not spans:
+        return out
+
+    def in_spans(table: sa.Table) -> sa.ColumnElement[bool]:
+        return sa.or_(*[
+            sa.and_(table.c.grain == grain, table.c.bucket_start >= lo, table.c.bucket_start < hi)
+            for grain, lo, hi in spans
+        ])
+
+    r = rollup_runs
+    run_cols = [r.c[name] for name in RunAgg.COUNTERS]
+    keys = [r.c.agent_id, r.c.agent_version, r.c.environment] if by_identity else [r.c.grain, r.c.bucket_start]
+    hist = sa.cast(r.c.duration_hist, sa.Text) if with_hist else sa.null()
+    query = sa.select(*keys, *run_cols, r.c.last_started_at, hist).where(
+        in_spans(r), *_identity_where(r, level, identity)
+    )
+    for row in conn.execute(query):
+        key = tuple(row[:3]) if by_identity else (row[0], as_utc(row[1]))
+        agg = out.runs.get(key)
+        if agg is None:
+            agg = out.runs[key] = RunAgg()
+        values = row[len(keys):]
+        for i, name in enumerate(RunAgg.COUNTERS):
+            setattr(agg, name, getattr(agg, name) + values[i])
+        agg.last_started_at = _later(agg.last_started_at, as_utc(values[-2]))
+        agg.hist.add_doc(_doc(values[-1]))
+    if not with_steps:
+        return out
+    f = rollup_failures
+    failure_rows = conn.execute(
+        sa.select(f.c.failure_type, f.c.failure_code, sa.func.sum(f.c.runs))
+        .where(in_spans(f), *_identity_where(f, level, identity))
+        .group_by(f.c.failure_type, f.c.failure_code)
+    )
+    for failure_type, failure_code, n in failure_rows:
+        out.failures[(failure_type, failure_code)] = int(n)
+    s = rollup_steps
+    step_cols = [s.c[name] for name in StepAgg.COUNTERS]
+    step_rows = conn.execute(
+        sa.select(s.c.step_type, s.c.name, *step_cols, sa.cast(s.c.latency_hist, sa.Text)).where(
+            in_spans(s), *_identity_where(s, level, identity)
+        )
+    )
+    for row in step_rows:
+        key = (row[0], row[1])
+        step = out.steps.get(key)
+        if step is None:
+            step = out.steps[key] = StepAgg()
+        for i, name in enumerate(StepAgg.COUNTERS):
+            setattr(step, name, getattr(step, name) + row[2 + i])
+        step.hist.add_doc(_doc(row[-1]))
+    return out

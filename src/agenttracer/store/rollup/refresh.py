@@ -1,0 +1,372 @@
+"""Keeping the rollups exact: dirty marks from every write, and the refresher that folds them in.
+
+Bookkeeping (tables in ``store/schema/tables.py``):
+
+* ``rollup_state.rolled_until`` — every hour before it has been rolled up, *unless* it has a
+  ``rollup_dirty`` row. Hours from it on (the live hour, plus the settle delay) are never rolled up.
+* ``rollup_dirty`` — the writer appends one row per touched hour in the same transaction as the data
+  (``mark_runs_dirty``): the hour of every run the batch changed, both the old and the new hour when a
+  placeholder's start moves earlier. Retention does the same for the runs it deletes. Appending
+  instead of bumping a per-hour counter means concurrent batches never wait on each other's row lock.
+  (``store/rollup/marks.py``.)
+
+The refresher (``refresh``) recomputes an hour's rollup rows from the raw tables and deletes that
+hour's dirty rows *in the same transaction, under the same snapshot*: PostgreSQL runs it at
+REPEATABLE READ, so the DELETE removes exactly the marks whose data the recompute saw; a batch that
+commits in between leaves its mark behind (the hour stays dirty and is recomputed on the next pass).
+On SQLite the transaction holds the write lock from its first statement, so nothing commits in
+between at all. Stats read dirty hours from the raw tables, so they are exact before and after a
+refresh. Only one refresher works on a database at a time (a PostgreSQL advisory lock; SQLite's
+single writer), so ingest processes scaled out can all run one.
+
+Daily rows are the sums of a day's hourly rows, rewritten whenever one of its hours is, once the
+whole day lies before ``rolled_until``; a reader uses them only for days with no dirty hour.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from agenttracer.store.periodic import PeriodicWorker
+from agenttracer.store.rollup.build import (
+    LEVELS,
+    Aggregates,
+    RunAgg,
+    StepAgg,
+    aggregate_raw,
+    identity_keys,
+    project,
+)
+from agenttracer.store.rollup.marks import dirty_hours, floor_hour, read_state
+from agenttracer.store.schema.tables import rollup_dirty, rollup_failures, rollup_runs, rollup_state, rollup_steps, runs
+from agenttracer.store.write.lock import write_lock
+
+log = logging.getLogger("agenttracer.rollup")
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+DEFAULT_SETTLE = timedelta(minutes=2)
+DEFAULT_INTERVAL_S = 60.0
+_TABLES = (rollup_runs, rollup_failures, rollup_steps)
+
+
+def floor_day(ts: datetime) -> datetime:
+    return floor_hour(ts).replace(hour=0)
+
+
+# --- the refresher -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    hours: int  # hours recomputed (dirty ones and newly closed ones)
+    days: int  # daily rows rewritten
+    rolled_until: datetime | None
+    dirty_left: int  # hours still marked dirty afterwards (written to while the refresher ran)
+    seconds: float
+    skipped: bool = False  # another refresher held the lock
+
+
+@contextmanager
+def _refresher_connection(engine: sa.Engine) -> Iterator[sa.Connection | None]:
+    """A connection for one refresher pass, or None when another refresher is at work on this database."""
+    with engine.connect() as conn:
+        if engine.dialect.name != "postgresql":
+            yield conn
+            return
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        # Session-level, per schema (tests and benchmarks keep several databases in one server).
+        key = sa.func.hashtext(sa.func.current_schema() + ":agenttracer-rollup")
+        with conn.begin():
+            got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
+        if not got:
+            yield None
+            return
+        try:
+            yield conn
+        finally:
+            with conn.begin():
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+
+
+@contextmanager
+def _transaction(engine: sa.Engine, conn: sa.Connection) -> Iterator[sa.Connection]:
+    with write_lock(engine), conn.begin():
+        # A write first: SQLite takes its write lock here (so nothing commits until we do and the busy
+        # timeout applies); PostgreSQL takes the REPEATABLE READ snapshot here.
+        state = rollup_state
+        conn.execute(sa.update(state).where(state.c.id == 1).values(rolled_until=state.c.rolled_until))
+        yield conn
+
+
+# A test hook: runs after an hour is recomputed and before its dirty marks are cleared.
+BeforeClear = Callable[[datetime], None]
+
+
+def refresh(
+    engine: sa.Engine,
+    *,
+    now: datetime | None = None,
+    settle: timedelta = DEFAULT_SETTLE,
+    rebuild: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+    before_clear: BeforeClear | None = None,
+    progress: Callable[[datetime], None] | None = None,
+) -> RefreshResult:
+    """One refresher pass: recompute dirty hours, then roll up every hour that closed ``settle`` ago.
+
+    ``rebuild`` first forgets everything rolled up and starts again from the oldest run.
+    """
+    started = time.perf_counter()
+    target = floor_hour((now or datetime.now(timezone.utc)) - settle)
+    hours = days = 0
+    with _refresher_connection(engine) as conn:
+        if conn is None:
+            return RefreshResult(0, 0, None, 0, time.perf_counter() - started, skipped=True)
+        if rebuild:
+            with _transaction(engine, conn):
+                for table in (*_TABLES, rollup_dirty):
+                    conn.execute(table.delete())
+                conn.execute(sa.update(rollup_state).where(rollup_state.c.id == 1).values(rolled_until=None))
+        with conn.begin():
+            rolled = read_state(conn)
+            stale = dirty_hours(conn, until=rolled) if rolled is not None else []
+        for hour in stale:
+            if should_stop():
+                break
+            with _transaction(engine, conn):
+                rolled = read_state(conn)
+                _roll_hour(conn, hour)
+                if rolled is not None and floor_day(hour) + DAY <= rolled:
+                    days += _merge_days(conn, [floor_day(hour)])
+                if before_clear is not None:
+                    before_clear(hour)
+                conn.execute(rollup_dirty.delete().where(rollup_dirty.c.hour == hour))
+            hours += 1
+            if progress is not None:
+                progress(hour)
+        while not should_stop():
+            with _transaction(engine, conn):
+                rolled = read_state(conn)
+                step = _advance(conn, rolled, target, before_clear)
+            if step is None:
+                break
+            hours += step[0]
+            days += step[1]
+            if progress is not None:
+                progress(step[2])
+        with conn.begin():
+            rolled = read_state(conn)
+            left = len(dirty_hours(conn, until=rolled)) if rolled is not None else 0
+    return RefreshResult(hours, days, rolled, left, time.perf_counter() - started)
+
+
+def _advance(
+    conn: sa.Connection, rolled: datetime | None, target: datetime, before_clear: BeforeClear | None
+) -> tuple[int, int, datetime] | None:
+    """Roll up the next hour with runs before ``target`` (skipping empty ones) and move rolled_until past it.
+
+    Returns (hours rolled, days merged, new rolled_until), or None when there was nothing to do.
+    """
+    if rolled is not None and rolled >= target:
+        return None
+    after = [runs.c.started_at >= rolled] if rolled is not None else []
+    first = conn.execute(sa.select(sa.func.min(runs.c.started_at)).where(*after, runs.c.started_at < target)).scalar()
+    rolled_hours = 0
+    if first is None:
+        new_until = target  # no runs left before the target: the rest is empty hours
+    else:
+        hour = floor_hour(first)
+        _roll_hour(conn, hour)
+        rolled_hours = 1
+        new_until = hour + HOUR
+    if before_clear is not None and first is not None:
+        before_clear(floor_hour(first))
+    # Hours skipped or rolled up here have no rollup rows yet; marks for them that this snapshot sees
+    # are folded in. Marks committed after it stay, and the hour is recomputed on the next pass.
+    clear = [rollup_dirty.c.hour < new_until]
+    if rolled is not None:
+        clear.append(rollup_dirty.c.hour >= rolled)
+    conn.execute(rollup_dirty.delete().where(*clear))
+    conn.execute(sa.update(rollup_state).where(rollup_state.c.id == 1).values(rolled_until=new_until))
+    # Days that this step completes and that have hourly rows: only the day rolled_until was in (its
+    # earlier hours) and the day of the hour just rolled; skipped days are empty.
+    candidates = {floor_day(rolled)} if rolled is not None and rolled != floor_day(rolled) else set()
+    if first is not None:
+        candidates.add(floor_day(first))
+    completed = sorted(d for d in candidates if d + DAY <= new_until and (rolled is None or d + DAY > rolled))
+    merged = _merge_days(conn, completed)
+    return rolled_hours, merged, new_until
+
+
+def _delete_bucket(conn: sa.Connection, grain: str, start: datetime) -> None:
+    for table in _TABLES:
+        conn.execute(
+            table.delete().where(table.c.grain == grain, table.c.level.in_(LEVELS), table.c.bucket_start == start)
+        )
+
+
+def _roll_hour(conn: sa.Connection, hour: datetime) -> None:
+    """Replace the hourly rollup rows of ``hour`` with a fresh computation from the raw tables."""
+    _delete_bucket(conn, "hour", hour)
+    keys = identity_keys()
+    agg = aggregate_raw(conn, [runs.c.started_at >= hour, runs.c.started_at < hour + HOUR], keys, keys)
+    _write_levels(conn, "hour", hour, agg)
+
+
+def _write_levels(conn: sa.Connection, grain: str, start: datetime, detail: Aggregates) -> None:
+    """Write full-identity aggregates as rows of every stored level."""
+    run_rows: dict[tuple[Any, ...], RunAgg] = {}
+    failure_rows: dict[tuple[Any, ...], int] = {}
+    step_rows: dict[tuple[Any, ...], StepAgg] = {}
+    for level in LEVELS:
+        for identity, agg in detail.runs.items():
+            key = (level, *project(level, identity))
+            target = run_rows.get(key)
+            if target is None:
+                target = run_rows[key] = RunAgg()
+            target.add(agg)
+        for fkey, n in detail.failures.items():
+            key = (level, *project(level, fkey[:3]), *fkey[3:])
+            failure_rows[key] = failure_rows.get(key, 0) + n
+        for skey, step in detail.steps.items():
+            key = (level, *project(level, skey[:3]), *skey[3:])
+            found = step_rows.get(key)
+            if found is None:
+                found = step_rows[key] = StepAgg()
+            found.add(step)
+    def head(key: tuple[Any, ...]) -> tuple[Any, ...]:  # the tables' key order: grain, level, bucket_start, ...
+        return (grain, key[0], start, *key[1:])
+
+    _insert_rows(conn, rollup_runs, [
+        (*head(key), *(getattr(a, n) for n in RunAgg.COUNTERS), a.last_started_at, orjson.dumps(a.hist.to_doc()))
+        for key, a in run_rows.items() if a.last_started_at is not None
+    ])
+    _insert_rows(conn, rollup_failures, [(*head(key), n) for key, n in failure_rows.items()])
+    _insert_rows(conn, rollup_steps, [
+        (*head(key), *(getattr(s, n) for n in StepAgg.COUNTERS), orjson.dumps(s.hist.to_doc()))
+        for key, s in step_rows.items()
+    ])
+
+
+def _insert_rows(conn: sa.Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> None:
+    """One driver executemany of rows given in the table's column order (histograms already JSON-encoded).
+
+    SQLAlchemy's per-row parameter handling cost more than the refresh's queries; the timestamp
+    columns still go through their type's bind processor, so they are stored exactly as elsewhere.
+    """
+    if not rows:
+        return
+    dialect = conn.dialect
+    columns = list(table.c)
+    if dialect.name == "sqlite":
+        marks = ["?"] * len(columns)
+    else:
+        marks = ["%s::json" if isinstance(c.type, sa.JSON) else "%s" for c in columns]
+    converters: list[tuple[int, Callable[[Any], Any]]] = []
+    for i, column in enumerate(columns):
+        if isinstance(column.type, sa.JSON):
+            converters.append((i, bytes.decode))
+            continue
+        proc = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if proc is not None:
+            converters.append((i, proc))
+    params = []
+    for row in rows:
+        values = list(row)
+        for i, convert in converters:
+            values[i] = convert(values[i])
+        params.append(tuple(values))
+    names = ", ".join(c.name for c in columns)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join(marks)})", params)
+
+
+def _hours_of_day(table: sa.Table, day: datetime) -> list[sa.ColumnElement[bool]]:
+    # The full-identity level of the day's hours: summing it and projecting again gives every level,
+    # cheaper than reading all six levels of 24 hours.
+    return [table.c.grain == "hour", table.c.level == max(LEVELS), table.c.bucket_start >= day,
+            table.c.bucket_start < day + DAY]
+
+
+def _merge_days(conn: sa.Connection, days: list[datetime]) -> int:
+    """Rewrite the daily rows of ``days`` as the sums of their hourly rows; return how many days."""
+    r, f, s = rollup_runs, rollup_failures, rollup_steps
+    for day in days:
+        _delete_bucket(conn, "day", day)
+        detail = Aggregates()
+        run_query = sa.select(r.c.agent_id, r.c.agent_version, r.c.environment, *[r.c[n] for n in RunAgg.COUNTERS],
+                              r.c.last_started_at, sa.cast(r.c.duration_hist, sa.Text)).where(*_hours_of_day(r, day))
+        for row in conn.execute(run_query):
+            agg = RunAgg(*row[3:3 + len(RunAgg.COUNTERS)])
+            agg.last_started_at = row[-2]
+            agg.hist.add_doc(orjson.loads(row[-1]))
+            key = tuple(row[:3])
+            found = detail.runs.get(key)
+            if found is None:
+                detail.runs[key] = agg
+            else:
+                found.add(agg)
+        failure_query = sa.select(f.c.agent_id, f.c.agent_version, f.c.environment, f.c.failure_type,
+                                  f.c.failure_code, f.c.runs).where(*_hours_of_day(f, day))
+        for frow in conn.execute(failure_query):
+            fkey = tuple(frow[:5])
+            detail.failures[fkey] = detail.failures.get(fkey, 0) + int(frow[5])
+        step_query = sa.select(s.c.agent_id, s.c.agent_version, s.c.environment, s.c.step_type, s.c.name,
+                               *[s.c[n] for n in StepAgg.COUNTERS],
+                               sa.cast(s.c.latency_hist, sa.Text)).where(*_hours_of_day(s, day))
+        for srow in conn.execute(step_query):
+            step = StepAgg(*srow[5:5 + len(StepAgg.COUNTERS)])
+            step.hist.add_doc(orjson.loads(srow[-1]))
+            skey = tuple(srow[:5])
+            found_step = detail.steps.get(skey)
+            if found_step is None:
+                detail.steps[skey] = step
+            else:
+                found_step.add(step)
+        _write_levels(conn, "day", day, detail)
+    return len(days)
+
+
+class RollupWorker(PeriodicWorker[RefreshResult]):
+    """A daemon thread running a refresher pass every ``interval_s`` seconds (the ingest process's).
+
+    ``stop()`` interrupts the wait and the pass (after the hour in flight commits).
+    """
+
+    thread_name = "agenttracer-rollup"
+    log = log
+
+    def __init__(self, engine: sa.Engine, *, interval_s: float = DEFAULT_INTERVAL_S,
+                 settle: timedelta = DEFAULT_SETTLE, first_delay_s: float = 1.0) -> None:
+        super().__init__(interval_s=interval_s, first_delay_s=first_delay_s)
+        self.engine = engine
+        self.settle = settle
+        # Wall-clock time (time.time()) the refresher last ended a pass with nothing left to do, or
+        # another process's refresher held the lock; the server reports now minus this as its lag.
+        self.caught_up_at = time.time()
+
+    def _pass(self) -> RefreshResult:
+        result = refresh(self.engine, settle=self.settle, should_stop=self._stop.is_set)
+        if result.skipped or (result.dirty_left == 0 and not self._stop.is_set()):
+            self.caught_up_at = time.time()
+        if result.hours:
+            log.info("rollup: recomputed %d hours and %d days in %.1f s; rolled up until %s",
+                     result.hours, result.days, result.seconds,
+                     result.rolled_until.isoformat() if result.rolled_until else "-")
+        return result
+
+
+def start_rollup(engine: sa.Engine, interval_s: float, settle_s: float) -> RollupWorker | None:
+    """Start the background refresher unless ``interval_s`` is 0 (``settings.rollup_interval_seconds``)."""
+    if interval_s <= 0:
+        return None
+    return RollupWorker(engine, interval_s=interval_s, settle=timedelta(seconds=settle_s)).start()

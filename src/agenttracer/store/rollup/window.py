@@ -1,0 +1,174 @@
+"""Which parts of a time window the rollups can answer, and which must be read from the raw tables.
+
+``plan`` splits [start, end) into *clean* whole hours — before ``rollup_state.rolled_until`` and not
+marked dirty — to be read from the hourly rollup rows (or the daily ones, for whole clean days when the
+timeline is daily), and the raw rest: the partial hours at the window's edges, dirty hours, and the
+hours not rolled up yet (the live hour and the settle delay). Optionally, a partial edge hour whose whole
+hour is clean is planned as that hour's rollup minus the raw rest of the hour outside the window, when
+that rest is the shorter side. ``raw_condition`` turns the raw intervals into a condition on runs.
+
+Planning works on intervals, never on a list of the window's hours: the window is clamped to the hour of
+the earliest run (one index lookup) and its clean part is [start, rolled_until) cut at the dirty hours,
+so its cost depends on the data (how many dirty hours there are), not on the window's length — a window
+from 1970, or from year 1, plans as cheaply as one starting at the first run.
+
+Used by stats, ``/v1/agents`` and compare's run counts (``store/read/stats_rollup.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+from agenttracer.store.rollup.marks import dirty_hours, floor_hour, read_state
+from agenttracer.store.schema.tables import runs
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+_MIN = datetime.min.replace(tzinfo=timezone.utc)
+
+Span = tuple[str, datetime, datetime]
+
+
+class Window:
+    """Which parts of [start, end) come from rollup rows (``spans``) and which from raw (``raw``).
+
+    ``edges`` are partial edge hours read as their whole hour's rollup (in ``spans``) minus the raw rest of
+    the hour: (hour start, the rest of the hour outside the window).
+    """
+
+    def __init__(self, spans: list[Span], raw: list[tuple[datetime | None, datetime | None]],
+                 edges: list[tuple[datetime, tuple[datetime, datetime]]]) -> None:
+        self.spans = spans
+        self.raw = raw
+        self.edges = edges
+
+
+def _data_start(conn: sa.Connection) -> datetime | None:
+    """The earliest known run start (one index lookup), or None when no run has one."""
+    value = conn.execute(sa.select(sa.func.min(runs.c.started_at))).scalar()
+    return value if isinstance(value, datetime) else None
+
+
+def _ceil(ts: datetime, floor: datetime, step: timedelta) -> datetime:
+    return floor if floor == ts else floor + step
+
+
+Interval = tuple[datetime, datetime]
+
+
+def _clean_intervals(lo: datetime, hi: datetime, dirty: list[datetime], step: timedelta) -> list[Interval]:
+    """[lo, hi) without the buckets (of length ``step``) that start at the sorted ``dirty`` times."""
+    out: list[tuple[datetime, datetime]] = []
+    cursor = lo
+    for bucket in dirty:
+        if bucket >= hi:
+            break
+        if bucket > cursor:
+            out.append((cursor, bucket))
+        cursor = max(cursor, bucket + step)
+    if cursor < hi:
+        out.append((cursor, hi))
+    return out
+
+
+def _split_days(intervals: list[tuple[datetime, datetime]]) -> tuple[list[tuple[datetime, datetime]],
+                                                                      list[tuple[datetime, datetime]]]:
+    """Clean hour intervals as (whole days, the hours around them)."""
+    days: list[tuple[datetime, datetime]] = []
+    hours: list[tuple[datetime, datetime]] = []
+    for a, b in intervals:
+        first_day = _ceil(a, a.replace(hour=0), DAY)
+        last_day = b.replace(hour=0)
+        if first_day < last_day:
+            days.append((first_day, last_day))
+            hours += [(x, y) for x, y in ((a, first_day), (last_day, b)) if x < y]
+        else:
+            hours.append((a, b))
+    return days, hours
+
+
+def plan(
+    conn: sa.Connection, start: datetime, end: datetime | None, unit: str, *, open_start: bool,
+    edges: bool = False,
+) -> Window | None:
+    """Split the window; None when no whole clean hour lies in it (the caller stays exact).
+
+    With ``edges`` (only for callers that subtract ``Window.edges``' rests, as ``collect`` does), a partial
+    hour at either edge whose whole hour is clean is read as that hour's rollup minus the rest of the hour
+    when the rest is the shorter side (fewer raw rows to read, on average half).
+
+    The work is bounded by the data, never by the window's length: the window is clamped to the hour of
+    the earliest run, and the clean parts are intervals between the dirty hours (each a few rows), so a
+    window from 1970 costs what one from the first run costs.
+    """
+    rolled = read_state(conn)
+    if rolled is None or start >= rolled:
+        return None
+    first_run = _data_start(conn)
+    if first_run is None:
+        return None
+    head = floor_hour(start)
+    # Before the first run's hour there is nothing: neither rollup rows nor raw runs to read.
+    lo = max(_ceil(start, head, HOUR), floor_hour(first_run))
+    hi = rolled if end is None else min(floor_hour(end), rolled)
+    if lo >= hi:
+        return None
+    dirty_list = dirty_hours(conn, lo - HOUR if lo - _MIN >= HOUR else lo, hi + HOUR)
+    dirty = set(dirty_list)
+    clean = _clean_intervals(lo, hi, dirty_list, HOUR)
+    if not clean:
+        return None
+    complements: list[tuple[datetime, tuple[datetime, datetime]]] = []
+    if (edges and not open_start and head < start and head + HOUR == lo and head not in dirty
+            and start - head < lo - start):
+        complements.append((head, (head, start)))
+    if (edges and end is not None and hi < end < hi + HOUR and hi + HOUR <= rolled and hi not in dirty
+            and hi + HOUR - end < end - hi):
+        complements.append((hi, (end, hi + HOUR)))
+    spans: list[Span] = []
+    hourly = clean
+    if unit == "day":
+        days, hourly = _split_days(clean)
+        spans += [("day", a, b) for a, b in days]
+    edge_hours = [(hour, hour + HOUR) for hour, _ in complements]
+    spans += [("hour", a, b) for a, b in _merge_intervals([*hourly, *edge_hours])]
+    # The raw parts: before the first clean hour, the gaps (dirty hours), after the last one; an edge
+    # hour read whole covers its part of the window.
+    raw: list[tuple[datetime | None, datetime | None]] = []
+    cursor: datetime | None = None if open_start else start
+    for a, b in _merge_intervals([*clean, *edge_hours]):
+        if cursor is None or cursor < a:
+            raw.append((cursor, a))
+        cursor = b
+    if end is None or (cursor is not None and cursor < end):
+        raw.append((cursor, end))
+    return Window(spans, raw, complements)
+
+
+def _merge_intervals(intervals: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Sorted, with touching or overlapping intervals joined."""
+    out: list[tuple[datetime, datetime]] = []
+    for a, b in sorted(intervals):
+        if out and out[-1][1] >= a:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def raw_condition(intervals: list[tuple[datetime | None, datetime | None]]) -> sa.ColumnElement[bool]:
+    parts: list[sa.ColumnElement[bool]] = []
+    for a, b in intervals:
+        conds = []
+        if a is not None:
+            conds.append(runs.c.started_at >= a)
+        if b is not None:
+            conds.append(runs.c.started_at < b)
+        if a is None:
+            # An open start also takes the runs whose start is not known.
+            parts.append(sa.or_(sa.and_(*conds), runs.c.started_at.is_(None)) if conds else sa.true())
+        else:
+            parts.append(sa.and_(*conds))
+    return sa.or_(*parts) if parts else sa.false()

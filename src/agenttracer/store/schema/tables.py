@@ -1,0 +1,226 @@
+"""The database schema, in one place: runs, steps, failures and API keys (SQLAlchemy Core).
+
+Every string column is a bounded VARCHAR sized from the limits in ``agenttracer.model``: there is no
+unbounded TEXT column that could hold prompts or outputs. Metadata is a small JSON object of scalars
+(JSONB on PostgreSQL) that has already passed the privacy policy.
+
+The Alembic migrations in ``store/schema/migrations`` create the same tables without importing this module;
+``tests/store`` checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from agenttracer.model import (
+    MAX_CODE_LEN,
+    MAX_ENVIRONMENT_LEN,
+    MAX_ERROR_CLASS_LEN,
+    MAX_ID_LEN,
+    MAX_MESSAGE_LEN,
+    MAX_NAME_LEN,
+    MAX_VERSION_LEN,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+RUN_ID_LEN = 36  # canonical UUID text
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp that is always UTC: aware datetimes in, aware UTC datetimes out.
+
+    PostgreSQL stores TIMESTAMP WITH TIME ZONE; SQLite stores naive UTC text, which sorts correctly.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: AgentTracer stores UTC timestamps only")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _json() -> Any:
+    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(RUN_ID_LEN), primary_key=True),
+    # Identity is nullable only for placeholder rows made by a step that arrived before run_start.
+    sa.Column("agent_id", sa.String(MAX_ID_LEN)),
+    sa.Column("agent_version", sa.String(MAX_VERSION_LEN)),
+    sa.Column("environment", sa.String(MAX_ENVIRONMENT_LEN)),
+    sa.Column("status", sa.String(16), nullable=False, server_default="running"),
+    sa.Column("started_at", UTCDateTime()),
+    sa.Column("ended_at", UTCDateTime()),
+    sa.Column("duration_ms", sa.Float()),
+    # Denormalised from steps/failures so that lists and filters need no join; the writer keeps them
+    # exact under replays and out-of-order arrival.
+    sa.Column("step_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("error_step_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("retry_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("failure_type", sa.String(32)),
+    sa.Column("failure_code", sa.String(MAX_CODE_LEN)),
+    sa.Column("meta", _json(), nullable=False, server_default="{}"),
+    sa.Column("meta_removed", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("ingested_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "started_at", "run_id"),
+    # The list filters' indexes end in run_id: they then give the runs list its full order (migration 0003).
+    sa.Index(None, "agent_id", "started_at", "run_id"),
+    sa.Index(None, "agent_id", "agent_version", "started_at", "run_id"),
+    sa.Index(None, "status", "started_at", "run_id"),
+    sa.Index(None, "failure_type", "failure_code"),
+)
+
+steps = sa.Table(
+    "steps",
+    metadata,
+    sa.Column("run_id", sa.String(RUN_ID_LEN), sa.ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("step_type", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(MAX_NAME_LEN), nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("ended_at", UTCDateTime(), nullable=False),
+    sa.Column("latency_ms", sa.Float(), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False, server_default="1"),
+    sa.Column("retry_of_seq", sa.Integer()),
+    sa.Column("parent_seq", sa.Integer()),
+    sa.Column("error_class", sa.String(MAX_ERROR_CLASS_LEN)),
+    sa.Column("failure_code", sa.String(MAX_CODE_LEN)),
+    sa.Column("meta", _json(), nullable=False, server_default="{}"),
+    sa.Column("meta_removed", sa.Integer(), nullable=False, server_default="0"),
+    sa.Index(None, "name", "run_id"),
+    sa.Index(None, "step_type", "started_at"),
+)
+
+failures = sa.Table(
+    "failures",
+    metadata,
+    sa.Column("run_id", sa.String(RUN_ID_LEN), sa.ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("failure_type", sa.String(32), nullable=False),
+    sa.Column("failure_code", sa.String(MAX_CODE_LEN), nullable=False),
+    sa.Column("step_seq", sa.Integer()),
+    sa.Column("message", sa.String(MAX_MESSAGE_LEN)),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("prefix", sa.String(32), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("last4", sa.String(4), nullable=False),
+    sa.Column("name", sa.String(64)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime()),
+)
+
+# --- Rollups (store/rollup/build.py): hourly and daily aggregates that /v1/stats and /v1/agents read instead
+# of scanning millions of runs. Only the rollup refresher writes them; each row is a pure function of the
+# raw tables for its time bucket. ``level`` says which identity columns the row keeps (ROLLUP_AGENT |
+# ROLLUP_VERSION | ROLLUP_ENVIRONMENT bits); the others hold ''. A run without identity yet (a
+# placeholder) has '' in all three. Histograms (store/rollup/histogram.py) are JSON arrays of integers that the
+# refresher computes from latencies: they never hold text from a request.
+
+ROLLUP_GRAIN_LEN = 4  # 'hour' | 'day'
+
+
+def _rollup_key() -> list[sa.Column[Any]]:
+    return [
+        # Key order: reads fix grain and level and scan a time range; the refresher replaces whole buckets.
+        sa.Column("grain", sa.String(ROLLUP_GRAIN_LEN), primary_key=True),
+        sa.Column("level", sa.SmallInteger(), primary_key=True, autoincrement=False),
+        sa.Column("bucket_start", UTCDateTime(), primary_key=True),
+        sa.Column("agent_id", sa.String(MAX_ID_LEN), primary_key=True),
+        sa.Column("agent_version", sa.String(MAX_VERSION_LEN), primary_key=True),
+        sa.Column("environment", sa.String(MAX_ENVIRONMENT_LEN), primary_key=True),
+    ]
+
+
+rollup_runs = sa.Table(
+    "rollup_runs",
+    metadata,
+    *_rollup_key(),
+    sa.Column("runs", sa.Integer(), nullable=False),
+    sa.Column("running", sa.Integer(), nullable=False),
+    sa.Column("success", sa.Integer(), nullable=False),
+    sa.Column("failure", sa.Integer(), nullable=False),
+    sa.Column("partial", sa.Integer(), nullable=False),
+    sa.Column("steps", sa.BigInteger(), nullable=False),
+    sa.Column("retry_steps", sa.BigInteger(), nullable=False),
+    sa.Column("runs_with_retries", sa.Integer(), nullable=False),
+    sa.Column("run_time_ms", sa.Float(), nullable=False),  # summed duration of finished runs
+    sa.Column("last_started_at", UTCDateTime(), nullable=False),
+    sa.Column("duration_hist", sa.JSON(), nullable=False),  # durations of finished runs
+)
+
+rollup_failures = sa.Table(
+    "rollup_failures",
+    metadata,
+    *_rollup_key(),
+    sa.Column("failure_type", sa.String(32), primary_key=True),
+    sa.Column("failure_code", sa.String(MAX_CODE_LEN), primary_key=True),
+    sa.Column("runs", sa.Integer(), nullable=False),
+)
+
+rollup_steps = sa.Table(
+    "rollup_steps",
+    metadata,
+    *_rollup_key(),
+    sa.Column("step_type", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(MAX_NAME_LEN), primary_key=True),
+    sa.Column("steps", sa.Integer(), nullable=False),
+    sa.Column("errors", sa.Integer(), nullable=False),
+    sa.Column("retries", sa.Integer(), nullable=False),
+    sa.Column("latency_ms", sa.Float(), nullable=False),
+    sa.Column("finished_latency_ms", sa.Float(), nullable=False),  # of steps in finished runs
+    sa.Column("retry_latency_ms", sa.Float(), nullable=False),
+    sa.Column("latency_hist", sa.JSON(), nullable=False),
+)
+
+# One row per (write transaction, touched hour): the writer appends, the refresher deletes the rows it
+# has folded in. Appending (no upsert of a per-hour counter) keeps concurrent ingest batches from
+# queueing on one hot row.
+rollup_dirty = sa.Table(
+    "rollup_dirty",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("hour", UTCDateTime(), nullable=False),
+    sa.Index(None, "hour"),
+)
+
+# A single row: every hour before rolled_until has been rolled up (unless it has a rollup_dirty row).
+rollup_state = sa.Table(
+    "rollup_state",
+    metadata,
+    sa.Column("id", sa.SmallInteger(), primary_key=True, autoincrement=False),
+    sa.Column("rolled_until", UTCDateTime()),
+)
