@@ -4,8 +4,8 @@ Each operation of each API's own OpenAPI document gets a bounded number of gener
 and invalid ones (``EXAMPLES`` per operation and mode: the file runs in ~1.5 minutes on a 2-core box).
 Every response must be no 5xx and must match the schema the API declares: status code, content type,
 headers and body. The examples are derandomized, so CI sends the same requests every time and a
-failure reproduces with the curl line in its report. Real uvicorn servers on loopback serve a database seeded with a few runs, so the
-query side answers with data, not only 404s.
+failure reproduces with the curl line in its report. Real uvicorn servers on loopback serve a
+database seeded with a few runs, so the query side answers with data, not only 404s.
 """
 
 from __future__ import annotations
