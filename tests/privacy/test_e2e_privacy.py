@@ -15,7 +15,6 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,6 +25,7 @@ from agenttracer import AgentTracer
 from agenttracer.privacy import REASONS
 from agenttracer.store.schema.engine import make_engine
 from tests.privacy import corpus_data
+from tests.support.capture import pg_dump, sqlite_bytes
 from tests.support.events import failure, run_end, run_start, step
 
 pytestmark = pytest.mark.slow
@@ -147,29 +147,6 @@ def send_sdk(base_url: str) -> None:
         assert stats.delivered == stats.produced and stats.delivered >= 3 * len(HOSTILE), stats
     finally:
         tracer.shutdown(5)
-
-
-def sqlite_bytes(db_url: str) -> bytes:
-    path = Path(sa.engine.make_url(db_url).database or "")
-    files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
-    assert files[0].exists() and files[1].exists(), "expected the database file and its WAL"
-    return b"\n".join(f.read_bytes() for f in files if f.exists())
-
-
-def pg_dump(db_url: str) -> str:
-    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            tables = conn.execute(
-                sa.text("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
-            ).scalars()
-            parts = []
-            for table in tables:
-                rows = conn.execute(sa.text(f'SELECT row_to_json(t)::text FROM "{table}" t')).scalars()
-                parts.append(f"== {table}\n" + "\n".join(rows))
-            return "\n".join(parts)
-    finally:
-        engine.dispose()
 
 
 def stored_count(db_url: str, table: str, where: str = "") -> int:

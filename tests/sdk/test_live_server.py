@@ -74,7 +74,8 @@ with tracer.start_run() as run:
 
 
 def run_detail(query_url: str, run_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{query_url}/v1/runs/{run_id}", timeout=10)
+    # One page of up to 1,000 steps (the API's maximum) holds every run these tests make.
+    response = httpx.get(f"{query_url}/v1/runs/{run_id}", params={"steps_limit": 1000}, timeout=10)
     assert response.status_code == 200, response.text
     return response.json()
 

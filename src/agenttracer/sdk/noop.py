@@ -23,6 +23,10 @@ class NoopStep:
     def set(self, **metadata: Any) -> NoopStep:
         return self
 
+    def end(self, exc: BaseException | None = None, *, error_class: str | None = None,
+            failure_code: str | None = None) -> None:
+        return None
+
     def __enter__(self) -> NoopStep:
         return self
 
@@ -49,6 +53,10 @@ class NoopRun:
              retry_of: Any = None) -> NoopStep:
         return NOOP_STEP
 
+    def begin_step(self, step_type: str, name: str | None = None, *, metadata: Mapping[str, Any] | None = None,
+                   retry_of: Any = None, parent: Any = None) -> NoopStep:
+        return NOOP_STEP
+
     def retrying(self, step_type: str, name: str | None = None, *, attempts: int = 3,
                  retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
                  backoff: float = 0.0, backoff_factor: float = 2.0,
@@ -66,7 +74,7 @@ class NoopRun:
     def mark_partial(self) -> None:
         return None
 
-    def start(self) -> NoopRun:
+    def start(self, *, current: bool = True) -> NoopRun:
         return self
 
     def end(self, exc: BaseException | None = None) -> None:

@@ -161,6 +161,27 @@ class Step:
                         tb: TracebackType | None) -> None:
         self.__exit__(exc_type, exc, tb)
 
+    def end(self, exc: BaseException | None = None, *, error_class: str | None = None,
+            failure_code: str | None = None) -> None:
+        """End a step opened with ``Run.begin_step`` (from any thread); a second call is ignored.
+
+        ``exc``: the exception that ended it (class name and mapped failure code, as a raising ``with``
+        block records them). Without an exception object, ``error_class`` (and ``failure_code``, default
+        ``unhandled_exception``) record an error step all the same; with neither, the step ended ok.
+        """
+        if getattr(self, "_t1", None) is not None or getattr(self, "_seq", None) is None:
+            return
+        if exc is not None or error_class is None:
+            self.__exit__(None if exc is None else type(exc), exc, None)
+            return
+        t1 = self._t1 = _perf_ns()
+        run = self._run
+        error_class = self._err = str(error_class)
+        code = failure_code if isinstance(failure_code, str) else "unhandled_exception"
+        run._errored(self._seq, None, self._retry_of_seq, self.attempt)
+        run._transport.put((STEP, run, self._seq, self._parent, self.step_type, self.name, self._t0, t1,
+                            error_class, code, self._meta, self.attempt, self._retry_of_seq))
+
 
 class Run:
     """One execution of an agent: ``with tracer.start_run() as run:`` (or ``async with``).
@@ -204,6 +225,21 @@ class Run:
              retry_of: Step | int | None = None) -> Step:
         """A step context manager. ``retry_of`` marks it as a new attempt of an earlier step."""
         return Step(self, step_type, name, metadata, retry_of)
+
+    def begin_step(self, step_type: str, name: str | None = None, *, metadata: Mapping[str, Any] | None = None,
+                   retry_of: Step | int | None = None, parent: Step | int | None = None) -> Step:
+        """A step that starts now and ends at ``step.end(...)``, for code driven by callbacks.
+
+        Unlike ``with run.step(...)`` it never becomes the current step (callbacks may start and end it
+        in different threads or contexts), so its enclosing step is given as ``parent`` (a ``Step`` of
+        this run or a seq), not taken from the context.
+        """
+        step = Step(self, step_type, name, metadata, retry_of)
+        step._t0 = _perf_ns()
+        step._seq = next(self._seq)
+        step._parent = parent.seq if isinstance(parent, Step) else (
+            parent if isinstance(parent, int) and not isinstance(parent, bool) and parent > 0 else None)
+        return step
 
     def retrying(self, step_type: str, name: str | None = None, *, attempts: int = 3,
                  retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
@@ -282,15 +318,20 @@ class Run:
         """End this run as ``partial`` unless it fails: it completed, but not everything it tried worked."""
         self._partial = True
 
-    def start(self) -> Run:
-        """Start the run (what ``with`` does); for code that cannot use a ``with`` block."""
+    def start(self, *, current: bool = True) -> Run:
+        """Start the run (what ``with`` does); for code that cannot use a ``with`` block.
+
+        ``current=False`` leaves ``current_run()`` alone: for runs started and ended by callbacks, whose
+        start and end need not nest with other runs' in one context.
+        """
         if self._started:
             return self
         self._started = True
         self._mono0 = _perf_ns()
         self._wall0 = time.time_ns()
         self._transport.put_reserved((RUN_START, self, self._mono0, dict(self._meta) if self._meta else None))
-        self._token = _current_run.set(self)
+        if current:
+            self._token = _current_run.set(self)
         return self
 
     def end(self, exc: BaseException | None = None) -> None:

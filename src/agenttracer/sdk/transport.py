@@ -127,6 +127,17 @@ class Transport:
 
     # ------------------------------------------------------------ agent side
 
+    def put(self, item: tuple[Any, ...]) -> None:
+        """Queue a step recorded outside ``Step.__exit__`` (which inlines this for speed); drops when full."""
+        queue = self.queue
+        size = len(queue)
+        if size < self.limit:
+            queue.append(item)
+            if size == self.wake_at:
+                self.wake.set()
+        else:
+            next(self.dropping)
+
     def put_reserved(self, item: tuple[Any, ...]) -> None:
         """Queue a run start / run end / failure, which may use the reserve beyond ``limit``."""
         queue = self.queue
