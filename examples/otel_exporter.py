@@ -9,6 +9,7 @@ An agent instrumented with the GenAI semantic conventions (as Pydantic AI, Logfi
 them) puts its prompt, the model's answer and the tool's arguments into span attributes and events.
 ``MetadataOnlySpanExporter`` rebuilds every span from the allow-list before the OTLP exporter sees it:
 the model name, token counts, tool name and exception class leave the process; the content does not.
+The Ingest API names the run's agent after ``gen_ai.agent.name`` (here ``weather-agent``).
 The Ingest API address comes from ``AGENTTRACER_API_URL`` (default http://localhost:8000).
 """
 
@@ -30,15 +31,16 @@ QUERY_URL = os.environ.get("AGENTTRACER_QUERY_URL", "http://localhost:8001")
 
 def main() -> None:
     exporter = MetadataOnlySpanExporter(OTLPSpanExporter(endpoint=f"{API_URL}/v1/traces", timeout=10))
-    provider = TracerProvider(resource=Resource.create({"service.name": "otel-weather-agent",
+    provider = TracerProvider(resource=Resource.create({"service.name": "weather-service",
                                                         "service.version": "v0.3.0",
                                                         "deployment.environment.name": "demo"}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     tracer = provider.get_tracer("examples.otel_exporter")
 
     question = "What is the weather in Lisbon tomorrow?"  # content: stays in this process
-    with tracer.start_as_current_span("invoke_agent weather", attributes={
-            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "weather", "input.value": question}):
+    with tracer.start_as_current_span("invoke_agent weather-agent", attributes={
+            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "weather-agent",
+            "input.value": question}):
         with tracer.start_as_current_span("chat demo-model", attributes={
                 "gen_ai.operation.name": "chat", "gen_ai.request.model": "demo-model",
                 "gen_ai.usage.input_tokens": 310, "gen_ai.usage.output_tokens": 42, "gen_ai.prompt": question}):
@@ -58,7 +60,7 @@ def main() -> None:
     print(f"exported {stats.get('spans_exported', 0)} spans, dropped {stats.get('spans_dropped', 0)}; "
           f"{stats.get('attributes_dropped', 0)} content attributes never left the process")
     print("Look at the result:")
-    print(f"  curl '{QUERY_URL}/v1/runs?agent_id=otel-weather-agent'")
+    print(f"  curl '{QUERY_URL}/v1/runs?agent_id=weather-agent'")
     print("  or the dashboard at http://localhost:3000")
 
 

@@ -58,4 +58,4 @@ def test_the_otel_example(live_ingest: str, live_query: str) -> None:
     out = run_example("otel_exporter.py", live_ingest, live_query)
     assert "exported 4 spans, dropped 0" in out, out
     if serves_otlp():
-        assert [r["agent_id"] for r in runs(live_query, "otel-weather-agent")] == ["otel-weather-agent"]
+        assert [r["agent_id"] for r in runs(live_query, "weather-agent")] == ["weather-agent"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any, TypedDict
@@ -276,3 +277,52 @@ def test_open_runs_are_bounded_evicted_runs_end_partial_and_nothing_raises(trace
     # The evicted root's run was closed as partial rather than left running forever.
     assert runs["run"]["status"] == "partial"
 
+
+
+@pytest.mark.parametrize("mode", ["threads", "asyncio"])
+def test_parallel_graph_branches_nest_under_their_own_nodes(
+        mode: str, handler: AgentTracerCallbackHandler, tracer: AgentTracer, captured_ingest: Captured,
+        live_query: str, db_url: str, logs: LogCapture) -> None:
+    @tool
+    def search_a(topic: str) -> str:
+        """Search source A."""
+        return CANARIES["tool_output"]
+
+    @tool
+    def search_b(topic: str) -> str:
+        """Search source B."""
+        return CANARIES["tool_output"]
+
+    def branch(search: Any) -> Any:
+        async def async_node(state: State) -> dict[str, Any]:
+            await asyncio.sleep(0.01)  # both branches are in flight at once
+            return {"notes": [await search.ainvoke({"topic": CANARIES["tool_args"]})]}
+
+        def sync_node(state: State) -> dict[str, Any]:
+            time.sleep(0.01)  # LangGraph runs the two branches in two threads
+            return {"notes": [search.invoke({"topic": CANARIES["tool_args"]})]}
+
+        return async_node if mode == "asyncio" else sync_node
+
+    graph = StateGraph(State)
+    graph.add_node("source_a", branch(search_a))
+    graph.add_node("source_b", branch(search_b))
+    graph.add_edge(START, "source_a")
+    graph.add_edge(START, "source_b")
+    graph.add_edge("source_a", END)
+    graph.add_edge("source_b", END)
+    app = graph.compile()
+    state = {"question": CANARIES["prompt"], "notes": [], "rounds": 0}
+    if mode == "asyncio":
+        asyncio.run(app.ainvoke(state, config={"callbacks": [handler]}))
+    else:
+        app.invoke(state, config={"callbacks": [handler]})
+    delivered(tracer)
+    detail = only_run(live_query)
+    assert detail["run"]["status"] == "success"
+    by_name = {s["name"]: s for s in detail["steps"]}
+    assert set(by_name) == {"source_a", "source_b", "search_a", "search_b"}
+    assert by_name["search_a"]["parent_seq"] == by_name["source_a"]["seq"]
+    assert by_name["search_b"]["parent_seq"] == by_name["source_b"]["seq"]
+    assert by_name["source_a"]["meta"]["graph_step"] == by_name["source_b"]["meta"]["graph_step"] == 1
+    assert_no_canaries(captured_ingest, db_url, logs)

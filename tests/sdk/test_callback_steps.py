@@ -8,6 +8,7 @@ makes an error step with a class name and a failure code.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from agenttracer import AgentTracer, current_run, current_step
@@ -104,3 +105,24 @@ def test_a_run_started_with_current_false_leaves_the_context_alone(make_tracer: 
     second.end()
     assert current_run() is None
     assert [e["type"] for e in sent(tracer, server)].count("run_end") == 2
+
+
+def test_begun_steps_obey_the_queue_bound_and_every_event_is_accounted_for(make_tracer: Make,
+                                                                          server: FaultServer) -> None:
+    from tests.sdk.faults import Reply
+
+    server.script(Reply(action="hang"))  # the worker's first request is stuck: the queue fills up
+    tracer = make_tracer(server.url, max_queue_size=50, timeout=5.0)
+    with tracer.start_run():
+        pass
+    time.sleep(0.2)  # the worker has taken that run and waits on the stuck request
+    with tracer.start_run() as run:
+        for _ in range(100):
+            run.begin_step("tool", "lookup").end(error_class="ToolError")
+    stats = tracer.stats()
+    # The second run's start took one of the 50 slots, its first 49 steps the rest; the end is reserved.
+    assert stats.dropped == {"queue_full": 100 - 49}
+    server._release.set()
+    assert tracer.flush(5.0), tracer.stats()
+    stats = tracer.stats()
+    assert stats.delivered + stats.dropped_total == stats.produced
