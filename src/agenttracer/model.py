@@ -17,7 +17,8 @@ with each EVENT a JSON object whose ``type`` is one of:
 ``failure``    run_id, failure_type, failure_code, step_seq?, message?, recorded_at?
 ``run_end``    run_id, agent_id, agent_version, environment, ended_at, status, metadata?
 
-Timestamps are ISO 8601 strings in UTC (``2026-11-25T09:00:00.123456Z``). ``latency_ms`` comes from a
+Timestamps are ISO 8601 strings in UTC (``2026-11-25T09:00:00.123456Z``). Every field's accepted
+range is stated below under "Input rules" (docs/api-sequences.md lists them). ``latency_ms`` comes from a
 monotonic clock in the SDK. ``run_end`` repeats the run's identity so that a run whose ``run_start``
 was lost or arrives late is still complete.
 """
@@ -25,6 +26,7 @@ was lost or arrives late is still complete.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 
 
@@ -155,6 +157,78 @@ MAX_SEQ = 1_000_000
 MAX_ATTEMPT = 1_000
 
 
+# --- Input rules -------------------------------------------------------------------------------------
+#
+# The accepted range of every field, stated once. Both APIs enforce these rules from here (ingest per
+# event, the Query API per parameter); docs/api-sequences.md ("Input rules") lists them. Each rule has
+# a name: per-event rejections and 422 answers carry it as ``code`` beside the field and the rule text.
+
+# Timestamps: not before the Unix epoch, and at most MAX_FUTURE past the server's clock. The upper bound
+# allows clock skew between agents and server; nothing later is a real event. The same window bounds
+# the Query API's since/until, so no stored or requested time is outside it.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MAX_FUTURE = timedelta(hours=24)
+# Latencies in milliseconds: finite, >= 0 and at most 30 days. Far below what any sum over the rollups
+# could overflow (a float, or PostgreSQL's double precision/numeric).
+MAX_LATENCY_MS = 30 * 24 * 3600 * 1000.0
+# Metadata numbers: integers and floats within +-(2**53 - 1) (every such integer is exact as a double
+# and in the dashboard's JavaScript), finite.
+MAX_META_NUMBER = 2**53 - 1
+
+RULE_TIME_RANGE = "time_range"
+RULE_LATENCY_RANGE = "latency_range"
+RULE_SEQ_RANGE = "seq_range"
+RULE_ATTEMPT_RANGE = "attempt_range"
+RULE_CONTROL_CHARACTERS = "control_characters"
+RULE_TEXT_LENGTH = "text_length"
+
+# C0 controls, DEL and lone surrogates: PostgreSQL refuses NUL, SQLite's driver refuses surrogates,
+# and none belongs in a name, an id or a filter.
+_BAD_CHARS_RE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+CONTROL_CHARACTERS_RULE = "must not contain control characters, NUL or lone surrogates"
+
+
+def has_bad_chars(text: str) -> bool:
+    """True when ``text`` holds control characters, DEL or lone surrogates (never accepted in text fields)."""
+    if text.isascii():
+        # In ASCII the bad characters are exactly the non-printable ones (C0 controls and DEL); two
+        # C-level checks are several times cheaper than the regular expression on this hot path.
+        return not text.isprintable()
+    return _BAD_CHARS_RE.search(text) is not None
+
+
+def latest_time(now: datetime) -> datetime:
+    """The latest timestamp accepted when the server's clock reads ``now``."""
+    return now + MAX_FUTURE
+
+
+def time_rule_text() -> str:
+    return (
+        f"must be a time from {EARLIEST_TIME:%Y-%m-%dT%H:%M:%SZ} to "
+        f"{int(MAX_FUTURE.total_seconds() // 3600)} h after the server's clock"
+    )
+
+
+def time_in_range(value: datetime, now: datetime) -> bool:
+    """The timestamp rule, for an aware ``value`` (any offset)."""
+    return EARLIEST_TIME <= value <= latest_time(now)
+
+
+def to_utc_in_range(value: datetime, now: datetime) -> datetime | None:
+    """``value`` in UTC (naive read as UTC) when it obeys the timestamp rule, else None.
+
+    Total: times whose UTC form is not representable (year 1 with a positive offset, year 9999 with
+    a negative one) are simply out of range.
+    """
+    try:
+        utc = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return None
+    return utc if time_in_range(utc, now) else None
+
+
+
+
 def normalize_step_type(value: str) -> StepType:
     """Map a user-supplied step type (or a known alias) onto the vocabulary.
 
@@ -174,7 +248,7 @@ def normalize_step_type(value: str) -> StepType:
 
 def is_valid_failure_code(code: str) -> bool:
     """True for documented codes and for custom codes matching CUSTOM_CODE_PATTERN."""
-    return isinstance(code, str) and (code in FAILURE_CODES or bool(CUSTOM_CODE_PATTERN.match(code)))
+    return isinstance(code, str) and (code in FAILURE_CODES or CUSTOM_CODE_PATTERN.fullmatch(code) is not None)
 
 
 def failure_code_for_exception(exc: BaseException) -> str:

@@ -1,8 +1,9 @@
 """Delivery under faults, over real loopback sockets: the agent never sees an exception or a wait.
 
 Each test drives the SDK against a server that refuses, hangs, errors or throttles, then checks that
-retries happen exactly for 429 / 502 / 503 / 504, timeouts and connection errors; that nothing else is
-retried; that ``flush`` and ``shutdown`` keep their time bounds; and that the counts always add up:
+retries happen exactly for 429 / 502 / 503 / 504, timeouts and connection errors, and a bounded number
+of times for 500; that nothing else is retried; that ``flush`` and ``shutdown`` keep their time
+bounds; and that the counts always add up:
 delivered + dropped = produced.
 """
 
@@ -97,7 +98,7 @@ def test_a_server_that_never_answers_times_out_and_is_retried(make_tracer: Make)
     assert_accounted(tracer, 502)
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 413, 422, 500])
+@pytest.mark.parametrize("status", [400, 401, 403, 413, 422, 501])
 def test_final_statuses_are_not_retried_and_counted_by_status(make_tracer: Make, server: FaultServer,
                                                               status: int) -> None:
     server.script(Reply(status))
@@ -108,6 +109,35 @@ def test_final_statuses_are_not_retried_and_counted_by_status(make_tracer: Make,
     stats = tracer.stats()
     assert stats.retried == 0
     assert stats.dropped == {f"http_{status}": 5}
+    assert_accounted(tracer, 5)
+
+
+def test_a_500_is_retried_then_delivered(make_tracer: Make, server: FaultServer) -> None:
+    # A 500 is the server's fault, not the batch's: the same batch is sent again.
+    server.script(Reply(500), Reply(500))
+    tracer = make_tracer(server.url, max_backoff=0.2)
+    run_steps(tracer, 10)
+    assert tracer.flush(5.0)
+    assert len(server.received) == 3
+    assert server.received[0].events == server.received[2].events
+    stats = tracer.stats()
+    assert (stats.delivered, stats.retried, stats.dropped) == (12, 2, {})
+
+
+def test_a_server_that_always_answers_500_gets_bounded_retries_then_the_batch_is_dropped(
+    make_tracer: Make, server: FaultServer
+) -> None:
+    from agenttracer.sdk.sending import MAX_SERVER_ERROR_RETRIES
+
+    server.script(*[Reply(500)] * (MAX_SERVER_ERROR_RETRIES + 5))
+    tracer = make_tracer(server.url, max_backoff=0.05)
+    run_steps(tracer, 3)
+    assert tracer.flush(5.0)
+    assert len(server.received) == MAX_SERVER_ERROR_RETRIES + 1
+    stats = tracer.stats()
+    assert stats.retried == MAX_SERVER_ERROR_RETRIES
+    assert stats.dropped == {"http_500": 5}
+    tracer.shutdown(1.0)
     assert_accounted(tracer, 5)
 
 

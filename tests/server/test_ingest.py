@@ -147,7 +147,7 @@ def test_partial_success_stores_the_good_events_and_names_what_is_wrong(live_ing
     assert [r["status"] for r in results] == [
         "accepted", "accepted", "rejected", "rejected", "rejected", "rejected", "rejected", "accepted"
     ]
-    assert results[2]["errors"] == [{"field": "latency_ms", "rule": "must be >= 0"}]
+    assert results[2]["errors"] == [{"field": "latency_ms", "rule": "must be >= 0", "code": "latency_range"}]
     assert results[3]["errors"][0]["field"] == "step_type" and "plan" in results[3]["errors"][0]["rule"]
     assert "thinking" not in results[3]["errors"][0]["rule"]
     assert results[4]["errors"][0]["field"] == "ended_at"

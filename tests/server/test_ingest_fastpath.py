@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from agenttracer.model import MAX_ATTEMPT, MAX_SEQ, STEP_TYPE_ALIASES, StepType
+from agenttracer.model import MAX_ATTEMPT, MAX_LATENCY_MS, MAX_SEQ, STEP_TYPE_ALIASES, StepType
 from agenttracer.server.ingest.events import convert_event, convert_with_model
 from agenttracer.server.ingest.fastpath import fast_convert, parse_utc_py310
 from tests.privacy import corpus_data
@@ -53,7 +53,7 @@ def assert_same(raw: Any, index: int = 0) -> bool:
     fast = outcome(convert_event(index, raw, NOW))
     model = outcome(convert_with_model(index, raw, NOW))
     assert fast == model, f"paths disagree on {raw!r}"
-    return fast_convert(index, raw) is not None
+    return fast_convert(index, raw, NOW) is not None
 
 
 def full_step(**kw: Any) -> dict[str, Any]:
@@ -89,6 +89,9 @@ ODD_VALUES: list[Any] = [
     500,
     float("nan"),
     float("inf"),
+    1.7976931348623157e308,
+    MAX_LATENCY_MS,
+    MAX_LATENCY_MS + 0.001,
     "",
     " ",
     "x",
@@ -143,6 +146,12 @@ TIMESTAMPS = [
     "2026-11-25T24:00:00Z",
     "2026-02-30T09:00:00Z",
     "0001-01-01T00:00:00Z",
+    "1969-12-31T23:59:59.999999Z",
+    "1970-01-01T00:00:00Z",
+    "1970-01-01T01:00:00+01:00",
+    "2026-11-26T10:00:00Z",  # NOW + MAX_FUTURE: the latest accepted time
+    "2026-11-26T10:00:00.000001Z",
+    "2026-11-26T11:00:00.000001+01:00",
     "9999-12-31T23:59:59.999999Z",
     "9999-12-31T23:59:59-05:00",
     "2026-11-25T09:00:01,5Z",
@@ -257,12 +266,12 @@ def test_the_privacy_corpus_agrees_in_names_metadata_and_identity() -> None:
 def test_events_the_fast_path_never_takes() -> None:
     # Failures and anything that is not an object always go through the models.
     for raw in (failure(RID), failure(RID, step_seq=2, message="upstream timed out"), [], "step", None, 3):
-        assert fast_convert(0, raw) is None
+        assert fast_convert(0, raw, NOW) is None
         assert_same(raw)
 
 
 def test_the_ascii_shortcut_of_has_bad_chars_agrees_with_its_pattern() -> None:
-    from agenttracer.server.wire.ingest import _BAD_CHARS_RE, has_bad_chars
+    from agenttracer.model import _BAD_CHARS_RE, has_bad_chars
 
     for code in [*range(0x300), *range(0xD7F0, 0xE010), 0xFEFF, 0x10FFFF]:
         char = chr(code)

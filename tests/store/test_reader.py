@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Iterator
@@ -36,7 +38,7 @@ def _walk(ro: sa.Engine, filters: RunFilters, limit: int) -> list[str]:
             if nxt is None:
                 return seen
             # Round-trip through the opaque form, as a client would.
-            cursor = reader.decode_cursor(reader.encode_cursor(nxt, filters), filters)
+            cursor = reader.decode_cursor(reader.encode_cursor(nxt, filters, KEY), filters, KEY)
 
 
 def _insert_undated(engine: sa.Engine, run_id: str) -> None:
@@ -103,8 +105,19 @@ def test_list_agents_ignores_runs_without_identity(engine: sa.Engine, ro: sa.Eng
     assert sorted(v["agent_version"] for v in agents[0]["versions"]) == ["v1", "v2"]
 
 
+KEY = b"cursor-test-key"
+
+
 def _forge(payload: object) -> str:
+    """A cursor as someone without the server's key would build it: the old unsealed form."""
     return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+def _sealed_raw(body: bytes, key: bytes = KEY) -> str:
+    """A token sealed with ``key`` around any bytes (what only a holder of the key could make)."""
+    tag = hmac.new(key, body, hashlib.sha256).digest()[:16]
+    b64 = base64.urlsafe_b64encode
+    return f"{b64(body).decode().rstrip('=')}.{b64(tag).decode().rstrip('=')}"
 
 
 @pytest.mark.parametrize(
@@ -112,26 +125,46 @@ def _forge(payload: object) -> str:
     [
         "",
         "%%%",
+        ".",
         "bm90IGpzb24",  # "not json"
-        _forge([1, 2]),
-        _forge({"t": None}),
-        _forge({"t": "yesterday", "r": "x", "f": "x"}),
-        _forge({"t": "2026-11-20T12:00:00", "r": "x", "f": "x"}),  # naive time
-        _forge({"t": None, "r": 5, "f": "x"}),
+        _forge({"t": None, "r": "x", "f": "x"}),  # unsealed
+        _forge({"t": "0001-01-01T00:00:00+01:00", "r": "x", "f": "x"}) + ".AAAAAAAAAAAAAAAAAAAAAA",
+        _sealed_raw(b"not json"),
+        _sealed_raw(b"[1, 2]"),
+        _sealed_raw(b'{"t": null}'),
+        _sealed_raw(b'{"t": "yesterday", "r": "x", "f": "x"}'),
+        _sealed_raw(b'{"t": "2026-11-20T12:00:00", "r": "x", "f": "x"}'),  # naive time
+        _sealed_raw(b'{"t": null, "r": 5, "f": "x"}'),
+        _sealed_raw(b'{"t": null, "r": "a\\u0000b", "f": "x"}'),  # NUL in the run id
+        _sealed_raw(b'{"t": null, "r": "x", "f": "x"}', key=b"another-server"),
+        "\u00e9" * 10,
         "A" * 600,
     ],
 )
 def test_malformed_cursors_are_refused_with_a_reason(token: str) -> None:
     with pytest.raises(reader.CursorError, match="cursor"):
-        reader.decode_cursor(token, RunFilters())
+        reader.decode_cursor(token, RunFilters(), KEY)
 
 
 def test_a_cursor_is_bound_to_its_filters() -> None:
     cursor = reader.Cursor(T0, "abc")
-    token = reader.encode_cursor(cursor, RunFilters(agent_id="a"))
-    assert reader.decode_cursor(token, RunFilters(agent_id="a")) == cursor
+    token = reader.encode_cursor(cursor, RunFilters(agent_id="a"), KEY)
+    assert reader.decode_cursor(token, RunFilters(agent_id="a"), KEY) == cursor
     with pytest.raises(reader.CursorError, match="different filters"):
-        reader.decode_cursor(token, RunFilters(agent_id="b"))
+        reader.decode_cursor(token, RunFilters(agent_id="b"), KEY)
+
+
+def test_an_edited_cursor_is_refused() -> None:
+    token = reader.encode_cursor(reader.Cursor(T0, "abc"), RunFilters(), KEY)
+    body, _, tag = token.partition(".")
+    # Any change of the payload, e.g. an earlier time, breaks the seal.
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    payload["t"] = "0001-01-01T00:00:00+00:00"
+    edited = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=") + "." + tag
+    with pytest.raises(reader.CursorError, match="not one this server issued"):
+        reader.decode_cursor(edited, RunFilters(), KEY)
+    with pytest.raises(reader.CursorError, match="not one this server issued"):
+        reader.decode_cursor(token, RunFilters(), b"another key")
 
 
 def test_ping_works_on_the_read_only_engine(ro: sa.Engine) -> None:

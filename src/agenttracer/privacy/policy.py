@@ -22,7 +22,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agenttracer.model import MAX_MESSAGE_LEN, MAX_META_KEY_LEN, MAX_META_KEYS, MAX_META_STRING_LEN, MAX_NAME_LEN
+from agenttracer.model import (
+    MAX_MESSAGE_LEN,
+    MAX_META_KEY_LEN,
+    MAX_META_KEYS,
+    MAX_META_NUMBER,
+    MAX_META_STRING_LEN,
+    MAX_NAME_LEN,
+)
 from agenttracer.privacy import reasons as R
 from agenttracer.privacy.detectors import find_reason, find_spans
 from agenttracer.privacy.prose import (
@@ -36,7 +43,7 @@ from agenttracer.privacy.text import is_corrupt, normalize_text
 Scalar = bool | int | float | str
 
 REDACTED_NAME = "[redacted]"
-MAX_SAFE_INT = 2**53 - 1
+MAX_SAFE_INT = MAX_META_NUMBER  # model.py's metadata number rule
 MAX_MESSAGE_WORDS = 24
 MAX_MESSAGE_SCAN = 1024  # characters of a message examined at all; the rest is cut before scrubbing
 MAX_KEY_WORDS = 7  # "what_is_the_status_of_my_order" is a sentence, not a key

@@ -1,7 +1,8 @@
 """Sending one batch and reading the answer: the HTTP side of delivery, used by the worker thread.
 
-What is retried (429 / 502 / 503 / 504, timeouts, connection errors), how long to wait (``Retry-After``
-capped at 60 s, else exponential backoff with jitter), how per-event results are counted, and how a
+What is retried (429 / 502 / 503 / 504, timeouts, connection errors without limit until shutdown; 500 at
+most ``MAX_SERVER_ERROR_RETRIES`` times), how long to wait (``Retry-After`` capped at 60 s, else
+exponential backoff with jitter), how per-event results are counted, and how a
 batch is serialised without holding the GIL for long. See ``agenttracer.server.ingest`` for the
 server's side of the contract.
 """
@@ -22,6 +23,11 @@ import httpx
 log = logging.getLogger("agenttracer")
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+# A 500 is the server's fault, not the data's (the Ingest API rejects bad events one by one with a
+# 200/422), so the batch is worth resending — but a server that fails the same way every time must not
+# hold the batch forever: after this many retries it is dropped as ``http_500``.
+SERVER_ERROR_STATUS = 500
+MAX_SERVER_ERROR_RETRIES = 4
 MAX_RETRY_AFTER = 60.0
 BACKOFF_BASE = 0.5
 GZIP_LEVEL = 5
@@ -46,14 +52,16 @@ def dumps_batch(events: list[dict[str, Any]]) -> bytes:
 class Outcome:
     """What one HTTP attempt came to."""
 
-    __slots__ = ("delivered", "dropped", "retry_after", "retryable")
+    __slots__ = ("delivered", "dropped", "limited", "retry_after", "retryable")
 
     def __init__(self, delivered: int = 0, dropped: dict[str, int] | None = None, retryable: bool = False,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, limited: str | None = None) -> None:
         self.delivered = delivered
         self.dropped = dropped or {}
         self.retryable = retryable
         self.retry_after = retry_after
+        # Set on a retryable outcome whose retries are bounded: the drop reason once they are spent.
+        self.limited = limited
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -123,6 +131,9 @@ def post_batch(client: httpx.Client, url: str, body: bytes, sent: int, timeout: 
         return read_results(response, sent)
     if status in RETRYABLE_STATUS:
         return Outcome(retryable=True, retry_after=parse_retry_after(response.headers.get("Retry-After")))
+    if status == SERVER_ERROR_STATUS:
+        return Outcome(retryable=True, retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                       limited=f"http_{status}")
     if status == 422:
         # Every event was rejected (per-event results say why); or the envelope itself was refused.
         outcome = read_results(response, sent)

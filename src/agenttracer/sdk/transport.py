@@ -6,9 +6,11 @@ takes a lock, never waits and never does I/O. Everything else happens in the wor
 
 * batches of at most ``batch_size`` events, sent when that many are waiting or ``flush_interval``
   seconds after the last send, or at once when someone calls ``flush``;
-* retries only for 429 / 502 / 503 / 504, timeouts and connection errors, honouring ``Retry-After``
+* retries for 429 / 502 / 503 / 504, timeouts and connection errors (until shutdown), and for 500 at
+  most ``MAX_SERVER_ERROR_RETRIES`` times (a server bug, not bad data), honouring ``Retry-After``
   (capped at 60 s) or else exponential backoff with jitter; 400 / 401 / 403 / 413 / 422 and every other
-  status are final and their events counted as dropped (``http_<status>``);
+  status are final and their events counted as dropped (``http_<status>``, also for a 500 whose
+  retries ran out);
 * per-event results from the Ingest API (see ``agenttracer.server.ingest``): ``accepted`` and
   ``duplicate`` count as delivered, ``rejected`` as dropped — also in a 422 where every event was
   rejected.
@@ -42,6 +44,7 @@ from agenttracer.sdk.config import TracerConfig
 from agenttracer.sdk.encode import Encoder
 from agenttracer.sdk.sending import (
     GZIP_LEVEL,
+    MAX_SERVER_ERROR_RETRIES,
     YIELD_EVERY,
     backoff_delay,
     dumps_batch,
@@ -330,6 +333,7 @@ class Transport:
             return
         body = gzip.compress(dumps_batch(events), GZIP_LEVEL)
         attempt = 0
+        limited_retries = 0
         while True:
             remaining = self._remaining()
             if remaining <= 0:
@@ -340,6 +344,11 @@ class Transport:
             if not outcome.retryable:
                 self._finalize(outcome.delivered, outcome.dropped)
                 return
+            if outcome.limited is not None:
+                limited_retries += 1
+                if limited_retries > MAX_SERVER_ERROR_RETRIES:
+                    self._finalize(0, {outcome.limited: len(events)})
+                    return
             if outcome.retry_after is not None:
                 delay = outcome.retry_after
             else:

@@ -60,6 +60,10 @@ class Settings:
     # how long after an hour ends before it is first rolled up (late steps of runs still in flight).
     rollup_interval_seconds: int = 60
     rollup_settle_seconds: int = 120
+    # The key that seals the Query API's pagination cursors (HMAC-SHA256). Empty: a random key per
+    # process, so cursors last as long as the process. Give every query process behind one load
+    # balancer the same value. A secret: never logged, never shown.
+    cursor_secret: str | None = field(default=None, repr=False)
     # The most time the database may work on one Query API read (PostgreSQL: per statement; SQLite: per
     # request); past it the request is answered 503 with Retry-After. 0 turns the limit off.
     query_timeout_ms: int = 15_000

@@ -1027,9 +1027,9 @@ export interface operations {
                 candidate: string;
                 /** @description Only runs in this environment. */
                 environment?: string | null;
-                /** @description Runs started at or after this time (ISO 8601; UTC if no offset). */
+                /** @description Runs started at or after this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 since?: string | null;
-                /** @description Runs started before this time (ISO 8601; UTC if no offset). */
+                /** @description Runs started before this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 until?: string | null;
             };
             header?: never;
@@ -1106,9 +1106,9 @@ export interface operations {
                 failure_code?: string | null;
                 /** @description Runs with at least one step of this name. */
                 step_name?: string | null;
-                /** @description Runs started at or after this time (ISO 8601; UTC if no offset). */
+                /** @description Runs started at or after this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 since?: string | null;
-                /** @description Runs started before this time (ISO 8601; UTC if no offset). */
+                /** @description Runs started before this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 until?: string | null;
             };
             header?: never;
@@ -1254,9 +1254,9 @@ export interface operations {
                 failure_code?: string | null;
                 /** @description Runs with at least one step of this name. */
                 step_name?: string | null;
-                /** @description Runs started at or after this time (ISO 8601; UTC if no offset). */
+                /** @description Runs started at or after this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 since?: string | null;
-                /** @description Runs started before this time (ISO 8601; UTC if no offset). */
+                /** @description Runs started before this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 until?: string | null;
             };
             header?: never;

@@ -13,10 +13,11 @@ Contract for clients (the SDK relies on it):
   the commit: ``{"accepted", "duplicates", "rejected", "removed", "results": [...]}`` with one result
   per event, in order: ``{"index", "status", "type", "run_id", "seq", "errors", "removed"}`` where
   ``status`` is ``accepted`` (stored now), ``duplicate`` (already stored: replays are harmless) or
-  ``rejected`` (``errors`` lists ``{"field", "rule"}``; the event was not stored and resending it
-  will not help). ``removed`` lists ``{"key", "reason"}`` for metadata keys or fields the privacy
-  policy dropped before storage (by key and reason code, never the value); such an event is still
-  accepted.
+  ``rejected`` (``errors`` lists ``{"field", "rule", "code"}``, ``code`` naming one of the input
+  rules of ``agenttracer.model``; the event was not stored and resending it will not help). An
+  unexpected error on one event rejects that event alone (``internal_error``); the rest is stored.
+  ``removed`` lists ``{"key", "reason"}`` for metadata keys or fields the privacy policy dropped
+  before storage (by key and reason code, never the value); such an event is still accepted.
 - Status: **200** when at least one event was accepted or was a duplicate; **422** when every event
   was rejected. Clients should count ``rejected`` results as dropped and never retry them.
 - **503** with ``Retry-After`` when the database is unavailable, or when the server already works on
@@ -52,14 +53,15 @@ from starlette.concurrency import run_in_threadpool
 from agenttracer.model import MAX_BATCH_EVENTS
 from agenttracer.server import wire
 from agenttracer.server.auth import auth_dependency
+from agenttracer.server.failsafe import Failsafe, describe_exception
 from agenttracer.server.ingest.body import Problem, parse_json, read_body
-from agenttracer.server.ingest.events import convert_event
+from agenttracer.server.ingest.events import INTERNAL_ERROR_RULE, convert_event
 from agenttracer.server.ingest.metrics import IngestMetrics
 from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.settings import Settings
 from agenttracer.store.schema.engine import make_engine
 from agenttracer.store.write.sqlite_checkpoint import AUTOCHECKPOINT_PAGES
-from agenttracer.store.write.writer import Incoming, WriteReport, probe_write, write_batch
+from agenttracer.store.write.writer import Incoming, Outcome, WriteReport, probe_write, write_batch
 
 log = logging.getLogger("agenttracer.ingest")
 
@@ -148,11 +150,14 @@ def process_batch(engine: sa.Engine, body: bytes, metrics: IngestMetrics | None 
 
     report = WriteReport() if metrics is not None else None
     started = time.perf_counter()
-    for outcome in write_batch(engine, incoming, now=now, report=report):
+    for outcome in _store(engine, incoming, now, report):
         result = results[outcome.index]
         result["status"] = outcome.status
         if outcome.status == "rejected":
-            result["errors"].append({"field": outcome.field or "event", "rule": outcome.rule or "rejected"})
+            code = "internal_error" if outcome.rule == INTERNAL_ERROR_RULE else "conflict"
+            result["errors"].append(
+                {"field": outcome.field or "event", "rule": outcome.rule or "rejected", "code": code}
+            )
 
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     removed = 0
@@ -169,6 +174,33 @@ def process_batch(engine: sa.Engine, body: bytes, metrics: IngestMetrics | None 
         "removed": removed,
         "results": results,
     }
+
+
+def _store(engine: sa.Engine, incoming: list[Incoming], now: datetime, report: WriteReport | None) -> list[Outcome]:
+    """``write_batch``, total: when the batch fails for a reason other than a database that cannot take
+    writes now (that is a 503), each event is stored on its own so that only the event(s) that fail
+    are rejected (``internal_error``).
+
+    Slow (one transaction per event) but only ever taken after a server bug; the log names the bug.
+    """
+    try:
+        return write_batch(engine, incoming, now=now, report=report)
+    except Exception as exc:
+        if _cannot_write(exc):
+            raise
+        log.error("ingest: a batch of %d events failed (%s): storing them one by one", len(incoming),
+                  describe_exception(exc))
+    outcomes: list[Outcome] = []
+    for item in incoming:
+        try:
+            outcomes += write_batch(engine, [item], now=now, report=report)
+        except Exception as exc:
+            if _cannot_write(exc):
+                raise
+            log.error("ingest: event %d could not be stored (%s): rejected it alone", item.index,
+                      describe_exception(exc))
+            outcomes.append(Outcome(item.index, "rejected", "event", INTERNAL_ERROR_RULE))
+    return outcomes
 
 
 def _document_request_body(app: FastAPI) -> dict[str, Any]:
@@ -210,6 +242,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     )
     app.state.engine = engine
     app.state.settings = settings
+    # Failsafe first, so it is inside the metrics middleware, which then counts its 500s.
+    app.add_middleware(Failsafe)
     metrics = IngestMetrics(settings.metrics_max_agent_series) if settings.metrics_enabled else None
     install(app, settings, engine, metrics)
     slots = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
@@ -235,7 +269,14 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
             400: {"model": wire.ApiError, "description": "The body is not JSON or not valid gzip."},
             413: {"model": wire.ApiError, "description": "More than 1000 events or 5 MiB after decompression."},
             415: {"model": wire.ApiError, "description": "Not application/json, or an unknown Content-Encoding."},
-            422: {"model": wire.IngestResponse, "description": "Every event was rejected (or a bad envelope)."},
+            422: {
+                "content": {"application/json": {"schema": {"anyOf": [
+                    {"$ref": "#/components/schemas/IngestResponse"},
+                    {"$ref": "#/components/schemas/ApiError"},
+                ]}}},
+                "description": "Every event was rejected (an IngestResponse), or the envelope is not "
+                "{\"events\": [1..1000 events]} (an ApiError).",
+            },
             503: {"model": wire.ApiError, "description": "The database is unavailable; retry after Retry-After."},
         },
         openapi_extra=_document_request_body(app),

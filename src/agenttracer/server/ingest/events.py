@@ -10,6 +10,7 @@ other event — and every rejection — goes through the pydantic models (``conv
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,10 @@ from agenttracer.server.wire import (
 )
 from agenttracer.store.write.writer import Incoming
 
+log = logging.getLogger("agenttracer.ingest")
+
+INTERNAL_ERROR_RULE = "could not be processed because of a server error (logged); the rest of the batch was stored"
+
 
 def _identity_refused(event: RunStartEvent | RunEndEvent) -> list[dict[str, str]]:
     """Identity fields are kept verbatim or not at all: the policy may refuse them, never rewrite them."""
@@ -40,16 +45,38 @@ def _identity_refused(event: RunStartEvent | RunEndEvent) -> list[dict[str, str]
         except Exception:
             reason = "policy_error"
         if reason is not None:
-            errors.append({"field": field, "rule": f"refused by the privacy policy ({reason})"})
+            errors.append({"field": field, "rule": f"refused by the privacy policy ({reason})", "code": "privacy"})
     return errors
 
 
 def convert_event(index: int, raw: Any, now: datetime) -> tuple[dict[str, Any], Incoming | None]:
-    """Validate and scrub one event. Returns (its result entry, the record to store or None)."""
-    fast = fast_convert(index, raw)
-    if fast is not None:
-        return fast
-    return convert_with_model(index, raw, now)
+    """Validate and scrub one event. Returns (its result entry, the record to store or None).
+
+    Total: an unexpected error while converting one event rejects that event alone (rule
+    ``internal_error``, logged by class name only), so the rest of its batch is still stored.
+    """
+    try:
+        fast = fast_convert(index, raw, now)
+        if fast is not None:
+            return fast
+        return convert_with_model(index, raw, now)
+    except Exception as exc:
+        log.exception("ingest: converting event %d failed (%s): rejected it alone", index, type(exc).__name__)
+        return internal_error_result(index, raw), None
+
+
+def internal_error_result(index: int, raw: Any) -> dict[str, Any]:
+    """The result of an event the server could not process (its fault, not the data's)."""
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    return {
+        "index": index,
+        "status": "rejected",
+        "type": kind if isinstance(kind, str) and kind in EVENT_FIELDS else None,
+        "run_id": None,
+        "seq": None,
+        "errors": [{"field": "event", "rule": INTERNAL_ERROR_RULE, "code": "internal_error"}],
+        "removed": [],
+    }
 
 
 def convert_with_model(index: int, raw: Any, now: datetime) -> tuple[dict[str, Any], Incoming | None]:
@@ -68,7 +95,7 @@ def convert_with_model(index: int, raw: Any, now: datetime) -> tuple[dict[str, A
         if isinstance(kind, str) and kind in EVENT_FIELDS:
             result["type"] = kind
     try:
-        event = EVENT_ADAPTER.validate_python(raw)
+        event = EVENT_ADAPTER.validate_python(raw, context={"now": now})
     except ValidationError as exc:
         result["errors"] = [e.model_dump() for e in format_validation_error(exc)]
         return result, None

@@ -15,7 +15,6 @@ The privacy policy runs here exactly as on the model path (the same ``events`` h
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 from datetime import datetime
@@ -23,21 +22,25 @@ from typing import Any
 
 from agenttracer import privacy
 from agenttracer.model import (
+    EARLIEST_TIME,
     MAX_ATTEMPT,
     MAX_CODE_LEN,
     MAX_ENVIRONMENT_LEN,
     MAX_ERROR_CLASS_LEN,
     MAX_ID_LEN,
+    MAX_LATENCY_MS,
     MAX_NAME_LEN,
     MAX_SEQ,
     MAX_VERSION_LEN,
     STEP_TYPE_ALIASES,
     StepStatus,
     StepType,
+    has_bad_chars,
     is_valid_failure_code,
+    latest_time,
 )
 from agenttracer.server.ingest.scrub import removal, scrub_metadata, scrub_name
-from agenttracer.server.wire import EVENT_FIELDS, MAX_RAW_TEXT_LEN, has_bad_chars
+from agenttracer.server.wire import EVENT_FIELDS, MAX_RAW_TEXT_LEN
 from agenttracer.store.write.run_state import Incoming
 
 __all__ = ["fast_convert"]
@@ -54,7 +57,6 @@ _RUN_END_STATUS = frozenset({"success", "failure", "partial"})
 _STEP_FIELDS = EVENT_FIELDS["step"]
 _RUN_START_FIELDS = EVENT_FIELDS["run_start"]
 _RUN_END_FIELDS = EVENT_FIELDS["run_end"]
-_INF = math.inf
 
 
 def parse_utc_py310(value: str) -> datetime:
@@ -69,14 +71,16 @@ def parse_utc_py310(value: str) -> datetime:
 _parse_utc = datetime.fromisoformat if sys.version_info >= (3, 11) else parse_utc_py310
 
 
-def _timestamp(value: Any) -> datetime | None:
+def _timestamp(value: Any, latest: datetime) -> datetime | None:
+    """The UTC time of an SDK-spelled timestamp inside the timestamp rule (model.py), else None."""
     if type(value) is not str or _TIMESTAMP.fullmatch(value) is None:
         return None
     try:
         # Always UTC here (the pattern admits only Z / +00:00), so no conversion is needed.
-        return _parse_utc(value)
+        when = _parse_utc(value)
     except ValueError:
         return None
+    return when if EARLIEST_TIME <= when <= latest else None
 
 
 def _run_id(value: Any) -> str | None:
@@ -111,19 +115,22 @@ def _result(index: int, kind: str, run_id: str, seq: int | None, removed: list[d
     }
 
 
-def fast_convert(index: int, raw: Any) -> tuple[dict[str, Any], Incoming] | None:
-    """``convert_event``'s answer for a plainly valid step/run_start/run_end, else None (take the model path)."""
+def fast_convert(index: int, raw: Any, now: datetime) -> tuple[dict[str, Any], Incoming] | None:
+    """``convert_event``'s answer for a plainly valid step/run_start/run_end, else None (take the model path).
+
+    ``now`` is the server's clock for the batch: timestamps later than the rule allows take the model path.
+    """
     if type(raw) is not dict:
         return None
     kind = raw.get("type")
     if kind == "step":
-        return _step(index, raw)
+        return _step(index, raw, latest_time(now))
     if kind == "run_start" or kind == "run_end":
-        return _run_event(index, raw, kind)
+        return _run_event(index, raw, kind, latest_time(now))
     return None
 
 
-def _step(index: int, raw: dict[str, Any]) -> tuple[dict[str, Any], Incoming] | None:
+def _step(index: int, raw: dict[str, Any], latest: datetime) -> tuple[dict[str, Any], Incoming] | None:
     get = raw.get
     run_id = _run_id(get("run_id"))
     seq = get("seq")
@@ -140,13 +147,13 @@ def _step(index: int, raw: dict[str, Any]) -> tuple[dict[str, Any], Incoming] | 
         or type(name) is not str
         or not _text(name, MAX_RAW_TEXT_LEN)
         or type(latency) is not float
-        or not 0 <= latency < _INF
+        or not 0 <= latency <= MAX_LATENCY_MS
     ):
         return None
     started_text: Any = get("started_at")
     ended_text: Any = get("ended_at")
-    started = _timestamp(started_text)
-    ended = _timestamp(ended_text)
+    started = _timestamp(started_text, latest)
+    ended = _timestamp(ended_text, latest)
     if started is None or ended is None or ended < started:
         return None
     attempt = get("attempt", 1)
@@ -209,10 +216,12 @@ def _identity_ok(value: Any, max_len: int) -> bool:
     return reason is None
 
 
-def _run_event(index: int, raw: dict[str, Any], kind: str) -> tuple[dict[str, Any], Incoming] | None:
+def _run_event(
+    index: int, raw: dict[str, Any], kind: str, latest: datetime
+) -> tuple[dict[str, Any], Incoming] | None:
     get = raw.get
     run_id = _run_id(get("run_id"))
-    when = _timestamp(get("started_at" if kind == "run_start" else "ended_at"))
+    when = _timestamp(get("started_at" if kind == "run_start" else "ended_at"), latest)
     status = get("status")
     if run_id is None or when is None:
         return None

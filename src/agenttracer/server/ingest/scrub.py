@@ -12,8 +12,7 @@ import logging
 from typing import Any
 
 from agenttracer import privacy
-from agenttracer.model import MAX_MESSAGE_LEN, MAX_META_STRING_LEN
-from agenttracer.server.wire import has_bad_chars
+from agenttracer.model import MAX_MESSAGE_LEN, MAX_META_STRING_LEN, has_bad_chars
 
 log = logging.getLogger("agenttracer.ingest")
 

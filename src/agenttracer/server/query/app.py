@@ -15,6 +15,7 @@ handler function names, so keep those short and descriptive.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -27,8 +28,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 from agenttracer.model import (
+    CONTROL_CHARACTERS_RULE,
     CUSTOM_CODE_PATTERN,
     MAX_CODE_LEN,
     MAX_ENVIRONMENT_LEN,
@@ -36,15 +40,22 @@ from agenttracer.model import (
     MAX_NAME_LEN,
     MAX_SEQ,
     MAX_VERSION_LEN,
+    RULE_CONTROL_CHARACTERS,
+    RULE_TIME_RANGE,
     FailureType,
     RunStatus,
+    has_bad_chars,
+    time_rule_text,
+    to_utc_in_range,
 )
 from agenttracer.server.auth import auth_dependency
+from agenttracer.server.failsafe import Failsafe
 from agenttracer.server.metrics import QueryMetrics
 from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.settings import Settings
 from agenttracer.server.wire import AgentList, CompareResponse, ErrorOut, HealthOut, RunDetail, RunPage, StatsResponse
 from agenttracer.store.read import compare, runs, stats
+from agenttracer.store.read.cursor_seal import MAX_TOKEN_LEN
 from agenttracer.store.read.filters import RunFilters
 from agenttracer.store.schema.engine import make_engine, timed_out
 
@@ -56,6 +67,10 @@ DEFAULT_STEP_PAGE_SIZE = 500
 MAX_STEP_PAGE_SIZE = 1000
 
 router = APIRouter()
+
+TIME_RULE_DOC = (
+    "From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range)."
+)
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "A parameter is invalid; each entry names it and the rule."},
@@ -70,50 +85,75 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _no_control_chars(value: str | None) -> str | None:
+    if value is not None and has_bad_chars(value):
+        raise PydanticCustomError(RULE_CONTROL_CHARACTERS, CONTROL_CHARACTERS_RULE)
+    return value
+
+
+# Every text parameter refuses control characters (NUL included) with a 422 naming it, on both
+# databases, before any SQL sees it (model.py's text rule).
+NoControlChars = AfterValidator(_no_control_chars)
+
 # The time window every read endpoint accepts, declared once so /v1/runs, /v1/stats and /v1/compare agree.
 SinceParam = Annotated[
-    datetime | None, Query(description="Runs started at or after this time (ISO 8601; UTC if no offset).")
+    datetime | None,
+    Query(description="Runs started at or after this time (ISO 8601; UTC if no offset). " + TIME_RULE_DOC),
 ]
 UntilParam = Annotated[
-    datetime | None, Query(description="Runs started before this time (ISO 8601; UTC if no offset).")
+    datetime | None,
+    Query(description="Runs started before this time (ISO 8601; UTC if no offset). " + TIME_RULE_DOC),
 ]
 
 
-def invalid(param: str, rule: str, where: str = "query") -> RequestValidationError:
+def invalid(param: str, rule: str, where: str = "query", code: str = "value_error") -> RequestValidationError:
     """A 422 naming one parameter and the rule it broke (never echoing the rejected value)."""
-    return RequestValidationError([{"loc": (where, param), "msg": rule, "type": "value_error"}])
+    return RequestValidationError([{"loc": (where, param), "msg": rule, "type": code}])
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    # A time without an offset is read as UTC: every stored time is UTC.
-    if value is None:
-        return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+def time_window(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """since/until in UTC, each within model.py's timestamp rule, since before until; else a 422."""
+    now = datetime.now(timezone.utc)
+    out: list[datetime | None] = []
+    for name, value in (("since", since), ("until", until)):
+        if value is None:
+            out.append(None)
+            continue
+        utc = to_utc_in_range(value, now)
+        if utc is None:
+            raise invalid(name, time_rule_text(), code=RULE_TIME_RANGE)
+        out.append(utc)
+    lo, hi = out
+    if lo is not None and hi is not None and lo >= hi:
+        raise invalid("until", "must be later than since", code="order")
+    return lo, hi
 
 
 def run_filters(
-    agent_id: Annotated[str | None, Query(max_length=MAX_ID_LEN, description="Exact agent id.")] = None,
-    agent_version: Annotated[str | None, Query(max_length=MAX_VERSION_LEN, description="Exact version.")] = None,
+    agent_id: Annotated[str | None, Query(max_length=MAX_ID_LEN, description="Exact agent id."), NoControlChars] = None,
+    agent_version: Annotated[
+        str | None, Query(max_length=MAX_VERSION_LEN, description="Exact version."),
+        NoControlChars,
+    ] = None,
     environment: Annotated[
-        str | None, Query(max_length=MAX_ENVIRONMENT_LEN, description="Exact environment.")
+        str | None, Query(max_length=MAX_ENVIRONMENT_LEN, description="Exact environment."), NoControlChars
     ] = None,
     status: Annotated[RunStatus | None, Query(description="Run status.")] = None,
     failure_type: Annotated[FailureType | None, Query(description="Failure type of the run.")] = None,
     failure_code: Annotated[
-        str | None, Query(max_length=MAX_CODE_LEN, description="Failure code, e.g. timeout.")
+        str | None, Query(max_length=MAX_CODE_LEN, description="Failure code, e.g. timeout."), NoControlChars
     ] = None,
     step_name: Annotated[
-        str | None, Query(max_length=MAX_NAME_LEN, description="Runs with at least one step of this name.")
+        str | None, Query(max_length=MAX_NAME_LEN, description="Runs with at least one step of this name."),
+        NoControlChars,
     ] = None,
     since: SinceParam = None,
     until: UntilParam = None,
 ) -> RunFilters:
     """The run filters shared by /v1/runs, /v1/stats and /v1/compare, validated."""
-    if failure_code is not None and not CUSTOM_CODE_PATTERN.match(failure_code):
+    if failure_code is not None and not CUSTOM_CODE_PATTERN.fullmatch(failure_code):
         raise invalid("failure_code", "must match ^[a-z][a-z0-9_]{0,63}$ (e.g. timeout, rate_limited)")
-    since, until = _utc(since), _utc(until)
-    if since is not None and until is not None and since >= until:
-        raise invalid("until", "must be later than since")
+    since, until = time_window(since, until)
     return RunFilters(
         agent_id=agent_id,
         agent_version=agent_version,
@@ -145,23 +185,25 @@ Conn = Annotated[sa.Connection, Depends(read_connection)]
     responses=ERROR_RESPONSES,
 )
 def list_runs(
+    request: Request,
     filters: Filters,
     conn: Conn,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[
-        str | None, Query(max_length=512, description="next_cursor from the previous page, unchanged.")
+        str | None, Query(max_length=MAX_TOKEN_LEN, description="next_cursor from the previous page, unchanged.")
     ] = None,
 ) -> dict[str, Any]:
     after = None
     if cursor is not None:
         try:
-            after = runs.decode_cursor(cursor, filters)
+            after = runs.decode_cursor(cursor, filters, request.app.state.cursor_key)
         except runs.CursorError as exc:
-            raise invalid("cursor", str(exc)) from None
+            raise invalid("cursor", str(exc), code="cursor") from None
     items, next_cursor = runs.list_runs(conn, filters, limit=limit, cursor=after)
+    key = request.app.state.cursor_key
     return {
         "items": items,
-        "next_cursor": runs.encode_cursor(next_cursor, filters) if next_cursor is not None else None,
+        "next_cursor": runs.encode_cursor(next_cursor, filters, key) if next_cursor is not None else None,
     }
 
 
@@ -223,24 +265,27 @@ def get_stats(filters: Filters, conn: Conn) -> dict[str, Any]:
 )
 def compare_versions(
     conn: Conn,
-    agent_id: Annotated[str, Query(min_length=1, max_length=MAX_ID_LEN, description="The agent to compare.")],
+    agent_id: Annotated[
+        str, Query(min_length=1, max_length=MAX_ID_LEN, description="The agent to compare."),
+        NoControlChars,
+    ],
     base: Annotated[
-        str, Query(min_length=1, max_length=MAX_VERSION_LEN, description="The reference version, e.g. v1.")
+        str, Query(min_length=1, max_length=MAX_VERSION_LEN, description="The reference version, e.g. v1."),
+        NoControlChars,
     ],
     candidate: Annotated[
-        str, Query(min_length=1, max_length=MAX_VERSION_LEN, description="The version compared with base.")
+        str, Query(min_length=1, max_length=MAX_VERSION_LEN, description="The version compared with base."),
+        NoControlChars,
     ],
     environment: Annotated[
-        str | None, Query(max_length=MAX_ENVIRONMENT_LEN, description="Only runs in this environment.")
+        str | None, Query(max_length=MAX_ENVIRONMENT_LEN, description="Only runs in this environment."), NoControlChars
     ] = None,
     since: SinceParam = None,
     until: UntilParam = None,
 ) -> dict[str, Any]:
     if candidate == base:
         raise invalid("candidate", "must differ from base")
-    since, until = _utc(since), _utc(until)
-    if since is not None and until is not None and since >= until:
-        raise invalid("until", "must be later than since")
+    since, until = time_window(since, until)
     result = compare.compare_versions(conn, agent_id, base, candidate, environment, since, until)
     return dataclasses.asdict(result)
 
@@ -278,6 +323,18 @@ def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def cursor_key(settings: Settings) -> bytes:
+    """The key that seals this process's cursors: the ``cursor_secret`` setting, else a random one.
+
+    A random key is per process: cursors then do not survive a restart and are refused by another
+    query process (a 422 asking to start over). Set ``AGENTTRACER_CURSOR_SECRET`` to the same value on
+    every query process behind a load balancer.
+    """
+    if settings.cursor_secret:
+        return settings.cursor_secret.encode()
+    return secrets.token_bytes(32)
+
+
 def _operation_id(route: APIRoute) -> str:
     return route.name
 
@@ -304,10 +361,14 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     )
     app.state.engine = engine
     app.state.settings = settings
-    install(app, settings, engine, QueryMetrics() if settings.metrics_enabled else None)
+    app.state.cursor_key = cursor_key(settings)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for error in _UNAVAILABLE:
         app.add_exception_handler(error, _database_unavailable)
+    # Innermost: inside the metrics middleware (which counts its 500s) and CORS (so even a 500 carries
+    # the headers the dashboard needs to read it).
+    app.add_middleware(Failsafe)
+    install(app, settings, engine, QueryMetrics() if settings.metrics_enabled else None)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),

@@ -56,7 +56,6 @@ from agenttracer.server.wire.ingest import (
     Timestamp,
     Version,
     format_validation_error,
-    has_bad_chars,
 )
 from agenttracer.server.wire.query import (
     AgentEnvironmentOut,
@@ -132,5 +131,4 @@ __all__ = [
     "Version",
     "VersionSideOut",
     "format_validation_error",
-    "has_bad_chars",
 ]

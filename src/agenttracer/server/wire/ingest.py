@@ -15,23 +15,36 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from agenttracer.model import (
+    CONTROL_CHARACTERS_RULE,
     MAX_ATTEMPT,
     MAX_BATCH_EVENTS,
     MAX_CODE_LEN,
     MAX_ENVIRONMENT_LEN,
     MAX_ERROR_CLASS_LEN,
     MAX_ID_LEN,
+    MAX_LATENCY_MS,
     MAX_SEQ,
     MAX_VERSION_LEN,
+    RULE_ATTEMPT_RANGE,
+    RULE_CONTROL_CHARACTERS,
+    RULE_LATENCY_RANGE,
+    RULE_SEQ_RANGE,
+    RULE_TEXT_LENGTH,
+    RULE_TIME_RANGE,
     FailureType,
     StepStatus,
     StepType,
+    has_bad_chars,
     is_valid_failure_code,
     normalize_step_type,
+    time_in_range,
+    time_rule_text,
 )
 
 # Step names and failure messages are bounded by the privacy policy (which replaces or truncates
@@ -39,59 +52,58 @@ from agenttracer.model import (
 MAX_RAW_TEXT_LEN = 4096
 
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-# C0 controls, DEL and lone surrogates: PostgreSQL refuses NUL, SQLite's driver refuses surrogates.
-_BAD_CHARS_RE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
-
-
-def has_bad_chars(text: str) -> bool:
-    """True when ``text`` holds control characters or lone surrogates (never storable in a name)."""
-    if text.isascii():
-        # In ASCII the bad characters are exactly the non-printable ones (C0 controls and DEL); two
-        # C-level checks are several times cheaper than the regular expression on this hot path.
-        return not text.isprintable()
-    return _BAD_CHARS_RE.search(text) is not None
 
 
 def _canonical_uuid(value: str) -> str:
     if not _UUID_RE.match(value):
-        raise ValueError("must be a UUID in canonical 8-4-4-4-12 hexadecimal form")
+        raise PydanticCustomError("uuid_format", "must be a UUID in canonical 8-4-4-4-12 hexadecimal form")
     return value.lower()
 
 
 def _no_control_chars(value: str) -> str:
     if has_bad_chars(value):
-        raise ValueError("must not contain control characters, NUL or lone surrogates")
+        raise PydanticCustomError(RULE_CONTROL_CHARACTERS, CONTROL_CHARACTERS_RULE)
     return value
 
 
 def _iso_string_only(value: Any) -> Any:
     # Numbers would be read as Unix times; the wire contract is ISO 8601 text, so say so.
     if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 string with a timezone, e.g. 2026-11-25T09:00:00Z")
+        raise PydanticCustomError(
+            "timestamp_format", "must be an ISO 8601 string with a timezone, e.g. 2026-11-25T09:00:00Z"
+        )
     return value
 
 
-def _to_utc(value: datetime) -> datetime:
+def _to_utc_in_range(value: datetime, info: ValidationInfo) -> datetime:
+    """UTC, within the timestamp rule; ``now`` comes from the validation context (the batch's clock)."""
+    context = info.context if isinstance(info.context, dict) else {}
+    now = context.get("now") or datetime.now(timezone.utc)
     try:
-        return value.astimezone(timezone.utc)
+        utc = value.astimezone(timezone.utc)
     except OverflowError:
-        raise ValueError("must be a representable UTC time (year 1..9999)") from None
+        utc = None
+    if utc is None or not time_in_range(utc, now):
+        raise PydanticCustomError(RULE_TIME_RANGE, time_rule_text())
+    return utc
 
 
 def _step_type(value: Any) -> StepType:
     if not isinstance(value, str):
-        raise ValueError("must be a string")
+        raise PydanticCustomError("type", "must be a string")
     try:
         return normalize_step_type(value)
     except ValueError:
         # normalize_step_type's own message quotes the input; ours must never echo a rejected value.
         allowed = ", ".join(t.value for t in StepType)
-        raise ValueError(f"must be one of {allowed} (or an alias such as 'retrieve')") from None
+        raise PydanticCustomError("vocabulary", f"must be one of {allowed} (or an alias such as 'retrieve')") from None
 
 
 def _failure_code(value: str) -> str:
     if not is_valid_failure_code(value):
-        raise ValueError("must be a documented failure code or match ^[a-z][a-z0-9_]{0,63}$")
+        raise PydanticCustomError(
+            "failure_code_format", "must be a documented failure code or match ^[a-z][a-z0-9_]{0,63}$"
+        )
     return value
 
 
@@ -100,7 +112,7 @@ def _bounded(max_len: int, min_len: int = 1) -> Any:
 
 
 RunId = Annotated[str, Field(strict=True, max_length=36), AfterValidator(_canonical_uuid)]
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_string_only), AfterValidator(_to_utc)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_string_only), AfterValidator(_to_utc_in_range)]
 AgentId = Annotated[str, _bounded(MAX_ID_LEN), AfterValidator(_no_control_chars)]
 Version = Annotated[str, _bounded(MAX_VERSION_LEN), AfterValidator(_no_control_chars)]
 Environment = Annotated[str, _bounded(MAX_ENVIRONMENT_LEN), AfterValidator(_no_control_chars)]
@@ -141,7 +153,7 @@ class StepEvent(_Event):
     name: StepName
     started_at: Timestamp
     ended_at: Timestamp
-    latency_ms: float = Field(strict=True, ge=0, allow_inf_nan=False)
+    latency_ms: float = Field(strict=True, ge=0, le=MAX_LATENCY_MS, allow_inf_nan=False)
     status: StepStatus
     attempt: Attempt = 1
     retry_of_seq: Seq | None = None
@@ -153,11 +165,15 @@ class StepEvent(_Event):
     @model_validator(mode="after")
     def _order(self) -> StepEvent:
         if self.ended_at < self.started_at:
-            raise ValueError("ended_at: must not be before started_at")
+            raise PydanticCustomError("order", "ended_at: must not be before started_at")
         if self.retry_of_seq is not None and self.retry_of_seq >= self.seq:
-            raise ValueError("retry_of_seq: must be smaller than seq (a retry starts after what it retries)")
+            raise PydanticCustomError(
+                "order", "retry_of_seq: must be smaller than seq (a retry starts after what it retries)"
+            )
         if self.parent_seq is not None and self.parent_seq >= self.seq:
-            raise ValueError("parent_seq: must be smaller than seq (a parent starts before its children)")
+            raise PydanticCustomError(
+                "order", "parent_seq: must be smaller than seq (a parent starts before its children)"
+            )
         return self
 
 
@@ -195,10 +211,12 @@ EVENT_TYPES = tuple(EVENT_FIELDS)
 
 
 class FieldError(BaseModel):
-    """Why something was refused: the field (a dotted path) and the rule it broke. Never the value."""
+    """Why something was refused: the field (a dotted path), the rule it broke and the rule's name
+    (``code``, see docs/api-sequences.md "Input rules"). Never the value."""
 
     field: str
     rule: str
+    code: str = Field(default="invalid", description="The rule's name, e.g. time_range or control_characters.")
 
 
 class RemovedField(BaseModel):
@@ -275,8 +293,68 @@ def format_validation_error(exc: ValidationError) -> list[FieldError]:
             field, rule = rule.split(": ", 1)
         if err["type"] == "union_tag_invalid" or (err["type"] == "union_tag_not_found"):
             field, rule = "type", "must be one of " + ", ".join(EVENT_TYPES)
-        out.append(FieldError(field=field or "event", rule=_rule_text(err["type"], err.get("ctx") or {}, rule)))
+        out.append(
+            FieldError(
+                field=field or "event",
+                rule=_rule_text(err["type"], err.get("ctx") or {}, rule),
+                code=rule_code(field, err["type"]),
+            )
+        )
     return out
+
+
+# The rule names of pydantic's own checks, by the field they apply to (range checks) or their kind.
+_RANGE_CODES = {
+    "latency_ms": RULE_LATENCY_RANGE,
+    "seq": RULE_SEQ_RANGE,
+    "retry_of_seq": RULE_SEQ_RANGE,
+    "parent_seq": RULE_SEQ_RANGE,
+    "step_seq": RULE_SEQ_RANGE,
+    "attempt": RULE_ATTEMPT_RANGE,
+}
+_RANGE_KINDS = frozenset({"greater_than_equal", "greater_than", "less_than_equal", "less_than", "finite_number"})
+_KIND_CODES = {
+    "missing": "required",
+    "string_too_long": RULE_TEXT_LENGTH,
+    "string_too_short": RULE_TEXT_LENGTH,
+    "too_long": RULE_TEXT_LENGTH,
+    "literal_error": "vocabulary",
+    "enum": "vocabulary",
+    "union_tag_invalid": "event_type",
+    "union_tag_not_found": "event_type",
+    "timezone_aware": "timestamp_format",
+    "datetime_parsing": "timestamp_format",
+    "datetime_from_date_parsing": "timestamp_format",
+    "datetime_object_invalid": "timestamp_format",
+}
+
+
+def rule_code(field: str, kind: str) -> str:
+    """The rule name for a pydantic error of ``kind`` on ``field`` (our own checks name theirs)."""
+    if kind in _RANGE_KINDS and field in _RANGE_CODES:
+        return _RANGE_CODES[field]
+    if kind in _KIND_CODES:
+        return _KIND_CODES[kind]
+    if kind in _OWN_CODES:
+        return kind
+    if kind.endswith("_type") or kind in ("int_from_float", "int_parsing"):
+        return "type"
+    return "invalid"
+
+
+# The names our own validators raise (PydanticCustomError's type is the rule name).
+_OWN_CODES = frozenset(
+    {
+        "type",
+        "order",
+        "vocabulary",
+        "uuid_format",
+        "timestamp_format",
+        "failure_code_format",
+        RULE_TIME_RANGE,
+        RULE_CONTROL_CHARACTERS,
+    }
+)
 
 
 _RULES = {

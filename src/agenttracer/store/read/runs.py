@@ -13,8 +13,6 @@ paging at that moment may then meet that one run twice or not at all. Every othe
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -23,7 +21,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.model import MAX_ID_LEN, has_bad_chars
 from agenttracer.store.read import stats_rollup
+from agenttracer.store.read.cursor_seal import SealError, seal, unseal
 from agenttracer.store.read.filters import RunFilters, run_conditions
 from agenttracer.store.read.sql import is_postgres
 from agenttracer.store.schema.tables import failures, runs, steps
@@ -85,31 +85,42 @@ def _filters_fingerprint(f: RunFilters) -> str:
     return hashlib.sha256(raw).hexdigest()[:12]
 
 
-def encode_cursor(cursor: Cursor, filters: RunFilters) -> str:
+_MALFORMED = "cursor is not one this server issued: pass back the next_cursor value of a previous page unchanged"
+
+
+def encode_cursor(cursor: Cursor, filters: RunFilters, key: bytes) -> str:
+    """The ``next_cursor`` for a page ending at ``cursor``, sealed with the server's cursor secret ``key``."""
     payload = {
         "t": cursor.started_at.astimezone(timezone.utc).isoformat() if cursor.started_at else None,
         "r": cursor.run_id,
         "f": _filters_fingerprint(filters),
     }
-    raw = json.dumps(payload, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return seal(key, payload)
 
 
-def decode_cursor(token: str, filters: RunFilters) -> Cursor:
-    """Parse a cursor from ``encode_cursor``; raise CursorError saying what is wrong with it."""
-    if len(token) > 512:
-        raise CursorError("cursor is too long to be one this API issued")
+def decode_cursor(token: str, filters: RunFilters, key: bytes) -> Cursor:
+    """Open a cursor from ``encode_cursor`` under the same ``key``; CursorError saying what is wrong.
+
+    The seal is checked first, so a forged or edited cursor is refused before its content is read;
+    the content is still checked in full (a cursor sealed by a buggy or older server is refused too).
+    """
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        payload = json.loads(raw)
-        t, run_id, fingerprint = payload["t"], payload["r"], payload["f"]
-        if not isinstance(run_id, str) or not isinstance(fingerprint, str) or not run_id:
-            raise TypeError
-        started_at = None if t is None else datetime.fromisoformat(t)
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
-        raise CursorError("cursor is malformed: pass back the next_cursor value of a previous page unchanged") from None
-    if started_at is not None and started_at.tzinfo is None:
-        raise CursorError("cursor is malformed: pass back the next_cursor value of a previous page unchanged")
+        payload = unseal(key, token)
+    except SealError:
+        raise CursorError(_MALFORMED) from None
+    t, run_id, fingerprint = payload.get("t"), payload.get("r"), payload.get("f")
+    if not (isinstance(run_id, str) and isinstance(fingerprint, str) and (t is None or isinstance(t, str))):
+        raise CursorError(_MALFORMED)
+    if not 0 < len(run_id) <= MAX_ID_LEN or has_bad_chars(run_id):
+        raise CursorError(_MALFORMED)
+    started_at = None
+    if t is not None:
+        try:
+            started_at = datetime.fromisoformat(t)
+        except ValueError:
+            raise CursorError(_MALFORMED) from None
+        if started_at.tzinfo is None:
+            raise CursorError(_MALFORMED)
     if fingerprint != _filters_fingerprint(filters):
         raise CursorError("cursor was issued for different filters: repeat the first request's filters or start over")
     return Cursor(started_at, run_id)
