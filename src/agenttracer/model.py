@@ -25,7 +25,6 @@ was lost or arrives late is still complete.
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -228,12 +227,6 @@ def to_utc_in_range(value: datetime, now: datetime) -> datetime | None:
     return utc if time_in_range(utc, now) else None
 
 
-def latency_in_range(value: float) -> bool:
-    """The latency rule: finite, 0 <= value <= MAX_LATENCY_MS."""
-    return math.isfinite(value) and 0 <= value <= MAX_LATENCY_MS
-
-
-LATENCY_RULE = f"must be a finite number from 0 to {int(MAX_LATENCY_MS)} (30 days in ms)"
 
 
 def normalize_step_type(value: str) -> StepType:
