@@ -165,3 +165,16 @@ def test_since_and_until_get_200_exactly_within_the_rule(
         resp = httpx.get(f"{live_query}{path}", params=params, timeout=60)
         assert resp.status_code in (200, 422), resp.text
         assert (resp.status_code == 200) == expected, (path, params, resp.text)
+
+
+@PROPERTY
+@given(value=st.text(max_size=140), param=st.sampled_from(["agent_id", "agent_version", "environment", "step_name"]))
+def test_any_text_filter_gets_200_exactly_within_the_rule(live_query: str, value: str, param: str) -> None:
+    limit = {"agent_id": 128, "agent_version": 64, "environment": 64, "step_name": 128}[param]
+    encodable = not any(0xD800 <= ord(ch) <= 0xDFFF for ch in value)  # a URL cannot carry a lone surrogate
+    if not encodable:
+        return
+    resp = httpx.get(f"{live_query}/v1/runs", params={param: value}, timeout=60)
+    assert resp.status_code in (200, 422), resp.text
+    clean = not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value)
+    assert (resp.status_code == 200) == (clean and len(value) <= limit), (param, value, resp.text)

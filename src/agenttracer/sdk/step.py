@@ -1,8 +1,10 @@
-"""``Step``: one timed action of a run — the SDK's hot path (see ``agenttracer.sdk.tracer`` for what it does
-and does not do on the agent's thread).
+"""A step of a run: ``Step`` times one action between enter and exit, or between ``Run.begin_step`` and ``end``.
 
-Entered and exited by ``with run.step(...)`` (sync or async), or opened by ``Run.begin_step`` and ended by
-``Step.end`` for callback-driven integrations. On exit it offers one step record to the run's transport.
+The hot path of the SDK lives here (``__enter__``/``__exit__``): two monotonic clock reads, the next seq
+of the run, the current step tracked in a ``ContextVar``, and one small tuple (in ``StepRecord``'s field
+order) offered to the tracer's bounded queue (``Transport.offer``). Everything that costs happens later,
+in the delivery worker (``agenttracer.sdk.encode``). The run-level bookkeeping a step reports to (errors,
+retry links) belongs to ``Run`` in ``agenttracer.sdk.tracer``.
 """
 
 from __future__ import annotations

@@ -73,7 +73,8 @@ def insert(bind: Bind, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
-def _identity(value: Any) -> Any:
+def identity(value: Any) -> Any:
+    """What ``bind_processor`` / ``result_processor`` return when SQLAlchemy does nothing to a value."""
     return value
 
 
@@ -82,14 +83,14 @@ def bind_processor(column: sa.Column[Any] | sa.types.TypeEngine[Any], dialect: s
     identity when it does nothing. For code that sends parameters to the driver directly."""
     type_ = column.type if isinstance(column, sa.Column) else column
     process = type_.dialect_impl(dialect).bind_processor(dialect)
-    return process if process is not None else _identity
+    return process if process is not None else identity
 
 
 def result_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Processor:
     """What SQLAlchemy would do to a driver's value of this column when reading a row; the identity when
     it does nothing."""
     process = column.type.dialect_impl(dialect).result_processor(dialect, None)
-    return process if process is not None else _identity
+    return process if process is not None else identity
 
 
 def paramstyle_marks(dialect: sa.Dialect, columns: Sequence[sa.Column[Any]]) -> list[str]:
