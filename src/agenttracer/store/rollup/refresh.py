@@ -290,6 +290,14 @@ def _insert_rows(conn: sa.Connection, table: sa.Table, rows: list[tuple[Any, ...
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join(marks)})", params)
 
 
+def _merge_into(into: dict[Any, Any], key: tuple[Any, ...], agg: RunAgg | StepAgg) -> None:
+    found = into.get(key)
+    if found is None:
+        into[key] = agg
+    else:
+        found.add(agg)
+
+
 def _parts(table: sa.Table, grain: str, start: datetime, length: timedelta) -> list[sa.ColumnElement[bool]]:
     # The full-identity level of the bucket's parts: summing it and projecting again gives every level,
     # cheaper than reading all six levels of every part.
@@ -311,12 +319,7 @@ def merge_buckets(conn: sa.Connection, grain: str, starts: list[datetime], lengt
             agg = RunAgg(*row[3:3 + len(RunAgg.COUNTERS)])
             agg.last_started_at = row[-2]
             agg.hist.add_doc(orjson.loads(row[-1]))
-            key = tuple(row[:3])
-            found = detail.runs.get(key)
-            if found is None:
-                detail.runs[key] = agg
-            else:
-                found.add(agg)
+            _merge_into(detail.runs, tuple(row[:3]), agg)
         failure_query = sa.select(f.c.agent_id, f.c.agent_version, f.c.environment, f.c.failure_type,
                                   f.c.failure_code, f.c.runs).where(*_parts(f, parts, day, length))
         for frow in conn.execute(failure_query):
@@ -328,11 +331,6 @@ def merge_buckets(conn: sa.Connection, grain: str, starts: list[datetime], lengt
         for srow in conn.execute(step_query):
             step = StepAgg(*srow[5:5 + len(StepAgg.COUNTERS)])
             step.hist.add_doc(orjson.loads(srow[-1]))
-            skey = tuple(srow[:5])
-            found_step = detail.steps.get(skey)
-            if found_step is None:
-                detail.steps[skey] = step
-            else:
-                found_step.add(step)
+            _merge_into(detail.steps, tuple(srow[:5]), step)
         _write_levels(conn, grain, day, detail)
     return len(starts)
