@@ -109,6 +109,13 @@ class Client(threading.Thread):
             time.sleep(0.05)
 
 
+def _wait_for_acks(clients: list[Client], more_than: int) -> None:
+    # A slow machine may not have acknowledged anything within LOAD_S; wait (bounded) rather than flake.
+    deadline = time.monotonic() + ACK_DEADLINE_S
+    while sum(len(c.acked) for c in clients) <= more_than and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_every_acknowledged_event_survives_a_kill_9_exactly_once(db_url: str, tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -119,6 +126,7 @@ def test_every_acknowledged_event_survives_a_kill_9_exactly_once(db_url: str, tm
         for c in clients:
             c.start()
         time.sleep(LOAD_S)
+        _wait_for_acks(clients, more_than=0)
         before_kill = sum(len(c.acked) for c in clients)
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
@@ -126,6 +134,7 @@ def test_every_acknowledged_event_survives_a_kill_9_exactly_once(db_url: str, tm
     time.sleep(0.3)
     with ingest_server(db_url, port, log):
         time.sleep(LOAD_S)
+        _wait_for_acks(clients, more_than=before_kill)
         stop.set()
         for c in clients:
             c.join(timeout=ACK_DEADLINE_S + 10)

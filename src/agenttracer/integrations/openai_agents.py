@@ -198,9 +198,11 @@ class AgentTracerProcessor(TracingProcessor):
         if spec is not None:
             step = self._begin(state, kind, spec[0], data, nest)
         entry = _Span(trace_id or "", state, kind, step, step if step is not None else nest, parent_id)
-        evicted = self._spans.put(span_id, entry)
+        self._spans[span_id] = entry
         state.open.add(span_id)
-        if evicted is not None:
+        if len(self._spans) > self._spans.limit:
+            evicted_id, evicted = self._spans.popitem(last=False)
+            evicted.trace.open.discard(evicted_id)  # its trace stops tracking it too: memory stays bounded
             self._guard.count("evicted_spans")
 
     def _begin(self, state: _Trace, kind: str, step_type: str, data: Any, nest: Any) -> Any:
