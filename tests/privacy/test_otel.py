@@ -117,6 +117,15 @@ def test_every_stored_key_is_one_the_policy_accepts() -> None:
                 assert entry.kind in (Kind.COUNT, Kind.INT, Kind.NUMBER), otel_key
 
 
+def test_docs_list_every_allow_listed_key() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "otlp.md").read_text()
+    for table in (SPAN_ATTRIBUTES, RESOURCE_ATTRIBUTES, EXCEPTION_EVENT_ATTRIBUTES):
+        for otel_key, entry in table.items():
+            assert f"| `{otel_key}` | `{entry.store_as}` | {entry.kind.value} |" in doc, otel_key
+
+
 def test_no_content_key_is_on_any_list() -> None:
     for key in CONTENT_KEYS:
         assert key not in SPAN_ATTRIBUTES and key not in RESOURCE_ATTRIBUTES and key not in EXCEPTION_EVENT_ATTRIBUTES

@@ -3,7 +3,7 @@
 Spans from instrumented frameworks carry both metadata (model names, token counts, tool names) and
 content (prompts, messages, tool arguments, documents) as attributes. AgentTracer keeps only keys it
 knows to be metadata and never reads the value of any other key: a key not on the list is counted,
-its value untouched. The kept values then pass the one privacy policy (``scrub_metadata``), so a
+its value untouched. The kept values then pass the one privacy policy (``check_value``), so a
 label that holds an e-mail address or a sentence is still refused.
 
 Names come from the GenAI semantic conventions (``gen_ai.*``, also emitted by Pydantic AI and
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from agenttracer.privacy import reasons as R
-from agenttracer.privacy.policy import Removal, Scalar, scrub_metadata
+from agenttracer.privacy.policy import Removal, Scalar, check_value, classify_key
 
 
 class Kind(str, Enum):
@@ -137,6 +137,9 @@ SPAN_ATTRIBUTES: Mapping[str, Allowed] = _table(
         # Pydantic AI: its run-level agent name (instrumentation version 2) and retry bookkeeping.
         # A failed tool or output span carries the attempt it was (1 for the first call).
         ("agent_name", "agent_name", _L),
+        ("model_name", "model", _L),
+        ("gen_ai.aggregated_usage.input_tokens", "tokens_in", _C),  # a run's totals, on its agent span
+        ("gen_ai.aggregated_usage.output_tokens", "tokens_out", _C),
         ("operation.cost", "cost_total", _N),
         ("pydantic_ai.tool.retry.attempt", "retry_attempt", _I),
         ("pydantic_ai.tool.retry.max_retries", "max_retries", _I),
@@ -166,6 +169,22 @@ RESOURCE_ATTRIBUTES: Mapping[str, Allowed] = _table(
 # Of an ``exception`` span event only the class name is read; exception.message and
 # exception.stacktrace carry content (the message often quotes the input) and are never read.
 EXCEPTION_EVENT_ATTRIBUTES: Mapping[str, Allowed] = _table([("exception.type", "error_class", _L)])
+
+
+def _stored_key_rules() -> dict[str, bool]:
+    """Every stored key, checked once against the policy's key rules; whether it holds numbers only.
+    A stored key the policy refuses is a programming error in the tables above."""
+    rules: dict[str, bool] = {}
+    for table in (SPAN_ATTRIBUTES, RESOURCE_ATTRIBUTES, EXCEPTION_EVENT_ATTRIBUTES):
+        for entry in table.values():
+            normalised, reason, numbers_only = classify_key(entry.store_as)
+            if normalised != entry.store_as or reason is not None:
+                raise ValueError(f"allow-list stores under {entry.store_as!r}, a key the privacy policy refuses")
+            rules[entry.store_as] = numbers_only
+    return rules
+
+
+_NUMBERS_ONLY = _stored_key_rules()
 
 
 @dataclass(frozen=True)
@@ -242,37 +261,56 @@ def _filter(attributes: Mapping[str, object] | None, allowed: Mapping[str, Allow
         return Filtered({}, {}, 0, ())
     dropped = 0
     removed: list[Removal] = []
-    # store_as -> [(otel key, shaped value, kind)]; the first entry per store_as is the one stored.
-    first: dict[str, tuple[str, Scalar, Kind]] = {}
-    later: list[tuple[str, str, Scalar, Kind]] = []
+    kept: dict[str, Kept] = {}
+    stored: dict[str, Scalar] = {}
     for key in attributes:
         entry = allowed.get(key) if type(key) is str else None
         if entry is None:
             dropped += 1  # never read: the value of an unknown key may be content
             continue
-        shaped, reason = _shape(attributes[key], entry.kind)
-        if shaped is None:
+        value, reason = judge(entry, attributes[key])
+        if value is None:
             removed.append(Removal(key, reason or R.UNSUPPORTED_TYPE))
-        elif entry.store_as in first:
-            later.append((entry.store_as, key, shaped, entry.kind))
-        else:
-            first[entry.store_as] = (key, shaped, entry.kind)
-
-    kept: dict[str, Kept] = {}
-    stored, refused = scrub_metadata({name: value for name, (_, value, _) in first.items()})
-    refused_names = {r.key: r.reason for r in refused}
-    for name, (key, _value, kind) in first.items():
-        if name in stored:
-            kept[key] = _unshape(stored[name], kind)
-        else:
-            removed.append(Removal(key, refused_names.get(name, R.POLICY_ERROR)))
-    for name, key, value, kind in later:  # rare: a second spelling of a kept key; judged the same way
-        again, refused = scrub_metadata({name: value})
-        if name in again:
-            kept[key] = _unshape(again[name], kind)
-        else:
-            removed.append(Removal(key, refused[0].reason if refused else R.POLICY_ERROR))
+            continue
+        kept[key] = _unshape(value, entry.kind)
+        if entry.store_as not in stored:
+            stored[entry.store_as] = value
     return Filtered(kept, stored, dropped, tuple(removed))
+
+
+_SMALL_INT = 10**8  # integers the policy keeps without further checks (no card or phone number fits)
+_LABEL_CACHE_LIMIT = 4096
+_labels: dict[str, Scalar] = {}
+
+
+def judge(entry: Allowed, value: object) -> tuple[Scalar | None, str | None]:
+    """One allow-listed attribute's value as stored (``(value, None)``) or refused (``(None, reason)``):
+    the shape its kind allows, then the one policy's value rules under the stored key's own rule.
+
+    The decisions that keep the commonest values (a label seen before, a small integer count) are
+    taken from a bounded cache or directly: they are what the rules decide for them. Refusals are
+    never cached. Total: never raises.
+    """
+    try:
+        kind = entry.kind
+        kind_type = type(value)
+        if kind_type is str and kind is Kind.LABEL:
+            hit = _labels.get(value)  # type: ignore[call-overload]
+            if hit is not None:
+                return hit, None
+        elif kind_type is int and (kind is Kind.COUNT or kind is Kind.INT) and 0 <= value < _SMALL_INT:  # type: ignore[operator]
+            return value, None  # type: ignore[return-value]
+        shaped, reason = _shape(value, kind)
+        if shaped is None:
+            return None, reason
+        stored, reason = check_value(shaped, _NUMBERS_ONLY[entry.store_as])
+        if stored is not None and kind is Kind.LABEL and isinstance(value, str) and len(value) <= 64:
+            if len(_labels) >= _LABEL_CACHE_LIMIT:
+                _labels.clear()
+            _labels[value] = stored
+        return stored, reason
+    except Exception:
+        return None, R.POLICY_ERROR
 
 
 def _unshape(value: Scalar, kind: Kind) -> Kept:

@@ -181,6 +181,15 @@ def _number_reason(value: int) -> str | None:
     return None
 
 
+def check_value(value: object, numbers_only: bool = False) -> tuple[Scalar | None, str | None]:
+    """The policy's decision on one metadata value: ``(value as stored, None)`` or ``(None, reason)``.
+    ``numbers_only`` for a key that names a count of content (``classify_key``'s third answer)."""
+    try:
+        return _check_value(value, numbers_only)
+    except Exception:
+        return None, R.POLICY_ERROR
+
+
 def _check_value(value: object, numbers_only: bool) -> tuple[Scalar | None, str | None]:
     # The two commonest cases first (exact types), decided exactly as the general rules below decide them.
     if type(value) is str and not numbers_only:

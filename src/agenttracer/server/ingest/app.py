@@ -1,4 +1,5 @@
-"""The Ingest API (:8000): write-only. ``POST /v1/ingest`` stores a batch of events; ``GET /health``.
+"""The Ingest API (:8000): write-only. ``POST /v1/ingest`` stores a batch of events; ``POST /v1/traces``
+takes OTLP trace exports (``otlp_route.py``); ``GET /health``.
 
 Contract for clients (the SDK relies on it):
 
@@ -57,6 +58,7 @@ from agenttracer.server.failsafe import Failsafe, describe_exception
 from agenttracer.server.ingest.body import Problem, parse_json, read_body
 from agenttracer.server.ingest.events import INTERNAL_ERROR_RULE, convert_event
 from agenttracer.server.ingest.metrics import IngestMetrics
+from agenttracer.server.ingest.otlp_route import add_traces_route
 from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.settings import Settings
 from agenttracer.store.schema.engine import make_engine
@@ -261,6 +263,19 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     for kind in _UNAVAILABLE:
         app.add_exception_handler(kind, _db_down)
 
+    # Both write routes: the same keys and rate limit, the same handling of a database that fails.
+    on_rate_limited = metrics.rate_limited.inc if metrics else None
+    auth = [Depends(auth_dependency(settings, engine, "ingest", on_rate_limited=on_rate_limited))]
+
+    def db_failed(exc: Exception) -> bool:
+        """Count a database error of a write; True when the client should retry later (nothing was
+        stored), False when it is not the database's state but a fault to surface."""
+        count_db_error(app, exc)
+        if not _cannot_write(exc):
+            return False
+        write_failure[:] = [type(getattr(exc, "orig", None) or exc).__name__, time.monotonic()]
+        return True
+
     @app.post(
         "/v1/ingest",
         summary="Store a batch of run, step and failure events (partial success, idempotent).",
@@ -280,13 +295,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
             503: {"model": wire.ApiError, "description": "The database is unavailable; retry after Retry-After."},
         },
         openapi_extra=_document_request_body(app),
-        dependencies=[
-            Depends(
-                auth_dependency(
-                    settings, engine, "ingest", on_rate_limited=metrics.rate_limited.inc if metrics else None
-                )
-            )
-        ],
+        dependencies=auth,
     )
     async def ingest(request: Request) -> Response:
         try:
@@ -299,16 +308,19 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
             body = await read_body(request)
             status, payload = await run_in_threadpool(process_batch, engine, body, metrics)
         except (sa.exc.DBAPIError, *_UNAVAILABLE) as exc:
-            count_db_error(app, exc)
-            if not _cannot_write(exc):
+            if not db_failed(exc):
                 raise
-            write_failure[:] = [type(getattr(exc, "orig", None) or exc).__name__, time.monotonic()]
             return _unavailable(exc)
         finally:
             slots.release()
         write_failure.clear()
         request.state.counts = {key: payload[key] for key in _COUNTS}
         return _json(status, payload)
+
+    add_traces_route(
+        app, engine, slots, auth, db_failed, write_failure.clear, metrics,
+        (BUSY_WAIT_SECONDS, RETRY_AFTER_SECONDS, _UNAVAILABLE),
+    )
 
     @app.get("/health", summary="Liveness, database reachability and whether it takes writes.",
              response_model=wire.HealthResponse,

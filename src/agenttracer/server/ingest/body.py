@@ -38,56 +38,89 @@ def _too_large(what: str = "body") -> NoReturn:
     raise Problem(413, "payload_too_large", what, f"must be at most {MAX_BATCH_BYTES} bytes after decompression")
 
 
-def check_headers(request: Request) -> bool:
-    """Validate content type/encoding/length headers; return True when the body is gzip-encoded."""
+JSON_MEDIA = ("application/json",)
+
+
+def _media_allowed(media: str, accepted: tuple[str, ...]) -> bool:
+    if media in accepted:
+        return True
+    # application/*+json is JSON wherever plain JSON is accepted.
+    return "application/json" in accepted and media.startswith("application/") and media.endswith("+json")
+
+
+def check_headers(request: Request, media_types: tuple[str, ...] = JSON_MEDIA) -> int | None:
+    """Validate content type/encoding/length headers; return the zlib ``wbits`` to inflate the body
+    with (gzip, or zlib/raw deflate), or None when it is not compressed."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
-        raise Problem(415, "unsupported_media_type", "content-type", "must be application/json")
+    if not _media_allowed(media, media_types):
+        raise Problem(415, "unsupported_media_type", "content-type", f"must be {' or '.join(media_types)}")
     encoding = request.headers.get("content-encoding", "").strip().lower()
-    if encoding not in ("", "identity", "gzip", "x-gzip"):
-        raise Problem(415, "unsupported_media_type", "content-encoding", "must be gzip or identity")
+    if encoding not in _ENCODINGS:
+        raise Problem(415, "unsupported_media_type", "content-encoding", "must be gzip, deflate or identity")
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_BATCH_BYTES:
         _too_large()
-    return encoding in ("gzip", "x-gzip")
+    return _ENCODINGS[encoding]
 
 
-async def read_body(request: Request) -> bytes:
-    """The request body, decompressed if gzip, never more than MAX_BATCH_BYTES of it in memory.
+# Content-Encoding -> zlib wbits. ``deflate`` is the zlib format (RFC 9110); a raw deflate stream, which
+# some clients send under that name, is recognised by its missing zlib header (see _inflater).
+_DEFLATE = zlib.MAX_WBITS
+_ENCODINGS: dict[str, int | None] = {"": None, "identity": None, "gzip": _GZIP_WBITS, "x-gzip": _GZIP_WBITS,
+                                      "deflate": _DEFLATE}
 
-    Decompression is incremental and bounded (``max_length``), so a gzip bomb is refused after
+
+def _inflater(wbits: int, first: bytes) -> Any:
+    if wbits == _DEFLATE and len(first) == 2:
+        zlib_header = first[0] & 0x0F == 8 and (first[0] * 256 + first[1]) % 31 == 0
+        if not zlib_header:
+            wbits = -zlib.MAX_WBITS  # raw deflate
+    return zlib.decompressobj(wbits)
+
+
+async def read_body(request: Request, media_types: tuple[str, ...] = JSON_MEDIA) -> bytes:
+    """The request body, decompressed if gzip or deflate, never more than MAX_BATCH_BYTES of it in memory.
+
+    Decompression is incremental and bounded (``max_length``), so a compression bomb is refused after
     inflating at most the cap plus one byte, not all of it.
     """
-    gzipped = check_headers(request)
+    wbits = check_headers(request, media_types)
     out = bytearray()
     raw_total = 0
-    inflater = zlib.decompressobj(_GZIP_WBITS) if gzipped else None
+    inflater: Any = None
+    what = "gzip" if wbits == _GZIP_WBITS else "deflate"
     stream = request.stream()
     try:
         async for chunk in stream:
             raw_total += len(chunk)
             if raw_total > MAX_BATCH_BYTES:
                 _too_large()
-            if inflater is None:
+            if wbits is None:
                 out += chunk
                 continue
+            if inflater is None:
+                if not chunk:
+                    continue
+                inflater = _inflater(wbits, chunk[:2])
             data = chunk
             while data:
                 try:
                     out += inflater.decompress(data, MAX_BATCH_BYTES - len(out) + 1)
                 except zlib.error:
-                    raise Problem(400, "invalid_body", "body", "must be valid gzip data") from None
+                    raise Problem(400, "invalid_body", "body", f"must be valid {what} data") from None
                 if len(out) > MAX_BATCH_BYTES:
                     _too_large()
                 data = inflater.unconsumed_tail
                 if inflater.eof and inflater.unused_data:
+                    if wbits != _GZIP_WBITS:
+                        raise Problem(400, "invalid_body", "body", "must be one deflate stream (data after its end)")
                     # Concatenated gzip members are one valid stream: keep inflating.
                     data = inflater.unused_data
                     inflater = zlib.decompressobj(_GZIP_WBITS)
     except ClientDisconnect:
         raise Problem(400, "invalid_body", "body", "the client disconnected before sending it all") from None
-    if inflater is not None and not inflater.eof:
-        raise Problem(400, "invalid_body", "body", "must be complete gzip data (the stream was truncated)")
+    if wbits is not None and (inflater is None or not inflater.eof):
+        raise Problem(400, "invalid_body", "body", f"must be complete {what} data (the stream was truncated)")
     return bytes(out)
 
 

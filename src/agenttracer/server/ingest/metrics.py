@@ -7,6 +7,8 @@
   policy removed, by reason code (never by key or value);
 - ``agenttracer_ingest_batch_events`` and ``agenttracer_ingest_commit_seconds``: histograms of batch
   size and of the time to store a batch;
+- ``agenttracer_otlp_spans_total{outcome}`` and ``agenttracer_otlp_dropped_total``: spans of ``/v1/traces``
+  and the attribute keys, events and links it dropped (counts only);
 - ``agenttracer_ingest_db_retries_total``, ``agenttracer_ingest_rate_limited_total``,
   ``agenttracer_ingest_busy_total``;
 - ``agenttracer_rollup_lag_seconds`` and ``agenttracer_retention_rows_deleted_total{table}``, read
@@ -53,6 +55,15 @@ class IngestMetrics(HttpMetrics):
             "Metadata entries and fields the privacy policy removed before storage, by reason code.",
             ("reason",), registry=registry,
         )
+        self.otlp_spans = Counter(
+            "agenttracer_otlp_spans", "Spans received on /v1/traces, by outcome (accepted, duplicate, rejected).",
+            ("outcome",), registry=registry,
+        )
+        self.otlp_dropped = Counter(
+            "agenttracer_otlp_dropped",
+            "Span attribute keys, events and links /v1/traces dropped (not on the allow-list, or refused).",
+            registry=registry,
+        )
         self.batch_events = Histogram(
             "agenttracer_ingest_batch_events", "Events per ingest batch.", buckets=BATCH_BUCKETS, registry=registry,
         )
@@ -79,10 +90,18 @@ class IngestMetrics(HttpMetrics):
         registry.register(self.workers)
 
     def watch_workers(self, rollup: Any = None, retention: Any = None) -> None:
-        """Report the background workers of this process (``store.rollup_refresh.RollupWorker``,
+        """Report the background workers of this process (``store.rollup.live.RollupWorker``,
         ``store.retention.RetentionWorker``) from now on; None leaves a worker unreported."""
         self.workers.rollup = rollup
         self.workers.retention = retention
+
+    def record_otlp(self, accepted: int, duplicates: int, rejected: int, dropped: int) -> None:
+        """Count one stored OTLP export request."""
+        for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("rejected", rejected)):
+            if count:
+                self.otlp_spans.labels(outcome).inc(count)
+        if dropped:
+            self.otlp_dropped.inc(dropped)
 
     def record_batch(
         self,

@@ -37,6 +37,7 @@ NAMING_CONVENTION = {
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 RUN_ID_LEN = 36  # canonical UUID text
+SPAN_ID_LEN = 16  # an OTLP span id in hexadecimal
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -115,8 +116,21 @@ steps = sa.Table(
     sa.Column("failure_code", sa.String(MAX_CODE_LEN)),
     sa.Column("meta", _json(), nullable=False, server_default="{}"),
     sa.Column("meta_removed", sa.Integer(), nullable=False, server_default="0"),
+    # Steps that came from OTLP spans (POST /v1/traces) keep their span ids: the span id is their
+    # identity (the same span sent twice is stored once), seq is derived from start order. NULL for
+    # SDK steps, which the partial index therefore does not cover (migration 0004).
+    sa.Column("span_id", sa.String(SPAN_ID_LEN)),
+    sa.Column("parent_span_id", sa.String(SPAN_ID_LEN)),
     sa.Index(None, "name", "run_id"),
     sa.Index(None, "step_type", "started_at"),
+    sa.Index(
+        None,
+        "run_id",
+        "span_id",
+        unique=True,
+        postgresql_where=sa.text("span_id IS NOT NULL"),
+        sqlite_where=sa.text("span_id IS NOT NULL"),
+    ),
 )
 
 failures = sa.Table(
@@ -150,7 +164,7 @@ api_keys = sa.Table(
 # placeholder) has '' in all three. Histograms (store/rollup/histogram.py) are JSON arrays of integers that the
 # refresher computes from latencies: they never hold text from a request.
 
-ROLLUP_GRAIN_LEN = 4  # 'hour' | 'day'
+ROLLUP_GRAIN_LEN = 4  # 'hour' | 'day' | 'min' | '10s' (store/rollup.py)
 
 
 def _rollup_key() -> list[sa.Column[Any]]:

@@ -59,6 +59,8 @@ _STEP_BINARY_TYPES = {
     "failure_code": "varchar",
     "meta": "jsonb",
     "meta_removed": "int4",
+    "span_id": "varchar",
+    "parent_span_id": "varchar",
 }
 assert tuple(_STEP_BINARY_TYPES) == STEP_COLUMNS, "step_rows.STEP_COLUMNS changed: update the COPY types"
 _STEP_BINARY_TYPES_LIST = list(_STEP_BINARY_TYPES.values())

@@ -68,6 +68,8 @@ class StepRows:
             values.get("failure_code"),
             self._json(values.get("meta") or {}),
             values.get("meta_removed", 0),
+            values.get("span_id"),
+            values.get("parent_span_id"),
         )
 
 
@@ -127,4 +129,6 @@ assert STEP_COLUMNS == (
     "failure_code",
     "meta",
     "meta_removed",
+    "span_id",
+    "parent_span_id",
 ), STEP_COLUMNS

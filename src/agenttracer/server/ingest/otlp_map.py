@@ -1,0 +1,291 @@
+"""From OTLP spans to AgentTracer's execution model: one ``SpanRecord`` per accepted span.
+
+A trace is a run (``run_id`` is the trace id written as a UUID); a span is a step, except the root
+span of an agent, workflow or chain, which is the run itself. Only allow-listed attributes are read
+(``agenttracer.privacy.otel``): every other key is counted and its value never converted; span
+status messages are never read; of span events only the ``exception`` event's ``exception.type`` is
+read; links are counted. ``docs/otlp.md`` has the tables below in prose.
+
+Per-span refusals (the span is left out, the rest of the request is stored) name the field and the
+rule; they never quote a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from agenttracer import privacy
+from agenttracer.model import (
+    EARLIEST_TIME,
+    FAILURE_CODES,
+    MAX_ATTEMPT,
+    MAX_ERROR_CLASS_LEN,
+    MAX_LATENCY_MS,
+    MAX_META_KEYS,
+    MAX_NAME_LEN,
+    StepType,
+    failure_code_for_class_name,
+    latest_time,
+)
+from agenttracer.privacy.otel import (
+    EXCEPTION_EVENT_ATTRIBUTES,
+    RESOURCE_ATTRIBUTES,
+    SPAN_ATTRIBUTES,
+    Allowed,
+    filter_attributes,
+    judge,
+    retry_attempt_from_tags,
+)
+from agenttracer.store.write.otlp_assemble import Resource, SpanRecord
+
+# gen_ai.operation.name -> step type; None: an agent or workflow (the run itself when it is the root).
+OPERATION_STEP_TYPES: dict[str, StepType | None] = {
+    "chat": StepType.LLM,
+    "text_completion": StepType.LLM,
+    "generate_content": StepType.LLM,
+    "execute_tool": StepType.TOOL,
+    "embeddings": StepType.RETRIEVAL,
+    "retrieval": StepType.RETRIEVAL,
+    "invoke_agent": None,
+    "create_agent": None,
+    "invoke_workflow": None,
+}
+# openinference.span.kind -> step type (upper case, as OpenInference writes it).
+SPAN_KIND_STEP_TYPES: dict[str, StepType | None] = {
+    "LLM": StepType.LLM,
+    "TOOL": StepType.TOOL,
+    "RETRIEVER": StepType.RETRIEVAL,
+    "EMBEDDING": StepType.RETRIEVAL,
+    "RERANKER": StepType.RETRIEVAL,
+    "AGENT": None,
+    "CHAIN": None,
+    "GUARDRAIL": StepType.OTHER,
+    "EVALUATOR": StepType.OTHER,
+    "PROMPT": StepType.OTHER,
+}
+# Pydantic AI's retry causes -> failure codes of the failed attempt.
+RETRY_CAUSE_CODES = {"model_retry": "invalid_output", "validation_error": "schema_invalid"}
+
+LANGCHAIN_TAGS_KEY = "tag.tags"  # read only for retry:attempt:N, nothing of it is kept
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_SPAN = SPAN_ATTRIBUTES
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+_ERROR = Status.STATUS_CODE_ERROR
+_UNSUPPORTED = object()  # a value of a shape the allow-list never accepts (bytes, maps)
+
+
+@dataclass(slots=True)
+class Rejection:
+    """A refused span: where it was in the request and which rule it broke."""
+
+    where: str
+    field: str
+    rule: str
+
+
+@dataclass(slots=True)
+class Mapped:
+    spans: list[SpanRecord]
+    rejected: list[Rejection]
+    dropped: int  # attribute keys, events and links dropped across the request (never their values)
+
+
+def map_request(request: ExportTraceServiceRequest, now: datetime) -> Mapped:
+    """Every span of the request, mapped or refused."""
+    spans: list[SpanRecord] = []
+    rejected: list[Rejection] = []
+    dropped = 0
+    # model.py's input rules: times from the epoch to MAX_FUTURE past the server's clock, latency at
+    # most MAX_LATENCY_MS.
+    latest_ns = int((latest_time(now) - EARLIEST_TIME).total_seconds() * 1e9)
+    for r_index, resource_spans in enumerate(request.resource_spans):
+        resource = _resource(resource_spans.resource.attributes)
+        dropped += resource.dropped
+        for s_index, scope_spans in enumerate(resource_spans.scope_spans):
+            for index, span in enumerate(scope_spans.spans):
+                record = _span(span, resource, latest_ns)
+                if isinstance(record, Rejection):
+                    record.where = f"resourceSpans[{r_index}].scopeSpans[{s_index}].spans[{index}]"
+                    rejected.append(record)
+                else:
+                    spans.append(record)
+                    dropped += record.dropped
+    return Mapped(spans, rejected, dropped)
+
+
+def _resource(attributes: Iterable[KeyValue]) -> Resource:
+    known, dropped = _allowed_values(attributes, RESOURCE_ATTRIBUTES)
+    out = filter_attributes(known, RESOURCE_ATTRIBUTES)
+    return Resource(out.stored, dropped + out.dropped_total)
+
+
+def _value(value: AnyValue) -> Any:
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return value.string_value
+    if which == "int_value":
+        return value.int_value
+    if which == "double_value":
+        return value.double_value
+    if which == "bool_value":
+        return value.bool_value
+    if which == "array_value":
+        items = [_value(v) for v in value.array_value.values[:64]]
+        return items if len(value.array_value.values) <= 64 else _UNSUPPORTED
+    return _UNSUPPORTED
+
+
+def _allowed_values(attributes: Iterable[KeyValue], allowed: dict[str, Allowed] | Any) -> tuple[dict[str, Any], int]:
+    """The allow-listed keys with their values; the rest only counted (their values stay unconverted)."""
+    known: dict[str, Any] = {}
+    dropped = 0
+    for kv in attributes:
+        key = kv.key
+        if key in allowed:
+            known[key] = _value(kv.value)
+        else:
+            dropped += 1
+    return known, dropped
+
+
+def _run_id(trace_id: bytes) -> str | None:
+    if len(trace_id) != 16 or not any(trace_id):
+        return None
+    h = trace_id.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _span_id(span_id: bytes) -> str | None:
+    if len(span_id) != 8 or not any(span_id):
+        return None
+    return span_id.hex()
+
+
+def _time(ns: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Rejection:
+    run_id = _run_id(span.trace_id)
+    if run_id is None:
+        return Rejection("", "traceId", "must be 16 bytes (32 hex digits), not all zero")
+    span_id = _span_id(span.span_id)
+    if span_id is None:
+        return Rejection("", "spanId", "must be 8 bytes (16 hex digits), not all zero")
+    parent: str | None = None
+    if span.parent_span_id:
+        parent = _span_id(span.parent_span_id)
+        if parent is None:
+            return Rejection("", "parentSpanId", "must be empty or 8 bytes (16 hex digits), not all zero")
+    start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
+    if not 0 < start_ns <= end_ns <= latest_ns:
+        return Rejection(
+            "", "startTimeUnixNano", "start and end must be after 1970, end not before start, at most 24 h ahead"
+        )
+    latency_ms = (end_ns - start_ns) / 1e6
+    if latency_ms > MAX_LATENCY_MS:
+        return Rejection("", "endTimeUnixNano", "a span may last at most 30 days")
+
+    meta: dict[str, Any] = {}
+    dropped = 0
+    explicit_attempt: int | None = None
+    for kv in span.attributes:
+        key = kv.key
+        entry = _SPAN.get(key)
+        if entry is None:
+            if key == LANGCHAIN_TAGS_KEY:  # the one unlisted key looked at: LangChain's retry:attempt:N tag
+                explicit_attempt = retry_attempt_from_tags(_value(kv.value))
+            dropped += 1
+            continue
+        any_value = kv.value
+        which = any_value.WhichOneof("value")
+        raw = getattr(any_value, which) if which in _SCALARS else _value(any_value)
+        value, _reason = judge(entry, raw)
+        if value is None or entry.store_as in meta or len(meta) >= MAX_META_KEYS:
+            # Refused by the policy, a second spelling of a stored key, or past the metadata key limit.
+            dropped += 1
+        else:
+            meta[entry.store_as] = value
+
+    error_class: str | None = None
+    for event in span.events:
+        if event.name == "exception" and error_class is None:
+            exc_known, exc_dropped = _allowed_values(event.attributes, EXCEPTION_EVENT_ATTRIBUTES)
+            exc = filter_attributes(exc_known, EXCEPTION_EVENT_ATTRIBUTES)
+            dropped += exc_dropped + exc.dropped_total
+            name = exc.stored.get("error_class")
+            if isinstance(name, str) and len(name) <= MAX_ERROR_CLASS_LEN:
+                error_class = name
+        else:
+            dropped += 1  # the event, unread
+    dropped += len(span.links)
+
+    operation = meta.get("operation")
+    kind = meta.get("span_kind")
+    step_type: StepType | None = StepType.OTHER
+    if isinstance(operation, str) and operation in OPERATION_STEP_TYPES:
+        step_type = OPERATION_STEP_TYPES[operation]
+    elif isinstance(kind, str) and kind.upper() in SPAN_KIND_STEP_TYPES:
+        step_type = SPAN_KIND_STEP_TYPES[kind.upper()]
+    elif operation is None and kind is None and parent is None:
+        step_type = None  # a root with no GenAI/OpenInference type is the run's own span
+    if step_type is None and parent is not None:
+        step_type = StepType.OTHER  # a nested agent or chain is a step of the run
+
+    raw_name = meta.get("tool_name") if step_type is StepType.TOOL else None
+    name = raw_name if isinstance(raw_name, str) else privacy.scrub_name(span.name[: 4 * MAX_NAME_LEN] or "span")[0]
+
+    if explicit_attempt is None:
+        attempt = meta.get("retry_attempt")
+        if isinstance(attempt, int) and 1 <= attempt <= MAX_ATTEMPT:
+            explicit_attempt = attempt
+    error = span.status.code == _ERROR or isinstance(meta.get("retry_cause"), str)
+    failure_code = _failure_code(meta, error_class) if error else None
+    agent_name = meta.get("agent_name")
+    agent_version = meta.get("agent_version")
+    return SpanRecord(
+        run_id=run_id,
+        span_id=span_id,
+        parent_span_id=parent,
+        step_type=step_type.value if step_type is not None else None,
+        name=name,
+        started_at=_time(start_ns),
+        ended_at=_time(end_ns),
+        latency_ms=latency_ms,
+        error=error,
+        error_class=error_class,
+        failure_code=failure_code,
+        explicit_attempt=explicit_attempt,
+        agent_name=agent_name if isinstance(agent_name, str) else None,
+        agent_version=agent_version if isinstance(agent_version, str) else None,
+        meta=meta,
+        dropped=dropped,
+        resource=resource,
+    )
+
+
+def _failure_code(meta: dict[str, Any], error_class: str | None) -> str:
+    """error.type when it is a documented code; else the retry cause; else the exception class (or the
+    error.type read as one) through the SDK's classifier."""
+    error_type = meta.get("error_type")
+    if isinstance(error_type, str) and error_type in FAILURE_CODES:
+        return error_type
+    cause = meta.get("retry_cause")
+    if isinstance(cause, str) and cause in RETRY_CAUSE_CODES:
+        return RETRY_CAUSE_CODES[cause]
+    if isinstance(error_type, str) and error_type.isdigit():
+        return "http_error"
+    for name in (error_type, error_class):
+        if isinstance(name, str):
+            code = failure_code_for_class_name(name)
+            if code != "unhandled_exception":
+                return code
+    return "unhandled_exception"

@@ -1,0 +1,149 @@
+"""``POST /v1/traces``: OTLP/HTTP trace export on the Ingest API.
+
+Contract (the OTLP/HTTP specification's, so that stock exporters behave):
+
+- Auth exactly as ``/v1/ingest`` (``Authorization: Bearer <key>`` — what ``OTEL_EXPORTER_OTLP_HEADERS``
+  sends — or ``X-API-Key``), the same per-key rate limit (429 with ``Retry-After``).
+- Body: ``application/x-protobuf`` or ``application/json`` (OTLP/JSON), else **415**; optionally
+  ``Content-Encoding: gzip`` or ``deflate``; at most 5 MiB after decompression (else **413**, a
+  compression bomb included, refused without being inflated). An undecodable body is **400**.
+- **200** with an ``ExportTraceServiceResponse`` in the request's format once the spans are
+  committed. ``partial_success.rejected_spans`` counts spans refused (bad ids or times) and its
+  ``error_message`` names their positions and rules and how many attribute keys, events and links
+  were dropped — counts and positions only, never a value. Stock exporters do not retry a 200.
+- **503** with ``Retry-After`` when the database is unavailable or the server is busy: nothing was
+  stored, the exporter retries. Errors carry ``google.rpc.Status`` in the request's format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from agenttracer.server.ingest.body import Problem, read_body
+from agenttracer.server.ingest.metrics import IngestMetrics
+from agenttracer.server.ingest.otlp_decode import (
+    MEDIA_TYPES,
+    decode_request,
+    encode_problem,
+    encode_response,
+    response_media,
+)
+from agenttracer.server.ingest.otlp_map import map_request
+from agenttracer.store.write.otlp_write import write_spans
+
+log = logging.getLogger("agenttracer.ingest.otlp")
+
+MAX_LISTED_REJECTIONS = 3  # positions of refused spans named in the message; the rest are counted
+
+
+@dataclass(frozen=True)
+class TracesOutcome:
+    """One export request's result: the encoded answer and the counts for metrics and the log line."""
+
+    body: bytes
+    accepted: int
+    duplicates: int
+    rejected: int
+    dropped: int
+
+
+def process_traces(engine: sa.Engine, body: bytes, media: str) -> TracesOutcome:
+    """Decode, map, scrub and store one export request."""
+    request = decode_request(body, media)
+    now = datetime.now(timezone.utc)
+    mapped = map_request(request, now)
+    written = write_spans(engine, mapped.spans, now)
+    rejected = len(mapped.rejected) + written.rejected
+    parts = []
+    if mapped.rejected:
+        listed = "; ".join(f"{r.where}.{r.field}: {r.rule}" for r in mapped.rejected[:MAX_LISTED_REJECTIONS])
+        more = len(mapped.rejected) - MAX_LISTED_REJECTIONS
+        parts.append(f"{len(mapped.rejected)} spans refused: {listed}" + (f"; and {more} more" if more > 0 else ""))
+    if written.rejected:
+        parts.append(f"{written.rejected} spans refused: traceId is the run_id of a run reported by the SDK")
+    if mapped.dropped:
+        parts.append(
+            f"{mapped.dropped} attribute keys, events and links dropped (not on the allow-list, or refused by the "
+            "privacy policy; see docs/otlp.md)"
+        )
+    encoded = encode_response(media, rejected, ". ".join(parts))
+    return TracesOutcome(encoded, written.accepted, written.duplicates, rejected, mapped.dropped)
+
+
+def add_traces_route(
+    app: FastAPI,
+    engine: sa.Engine,
+    slots: asyncio.Semaphore,
+    auth: list[Any],
+    db_failed: Callable[[Exception], bool],
+    on_stored: Callable[[], None],
+    metrics: IngestMetrics | None,
+    limits: tuple[float, int, tuple[type[Exception], ...]],
+) -> None:
+    """Register ``POST /v1/traces`` on the Ingest API, sharing ``/v1/ingest``'s auth dependencies, batch
+    slots and handling of database failures (``db_failed``: counts the error; True when the client
+    should retry later). ``limits``: the Ingest API's wait for a slot, its Retry-After, and the
+    exceptions that mean the database is unavailable."""
+    busy_wait, retry_after, unavailable = limits
+    database_errors: tuple[type[Exception], ...] = (sa.exc.DBAPIError, *unavailable)
+
+    def _status(media: str, problem: Problem) -> Response:
+        return Response(
+            encode_problem(media, problem), status_code=problem.status, media_type=media, headers=problem.headers
+        )
+
+    def _retry_later(media: str, field: str, rule: str) -> Response:
+        return _status(media, Problem(503, "unavailable", field, rule, {"Retry-After": str(retry_after)}))
+
+    @app.post(
+        "/v1/traces",
+        summary="OTLP/HTTP trace export (protobuf or JSON): spans become runs and steps; content is dropped.",
+        responses={
+            200: {"description": "ExportTraceServiceResponse (partial_success when spans were refused)."},
+            400: {"description": "The body is not a decodable ExportTraceServiceRequest (google.rpc.Status)."},
+            413: {"description": "More than 5 MiB after decompression."},
+            415: {"description": "Not application/x-protobuf or application/json, or an unknown encoding."},
+            503: {"description": "The database is unavailable or the server busy; retry after Retry-After."},
+        },
+        dependencies=auth,
+    )
+    async def traces(request: Request) -> Response:
+        media = response_media(request.headers.get("content-type", ""))
+        try:
+            await asyncio.wait_for(slots.acquire(), timeout=busy_wait)
+        except asyncio.TimeoutError:
+            if metrics is not None:
+                metrics.busy.inc()
+            return _retry_later(media, "server", "busy; nothing was stored, retry later")
+        try:
+            body = await read_body(request, MEDIA_TYPES)
+            outcome = await run_in_threadpool(process_traces, engine, body, media)
+        except Problem as problem:
+            return _status(media, problem)
+        except database_errors as exc:
+            if not db_failed(exc):
+                raise
+            log.warning("otlp: database unavailable (%s)", type(getattr(exc, "orig", None) or exc).__name__)
+            return _retry_later(media, "database", "unavailable; nothing was stored, retry later")
+        finally:
+            slots.release()
+        on_stored()
+        if metrics is not None:
+            metrics.record_otlp(outcome.accepted, outcome.duplicates, outcome.rejected, outcome.dropped)
+        request.state.counts = {
+            "accepted": outcome.accepted,
+            "duplicates": outcome.duplicates,
+            "rejected": outcome.rejected,
+            "removed": outcome.dropped,
+        }
+        return Response(outcome.body, status_code=200, media_type=media)

@@ -1,0 +1,289 @@
+"""/v1/traces over real HTTP with hand-written OTLP/JSON and protobuf: split and out-of-order traces,
+replays, partial success, auth, and every kind of bad request (4xx, never 5xx). SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import time
+import zlib
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from google.protobuf import json_format
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from agenttracer.model import MAX_BATCH_BYTES
+from agenttracer.server import ingest
+from agenttracer.server.settings import Settings
+from agenttracer.store.keys import create_key
+from agenttracer.store.schema.engine import make_engine
+from tests.server.otlp_support import assert_no_canary, run_detail, runs, server_log, stored_text
+from tests.support.servers import serve_app
+
+CANARY = "qqsecretcanary"
+TRACE = "5b8efff798038103d269b633813fc60c"
+RUN_ID = "5b8efff7-9803-8103-d269-b633813fc60c"
+T0 = (int(time.time()) - 60) * 1_000_000_000
+MS = 1_000_000
+
+
+def attr(key: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"key": key, "value": {"boolValue": value}}
+    if isinstance(value, int):
+        return {"key": key, "value": {"intValue": str(value)}}  # OTLP/JSON: 64-bit ints as strings
+    if isinstance(value, list):
+        return {"key": key, "value": {"arrayValue": {"values": [{"stringValue": v} for v in value]}}}
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def span(span_id: str, name: str, start_ms: int, end_ms: int, parent: str = "", error: bool = False,
+         trace: str = TRACE, **attrs: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "traceId": trace,
+        "spanId": span_id,
+        "name": name,
+        "kind": 1,
+        "startTimeUnixNano": str(T0 + start_ms * MS),
+        "endTimeUnixNano": str(T0 + end_ms * MS),
+        "attributes": [attr(k.replace("__", "."), v) for k, v in attrs.items()],
+        "status": {"code": 2, "message": f"{CANARY} status message"} if error else {"code": 1},
+    }
+    if parent:
+        out["parentSpanId"] = parent
+    if error:
+        out["events"] = [
+            {
+                "name": "exception",
+                "timeUnixNano": str(T0 + end_ms * MS),
+                "attributes": [
+                    attr("exception.type", "httpx.ReadTimeout"),
+                    attr("exception.message", f"{CANARY} exception message"),
+                    attr("exception.stacktrace", f"Traceback {CANARY}"),
+                ],
+            }
+        ]
+    return out
+
+
+def request(*spans: dict[str, Any]) -> dict[str, Any]:
+    resource = {
+        "attributes": [
+            attr("service.name", "json-agent"),
+            attr("service.version", "9.9.9"),
+            attr("deployment.environment.name", "qa"),
+            attr("host.name", f"{CANARY}-host"),
+        ]
+    }
+    scope_spans = [{"scope": {"name": "hand"}, "spans": list(spans)}]
+    return {"resourceSpans": [{"resource": resource, "scopeSpans": scope_spans}]}
+
+
+def post_json(url: str, doc: dict[str, Any], **headers: str) -> httpx.Response:
+    return httpx.post(f"{url}/v1/traces", json=doc, headers=headers, timeout=30)
+
+
+# Root agent span a; under it: llm b, tool c (fails), tool d (retry of c, ok), chain e with retriever f.
+ROOT = span("a000000000000001", "invoke_agent planner", 0, 100, gen_ai__operation__name="invoke_agent",
+            gen_ai__agent__name="planner", gen_ai__agent__version="3.0", gen_ai__input__messages=f"{CANARY} hi",
+            gen_ai__aggregated_usage__input_tokens=40)
+LLM = span("b000000000000002", "chat gpt-4o", 1, 10, parent="a000000000000001", gen_ai__operation__name="chat",
+           gen_ai__request__model="gpt-4o", gen_ai__usage__input_tokens=40, gen_ai__usage__output_tokens=7,
+           gen_ai__response__finish_reasons=["tool_calls"], gen_ai__output__messages=f"{CANARY} out")
+TOOL_FAIL = span("c000000000000003", "execute_tool search", 11, 20, parent="a000000000000001", error=True,
+                 gen_ai__operation__name="execute_tool", gen_ai__tool__name="search",
+                 gen_ai__tool__call__arguments=f'{{"q": "{CANARY}"}}')
+TOOL_OK = span("d000000000000004", "execute_tool search", 21, 30, parent="a000000000000001",
+               gen_ai__operation__name="execute_tool", gen_ai__tool__name="search",
+               gen_ai__tool__call__result=f"{CANARY} result")
+CHAIN = span("e000000000000005", "RunnableSequence", 31, 60, parent="a000000000000001",
+             openinference__span__kind="CHAIN", input__value=f"{CANARY} input")
+RETRIEVER = span("f000000000000006", "VectorStoreRetriever", 32, 50, parent="e000000000000005",
+                 openinference__span__kind="RETRIEVER", retrieval__documents=f"{CANARY} doc")
+
+
+def test_a_trace_split_out_of_order_and_replayed_settles_once(
+    live_ingest: str, live_query: str, db_url: str
+) -> None:
+    with server_log() as log:
+        # The innermost spans first (BatchSpanProcessor exports at span end), the root last.
+        first = post_json(live_ingest, request(RETRIEVER, TOOL_FAIL))
+        assert first.status_code == 200 and first.headers["content-type"] == "application/json"
+        partial = first.json().get("partialSuccess", {})
+        assert int(partial.get("rejectedSpans", 0)) == 0 and "dropped" in partial["errorMessage"]
+        assert CANARY not in first.text
+
+        (running,) = runs(live_query, agent_id="json-agent")
+        assert running["run_id"] == RUN_ID and running["status"] == "running"
+        assert running["started_at"].startswith(time.strftime("%Y-%m-%dT", time.gmtime(T0 / 1e9)))
+
+        assert post_json(live_ingest, request(CHAIN, LLM, TOOL_OK)).status_code == 200
+        detail = run_detail(live_query, RUN_ID)
+        assert detail["run"]["status"] == "running"
+        assert [s["name"] for s in detail["steps"]] == [
+            "chat gpt-4o", "search", "search", "RunnableSequence", "VectorStoreRetriever"
+        ]
+        assert post_json(live_ingest, request(ROOT)).status_code == 200
+        # Replays of any part change nothing.
+        for doc in (request(ROOT, LLM), request(RETRIEVER, TOOL_FAIL, CHAIN, TOOL_OK)):
+            assert post_json(live_ingest, doc).status_code == 200
+
+    detail = run_detail(live_query, RUN_ID)
+    run = detail["run"]
+    assert (run["agent_id"], run["agent_version"], run["environment"]) == ("planner", "3.0", "qa")
+    assert run["status"] == "success"  # the failed tool call was retried successfully
+    assert (run["step_count"], run["error_step_count"], run["retry_count"]) == (5, 1, 1)
+    assert run["duration_ms"] == pytest.approx(100.0)
+    shape = [(s["seq"], s["step_type"], s["name"], s["status"], s["attempt"], s["retry_of_seq"], s["parent_seq"])
+             for s in detail["steps"]]
+    assert shape == [
+        (1, "llm", "chat gpt-4o", "ok", 1, None, None),
+        (2, "tool", "search", "error", 1, None, None),
+        (3, "tool", "search", "ok", 2, 2, None),
+        (4, "other", "RunnableSequence", "ok", 1, None, None),
+        (5, "retrieval", "VectorStoreRetriever", "ok", 1, None, 4),
+    ]
+    failed = detail["steps"][1]
+    assert (failed["error_class"], failed["failure_code"]) == ("httpx.ReadTimeout", "timeout")
+    assert detail["steps"][0]["meta"] == {
+        "operation": "chat", "model": "gpt-4o", "tokens_in": 40, "tokens_out": 7, "finish_reasons": "tool_calls"
+    }
+    assert run["meta"]["tokens_in"] == 40 and run["meta"]["service"] == "json-agent"
+    # Dropped by key: each content attribute, the exception message and stack, the host name.
+    assert detail["steps"][0]["meta_removed"] == 1 and detail["steps"][1]["meta_removed"] == 3
+    assert run["meta_removed"] == 1 + 1 + (1 + 3 + 1 + 1 + 1)  # root + resource + the five steps
+
+    stored = stored_text(db_url)
+    assert "VectorStoreRetriever" in stored
+    assert_no_canary(CANARY, stored, log.getvalue())
+
+    metrics = httpx.get(f"{live_ingest}/metrics").text
+    assert 'agenttracer_otlp_spans_total{outcome="accepted"} 6.0' in metrics
+    assert 'agenttracer_otlp_spans_total{outcome="duplicate"} 6.0' in metrics
+    assert CANARY not in metrics
+
+
+def test_a_failing_root_and_an_unrecovered_step(live_ingest: str, live_query: str) -> None:
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    root = span("1000000000000001", "invoke_agent x", 0, 50, error=True, trace=trace,
+                gen_ai__operation__name="invoke_agent", error__type="rate_limited")
+    tool = span("1000000000000002", "execute_tool pay", 1, 20, parent="1000000000000001", error=True,
+                trace=trace, gen_ai__operation__name="execute_tool", gen_ai__tool__name="pay")
+    llm = span("1000000000000003", "chat m", 21, 40, parent="1000000000000001", trace=trace,
+               gen_ai__operation__name="chat")
+    assert post_json(live_ingest, request(tool, llm, root)).status_code == 200
+    detail = run_detail(live_query, "0af76519-16cd-43dd-8448-eb211c80319c")
+    assert detail["run"]["status"] == "failure"
+    assert detail["run"]["agent_id"] == "json-agent"  # no agent name on the root: the service
+    failure = detail["failure"]
+    assert (failure["failure_type"], failure["failure_code"], failure["step_seq"]) == ("tool", "timeout", 1)
+
+    # A root that fails with no failing step: an orchestration failure with the root's error.type.
+    trace = "0af7651916cd43dd8448eb211c80319d"
+    root = span("2000000000000001", "invoke_agent y", 0, 50, error=True, trace=trace,
+                gen_ai__operation__name="invoke_agent", error__type="rate_limited")
+    assert post_json(live_ingest, request(root)).status_code == 200
+    detail = run_detail(live_query, "0af76519-16cd-43dd-8448-eb211c80319d")
+    assert (detail["failure"]["failure_type"], detail["failure"]["failure_code"]) == ("orchestration", "rate_limited")
+    assert detail["steps"] == []
+
+
+def test_protobuf_gzip_and_deflate_answer_in_protobuf(live_ingest: str, live_query: str) -> None:
+    trace = "1bf7651916cd43dd8448eb211c80319c"
+    message = json_format.ParseDict(_b64(request(span("3000000000000001", "chat m", 0, 5, trace=trace,
+                                                      gen_ai__operation__name="chat"))), ExportTraceServiceRequest())
+    body = message.SerializeToString()
+    for encoding, data in (("gzip", gzip.compress(body)), ("deflate", zlib.compress(body)),
+                           ("deflate", zlib.compress(body)[2:-4])):
+        response = httpx.post(f"{live_ingest}/v1/traces", content=data,
+                              headers={"content-type": "application/x-protobuf", "content-encoding": encoding})
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/x-protobuf"
+        parsed = ExportTraceServiceResponse.FromString(response.content)
+        assert parsed.partial_success.rejected_spans == 0
+    # A root that is itself a typed operation is the run's extent and its one step.
+    detail = run_detail(live_query, "1bf76519-16cd-43dd-8448-eb211c80319c")
+    assert detail["run"]["status"] == "success" and [s["step_type"] for s in detail["steps"]] == ["llm"]
+
+
+def _b64(doc: dict[str, Any]) -> dict[str, Any]:
+    import base64
+
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for sp in ss["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in sp:
+                        sp[key] = base64.b64encode(bytes.fromhex(sp[key])).decode()
+    return doc
+
+
+def test_bad_spans_are_refused_alone(live_ingest: str, live_query: str) -> None:
+    trace = "2cf7651916cd43dd8448eb211c80319c"
+    good = span("4000000000000001", "chat ok", 0, 5, trace=trace, gen_ai__operation__name="chat")
+    bad_ids = [
+        span("4000000000000002", "x", 0, 5, trace="zz" * 16),
+        span("4000000000000003", "x", 0, 5, trace="00" * 16),
+        span("nothex", "x", 0, 5, trace=trace),
+        span("4000000000000004", "x", 0, 5, trace=trace, parent="0000000000000000"),
+        span("4000000000000005", "x", 9, 5, trace=trace),  # ends before it starts
+        {**span("4000000000000006", "x", 0, 5, trace=trace), "endTimeUnixNano": str(T0 + 10**18)},
+    ]
+    response = post_json(live_ingest, request(good, *bad_ids))
+    assert response.status_code == 200
+    partial = response.json()["partialSuccess"]
+    assert int(partial["rejectedSpans"]) == len(bad_ids)
+    assert "spans[1].traceId" in partial["errorMessage"] and "and 3 more" in partial["errorMessage"]
+    detail = run_detail(live_query, "2cf76519-16cd-43dd-8448-eb211c80319c")
+    assert [s["name"] for s in detail["steps"]] == ["chat ok"]
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status"),
+    [
+        (b"\xff\xfe garbage \x00\x01", {"content-type": "application/x-protobuf"}, 400),
+        (b"\x0a\xff\xff\xff\xff\x0f", {"content-type": "application/x-protobuf"}, 400),
+        (b'{"resourceSpans": [', {"content-type": "application/json"}, 400),
+        (b'[1, 2]', {"content-type": "application/json"}, 400),
+        (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]}',
+         {"content-type": "application/json"}, 400),
+        (b'{"resourceSpans": "no"}', {"content-type": "application/json"}, 400),
+        (b"", {"content-type": "application/json"}, 400),
+        (b"{}", {"content-type": "text/plain"}, 415),
+        (b"{}", {"content-type": "application/json", "content-encoding": "br"}, 415),
+        (b"not gzip", {"content-type": "application/json", "content-encoding": "gzip"}, 400),
+        (b"not deflate", {"content-type": "application/json", "content-encoding": "deflate"}, 400),
+        (gzip.compress(b"\0" * (MAX_BATCH_BYTES + 10)), {"content-type": "application/x-protobuf",
+                                                         "content-encoding": "gzip"}, 413),
+        (zlib.compress(b" " * (MAX_BATCH_BYTES + 10)), {"content-type": "application/json",
+                                                        "content-encoding": "deflate"}, 413),
+        (os.urandom(16) * (MAX_BATCH_BYTES // 16 + 1), {"content-type": "application/x-protobuf"}, 413),
+    ],
+)
+def test_bad_requests_get_4xx(live_ingest: str, content: bytes, headers: dict[str, str], status: int) -> None:
+    response = httpx.post(f"{live_ingest}/v1/traces", content=content, headers=headers, timeout=30)
+    assert response.status_code == status
+    if headers["content-type"] == "application/x-protobuf":
+        assert status_pb2.Status.FromString(response.content).message
+    else:
+        assert response.json()["field"] and response.json()["rule"]
+
+
+def test_empty_request_and_auth(live_settings: Settings, db_url: str) -> None:
+    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
+    _, key = create_key(engine, "ingest")
+    _, read_key = create_key(engine, "read")
+    engine.dispose()
+    with serve_app(ingest.create_app(live_settings)) as url:
+        assert post_json(url, {}).status_code == 401
+        assert post_json(url, {}, authorization=f"Bearer {read_key}").status_code == 403
+        ok = post_json(url, {}, authorization=f"Bearer {key}")
+        assert ok.status_code == 200 and ok.json() == {}
+        assert post_json(url, {"resourceSpans": []}, **{"x-api-key": key}).status_code == 200

@@ -1,0 +1,118 @@
+"""Mapping one OTLP span (pure): step types, names, failure codes, the metadata cap, what is counted."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from agenttracer.privacy.otel import SPAN_ATTRIBUTES, Kind
+from agenttracer.server.ingest.otlp_map import map_request
+from agenttracer.store.write.otlp_assemble import SpanRecord
+
+NOW = datetime.now(timezone.utc)
+T = time.time_ns() - 10**9
+
+
+def kv(key: str, value: Any) -> KeyValue:
+    if isinstance(value, bool):
+        return KeyValue(key=key, value=AnyValue(bool_value=value))
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    if isinstance(value, float):
+        return KeyValue(key=key, value=AnyValue(double_value=value))
+    return KeyValue(key=key, value=AnyValue(string_value=value))
+
+
+def one(attrs: dict[str, Any], name: str = "op", parent: bytes = b"\x09" * 8, error: bool = False,
+        events: list[tuple[str, dict[str, Any]]] = ()) -> SpanRecord:  # type: ignore[assignment]
+    span = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, parent_span_id=parent, name=name,
+                start_time_unix_nano=T, end_time_unix_nano=T + 5_000_000,
+                status=Status(code=Status.STATUS_CODE_ERROR if error else Status.STATUS_CODE_OK, message="secret"))
+    span.attributes.extend(kv(k, v) for k, v in attrs.items())
+    for event_name, event_attrs in events:
+        span.events.add(name=event_name).attributes.extend(kv(k, v) for k, v in event_attrs.items())
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.append(span)
+    mapped = map_request(request, NOW)
+    assert not mapped.rejected
+    (record,) = mapped.spans
+    return record
+
+
+@pytest.mark.parametrize(
+    ("attrs", "parent", "step_type"),
+    [
+        ({"gen_ai.operation.name": "chat"}, b"\x09" * 8, "llm"),
+        ({"gen_ai.operation.name": "generate_content"}, b"\x09" * 8, "llm"),
+        ({"gen_ai.operation.name": "execute_tool"}, b"\x09" * 8, "tool"),
+        ({"gen_ai.operation.name": "embeddings"}, b"\x09" * 8, "retrieval"),
+        ({"gen_ai.operation.name": "invoke_agent"}, b"", None),
+        ({"gen_ai.operation.name": "invoke_agent"}, b"\x09" * 8, "other"),
+        ({"gen_ai.operation.name": "something_new"}, b"\x09" * 8, "other"),
+        ({"openinference.span.kind": "RETRIEVER"}, b"\x09" * 8, "retrieval"),
+        ({"openinference.span.kind": "reranker"}, b"\x09" * 8, "retrieval"),
+        ({"openinference.span.kind": "CHAIN"}, b"", None),
+        ({"openinference.span.kind": "LLM"}, b"", "llm"),  # a lone LLM call: the run and its one step
+        ({"openinference.span.kind": "GUARDRAIL"}, b"\x09" * 8, "other"),
+        ({}, b"", None),
+        ({}, b"\x09" * 8, "other"),
+    ],
+)
+def test_step_types(attrs: dict[str, Any], parent: bytes, step_type: str | None) -> None:
+    assert one(attrs, parent=parent).step_type == step_type
+
+
+def test_names_come_from_the_tool_or_the_span_through_the_name_check() -> None:
+    assert one({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"}, name="x").name == "search"
+    assert one({"gen_ai.operation.name": "chat"}, name="chat gpt-4o").name == "chat gpt-4o"
+    prose = "Please tell me where my order went, I have been waiting for two weeks now"
+    assert one({"gen_ai.operation.name": "chat"}, name=prose).name == "[redacted]"
+    assert one({}, name="mail jane.doe@example.com").name == "[redacted]"
+
+
+@pytest.mark.parametrize(
+    ("attrs", "events", "code"),
+    [
+        ({"error.type": "rate_limited"}, [], "rate_limited"),
+        ({"error.type": "503"}, [], "http_error"),
+        ({"error.type": "openai.APITimeoutError"}, [], "unhandled_exception"),
+        ({"error.type": "httpx.ConnectTimeout"}, [], "timeout"),
+        ({}, [("exception", {"exception.type": "TimeoutError", "exception.message": "x"})], "timeout"),
+        ({"pydantic_ai.tool.retry.cause": "validation_error"}, [], "schema_invalid"),
+        ({}, [], "unhandled_exception"),
+    ],
+)
+def test_failure_codes(attrs: dict[str, Any], events: list[tuple[str, dict[str, Any]]], code: str) -> None:
+    record = one(attrs, error=True, events=events)
+    assert record.error and record.failure_code == code
+
+
+def test_a_retry_marker_makes_an_error_step_and_an_explicit_attempt() -> None:
+    record = one({"pydantic_ai.tool.retry.cause": "model_retry", "pydantic_ai.tool.retry.attempt": 2})
+    assert (record.error, record.failure_code, record.explicit_attempt) == (True, "invalid_output", 2)
+    tags = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, start_time_unix_nano=T, end_time_unix_nano=T + 1)
+    tags.attributes.append(KeyValue(key="tag.tags", value=AnyValue(array_value={"values": [
+        AnyValue(string_value="seq:step:1"), AnyValue(string_value="retry:attempt:3")]})))
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.append(tags)
+    (record,) = map_request(request, NOW).spans
+    assert record.explicit_attempt == 3 and record.dropped == 1 and record.meta == {}
+
+
+def test_metadata_is_capped_and_everything_dropped_is_counted() -> None:
+    attrs: dict[str, Any] = {}
+    for key, entry in SPAN_ATTRIBUTES.items():
+        attrs[key] = {Kind.LABEL: "v", Kind.LABELS: "v", Kind.BOOL: True}.get(entry.kind, 1)
+    record = one({**attrs, "gen_ai.input.messages": "hello", "input.value": "x"},
+                 events=[("gen_ai.choice", {"x": 1}), ("exception", {"exception.type": "E", "exception.message": "m"})])
+    assert len(record.meta) == 32
+    # Every attribute not stored (second spellings, past the cap, content), the choice event, the
+    # exception message; never the exception type, which is kept.
+    assert record.dropped == (len(attrs) + 2 - 32) + 1 + 1
+    assert record.error_class == "E"
