@@ -19,7 +19,7 @@ import yaml
 
 from agenttracer.server.ingest.metrics import IngestMetrics
 from agenttracer.server.metrics import QueryMetrics
-from agenttracer.store.rollup.refresh import RollupWorker
+from agenttracer.store.rollup.live import RollupWorker
 from agenttracer.store.write.retention import RetentionWorker
 from tests.support.db import missing
 from tests.support.servers import free_port

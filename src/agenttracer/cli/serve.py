@@ -177,9 +177,10 @@ def _run(services: list[Any], settings: Any) -> None:
     # The process that serves ingest also keeps the rollups current (never the read-only Query API).
     rollup = None
     if any(svc.name == "ingest" for svc in services):
-        from agenttracer.store.rollup.refresh import start_rollup
+        from agenttracer.store.rollup.live import start_rollup
 
-        rollup = start_rollup(_engine(settings), settings.rollup_interval_seconds, settings.rollup_settle_seconds)
+        rollup = start_rollup(_engine(settings), settings.rollup_interval_seconds, settings.rollup_settle_seconds,
+                              settings.rollup_live_interval_seconds)
     for svc in services:  # the ingest app's /metrics reports this process's background workers
         metrics = getattr(svc.app.state, "metrics", None) if svc.name == "ingest" else None
         if metrics is not None:

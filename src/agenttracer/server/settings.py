@@ -60,6 +60,9 @@ class Settings:
     # how long after an hour ends before it is first rolled up (late steps of runs still in flight).
     rollup_interval_seconds: int = 60
     rollup_settle_seconds: int = 120
+    # Seconds between passes of the live refresher (the newest, not yet rolled-up hour kept in 10-second
+    # and minute rows, store/rollup/live.py); 0 turns it off.
+    rollup_live_interval_seconds: int = 2
     # The key that seals the Query API's pagination cursors (HMAC-SHA256). Empty: a random key per
     # process, so cursors last as long as the process. Give every query process behind one load
     # balancer the same value. A secret: never logged, never shown.

@@ -253,7 +253,13 @@ def run_shapes_select(conn: sa.Connection, steps_src: sa.Subquery) -> sa.Select[
 
 
 def time_bucket(conn: sa.Connection, column: sa.ColumnElement[Any], unit: str) -> sa.ColumnElement[Any]:
-    """An expression truncating a UTC timestamp column to the start of its hour or day."""
+    """An expression truncating a UTC timestamp column to the start of its hour or day (or its 10 seconds)."""
+    if unit == "10s":
+        if is_postgres(conn):
+            return sa.func.date_bin(sa.text("interval '10 seconds'"), column,
+                                    sa.text("timestamptz '2000-01-01 00:00:00+00'"))
+        # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff' text: keep the minute, floor the seconds to a multiple of 10.
+        return sa.func.substr(column, 1, 18, type_=sa.String()) + "0"
     if unit not in ("hour", "day"):
         raise ValueError(f"unknown bucket unit {unit!r}")
     if is_postgres(conn):

@@ -100,8 +100,12 @@ def collect(
 _CHECKED = ("runs", "running", "success", "failure", "partial", "steps", "retry_steps", "runs_with_retries")
 
 
-def _bucket_key(hour: datetime | None, unit: str) -> datetime | None:
-    return hour if hour is None or unit == "hour" else hour.replace(hour=0)
+def _bucket_key(start: datetime | None, unit: str) -> datetime | None:
+    """The timeline bucket of a rollup bucket (an hour or day; the live region's are minutes and 10 s)."""
+    if start is None:
+        return None
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    return hour if unit == "hour" else hour.replace(hour=0)
 
 
 def _gather(conn: sa.Connection, filters: RunFilters, window: Window, unit: str) -> RollupStats | None:

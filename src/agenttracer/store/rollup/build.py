@@ -32,6 +32,11 @@ from agenttracer.store.read.sql import as_utc, count_if, is_postgres
 from agenttracer.store.rollup.histogram import BOUNDS, Histogram, bucket_of
 from agenttracer.store.schema.tables import rollup_failures, rollup_runs, rollup_steps, runs, steps
 
+# Bucket grains: hourly and daily rows (store/rollup/refresh.py) and, for the live region between
+# rolled_until and now, minute and 10-second rows (store/rollup/live.py).
+TEN_S_GRAIN, MINUTE_GRAIN = "10s", "min"
+FINE_GRAINS = (TEN_S_GRAIN, MINUTE_GRAIN)
+
 AGENT, VERSION, ENVIRONMENT = 1, 2, 4
 FULL = AGENT | VERSION | ENVIRONMENT
 # Cheapest first: level_for returns the first one that keeps every filtered column.

@@ -4,8 +4,9 @@ Bookkeeping (tables in ``store/schema/tables.py``):
 
 * ``rollup_state.rolled_until`` — every hour before it has been rolled up, *unless* it has a
   ``rollup_dirty`` row. Hours from it on (the live hour, plus the settle delay) are never rolled up.
-* ``rollup_dirty`` — the writer appends one row per touched hour in the same transaction as the data
-  (``mark_runs_dirty``): the hour of every run the batch changed, both the old and the new hour when a
+* ``rollup_dirty`` — the writer appends one row per touched 10-second bucket in the same transaction as
+  the data (``mark_runs_dirty``; an hour is dirty when any of its buckets is): the bucket of every run the
+  batch changed, both the old and the new hour when a
   placeholder's start moves earlier. Retention does the same for the runs it deletes. Appending
   instead of bumping a per-hour counter means concurrent batches never wait on each other's row lock.
   (``store/rollup/marks.py``.)
@@ -20,7 +21,8 @@ refresh. Only one refresher works on a database at a time (a PostgreSQL advisory
 single writer), so ingest processes scaled out can all run one.
 
 Daily rows are the sums of a day's hourly rows, rewritten whenever one of its hours is, once the
-whole day lies before ``rolled_until``; a reader uses them only for days with no dirty hour.
+whole day lies before ``rolled_until``; a reader uses them only for days with no dirty hour. Rolling an
+hour up also deletes the live refresher's minute and 10-second rows of it (``store/rollup/live.py``).
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from agenttracer.store.periodic import PeriodicWorker
 from agenttracer.store.rollup.build import (
+    FINE_GRAINS,
     LEVELS,
     Aggregates,
     RunAgg,
@@ -137,6 +139,7 @@ def refresh(
                 for table in (*_TABLES, rollup_dirty):
                     conn.execute(table.delete())
                 conn.execute(sa.update(rollup_state).where(rollup_state.c.id == 1).values(rolled_until=None))
+                conn.execute(rollup_state.delete().where(rollup_state.c.id != 1))  # the live watermarks
         with conn.begin():
             rolled = read_state(conn)
             stale = dirty_hours(conn, until=rolled) if rolled is not None else []
@@ -147,10 +150,11 @@ def refresh(
                 rolled = read_state(conn)
                 _roll_hour(conn, hour)
                 if rolled is not None and floor_day(hour) + DAY <= rolled:
-                    days += _merge_days(conn, [floor_day(hour)])
+                    days += merge_buckets(conn, "day", [floor_day(hour)], DAY, "hour")
                 if before_clear is not None:
                     before_clear(hour)
-                conn.execute(rollup_dirty.delete().where(rollup_dirty.c.hour == hour))
+                marks = rollup_dirty.c.hour
+                conn.execute(rollup_dirty.delete().where(marks >= hour, marks < hour + HOUR))
             hours += 1
             if progress is not None:
                 progress(hour)
@@ -197,6 +201,9 @@ def _advance(
     if rolled is not None:
         clear.append(rollup_dirty.c.hour >= rolled)
     conn.execute(rollup_dirty.delete().where(*clear))
+    # The live refresher's finer rows of these hours (store/rollup/live.py) are superseded by the hour's.
+    for table in _TABLES:
+        conn.execute(table.delete().where(table.c.grain.in_(FINE_GRAINS), table.c.bucket_start < new_until))
     conn.execute(sa.update(rollup_state).where(rollup_state.c.id == 1).values(rolled_until=new_until))
     # Days that this step completes and that have hourly rows: only the day rolled_until was in (its
     # earlier hours) and the day of the hour just rolled; skipped days are empty.
@@ -204,7 +211,7 @@ def _advance(
     if first is not None:
         candidates.add(floor_day(first))
     completed = sorted(d for d in candidates if d + DAY <= new_until and (rolled is None or d + DAY > rolled))
-    merged = _merge_days(conn, completed)
+    merged = merge_buckets(conn, "day", completed, DAY, "hour")
     return rolled_hours, merged, new_until
 
 
@@ -290,21 +297,23 @@ def _insert_rows(conn: sa.Connection, table: sa.Table, rows: list[tuple[Any, ...
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join(marks)})", params)
 
 
-def _hours_of_day(table: sa.Table, day: datetime) -> list[sa.ColumnElement[bool]]:
-    # The full-identity level of the day's hours: summing it and projecting again gives every level,
-    # cheaper than reading all six levels of 24 hours.
-    return [table.c.grain == "hour", table.c.level == max(LEVELS), table.c.bucket_start >= day,
-            table.c.bucket_start < day + DAY]
+def _parts(table: sa.Table, grain: str, start: datetime, length: timedelta) -> list[sa.ColumnElement[bool]]:
+    # The full-identity level of the bucket's parts: summing it and projecting again gives every level,
+    # cheaper than reading all six levels of every part.
+    return [table.c.grain == grain, table.c.level == max(LEVELS), table.c.bucket_start >= start,
+            table.c.bucket_start < start + length]
 
 
-def _merge_days(conn: sa.Connection, days: list[datetime]) -> int:
-    """Rewrite the daily rows of ``days`` as the sums of their hourly rows; return how many days."""
+def merge_buckets(conn: sa.Connection, grain: str, starts: list[datetime], length: timedelta, parts: str) -> int:
+    """Rewrite the ``grain`` rows of the buckets at ``starts`` (each ``length`` long) as the sums of their rows of
+    the finer grain ``parts`` (days from hours, minutes from 10 s); return how many buckets."""
     r, f, s = rollup_runs, rollup_failures, rollup_steps
-    for day in days:
-        _delete_bucket(conn, "day", day)
+    for day in starts:
+        _delete_bucket(conn, grain, day)
         detail = Aggregates()
         run_query = sa.select(r.c.agent_id, r.c.agent_version, r.c.environment, *[r.c[n] for n in RunAgg.COUNTERS],
-                              r.c.last_started_at, sa.cast(r.c.duration_hist, sa.Text)).where(*_hours_of_day(r, day))
+                              r.c.last_started_at, sa.cast(r.c.duration_hist, sa.Text))
+        run_query = run_query.where(*_parts(r, parts, day, length))
         for row in conn.execute(run_query):
             agg = RunAgg(*row[3:3 + len(RunAgg.COUNTERS)])
             agg.last_started_at = row[-2]
@@ -316,13 +325,13 @@ def _merge_days(conn: sa.Connection, days: list[datetime]) -> int:
             else:
                 found.add(agg)
         failure_query = sa.select(f.c.agent_id, f.c.agent_version, f.c.environment, f.c.failure_type,
-                                  f.c.failure_code, f.c.runs).where(*_hours_of_day(f, day))
+                                  f.c.failure_code, f.c.runs).where(*_parts(f, parts, day, length))
         for frow in conn.execute(failure_query):
             fkey = tuple(frow[:5])
             detail.failures[fkey] = detail.failures.get(fkey, 0) + int(frow[5])
         step_query = sa.select(s.c.agent_id, s.c.agent_version, s.c.environment, s.c.step_type, s.c.name,
                                *[s.c[n] for n in StepAgg.COUNTERS],
-                               sa.cast(s.c.latency_hist, sa.Text)).where(*_hours_of_day(s, day))
+                               sa.cast(s.c.latency_hist, sa.Text)).where(*_parts(s, parts, day, length))
         for srow in conn.execute(step_query):
             step = StepAgg(*srow[5:5 + len(StepAgg.COUNTERS)])
             step.hist.add_doc(orjson.loads(srow[-1]))
@@ -332,41 +341,5 @@ def _merge_days(conn: sa.Connection, days: list[datetime]) -> int:
                 detail.steps[skey] = step
             else:
                 found_step.add(step)
-        _write_levels(conn, "day", day, detail)
-    return len(days)
-
-
-class RollupWorker(PeriodicWorker[RefreshResult]):
-    """A daemon thread running a refresher pass every ``interval_s`` seconds (the ingest process's).
-
-    ``stop()`` interrupts the wait and the pass (after the hour in flight commits).
-    """
-
-    thread_name = "agenttracer-rollup"
-    log = log
-
-    def __init__(self, engine: sa.Engine, *, interval_s: float = DEFAULT_INTERVAL_S,
-                 settle: timedelta = DEFAULT_SETTLE, first_delay_s: float = 1.0) -> None:
-        super().__init__(interval_s=interval_s, first_delay_s=first_delay_s)
-        self.engine = engine
-        self.settle = settle
-        # Wall-clock time (time.time()) the refresher last ended a pass with nothing left to do, or
-        # another process's refresher held the lock; the server reports now minus this as its lag.
-        self.caught_up_at = time.time()
-
-    def _pass(self) -> RefreshResult:
-        result = refresh(self.engine, settle=self.settle, should_stop=self._stop.is_set)
-        if result.skipped or (result.dirty_left == 0 and not self._stop.is_set()):
-            self.caught_up_at = time.time()
-        if result.hours:
-            log.info("rollup: recomputed %d hours and %d days in %.1f s; rolled up until %s",
-                     result.hours, result.days, result.seconds,
-                     result.rolled_until.isoformat() if result.rolled_until else "-")
-        return result
-
-
-def start_rollup(engine: sa.Engine, interval_s: float, settle_s: float) -> RollupWorker | None:
-    """Start the background refresher unless ``interval_s`` is 0 (``settings.rollup_interval_seconds``)."""
-    if interval_s <= 0:
-        return None
-    return RollupWorker(engine, interval_s=interval_s, settle=timedelta(seconds=settle_s)).start()
+        _write_levels(conn, grain, day, detail)
+    return len(starts)

@@ -1,5 +1,9 @@
 """Which parts of a time window the rollups can answer, and which must be read from the raw tables.
 
+After rolled_until, the live region's minute and 10-second rows (``store/rollup/live.py``) answer the
+clean buckets up to ``live_until``; what is left raw is the dirty 10-second buckets (runs in flight) and
+the seconds since the last live pass.
+
 ``plan`` splits [start, end) into *clean* whole hours — before ``rollup_state.rolled_until`` and not
 marked dirty — to be read from the hourly rollup rows (or the daily ones, for whole clean days when the
 timeline is daily), and the raw rest: the partial hours at the window's edges, dirty hours, and the
@@ -21,7 +25,19 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from agenttracer.store.rollup.marks import dirty_hours, floor_hour, read_state
+from agenttracer.store.rollup.build import MINUTE_GRAIN, TEN_S_GRAIN
+from agenttracer.store.rollup.marks import (
+    MARK_SECONDS,
+    MINUTE,
+    TEN_S,
+    dirty_hours,
+    dirty_marks,
+    floor_hour,
+    floor_seconds,
+    merge_intervals,
+    read_live,
+    read_state,
+)
 from agenttracer.store.schema.tables import runs
 
 HOUR = timedelta(hours=1)
@@ -104,41 +120,45 @@ def plan(
     window from 1970 costs what one from the first run costs.
     """
     rolled = read_state(conn)
-    if rolled is None or start >= rolled:
+    if rolled is None:
         return None
     first_run = _data_start(conn)
     if first_run is None:
         return None
-    head = floor_hour(start)
-    # Before the first run's hour there is nothing: neither rollup rows nor raw runs to read.
-    lo = max(_ceil(start, head, HOUR), floor_hour(first_run))
-    hi = rolled if end is None else min(floor_hour(end), rolled)
-    if lo >= hi:
-        return None
-    dirty_list = dirty_hours(conn, lo - HOUR if lo - _MIN >= HOUR else lo, hi + HOUR)
-    dirty = set(dirty_list)
-    clean = _clean_intervals(lo, hi, dirty_list, HOUR)
-    if not clean:
-        return None
+    clean: list[Interval] = []
     complements: list[tuple[datetime, tuple[datetime, datetime]]] = []
-    if (edges and not open_start and head < start and head + HOUR == lo and head not in dirty
-            and start - head < lo - start):
-        complements.append((head, (head, start)))
-    if (edges and end is not None and hi < end < hi + HOUR and hi + HOUR <= rolled and hi not in dirty
-            and hi + HOUR - end < end - hi):
-        complements.append((hi, (end, hi + HOUR)))
+    if start < rolled:
+        head = floor_hour(start)
+        # Before the first run's hour there is nothing: neither rollup rows nor raw runs to read.
+        lo = max(_ceil(start, head, HOUR), floor_hour(first_run))
+        hi = rolled if end is None else min(floor_hour(end), rolled)
+        if lo < hi:
+            dirty_list = dirty_hours(conn, lo - HOUR if lo - _MIN >= HOUR else lo, hi + HOUR)
+            dirty = set(dirty_list)
+            clean = _clean_intervals(lo, hi, dirty_list, HOUR)
+        if clean and edges:
+            if (not open_start and head < start and head + HOUR == lo and head not in dirty
+                    and start - head < lo - start):
+                complements.append((head, (head, start)))
+            if (end is not None and hi < end < hi + HOUR and hi + HOUR <= rolled and hi not in dirty
+                    and hi + HOUR - end < end - hi):
+                complements.append((hi, (end, hi + HOUR)))
+    live = _live_spans(conn, start, end, rolled, first_run)
+    if not clean and not live:
+        return None
     spans: list[Span] = []
     hourly = clean
     if unit == "day":
         days, hourly = _split_days(clean)
         spans += [("day", a, b) for a, b in days]
     edge_hours = [(hour, hour + HOUR) for hour, _ in complements]
-    spans += [("hour", a, b) for a, b in _merge_intervals([*hourly, *edge_hours])]
+    spans += [("hour", a, b) for a, b in merge_intervals([*hourly, *edge_hours])]
+    spans += live
     # The raw parts: before the first clean hour, the gaps (dirty hours), after the last one; an edge
     # hour read whole covers its part of the window.
     raw: list[tuple[datetime | None, datetime | None]] = []
     cursor: datetime | None = None if open_start else start
-    for a, b in _merge_intervals([*clean, *edge_hours]):
+    for a, b in merge_intervals([*clean, *edge_hours, *((a, b) for _, a, b in live)]):
         if cursor is None or cursor < a:
             raw.append((cursor, a))
         cursor = b
@@ -147,13 +167,40 @@ def plan(
     return Window(spans, raw, complements)
 
 
-def _merge_intervals(intervals: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    """Sorted, with touching or overlapping intervals joined."""
-    out: list[tuple[datetime, datetime]] = []
-    for a, b in sorted(intervals):
-        if out and out[-1][1] >= a:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
+def _live_spans(conn: sa.Connection, start: datetime, end: datetime | None, rolled: datetime,
+                first_run: datetime) -> list[Span]:
+    """The window's clean part of the live region [rolled_until, live_until) (``store/rollup/live.py``):
+    whole clean minutes from minute rows, the other clean 10-second buckets from 10-second rows."""
+    live_until = read_live(conn)
+    if live_until is None or live_until <= rolled or start >= live_until:
+        return []
+    lo = max(rolled, _ceil(start, floor_seconds(start, MARK_SECONDS), TEN_S),
+             floor_seconds(first_run, MARK_SECONDS))
+    hi = live_until if end is None else min(live_until, floor_seconds(end, MARK_SECONDS))
+    if lo >= hi:
+        return []
+    marks = dirty_marks(conn, lo, hi)
+    clean_ten = _clean_intervals(lo, hi, marks, TEN_S)
+    first_minute, last_minute = _ceil(lo, floor_seconds(lo, 60), MINUTE), floor_seconds(hi, 60)
+    minutes: list[Interval] = []
+    if first_minute < last_minute:
+        dirty_minutes = sorted({floor_seconds(mark, 60) for mark in marks})
+        minutes = _clean_intervals(first_minute, last_minute, dirty_minutes, MINUTE)
+    return [*((MINUTE_GRAIN, a, b) for a, b in minutes),
+            *((TEN_S_GRAIN, a, b) for a, b in _subtract(clean_ten, minutes))]
+
+
+def _subtract(intervals: list[Interval], taken: list[Interval]) -> list[Interval]:
+    """Sorted disjoint ``intervals`` without the sorted disjoint ``taken`` ones."""
+    out: list[Interval] = []
+    for a, b in intervals:
+        for x, y in taken:
+            if y <= a or x >= b:
+                continue
+            if x > a:
+                out.append((a, x))
+            a = max(a, y)
+        if a < b:
             out.append((a, b))
     return out
 

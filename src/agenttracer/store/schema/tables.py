@@ -164,7 +164,7 @@ api_keys = sa.Table(
 # placeholder) has '' in all three. Histograms (store/rollup/histogram.py) are JSON arrays of integers that the
 # refresher computes from latencies: they never hold text from a request.
 
-ROLLUP_GRAIN_LEN = 4  # 'hour' | 'day'
+ROLLUP_GRAIN_LEN = 4  # 'hour' | 'day' | 'min' | '10s' (store/rollup.py)
 
 
 def _rollup_key() -> list[sa.Column[Any]]:
