@@ -143,6 +143,10 @@ def _write(conn: sa.Connection, by_run: dict[str, dict[str, SpanRecord]], now: d
         failure = _settle(state, root, every, fresh, now)
         if failure is not None:
             new_failures.append(failure)
+        elif run_id in rewrite and state.row["status"] == "failure":
+            # The stored failure stays; its link follows its step to the step's new seq.
+            renumbered = {old[0]: s.seq for s in stored if (old := before[s.span_id])[0] != s.seq}
+            _relink_failure(conn, run_id, renumbered)
 
     if rewrite:
         conn.execute(sa.delete(steps).where(steps.c.run_id.in_(rewrite)))
@@ -158,6 +162,12 @@ def _write(conn: sa.Connection, by_run: dict[str, dict[str, SpanRecord]], now: d
         conn.execute(stmt, new_failures)
     _update_runs(sql, conn, states, now)
     return accepted, duplicates, rejected
+
+
+def _relink_failure(conn: sa.Connection, run_id: str, renumbered: dict[int, int]) -> None:
+    linked = conn.execute(sa.select(failures.c.step_seq).where(failures.c.run_id == run_id)).scalar()
+    if linked is not None and linked in renumbered:
+        conn.execute(failures.update().where(failures.c.run_id == run_id).values(step_seq=renumbered[linked]))
 
 
 def _stored_span_ids(conn: sa.Connection, run_ids: list[str]) -> tuple[dict[str, set[str]], set[str]]:
