@@ -39,7 +39,7 @@ from agenttracer.server.ingest.otlp_decode import (
     response_media,
 )
 from agenttracer.server.ingest.otlp_map import map_request
-from agenttracer.store.write.otlp_write import write_spans
+from agenttracer.store.write.otlp_write import Written, write_spans
 
 log = logging.getLogger("agenttracer.ingest.otlp")
 
@@ -51,9 +51,8 @@ class TracesOutcome:
     """One export request's result: the encoded answer and the counts for metrics and the log line."""
 
     body: bytes
-    accepted: int
-    duplicates: int
-    rejected: int
+    written: Written
+    rejected: int  # refused by the mapping or the writer
     dropped: int
 
 
@@ -77,7 +76,7 @@ def process_traces(engine: sa.Engine, body: bytes, media: str) -> TracesOutcome:
             "privacy policy; see docs/otlp.md)"
         )
     encoded = encode_response(media, rejected, ". ".join(parts))
-    return TracesOutcome(encoded, written.accepted, written.duplicates, rejected, mapped.dropped)
+    return TracesOutcome(encoded, written, rejected, mapped.dropped)
 
 
 # What /docs (and the schemathesis run in tests/server) know of the OTLP messages: their outline. The
@@ -162,10 +161,10 @@ def add_traces_route(
             slots.release()
         on_stored()
         if metrics is not None:
-            metrics.record_otlp(outcome.accepted, outcome.duplicates, outcome.rejected, outcome.dropped)
+            metrics.record_otlp(outcome.written, outcome.rejected, outcome.dropped)
         request.state.counts = {
-            "accepted": outcome.accepted,
-            "duplicates": outcome.duplicates,
+            "accepted": outcome.written.accepted,
+            "duplicates": outcome.written.duplicates,
             "rejected": outcome.rejected,
             "removed": outcome.dropped,
         }

@@ -23,7 +23,7 @@ So, per touched run, under the run's lock:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +53,13 @@ class Written:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    # For the server's agent-level metrics (only stored values): each touched run's identity after the
+    # commit, the runs that settled now (run_id, status), the runs that failed now (run_id, failure
+    # type, code), and the steps stored now (run_id, step_type, latency_ms).
+    identities: dict[str, tuple[str | None, str | None, str | None]] = field(default_factory=dict)
+    settled: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
 
 def write_spans(engine: sa.Engine, spans: Sequence[SpanRecord], now: datetime) -> Written:
@@ -75,7 +82,8 @@ def write_spans(engine: sa.Engine, spans: Sequence[SpanRecord], now: datetime) -
     while True:
         try:
             with write_lock(engine), engine.begin() as conn:
-                accepted, duplicates, rejected = _write(conn, by_run, now)
+                report = Written()
+                accepted, duplicates, rejected = _write(conn, by_run, now, report)
             after_commit(engine)
             break
         except sa.exc.DBAPIError as exc:
@@ -86,10 +94,15 @@ def write_spans(engine: sa.Engine, spans: Sequence[SpanRecord], now: datetime) -
     written.accepted += accepted
     written.duplicates += duplicates
     written.rejected += rejected
+    written.identities, written.settled, written.failed, written.steps = (
+        report.identities, report.settled, report.failed, report.steps
+    )
     return written
 
 
-def _write(conn: sa.Connection, by_run: dict[str, dict[str, SpanRecord]], now: datetime) -> tuple[int, int, int]:
+def _write(
+    conn: sa.Connection, by_run: dict[str, dict[str, SpanRecord]], now: datetime, report: Written
+) -> tuple[int, int, int]:
     rows_for, sql = _driver_helpers(conn.dialect)
     run_ids = sorted(by_run)
     starts = [(run_id, min(s.started_at for s in by_run[run_id].values())) for run_id in run_ids]
@@ -140,7 +153,15 @@ def _write(conn: sa.Connection, by_run: dict[str, dict[str, SpanRecord]], now: d
             new_rows += [rows_for.row(_step_values(s)) for s in new_steps]
         if new_steps:
             state.new_steps = True
+        was = state.row["status"]
         failure = _settle(state, root, every, fresh, now)
+        row = state.row
+        report.identities[run_id] = (row["agent_id"], row["agent_version"], row["environment"])
+        report.steps += [{"run_id": run_id, "step_type": s.step_type, "latency_ms": s.latency_ms} for s in new_steps]
+        if root is not None:
+            report.settled.append((run_id, row["status"]))
+        if row["status"] == "failure" and was != "failure":
+            report.failed.append((run_id, row["failure_type"], row["failure_code"]))
         if failure is not None:
             new_failures.append(failure)
         elif run_id in rewrite and state.row["status"] == "failure":
