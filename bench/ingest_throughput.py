@@ -20,6 +20,13 @@ end to end into each database from one server process.
     .venv/bin/python bench/ingest_throughput.py                       # both databases, 3 repetitions
     .venv/bin/python bench/ingest_throughput.py --steps 50000 --repeat 1 --backend sqlite
     .venv/bin/python bench/ingest_throughput.py --profile /tmp/prof   # py-spy the server (1st repetition)
+    .venv/bin/python bench/ingest_throughput.py --metrics both --no-floor   # /metrics on vs off, side by side
+
+``--metrics on|off|both`` serves with ``AGENTTRACER_METRICS_ENABLED`` 1 (the default, as shipped), 0,
+or both ways in every repetition (their order alternating between repetitions), and compares the
+server CPU per step; while metrics are on, the bench scrapes ``/metrics`` every
+``--scrape-interval`` seconds (5 s: three times Prometheus's default rate), so the cost of
+rendering the series counts too. The bar: metrics on add <= 5 % server CPU per step.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -210,10 +218,45 @@ class EndToEnd:
     machine_busy: float  # share of all CPUs busy during the run, whoever used them
 
 
-def run_end_to_end(backend: str, url: str, w: Workload, rep: int, args: argparse.Namespace) -> EndToEnd:
+class _Scraper:
+    """GETs /metrics every ``interval`` seconds in a thread, as Prometheus would, until stopped."""
+
+    def __init__(self, url: str, interval: float) -> None:
+        self.url = url
+        self.interval = interval
+        self.scrapes = 0
+        self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import httpx
+
+        with httpx.Client(timeout=10.0) as client:
+            while not self._stop.wait(self.interval):
+                try:
+                    ok = client.get(self.url).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                self.scrapes += 1
+                self.failed += 0 if ok else 1
+
+    def __enter__(self) -> _Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+
+def run_end_to_end(
+    backend: str, url: str, w: Workload, rep: int, args: argparse.Namespace, metrics: bool = True
+) -> EndToEnd:
     migrate(url)
     port = free_port()
     env = server_env()
+    env["AGENTTRACER_METRICS_ENABLED"] = "1" if metrics else "0"
     if args.via_cli:
         cmd = [sys.executable, "-m", "agenttracer", "serve", "ingest", "--port", str(port)]
         env["AGENTTRACER_DATABASE_URL"] = url
@@ -245,20 +288,29 @@ def run_end_to_end(backend: str, url: str, w: Workload, rep: int, args: argparse
         if args.profile and rep == 0:
             profiler = py_spy_record(server.pid, Path(args.profile) / f"ingest_{backend}.txt")
             time.sleep(1.0)
+        scraper = _Scraper(f"http://127.0.0.1:{port}/metrics", args.scrape_interval) if metrics else None
         cpu0 = _proc_cpu_seconds(server.pid)
         db0 = _db_backend_cpu(url)
         machine0 = _machine_jiffies()
         t0 = time.perf_counter()
+        if scraper is not None:
+            scraper.__enter__()
         go.set()
         statuses: dict[int, int] = {}
         latencies: list[float] = []
         t_end = t0
-        for _ in procs:
-            st, lat, finished = out.get(timeout=CLIENT_DEADLINE_S + 60)
-            for code, n in st.items():
-                statuses[code] = statuses.get(code, 0) + n
-            latencies.extend(lat)
-            t_end = max(t_end, finished)
+        try:
+            for _ in procs:
+                st, lat, finished = out.get(timeout=CLIENT_DEADLINE_S + 60)
+                for code, n in st.items():
+                    statuses[code] = statuses.get(code, 0) + n
+                latencies.extend(lat)
+                t_end = max(t_end, finished)
+        finally:
+            if scraper is not None:
+                scraper.__exit__()
+                if scraper.failed:
+                    statuses[-2] = scraper.failed  # shown in the responses: a failed scrape is a problem
         wall = t_end - t0
         cpu = _proc_cpu_seconds(server.pid) - cpu0
         db_cpu = _db_backend_cpu(url) - db0
@@ -414,6 +466,21 @@ def record_e2e(figures: dict[str, list[float]], e2e: EndToEnd, backend: str, rep
         problems.append(f"{backend} rep {rep + 1}: stored {e2e.steps:,} of {e2e.expected_steps:,} steps sent")
 
 
+def metrics_cost_rows(results: dict[str, dict[str, list[float]]], backends: list[str]) -> list[list[str]]:
+    """Server CPU per step with metrics on over off, paired per repetition (the same data and order)."""
+    rows = []
+    for backend in backends:
+        on = results.get(f"{backend}, metrics on", {}).get("cpu_us", [])
+        off = results.get(f"{backend}, metrics off", {}).get("cpu_us", [])
+        if not on or not off:
+            continue
+        extra = summarize([100 * (a / b - 1) for a, b in zip(on, off, strict=False)])
+        rows.append([f"{backend}: server CPU per step, metrics on vs off (+%)", *summary_cells(extra, 1), "", ""])
+        rows.append([f"{backend}: bar metrics add <= 5 % CPU per step", "", f"{extra.median:+.1f} %", "", "",
+                     "MET" if extra.median <= 5.0 else "NOT MET"])
+    return rows
+
+
 # --- main -----------------------------------------------------------------------------------------
 
 
@@ -430,6 +497,9 @@ def main() -> int:
     parser.add_argument("--no-e2e", action="store_true", help="only the raw floors (no server)")
     parser.add_argument("--profile", help="directory for a py-spy profile of the server (first repetition)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--metrics", choices=("on", "off", "both"), default="on",
+                        help="serve with /metrics and its counters on (as shipped), off, or both side by side")
+    parser.add_argument("--scrape-interval", type=float, default=5.0, help="seconds between /metrics scrapes")
     args = parser.parse_args()
 
     backends = [b.strip() for b in args.backend.split(",") if b.strip()]
@@ -448,13 +518,14 @@ def main() -> int:
     for rep in range(args.repeat):
         for backend in backends:
             figures = results.setdefault(backend, {})
-            if args.no_e2e:
-                e2e = None
-            else:
-                with fresh_database(backend, args.pg_url) as url:
-                    e2e = run_end_to_end(backend, url, w, rep, args)
-            if e2e is not None:
-                record_e2e(figures, e2e, backend, rep, problems)
+            if not args.no_e2e:
+                # Side by side: both modes in every repetition, the order alternating between them.
+                modes = {"on": [True], "off": [False], "both": [False, True] if rep % 2 == 0 else [True, False]}
+                for metrics in modes[args.metrics]:
+                    label = backend if args.metrics != "both" else f"{backend}, metrics {'on' if metrics else 'off'}"
+                    with fresh_database(backend, args.pg_url) as url:
+                        e2e = run_end_to_end(backend, url, w, rep, args, metrics)
+                    record_e2e(results.setdefault(label, {}), e2e, label, rep, problems)
             if args.no_floor:
                 continue
             batches = floor_batches(w, rep)
@@ -500,6 +571,8 @@ def main() -> int:
             median = summarize(e2e_vals).median
             rows.append([f"{backend}: bar >= 20,000 steps/s", "", fmt(median, 0), "", "",
                          "MET" if median >= 20_000 else "NOT MET"])
+    if args.metrics == "both":
+        rows += metrics_cost_rows(results, backends)
     print_table("Ingest throughput (steps stored, counted in the database; min / median / max over repetitions)",
                 ["figure", "min", "median", "max", "e2e / floor", "bar"], rows)
     for p in problems:

@@ -21,7 +21,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The bench engineer's manual port range (TEAM.md): benchmarks never touch a colleague's ports.
-PORT_RANGE = range(18700, 18800)
+# AGENTTRACER_BENCH_PORTS=FIRST-LAST moves it (another engineer running a benchmark on their own range).
+_FIRST, _, _LAST = os.environ.get("AGENTTRACER_BENCH_PORTS", "18700-18799").partition("-")
+PORT_RANGE = range(int(_FIRST), int(_LAST) + 1)
 
 
 @dataclass(frozen=True)

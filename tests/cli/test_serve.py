@@ -3,6 +3,7 @@ shutdown on SIGTERM, loopback-only unless told otherwise, clear errors instead o
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -210,3 +211,35 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
         )
     assert result.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
+
+
+def test_serve_ingest_logs_json_and_reports_its_workers_on_metrics(
+    tmp_path: Path, spawn: list[subprocess.Popen[str]]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'at.db'}"
+    assert CliRunner().invoke(app, ["migrate", "--database-url", url]).exit_code == 0
+    env = {"AGENTTRACER_LOG_FORMAT": "json", "AGENTTRACER_RETENTION_DAYS": "30"}
+    port = free_port()
+    proc = _start(spawn, tmp_path, "serve", "ingest", "--port", str(port), "--database-url", url, env=env)
+    base = f"http://127.0.0.1:{port}"
+    assert _wait_healthy(f"{base}/health", proc).status_code == 200
+    resp = httpx.post(f"{base}/v1/ingest", json={"events": full_run()}, headers={"X-Request-ID": "cli-1"}, timeout=10)
+    assert resp.headers["x-request-id"] == "cli-1"
+    metrics = httpx.get(f"{base}/metrics", timeout=10).text
+    # The process's own rollup refresher and retention worker are reported.
+    assert "agenttracer_rollup_lag_seconds " in metrics
+    assert 'agenttracer_retention_rows_deleted_total{table="runs"}' in metrics
+    code, err = _stop(proc)
+    assert code == 0, err
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    requests = [line for line in lines if line["logger"] == "agenttracer.access"]
+    assert [(r["request_id"], r["route"], r["status"]) for r in requests] == [("cli-1", "/v1/ingest", 200)]
+    assert requests[0]["counts"]["accepted"] == 5
+
+
+def test_an_unknown_log_format_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'at.db'}"
+    result = CliRunner().invoke(app, ["serve", "ingest", "--database-url", url],
+                                env={**_env(), "AGENTTRACER_LOG_FORMAT": "xml"})
+    assert result.exit_code == 2
+    assert "AGENTTRACER_LOG_FORMAT" in result.output and "json" in result.output

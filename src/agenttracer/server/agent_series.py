@@ -35,6 +35,7 @@ OTHER = "other"
 UNKNOWN = "unknown"
 # Step latency buckets (seconds): from a fast tool call to a slow model call or retrieval.
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+STEP_BOUNDS_MS = tuple(bound * 1000.0 for bound in STEP_BUCKETS)
 RUNS = "agenttracer_runs_finished"
 FAILURES = "agenttracer_run_failures"
 STEPS = "agenttracer_step_latency_seconds"
@@ -163,6 +164,7 @@ def _cumulative(counts: list[int]) -> Iterator[int]:
         yield running
 
 
-def bucket_of(seconds: float) -> int:
-    """Index of the step bucket ``seconds`` falls in (``le`` semantics: a bound is inclusive)."""
-    return bisect_left(STEP_BUCKETS, seconds)
+def bucket_of(latency_ms: float) -> int:
+    """Index of the step bucket a latency in milliseconds (the unit events carry) falls in; ``le``
+    semantics: a bound is inclusive. The ingest path does the same per batch with ``STEP_BOUNDS_MS``."""
+    return bisect_left(STEP_BOUNDS_MS, latency_ms)
