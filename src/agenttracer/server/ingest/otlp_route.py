@@ -80,6 +80,25 @@ def process_traces(engine: sa.Engine, body: bytes, media: str) -> TracesOutcome:
     return TracesOutcome(encoded, written.accepted, written.duplicates, rejected, mapped.dropped)
 
 
+# What /docs (and the schemathesis run in tests/server) know of the OTLP messages: their outline. The
+# protobuf form is opaque bytes; the OTLP specification is the reference for both.
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_REQUEST = {
+    "application/x-protobuf": _BINARY,
+    "application/json": {"schema": {"type": "object", "properties": {"resourceSpans": {"type": "array"}}}},
+}
+_ANSWER = {
+    "application/x-protobuf": _BINARY,
+    "application/json": {"schema": {"type": "object", "properties": {"partialSuccess": {"type": "object"}}}},
+}
+_STATUS = {
+    "application/x-protobuf": _BINARY,
+    "application/json": {"schema": {"type": "object", "required": ["code", "message"], "properties": {
+        "code": {"type": "integer"}, "message": {"type": "string"}, "error": {"type": "string"},
+        "field": {"type": "string"}, "rule": {"type": "string"}}}},
+}
+
+
 def add_traces_route(
     app: FastAPI,
     engine: sa.Engine,
@@ -109,12 +128,16 @@ def add_traces_route(
         "/v1/traces",
         summary="OTLP/HTTP trace export (protobuf or JSON): spans become runs and steps; content is dropped.",
         responses={
-            200: {"description": "ExportTraceServiceResponse (partial_success when spans were refused)."},
-            400: {"description": "The body is not a decodable ExportTraceServiceRequest (google.rpc.Status)."},
-            413: {"description": "More than 5 MiB after decompression."},
-            415: {"description": "Not application/x-protobuf or application/json, or an unknown encoding."},
-            503: {"description": "The database is unavailable or the server busy; retry after Retry-After."},
+            200: {"description": "ExportTraceServiceResponse (partial_success when spans were refused).",
+                  "content": _ANSWER},
+            400: {"description": "The body is not a decodable ExportTraceServiceRequest.", "content": _STATUS},
+            413: {"description": "More than 5 MiB after decompression.", "content": _STATUS},
+            415: {"description": "Not application/x-protobuf or application/json, or an unknown encoding.",
+                  "content": _STATUS},
+            503: {"description": "The database is unavailable or the server busy; retry after Retry-After.",
+                  "content": _STATUS, "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
         },
+        openapi_extra={"requestBody": {"required": True, "content": _REQUEST}},
         dependencies=auth,
     )
     async def traces(request: Request) -> Response:
