@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.ingest.events import convert_event
@@ -137,3 +138,13 @@ def test_a_settled_failure_keeps_its_step_when_a_late_retry_and_parent_arrive(en
     assert run["status"] == "failure"  # a settled run never turns from failure back to success
     with engine.connect() as conn:
         assert conn.execute(sa.select(failures.c.step_seq).where(failures.c.run_id == RUN)).scalar() == 2
+
+
+def test_a_run_holds_at_most_max_seq_steps(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agenttracer.store.write import otlp_write
+
+    monkeypatch.setattr(otlp_write, "MAX_SEQ", 3)
+    assert write_spans(engine, [rec(f"{i:016x}", i, i + 1) for i in range(2, 5)], NOW).accepted == 3
+    written = write_spans(engine, [rec("00000000000000f1", 9, 10)], NOW)
+    assert (written.accepted, written.rejected) == (0, 1)
+    assert stored(engine)[0]["step_count"] == 3

@@ -29,6 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from agenttracer.model import MAX_SEQ
 from agenttracer.server.ingest.body import Problem, read_body
 from agenttracer.server.ingest.metrics import IngestMetrics
 from agenttracer.server.ingest.otlp_decode import (
@@ -69,7 +70,10 @@ def process_traces(engine: sa.Engine, body: bytes, media: str) -> TracesOutcome:
         more = len(mapped.rejected) - MAX_LISTED_REJECTIONS
         parts.append(f"{len(mapped.rejected)} spans refused: {listed}" + (f"; and {more} more" if more > 0 else ""))
     if written.rejected:
-        parts.append(f"{written.rejected} spans refused: traceId is the run_id of a run reported by the SDK")
+        parts.append(
+            f"{written.rejected} spans refused: traceId is the run_id of a run reported by the SDK, or the run "
+            f"would hold more than {MAX_SEQ} steps"
+        )
     if mapped.dropped:
         parts.append(
             f"{mapped.dropped} attribute keys, events and links dropped (not on the allow-list, or refused by the "

@@ -29,7 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.model import MAX_META_KEYS
+from agenttracer.model import MAX_META_KEYS, MAX_SEQ
 from agenttracer.store.rollup.marks import mark_dirty
 from agenttracer.store.schema.tables import failures, steps
 from agenttracer.store.write.lock import write_lock
@@ -48,7 +48,7 @@ DEFAULT_ENVIRONMENT = "development"
 @dataclass(slots=True)
 class Written:
     """How many of the request's spans were stored now, were already stored, or were refused (their
-    trace id is the run_id of a run the SDK reported)."""
+    trace id is the run_id of a run the SDK reported, or their run would pass MAX_SEQ steps)."""
 
     accepted: int = 0
     duplicates: int = 0
@@ -140,8 +140,11 @@ def _write(
                     span.step_type = "other"  # a second parentless span of one trace is a step of it
         if not fresh:
             continue
-        accepted += len(fresh)
         new_steps = [s for s in fresh if s.step_type is not None]
+        if len(known) + len(new_steps) > MAX_SEQ:
+            rejected += len(fresh)  # a run holds at most MAX_SEQ steps (model.py's seq rule)
+            continue
+        accepted += len(fresh)
         stored = _stored_steps(conn, run_id) if known else []
         before = {s.span_id: s.derived() for s in stored}
         every = stored + new_steps
