@@ -36,6 +36,7 @@ from agenttracer import privacy
 from agenttracer.model import EventType
 from agenttracer.server.agent_series import STEP_BOUNDS_MS, UNKNOWN, AgentSeries, Key
 from agenttracer.server.metrics import HttpMetrics
+from agenttracer.store.write.otlp_write import Written
 from agenttracer.store.write.run_state import FAILURE, RUN_END, STEP
 from agenttracer.store.write.writer import Incoming, WriteReport
 
@@ -105,13 +106,30 @@ class IngestMetrics(HttpMetrics):
         self.workers.rollup = rollup
         self.workers.retention = retention
 
-    def record_otlp(self, accepted: int, duplicates: int, rejected: int, dropped: int) -> None:
-        """Count one stored OTLP export request."""
-        for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("rejected", rejected)):
+    def record_otlp(self, written: Written, rejected: int, dropped: int) -> None:
+        """Count one stored OTLP export request: its spans, what was dropped, and the agent-level
+        series of the runs it settled or failed and the steps it stored."""
+        counts = (("accepted", written.accepted), ("duplicate", written.duplicates), ("rejected", rejected))
+        for outcome, count in counts:
             if count:
                 self.otlp_spans.labels(outcome).inc(count)
         if dropped:
             self.otlp_dropped.inc(dropped)
+        identities = written.identities
+        runs: dict[Key, int] = {}
+        failures: dict[Key, int] = {}
+        key: Key
+        for run_id, status in written.settled:
+            agent, version, environment = identities.get(run_id) or _NO_IDENTITY
+            key = (agent or UNKNOWN, version or UNKNOWN, environment or UNKNOWN, status)
+            runs[key] = runs.get(key, 0) + 1
+        for run_id, failure_type, code in written.failed:
+            agent, version, _ = identities.get(run_id) or _NO_IDENTITY
+            key = (agent or UNKNOWN, version or UNKNOWN, failure_type, code or UNKNOWN)
+            failures[key] = failures.get(key, 0) + 1
+        steps = _step_histograms(written.steps, identities) if written.steps else {}
+        if runs or failures or steps:
+            self.agents.record(runs, failures, steps)
 
     def record_batch(
         self,
