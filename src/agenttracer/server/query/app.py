@@ -40,6 +40,7 @@ from agenttracer.server.errors import UNAVAILABLE, database_unavailable, error_r
 from agenttracer.server.failsafe import Failsafe
 from agenttracer.server.metrics import QueryMetrics
 from agenttracer.server.observe import count_db_error, install
+from agenttracer.server.query.coalesce import SingleFlight
 from agenttracer.server.query.params import NoControlChars, SinceParam, UntilParam, invalid, run_filters, time_window
 from agenttracer.server.settings import Settings
 from agenttracer.server.wire import AgentList, CompareResponse, ErrorOut, HealthOut, RunDetail, RunPage, StatsResponse
@@ -157,8 +158,17 @@ def list_agents(conn: Conn) -> dict[str, Any]:
     summary="Outcomes, run latency, failures, retries, per-step latency attribution and volume over time.",
     responses=ERROR_RESPONSES,
 )
-def get_stats(filters: Filters, conn: Conn) -> dict[str, Any]:
-    return dataclasses.asdict(stats.run_stats(conn, filters))
+def get_stats(filters: Filters, request: Request) -> dict[str, Any]:
+    # Identical concurrent requests share one computation (coalesce.py: the rules and the staleness bound);
+    # the connection is taken only by the request that computes, once it starts.
+    engine: sa.Engine = request.app.state.engine
+
+    def compute() -> stats.RunStats:
+        with engine.connect() as conn:
+            return stats.run_stats(conn, filters)
+
+    flights: SingleFlight[stats.RunStats] = request.app.state.stats_flights
+    return dataclasses.asdict(flights.run(filters, compute))
 
 
 @router.get(
@@ -253,6 +263,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
         generate_unique_id_function=_operation_id,
     )
     app.state.engine = engine
+    app.state.stats_flights = SingleFlight[stats.RunStats]()
     app.state.settings = settings
     install(app, settings, engine, QueryMetrics() if settings.metrics_enabled else None)
     errors.install(app)

@@ -137,8 +137,13 @@ def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = N
     tune(conn)
     where = run_conditions(filters)
     # min/max come from the started_at indexes; they fix the timeline's range and bucket size, and then
-    # one grouped scan of the runs gives both the timeline and (summed over buckets) the totals.
-    bounds = sa.select(sa.func.min(runs.c.started_at), sa.func.max(runs.c.started_at)).where(*where)
+    # one grouped scan of the runs gives both the timeline and (summed over buckets) the totals. Two scalar
+    # subqueries, not min() and max() in one SELECT: SQLite answers a lone min() or max() with one index
+    # lookup but scans the whole range for the pair (PostgreSQL plans both forms as two lookups).
+    bounds = sa.select(
+        sa.select(sa.func.min(runs.c.started_at)).where(*where).scalar_subquery(),
+        sa.select(sa.func.max(runs.c.started_at)).where(*where).scalar_subquery(),
+    )
     first, last = conn.execute(bounds).one()
     first = first if isinstance(first, datetime) else None
     last = last if isinstance(last, datetime) else None

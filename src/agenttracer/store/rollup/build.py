@@ -327,12 +327,13 @@ def _aggregate_steps(
 # --- reading stored rollups ----------------------------------------------------------------------
 
 
-def _doc(text: Any) -> list[int]:
+def _doc(text: Any) -> Sequence[int]:
     if text is None:
-        return []
+        return ()
     if isinstance(text, (bytes, str)):
-        return list(orjson.loads(text))
-    return list(text)
+        doc: Sequence[int] = orjson.loads(text)
+        return doc
+    return text
 
 
 def _identity_where(table: sa.Table, level: int, identity: Sequence[str | None]) -> list[sa.ColumnElement[bool]]:
@@ -381,11 +382,20 @@ def read_rollup(
         agg = out.runs.get(key)
         if agg is None:
             agg = out.runs[key] = RunAgg()
-        values = row[len(keys):]
-        for i, name in enumerate(RunAgg.COUNTERS):
-            setattr(agg, name, getattr(agg, name) + values[i])
-        agg.last_started_at = _later(agg.last_started_at, as_utc(values[-2]))
-        agg.hist.add_doc(_doc(values[-1]))
+        # Spelled out (RunAgg.COUNTERS' order): this runs for every stored row a stats answer reads.
+        n, running, success, failure, partial, n_steps, retry_steps, retried, run_time, last, doc = row[len(keys):]
+        agg.runs += n
+        agg.running += running
+        agg.success += success
+        agg.failure += failure
+        agg.partial += partial
+        agg.steps += n_steps
+        agg.retry_steps += retry_steps
+        agg.runs_with_retries += retried
+        agg.run_time_ms += run_time
+        agg.last_started_at = _later(agg.last_started_at, as_utc(last))
+        if doc is not None:
+            agg.hist.add_doc(_doc(doc))
     if not with_steps:
         return out
     f = rollup_failures
@@ -405,10 +415,16 @@ def read_rollup(
     )
     for row in step_rows:
         key = (row[0], row[1])
+        values: Sequence[Any] = row[2:]
+        n, errors, retries, latency, finished_latency, retry_latency, doc = values
         step = out.steps.get(key)
         if step is None:
             step = out.steps[key] = StepAgg()
-        for i, name in enumerate(StepAgg.COUNTERS):
-            setattr(step, name, getattr(step, name) + row[2 + i])
-        step.hist.add_doc(_doc(row[-1]))
+        step.steps += n
+        step.errors += errors
+        step.retries += retries
+        step.latency_ms += latency
+        step.finished_latency_ms += finished_latency
+        step.retry_latency_ms += retry_latency
+        step.hist.add_doc(_doc(doc))
     return out
