@@ -31,6 +31,7 @@ up: $(SERVER_STAMP) $(UI_DIST)/index.html
 
 ## test: every test (SDK, storage on SQLite and PostgreSQL, servers, CLI, browser end to end)
 test: $(DEV_STAMP) $(UI_DIST)/index.html ui-test
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## bench: the benchmarks under bench/, each printing its figures
@@ -60,6 +61,7 @@ api-types: $(DEV_STAMP) $(UI_DEPS)
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) $(UI_DIST) ui/node_modules .pytest_cache .mypy_cache .ruff_cache

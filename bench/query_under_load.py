@@ -79,7 +79,7 @@ def _runs(n: int, seed: int, end: datetime, span: timedelta) -> list[GeneratedRu
     return list(Generator(spec).runs())
 
 
-def preload(url: str, backend: str, rate: float, live_minutes: float, history_runs: int) -> int:
+def preload(url: str, backend: str, rate: float, live_minutes: float, history_runs: int, live_rows: bool) -> int:
     """``history_runs`` spread over the 24 hours before now, plus ``live_minutes`` of runs at ``rate`` steps/s
     ending now; bulk-inserted (COPY / executemany) and rolled up by the shipped refresher, as a deployment
     that has been ingesting would be. Not timed."""
@@ -117,7 +117,8 @@ def preload(url: str, backend: str, rate: float, live_minutes: float, history_ru
     except ImportError:
         pass
     else:
-        refresh_live(engine)
+        if live_rows:
+            refresh_live(engine)
     engine.dispose()
     return sum(len(run.shape.steps) for run in runs)
 
@@ -196,7 +197,7 @@ def one_backend(backend: str, pg_url: str, args: argparse.Namespace) -> list[lis
     with fresh_database(backend, pg_url) as url:
         migrate(url)
         t = time.perf_counter()
-        preloaded = preload(url, backend, args.rate, args.live_minutes, args.history_runs)
+        preloaded = preload(url, backend, args.rate, args.live_minutes, args.history_runs, not args.live_off)
         print(f"  {backend}: preloaded and rolled up {preloaded:,} steps in "
               f"{time.perf_counter() - t:.0f} s", file=sys.stderr)
         procs: list[tuple[str, int, subprocess.Popen[bytes]]] = []
@@ -205,7 +206,8 @@ def one_backend(backend: str, pg_url: str, args: argparse.Namespace) -> list[lis
                 port = free_port()
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "agenttracer", "serve", part, "--port", str(port), "--database-url", url],
-                    env={**server_env(), "AGENTTRACER_LOG_LEVEL": "warning"},
+                    env={**server_env(), "AGENTTRACER_LOG_LEVEL": "warning",
+                         **({"AGENTTRACER_ROLLUP_LIVE_INTERVAL_SECONDS": "0"} if args.live_off else {})},
                 )
                 procs.append((part, port, proc))
                 wait_for_http(f"http://127.0.0.1:{port}/health", 30, proc)
@@ -246,12 +248,18 @@ def main() -> None:
                         help="minutes of runs at --rate before now, preloaded")
     parser.add_argument("--history-runs", type=int, default=5_000, help="runs over the 24 h before, preloaded")
     parser.add_argument("--pg-url", default=DEFAULT_BENCH_URL)
+    parser.add_argument("--live-off", action="store_true",
+                        help="without the live refresher (AGENTTRACER_ROLLUP_LIVE_INTERVAL_SECONDS=0): the newest "
+                        "hour read raw, as before it existed")
     args = parser.parse_args()
     print(machine_description())
     print(f"minute of the hour at start: {datetime.now(timezone.utc).minute}")
     rows = []
     for backend in args.backend.split(","):
         rows += one_backend(backend, args.pg_url, args)
+        if args.live_off:
+            for row in rows[-3:]:
+                row[0] += " (live off)"
     print_table(
         f"Query latency under steady ingest ({args.rate:.0f} steps/s target, {args.readers} readers, "
         f"{args.seconds:.0f} s; preloaded {args.history_runs:,} runs over 24 h + {args.live_minutes:.0f} min at "

@@ -4,8 +4,7 @@ The agent-side package: importing it loads only the standard library and httpx (
 SQLAlchemy or pydantic — the server lives behind ``agenttracer.server`` and the ``[server]`` extra).
 """
 
-__version__ = "0.1.0"
-
+from agenttracer._version import __version__
 from agenttracer.model import FailureType, RunStatus, StepType
 from agenttracer.sdk.context import current_run, current_step
 from agenttracer.sdk.decorators import traced

@@ -326,3 +326,45 @@ def test_parallel_graph_branches_nest_under_their_own_nodes(
     assert by_name["search_b"]["parent_seq"] == by_name["source_b"]["seq"]
     assert by_name["source_a"]["meta"]["graph_step"] == by_name["source_b"]["meta"]["graph_step"] == 1
     assert_no_canaries(captured_ingest, db_url, logs)
+
+
+class RetryingModel(GenericFakeChatModel):
+    """A chat model that retries its provider call inside one LangChain run and reports each retry with
+    ``run_manager.on_retry`` (as provider integrations built on tenacity do)."""
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
+        import tenacity
+
+        attempts = {"n": 0}
+
+        def provider_call() -> Any:
+            attempts["n"] += 1
+            if attempts["n"] < 3:
+                raise ConnectionError(CANARIES["exception"])
+            return GenericFakeChatModel._generate(self, messages, stop=stop, run_manager=run_manager, **kwargs)
+
+        retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(3), reraise=True,
+                                     retry=tenacity.retry_if_exception_type(ConnectionError),
+                                     before_sleep=lambda state: run_manager.on_retry(state))
+        return retrying(provider_call)
+
+
+def test_on_retry_inside_one_model_call_becomes_linked_attempts(
+        handler: AgentTracerCallbackHandler, tracer: AgentTracer, captured_ingest: Captured, live_query: str,
+        db_url: str, logs: LogCapture) -> None:
+    model = RetryingModel(messages=iter([AIMessage(content=CANARIES["output"], usage_metadata=USAGE)]))
+    chain = RunnableLambda(lambda q: q + CANARIES["prompt"]) | model
+    chain.invoke(CANARIES["input"], config={"callbacks": [handler]})
+    delivered(tracer)
+    detail = only_run(live_query)
+    assert detail["run"]["status"] == "success"
+    assert [(s["seq"], s["status"], s.get("error_class"), s.get("failure_code"), s["attempt"], s["retry_of_seq"])
+            for s in detail["steps"]] == [
+        (1, "error", "ConnectionError", "connection_error", 1, None),
+        (2, "error", "ConnectionError", "connection_error", 2, 1),
+        (3, "ok", None, None, 3, 2),
+    ]
+    assert [s["meta"] for s in detail["steps"]] == [  # every attempt names the provider; the one that
+        {"provider": "retryingmodel"}, {"provider": "retryingmodel"},  # answered has the usage
+        {"provider": "retryingmodel", "tokens_in": 11, "tokens_out": 7}]
+    assert_no_canaries(captured_ingest, db_url, logs)

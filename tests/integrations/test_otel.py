@@ -125,6 +125,8 @@ def test_what_crosses_the_socket_to_v1_traces_holds_no_content(captured_ingest: 
     assert b"demo-model" in sent and b"lookup_order" in sent and b"TimeoutError" in sent
     assert_no_canaries(captured_ingest, db_url, logs)
     runs = httpx.get(f"{live_query}/v1/runs", timeout=10).json()["items"]
-    if runs:  # stored only once the Ingest API serves /v1/traces: then the metadata is all it holds
-        assert [r["agent_id"] for r in runs] == ["support"]  # the root span's gen_ai.agent.name
-        assert CANARIES["prompt"] not in json.dumps(runs)
+    assert [r["agent_id"] for r in runs] == ["support"]  # stored, named by the root span's gen_ai.agent.name
+    detail = httpx.get(f"{live_query}/v1/runs/{runs[0]['run_id']}", timeout=10).json()
+    assert [(s["name"], s["step_type"], s["status"], s.get("error_class")) for s in detail["steps"]] == [
+        ("chat demo-model", "llm", "ok", None), ("lookup_order", "tool", "error", "TimeoutError")]
+    assert CANARIES["prompt"] not in json.dumps(detail)

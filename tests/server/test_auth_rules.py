@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI
 
+from agenttracer.server import errors
 from agenttracer.server.auth import Principal, TokenBucketLimiter, auth_dependency, auth_required
 from agenttracer.server.settings import Settings
 from agenttracer.store.keys import create_key, revoke_key
@@ -27,6 +28,7 @@ def make_client(
     engine: sa.Engine, scope: str, clock: Callable[[], float] = time.monotonic, **settings: object
 ) -> Iterator[httpx.Client]:
     app = FastAPI()
+    errors.install(app)  # the answers' shape, as in both real apps
     guard = auth_dependency(Settings(**settings), engine, scope, clock=clock)  # type: ignore[arg-type]
 
     @app.get("/v1/thing")
@@ -54,7 +56,7 @@ def test_require_auth_closes_the_api_before_any_key_exists(engine: sa.Engine) ->
         resp = client.get("/v1/thing")
     assert resp.status_code == 401
     assert resp.headers["www-authenticate"].startswith("Bearer")
-    body = resp.json()["detail"]
+    body = resp.json()
     assert body["error"] == "unauthorized" and body["field"] == "authorization" and "X-API-Key" in body["rule"]
 
 
@@ -95,7 +97,7 @@ def test_the_other_scope_gets_403_naming_both_scopes(read_client: httpx.Client, 
     _, ingest_key = create_key(engine, "ingest")
     resp = read_client.get("/v1/thing", headers={"Authorization": f"Bearer {ingest_key}"})
     assert resp.status_code == 403
-    assert resp.json()["detail"]["error"] == "wrong_scope"
+    assert resp.json()["error"] == "wrong_scope"
     assert 'error="insufficient_scope"' in resp.headers["www-authenticate"]
     assert ingest_key not in resp.text
 
@@ -125,7 +127,7 @@ def test_a_revoked_key_stops_on_the_next_request(read_client: httpx.Client, engi
     assert read_client.get("/v1/thing", headers=headers).status_code == 200
     revoke_key(engine, info.key_id)
     resp = read_client.get("/v1/thing", headers=headers)
-    assert resp.status_code == 401 and resp.json()["detail"]["error"] == "revoked_key"
+    assert resp.status_code == 401 and resp.json()["error"] == "revoked_key"
 
 
 def test_revoking_the_last_key_keeps_the_api_closed(read_client: httpx.Client, engine: sa.Engine) -> None:
@@ -144,7 +146,7 @@ def test_ingest_is_rate_limited_per_key_with_retry_after(engine: sa.Engine) -> N
         limited = client.get("/v1/thing", headers=a)
         assert limited.status_code == 429
         assert int(limited.headers["retry-after"]) >= 1
-        assert limited.json()["detail"]["error"] == "rate_limited"
+        assert limited.json()["error"] == "rate_limited"
         # Another key has its own bucket.
         assert client.get("/v1/thing", headers={"X-API-Key": key_b}).status_code == 200
 

@@ -29,6 +29,8 @@ from schemathesis.core.failures import FailureGroup
 
 from tests.support.rundata import ingest_runs, sample_runs
 
+pytestmark = [pytest.mark.slow]  # ~20 s per API and database; always part of `make test`
+
 EXAMPLES = 100
 CHECKS = [
     not_a_server_error,

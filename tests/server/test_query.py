@@ -163,7 +163,9 @@ def test_unknown_run_is_a_404_with_a_clear_body(fleet: Fleet) -> None:
     missing = str(uuid.uuid4())
     r = fleet.get(f"/v1/runs/{missing}")
     assert r.status_code == 404
-    assert r.json() == {"detail": f"no run with run_id {missing}"}
+    message = f"no run with run_id {missing}"
+    assert r.json() == {"error": "not_found", "field": "run_id", "rule": "must name a stored run", "message": message,
+                        "detail": message}
 
 
 def test_agents_lists_versions_environments_counts_and_last_seen(fleet: Fleet) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.ingest.events import convert_event
@@ -109,3 +110,41 @@ def test_a_trace_id_that_is_an_sdk_run_is_refused(engine: sa.Engine) -> None:
     written = write_spans(engine, [rec("00000000000000e1", 1, 2)], NOW)
     assert (written.accepted, written.rejected) == (0, 1)
     assert stored(engine) == before
+
+
+def test_a_failure_link_follows_its_step_when_a_late_parent_renumbers_the_run(engine: sa.Engine) -> None:
+    failing = rec("00000000000000a2", 50, 60, step_type="llm", error=True)
+    write_spans(engine, [ROOT, rec("00000000000000a1", 5, 10), failing], NOW)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(failures.c.step_seq).where(failures.c.run_id == RUN)).scalar() == 2
+    # A wrapper of the first step arrives late and starts first: every seq moves up by one.
+    write_spans(engine, [rec("00000000000000a0", 1, 20, step_type="other")], NOW)
+    run, rows = stored(engine)
+    assert [r[1] for r in rows] == ["00000000000000a0", "00000000000000a1", "00000000000000a2"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(failures.c.step_seq).where(failures.c.run_id == RUN)).scalar() == 3
+    assert run["status"] == "failure"
+
+
+def test_a_settled_failure_keeps_its_step_when_a_late_retry_and_parent_arrive(engine: sa.Engine) -> None:
+    failing = rec("00000000000000a2", 50, 60, error=True)
+    write_spans(engine, [ROOT, failing], NOW)
+    # Late: a retry of the failed call (recovering it) and a span that starts first (renumbering).
+    retry = rec("00000000000000a3", 70, 80)
+    retry.name = failing.name
+    write_spans(engine, [rec("00000000000000a0", 1, 20, step_type="other"), retry], NOW)
+    run, rows = stored(engine)
+    assert rows[1] == (2, "00000000000000a2", None, 1, None) and rows[2] == (3, "00000000000000a3", None, 2, 2)
+    assert run["status"] == "failure"  # a settled run never turns from failure back to success
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(failures.c.step_seq).where(failures.c.run_id == RUN)).scalar() == 2
+
+
+def test_a_run_holds_at_most_max_seq_steps(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agenttracer.store.write import otlp_write
+
+    monkeypatch.setattr(otlp_write, "MAX_SEQ", 3)
+    assert write_spans(engine, [rec(f"{i:016x}", i, i + 1) for i in range(2, 5)], NOW).accepted == 3
+    written = write_spans(engine, [rec("00000000000000f1", 9, 10)], NOW)
+    assert (written.accepted, written.rejected) == (0, 1)
+    assert stored(engine)[0]["step_count"] == 3

@@ -61,10 +61,10 @@ class _Trace:
 class _Open:
     """One open LangChain run: its step (None when it is not recorded as one) and where children nest."""
 
-    __slots__ = ("kind", "name", "nest", "node", "parent_id", "retry_of", "step", "trace")
+    __slots__ = ("kind", "meta", "name", "nest", "node", "parent_id", "retry_of", "step", "trace")
 
     def __init__(self, trace: _Trace, step: Any, nest: Any, kind: str, name: str, parent_id: UUID | None,
-                 node: str | None, retry_of: Any) -> None:
+                 node: str | None, retry_of: Any, meta: Mapping[str, Any] | None = None) -> None:
         self.trace = trace
         self.step = step
         self.nest = nest  # the step that children of this run get as their parent
@@ -73,6 +73,7 @@ class _Open:
         self.parent_id = parent_id
         self.node = node
         self.retry_of = retry_of  # an earlier attempt a step beneath this (retried) chain repeats
+        self.meta = meta  # the step's start metadata, which an attempt begun by on_retry repeats
 
 
 def _name(serialized: Any, kwargs: Mapping[str, Any], default: str) -> str:
@@ -198,7 +199,7 @@ class AgentTracerCallbackHandler(BaseCallbackHandler):
             and retry_of.step_type == step_type else None
         step = trace.run.begin_step(step_type, name, metadata=step_meta, retry_of=linked, parent=nest)
         self._track(run_id, _Open(trace, step, step, kind, name, parent_id, node,
-                                  None if linked is not None else retry_of))
+                                  None if linked is not None else retry_of, step_meta))
 
     def _end(self, run_id: UUID, error: BaseException | None = None) -> _Open | None:
         entry = self._open.pop(run_id, None)
@@ -360,6 +361,6 @@ class AgentTracerCallbackHandler(BaseCallbackHandler):
             step.end(failed)
         else:
             step.end(error_class="RetryError")
-        retry = entry.trace.run.begin_step(step.step_type, step.name, metadata=None, retry_of=step,
+        retry = entry.trace.run.begin_step(step.step_type, step.name, metadata=entry.meta, retry_of=step,
                                            parent=step.parent_seq)
         entry.step = entry.nest = retry

@@ -7,6 +7,9 @@ all three and every reason code.
 
 Public interface (stable; the SDK and the server code against it):
 
+Every function below is total: it never raises, and an input it cannot evaluate is refused with the
+reason ``policy_error`` (fail closed). Callers need no ``try``/``except`` around them.
+
 * ``scrub_metadata(metadata) -> (kept, [Removal(key, reason)])``
 * ``scrub_name(name) -> (name or "[redacted]", reason or None)``
 * ``scrub_message(message) -> (message or None, reason or None)``

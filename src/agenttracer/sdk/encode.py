@@ -1,4 +1,4 @@
-"""Turn the small tuples recorded on the agent's thread into wire events (runs in the worker thread).
+"""Turn the records queued on the agent's thread into wire events (runs in the worker thread).
 
 The hot path records only monotonic nanoseconds, a seq and references. Everything that costs —
 wall-clock conversion, ISO strings, vocabulary checks and the privacy policy — happens here, in the
@@ -11,11 +11,12 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from agenttracer import privacy
 from agenttracer.model import (
     MAX_ERROR_CLASS_LEN,
+    EventType,
     FailureType,
     StepType,
     is_valid_failure_code,
@@ -24,13 +25,56 @@ from agenttracer.model import (
 
 log = logging.getLogger("agenttracer")
 
-# Record kinds: the first element of every tuple the agent side puts on the queue.
-RUN_START = 0  # (RUN_START, run, t_ns, metadata)
-STEP = 1  # (STEP, run, seq, parent_seq, step_type, name, t0_ns, t1_ns, error_class, failure_code,
-#            metadata, attempt, retry_of_seq)
-FAILURE = 2  # (FAILURE, run, failure_type, failure_code, step_seq, message, t_ns)
-RUN_END = 3  # (RUN_END, run, t_ns, status, metadata)
 
+
+# The records the agent side queues: one named type per event kind. Times are perf_counter_ns readings
+# (turned into wall-clock time here, from the run's anchor); ``run`` is the ``Run`` (read for its ids);
+# metadata is kept by reference and checked here.
+class RunStartRecord(NamedTuple):
+    run: Any
+    t_ns: int
+    metadata: Mapping[str, Any] | None
+
+
+class StepRecord(NamedTuple):
+    run: Any
+    seq: int
+    parent_seq: int | None
+    step_type: str
+    name: str
+    t0_ns: int
+    t1_ns: int
+    error_class: str | None
+    failure_code: str | None
+    metadata: Any
+    attempt: int
+    retry_of_seq: int | None
+
+
+class FailureRecord(NamedTuple):
+    run: Any
+    failure_type: Any  # FailureType or str, checked here
+    failure_code: Any
+    step_seq: int | None
+    message: Any
+    t_ns: int
+
+
+class RunEndRecord(NamedTuple):
+    run: Any
+    t_ns: int
+    status: str
+    metadata: Mapping[str, Any] | None
+
+
+# A step is queued as a plain tuple in StepRecord's field order, read here as a StepRecord: building a
+# NamedTuple instance on the agent's thread (even with tuple.__new__, one C call) cost ~0.2 µs more per
+# step in bench/sdk_overhead.py, a fifth of the whole hot path. The other records are rare (one or two
+# per run) and are built as themselves.
+Record = RunStartRecord | FailureRecord | RunEndRecord | tuple[Any, ...]
+
+_RUN_START, _STEP, _FAILURE, _RUN_END = (t.value for t in (EventType.RUN_START, EventType.STEP, EventType.FAILURE,
+                                                            EventType.RUN_END))
 _STEP_TYPES = frozenset(t.value for t in StepType)
 _FAILURE_TYPES = frozenset(t.value for t in FailureType)
 
@@ -74,35 +118,33 @@ class Encoder:
         return kept or None
 
     def _identity(self, run: Any) -> dict[str, Any]:
-        return {"run_id": run.run_id, "agent_id": run._agent_id, "agent_version": run._agent_version,
-                "environment": run._environment}
+        return {"run_id": run.run_id, "agent_id": run.agent_id, "agent_version": run.agent_version,
+                "environment": run.environment}
 
-    def encode(self, item: tuple[Any, ...]) -> tuple[dict[str, Any] | None, str | None]:
+    def encode(self, item: Record) -> tuple[dict[str, Any] | None, str | None]:
         """The wire event for one record, or (None, reason) when it must be dropped."""
-        kind = item[0]
-        if kind == STEP:
-            return self._step(item), None
-        if kind == RUN_START:
-            _, run, t_ns, meta = item
-            event = {"type": "run_start", **self._identity(run), "started_at": iso_utc(run.wall_ns(t_ns))}
-            kept = self._metadata("run", meta)
-            if kept:
-                event["metadata"] = kept
-            return event, None
-        if kind == RUN_END:
-            _, run, t_ns, status, meta = item
-            event = {"type": "run_end", **self._identity(run), "ended_at": iso_utc(run.wall_ns(t_ns)),
-                     "status": status}
-            kept = self._metadata("run", meta)
-            if kept:
-                event["metadata"] = kept
-            return event, None
-        if kind == FAILURE:
+        if isinstance(item, RunStartRecord):
+            event = {"type": _RUN_START, **self._identity(item.run), "started_at": iso_utc(item.run.wall_ns(item.t_ns))}
+            return self._with_metadata(event, item.metadata), None
+        if isinstance(item, RunEndRecord):
+            event = {"type": _RUN_END, **self._identity(item.run), "ended_at": iso_utc(item.run.wall_ns(item.t_ns)),
+                     "status": item.status}
+            return self._with_metadata(event, item.metadata), None
+        if isinstance(item, FailureRecord):
             return self._failure(item)
+        if type(item) is tuple:
+            return self._step(item), None
         return None, "internal_error"
 
+    def _with_metadata(self, event: dict[str, Any], meta: Any) -> dict[str, Any]:
+        kept = self._metadata("run", meta)
+        if kept:
+            event["metadata"] = kept
+        return event
+
     def _step(self, item: tuple[Any, ...]) -> dict[str, Any]:
-        (_, run, seq, parent_seq, step_type, name, t0, t1, error_class, failure_code, meta, attempt,
+        # A StepRecord's fields, in its order (unpacked directly: no StepRecord is built for it).
+        (run, seq, parent_seq, step_type, name, t0, t1, error_class, failure_code, meta, attempt,
          retry_of_seq) = item
         if not isinstance(step_type, str) or step_type not in _STEP_TYPES:
             try:
@@ -117,7 +159,7 @@ class Encoder:
         if reason:
             self.removed[f"step_name:{reason}"] += 1
         event: dict[str, Any] = {
-            "type": "step",
+            "type": _STEP,
             "run_id": run.run_id,
             "seq": seq,
             "step_type": step_type,
@@ -143,8 +185,8 @@ class Encoder:
             event["metadata"] = kept
         return event
 
-    def _failure(self, item: tuple[Any, ...]) -> tuple[dict[str, Any] | None, str | None]:
-        _, run, failure_type, failure_code, step_seq, message, t_ns = item
+    def _failure(self, item: FailureRecord) -> tuple[dict[str, Any] | None, str | None]:
+        run, failure_type, failure_code, step_seq, message, t_ns = item
         if isinstance(failure_type, FailureType):
             failure_type = failure_type.value
         if failure_type not in _FAILURE_TYPES:
@@ -155,7 +197,7 @@ class Encoder:
             self._warn_once("failure_code", "record_failure(failure_code=...) must be a documented code or "
                             "match ^[a-z][a-z0-9_]{0,63}$; that failure was not sent")
             return None, "invalid_failure"
-        event: dict[str, Any] = {"type": "failure", "run_id": run.run_id, "failure_type": failure_type,
+        event: dict[str, Any] = {"type": _FAILURE, "run_id": run.run_id, "failure_type": failure_type,
                                  "failure_code": failure_code, "recorded_at": iso_utc(run.wall_ns(t_ns))}
         if step_seq is not None:
             event["step_seq"] = step_seq

@@ -1,10 +1,10 @@
 """A step of a run: ``Step`` times one action between enter and exit, or between ``Run.begin_step`` and ``end``.
 
 The hot path of the SDK lives here (``__enter__``/``__exit__``): two monotonic clock reads, the next seq
-of the run, the current step tracked in a ``ContextVar``, and one small tuple appended to the tracer's
-bounded queue. Everything that costs happens later, in the delivery worker (``agenttracer.sdk.encode``).
-The run-level bookkeeping a step reports to (errors, retry links) belongs to ``Run`` in
-``agenttracer.sdk.tracer``.
+of the run, the current step tracked in a ``ContextVar``, and one small tuple (in ``StepRecord``'s field
+order) offered to the tracer's bounded queue (``Transport.offer``). Everything that costs happens later,
+in the delivery worker (``agenttracer.sdk.encode``). The run-level bookkeeping a step reports to (errors,
+retry links) belongs to ``Run`` in ``agenttracer.sdk.tracer``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from agenttracer.model import failure_code_for_exception
 from agenttracer.sdk import context
-from agenttracer.sdk.encode import STEP
 
 if TYPE_CHECKING:
     from agenttracer.sdk.tracer import Run
@@ -26,6 +25,7 @@ log = logging.getLogger("agenttracer")
 
 _perf_ns = time.perf_counter_ns
 _current_step = context.STEP
+
 _warned_late_set = False
 
 
@@ -128,17 +128,9 @@ class Step:
             error_class = self._err = exc_type.__name__
             failure_code = failure_code_for_exception(exc) if exc is not None else "unhandled_exception"
             run._errored(self._seq, exc, retry_of_seq, self.attempt)
-        item = (STEP, run, self._seq, self._parent, self.step_type, self.name, self._t0, t1, error_class,
-                failure_code, self._meta, self.attempt, retry_of_seq)
-        transport = run._transport
-        queue = transport.queue
-        size = len(queue)
-        if size < transport.limit:
-            queue.append(item)
-            if size == transport.wake_at:
-                transport.wake.set()
-        else:
-            next(transport.dropping)  # queue full (or tracer shut down): counted, never waited for
+        # Queued, or counted as dropped when the queue is full: never waited for.
+        run._offer((run, self._seq, self._parent, self.step_type, self.name, self._t0, t1, error_class, failure_code,
+                    self._meta, self.attempt, retry_of_seq))
         return None
 
     async def __aenter__(self) -> Step:
@@ -166,5 +158,5 @@ class Step:
         error_class = self._err = str(error_class)
         code = failure_code if isinstance(failure_code, str) else "unhandled_exception"
         run._errored(self._seq, None, self._retry_of_seq, self.attempt)
-        run._transport.put((STEP, run, self._seq, self._parent, self.step_type, self.name, self._t0, t1,
-                            error_class, code, self._meta, self.attempt, self._retry_of_seq))
+        run._offer((run, self._seq, self._parent, self.step_type, self.name, self._t0, t1, error_class, code,
+                    self._meta, self.attempt, self._retry_of_seq))

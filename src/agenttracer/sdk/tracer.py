@@ -1,10 +1,12 @@
-"""The instrumentation API: ``AgentTracer`` makes runs, a ``Run`` makes ordered steps (``Step``, in ``sdk.step``).
+"""The instrumentation API: ``AgentTracer`` makes runs, a ``Run`` makes ordered steps, a ``Step``
+(``sdk/step.py``) times one action.
 
 The hot path — ``run.step(...)`` plus the step's enter and exit — does only this: read a monotonic
 clock twice, take the next seq from an ``itertools.count`` (atomic in CPython), track the current step in
-a ``ContextVar`` (so nested steps know their parent per thread and per asyncio task), and append one
-small tuple to the tracer's bounded queue. Wall-clock times are derived later, in the worker, from the
-run's (wall, monotonic) anchor taken when the run started; dicts, ISO strings, privacy checks, JSON
+a ``ContextVar`` (so nested steps know their parent per thread and per asyncio task), and offer one
+step record (a plain tuple in ``StepRecord``'s field order) to the tracer's bounded queue
+(``Transport.offer``). Wall-clock times are derived later, in the worker, from the run's (wall,
+monotonic) anchor taken when the run started; dicts, ISO strings, privacy checks, JSON
 and gzip all happen there too (see ``agenttracer.sdk.encode`` and ``agenttracer.sdk.transport``).
 
 Nothing here raises into agent code once the tracer exists: exceptions from the agent's own blocks
@@ -27,7 +29,7 @@ from agenttracer.model import FailureType, RunStatus
 from agenttracer.sdk import context
 from agenttracer.sdk.config import TracerConfig, resolve_config
 from agenttracer.sdk.decorators import F, traced
-from agenttracer.sdk.encode import FAILURE, RUN_END, RUN_START
+from agenttracer.sdk.encode import FailureRecord, RunEndRecord, RunStartRecord
 from agenttracer.sdk.noop import NOOP_RUN, NoopRun
 from agenttracer.sdk.retry import Retrying
 from agenttracer.sdk.step import Step
@@ -52,7 +54,7 @@ class Run:
     """
 
     __slots__ = ("__weakref__", "_agent_id", "_agent_version", "_attempts", "_ended", "_environment",
-                 "_failure", "_last_error", "_meta", "_mono0", "_partial", "_retry_links", "_seq",
+                 "_failure", "_last_error", "_meta", "_mono0", "_offer", "_partial", "_retry_links", "_seq",
                  "_started", "_token", "_transport", "_unrecovered", "_wall0", "run_id", "status")
 
     def __init__(self, config: TracerConfig, transport: Transport, metadata: Mapping[str, Any] | None,
@@ -62,6 +64,7 @@ class Run:
         self._agent_version = config.agent_version
         self._environment = config.environment
         self._transport = transport
+        self._offer = transport.offer  # bound once: the step hot path calls it
         self._meta: dict[str, Any] = dict(metadata) if isinstance(metadata, Mapping) else {}
         self._seq = itertools.count(1)
         self._failure: tuple[str, str] | None = None
@@ -76,6 +79,18 @@ class Run:
         self._mono0 = _perf_ns()
         self._wall0 = time.time_ns()
         self.status = RunStatus.RUNNING.value
+
+    @property
+    def agent_id(self) -> str:
+        return self._agent_id
+
+    @property
+    def agent_version(self) -> str:
+        return self._agent_version
+
+    @property
+    def environment(self) -> str:
+        return self._environment
 
     # -------------------------------------------------------------- steps
 
@@ -170,7 +185,7 @@ class Run:
         else:
             step_seq = self._last_error[0] if self._last_error is not None else None
         self._failure = (str(getattr(failure_type, "value", failure_type)), failure_code)
-        self._transport.put_reserved((FAILURE, self, failure_type, failure_code, step_seq, message, _perf_ns()))
+        self._offer(FailureRecord(self, failure_type, failure_code, step_seq, message, _perf_ns()), True)
 
     def mark_partial(self) -> None:
         """End this run as ``partial`` unless it fails: it completed, but not everything it tried worked."""
@@ -187,7 +202,7 @@ class Run:
         self._started = True
         self._mono0 = _perf_ns()
         self._wall0 = time.time_ns()
-        self._transport.put_reserved((RUN_START, self, self._mono0, dict(self._meta) if self._meta else None))
+        self._offer(RunStartRecord(self, self._mono0, dict(self._meta) if self._meta else None), True)
         if current:
             self._token = _current_run.set(self)
         return self
@@ -203,8 +218,8 @@ class Run:
         t_end = _perf_ns()
         if escaped and self._failure is None:
             self._failure = (FailureType.ORCHESTRATION.value, "unhandled_exception")
-            self._transport.put_reserved((FAILURE, self, FailureType.ORCHESTRATION.value, "unhandled_exception",
-                                          self._step_that_raised(exc), None, t_end))
+            self._offer(FailureRecord(self, FailureType.ORCHESTRATION.value, "unhandled_exception",
+                                      self._step_that_raised(exc), None, t_end), True)
         if self._failure is not None:
             status = RunStatus.FAILURE
         elif self._partial or self._unrecovered:
@@ -212,7 +227,7 @@ class Run:
         else:
             status = RunStatus.SUCCESS
         self.status = status.value
-        self._transport.put_reserved((RUN_END, self, t_end, status.value, dict(self._meta) if self._meta else None))
+        self._offer(RunEndRecord(self, t_end, status.value, dict(self._meta) if self._meta else None), True)
         token, self._token = self._token, None
         if token is not None:
             with contextlib.suppress(ValueError):  # ended in another context than it started in

@@ -1,8 +1,9 @@
 """Background delivery: a bounded queue, one daemon worker, batching, gzip, retries — and honest counts.
 
-The agent's thread only appends small tuples to ``Transport.queue`` (a ``collections.deque``, whose
-``append`` and ``popleft`` are atomic in CPython) after checking its length against ``limit``. It never
-takes a lock, never waits and never does I/O. Everything else happens in the worker thread:
+The agent's thread only calls ``Transport.offer(record)``, which appends the record (``sdk/encode.py``)
+to a ``collections.deque`` (``append`` and ``popleft`` are atomic in CPython) after checking its length
+against the limit, or counts a drop. It never takes a lock, never waits and never does I/O. Everything
+else happens in the worker thread:
 
 * batches of at most ``batch_size`` events, sent when that many are waiting or ``flush_interval``
   seconds after the last send, or at once when someone calls ``flush``;
@@ -34,14 +35,15 @@ import threading
 import time
 import weakref
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from agenttracer import __version__
+from agenttracer._version import __version__
 from agenttracer.sdk.config import TracerConfig
-from agenttracer.sdk.encode import Encoder
+from agenttracer.sdk.encode import Encoder, Record
 from agenttracer.sdk.sending import (
     GZIP_LEVEL,
     MAX_SERVER_ERROR_RETRIES,
@@ -92,21 +94,20 @@ class Transport:
     def _reset_state(self) -> None:
         """Fresh queue, locks and counters (at construction and in a forked child)."""
         config = self._config
-        self.queue: deque[tuple[Any, ...]] = deque()
-        self.limit = config.max_queue_size
-        self.run_limit = config.max_queue_size + max(100, config.max_queue_size // 10)
-        self.wake_at = config.batch_size
-        self.wake = threading.Event()
+        self._queue: deque[Record] = deque()
+        self._limit = config.max_queue_size
+        self._run_limit = config.max_queue_size + max(100, config.max_queue_size // 10)
+        self._wake_at = config.batch_size
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._cond = threading.Condition(threading.Lock())
         self._taken = 0  # events the worker has taken off the queue
         self._finalized = 0  # of those, how many are now delivered or dropped
-        # Events dropped before they entered the queue. itertools.count's next() is atomic under the GIL
-        # and costs no lock, so the agent thread can count a drop as cheaply as it can queue an event;
-        # ``dropping`` is the counter in force: ``queue_full`` until shutdown, ``closed`` after.
-        self._queue_full = itertools.count()
-        self._closed_drops = itertools.count()
-        self.dropping = self._queue_full
+        # Events dropped before they entered the queue, counted on the agent's thread without a lock;
+        # ``_drop`` counts one with the counter in force: ``queue_full`` until shutdown, ``closed`` after.
+        self._queue_full = DropCounter()
+        self._closed_drops = DropCounter()
+        self._drop = self._queue_full.add
         self._delivered = 0
         self._dropped: Counter[str] = Counter()
         self._retried = 0
@@ -130,41 +131,30 @@ class Transport:
 
     # ------------------------------------------------------------ agent side
 
-    def put(self, item: tuple[Any, ...]) -> None:
-        """Queue a step recorded outside ``Step.__exit__`` (which inlines this for speed); drops when full."""
-        queue = self.queue
-        size = len(queue)
-        if size < self.limit:
-            queue.append(item)
-            if size == self.wake_at:
-                self.wake.set()
-        else:
-            next(self.dropping)
+    def offer(self, record: Record, reserved: bool = False) -> None:
+        """Queue one record, or count it as dropped when the queue is full (or the tracer shut down).
 
-    def put_reserved(self, item: tuple[Any, ...]) -> None:
-        """Queue a run start / run end / failure, which may use the reserve beyond ``limit``."""
-        queue = self.queue
+        Steps are offered plainly; run starts, run ends and failures as ``reserved``, which may use
+        the reserve beyond the limit so that a run stays complete while its steps are shed.
+        """
+        queue = self._queue
         size = len(queue)
-        if size < self.run_limit:
-            queue.append(item)
-            if size == self.wake_at:
-                self.wake.set()
+        if size < self._limit or (reserved and size < self._run_limit):
+            queue.append(record)
+            if size == self._wake_at:
+                self._wake.set()
         else:
-            self.overflow(item)
-
-    def overflow(self, item: tuple[Any, ...]) -> None:
-        """Count an event that found the queue full (or the tracer shut down)."""
-        next(self.dropping)
+            self._drop()
 
     def _overflow_counts(self) -> dict[str, int]:
-        counts = {"queue_full": _counted(self._queue_full), "closed": _counted(self._closed_drops)}
+        counts = {"queue_full": self._queue_full.read(), "closed": self._closed_drops.read()}
         return {reason: n for reason, n in counts.items() if n}
 
     # ----------------------------------------------------------- public API
 
     def stats(self) -> DeliveryStats:
         with self._cond:
-            queued = len(self.queue)
+            queued = len(self._queue)
             overflow = self._overflow_counts()
             dropped = Counter(self._dropped)
             dropped.update(overflow)
@@ -183,11 +173,11 @@ class Transport:
         """Wait until everything queued now is delivered or dropped; False if ``timeout`` ran out first."""
         deadline = time.monotonic() + max(0.0, timeout)
         with self._cond:
-            target = self._taken + len(self.queue)
+            target = self._taken + len(self._queue)
             if self._finalized >= target:
                 return True
             self._flush_target = max(self._flush_target, target)
-        self.wake.set()
+        self._wake.set()
         with self._cond:
             while self._finalized < target and not self._closed:
                 remaining = deadline - time.monotonic()
@@ -203,7 +193,7 @@ class Transport:
                 return
             self._deadline = deadline if self._deadline is None else min(self._deadline, deadline)
         self._stop.set()
-        self.wake.set()
+        self._wake.set()
 
     def finish_shutdown(self, deadline: float) -> None:
         """Wait for the worker until ``deadline``, then count whatever is left as dropped (``shutdown``)."""
@@ -215,13 +205,13 @@ class Transport:
                 return
             # From now on every new event takes the overflow path and is counted as ``closed``.
             self._closed = True
-            self.dropping = self._closed_drops
-            self.limit = 0
-            self.run_limit = 0
+            self._drop = self._closed_drops.add
+            self._limit = 0
+            self._run_limit = 0
             left = 0
             while True:
                 try:
-                    self.queue.popleft()
+                    self._queue.popleft()
                 except IndexError:
                     break
                 left += 1
@@ -250,19 +240,19 @@ class Transport:
             self._finalized += delivered + sum(dropped.values())
             self._cond.notify_all()
 
-    def _take(self) -> list[tuple[Any, ...]] | None:
+    def _take(self) -> list[Record] | None:
         """The next batch, waiting for it when there is no hurry; None when the worker should stop."""
         batch_size = self._config.batch_size
         while True:
             stopping = self._stop.is_set()
             if stopping:
-                if not self.queue or self._remaining() <= 0:
+                if not self._queue or self._remaining() <= 0:
                     return None
-            elif len(self.queue) < batch_size and self._finalized >= self._flush_target:
-                self.wake.wait(self._config.flush_interval)
-                self.wake.clear()
-            items: list[tuple[Any, ...]] = []
-            popleft = self.queue.popleft
+            elif len(self._queue) < batch_size and self._finalized >= self._flush_target:
+                self._wake.wait(self._config.flush_interval)
+                self._wake.clear()
+            items: list[Record] = []
+            popleft = self._queue.popleft
             try:
                 while len(items) < batch_size:
                     items.append(popleft())
@@ -305,7 +295,7 @@ class Transport:
             headers["Authorization"] = f"Bearer {self._config.api_key}"
         return headers
 
-    def _deliver(self, client: httpx.Client, items: list[tuple[Any, ...]]) -> None:
+    def _deliver(self, client: httpx.Client, items: list[Record]) -> None:
         events: list[dict[str, Any]] = []
         unsendable: Counter[str] = Counter()
         for index, item in enumerate(items):
@@ -366,9 +356,25 @@ class Transport:
                 self._stop.wait(delay)
 
 
-def _counted(counter: itertools.count[int]) -> int:
-    """How many times next() was called on a fresh ``itertools.count()`` (its repr is ``count(N)``)."""
-    return int(repr(counter)[6:-1])
+class DropCounter:
+    """A count of drops that the agent's thread bumps without a lock.
+
+    ``add`` is ``itertools.count``'s ``__next__``: one C call, atomic under the GIL, so concurrent agent
+    threads never lose a count. ``read`` takes a number from the same counter, which counts the read
+    too; it subtracts the reads made so far. Reads must not run concurrently (the transport reads
+    under its lock).
+    """
+
+    __slots__ = ("_reads", "add")
+
+    def __init__(self) -> None:
+        self.add: Callable[[], int] = itertools.count().__next__
+        self._reads = 0
+
+    def read(self) -> int:
+        taken = self.add() - self._reads
+        self._reads += 1
+        return taken
 
 
 # ------------------------------------------------------------- process hooks

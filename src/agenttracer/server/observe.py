@@ -66,10 +66,7 @@ def request_id(presented: bytes | None) -> str:
         except UnicodeDecodeError:
             text = ""
         if _REQUEST_ID.fullmatch(text):
-            try:
-                kept, reason = privacy.scrub_name(text)
-            except Exception:  # the policy failed on it: treat as refused
-                reason = "policy_error"
+            kept, reason = privacy.scrub_name(text)
             if reason is None and kept == text:
                 return text
     return uuid.uuid4().hex

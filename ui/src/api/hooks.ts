@@ -51,6 +51,23 @@ export function useRun(runId: string, refreshMs: number | false) {
   });
 }
 
+/** One step by seq, read alone as a one-step page: for a step the loaded pages do not reach yet. */
+export function useStep(runId: string, seq: number | null) {
+  return useQuery({
+    queryKey: ["step", runId, seq],
+    queryFn: async ({ signal }) => {
+      const page = await getJson<RunDetail>(
+        `/v1/runs/${encodeURIComponent(runId)}`,
+        { steps_after: (seq ?? 1) - 1, steps_limit: 1 },
+        signal,
+      );
+      const step = page.steps[0];
+      return step && step.seq === seq ? step : null;
+    },
+    enabled: seq !== null && seq >= 1,
+  });
+}
+
 /** The pages of a run joined: the newest page's run totals and failure, every loaded step in seq order. */
 export function joinRunPages(pages: RunDetail[]): RunDetail & { hasMore: boolean } {
   const last = pages[pages.length - 1];

@@ -235,16 +235,37 @@ export interface components {
         };
         /**
          * ErrorOut
-         * @description A client error. ``detail`` is a sentence (404), a list of {loc, msg, type} naming each bad
-         *     parameter and its rule (422), or {error, message} from the key check (401/403).
+         * @description An error answer of the Query API, in both APIs' one shape: ``detail`` is the message (404, 401, 403,
+         *     503) or a list of {loc, msg, type} naming each bad parameter and its rule (422).
          */
         ErrorOut: {
-            /** Detail */
-            detail: string | {
+            /**
+             * Detail
+             * @description the message again, or on a 422 a list of {loc, msg, type} per bad parameter
+             */
+            detail?: string | {
                 [key: string]: unknown;
-            }[] | {
-                [key: string]: unknown;
-            };
+            }[] | null;
+            /**
+             * Error
+             * @description machine-readable code, e.g. payload_too_large, invalid_parameters, not_found
+             */
+            error: string;
+            /**
+             * Field
+             * @description the input at fault, when the error is about one
+             */
+            field?: string | null;
+            /**
+             * Message
+             * @description a sentence for people
+             */
+            message: string;
+            /**
+             * Rule
+             * @description the rule that input broke
+             */
+            rule?: string | null;
         };
         /**
          * FailingStepOut

@@ -39,27 +39,39 @@ describe("RunDetailPage", () => {
   let fetchMock: ReturnType<typeof vi.fn>;
   beforeEach(() => {
     setConfig({ queryUrl: "http://api.test" });
-    fetchMock = vi.fn(async (url: URL) => jsonResponse(page(Number(url.searchParams.get("steps_after") ?? 0))));
+    fetchMock = vi.fn(async (url: URL) => {
+      const body = page(Number(url.searchParams.get("steps_after") ?? 0));
+      const limit = Number(url.searchParams.get("steps_limit") ?? PAGE);
+      // The fake pages are PAGE steps long whatever the client asks, except one-step reads.
+      return jsonResponse(limit === 1 ? { ...body, steps: body.steps.slice(0, 1) } : body);
+    });
     vi.stubGlobal("fetch", fetchMock);
   });
   afterEach(() => vi.unstubAllGlobals());
 
-  it("shows the whole run's totals and loads more steps page by page", async () => {
+  it("shows the whole run's totals, links a failing step beyond the loaded pages, and loads more steps", async () => {
     renderAt(<RunDetailPage />, `/runs/${RUN_ID}`, "/runs/:runId");
     const waterfall = await screen.findByTestId("waterfall");
     expect(within(waterfall).getAllByRole("listitem")).toHaveLength(3);
     expect(screen.getByTestId("run-step-count")).toHaveTextContent(String(TOTAL));
     expect(screen.getByTestId("more-steps")).toHaveTextContent("Showing 3 of 7 steps.");
-    // The failing step is not loaded yet: the panel says where it is instead of claiming it never arrived.
-    expect(screen.getByTestId("failure-panel")).toHaveTextContent("Caused by step #7, further down the run");
+    // The failing step is beyond the loaded pages: it is read alone, and the panel links to it.
+    const link = await screen.findByTestId("failure-step-link");
+    expect(link).toHaveTextContent("#7 call_7");
+    await userEvent.click(link);
+    expect(await screen.findByText("Step #7: call_7")).toBeInTheDocument();
+    expect(screen.getByTestId("location")).toHaveTextContent("?step=7");
 
     await userEvent.click(screen.getByRole("button", { name: "Load the next 500 steps" }));
     await screen.findByText("Showing 6 of 7 steps.");
     await userEvent.click(screen.getByRole("button", { name: "Load the next 500 steps" }));
-    await screen.findByTestId("failure-step-link");
+    await screen.findByText("call_7", { selector: "[data-testid=waterfall] *" });
     expect(within(screen.getByTestId("waterfall")).getAllByRole("listitem")).toHaveLength(TOTAL);
     expect(screen.queryByTestId("more-steps")).toBeNull();
-    const afters = fetchMock.mock.calls.map((c) => (c[0] as URL).searchParams.get("steps_after"));
-    expect(afters).toEqual(["0", "3", "6"]);
+    const urls = fetchMock.mock.calls.map((c) => c[0] as URL);
+    const pageAfters = urls.filter((u) => u.searchParams.get("steps_limit") !== "1").map((u) => u.searchParams.get("steps_after"));
+    expect(pageAfters).toEqual(["0", "3", "6"]);
+    const alone = urls.filter((u) => u.searchParams.get("steps_limit") === "1").map((u) => u.searchParams.get("steps_after"));
+    expect(new Set(alone)).toEqual(new Set(["6"])); // only step 7 was read alone
   });
 });

@@ -1,7 +1,7 @@
 // Run detail: identity and outcome, the failure panel linked to its step, the waterfall, the selected
 // step's details, time by step type, and the run's safe metadata with the removed-entries count.
 import { Link, useParams, useSearchParams } from "react-router";
-import { joinRunPages, STEP_PAGE_SIZE, useRun } from "../api/hooks";
+import { joinRunPages, STEP_PAGE_SIZE, useRun, useStep } from "../api/hooks";
 import type { Meta, RunDetail, Step } from "../api/types";
 import { Waterfall, WaterfallLegend } from "../components/Waterfall";
 import { EmptyState, ErrorState, Loading } from "../components/states";
@@ -22,14 +22,16 @@ function RemovedNote({ count, what }: { count: number; what: string }) {
   );
 }
 
-function FailurePanel({ detail, hasMore, onShowStep }: {
+function FailurePanel({ detail, step, pending, onShowStep }: {
   detail: RunDetail;
-  hasMore: boolean;
+  /** The causing step, whether the waterfall has loaded it or it was read alone. */
+  step: Step | null;
+  /** The causing step is being read alone (it is beyond the loaded pages). */
+  pending: boolean;
   onShowStep: (seq: number) => void;
 }) {
   const f = detail.failure;
   if (!f) return null;
-  const step = f.step_seq !== null ? detail.steps.find((s) => s.seq === f.step_seq) : undefined;
   return (
     <section
       aria-label="Failure"
@@ -56,8 +58,8 @@ function FailurePanel({ detail, hasMore, onShowStep }: {
             ({step.step_type}
             {step.error_class ? `, ${step.error_class}` : ""}).
           </>
-        ) : f.step_seq !== null && hasMore ? (
-          `Caused by step #${f.step_seq}, further down the run: load more steps to see it.`
+        ) : f.step_seq !== null && pending ? (
+          `Caused by step #${f.step_seq}…`
         ) : f.step_seq !== null ? (
           `Caused by step #${f.step_seq}, which was not received.`
         ) : (
@@ -127,11 +129,20 @@ export function RunDetailPage() {
   const selected = params.get("step") ? Number(params.get("step")) : null;
   const select = (seq: number) => setParams({ step: String(seq) }, { replace: true });
 
+  const detail = q.data ? joinRunPages(q.data.pages) : null;
+  // A step past the loaded pages (a deep link, or the failure's causing step near the end of a long
+  // run) is read alone, so it can be shown without loading every page before it.
+  const lastLoaded = detail?.steps[detail.steps.length - 1]?.seq ?? 0;
+  const beyond = (seq: number | null | undefined) => (detail?.hasMore && seq != null && seq > lastLoaded ? seq : null);
+  const selectedAlone = useStep(runId, beyond(selected));
+  const failingAlone = useStep(runId, beyond(detail?.failure?.step_seq));
+
   if (q.error && !q.data) return <ErrorState error={q.error} retry={() => void q.refetch()} />;
-  if (!q.data) return <Loading rows={8} label="Loading run…" />;
-  const detail = joinRunPages(q.data.pages);
+  if (!detail) return <Loading rows={8} label="Loading run…" />;
   const { run, steps, failure, hasMore } = detail;
-  const selectedStep = steps.find((s) => s.seq === selected) ?? null;
+  const find = (seq: number | null | undefined) => steps.find((s) => s.seq === seq) ?? null;
+  const selectedStep = find(selected) ?? selectedAlone.data ?? null;
+  const failingStep = find(failure?.step_seq) ?? failingAlone.data ?? null;
   const stepRemoved = steps.reduce((a, s) => a + s.meta_removed, 0);
   return (
     <>
@@ -172,7 +183,7 @@ export function RunDetailPage() {
           <div className="text-lg font-semibold tabular-nums">{run.error_step_count}</div>
         </div>
       </div>
-      <FailurePanel detail={detail} hasMore={hasMore} onShowStep={select} />
+      <FailurePanel detail={detail} step={failingStep} pending={failingAlone.isLoading} onShowStep={select} />
       <Card title="Waterfall" actions={<WaterfallLegend />}>
         {steps.length === 0 ? (
           <EmptyState title="No steps recorded">This run has no steps (yet).</EmptyState>

@@ -7,7 +7,8 @@ Contract for clients (the SDK relies on it):
   body ``{"events": [EVENT, ...]}`` with the events of ``agenttracer.model``'s wire shape.
   At most 1000 events and 5 MiB after decompression (else **413**, also for a gzip bomb, which is
   refused without being inflated).
-- Envelope problems answer for the whole request, with ``{"error", "field", "rule", "message"}``:
+- Envelope problems answer for the whole request, in the APIs' one error shape (``server/errors.py``:
+  ``{"error", "field", "rule", "message", "detail"}``):
   **400** the body is not JSON (or not valid gzip), **422** it is JSON but not an object with an
   ``events`` list of 1..1000 entries, **413** / **415** as above.
 - Otherwise every event is validated and stored on its own (partial success). The answer comes after
@@ -47,15 +48,22 @@ from datetime import datetime, timezone
 from operator import itemgetter
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from agenttracer.model import MAX_BATCH_EVENTS
-from agenttracer.server import wire
+from agenttracer.server import errors, wire
 from agenttracer.server.auth import auth_dependency
+from agenttracer.server.errors import (
+    RETRY_AFTER_SECONDS,
+    UNAVAILABLE,
+    database_unavailable,
+    health_response,
+    json_response,
+    retry_later,
+)
 from agenttracer.server.failsafe import Failsafe, describe_exception
 from agenttracer.server.ingest.body import Problem, parse_json, read_body
 from agenttracer.server.ingest.events import INTERNAL_ERROR_RULE, convert_event
@@ -69,7 +77,6 @@ from agenttracer.store.write.writer import Incoming, Outcome, WriteReport, probe
 
 log = logging.getLogger("agenttracer.ingest")
 
-RETRY_AFTER_SECONDS = 2
 # Batches read, parsed and written at the same time. Each may hold 5 MiB of body and several times
 # that once parsed, so this bounds the server's memory; on 2 cores more would only queue for the CPU.
 MAX_CONCURRENT_BATCHES = 4
@@ -79,8 +86,6 @@ _TYPE_AND_STATUS = itemgetter("type", "status")
 _REMOVED = itemgetter("removed")
 # A batch's counts on the request's log line.
 _COUNTS = ("accepted", "duplicates", "rejected", "removed")
-# Errors that mean "the database is not there right now", not "this input is bad".
-_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 # How long a failed batch write keeps /health at 503 unless a later batch is stored.
 WRITE_FAILURE_MEMORY_S = 60.0
 
@@ -92,42 +97,21 @@ _CANNOT_WRITE_SQLSTATES = ("25006", "53")
 
 def _cannot_write(exc: Exception) -> bool:
     """Whether a failed write means "retry later" (503), not a fault of the batch."""
-    if isinstance(exc, _UNAVAILABLE):
+    if isinstance(exc, UNAVAILABLE):
         return True
     sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
     return sqlstate.startswith(_CANNOT_WRITE_SQLSTATES)
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
-
-
 def _unavailable(exc: BaseException) -> Response:
-    # Only the class and SQLSTATE: a driver message can quote statement parameters.
-    orig = getattr(exc, "orig", None)
-    log.warning("database unavailable (%s, sqlstate=%s)", type(orig or exc).__name__, getattr(orig, "sqlstate", None))
-    return _json(
-        503,
-        {
-            "error": "database_unavailable",
-            "field": "database",
-            "rule": "must be reachable; nothing was stored, retry later",
-            "message": "database: unavailable, retry later",
-        },
-        {"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+    return database_unavailable("ingest", exc, "database: unavailable, retry later",
+                                "must be reachable; nothing was stored, retry later")
 
 
 def _busy() -> Response:
-    return _json(
-        503,
-        {
-            "error": "server_busy",
-            "field": "server",
-            "rule": f"at most {MAX_CONCURRENT_BATCHES} batches are processed at once; nothing was stored, retry later",
-            "message": "server: busy, retry later",
-        },
-        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    return retry_later(
+        503, "server_busy", "server: busy, retry later", field="server",
+        rule=f"at most {MAX_CONCURRENT_BATCHES} batches are processed at once; nothing was stored, retry later",
     )
 
 
@@ -253,19 +237,20 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     app.add_middleware(Failsafe)
     metrics = IngestMetrics(settings.metrics_max_agent_series) if settings.metrics_enabled else None
     install(app, settings, engine, metrics)
+    errors.install(app)
     slots = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
     write_failure: list[Any] = []  # [error class name, monotonic time] of the last failed batch write
 
     @app.exception_handler(Problem)
     async def _problem(_request: Request, exc: Problem) -> Response:
-        return _json(exc.status, exc.body(), exc.headers)
+        return json_response(exc.status, exc.body(), exc.headers)
 
     async def _db_down(_request: Request, exc: Exception) -> Response:
         # Also reached from the auth dependency, which queries the database before the handler runs.
         count_db_error(app, exc)
         return _unavailable(exc)
 
-    for kind in _UNAVAILABLE:
+    for kind in UNAVAILABLE:
         app.add_exception_handler(kind, _db_down)
 
     # Both write routes: the same keys and rate limit, the same handling of a database that fails.
@@ -312,7 +297,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
         try:
             body = await read_body(request)
             status, payload = await run_in_threadpool(process_batch, engine, body, metrics)
-        except (sa.exc.DBAPIError, *_UNAVAILABLE) as exc:
+        except (sa.exc.DBAPIError, *UNAVAILABLE) as exc:
             if not db_failed(exc):
                 raise
             return _unavailable(exc)
@@ -320,11 +305,11 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
             slots.release()
         write_failure.clear()
         request.state.counts = {key: payload[key] for key in _COUNTS}
-        return _json(status, payload)
+        return json_response(status, payload)
 
     add_traces_route(
         app, engine, slots, auth, db_failed, write_failure.clear, metrics,
-        (BUSY_WAIT_SECONDS, RETRY_AFTER_SECONDS, _UNAVAILABLE),
+        (BUSY_WAIT_SECONDS, RETRY_AFTER_SECONDS, UNAVAILABLE),
     )
 
     @app.get("/health", summary="Liveness, database reachability and whether it takes writes.",
@@ -335,13 +320,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
         backend = engine.dialect.name
 
         def down(database: str, detail: str) -> Response:
-            log.warning("health: database %s (%s)", database, detail)
-            return _json(
-                503,
-                {"status": "unavailable", "service": "ingest", "database": database, "backend": backend,
-                 "detail": detail},
-                {"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
+            return health_response("ingest", backend, database, detail)
 
         try:
             await run_in_threadpool(_ping, engine)
@@ -356,7 +335,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
         except Exception as exc:  # the database answers but will not write: ingest cannot work
             count_db_error(app, exc)
             return down("not_writable", f"{type(exc).__name__}: the database refuses writes")
-        return _json(200, {"status": "ok", "service": "ingest", "database": "ok", "backend": backend, "detail": None})
+        return health_response("ingest", backend)
 
     return app
 

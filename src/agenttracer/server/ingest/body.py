@@ -14,6 +14,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 
 from agenttracer.model import MAX_BATCH_BYTES
+from agenttracer.server.errors import error_body
 
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # gzip header + trailer
 _JSON_RULE = "must be a JSON object encoded as UTF-8 (no NaN/Infinity, nesting at most 1024 levels)"
@@ -30,8 +31,8 @@ class Problem(Exception):
         self.rule = rule
         self.headers = headers or {}
 
-    def body(self) -> dict[str, str]:
-        return {"error": self.code, "field": self.field, "rule": self.rule, "message": f"{self.field}: {self.rule}"}
+    def body(self) -> dict[str, Any]:
+        return error_body(self.code, f"{self.field}: {self.rule}", field=self.field, rule=self.rule)
 
 
 def _too_large(what: str = "body") -> NoReturn:

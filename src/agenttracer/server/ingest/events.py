@@ -17,9 +17,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from agenttracer import privacy
-from agenttracer.model import MAX_ERROR_CLASS_LEN, MAX_NAME_LEN
 from agenttracer.server.ingest.fastpath import fast_convert
-from agenttracer.server.ingest.scrub import removal, scrub_message, scrub_metadata, scrub_name
+from agenttracer.server.ingest.records import RUN_END, RUN_START, failure_record, run_record, step_record
+from agenttracer.server.ingest.scrub import removal
 from agenttracer.server.wire import (
     EVENT_ADAPTER,
     EVENT_FIELDS,
@@ -40,10 +40,7 @@ def _identity_refused(event: RunStartEvent | RunEndEvent) -> list[dict[str, str]
     """Identity fields are kept verbatim or not at all: the policy may refuse them, never rewrite them."""
     errors = []
     for field in ("agent_id", "agent_version", "environment"):
-        try:
-            _, reason = privacy.scrub_name(getattr(event, field))
-        except Exception:
-            reason = "policy_error"
+        _, reason = privacy.scrub_name(getattr(event, field))
         if reason is not None:
             errors.append({"field": field, "rule": f"refused by the privacy policy ({reason})", "code": "privacy"})
     return errors
@@ -113,55 +110,25 @@ def convert_with_model(index: int, raw: Any, now: datetime) -> tuple[dict[str, A
     item: Incoming
     if isinstance(event, StepEvent):
         result["seq"] = event.seq
-        values = {
-            "run_id": event.run_id,
-            "seq": event.seq,
-            "step_type": event.step_type.value,
-            "name": scrub_name("name", event.name, MAX_NAME_LEN, removed),
-            "status": event.status.value,
-            "started_at": event.started_at,
-            "ended_at": event.ended_at,
-            "latency_ms": event.latency_ms,
-            "attempt": event.attempt,
-            "retry_of_seq": event.retry_of_seq,
-            "parent_seq": event.parent_seq,
-            "error_class": (
-                scrub_name("error_class", event.error_class, MAX_ERROR_CLASS_LEN, removed)
-                if event.error_class is not None
-                else None
-            ),
-            "failure_code": event.failure_code,
-        }
-        values["meta"] = scrub_metadata(event.metadata, removed)
-        values["meta_removed"] = len(removed)
-        item = Incoming(index, "step", event.run_id, event.started_at, values, len(removed))
+        item = step_record(
+            index, event.run_id, event.seq, event.step_type.value, event.name, event.status.value,
+            event.started_at, event.ended_at, event.latency_ms, event.attempt, event.retry_of_seq,
+            event.parent_seq, event.error_class, event.failure_code, event.metadata, removed,
+        )
     elif isinstance(event, FailureEvent):
-        recorded = event.recorded_at or now
-        values = {
-            "failure_type": event.failure_type.value,
-            "failure_code": event.failure_code,
-            "step_seq": event.step_seq,
-            "message": scrub_message(event.message, removed),
-            "recorded_at": recorded,
-        }
-        item = Incoming(index, "failure", event.run_id, recorded, values, len(removed))
+        item = failure_record(index, event.run_id, event.failure_type.value, event.failure_code, event.step_seq,
+                              event.message, event.recorded_at or now, removed)
     else:
         refused = _identity_refused(event)
         if refused:
             result["errors"] = refused
             return result, None
-        values = {
-            "agent_id": event.agent_id,
-            "agent_version": event.agent_version,
-            "environment": event.environment,
-        }
-        values["meta"] = scrub_metadata(event.metadata, removed)
-        if isinstance(event, RunStartEvent):
-            values["started_at"] = event.started_at
-            item = Incoming(index, "run_start", event.run_id, event.started_at, values, len(removed))
-        else:
-            values["ended_at"] = event.ended_at
-            values["status"] = event.status
-            item = Incoming(index, "run_end", event.run_id, event.ended_at, values, len(removed))
+        start = isinstance(event, RunStartEvent)
+        item = run_record(
+            index, RUN_START if start else RUN_END, event.run_id,
+            event.started_at if start else event.ended_at,
+            event.agent_id, event.agent_version, event.environment, event.metadata,
+            None if start else event.status, removed,
+        )
     result["status"] = "pending"
     return result, item

@@ -29,17 +29,18 @@ from agenttracer.model import (
     MAX_ERROR_CLASS_LEN,
     MAX_ID_LEN,
     MAX_LATENCY_MS,
-    MAX_NAME_LEN,
     MAX_SEQ,
     MAX_VERSION_LEN,
     STEP_TYPE_ALIASES,
+    RunStatus,
     StepStatus,
     StepType,
     has_bad_chars,
     is_valid_failure_code,
     latest_time,
 )
-from agenttracer.server.ingest.scrub import removal, scrub_metadata, scrub_name
+from agenttracer.server.ingest.records import RUN_END, RUN_START, STEP, run_record, step_record
+from agenttracer.server.ingest.scrub import removal
 from agenttracer.server.wire import EVENT_FIELDS, MAX_RAW_TEXT_LEN
 from agenttracer.store.write.run_state import Incoming
 
@@ -53,10 +54,11 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 # Exact spellings only; normalize_step_type's case/space/hyphen folding is left to the model path.
 _STEP_TYPES: dict[str, str] = {t.value: t.value for t in StepType} | {k: t.value for k, t in STEP_TYPE_ALIASES.items()}
 _STEP_STATUS = {s.value: s.value for s in StepStatus}
-_RUN_END_STATUS = frozenset({"success", "failure", "partial"})
-_STEP_FIELDS = EVENT_FIELDS["step"]
-_RUN_START_FIELDS = EVENT_FIELDS["run_start"]
-_RUN_END_FIELDS = EVENT_FIELDS["run_end"]
+# What a run may end as: every RunStatus but the one a run has while it is still going.
+_RUN_END_STATUS = frozenset(s.value for s in RunStatus if s is not RunStatus.RUNNING)
+_STEP_FIELDS = EVENT_FIELDS[STEP]
+_RUN_START_FIELDS = EVENT_FIELDS[RUN_START]
+_RUN_END_FIELDS = EVENT_FIELDS[RUN_END]
 
 
 def parse_utc_py310(value: str) -> datetime:
@@ -123,9 +125,9 @@ def fast_convert(index: int, raw: Any, now: datetime) -> tuple[dict[str, Any], I
     if type(raw) is not dict:
         return None
     kind = raw.get("type")
-    if kind == "step":
+    if kind == STEP:
         return _step(index, raw, latest_time(now))
-    if kind == "run_start" or kind == "run_end":
+    if kind in (RUN_START, RUN_END):
         return _run_event(index, raw, kind, latest_time(now))
     return None
 
@@ -133,7 +135,7 @@ def fast_convert(index: int, raw: Any, now: datetime) -> tuple[dict[str, Any], I
 def _step(index: int, raw: dict[str, Any], latest: datetime) -> tuple[dict[str, Any], Incoming] | None:
     get = raw.get
     run_id = _run_id(get("run_id"))
-    seq = get("seq")
+    seq: Any = get("seq")
     raw_type, raw_status = get("step_type"), get("status")
     step_type = _STEP_TYPES.get(raw_type) if type(raw_type) is str else None
     status = _STEP_STATUS.get(raw_status) if type(raw_status) is str else None
@@ -181,38 +183,17 @@ def _step(index: int, raw: dict[str, Any], latest: datetime) -> tuple[dict[str, 
     removed: list[dict[str, str]] = []
     if len(raw) > len(_STEP_FIELDS) or not _STEP_FIELDS.issuperset(raw):
         _unknown_fields(raw, _STEP_FIELDS, removed)
-    values = {
-        "run_id": run_id,
-        "seq": seq,
-        "step_type": step_type,
-        "name": scrub_name("name", name, MAX_NAME_LEN, removed),
-        "status": status,
-        "started_at": started,
-        "ended_at": ended,
-        "latency_ms": latency,
-        "attempt": attempt,
-        "retry_of_seq": retry_of,
-        "parent_seq": parent,
-        "error_class": (
-            scrub_name("error_class", error_class, MAX_ERROR_CLASS_LEN, removed) if error_class is not None else None
-        ),
-        "failure_code": failure_code,
-    }
-    values["meta"] = scrub_metadata(get("metadata"), removed)
-    values["meta_removed"] = len(removed)
     # The texts matched _TIMESTAMP (the writer derives SQLite's stored text from them, see Incoming).
-    item = Incoming(index, "step", run_id, started, values, len(removed), started_text, ended_text)
-    return _result(index, "step", run_id, seq, removed), item
+    item = step_record(index, run_id, seq, step_type, name, status, started, ended, latency, attempt, retry_of, parent,
+                       error_class, failure_code, get("metadata"), removed, started_text, ended_text)
+    return _result(index, STEP, run_id, seq, removed), item
 
 
 def _identity_ok(value: Any, max_len: int) -> bool:
     """Valid for the model and kept verbatim by the policy (a refusal takes the model path for its errors)."""
     if not _text(value, max_len):
         return False
-    try:
-        _, reason = privacy.scrub_name(value)
-    except Exception:
-        return False
+    _, reason = privacy.scrub_name(value)
     return reason is None
 
 
@@ -221,11 +202,11 @@ def _run_event(
 ) -> tuple[dict[str, Any], Incoming] | None:
     get = raw.get
     run_id = _run_id(get("run_id"))
-    when = _timestamp(get("started_at" if kind == "run_start" else "ended_at"), latest)
+    when = _timestamp(get("started_at" if kind == RUN_START else "ended_at"), latest)
     status = get("status")
     if run_id is None or when is None:
         return None
-    if kind == "run_end" and (type(status) is not str or status not in _RUN_END_STATUS):
+    if kind == RUN_END and (type(status) is not str or status not in _RUN_END_STATUS):
         return None
     agent_id, version, environment = get("agent_id"), get("agent_version"), get("environment")
     if not (
@@ -235,16 +216,9 @@ def _run_event(
     ):
         return None
 
-    known = _RUN_START_FIELDS if kind == "run_start" else _RUN_END_FIELDS
+    known = _RUN_START_FIELDS if kind == RUN_START else _RUN_END_FIELDS
     removed: list[dict[str, str]] = []
     if len(raw) > len(known) or not known.issuperset(raw):
         _unknown_fields(raw, known, removed)
-    values: dict[str, Any] = {"agent_id": agent_id, "agent_version": version, "environment": environment}
-    values["meta"] = scrub_metadata(get("metadata"), removed)
-    if kind == "run_start":
-        values["started_at"] = when
-    else:
-        values["ended_at"] = when
-        values["status"] = status
-    item = Incoming(index, kind, run_id, when, values, len(removed))  # type: ignore[arg-type]
+    item = run_record(index, kind, run_id, when, agent_id, version, environment, get("metadata"), status, removed)
     return _result(index, kind, run_id, None, removed), item

@@ -33,15 +33,18 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from agenttracer import privacy
+from agenttracer.model import EventType
 from agenttracer.server.agent_series import STEP_BOUNDS_MS, UNKNOWN, AgentSeries, Key
 from agenttracer.server.metrics import HttpMetrics
+from agenttracer.store.write.otlp_write import Written
+from agenttracer.store.write.run_state import FAILURE, RUN_END, STEP
 from agenttracer.store.write.writer import Incoming, WriteReport
 
 COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 750, 1000)
 # Reason codes a removal may carry: the policy's own plus the server's unknown_field.
 REMOVAL_REASONS = frozenset(privacy.REASONS) | {"unknown_field"}
-EVENT_TYPES = frozenset({"run_start", "step", "failure", "run_end"})
+EVENT_TYPES = frozenset(t.value for t in EventType)
 _RUN_AND_TYPE = itemgetter("run_id", "step_type")
 _LATENCY = itemgetter("latency_ms")
 _NO_IDENTITY: tuple[None, None, None] = (None, None, None)
@@ -102,13 +105,30 @@ class IngestMetrics(HttpMetrics):
         self.workers.rollup = rollup
         self.workers.retention = retention
 
-    def record_otlp(self, accepted: int, duplicates: int, rejected: int, dropped: int) -> None:
-        """Count one stored OTLP export request."""
-        for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("rejected", rejected)):
+    def record_otlp(self, written: Written, rejected: int, dropped: int) -> None:
+        """Count one stored OTLP export request: its spans, what was dropped, and the agent-level
+        series of the runs it settled or failed and the steps it stored."""
+        counts = (("accepted", written.accepted), ("duplicate", written.duplicates), ("rejected", rejected))
+        for outcome, count in counts:
             if count:
                 self.otlp_spans.labels(outcome).inc(count)
         if dropped:
             self.otlp_dropped.inc(dropped)
+        identities = written.identities
+        runs: dict[Key, int] = {}
+        failures: dict[Key, int] = {}
+        key: Key
+        for run_id, status in written.settled:
+            agent, version, environment = identities.get(run_id) or _NO_IDENTITY
+            key = (agent or UNKNOWN, version or UNKNOWN, environment or UNKNOWN, status)
+            runs[key] = runs.get(key, 0) + 1
+        for run_id, failure_type, code in written.failed:
+            agent, version, _ = identities.get(run_id) or _NO_IDENTITY
+            key = (agent or UNKNOWN, version or UNKNOWN, failure_type, code or UNKNOWN)
+            failures[key] = failures.get(key, 0) + 1
+        steps = _step_histograms(written.steps, identities) if written.steps else {}
+        if runs or failures or steps:
+            self.agents.record(runs, failures, steps)
 
     def record_batch(
         self,
@@ -145,17 +165,17 @@ class IngestMetrics(HttpMetrics):
         failures: dict[Key, int] = {}
         if statuses is not None:
             incoming = [item for item in incoming if statuses[item.index] == "accepted"]
-        step_values = [item.values for item in incoming if item.kind == "step"]
+        step_values = [item.values for item in incoming if item.kind == STEP]
         key: Key
         for item in incoming:
-            if item.kind == "step":
+            if item.kind == STEP:
                 continue
             values = item.values
             agent, version, environment = identities.get(item.run_id) or _NO_IDENTITY
-            if item.kind == "run_end":
+            if item.kind == RUN_END:
                 key = (agent or UNKNOWN, version or UNKNOWN, environment or UNKNOWN, values["status"])
                 runs[key] = runs.get(key, 0) + 1
-            elif item.kind == "failure":
+            elif item.kind == FAILURE:
                 key = (agent or UNKNOWN, version or UNKNOWN, values["failure_type"], values["failure_code"] or UNKNOWN)
                 failures[key] = failures.get(key, 0) + 1
         steps = _step_histograms(step_values, identities) if step_values else {}

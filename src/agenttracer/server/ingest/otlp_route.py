@@ -29,6 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from agenttracer.model import MAX_SEQ
 from agenttracer.server.ingest.body import Problem, read_body
 from agenttracer.server.ingest.metrics import IngestMetrics
 from agenttracer.server.ingest.otlp_decode import (
@@ -39,7 +40,7 @@ from agenttracer.server.ingest.otlp_decode import (
     response_media,
 )
 from agenttracer.server.ingest.otlp_map import map_request
-from agenttracer.store.write.otlp_write import write_spans
+from agenttracer.store.write.otlp_write import Written, write_spans
 
 log = logging.getLogger("agenttracer.ingest.otlp")
 
@@ -51,9 +52,8 @@ class TracesOutcome:
     """One export request's result: the encoded answer and the counts for metrics and the log line."""
 
     body: bytes
-    accepted: int
-    duplicates: int
-    rejected: int
+    written: Written
+    rejected: int  # refused by the mapping or the writer
     dropped: int
 
 
@@ -70,14 +70,36 @@ def process_traces(engine: sa.Engine, body: bytes, media: str) -> TracesOutcome:
         more = len(mapped.rejected) - MAX_LISTED_REJECTIONS
         parts.append(f"{len(mapped.rejected)} spans refused: {listed}" + (f"; and {more} more" if more > 0 else ""))
     if written.rejected:
-        parts.append(f"{written.rejected} spans refused: traceId is the run_id of a run reported by the SDK")
+        parts.append(
+            f"{written.rejected} spans refused: traceId is the run_id of a run reported by the SDK, or the run "
+            f"would hold more than {MAX_SEQ} steps"
+        )
     if mapped.dropped:
         parts.append(
             f"{mapped.dropped} attribute keys, events and links dropped (not on the allow-list, or refused by the "
             "privacy policy; see docs/otlp.md)"
         )
     encoded = encode_response(media, rejected, ". ".join(parts))
-    return TracesOutcome(encoded, written.accepted, written.duplicates, rejected, mapped.dropped)
+    return TracesOutcome(encoded, written, rejected, mapped.dropped)
+
+
+# What /docs (and the schemathesis run in tests/server) know of the OTLP messages: their outline. The
+# protobuf form is opaque bytes; the OTLP specification is the reference for both.
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_REQUEST = {
+    "application/x-protobuf": _BINARY,
+    "application/json": {"schema": {"type": "object", "properties": {"resourceSpans": {"type": "array"}}}},
+}
+_ANSWER = {
+    "application/x-protobuf": _BINARY,
+    "application/json": {"schema": {"type": "object", "properties": {"partialSuccess": {"type": "object"}}}},
+}
+_STATUS = {
+    "application/x-protobuf": _BINARY,
+    "application/json": {"schema": {"type": "object", "required": ["code", "message"], "properties": {
+        "code": {"type": "integer"}, "message": {"type": "string"}, "error": {"type": "string"},
+        "field": {"type": "string"}, "rule": {"type": "string"}}}},
+}
 
 
 def add_traces_route(
@@ -109,12 +131,16 @@ def add_traces_route(
         "/v1/traces",
         summary="OTLP/HTTP trace export (protobuf or JSON): spans become runs and steps; content is dropped.",
         responses={
-            200: {"description": "ExportTraceServiceResponse (partial_success when spans were refused)."},
-            400: {"description": "The body is not a decodable ExportTraceServiceRequest (google.rpc.Status)."},
-            413: {"description": "More than 5 MiB after decompression."},
-            415: {"description": "Not application/x-protobuf or application/json, or an unknown encoding."},
-            503: {"description": "The database is unavailable or the server busy; retry after Retry-After."},
+            200: {"description": "ExportTraceServiceResponse (partial_success when spans were refused).",
+                  "content": _ANSWER},
+            400: {"description": "The body is not a decodable ExportTraceServiceRequest.", "content": _STATUS},
+            413: {"description": "More than 5 MiB after decompression.", "content": _STATUS},
+            415: {"description": "Not application/x-protobuf or application/json, or an unknown encoding.",
+                  "content": _STATUS},
+            503: {"description": "The database is unavailable or the server busy; retry after Retry-After.",
+                  "content": _STATUS, "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
         },
+        openapi_extra={"requestBody": {"required": True, "content": _REQUEST}},
         dependencies=auth,
     )
     async def traces(request: Request) -> Response:
@@ -139,10 +165,10 @@ def add_traces_route(
             slots.release()
         on_stored()
         if metrics is not None:
-            metrics.record_otlp(outcome.accepted, outcome.duplicates, outcome.rejected, outcome.dropped)
+            metrics.record_otlp(outcome.written, outcome.rejected, outcome.dropped)
         request.state.counts = {
-            "accepted": outcome.accepted,
-            "duplicates": outcome.duplicates,
+            "accepted": outcome.written.accepted,
+            "duplicates": outcome.written.duplicates,
             "rejected": outcome.rejected,
             "removed": outcome.dropped,
         }

@@ -2,19 +2,16 @@
 
 Shared by both ways an event is converted (``events``' model path and ``fastpath``), so
 the two cannot drift apart. Every helper appends what it dropped to ``removed`` as ``{"key",
-"reason"}`` — by key and reason code, never the value — and fails closed: if the policy itself
-raises, the field is dropped (or replaced) and the reason is ``policy_error``.
+"reason"}`` — by key and reason code, never the value. The policy's functions are total (they fail
+closed themselves, with the reason ``policy_error``), so nothing here guards against them raising.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from agenttracer import privacy
 from agenttracer.model import MAX_MESSAGE_LEN, MAX_META_STRING_LEN, has_bad_chars
-
-log = logging.getLogger("agenttracer.ingest")
 
 _MAX_ECHOED_KEY = 64
 
@@ -37,12 +34,7 @@ def scrub_metadata(value: Any, removed: list[dict[str, str]], prefix: str = "met
     if not isinstance(value, dict):
         removed.append(removal(prefix, "not_an_object"))
         return {}
-    try:
-        kept, removals = privacy.scrub_metadata(value)
-    except Exception as exc:  # fail closed: a policy error must never let metadata through
-        log.warning("privacy policy failed on metadata (%s): dropped it", type(exc).__name__)
-        removed.append(removal(prefix, "policy_error"))
-        return {}
+    kept, removals = privacy.scrub_metadata(value)
     if removals:
         removed.extend(removal(f"{prefix}.{r.key}", r.reason) for r in removals)
     clean: dict[str, Any] = {}
@@ -65,11 +57,7 @@ def scrub_metadata(value: Any, removed: list[dict[str, str]], prefix: str = "met
 
 
 def scrub_name(field: str, value: str, max_len: int, removed: list[dict[str, str]]) -> str:
-    try:
-        kept, reason = privacy.scrub_name(value)
-    except Exception as exc:
-        log.warning("privacy policy failed on %s (%s): replaced it", field, type(exc).__name__)
-        kept, reason = privacy.REDACTED_NAME, "policy_error"
+    kept, reason = privacy.scrub_name(value)
     if reason is None and (len(kept) > max_len or has_bad_chars(kept)):
         kept, reason = privacy.REDACTED_NAME, "too_long"
     if reason is not None:
@@ -80,11 +68,7 @@ def scrub_name(field: str, value: str, max_len: int, removed: list[dict[str, str
 def scrub_message(value: str | None, removed: list[dict[str, str]]) -> str | None:
     if value is None:
         return None
-    try:
-        kept, reason = privacy.scrub_message(value)
-    except Exception as exc:
-        log.warning("privacy policy failed on a failure message (%s): dropped it", type(exc).__name__)
-        kept, reason = None, "policy_error"
+    kept, reason = privacy.scrub_message(value)
     if kept is not None and (has_bad_chars(kept.replace("\n", " ").replace("\t", " ")) or len(kept) > MAX_MESSAGE_LEN):
         kept, reason = None, reason or "invalid_characters"
     if reason is not None:

@@ -7,7 +7,7 @@ scope's auth dependency. An endpoint that reads runs takes two shared dependenci
     def get_stats(filters: RunFilters = Depends(run_filters), conn: Connection = Depends(read_connection)):
         ...
 
-``run_filters`` parses and validates the common filter parameters (422 naming the parameter and rule);
+``run_filters`` (``params.py``) parses and validates the common filter parameters (422 naming the parameter and rule);
 ``read_connection`` yields a connection from the app's read-only engine. Operation ids are the
 handler function names, so keep those short and descriptive.
 """
@@ -19,39 +19,28 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from pydantic import AfterValidator
-from pydantic_core import PydanticCustomError
 
 from agenttracer.model import (
-    CONTROL_CHARACTERS_RULE,
-    CUSTOM_CODE_PATTERN,
-    MAX_CODE_LEN,
     MAX_ENVIRONMENT_LEN,
     MAX_ID_LEN,
-    MAX_NAME_LEN,
     MAX_SEQ,
     MAX_VERSION_LEN,
-    RULE_CONTROL_CHARACTERS,
-    RULE_TIME_RANGE,
-    FailureType,
-    RunStatus,
-    has_bad_chars,
-    time_rule_text,
-    to_utc_in_range,
 )
+from agenttracer.server import errors
 from agenttracer.server.auth import auth_dependency
+from agenttracer.server.errors import UNAVAILABLE, database_unavailable, error_response, health_response
 from agenttracer.server.failsafe import Failsafe
 from agenttracer.server.metrics import QueryMetrics
 from agenttracer.server.observe import count_db_error, install
+from agenttracer.server.query.params import NoControlChars, SinceParam, UntilParam, invalid, run_filters, time_window
 from agenttracer.server.settings import Settings
 from agenttracer.server.wire import AgentList, CompareResponse, ErrorOut, HealthOut, RunDetail, RunPage, StatsResponse
 from agenttracer.store.read import compare, runs, stats
@@ -68,10 +57,6 @@ MAX_STEP_PAGE_SIZE = 1000
 
 router = APIRouter()
 
-TIME_RULE_DOC = (
-    "From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range)."
-)
-
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "A parameter is invalid; each entry names it and the rule."},
 }
@@ -83,88 +68,6 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "The database cannot be read right now, or the query took longer "
           "than the server's time limit (query_timeout_ms); retry after Retry-After."},
 }
-
-
-def _no_control_chars(value: str | None) -> str | None:
-    if value is not None and has_bad_chars(value):
-        raise PydanticCustomError(RULE_CONTROL_CHARACTERS, CONTROL_CHARACTERS_RULE)
-    return value
-
-
-# Every text parameter refuses control characters (NUL included) with a 422 naming it, on both
-# databases, before any SQL sees it (model.py's text rule).
-NoControlChars = AfterValidator(_no_control_chars)
-
-# The time window every read endpoint accepts, declared once so /v1/runs, /v1/stats and /v1/compare agree.
-SinceParam = Annotated[
-    datetime | None,
-    Query(description="Runs started at or after this time (ISO 8601; UTC if no offset). " + TIME_RULE_DOC),
-]
-UntilParam = Annotated[
-    datetime | None,
-    Query(description="Runs started before this time (ISO 8601; UTC if no offset). " + TIME_RULE_DOC),
-]
-
-
-def invalid(param: str, rule: str, where: str = "query", code: str = "value_error") -> RequestValidationError:
-    """A 422 naming one parameter and the rule it broke (never echoing the rejected value)."""
-    return RequestValidationError([{"loc": (where, param), "msg": rule, "type": code}])
-
-
-def time_window(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
-    """since/until in UTC, each within model.py's timestamp rule, since before until; else a 422."""
-    now = datetime.now(timezone.utc)
-    out: list[datetime | None] = []
-    for name, value in (("since", since), ("until", until)):
-        if value is None:
-            out.append(None)
-            continue
-        utc = to_utc_in_range(value, now)
-        if utc is None:
-            raise invalid(name, time_rule_text(), code=RULE_TIME_RANGE)
-        out.append(utc)
-    lo, hi = out
-    if lo is not None and hi is not None and lo >= hi:
-        raise invalid("until", "must be later than since", code="order")
-    return lo, hi
-
-
-def run_filters(
-    agent_id: Annotated[str | None, Query(max_length=MAX_ID_LEN, description="Exact agent id."), NoControlChars] = None,
-    agent_version: Annotated[
-        str | None, Query(max_length=MAX_VERSION_LEN, description="Exact version."),
-        NoControlChars,
-    ] = None,
-    environment: Annotated[
-        str | None, Query(max_length=MAX_ENVIRONMENT_LEN, description="Exact environment."), NoControlChars
-    ] = None,
-    status: Annotated[RunStatus | None, Query(description="Run status.")] = None,
-    failure_type: Annotated[FailureType | None, Query(description="Failure type of the run.")] = None,
-    failure_code: Annotated[
-        str | None, Query(max_length=MAX_CODE_LEN, description="Failure code, e.g. timeout."), NoControlChars
-    ] = None,
-    step_name: Annotated[
-        str | None, Query(max_length=MAX_NAME_LEN, description="Runs with at least one step of this name."),
-        NoControlChars,
-    ] = None,
-    since: SinceParam = None,
-    until: UntilParam = None,
-) -> RunFilters:
-    """The run filters shared by /v1/runs, /v1/stats and /v1/compare, validated."""
-    if failure_code is not None and not CUSTOM_CODE_PATTERN.fullmatch(failure_code):
-        raise invalid("failure_code", "must match ^[a-z][a-z0-9_]{0,63}$ (e.g. timeout, rate_limited)")
-    since, until = time_window(since, until)
-    return RunFilters(
-        agent_id=agent_id,
-        agent_version=agent_version,
-        environment=environment,
-        status=status.value if status is not None else None,
-        failure_type=failure_type.value if failure_type is not None else None,
-        failure_code=failure_code,
-        step_name=step_name,
-        since=since,
-        until=until,
-    )
 
 
 def read_connection(request: Request) -> Iterator[sa.Connection]:
@@ -231,7 +134,8 @@ def get_run(
     # Ingest stores run ids in canonical form too.
     detail = runs.get_run(conn, canonical, steps_after=steps_after, steps_limit=steps_limit)
     if detail is None:
-        return JSONResponse(status_code=404, content={"detail": f"no run with run_id {canonical}"})
+        return error_response(404, "not_found", f"no run with run_id {canonical}", field="run_id",
+                              rule="must name a stored run")
     return detail
 
 
@@ -290,37 +194,26 @@ def compare_versions(
     return dataclasses.asdict(result)
 
 
-def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+def _validation_error(_request: Request, exc: Exception) -> Response:
     # FastAPI's default body echoes the rejected input; ours names the parameter and rule only.
     assert isinstance(exc, RequestValidationError)
     detail = [
         {"loc": list(err.get("loc", ())), "msg": err.get("msg", "invalid"), "type": err.get("type", "value_error")}
         for err in exc.errors()
     ]
-    return JSONResponse(status_code=422, content={"detail": detail})
+    first = detail[0] if detail else {"loc": ["request"], "msg": "invalid"}
+    field = str(first["loc"][-1]) if first["loc"] else "request"
+    message = "; ".join(f"{e['loc'][-1] if e['loc'] else 'request'}: {e['msg']}" for e in detail) or "invalid request"
+    return error_response(422, "invalid_parameters", message, field=field, rule=str(first["msg"]), detail=detail)
 
 
-RETRY_AFTER_SECONDS = 2
-# Errors that mean "the database is not there right now", not "this request is wrong".
-_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
-
-
-def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+def _database_unavailable(request: Request, exc: Exception) -> Response:
     count_db_error(request.app, exc)
     if timed_out(exc):
         limit = request.app.state.settings.query_timeout_ms
-        return JSONResponse(
-            status_code=503,
-            content={"detail": f"the query took longer than this server's limit of {limit} ms "
-                               "(query_timeout_ms); retry later or narrow the time window or filters"},
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-    # Only the error's kind goes out: a driver message can carry host names or credentials.
-    return JSONResponse(
-        status_code=503,
-        content={"detail": f"the database is unavailable ({type(exc).__name__}); retry shortly"},
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+        return database_unavailable("query", exc, f"the query took longer than this server's limit of {limit} ms "
+                                    "(query_timeout_ms); retry later or narrow the time window or filters")
+    return database_unavailable("query", exc, f"the database is unavailable ({type(exc).__name__}); retry shortly")
 
 
 def cursor_key(settings: Settings) -> bytes:
@@ -361,9 +254,11 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     )
     app.state.engine = engine
     app.state.settings = settings
+    install(app, settings, engine, QueryMetrics() if settings.metrics_enabled else None)
+    errors.install(app)
     app.state.cursor_key = cursor_key(settings)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for error in _UNAVAILABLE:
+    for error in UNAVAILABLE:
         app.add_exception_handler(error, _database_unavailable)
     # Innermost: inside the metrics middleware (which counts its 500s) and CORS (so even a 500 carries
     # the headers the dashboard needs to read it).
@@ -396,9 +291,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
                 runs.ping(conn)
         except Exception as exc:  # any failure to read means "unreachable"; the class name is enough
             count_db_error(app, exc)
-            body = {"status": "unavailable", "service": "query", "database": "unreachable", "backend": backend,
-                    "detail": type(exc).__name__}
-            return JSONResponse(status_code=503, content=body, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-        return {"status": "ok", "service": "query", "database": "ok", "backend": backend}
+            return health_response("query", backend, "unreachable", type(exc).__name__)
+        return health_response("query", backend)
 
     return app

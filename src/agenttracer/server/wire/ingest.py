@@ -255,12 +255,16 @@ class IngestResponse(BaseModel):
 
 
 class ApiError(BaseModel):
-    """The body of every error answer: which field broke which rule (values are never echoed)."""
+    """The body of every error answer of both APIs (``server/errors.py``): a code, which field broke which
+    rule, a sentence, and ``detail`` for FastAPI-style clients. Values are never echoed."""
 
-    error: str = Field(description="machine-readable code, e.g. payload_too_large")
-    field: str
-    rule: str
-    message: str
+    error: str = Field(description="machine-readable code, e.g. payload_too_large, invalid_parameters, not_found")
+    field: str | None = Field(default=None, description="the input at fault, when the error is about one")
+    rule: str | None = Field(default=None, description="the rule that input broke")
+    message: str = Field(description="a sentence for people")
+    detail: str | list[dict[str, object]] | None = Field(
+        default=None, description="the message again, or on a 422 a list of {loc, msg, type} per bad parameter"
+    )
 
 
 class HealthResponse(BaseModel):

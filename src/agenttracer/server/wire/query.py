@@ -16,7 +16,7 @@ from agenttracer.model import (
     StepStatus,
     StepType,
 )
-from agenttracer.server.wire.ingest import HealthResponse
+from agenttracer.server.wire.ingest import ApiError, HealthResponse
 
 #
 # Response models of the read-only Query API (:8001). Field names follow the database columns so the
@@ -131,8 +131,7 @@ class HealthOut(HealthResponse):
     """Liveness and database reachability of the Query API (503 when the database cannot be read)."""
 
 
-class ErrorOut(BaseModel):
-    """A client error. ``detail`` is a sentence (404), a list of {loc, msg, type} naming each bad
-    parameter and its rule (422), or {error, message} from the key check (401/403)."""
+class ErrorOut(ApiError):
+    """An error answer of the Query API, in both APIs' one shape: ``detail`` is the message (404, 401, 403,
+    503) or a list of {loc, msg, type} naming each bad parameter and its rule (422)."""
 
-    detail: str | list[dict[str, object]] | dict[str, object]

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from agenttracer.model import RunStatus, StepStatus, StepType
+from agenttracer.store.dialect import is_postgres
 from agenttracer.store.read import stats_rollup
 from agenttracer.store.read.compare_result import (
     Comparison,
@@ -52,14 +53,12 @@ from agenttracer.store.read.sql import (
     combine_rank_sums,
     count_if,
     grouped_percentiles,
-    is_postgres,
     percentiles_aggregate,
     rank_sum_parts,
     ranked,
     run_shapes_select,
     tune,
 )
-from agenttracer.store.read.stats import ratio
 from agenttracer.store.read.stats_math import (
     ALPHA,
     MIN_EXPECTED,
@@ -70,6 +69,7 @@ from agenttracer.store.read.stats_math import (
     mann_whitney_u,
     percentile_cont,
     rank_sums,
+    ratio,
     two_proportion_z,
 )
 from agenttracer.store.schema.tables import runs, steps

@@ -22,48 +22,19 @@ from typing import Any
 import sqlalchemy as sa
 
 from agenttracer.model import MAX_ID_LEN, has_bad_chars
+from agenttracer.store.dialect import is_postgres
 from agenttracer.store.read import stats_rollup
 from agenttracer.store.read.cursor_seal import SealError, seal, unseal
 from agenttracer.store.read.filters import RunFilters, run_conditions
-from agenttracer.store.read.sql import is_postgres
 from agenttracer.store.schema.tables import failures, runs, steps
 
-RUN_COLUMNS = (
-    "run_id",
-    "agent_id",
-    "agent_version",
-    "environment",
-    "status",
-    "started_at",
-    "ended_at",
-    "duration_ms",
-    "step_count",
-    "error_step_count",
-    "retry_count",
-    "failure_type",
-    "failure_code",
-    "meta",
-    "meta_removed",
-)
-STEP_COLUMNS = (
-    "seq",
-    "step_type",
-    "name",
-    "status",
-    "started_at",
-    "ended_at",
-    "latency_ms",
-    "attempt",
-    "retry_of_seq",
-    "parent_seq",
-    "error_class",
-    "failure_code",
-    "meta",
-    "meta_removed",
-)
-FAILURE_COLUMNS = ("failure_type", "failure_code", "step_seq", "message", "recorded_at")
+# The columns a run, a step and a failure carry in an answer: all of them in table order, but the
+# run's bookkeeping times and the run_id key of its steps and failure.
+RUN_DETAIL_COLUMNS = tuple(c.name for c in runs.columns if c.name not in ("ingested_at", "updated_at"))
+STEP_DETAIL_COLUMNS = tuple(c.name for c in steps.columns if c.name != "run_id")
+FAILURE_DETAIL_COLUMNS = tuple(c.name for c in failures.columns if c.name != "run_id")
 
-_run_cols = [runs.c[name] for name in RUN_COLUMNS]
+_run_cols = [runs.c[name] for name in RUN_DETAIL_COLUMNS]
 
 
 class CursorError(ValueError):
@@ -194,7 +165,7 @@ def get_run(
         conn.exec_driver_sql("SET LOCAL enable_sort = off")
     step_rows = _rows(
         conn.execute(
-            sa.select(*[steps.c[name] for name in STEP_COLUMNS])
+            sa.select(*[steps.c[name] for name in STEP_DETAIL_COLUMNS])
             .where(steps.c.run_id == run_id, steps.c.seq > steps_after)
             .order_by(steps.c.seq)
             .limit(steps_limit + 1)
@@ -205,7 +176,7 @@ def get_run(
         del step_rows[steps_limit:]
         next_after = step_rows[-1]["seq"]
     failure = conn.execute(
-        sa.select(*[failures.c[name] for name in FAILURE_COLUMNS]).where(failures.c.run_id == run_id)
+        sa.select(*[failures.c[name] for name in FAILURE_DETAIL_COLUMNS]).where(failures.c.run_id == run_id)
     ).first()
     return {
         "run": dict(run._mapping),

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from agenttracer.store.dialect import is_postgres
 from agenttracer.store.read.stats_math import QUANTILES, RankSums, interpolate, quantile_positions
 
 Key = tuple[Any, ...]
@@ -35,10 +35,6 @@ class Percentiles:
     @classmethod
     def of(cls, values: Sequence[float | None]) -> Percentiles:
         return cls(*values)
-
-
-def is_postgres(conn: sa.Connection) -> bool:
-    return conn.dialect.name == "postgresql"
 
 
 def _keys(src: sa.Subquery) -> list[sa.ColumnElement[Any]]:
@@ -266,12 +262,3 @@ def time_bucket(conn: sa.Connection, column: sa.ColumnElement[Any], unit: str) -
         return sa.func.date_trunc(unit, sa.func.timezone("UTC", column))
     fmt = "%Y-%m-%d %H:00:00" if unit == "hour" else "%Y-%m-%d 00:00:00"
     return sa.func.strftime(fmt, column)
-
-
-def as_utc(value: Any) -> datetime:
-    """A bucket value from either database as an aware UTC datetime."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if not isinstance(value, datetime):
-        raise TypeError(f"unexpected bucket value {value!r}")
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)

@@ -27,19 +27,20 @@ from typing import Any
 import sqlalchemy as sa
 
 from agenttracer.model import RunStatus
+from agenttracer.store.dialect import as_utc, is_postgres
 from agenttracer.store.read import stats_rollup
 from agenttracer.store.read.filters import RunFilters, run_conditions
 from agenttracer.store.read.sql import (
     Percentiles,
-    as_utc,
     count_if,
     grouped_percentiles,
-    is_postgres,
     percentiles_aggregate,
     time_bucket,
     tune,
 )
-from agenttracer.store.read.steps import FailingStep, StepGroupStats, step_breakdown
+from agenttracer.store.read.stats_math import ratio
+from agenttracer.store.read.steps import FailingStep, StepBreakdown, StepGroupStats, step_breakdown
+from agenttracer.store.rollup.marks import DAY, HOUR
 from agenttracer.store.schema.tables import runs
 
 HOURLY_MAX_RANGE = timedelta(days=2)  # ranges up to two days get hourly buckets, longer ones daily
@@ -108,13 +109,26 @@ class RunStats:
     generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
-def ratio(part: float, whole: float) -> float | None:
-    """part / whole, or None when there is nothing to divide by."""
-    return part / whole if whole else None
-
-
 def _finished() -> sa.ColumnElement[bool]:
     return runs.c.status != RunStatus.RUNNING.value
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What either source yields — exact SQL over the raw tables, or rollups plus raw edges — and
+    ``_assemble`` turns into the one ``RunStats``."""
+
+    total: int
+    counts: dict[str, int]  # by status, running included
+    steps: int
+    retry_steps: int
+    runs_with_retries: int
+    failures: dict[tuple[str | None, str | None], int]  # by (failure_type, failure_code)
+    per_step: StepBreakdown
+    run_latency: Percentiles
+    buckets: dict[BucketKey, tuple[Any, ...]]  # _BUCKET_FIELDS per time bucket
+    bucket_latency: dict[BucketKey, Percentiles]
+    latency_exact: bool
 
 
 def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = None) -> RunStats:
@@ -131,27 +145,74 @@ def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = N
     start = filters.since or first
     end = filters.until or (max(now, last) if last else now)
     unit = choose_bucket(start, end) if start is not None else "hour"
+    parts = None
     if start is not None:
         rolled = stats_rollup.collect(conn, filters, start, filters.until, unit)
         if rolled is not None:
-            return _from_rollup(rolled, filters, start, end, unit, now)
+            parts = _from_rollup(rolled)
+    if parts is None:
+        parts = _exact(conn, where, unit)
+    return _assemble(parts, unit, start, end, filters, now)
+
+
+def _exact(conn: sa.Connection, where: list[sa.ColumnElement[bool]], unit: str) -> _Parts:
+    """The parts from the raw tables (exact percentiles; per-step numbers over a sample of runs)."""
     buckets, bucket_latency, run_latency = _bucket_rows(conn, where, unit)
     totals = [sum(row[i] for row in buckets.values()) for i in range(len(_BUCKET_FIELDS))]
     summary = dict(zip(_BUCKET_FIELDS, totals, strict=True))
-    counts = {s.value: int(summary[s.value]) for s in RunStatus}
     total = int(summary["total"])
-    finished = total - counts[RunStatus.RUNNING.value]
+    return _Parts(
+        total=total,
+        counts={s.value: int(summary[s.value]) for s in RunStatus},
+        steps=int(summary["steps"]),
+        retry_steps=int(summary["retries"]),
+        runs_with_retries=int(summary["runs_with_retries"]),
+        failures={(f.failure_type, f.failure_code): f.count for f in _failure_counts(conn, where)},
+        per_step=step_breakdown(conn, where, total, float(summary["run_time"])),
+        run_latency=run_latency,
+        buckets=buckets,
+        bucket_latency=bucket_latency,
+        latency_exact=True,
+    )
 
-    failures = _failure_counts(conn, where)
+
+def _from_rollup(rolled: stats_rollup.RollupStats) -> _Parts:
+    """The parts from rollups + raw parts: the same numbers as the exact path, percentiles from histograms."""
+    total = rolled.total()
+    fields = {"total": "runs", "steps": "steps", "retries": "retry_steps", "runs_with_retries": "runs_with_retries",
+              "run_time": "run_time_ms"}
+    ordered = dict(sorted(rolled.buckets.items(), key=lambda kv: (kv[0] is not None, kv[0] or datetime.min)))
+    failures: dict[tuple[str | None, str | None], int] = {}
+    for (failure_type, failure_code), n in rolled.failures.items():
+        key = (failure_type, failure_code or None)  # rollup keys hold '' for "no code"
+        failures[key] = failures.get(key, 0) + n
+    return _Parts(
+        total=total.runs,
+        counts=stats_rollup.status_counts(total),
+        steps=total.steps,
+        retry_steps=total.retry_steps,
+        runs_with_retries=total.runs_with_retries,
+        failures=failures,
+        per_step=stats_rollup.step_breakdown_from(rolled, total.runs, total.run_time_ms),
+        run_latency=stats_rollup.percentiles(total.hist),
+        buckets={key: tuple(getattr(agg, fields.get(name, name)) for name in _BUCKET_FIELDS)
+                 for key, agg in ordered.items()},
+        bucket_latency={key: stats_rollup.percentiles(agg.hist) for key, agg in ordered.items()},
+        latency_exact=False,
+    )
+
+
+def _assemble(parts: _Parts, unit: str, start: datetime | None, end: datetime, filters: RunFilters,
+              now: datetime) -> RunStats:
+    """The one place RunStats is built, whatever the source of its parts."""
+    counts, total, per_step = parts.counts, parts.total, parts.per_step
+    finished = total - counts[RunStatus.RUNNING.value]
     by_type: dict[str | None, int] = {}
     by_code: dict[str | None, int] = {}
-    for f in failures:
-        by_type[f.failure_type] = by_type.get(f.failure_type, 0) + f.count
-        by_code[f.failure_code] = by_code.get(f.failure_code, 0) + f.count
-
-    per_step = step_breakdown(conn, where, total, float(summary["run_time"]))
+    for (failure_type, failure_code), n in parts.failures.items():
+        by_type[failure_type] = by_type.get(failure_type, 0) + n
+        by_code[failure_code] = by_code.get(failure_code, 0) + n
     retry_time = per_step.retry_time_ms
-    retried, retried_runs, all_steps = int(summary["retries"]), int(summary["runs_with_retries"]), int(summary["steps"])
     return RunStats(
         total_runs=total,
         finished_runs=finished,
@@ -159,7 +220,7 @@ def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = N
         success_rate=ratio(counts[RunStatus.SUCCESS.value], finished),
         failure_rate=ratio(counts[RunStatus.FAILURE.value], finished),
         partial_rate=ratio(counts[RunStatus.PARTIAL.value], finished),
-        run_latency_ms=run_latency,
+        run_latency_ms=parts.run_latency,
         failures_by_type=sorted(
             (FailureCount(t, None, c) for t, c in by_type.items()), key=lambda f: (-f.count, f.failure_type or "")
         ),
@@ -168,12 +229,12 @@ def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = N
         ),
         top_failing_steps=per_step.top_failing,
         retries=RetryStats(
-            retry_steps=retried,
-            total_steps=all_steps,
-            retry_rate=ratio(retried, all_steps),
-            runs_with_retries=retried_runs,
+            retry_steps=parts.retry_steps,
+            total_steps=parts.steps,
+            retry_rate=ratio(parts.retry_steps, parts.steps),
+            runs_with_retries=parts.runs_with_retries,
             total_runs=total,
-            run_retry_rate=ratio(retried_runs, total),
+            run_retry_rate=ratio(parts.runs_with_retries, total),
             time_in_retries_ms=retry_time,
             share_of_step_time=ratio(retry_time, per_step.step_time_ms),
         ),
@@ -182,65 +243,8 @@ def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = N
         step_names_truncated=per_step.names_truncated,
         step_sample_runs=per_step.sample_runs,
         steps_sampled=per_step.sampled,
-        timeline=_timeline(buckets, bucket_latency, unit, start, end, filters),
-        generated_at=now,
-    )
-
-
-def _from_rollup(
-    rolled: stats_rollup.RollupStats, filters: RunFilters, start: datetime, end: datetime, unit: str,
-    now: datetime,
-) -> RunStats:
-    """RunStats from rollups + raw parts: the same numbers as the exact path, percentiles from histograms."""
-    total = rolled.total()
-    counts = stats_rollup.status_counts(total)
-    finished = total.runs - counts[RunStatus.RUNNING.value]
-    by_type: dict[str | None, int] = {}
-    by_code: dict[str | None, int] = {}
-    for (failure_type, failure_code), n in rolled.failures.items():
-        by_type[failure_type] = by_type.get(failure_type, 0) + n
-        code = failure_code or None
-        by_code[code] = by_code.get(code, 0) + n
-    per_step = stats_rollup.step_breakdown_from(rolled, total.runs, total.run_time_ms)
-    retry_time = per_step.retry_time_ms
-    fields = {"total": "runs", "steps": "steps", "retries": "retry_steps", "runs_with_retries": "runs_with_retries",
-              "run_time": "run_time_ms"}
-    ordered = dict(sorted(rolled.buckets.items(), key=lambda kv: (kv[0] is not None, kv[0] or datetime.min)))
-    buckets = {key: tuple(getattr(agg, fields.get(name, name)) for name in _BUCKET_FIELDS)
-               for key, agg in ordered.items()}
-    latency = {key: stats_rollup.percentiles(agg.hist) for key, agg in ordered.items()}
-    return RunStats(
-        total_runs=total.runs,
-        finished_runs=finished,
-        status_counts=counts,
-        success_rate=ratio(counts[RunStatus.SUCCESS.value], finished),
-        failure_rate=ratio(counts[RunStatus.FAILURE.value], finished),
-        partial_rate=ratio(counts[RunStatus.PARTIAL.value], finished),
-        run_latency_ms=stats_rollup.percentiles(total.hist),
-        failures_by_type=sorted(
-            (FailureCount(t, None, c) for t, c in by_type.items()), key=lambda f: (-f.count, f.failure_type or "")
-        ),
-        failures_by_code=sorted(
-            (FailureCount(None, c, n) for c, n in by_code.items()), key=lambda f: (-f.count, f.failure_code or "")
-        ),
-        top_failing_steps=per_step.top_failing,
-        retries=RetryStats(
-            retry_steps=total.retry_steps,
-            total_steps=total.steps,
-            retry_rate=ratio(total.retry_steps, total.steps),
-            runs_with_retries=total.runs_with_retries,
-            total_runs=total.runs,
-            run_retry_rate=ratio(total.runs_with_retries, total.runs),
-            time_in_retries_ms=retry_time,
-            share_of_step_time=ratio(retry_time, per_step.step_time_ms),
-        ),
-        step_types=per_step.types,
-        step_names=per_step.names,
-        step_names_truncated=per_step.names_truncated,
-        step_sample_runs=per_step.sample_runs,
-        steps_sampled=per_step.sampled,
-        timeline=_timeline(buckets, latency, unit, start, end, filters),
-        latency_exact=False,
+        timeline=_timeline(parts.buckets, parts.bucket_latency, unit, start, end, filters),
+        latency_exact=parts.latency_exact,
         generated_at=now,
     )
 
@@ -329,7 +333,7 @@ def _timeline(
     if start is None:
         return Timeline(bucket=unit, start=filters.since, end=filters.until, points=[])
     index = {name: i for i, name in enumerate(_BUCKET_FIELDS)}
-    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
+    step = HOUR if unit == "hour" else DAY
     keys = {b for b in buckets if b is not None}
     first_bucket, last_bucket = _floor(start, unit), _floor(end - timedelta(microseconds=1), unit)
     if first_bucket <= last_bucket and (last_bucket - first_bucket) / step < MAX_FILLED_BUCKETS:

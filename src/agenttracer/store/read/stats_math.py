@@ -25,6 +25,11 @@ MIN_SAMPLE = 20
 MIN_EXPECTED = 5.0
 QUANTILES = (0.5, 0.95, 0.99)
 
+def ratio(part: float, whole: float) -> float | None:
+    """part / whole, or None when there is nothing to divide by (a rate of nothing is unknown, not 0)."""
+    return part / whole if whole else None
+
+
 SIGNIFICANT = "significant"
 NOT_SIGNIFICANT = "not_significant"
 INSUFFICIENT = "insufficient_data"

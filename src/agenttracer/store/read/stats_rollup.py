@@ -43,7 +43,8 @@ from agenttracer.store.rollup.build import (
     read_rollup,
 )
 from agenttracer.store.rollup.histogram import Histogram
-from agenttracer.store.rollup.window import HOUR, Window, plan, raw_condition
+from agenttracer.store.rollup.marks import HOUR
+from agenttracer.store.rollup.window import Window, plan, raw_condition
 from agenttracer.store.schema.tables import runs
 
 EXACT_MAX_RUNS = 2_000

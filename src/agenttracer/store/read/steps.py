@@ -13,16 +13,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.model import RunStatus, StepStatus
+from agenttracer.model import RunStatus
+from agenttracer.store.dialect import is_postgres
 from agenttracer.store.read.sql import (
     Key,
     Percentiles,
-    count_if,
     grouped_percentiles,
-    is_postgres,
     one_of,
     percentiles_aggregate,
 )
+from agenttracer.store.read.stats_math import ratio
+from agenttracer.store.rollup.build import step_aggregates
 from agenttracer.store.schema.tables import runs, steps
 
 STEP_SAMPLE_RUNS = 5_000
@@ -64,10 +65,6 @@ class StepBreakdown:
     sampled: bool
 
 
-def _ratio(part: float, whole: float) -> float | None:
-    return part / whole if whole else None
-
-
 def step_breakdown(
     conn: sa.Connection, where: list[sa.ColumnElement[bool]], total_runs: int, run_time: float
 ) -> StepBreakdown:
@@ -98,15 +95,7 @@ def step_breakdown(
         source = steps.join(runs, steps.c.run_id == runs.c.run_id)
         step_where = list(where)
         in_finished = runs.c.status != RunStatus.RUNNING.value
-    retry = steps.c.attempt > 1
-    aggregates = [
-        sa.func.count(),
-        count_if(steps.c.status == StepStatus.ERROR.value),
-        count_if(retry),
-        sa.func.sum(steps.c.latency_ms),
-        sa.func.coalesce(sa.func.sum(sa.case((in_finished, steps.c.latency_ms), else_=0.0)), 0.0),
-        sa.func.coalesce(sa.func.sum(sa.case((retry, steps.c.latency_ms), else_=0.0)), 0.0),
-    ]
+    aggregates = step_aggregates(in_finished)
     name_pcts: dict[Key, Percentiles]
     type_pcts: dict[Key, Percentiles]
     if is_postgres(conn):
@@ -160,7 +149,7 @@ def step_breakdown(
                 retry_count=int(retries),
                 latency_ms=name_pcts.get((step_type, name), Percentiles()),
                 total_latency_ms=float(latency),
-                share_of_run_time=_ratio(float(latency_finished), run_time),
+                share_of_run_time=ratio(float(latency_finished), run_time),
             )
         )
     types = [
@@ -173,7 +162,7 @@ def step_breakdown(
             retry_count=int(acc[2]),
             latency_ms=type_pcts.get((step_type,), Percentiles()),
             total_latency_ms=float(acc[3]),
-            share_of_run_time=_ratio(float(acc[4]), run_time),
+            share_of_run_time=ratio(float(acc[4]), run_time),
         )
         for step_type, acc in type_acc.items()
     ]

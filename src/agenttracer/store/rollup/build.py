@@ -28,7 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from agenttracer.model import RunStatus, StepStatus
-from agenttracer.store.read.sql import as_utc, count_if, is_postgres
+from agenttracer.store.dialect import as_utc, is_postgres
+from agenttracer.store.read.sql import count_if
 from agenttracer.store.rollup.histogram import BOUNDS, Histogram, bucket_of
 from agenttracer.store.schema.tables import rollup_failures, rollup_runs, rollup_steps, runs, steps
 
@@ -248,6 +249,21 @@ def aggregate_raw(
     return out
 
 
+def step_aggregates(in_finished: sa.ColumnElement[bool]) -> list[sa.ColumnElement[Any]]:
+    """The per-step numbers of a group of steps, in this order: steps, error steps, retry steps (attempt > 1),
+    summed latency, summed latency of steps in finished runs (``in_finished``), summed latency of retries.
+    The one definition, used here for the rollups and by the exact per-step stats (``store/read/steps.py``)."""
+    retry = steps.c.attempt > 1
+    return [
+        sa.func.count(),
+        count_if(steps.c.status == StepStatus.ERROR.value),
+        count_if(retry),
+        sa.func.sum(steps.c.latency_ms),
+        sa.func.coalesce(sa.func.sum(sa.case((in_finished, steps.c.latency_ms), else_=0.0)), 0.0),
+        sa.func.coalesce(sa.func.sum(sa.case((retry, steps.c.latency_ms), else_=0.0)), 0.0),
+    ]
+
+
 def _aggregate_steps(
     conn: sa.Connection,
     where: list[sa.ColumnElement[bool]],
@@ -260,16 +276,8 @@ def _aggregate_steps(
     nk = len(step_keys) + 2
     keys = [*step_keys, steps.c.step_type, steps.c.name]
     source = steps.join(runs, steps.c.run_id == runs.c.run_id)
-    retry = steps.c.attempt > 1
     finished = runs.c.status != RunStatus.RUNNING.value
-    aggregates = [
-        sa.func.count(),
-        count_if(steps.c.status == StepStatus.ERROR.value),
-        count_if(retry),
-        sa.func.sum(steps.c.latency_ms),
-        sa.func.coalesce(sa.func.sum(sa.case((finished, steps.c.latency_ms), else_=0.0)), 0.0),
-        sa.func.coalesce(sa.func.sum(sa.case((retry, steps.c.latency_ms), else_=0.0)), 0.0),
-    ]
+    aggregates = step_aggregates(finished)
     conv = (*convert, False, False)
 
     def agg_for(row: Sequence[Any]) -> StepAgg:

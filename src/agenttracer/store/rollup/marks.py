@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from agenttracer.store.read.sql import as_utc
+from agenttracer.store.dialect import as_utc, bind_processor, is_postgres
 from agenttracer.store.schema.tables import rollup_dirty, rollup_state
 
 MARK_SECONDS = 10
@@ -30,8 +30,16 @@ MINUTE = timedelta(minutes=1)
 ROLLED_STATE_ID, LIVE_STATE_ID = 1, 2
 
 
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
 def floor_hour(ts: datetime) -> datetime:
     return ts.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def floor_day(ts: datetime) -> datetime:
+    return floor_hour(ts).replace(hour=0)
 
 
 def floor_seconds(ts: datetime, seconds: int) -> datetime:
@@ -53,7 +61,6 @@ def merge_intervals(intervals: Iterable[tuple[datetime, datetime]]) -> list[tupl
     return out
 
 
-_HOUR_TYPE = rollup_dirty.c.hour.type
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -69,12 +76,11 @@ def mark_dirty(conn: sa.Connection, times: Iterable[datetime]) -> None:
     if not numbers:
         return
     distinct = [_EPOCH + timedelta(seconds=n * MARK_SECONDS) for n in numbers]
-    dialect = conn.dialect
-    if dialect.name == "postgresql":
+    if is_postgres(conn):
         conn.exec_driver_sql("INSERT INTO rollup_dirty (hour) SELECT unnest(%(h)s::timestamptz[])", {"h": distinct})
         return
-    convert = _HOUR_TYPE.dialect_impl(dialect).bind_processor(dialect)
-    params = [(convert(h) if convert else h,) for h in distinct]
+    convert = bind_processor(rollup_dirty.c.hour, conn.dialect)
+    params = [(convert(h),) for h in distinct]
     conn.exec_driver_sql("INSERT INTO rollup_dirty (hour) VALUES (?)", params)
 
 

@@ -38,6 +38,8 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from agenttracer.store.dialect import bind_processor, is_postgres, paramstyle_marks
+from agenttracer.store.dialect import identity as unchanged
 from agenttracer.store.rollup.build import (
     FINE_GRAINS,
     LEVELS,
@@ -48,21 +50,15 @@ from agenttracer.store.rollup.build import (
     identity_keys,
     project,
 )
-from agenttracer.store.rollup.marks import dirty_hours, floor_hour, read_state
+from agenttracer.store.rollup.marks import DAY, HOUR, dirty_hours, floor_day, floor_hour, read_state
 from agenttracer.store.schema.tables import rollup_dirty, rollup_failures, rollup_runs, rollup_state, rollup_steps, runs
 from agenttracer.store.write.lock import write_lock
 
 log = logging.getLogger("agenttracer.rollup")
 
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
 DEFAULT_SETTLE = timedelta(minutes=2)
 DEFAULT_INTERVAL_S = 60.0
 _TABLES = (rollup_runs, rollup_failures, rollup_steps)
-
-
-def floor_day(ts: datetime) -> datetime:
-    return floor_hour(ts).replace(hour=0)
 
 
 # --- the refresher -------------------------------------------------------------------------------
@@ -82,7 +78,7 @@ class RefreshResult:
 def _refresher_connection(engine: sa.Engine) -> Iterator[sa.Connection | None]:
     """A connection for one refresher pass, or None when another refresher is at work on this database."""
     with engine.connect() as conn:
-        if engine.dialect.name != "postgresql":
+        if not is_postgres(engine):
             yield conn
             return
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
@@ -275,17 +271,14 @@ def _insert_rows(conn: sa.Connection, table: sa.Table, rows: list[tuple[Any, ...
         return
     dialect = conn.dialect
     columns = list(table.c)
-    if dialect.name == "sqlite":
-        marks = ["?"] * len(columns)
-    else:
-        marks = ["%s::json" if isinstance(c.type, sa.JSON) else "%s" for c in columns]
+    marks = paramstyle_marks(dialect, columns)
     converters: list[tuple[int, Callable[[Any], Any]]] = []
     for i, column in enumerate(columns):
         if isinstance(column.type, sa.JSON):
             converters.append((i, bytes.decode))
             continue
-        proc = column.type.dialect_impl(dialect).bind_processor(dialect)
-        if proc is not None:
+        proc = bind_processor(column, dialect)
+        if proc is not unchanged:
             converters.append((i, proc))
     params = []
     for row in rows:
@@ -295,6 +288,14 @@ def _insert_rows(conn: sa.Connection, table: sa.Table, rows: list[tuple[Any, ...
         params.append(tuple(values))
     names = ", ".join(c.name for c in columns)
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join(marks)})", params)
+
+
+def _merge_into(into: dict[Any, Any], key: tuple[Any, ...], agg: RunAgg | StepAgg) -> None:
+    found = into.get(key)
+    if found is None:
+        into[key] = agg
+    else:
+        found.add(agg)
 
 
 def _parts(table: sa.Table, grain: str, start: datetime, length: timedelta) -> list[sa.ColumnElement[bool]]:
@@ -318,12 +319,7 @@ def merge_buckets(conn: sa.Connection, grain: str, starts: list[datetime], lengt
             agg = RunAgg(*row[3:3 + len(RunAgg.COUNTERS)])
             agg.last_started_at = row[-2]
             agg.hist.add_doc(orjson.loads(row[-1]))
-            key = tuple(row[:3])
-            found = detail.runs.get(key)
-            if found is None:
-                detail.runs[key] = agg
-            else:
-                found.add(agg)
+            _merge_into(detail.runs, tuple(row[:3]), agg)
         failure_query = sa.select(f.c.agent_id, f.c.agent_version, f.c.environment, f.c.failure_type,
                                   f.c.failure_code, f.c.runs).where(*_parts(f, parts, day, length))
         for frow in conn.execute(failure_query):
@@ -335,11 +331,6 @@ def merge_buckets(conn: sa.Connection, grain: str, starts: list[datetime], lengt
         for srow in conn.execute(step_query):
             step = StepAgg(*srow[5:5 + len(StepAgg.COUNTERS)])
             step.hist.add_doc(orjson.loads(srow[-1]))
-            skey = tuple(srow[:5])
-            found_step = detail.steps.get(skey)
-            if found_step is None:
-                detail.steps[skey] = step
-            else:
-                found_step.add(step)
+            _merge_into(detail.steps, tuple(srow[:5]), step)
         _write_levels(conn, grain, day, detail)
     return len(starts)

@@ -27,6 +27,8 @@ import sqlalchemy as sa
 
 from agenttracer.store.rollup.build import MINUTE_GRAIN, TEN_S_GRAIN
 from agenttracer.store.rollup.marks import (
+    DAY,
+    HOUR,
     MARK_SECONDS,
     MINUTE,
     TEN_S,
@@ -40,8 +42,6 @@ from agenttracer.store.rollup.marks import (
 )
 from agenttracer.store.schema.tables import runs
 
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
 _MIN = datetime.min.replace(tzinfo=timezone.utc)
 
 Span = tuple[str, datetime, datetime]

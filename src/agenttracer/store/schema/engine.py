@@ -22,6 +22,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from agenttracer.store.dialect import POSTGRESQL, SQLITE
+
 DEFAULT_SQLITE_PATH = Path(".agenttracer") / "agenttracer.db"
 DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_SQLITE_PATH.as_posix()}"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -45,14 +47,9 @@ def timed_out(exc: BaseException) -> bool:
 def normalize_url(url: str) -> sa.URL:
     """Accept the URLs users write (``postgresql://``, ``postgres://``) and pick our drivers."""
     parsed = make_url(url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url)
-    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "postgresql"):
+    if parsed.get_backend_name() == POSTGRESQL and parsed.get_driver_name() in ("", POSTGRESQL):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
-
-
-def is_sqlite(url: str | sa.URL) -> bool:
-    text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
-    return normalize_url(text).get_backend_name() == "sqlite"
 
 
 def sqlite_path(url: sa.URL) -> Path | None:
@@ -83,12 +80,12 @@ def make_engine(
     statement (PostgreSQL) or per checked-out connection (SQLite); see the module docstring."""
     kwargs.setdefault("json_serializer", json_text)
     parsed = normalize_url(url)
-    if parsed.get_backend_name() == "sqlite":
+    if parsed.get_backend_name() == SQLITE:
         engine = _sqlite_engine(parsed, readonly=readonly, wal_autocheckpoint=wal_autocheckpoint, **kwargs)
         if statement_timeout_ms > 0:
             _sqlite_deadline(engine, statement_timeout_ms)
         return engine
-    if parsed.get_backend_name() == "postgresql":
+    if parsed.get_backend_name() == POSTGRESQL:
         connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}))
         if "connect_timeout" not in parsed.query:
             connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_S)

@@ -25,6 +25,7 @@ from agenttracer.model import (
     MAX_NAME_LEN,
     MAX_VERSION_LEN,
 )
+from agenttracer.store.dialect import POSTGRESQL, SQLITE, stores_naive_utc
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -55,7 +56,7 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError("naive datetime: AgentTracer stores UTC timestamps only")
         value = value.astimezone(timezone.utc)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.replace(tzinfo=None) if stores_naive_utc(dialect) else value
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
@@ -64,7 +65,7 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
 
 def _json() -> Any:
-    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    return sa.JSON().with_variant(postgresql.JSONB(), POSTGRESQL)
 
 
 runs = sa.Table(
@@ -226,7 +227,7 @@ rollup_steps = sa.Table(
 rollup_dirty = sa.Table(
     "rollup_dirty",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), SQLITE), primary_key=True, autoincrement=True),
     sa.Column("hour", UTCDateTime(), nullable=False),
     sa.Index(None, "hour"),
 )

@@ -10,6 +10,8 @@ import threading
 
 import sqlalchemy as sa
 
+from agenttracer.store.dialect import needs_process_write_lock
+
 _SQLITE_LOCKS: dict[str, threading.Lock] = {}
 _SQLITE_LOCKS_GUARD = threading.Lock()
 
@@ -23,7 +25,7 @@ class _NoLock:
 
 
 def write_lock(engine: sa.Engine) -> threading.Lock | _NoLock:
-    if engine.dialect.name != "sqlite":
+    if not needs_process_write_lock(engine):
         return _NoLock()
     key = engine.url.render_as_string(hide_password=False)
     with _SQLITE_LOCKS_GUARD:

@@ -23,20 +23,21 @@ So, per touched run, under the run's lock:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.model import MAX_META_KEYS
+from agenttracer.model import MAX_META_KEYS, MAX_SEQ
+from agenttracer.store.dialect import insert
 from agenttracer.store.rollup.marks import mark_dirty
 from agenttracer.store.schema.tables import failures, steps
 from agenttracer.store.write.lock import write_lock
 from agenttracer.store.write.otlp_assemble import Cause, SpanRecord, assemble, failure_cause
 from agenttracer.store.write.run_state import RunState
 from agenttracer.store.write.sqlite_checkpoint import after_commit
-from agenttracer.store.write.writer import _driver_helpers, _insert
+from agenttracer.store.write.writer import _driver_helpers
 
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 _MAX_ATTEMPTS = 3
@@ -48,11 +49,18 @@ DEFAULT_ENVIRONMENT = "development"
 @dataclass(slots=True)
 class Written:
     """How many of the request's spans were stored now, were already stored, or were refused (their
-    trace id is the run_id of a run the SDK reported)."""
+    trace id is the run_id of a run the SDK reported, or their run would pass MAX_SEQ steps)."""
 
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    # For the server's agent-level metrics (only stored values): each touched run's identity after the
+    # commit, the runs that settled now (run_id, status), the runs that failed now (run_id, failure
+    # type, code), and the steps stored now (run_id, step_type, latency_ms).
+    identities: dict[str, tuple[str | None, str | None, str | None]] = field(default_factory=dict)
+    settled: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
 
 def write_spans(engine: sa.Engine, spans: Sequence[SpanRecord], now: datetime) -> Written:
@@ -75,7 +83,8 @@ def write_spans(engine: sa.Engine, spans: Sequence[SpanRecord], now: datetime) -
     while True:
         try:
             with write_lock(engine), engine.begin() as conn:
-                accepted, duplicates, rejected = _write(conn, by_run, now)
+                report = Written()
+                accepted, duplicates, rejected = _write(conn, by_run, now, report)
             after_commit(engine)
             break
         except sa.exc.DBAPIError as exc:
@@ -86,10 +95,15 @@ def write_spans(engine: sa.Engine, spans: Sequence[SpanRecord], now: datetime) -
     written.accepted += accepted
     written.duplicates += duplicates
     written.rejected += rejected
+    written.identities, written.settled, written.failed, written.steps = (
+        report.identities, report.settled, report.failed, report.steps
+    )
     return written
 
 
-def _write(conn: sa.Connection, by_run: dict[str, dict[str, SpanRecord]], now: datetime) -> tuple[int, int, int]:
+def _write(
+    conn: sa.Connection, by_run: dict[str, dict[str, SpanRecord]], now: datetime, report: Written
+) -> tuple[int, int, int]:
     rows_for, sql = _driver_helpers(conn.dialect)
     run_ids = sorted(by_run)
     starts = [(run_id, min(s.started_at for s in by_run[run_id].values())) for run_id in run_ids]
@@ -127,8 +141,11 @@ def _write(conn: sa.Connection, by_run: dict[str, dict[str, SpanRecord]], now: d
                     span.step_type = "other"  # a second parentless span of one trace is a step of it
         if not fresh:
             continue
-        accepted += len(fresh)
         new_steps = [s for s in fresh if s.step_type is not None]
+        if len(known) + len(new_steps) > MAX_SEQ:
+            rejected += len(fresh)  # a run holds at most MAX_SEQ steps (model.py's seq rule)
+            continue
+        accepted += len(fresh)
         stored = _stored_steps(conn, run_id) if known else []
         before = {s.span_id: s.derived() for s in stored}
         every = stored + new_steps
@@ -140,9 +157,21 @@ def _write(conn: sa.Connection, by_run: dict[str, dict[str, SpanRecord]], now: d
             new_rows += [rows_for.row(_step_values(s)) for s in new_steps]
         if new_steps:
             state.new_steps = True
+        was = state.row["status"]
         failure = _settle(state, root, every, fresh, now)
+        row = state.row
+        report.identities[run_id] = (row["agent_id"], row["agent_version"], row["environment"])
+        report.steps += [{"run_id": run_id, "step_type": s.step_type, "latency_ms": s.latency_ms} for s in new_steps]
+        if root is not None:
+            report.settled.append((run_id, row["status"]))
+        if row["status"] == "failure" and was != "failure":
+            report.failed.append((run_id, row["failure_type"], row["failure_code"]))
         if failure is not None:
             new_failures.append(failure)
+        elif run_id in rewrite and state.row["status"] == "failure":
+            # The stored failure stays; its link follows its step to the step's new seq.
+            renumbered = {old[0]: s.seq for s in stored if (old := before[s.span_id])[0] != s.seq}
+            _relink_failure(conn, run_id, renumbered)
 
     if rewrite:
         conn.execute(sa.delete(steps).where(steps.c.run_id.in_(rewrite)))
@@ -150,7 +179,7 @@ def _write(conn: sa.Connection, by_run: dict[str, dict[str, SpanRecord]], now: d
     if new_rows:
         sql.insert_steps(conn, new_rows)
     if new_failures:
-        stmt = _insert(conn, failures)
+        stmt = insert(conn, failures)
         stmt = stmt.on_conflict_do_update(
             index_elements=["run_id"],
             set_={name: stmt.excluded[name] for name in ("failure_type", "failure_code", "step_seq", "recorded_at")},
@@ -158,6 +187,12 @@ def _write(conn: sa.Connection, by_run: dict[str, dict[str, SpanRecord]], now: d
         conn.execute(stmt, new_failures)
     _update_runs(sql, conn, states, now)
     return accepted, duplicates, rejected
+
+
+def _relink_failure(conn: sa.Connection, run_id: str, renumbered: dict[int, int]) -> None:
+    linked = conn.execute(sa.select(failures.c.step_seq).where(failures.c.run_id == run_id)).scalar()
+    if linked is not None and linked in renumbered:
+        conn.execute(failures.update().where(failures.c.run_id == run_id).values(step_seq=renumbered[linked]))
 
 
 def _stored_span_ids(conn: sa.Connection, run_ids: list[str]) -> tuple[dict[str, set[str]], set[str]]:

@@ -24,9 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from agenttracer.model import MAX_META_KEYS
+from agenttracer.model import MAX_META_KEYS, EventType
 
-EventKind = Literal["run_start", "step", "failure", "run_end"]
+# Event kinds as plain strings: compared and hashed for every event on the write path.
+RUN_START = EventType.RUN_START.value
+STEP = EventType.STEP.value
+FAILURE = EventType.FAILURE.value
+RUN_END = EventType.RUN_END.value
+
 Status = Literal["accepted", "duplicate", "rejected"]
 
 
@@ -43,7 +48,7 @@ class Incoming:
     """
 
     index: int
-    kind: EventKind
+    kind: str  # a model.EventType value
     run_id: str
     time: datetime
     values: dict[str, Any]

@@ -20,10 +20,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.store.dialect import POSTGRESQL, bind_processor, check_supported, result_processor
 from agenttracer.store.schema.tables import UTCDateTime, runs
-from agenttracer.store.write.step_rows import STEP_COLUMNS, timestamp_binder
+from agenttracer.store.write.step_rows import STEP_ROW_COLUMNS, timestamp_binder
 
-RUN_COLUMNS: tuple[str, ...] = tuple(c.name for c in runs.columns)
+# Every column of runs in table order: the layout of a run row as the driver reads and writes it.
+RUN_ROW_COLUMNS: tuple[str, ...] = tuple(c.name for c in runs.columns)
 # What _update_runs writes, in this order, followed by the run_id of the row to update.
 RUN_UPDATE_COLUMNS = (
     "agent_id",
@@ -39,8 +41,8 @@ RUN_UPDATE_COLUMNS = (
     "meta_removed",
     "updated_at",
 )
-_STEP_COLUMN_LIST = ", ".join(STEP_COLUMNS)
-_RUN_COLUMN_LIST = ", ".join(RUN_COLUMNS)
+_STEP_COLUMN_LIST = ", ".join(STEP_ROW_COLUMNS)
+_RUN_COLUMN_LIST = ", ".join(RUN_ROW_COLUMNS)
 _STEP_STAGING = "at_steps_staged"
 # Binary COPY needs every column's exact type.
 _STEP_BINARY_TYPES = {
@@ -62,7 +64,7 @@ _STEP_BINARY_TYPES = {
     "span_id": "varchar",
     "parent_span_id": "varchar",
 }
-assert tuple(_STEP_BINARY_TYPES) == STEP_COLUMNS, "step_rows.STEP_COLUMNS changed: update the COPY types"
+assert tuple(_STEP_BINARY_TYPES) == STEP_ROW_COLUMNS, "step_rows.STEP_ROW_COLUMNS changed: update the COPY types"
 _STEP_BINARY_TYPES_LIST = list(_STEP_BINARY_TYPES.values())
 # Counters are recomputed from the steps table, so they stay exact under replays and any order:
 # one scan of the run's steps for all three.
@@ -89,14 +91,14 @@ class _Statements:
         # Only timestamps and JSON need converting when a row of runs is read (see _result_processor).
         self._read = [
             (name, _result_processor(runs.c[name], dialect))
-            for name in RUN_COLUMNS
+            for name in RUN_ROW_COLUMNS
             if isinstance(runs.c[name].type, (UTCDateTime, sa.JSON))
         ]
         # Timestamps (four per updated run, under SQLite's writer lock) take the cheap UTC formatting.
         self._write = [
             timestamp_binder(runs.c[name], dialect)
             if isinstance(runs.c[name].type, UTCDateTime)
-            else _bind_processor(runs.c[name], dialect)
+            else bind_processor(runs.c[name], dialect)
             for name in RUN_UPDATE_COLUMNS
         ]
         self._time = timestamp_binder(runs.c.started_at, dialect)
@@ -104,7 +106,7 @@ class _Statements:
     def run_dicts(self, rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
         out = []
         for row in rows:
-            data = dict(zip(RUN_COLUMNS, row, strict=True))
+            data = dict(zip(RUN_ROW_COLUMNS, row, strict=True))
             for name, proc in self._read:
                 data[name] = proc(data[name])
             out.append(data)
@@ -168,7 +170,7 @@ def _chunks(rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
 @lru_cache(maxsize=16)
 def _sqlite_insert_steps_sql(count: int) -> str:
     # ON CONFLICT stays as a safety net: a replay can never fail the batch.
-    row = f"({', '.join('?' * len(STEP_COLUMNS))})"
+    row = f"({', '.join('?' * len(STEP_ROW_COLUMNS))})"
     values = ", ".join([row] * count)
     return f"INSERT INTO steps ({_STEP_COLUMN_LIST}) VALUES {values} ON CONFLICT (run_id, seq) DO NOTHING"
 
@@ -278,11 +280,9 @@ Statements = SqliteStatements | PostgresStatements
 
 
 def statements_for(dialect: sa.Dialect) -> Statements:
-    if dialect.name == "postgresql":
+    if check_supported(dialect) == POSTGRESQL:
         return PostgresStatements(dialect)
-    if dialect.name == "sqlite":
-        return SqliteStatements(dialect)
-    raise ValueError(f"unsupported dialect {dialect.name}")
+    return SqliteStatements(dialect)
 
 
 def _dbapi(conn: sa.Connection) -> Any:
@@ -294,18 +294,12 @@ def _cursor(conn: sa.Connection) -> Any:
     return _dbapi(conn).cursor()
 
 
-def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Processor:
-    process = column.type.dialect_impl(dialect).bind_processor(dialect)
-    return process if process is not None else _identity
-
-
 def _result_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Processor:
     # Only timestamps and JSON are converted when SQLAlchemy reads a row of runs; the drivers return
     # strings, integers and floats as they are (and numeric processors want the driver's type code).
     if not isinstance(column.type, (UTCDateTime, sa.JSON)):
         return _identity
-    process = column.type.dialect_impl(dialect).result_processor(dialect, None)
-    return process if process is not None else _identity
+    return result_processor(column, dialect)
 
 
 def _identity(value: Any) -> Any:

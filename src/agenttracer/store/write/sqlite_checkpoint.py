@@ -18,6 +18,8 @@ import weakref
 
 import sqlalchemy as sa
 
+from agenttracer.store.dialect import is_sqlite
+
 log = logging.getLogger("agenttracer.ingest")
 
 # ~16 MB of 4 KiB pages: SQLite's own checkpoint only when ours fall behind (or the log must restart).
@@ -38,7 +40,7 @@ _GUARD = threading.Lock()
 
 def after_commit(engine: sa.Engine) -> None:
     """Called by the writer after each committed batch, outside its lock; checkpoints now and then."""
-    if engine.dialect.name != "sqlite":
+    if not is_sqlite(engine):
         return
     with _GUARD:
         counter = _COUNTERS.get(engine)

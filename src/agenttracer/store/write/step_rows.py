@@ -22,18 +22,20 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.store.dialect import bind_processor, is_sqlite, stores_naive_utc
 from agenttracer.store.schema.tables import steps
 
-STEP_COLUMNS: tuple[str, ...] = tuple(c.name for c in steps.columns)
+# Every column of steps in table order: the layout of the row tuples StepRows builds for the driver.
+STEP_ROW_COLUMNS: tuple[str, ...] = tuple(c.name for c in steps.columns)
 
 _UTC = timezone.utc
 
 
 class StepRows:
-    """Turns a step's column values into a tuple in ``STEP_COLUMNS`` order for ``dialect``'s driver."""
+    """Turns a step's column values into a tuple in ``STEP_ROW_COLUMNS`` order for ``dialect``'s driver."""
 
     def __init__(self, dialect: sa.Dialect) -> None:
-        self.sqlite = dialect.name == "sqlite"
+        self.sqlite = is_sqlite(dialect)
         # SQLite: SQLAlchemy's text form (cheaply, for an aware UTC datetime). PostgreSQL: the aware
         # datetime itself (the driver sends timestamptz).
         self.timestamp: Callable[[datetime], Any] = timestamp_binder(steps.c.started_at, dialect)
@@ -91,8 +93,8 @@ def sqlite_text_from_wire(text: str) -> str:
 def timestamp_binder(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any]:
     """The bind processor of a ``UTCDateTime`` column, with ``StepRows``' cheap formatting of an aware
     datetime in ``timezone.utc`` on SQLite (the column type's own processor for anything else)."""
-    process = _processor(column, dialect)
-    if dialect.name != "sqlite":
+    process = bind_processor(column, dialect)
+    if not stores_naive_utc(dialect):
         return process
 
     def bind(value: Any) -> Any:
@@ -103,17 +105,12 @@ def timestamp_binder(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[A
     return bind
 
 
-def _processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any]:
-    process = column.type.dialect_impl(dialect).bind_processor(dialect)
-    return process if process is not None else _identity
-
-
 def _identity(value: Any) -> Any:
     return value
 
 
 # The row layout above is written out for speed; this keeps it honest if the table changes.
-assert STEP_COLUMNS == (
+assert STEP_ROW_COLUMNS == (
     "run_id",
     "seq",
     "step_type",
@@ -131,4 +128,4 @@ assert STEP_COLUMNS == (
     "meta_removed",
     "span_id",
     "parent_span_id",
-), STEP_COLUMNS
+), STEP_ROW_COLUMNS

@@ -35,12 +35,16 @@ from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from agenttracer.store.dialect import insert
 from agenttracer.store.rollup.marks import mark_dirty
 from agenttracer.store.schema.tables import failures, rollup_dirty
 from agenttracer.store.write.lock import write_lock
 from agenttracer.store.write.run_state import (
+    FAILURE,
+    RUN_END,
+    RUN_START,
+    STEP,
     Incoming,
     Outcome,
     RunState,
@@ -60,7 +64,7 @@ _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 _UNIQUE_VIOLATION = "23505"
 _MAX_ATTEMPTS = 3
 # Processing order inside one run: the start first, the end last, so in-batch checks see both.
-_KIND_ORDER = {"run_start": 0, "step": 1, "failure": 1, "run_end": 2}
+_KIND_ORDER = {RUN_START: 0, STEP: 1, FAILURE: 1, RUN_END: 2}
 
 _PROBE_MARK = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -74,15 +78,6 @@ def probe_write(engine: sa.Engine) -> None:
             conn.execute(sa.insert(rollup_dirty).values(hour=_PROBE_MARK))
         finally:
             transaction.rollback()
-
-
-def _insert(engine_or_conn: sa.Engine | sa.Connection, table: sa.Table) -> Any:
-    dialect = engine_or_conn.dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise ValueError(f"unsupported dialect {dialect}")
 
 
 Identity = tuple[str | None, str | None, str | None]
@@ -208,7 +203,7 @@ class _Plan:
         repeats: list[int] = []
         for ev in events:
             run_id = ev.run_id
-            if ev.kind != "step":
+            if ev.kind != STEP:
                 others.setdefault(run_id, []).append(ev)
                 continue
             run_steps = steps_of.get(run_id)
@@ -247,7 +242,7 @@ class _Plan:
                 times.append(step_time[run_id])
             self.starts.append((run_id, min(times)))
         self.failure_runs = [
-            run_id for run_id in self.run_ids if any(e.kind == "failure" for e in others.get(run_id, ()))
+            run_id for run_id in self.run_ids if any(e.kind == FAILURE for e in others.get(run_id, ()))
         ]
         # Steps by the conflict-proof path (only after a unique violation, which should never happen).
         self.safe_steps = False
@@ -289,13 +284,13 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
         pending = step_time.get(run_id)
         for ev in plan.run_events.get(run_id, ()):
             kind = ev.kind
-            if kind == "run_start":
+            if kind == RUN_START:
                 outcomes.append(apply_run_start(state, ev))
                 continue
             if pending is not None:
                 state.times.append(pending)
                 pending = None
-            if kind == "failure":
+            if kind == FAILURE:
                 outcomes.append(apply_failure(state, ev))
             else:
                 outcomes.append(apply_run_end(state, ev))
@@ -329,7 +324,7 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
             sql.insert_steps(conn, new_rows, safe=plan.safe_steps)
     new_failures = [s.new_failure for s in states.values() if s.new_failure is not None]
     if new_failures:
-        conn.execute(_insert(conn, failures).on_conflict_do_nothing(index_elements=["run_id"]), new_failures)
+        conn.execute(insert(conn, failures).on_conflict_do_nothing(index_elements=["run_id"]), new_failures)
 
     # 5. Update the runs: run-level fields from Python, counters recomputed from the steps table; the
     # hours of the changed runs are marked for the rollup refresher in the same transaction.
