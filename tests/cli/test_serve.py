@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import logging
+
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -42,6 +44,17 @@ def _wait_healthy(url: str, proc: subprocess.Popen[str]) -> httpx.Response:
         except httpx.TransportError:
             time.sleep(0.1)
     raise AssertionError(f"{url} did not answer within {STARTUP_TIMEOUT_S}s")
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """`serve` and `up` invoked in-process point the root logger at CliRunner's stderr, which is closed
+    when the invocation returns; later tests' log records would hit that closed stream."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
