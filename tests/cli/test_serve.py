@@ -4,6 +4,7 @@ shutdown on SIGTERM, loopback-only unless told otherwise, clear errors instead o
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -12,8 +13,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-import logging
 
 import httpx
 import pytest
