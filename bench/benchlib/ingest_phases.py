@@ -7,6 +7,8 @@ prints CPU microseconds per stored step: in total, and inside ``convert_event`` 
 policy), ``write_batch`` (the writer, including the database's own work on SQLite) and the rest
 (JSON parsing, the response). Single-threaded, so the figures are the cost of the code, not of
 contention; the end-to-end script measures the rest. Several rounds; the median is printed.
+``--metrics`` alternates rounds with and without the ingest metrics counting (``IngestMetrics``) and
+prints the paired difference: the per-step cost of the metrics without HTTP or scrapes.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import orjson
 import sqlalchemy as sa
 
 from agenttracer.server.ingest import app as ingest
+from agenttracer.server.ingest.metrics import IngestMetrics
+from agenttracer.server.settings import Settings
 from agenttracer.store.schema.engine import make_engine
 from agenttracer.store.schema.migrate import upgrade
 from benchlib.dataset import DatasetSpec, Generator, wire_events
@@ -78,8 +82,11 @@ def bodies(steps: int, batch: int, seed: int) -> tuple[list[bytes], int]:
     return [orjson.dumps({"events": events[i:i + batch]}) for i in range(0, len(events), batch)], n_steps
 
 
-def one_round(backend: str, pg_url: str, payloads: list[bytes], n_steps: int) -> dict[str, float]:
+def one_round(
+    backend: str, pg_url: str, payloads: list[bytes], n_steps: int, metrics: bool = False
+) -> dict[str, float]:
     convert, write = _Timer(), _Timer()
+    counted = IngestMetrics(Settings().metrics_max_agent_series) if metrics else None
     original = {name: getattr(ingest, name) for name in ("convert_event", "write_batch") if hasattr(ingest, name)}
     with fresh_database(backend, pg_url) as url:
         migrate(url)
@@ -90,7 +97,7 @@ def one_round(backend: str, pg_url: str, payloads: list[bytes], n_steps: int) ->
             ingest.write_batch = write.wrap(original["write_batch"])  # type: ignore[attr-defined]
             t0 = time.thread_time()
             for body in payloads:
-                status, _ = ingest.process_batch(engine, body)
+                status, _ = ingest.process_batch(engine, body, counted)
                 assert status == 200, status
             total = time.thread_time() - t0
         finally:
@@ -110,12 +117,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/at_bench")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--metrics", action="store_true",
+                        help="also time rounds with the ingest metrics counting (alternating with rounds without)")
     args = parser.parse_args()
     payloads, n_steps = bodies(args.steps, args.batch, args.seed)
     for backend in [b.strip() for b in args.backend.split(",") if b.strip()]:
-        rounds = [one_round(backend, args.pg_url, payloads, n_steps) for _ in range(args.rounds)]
-        cells = "  ".join(f"{k} {statistics.median(r[k] for r in rounds):5.1f}" for k in rounds[0])
-        print(f"{backend:10s} CPU us/step (median of {args.rounds}): {cells}", flush=True)
+        modes = [False, True] if args.metrics else [False]
+        rounds: dict[bool, list[dict[str, float]]] = {m: [] for m in modes}
+        for i in range(args.rounds):
+            for metrics in modes if i % 2 == 0 else modes[::-1]:
+                rounds[metrics].append(one_round(backend, args.pg_url, payloads, n_steps, metrics))
+        for metrics, done in rounds.items():
+            cells = "  ".join(f"{k} {statistics.median(r[k] for r in done):5.1f}" for k in done[0])
+            label = f"{backend}{', metrics on' if metrics else ''}"
+            print(f"{label:22s} CPU us/step (median of {args.rounds}): {cells}", flush=True)
+        if args.metrics:
+            extra = [100 * (a["total"] / b["total"] - 1) for a, b in zip(rounds[True], rounds[False], strict=True)]
+            print(f"{backend:22s} metrics on vs off: {statistics.median(extra):+.1f} % CPU per step "
+                  f"(paired rounds: {', '.join(f'{x:+.1f}' for x in extra)})", flush=True)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,10 @@ SQLAlchemy or pydantic — the server lives behind ``agenttracer.server`` and th
 from agenttracer._version import __version__
 from agenttracer.model import FailureType, RunStatus, StepType
 from agenttracer.sdk.context import current_run, current_step
+from agenttracer.sdk.counts import DeliveryStats
 from agenttracer.sdk.decorators import traced
 from agenttracer.sdk.retry import Attempt, Retrying
 from agenttracer.sdk.tracer import AgentTracer, Run, Step
-from agenttracer.sdk.transport import DeliveryStats
 
 __all__ = [
     "AgentTracer",

@@ -4,6 +4,7 @@ shutdown on SIGTERM, loopback-only unless told otherwise, clear errors instead o
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -42,6 +43,17 @@ def _wait_healthy(url: str, proc: subprocess.Popen[str]) -> httpx.Response:
         except httpx.TransportError:
             time.sleep(0.1)
     raise AssertionError(f"{url} did not answer within {STARTUP_TIMEOUT_S}s")
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """`serve` and `up` invoked in-process point the root logger at CliRunner's stderr, which is closed
+    when the invocation returns; later tests' log records would hit that closed stream."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agenttracer.server import ingest
+from agenttracer.server import ingest, query
 from agenttracer.server.logs import configure_logging
 from agenttracer.server.observe import MAX_REQUEST_ID_LEN, request_id
 from agenttracer.server.settings import Settings
@@ -83,6 +83,24 @@ def test_text_lines_keep_todays_shape_with_the_fields_appended(live_settings: Se
     assert len(lines) == 1
     assert " INFO    agenttracer.access: request request_id=abc method=POST route=/v1/ingest status=200 " in lines[0]
     assert "accepted=5" in lines[0]
+
+
+@pytest.mark.parametrize("log_lines", ["json"], indirect=True)
+@pytest.mark.parametrize("app", ["ingest", "query"])
+def test_each_request_is_one_line_and_one_count(app: str, live_settings: Settings, log_lines: io.StringIO) -> None:
+    create_app = ingest.create_app if app == "ingest" else query.create_app
+    route = "/v1/ingest" if app == "ingest" else "/v1/runs"
+    with serve_app(create_app(live_settings)) as base:
+        if app == "ingest":
+            httpx.post(f"{base}{route}", json={"events": ev.full_run()}, headers={"X-Request-ID": "once"}, timeout=30)
+        else:
+            httpx.get(f"{base}{route}", headers={"X-Request-ID": "once"}, timeout=30)
+        scrape = httpx.get(f"{base}/metrics", timeout=10).text
+    lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    assert [line["request_id"] for line in lines if line["logger"] == "agenttracer.access"] == ["once"]
+    counted = [line for line in scrape.splitlines()
+               if line.startswith("agenttracer_http_requests_total{") and f'route="{route}"' in line]
+    assert len(counted) == 1 and counted[0].endswith(" 1.0"), counted
 
 
 @pytest.mark.parametrize("log_lines", ["json"], indirect=True)

@@ -28,12 +28,13 @@ from typing import Any
 from agenttracer.model import FailureType, RunStatus
 from agenttracer.sdk import context
 from agenttracer.sdk.config import TracerConfig, resolve_config
+from agenttracer.sdk.counts import DeliveryStats
 from agenttracer.sdk.decorators import F, traced
 from agenttracer.sdk.encode import FailureRecord, RunEndRecord, RunStartRecord
 from agenttracer.sdk.noop import NOOP_RUN, NoopRun
 from agenttracer.sdk.retry import Retrying
 from agenttracer.sdk.step import Step
-from agenttracer.sdk.transport import DeliveryStats, Transport
+from agenttracer.sdk.transport import Transport
 
 log = logging.getLogger("agenttracer")
 

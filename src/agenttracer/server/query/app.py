@@ -265,7 +265,6 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     app.state.engine = engine
     app.state.stats_flights = SingleFlight[stats.RunStats]()
     app.state.settings = settings
-    install(app, settings, engine, QueryMetrics() if settings.metrics_enabled else None)
     errors.install(app)
     app.state.cursor_key = cursor_key(settings)
     app.add_exception_handler(RequestValidationError, _validation_error)
