@@ -166,7 +166,8 @@ MAX_ATTEMPT = 1_000
 # Timestamps: not before the Unix epoch, and at most MAX_FUTURE past the server's clock. The upper bound
 # allows clock skew between agents and server; nothing later is a real event. The same window bounds
 # the Query API's since/until, so no stored or requested time is outside it.
-EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
+UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EARLIEST_TIME = UNIX_EPOCH
 MAX_FUTURE = timedelta(hours=24)
 # Latencies in milliseconds: finite, >= 0 and at most 30 days. Far below what any sum over the rollups
 # could overflow (a float, or PostgreSQL's double precision/numeric).

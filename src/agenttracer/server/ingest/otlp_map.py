@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -30,6 +30,7 @@ from agenttracer.model import (
     MAX_LATENCY_MS,
     MAX_META_KEYS,
     MAX_NAME_LEN,
+    UNIX_EPOCH,
     StepType,
     failure_code_for_class_name,
     latest_time,
@@ -75,7 +76,6 @@ RETRY_CAUSE_CODES = {"model_retry": "invalid_output", "validation_error": "schem
 
 LANGCHAIN_TAGS_KEY = "tag.tags"  # read only for retry:attempt:N, nothing of it is kept
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _SPAN = SPAN_ATTRIBUTES
 _SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
 _ERROR = Status.STATUS_CODE_ERROR
@@ -170,7 +170,7 @@ def _span_id(span_id: bytes) -> str | None:
 
 
 def _time(ns: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=ns // 1000)
+    return UNIX_EPOCH + timedelta(microseconds=ns // 1000)
 
 
 def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Rejection:

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.model import MAX_ID_LEN, has_bad_chars
+from agenttracer.model import MAX_ID_LEN, UNIX_EPOCH, has_bad_chars
 from agenttracer.store.dialect import is_postgres
 from agenttracer.store.read import stats_rollup
 from agenttracer.store.read.cursor_seal import SealError, seal, unseal
@@ -254,10 +254,9 @@ def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     return max(a, b)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _newest_first(entries: Any, name_key: str) -> list[dict[str, Any]]:
     # Newest last_seen first; ties (and undated entries) by name, so the order is deterministic.
     ordered = sorted(entries, key=lambda e: e[name_key])
-    return sorted(ordered, key=lambda e: e["last_seen"] or _EPOCH, reverse=True)
+    return sorted(ordered, key=lambda e: e["last_seen"] or UNIX_EPOCH, reverse=True)

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
+from agenttracer.model import UNIX_EPOCH
 from agenttracer.store.dialect import as_utc, bind_processor, is_postgres
 from agenttracer.store.schema.tables import rollup_dirty, rollup_state
 
@@ -61,7 +62,6 @@ def merge_intervals(intervals: Iterable[tuple[datetime, datetime]]) -> list[tupl
     return out
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def mark_dirty(conn: sa.Connection, times: Iterable[datetime]) -> None:
@@ -75,7 +75,7 @@ def mark_dirty(conn: sa.Connection, times: Iterable[datetime]) -> None:
     numbers = sorted({int(t.timestamp()) // MARK_SECONDS for t in times})
     if not numbers:
         return
-    distinct = [_EPOCH + timedelta(seconds=n * MARK_SECONDS) for n in numbers]
+    distinct = [UNIX_EPOCH + timedelta(seconds=n * MARK_SECONDS) for n in numbers]
     if is_postgres(conn):
         conn.exec_driver_sql("INSERT INTO rollup_dirty (hour) SELECT unnest(%(h)s::timestamptz[])", {"h": distinct})
         return
