@@ -18,7 +18,8 @@ from agenttracer.store.read.filters import RunFilters
 from agenttracer.store.read.sql import time_bucket
 from agenttracer.store.rollup import build
 from agenttracer.store.rollup import window as rollup_window
-from agenttracer.store.rollup.build import Aggregates, aggregate_raw
+from agenttracer.store.rollup.aggregates import Aggregates
+from agenttracer.store.rollup.build import aggregate_raw
 from agenttracer.store.rollup.histogram import Histogram
 from agenttracer.store.rollup.refresh import refresh
 from agenttracer.store.schema.tables import rollup_dirty, runs, steps

@@ -26,6 +26,7 @@ from agenttracer.store.dialect import is_postgres
 from agenttracer.store.read import stats_rollup
 from agenttracer.store.read.cursor_seal import SealError, seal, unseal
 from agenttracer.store.read.filters import RunFilters, run_conditions
+from agenttracer.store.rollup.aggregates import later_of
 from agenttracer.store.schema.tables import failures, runs, steps
 
 # The columns a run, a step and a failure carry in an answer: all of them in table order, but the
@@ -216,14 +217,14 @@ def list_agents(conn: sa.Connection) -> list[dict[str, Any]]:
             agent_id, {"agent_id": agent_id, "run_count": 0, "last_seen": None, "versions": {}, "environments": {}}
         )
         agent["run_count"] += count
-        agent["last_seen"] = _later(agent["last_seen"], last_seen)
+        agent["last_seen"] = later_of(agent["last_seen"], last_seen)
         for key, value in (("versions", version), ("environments", environment)):
             if value is None:
                 continue
             field = "agent_version" if key == "versions" else "environment"
             entry = agent[key].setdefault(value, {field: value, "run_count": 0, "last_seen": None})
             entry["run_count"] += count
-            entry["last_seen"] = _later(entry["last_seen"], last_seen)
+            entry["last_seen"] = later_of(entry["last_seen"], last_seen)
     out = []
     for agent in agents.values():
         agent["versions"] = _newest_first(agent["versions"].values(), "agent_version")
@@ -244,14 +245,6 @@ def _as_utc(value: Any) -> datetime | None:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-def _later(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return max(a, b)
 
 
 

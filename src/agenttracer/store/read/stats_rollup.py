@@ -33,15 +33,8 @@ from agenttracer.store.read.steps import (
     StepBreakdown,
     StepGroupStats,
 )
-from agenttracer.store.rollup.build import (
-    FULL,
-    RunAgg,
-    StepAgg,
-    aggregate_raw,
-    identity_keys,
-    level_for,
-    read_rollup,
-)
+from agenttracer.store.rollup.aggregates import RunAgg, StepAgg
+from agenttracer.store.rollup.build import FULL, aggregate_raw, identity_keys, level_for, read_rollup
 from agenttracer.store.rollup.histogram import Histogram
 from agenttracer.store.rollup.marks import HOUR
 from agenttracer.store.rollup.window import Window, plan, raw_condition

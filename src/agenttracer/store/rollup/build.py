@@ -19,7 +19,6 @@ needs (a version or environment filter without an agent reads the full-identity 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +29,8 @@ from sqlalchemy.dialects import postgresql
 from agenttracer.model import RunStatus, StepStatus
 from agenttracer.store.dialect import as_utc, is_postgres
 from agenttracer.store.read.sql import count_if
-from agenttracer.store.rollup.histogram import BOUNDS, Histogram, bucket_of
+from agenttracer.store.rollup.aggregates import Aggregates, Key, RunAgg, StepAgg, later_of
+from agenttracer.store.rollup.histogram import BOUNDS, bucket_of
 from agenttracer.store.schema.tables import rollup_failures, rollup_runs, rollup_steps, runs, steps
 
 # Bucket grains: hourly and daily rows (store/rollup/refresh.py) and, for the live region between
@@ -45,7 +45,6 @@ LEVELS = (0, AGENT, ENVIRONMENT, AGENT | ENVIRONMENT, AGENT | VERSION, FULL)
 IDENTITY_COLUMNS = ("agent_id", "agent_version", "environment")
 _BITS = (AGENT, VERSION, ENVIRONMENT)
 
-Key = tuple[Any, ...]
 
 
 def level_for(agent_id: str | None, agent_version: str | None, environment: str | None) -> int:
@@ -59,94 +58,6 @@ def project(level: int, identity: Sequence[str]) -> tuple[str, str, str]:
     """A full identity as stored at ``level``: the columns the level drops become ''."""
     a, v, e = (value if level & bit else "" for bit, value in zip(_BITS, identity, strict=True))
     return a, v, e
-
-
-@dataclass(slots=True)
-class RunAgg:
-    runs: int = 0
-    running: int = 0
-    success: int = 0
-    failure: int = 0
-    partial: int = 0
-    steps: int = 0
-    retry_steps: int = 0
-    runs_with_retries: int = 0
-    run_time_ms: float = 0.0
-    last_started_at: datetime | None = None
-    hist: Histogram = field(default_factory=Histogram)
-
-    COUNTERS = ("runs", "running", "success", "failure", "partial", "steps", "retry_steps", "runs_with_retries",
-                "run_time_ms")
-
-    def add(self, other: RunAgg) -> None:
-        # Spelled out: this runs for every (group, level) the refresher writes.
-        self.runs += other.runs
-        self.running += other.running
-        self.success += other.success
-        self.failure += other.failure
-        self.partial += other.partial
-        self.steps += other.steps
-        self.retry_steps += other.retry_steps
-        self.runs_with_retries += other.runs_with_retries
-        self.run_time_ms += other.run_time_ms
-        self.last_started_at = _later(self.last_started_at, other.last_started_at)
-        self.hist.add(other.hist)
-
-    def status_count(self, status: str) -> int:
-        return int(getattr(self, status))
-
-
-@dataclass(slots=True)
-class StepAgg:
-    steps: int = 0
-    errors: int = 0
-    retries: int = 0
-    latency_ms: float = 0.0
-    finished_latency_ms: float = 0.0
-    retry_latency_ms: float = 0.0
-    hist: Histogram = field(default_factory=Histogram)
-
-    COUNTERS = ("steps", "errors", "retries", "latency_ms", "finished_latency_ms", "retry_latency_ms")
-
-    def add(self, other: StepAgg) -> None:
-        self.steps += other.steps
-        self.errors += other.errors
-        self.retries += other.retries
-        self.latency_ms += other.latency_ms
-        self.finished_latency_ms += other.finished_latency_ms
-        self.retry_latency_ms += other.retry_latency_ms
-        self.hist.add(other.hist)
-
-    def subtract(self, other: StepAgg) -> bool:
-        """Take away steps counted here before (an hour's rest from its rollup); False, leaving this
-        changed, when ``other`` is not part of this (a count would go negative)."""
-        self.steps -= other.steps
-        self.errors -= other.errors
-        self.retries -= other.retries
-        self.latency_ms -= other.latency_ms
-        self.finished_latency_ms -= other.finished_latency_ms
-        self.retry_latency_ms -= other.retry_latency_ms
-        # A difference of float sums is not exactly 0 where nothing is left: make it so.
-        if not self.retries:
-            self.retry_latency_ms = 0.0
-        if not self.steps:
-            self.latency_ms = self.finished_latency_ms = 0.0
-        return min(self.steps, self.errors, self.retries) >= 0 and self.hist.subtract(other.hist)
-
-
-@dataclass
-class Aggregates:
-    """Keyed sums: runs by key, failures by key + (type, code), steps by step key + (type, name)."""
-
-    runs: dict[Key, RunAgg] = field(default_factory=dict)
-    failures: dict[Key, int] = field(default_factory=dict)
-    steps: dict[Key, StepAgg] = field(default_factory=dict)
-
-
-def _later(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None:
-        return b
-    return a if b is None or a >= b else b
 
 
 def identity_keys() -> list[sa.ColumnElement[Any]]:
@@ -393,7 +304,7 @@ def read_rollup(
         agg.retry_steps += retry_steps
         agg.runs_with_retries += retried
         agg.run_time_ms += run_time
-        agg.last_started_at = _later(agg.last_started_at, as_utc(last))
+        agg.last_started_at = later_of(agg.last_started_at, as_utc(last))
         if doc is not None:
             agg.hist.add_doc(_doc(doc))
     if not with_steps:

@@ -34,7 +34,8 @@ import sqlalchemy as sa
 
 from agenttracer.store.periodic import PeriodicWorker
 from agenttracer.store.read.sql import time_bucket
-from agenttracer.store.rollup.build import MINUTE_GRAIN, TEN_S_GRAIN, Aggregates, aggregate_raw, identity_keys
+from agenttracer.store.rollup.aggregates import Aggregates
+from agenttracer.store.rollup.build import MINUTE_GRAIN, TEN_S_GRAIN, aggregate_raw, identity_keys
 from agenttracer.store.rollup.marks import (
     LIVE_STATE_ID,
     MARK_SECONDS,

@@ -40,16 +40,8 @@ import sqlalchemy as sa
 
 from agenttracer.store.dialect import bind_processor, is_postgres, paramstyle_marks
 from agenttracer.store.dialect import identity as unchanged
-from agenttracer.store.rollup.build import (
-    FINE_GRAINS,
-    LEVELS,
-    Aggregates,
-    RunAgg,
-    StepAgg,
-    aggregate_raw,
-    identity_keys,
-    project,
-)
+from agenttracer.store.rollup.aggregates import Aggregates, RunAgg, StepAgg
+from agenttracer.store.rollup.build import FINE_GRAINS, LEVELS, aggregate_raw, identity_keys, project
 from agenttracer.store.rollup.marks import DAY, HOUR, dirty_hours, floor_day, floor_hour, read_state
 from agenttracer.store.schema.tables import rollup_dirty, rollup_failures, rollup_runs, rollup_state, rollup_steps, runs
 from agenttracer.store.write.lock import write_lock
