@@ -16,7 +16,7 @@ pass. Readers (``store/rollup/window.py``) take clean minutes from minute rows, 
 buckets from 10-second rows, and read raw only dirty 10-second buckets (runs still in flight) and
 [live_until, now): with a pass every RollupWorker live interval, a few seconds of steps instead of an hour.
 
-A pass is one transaction with the hourly pass's discipline (``refresh._transaction``: SQLite's
+A pass is one transaction with the hourly pass's discipline (``refresh.refresher_transaction``: SQLite's
 write lock from the first statement, PostgreSQL REPEATABLE READ): recompute, then delete the marks the
 recompute saw. When the hourly refresher rolls an hour up it deletes that hour's finer rows.
 """
@@ -48,15 +48,15 @@ from agenttracer.store.rollup.marks import (
     read_state,
 )
 from agenttracer.store.rollup.refresh import (
-    _TABLES,
     DEFAULT_INTERVAL_S,
     DEFAULT_SETTLE,
+    ROLLUP_TABLES,
     RefreshResult,
-    _refresher_connection,
-    _transaction,
-    _write_levels,
     merge_buckets,
     refresh,
+    refresher_connection,
+    refresher_transaction,
+    write_levels,
 )
 from agenttracer.store.schema.tables import rollup_dirty, rollup_state, runs
 
@@ -96,11 +96,11 @@ def refresh_live(engine: sa.Engine, *, now: datetime | None = None,
     target = floor_seconds(now or datetime.now(timezone.utc), MARK_SECONDS)
     buckets = minutes = 0
     live: datetime | None = None
-    with _refresher_connection(engine) as conn:
+    with refresher_connection(engine) as conn:
         if conn is None:
             return LiveResult(0, 0, None, time.perf_counter() - started, skipped=True)
         while True:
-            with _transaction(engine, conn):
+            with refresher_transaction(engine, conn):
                 step = _step(conn, target)
             if step is None:
                 break
@@ -138,7 +138,7 @@ def _step(conn: sa.Connection, target: datetime) -> tuple[int, int, datetime] | 
 def _recompute(conn: sa.Connection, intervals: list[Interval]) -> int:
     """Replace the 10-second rows of ``intervals`` with fresh aggregates of the raw tables; return how many
     non-empty buckets were written."""
-    for table in _TABLES:
+    for table in ROLLUP_TABLES:
         conn.execute(table.delete().where(table.c.grain == TEN_S_GRAIN, sa.or_(*[
             sa.and_(table.c.bucket_start >= a, table.c.bucket_start < b) for a, b in intervals])))
     bucket = time_bucket(conn, runs.c.started_at, "10s")
@@ -161,7 +161,7 @@ def _recompute(conn: sa.Connection, intervals: list[Interval]) -> int:
     for key, step in agg.steps.items():
         part(key).steps[key[1:]] = step
     for start, detail in per_bucket.items():
-        _write_levels(conn, TEN_S_GRAIN, start, detail)
+        write_levels(conn, TEN_S_GRAIN, start, detail)
     return len(per_bucket)
 
 

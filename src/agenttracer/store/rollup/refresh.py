@@ -50,7 +50,7 @@ log = logging.getLogger("agenttracer.rollup")
 
 DEFAULT_SETTLE = timedelta(minutes=2)
 DEFAULT_INTERVAL_S = 60.0
-_TABLES = (rollup_runs, rollup_failures, rollup_steps)
+ROLLUP_TABLES = (rollup_runs, rollup_failures, rollup_steps)
 
 
 # --- the refresher -------------------------------------------------------------------------------
@@ -67,7 +67,7 @@ class RefreshResult:
 
 
 @contextmanager
-def _refresher_connection(engine: sa.Engine) -> Iterator[sa.Connection | None]:
+def refresher_connection(engine: sa.Engine) -> Iterator[sa.Connection | None]:
     """A connection for one refresher pass, or None when another refresher is at work on this database."""
     with engine.connect() as conn:
         if not is_postgres(engine):
@@ -89,7 +89,7 @@ def _refresher_connection(engine: sa.Engine) -> Iterator[sa.Connection | None]:
 
 
 @contextmanager
-def _transaction(engine: sa.Engine, conn: sa.Connection) -> Iterator[sa.Connection]:
+def refresher_transaction(engine: sa.Engine, conn: sa.Connection) -> Iterator[sa.Connection]:
     with write_lock(engine), conn.begin():
         # A write first: SQLite takes its write lock here (so nothing commits until we do and the busy
         # timeout applies); PostgreSQL takes the REPEATABLE READ snapshot here.
@@ -119,12 +119,12 @@ def refresh(
     started = time.perf_counter()
     target = floor_hour((now or datetime.now(timezone.utc)) - settle)
     hours = days = 0
-    with _refresher_connection(engine) as conn:
+    with refresher_connection(engine) as conn:
         if conn is None:
             return RefreshResult(0, 0, None, 0, time.perf_counter() - started, skipped=True)
         if rebuild:
-            with _transaction(engine, conn):
-                for table in (*_TABLES, rollup_dirty):
+            with refresher_transaction(engine, conn):
+                for table in (*ROLLUP_TABLES, rollup_dirty):
                     conn.execute(table.delete())
                 conn.execute(sa.update(rollup_state).where(rollup_state.c.id == 1).values(rolled_until=None))
                 conn.execute(rollup_state.delete().where(rollup_state.c.id != 1))  # the live watermarks
@@ -134,7 +134,7 @@ def refresh(
         for hour in stale:
             if should_stop():
                 break
-            with _transaction(engine, conn):
+            with refresher_transaction(engine, conn):
                 rolled = read_state(conn)
                 _roll_hour(conn, hour)
                 if rolled is not None and floor_day(hour) + DAY <= rolled:
@@ -147,7 +147,7 @@ def refresh(
             if progress is not None:
                 progress(hour)
         while not should_stop():
-            with _transaction(engine, conn):
+            with refresher_transaction(engine, conn):
                 rolled = read_state(conn)
                 step = _advance(conn, rolled, target, before_clear)
             if step is None:
@@ -190,7 +190,7 @@ def _advance(
         clear.append(rollup_dirty.c.hour >= rolled)
     conn.execute(rollup_dirty.delete().where(*clear))
     # The live refresher's finer rows of these hours (store/rollup/live.py) are superseded by the hour's.
-    for table in _TABLES:
+    for table in ROLLUP_TABLES:
         conn.execute(table.delete().where(table.c.grain.in_(FINE_GRAINS), table.c.bucket_start < new_until))
     conn.execute(sa.update(rollup_state).where(rollup_state.c.id == 1).values(rolled_until=new_until))
     # Days that this step completes and that have hourly rows: only the day rolled_until was in (its
@@ -204,7 +204,7 @@ def _advance(
 
 
 def _delete_bucket(conn: sa.Connection, grain: str, start: datetime) -> None:
-    for table in _TABLES:
+    for table in ROLLUP_TABLES:
         conn.execute(
             table.delete().where(table.c.grain == grain, table.c.level.in_(LEVELS), table.c.bucket_start == start)
         )
@@ -215,10 +215,10 @@ def _roll_hour(conn: sa.Connection, hour: datetime) -> None:
     _delete_bucket(conn, "hour", hour)
     keys = identity_keys()
     agg = aggregate_raw(conn, [runs.c.started_at >= hour, runs.c.started_at < hour + HOUR], keys, keys)
-    _write_levels(conn, "hour", hour, agg)
+    write_levels(conn, "hour", hour, agg)
 
 
-def _write_levels(conn: sa.Connection, grain: str, start: datetime, detail: Aggregates) -> None:
+def write_levels(conn: sa.Connection, grain: str, start: datetime, detail: Aggregates) -> None:
     """Write full-identity aggregates as rows of every stored level."""
     run_rows: dict[tuple[Any, ...], RunAgg] = {}
     failure_rows: dict[tuple[Any, ...], int] = {}
@@ -324,5 +324,5 @@ def merge_buckets(conn: sa.Connection, grain: str, starts: list[datetime], lengt
             step = StepAgg(*srow[5:5 + len(StepAgg.COUNTERS)])
             step.hist.add_doc(orjson.loads(srow[-1]))
             _merge_into(detail.steps, tuple(srow[:5]), step)
-        _write_levels(conn, grain, day, detail)
+        write_levels(conn, grain, day, detail)
     return len(starts)
