@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from agenttracer.store.schema.engine import make_engine
 from agenttracer.store.schema.tables import runs
 from tests.support.db import drop_pg_schema, new_pg_schema_url
-from tests.support.servers import free_port
+from tests.support.servers import free_port, serve_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -53,30 +53,9 @@ def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
 @contextmanager
 def server(env: dict[str, str], part: str, port: int, log: Path) -> Iterator[str]:
     env = {**env, f"AGENTTRACER_{part.upper()}_PORT": str(port)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(agenttracer("serve", part), env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"`agenttracer serve {part}` exited {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"`agenttracer serve {part}` did not become healthy:\n{log.read_text()}")
-            time.sleep(0.1)
+    with serve_process(agenttracer("serve", part), env, f"{base}/health", log, startup_s=STARTUP_S):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def one_run() -> tuple[str, list[dict[str, object]]]:

@@ -30,6 +30,19 @@ CANARIES = {
 }
 
 
+class FlakyLookup:
+    """A tool body that times out on its first call (with a canary message), then answers."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, order_id: str) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise TimeoutError(CANARIES["exception"])
+        return CANARIES["tool_output"]
+
+
 class LogCapture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)

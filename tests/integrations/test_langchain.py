@@ -29,6 +29,7 @@ from agenttracer import AgentTracer
 from agenttracer.integrations.langchain import AgentTracerCallbackHandler
 from tests.integrations.conftest import (
     CANARIES,
+    FlakyLookup,
     LogCapture,
     assert_no_canaries,
     delivered,
@@ -49,19 +50,6 @@ class KnowledgeBase(BaseRetriever):
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [Document(page_content=CANARIES["document"]), Document(page_content=CANARIES["document"] + "2")]
-
-
-class FlakyLookup:
-    """A tool body that times out on its first call (with a canary message), then answers."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(self, order_id: str) -> str:
-        self.calls += 1
-        if self.calls == 1:
-            raise TimeoutError(CANARIES["exception"])
-        return CANARIES["tool_output"]
 
 
 @pytest.fixture

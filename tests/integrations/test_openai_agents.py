@@ -33,7 +33,7 @@ from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessa
 
 from agenttracer import AgentTracer
 from agenttracer.integrations.openai_agents import AgentTracerProcessor
-from tests.integrations.conftest import CANARIES, LogCapture, assert_no_canaries, delivered, only_run
+from tests.integrations.conftest import CANARIES, FlakyLookup, LogCapture, assert_no_canaries, delivered, only_run
 from tests.support.capture import Captured
 
 
@@ -84,17 +84,6 @@ def processor(tracer: AgentTracer) -> Iterator[AgentTracerProcessor]:
     stats = made.stats()
     assert (stats["open_traces"], stats["open_spans"]) == (0, 0) and not any(
         key.startswith("callback_error") for key in stats), stats
-
-
-class FlakyLookup:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(self, order_id: str) -> str:
-        self.calls += 1
-        if self.calls == 1:
-            raise TimeoutError(CANARIES["exception"])
-        return CANARIES["tool_output"]
 
 
 def test_a_handoff_a_failing_tool_and_tokens_are_recorded_and_no_content_is_sent(

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from agenttracer.store.schema.engine import make_engine
 from agenttracer.store.schema.tables import runs, steps
 from tests.support import events as ev
-from tests.support.servers import free_port
+from tests.support.servers import free_port, serve_process
 
 pytestmark = [pytest.mark.slow]
 
@@ -44,30 +44,9 @@ def ingest_server(db_url: str, port: int, log: Path) -> Iterator[subprocess.Pope
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTTRACER_")}
     env.update(AGENTTRACER_DATABASE_URL=db_url, AGENTTRACER_LOG_LEVEL="warning")
     cmd = [sys.executable, "-m", "agenttracer", "serve", "ingest", "--port", str(port)]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"the ingest server exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the ingest server did not become healthy:\n{log.read_text()[-3000:]}")
-            time.sleep(0.05)
+    # Appended: the restarted server writes after the killed one.
+    with serve_process(cmd, env, f"http://127.0.0.1:{port}/health", log, startup_s=STARTUP_S, append=True) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 class Client(threading.Thread):

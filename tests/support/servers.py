@@ -26,17 +26,23 @@ Helpers
     for the port.
 ``free_port()`` -> int
     A port that was free a moment ago (for subprocess servers that must be told a port up front).
+``serve_process(cmd, env, health_url, log)`` -> context manager yielding the ``Popen``
+    Starts a server as a real subprocess (output to ``log``), waits until ``health_url`` answers 200 —
+    failing with the log's tail if it exits or takes too long — and terminates it (then kills) on exit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -93,6 +99,35 @@ def serve_app(app: Any, *, log_level: str = "warning") -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=STARTUP_TIMEOUT_S)
         sock.close()
+
+
+@contextlib.contextmanager
+def serve_process(cmd: Sequence[str], env: Mapping[str, str], health_url: str, log: Path, *,
+                  startup_s: float = 30.0, append: bool = False) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab" if append else "wb") as out:
+        proc = subprocess.Popen(list(cmd), env=dict(env), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + startup_s
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"{cmd[-2:]} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(health_url, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{cmd[-2:]} did not become healthy:\n{log.read_text()[-3000:]}")
+            time.sleep(0.05)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.fixture
