@@ -69,11 +69,14 @@ def process_traces(engine: sa.Engine, body: bytes, media: str) -> TracesOutcome:
         listed = "; ".join(f"{r.where}.{r.field}: {r.rule}" for r in mapped.rejected[:MAX_LISTED_REJECTIONS])
         more = len(mapped.rejected) - MAX_LISTED_REJECTIONS
         parts.append(f"{len(mapped.rejected)} spans refused: {listed}" + (f"; and {more} more" if more > 0 else ""))
-    if written.rejected:
+    if written.foreign:
         parts.append(
-            f"{written.rejected} spans refused: traceId is the run_id of a run reported by the SDK, or the run "
-            f"would hold more than {MAX_SEQ} steps"
+            f"{written.foreign} spans refused: traceId is the run_id of a run sent by the SDK (POST /v1/ingest); "
+            "a run is written by one source only"
         )
+    if written.rejected > written.foreign:
+        too_many = written.rejected - written.foreign
+        parts.append(f"{too_many} spans refused: the run would hold more than {MAX_SEQ} steps")
     if mapped.dropped:
         parts.append(
             f"{mapped.dropped} attribute keys, events and links dropped (not on the allow-list, or refused by the "

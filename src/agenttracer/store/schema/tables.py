@@ -39,6 +39,9 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 RUN_ID_LEN = 36  # canonical UUID text
 SPAN_ID_LEN = 16  # an OTLP span id in hexadecimal
+# runs.source: the write path that created a run, and the only one that may write to it.
+SOURCE_SDK, SOURCE_OTLP = "sdk", "otlp"
+RUN_SOURCES = (SOURCE_SDK, SOURCE_OTLP)
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -90,13 +93,26 @@ runs = sa.Table(
     sa.Column("meta", _json(), nullable=False, server_default="{}"),
     sa.Column("meta_removed", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("ingested_at", UTCDateTime(), nullable=False),
+    # When the server last stored a new event of the run (its clock, not the agent's): the abandonment
+    # sweep (store/write/abandon.py) closes running runs whose last write is older than the timeout.
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # Which write path created the run (RUN_SOURCES); the other one's events are refused for it.
+    sa.Column("source", sa.String(8), nullable=False, server_default="sdk"),
+    # True while the run's failure verdict is the sweep's, so a late event can tell it from a real end.
+    sa.Column("abandoned", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Index(None, "started_at", "run_id"),
     # The list filters' indexes end in run_id: they then give the runs list its full order (migration 0003).
     sa.Index(None, "agent_id", "started_at", "run_id"),
     sa.Index(None, "agent_id", "agent_version", "started_at", "run_id"),
     sa.Index(None, "status", "started_at", "run_id"),
     sa.Index(None, "failure_type", "failure_code"),
+    # The sweep's candidates in the order it takes them; only running runs are in it (migration 0006).
+    sa.Index(
+        None,
+        "updated_at",
+        postgresql_where=sa.text("status = 'running'"),
+        sqlite_where=sa.text("status = 'running'"),
+    ),
 )
 
 steps = sa.Table(

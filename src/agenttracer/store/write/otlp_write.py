@@ -32,10 +32,11 @@ import sqlalchemy as sa
 from agenttracer.model import MAX_META_KEYS, MAX_SEQ
 from agenttracer.store.dialect import insert
 from agenttracer.store.rollup.marks import mark_dirty
-from agenttracer.store.schema.tables import failures, steps
+from agenttracer.store.schema.tables import SOURCE_OTLP, failures, steps
+from agenttracer.store.write.abandon import settle_reopened
 from agenttracer.store.write.lock import write_lock
 from agenttracer.store.write.otlp_assemble import Cause, SpanRecord, assemble, failure_cause
-from agenttracer.store.write.run_state import RunState
+from agenttracer.store.write.run_state import RunState, reopen_abandoned
 from agenttracer.store.write.sqlite_checkpoint import after_commit
 from agenttracer.store.write.writer import _driver_helpers
 
@@ -49,11 +50,12 @@ DEFAULT_ENVIRONMENT = "development"
 @dataclass(slots=True)
 class Written:
     """How many of the request's spans were stored now, were already stored, or were refused (their
-    trace id is the run_id of a run the SDK reported, or their run would pass MAX_SEQ steps)."""
+    run would pass MAX_SEQ steps, or ``foreign``: their trace id is the run_id of a run the SDK sent)."""
 
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    foreign: int = 0
     # For the server's agent-level metrics (only stored values): each touched run's identity after the
     # commit, the runs that settled now (run_id, status), the runs that failed now (run_id, failure
     # type, code), and the steps stored now (run_id, step_type, latency_ms).
@@ -95,8 +97,8 @@ def write_spans(engine: sa.Engine, spans: Sequence[SpanRecord], now: datetime) -
     written.accepted += accepted
     written.duplicates += duplicates
     written.rejected += rejected
-    written.identities, written.settled, written.failed, written.steps = (
-        report.identities, report.settled, report.failed, report.steps
+    written.identities, written.settled, written.failed, written.steps, written.foreign = (
+        report.identities, report.settled, report.failed, report.steps, report.foreign
     )
     return written
 
@@ -107,12 +109,13 @@ def _write(
     rows_for, sql = _driver_helpers(conn.dialect)
     run_ids = sorted(by_run)
     starts = [(run_id, min(s.started_at for s in by_run[run_id].values())) for run_id in run_ids]
-    created = sql.insert_placeholders(conn, starts, now)
+    created = sql.insert_placeholders(conn, starts, now, SOURCE_OTLP)
     states = {data["run_id"]: RunState(data) for data in sql.load_runs(conn, run_ids)}
     for data in states.values():
         data.row["meta"] = dict(data.row["meta"] or {})
+        reopen_abandoned(data)
     existing = [run_id for run_id in run_ids if run_id not in created]
-    stored_ids, sdk_runs = _stored_span_ids(conn, existing) if existing else ({}, set())
+    stored_ids = _stored_span_ids(conn, existing) if existing else {}
 
     accepted = duplicates = rejected = 0
     new_rows: list[tuple[Any, ...]] = []
@@ -121,8 +124,9 @@ def _write(
     new_failures: list[dict[str, Any]] = []
     for run_id in run_ids:
         state = states[run_id]
-        if run_id in sdk_runs:
+        if state.row["source"] != SOURCE_OTLP:
             rejected += len(by_run[run_id])  # a trace id that is an SDK run's id: that run is not ours
+            report.foreign += len(by_run[run_id])
             continue
         known = stored_ids.get(run_id, set())
         root_done = state.row["ended_at"] is not None
@@ -173,6 +177,7 @@ def _write(
             renumbered = {old[0]: s.seq for s in stored if (old := before[s.span_id])[0] != s.seq}
             _relink_failure(conn, run_id, renumbered)
 
+    settle_reopened(conn, states.values())
     if rewrite:
         conn.execute(sa.delete(steps).where(steps.c.run_id.in_(rewrite)))
         new_rows += rewrite_rows
@@ -195,16 +200,13 @@ def _relink_failure(conn: sa.Connection, run_id: str, renumbered: dict[int, int]
         conn.execute(failures.update().where(failures.c.run_id == run_id).values(step_seq=renumbered[linked]))
 
 
-def _stored_span_ids(conn: sa.Connection, run_ids: list[str]) -> tuple[dict[str, set[str]], set[str]]:
-    """The span ids stored per run, and the runs holding steps without one (sent by the SDK)."""
+def _stored_span_ids(conn: sa.Connection, run_ids: list[str]) -> dict[str, set[str]]:
+    """The span ids stored per run."""
     out: dict[str, set[str]] = {}
-    sdk: set[str] = set()
-    for run_id, span_id in conn.execute(sa.select(steps.c.run_id, steps.c.span_id).where(steps.c.run_id.in_(run_ids))):
-        if span_id is None:
-            sdk.add(run_id)
-        else:
-            out.setdefault(run_id, set()).add(span_id)
-    return out, sdk
+    query = sa.select(steps.c.run_id, steps.c.span_id).where(steps.c.run_id.in_(run_ids), steps.c.span_id.is_not(None))
+    for run_id, span_id in conn.execute(query):
+        out.setdefault(run_id, set()).add(span_id)
+    return out
 
 
 def _stored_steps(conn: sa.Connection, run_id: str) -> list[SpanRecord]:

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from agenttracer.store.dialect import POSTGRESQL, bind_processor, check_supported, result_processor
-from agenttracer.store.schema.tables import UTCDateTime, runs
+from agenttracer.store.schema.tables import RUN_SOURCES, UTCDateTime, runs
 from agenttracer.store.write.step_rows import STEP_ROW_COLUMNS, timestamp_binder
 
 # Every column of runs in table order: the layout of a run row as the driver reads and writes it.
@@ -82,17 +82,18 @@ _SQLITE_COUNTERS = (
 )
 
 Processor = Callable[[Any], Any]
+_CONVERTED = (UTCDateTime, sa.JSON, sa.Boolean)
 
 
 class _Statements:
     """What both dialects share: the column processors, and turning rows into dicts and back."""
 
     def __init__(self, dialect: sa.Dialect) -> None:
-        # Only timestamps and JSON need converting when a row of runs is read (see _result_processor).
+        # Only timestamps, JSON and booleans need converting when a row of runs is read (see _result_processor).
         self._read = [
             (name, _result_processor(runs.c[name], dialect))
             for name in RUN_ROW_COLUMNS
-            if isinstance(runs.c[name].type, (UTCDateTime, sa.JSON))
+            if isinstance(runs.c[name].type, _CONVERTED)
         ]
         # Timestamps (four per updated run, under SQLite's writer lock) take the cheap UTC formatting.
         self._write = [
@@ -127,12 +128,15 @@ class SqliteStatements(_Statements):
     takes a handful of statements and only a handful of distinct SQL texts exist.
     """
 
-    def insert_placeholders(self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime) -> set[str]:
+    def insert_placeholders(
+        self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime, source: str
+    ) -> set[str]:
+        """Create the runs not stored yet, owned by ``source`` (RUN_SOURCES); return their run_ids."""
         stamp = self._time(now)
         params: list[Any] = []
         for run_id, start in starts:
             params += (run_id, self._time(start), stamp, stamp)
-        rows = _cursor(conn).execute(_sqlite_placeholders_sql(len(starts)), params).fetchall()
+        rows = _cursor(conn).execute(_sqlite_placeholders_sql(len(starts), source), params).fetchall()
         return {row[0] for row in rows}
 
     def load_runs(self, conn: sa.Connection, run_ids: list[str]) -> list[dict[str, Any]]:
@@ -191,11 +195,13 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-@lru_cache(maxsize=256)
-def _sqlite_placeholders_sql(count: int) -> str:
-    values = ", ".join(["(?, 'running', ?, '{}', ?, ?)"] * count)
+@lru_cache(maxsize=512)
+def _sqlite_placeholders_sql(count: int, source: str) -> str:
+    if source not in RUN_SOURCES:  # it becomes SQL text: only the two known words
+        raise ValueError(f"unknown run source {source!r}")
+    values = ", ".join([f"(?, 'running', ?, '{{}}', ?, ?, '{source}')"] * count)
     return (
-        f"INSERT INTO runs (run_id, status, started_at, meta, ingested_at, updated_at) VALUES {values}"
+        f"INSERT INTO runs (run_id, status, started_at, meta, ingested_at, updated_at, source) VALUES {values}"
         " ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
     )
 
@@ -209,16 +215,24 @@ class PostgresStatements(_Statements):
         sets = ", ".join(f"{name} = %s::jsonb" if name == "meta" else f"{name} = %s" for name in RUN_UPDATE_COLUMNS)
         self._update = f"UPDATE runs SET {sets} WHERE run_id = %s"
 
-    def insert_placeholders(self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime) -> set[str]:
+    def insert_placeholders(
+        self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime, source: str
+    ) -> set[str]:
+        """Create the runs not stored yet, owned by ``source`` (RUN_SOURCES); return their run_ids."""
         # Two arrays instead of a multi-row VALUES list: the SQL text is the same for every batch, so
         # the driver parses it once (a ~40-row VALUES list was re-parsed per batch: ~5 µs per step).
         with _dbapi(conn).cursor() as cur:
             cur.execute(
-                "INSERT INTO runs (run_id, status, started_at, meta, ingested_at, updated_at)"
-                " SELECT r, 'running', s, '{}'::jsonb, %(now)s, %(now)s"
+                "INSERT INTO runs (run_id, status, started_at, meta, ingested_at, updated_at, source)"
+                " SELECT r, 'running', s, '{}'::jsonb, %(now)s, %(now)s, %(source)s"
                 " FROM unnest(%(ids)s::varchar[], %(starts)s::timestamptz[]) AS t(r, s)"
                 " ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
-                {"ids": [r for r, _ in starts], "starts": [self._time(t) for _, t in starts], "now": self._time(now)},
+                {
+                    "ids": [r for r, _ in starts],
+                    "starts": [self._time(t) for _, t in starts],
+                    "now": self._time(now),
+                    "source": source,
+                },
             )
             return {row[0] for row in cur.fetchall()}
 
@@ -295,9 +309,10 @@ def _cursor(conn: sa.Connection) -> Any:
 
 
 def _result_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Processor:
-    # Only timestamps and JSON are converted when SQLAlchemy reads a row of runs; the drivers return
-    # strings, integers and floats as they are (and numeric processors want the driver's type code).
-    if not isinstance(column.type, (UTCDateTime, sa.JSON)):
+    # Only timestamps, JSON and booleans (integers on SQLite) are converted when SQLAlchemy reads a row of
+    # runs; the drivers return strings, integers and floats as they are (and numeric processors want the
+    # driver's type code).
+    if not isinstance(column.type, _CONVERTED):
         return _identity
     return result_processor(column, dialect)
 

@@ -38,7 +38,8 @@ import sqlalchemy as sa
 
 from agenttracer.store.dialect import insert
 from agenttracer.store.rollup.marks import mark_dirty
-from agenttracer.store.schema.tables import failures, rollup_dirty
+from agenttracer.store.schema.tables import SOURCE_SDK, failures, rollup_dirty
+from agenttracer.store.write.abandon import settle_reopened
 from agenttracer.store.write.lock import write_lock
 from agenttracer.store.write.run_state import (
     FAILURE,
@@ -52,6 +53,8 @@ from agenttracer.store.write.run_state import (
     apply_run_end,
     apply_run_start,
     current_start,
+    foreign_rejection,
+    reopen_abandoned,
 )
 from agenttracer.store.write.sql import Statements, statements_for
 from agenttracer.store.write.sqlite_checkpoint import after_commit
@@ -144,7 +147,10 @@ def write_batch(
         }
     outcomes += [Outcome(index, "accepted") for index in accepted]
     outcomes += [Outcome(index, "duplicate") for index in stored]
-    outcomes += [Outcome(index, "duplicate") for index in plan.repeats]
+    # A repeat of a step for another source's run is refused like the step it repeats.
+    for index, run_id in plan.repeats:
+        ours = states[run_id].row["source"] == SOURCE_SDK
+        outcomes.append(Outcome(index, "duplicate") if ours else foreign_rejection(index, SOURCE_SDK))
     outcomes.sort(key=_by_index)
     return outcomes
 
@@ -200,7 +206,7 @@ class _Plan:
         step_time: dict[str, datetime] = {}
         steps_of: dict[str, _RunSteps] = {}
         others: dict[str, list[Incoming]] = {}
-        repeats: list[int] = []
+        repeats: list[tuple[int, str]] = []  # (event index, run_id)
         for ev in events:
             run_id = ev.run_id
             if ev.kind != STEP:
@@ -221,11 +227,11 @@ class _Plan:
                 run_steps.rows.append(row(ev.values, ev.wire_started, ev.wire_ended))
             elif ev.index < run_steps.indices[pos]:
                 # Out of index order: the earlier event is the one stored, the later one the repeat.
-                repeats.append(run_steps.indices[pos])
+                repeats.append((run_steps.indices[pos], run_id))
                 run_steps.indices[pos] = ev.index
                 run_steps.rows[pos] = row(ev.values, ev.wire_started, ev.wire_ended)
             else:
-                repeats.append(ev.index)
+                repeats.append((ev.index, run_id))
         self.repeats = repeats
         self.step_time = step_time
         self.run_ids = sorted(others.keys() | steps_of.keys())
@@ -266,14 +272,18 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
     sql = plan.sql
 
     # 1. Make sure every touched run has a row (placeholders for out-of-order arrivals).
-    created = sql.insert_placeholders(conn, plan.starts, now)
+    created = sql.insert_placeholders(conn, plan.starts, now, SOURCE_SDK)
 
-    # 2. Read the stored state, locked against concurrent batches on PostgreSQL.
+    # 2. Read the stored state, locked against concurrent batches on PostgreSQL. Runs created over
+    # OTLP are not ours: every event for them is refused (``foreign``).
     states = _load_runs(conn, sql, run_ids, created)
+    foreign = {run_id for run_id, state in states.items() if state.row["source"] != SOURCE_SDK}
     failure_runs = plan.failure_runs
     if failure_runs:
         for row in conn.execute(sa.select(failures).where(failures.c.run_id.in_(failure_runs))).mappings():
-            states[row["run_id"]].failure = dict(row)
+            state = states[row["run_id"]]
+            if not state.sweep_failure:  # the sweep's failure gives way to the agent's own
+                state.failure = dict(row)
 
     # 3. Decide run-level events against the stored state. The steps' earliest time joins the run's
     # times where the steps come in processing order: after the run_starts, before failures and ends.
@@ -281,6 +291,9 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
     step_time = plan.step_time
     for run_id in run_ids:
         state = states[run_id]
+        if run_id in foreign:
+            outcomes += [foreign_rejection(ev.index, SOURCE_SDK) for ev in plan.run_events.get(run_id, ())]
+            continue
         pending = step_time.get(run_id)
         for ev in plan.run_events.get(run_id, ()):
             kind = ev.kind
@@ -308,6 +321,9 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
         stored = sql.stored_steps(conn, stored_for) if stored_for else set()
         new_rows: list[tuple[Any, ...]] = []
         for run_id, run_steps in plan.steps.items():
+            if run_id in foreign:
+                outcomes += [foreign_rejection(index, SOURCE_SDK) for index in run_steps.indices]
+                continue
             if run_id in created or not stored:
                 accepted += run_steps.indices
                 new_rows += run_steps.rows
@@ -322,6 +338,7 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
                     states[run_id].new_steps = True
         if new_rows:
             sql.insert_steps(conn, new_rows, safe=plan.safe_steps)
+    settle_reopened(conn, states.values())
     new_failures = [s.new_failure for s in states.values() if s.new_failure is not None]
     if new_failures:
         conn.execute(insert(conn, failures).on_conflict_do_nothing(index_elements=["run_id"]), new_failures)
@@ -343,7 +360,8 @@ def _load_runs(conn: sa.Connection, sql: Statements, run_ids: list[str], created
             fallback, data["started_at"] = data["started_at"], None
             states[run_id] = RunState(data, dirty=True, fallback_start=fallback)
         else:
-            states[run_id] = RunState(data)
+            states[run_id] = state = RunState(data)
+            reopen_abandoned(state)
     return states
 
 
