@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from agenttracer.model import failure_code_for_exception
+from agenttracer.failure_codes import failure_code_for_exception
 from agenttracer.sdk import context
 
 if TYPE_CHECKING:
