@@ -30,6 +30,7 @@ from agenttracer.model import (
     MAX_LATENCY_MS,
     MAX_META_KEYS,
     MAX_NAME_LEN,
+    PROJECT_RESOURCE_ATTRIBUTE,
     UNIX_EPOCH,
     StepType,
     failure_code_for_class_name,
@@ -123,8 +124,10 @@ def map_request(request: ExportTraceServiceRequest, now: datetime) -> Mapped:
 
 def _resource(attributes: Iterable[KeyValue]) -> Resource:
     known, dropped = _allowed_values(attributes, RESOURCE_ATTRIBUTES)
+    # The project is an identifier the Ingest API checks against the slug rule and the key, not metadata.
+    project = known.pop(PROJECT_RESOURCE_ATTRIBUTE, None)
     out = filter_attributes(known, RESOURCE_ATTRIBUTES)
-    return Resource(out.stored, dropped + out.dropped_total)
+    return Resource(out.stored, dropped + out.dropped_total, project)
 
 
 def _value(value: AnyValue) -> Any:

@@ -33,6 +33,7 @@ class RunSummary(_Out):
     """One run as listed: identity, outcome, timing and the counters kept by the writer."""
 
     run_id: str = Field(description="UUID assigned by the SDK.")
+    project: str = Field(description="The project the run belongs to ('default' when none was named).")
     # Identity is null only while a run is known from steps whose run_start has not arrived yet.
     agent_id: str | None
     agent_version: str | None
