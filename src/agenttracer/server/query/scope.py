@@ -16,10 +16,10 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 
 from agenttracer.model import MAX_PROJECT_LEN, PROJECT_RULE, is_valid_project
 from agenttracer.server.auth import principal_of
-from agenttracer.server.query.params import invalid
 from agenttracer.store.projects import project_slugs
 
 OUTSIDE_RULE = "must be one of the projects this key may read (GET /v1/projects lists them)"
@@ -33,7 +33,7 @@ ProjectParam = Annotated[
 def read_projects(request: Request, project: ProjectParam = None) -> tuple[str, ...]:
     """The projects this request reads, sorted (a FastAPI dependency)."""
     if project is not None and not is_valid_project(project):
-        raise invalid("project", PROJECT_RULE)
+        raise RequestValidationError([{"loc": ("query", "project"), "msg": PROJECT_RULE, "type": "value_error"}])
     bound = principal_of(request).projects
     if bound is None:
         if project is not None:

@@ -128,6 +128,18 @@ class AgentList(BaseModel):
     items: list[AgentOut]
 
 
+class ProjectOut(BaseModel):
+    """A project: its slug, its own retention (null: the deployment's) and when it was created."""
+
+    slug: str
+    retention_days: int | None = Field(description="Days runs are kept; null: AGENTTRACER_RETENTION_DAYS applies.")
+    created_at: datetime
+
+
+class ProjectList(BaseModel):
+    items: list[ProjectOut]
+
+
 class HealthOut(HealthResponse):
     """Liveness and database reachability of the Query API (503 when the database cannot be read)."""
 
