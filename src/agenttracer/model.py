@@ -156,6 +156,22 @@ MAX_BATCH_BYTES = 5 * 1024 * 1024  # after decompression
 MAX_SEQ = 1_000_000
 MAX_ATTEMPT = 1_000
 
+# --- Projects ----------------------------------------------------------------------------------------
+# Every run belongs to one project, named by a slug; a run that names none is in DEFAULT_PROJECT.
+MAX_PROJECT_LEN = 63
+PROJECT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+PROJECT_RULE = "a project slug: 1-63 lowercase letters, digits or '-', not starting with '-'"
+DEFAULT_PROJECT = "default"
+# Where a client without a key names the project (keys decide it when they are on).
+PROJECT_HEADER = "X-AgentTracer-Project"
+PROJECT_ENV = "AGENTTRACER_PROJECT"
+PROJECT_RESOURCE_ATTRIBUTE = "agenttracer.project"
+
+
+def is_valid_project(value: object) -> bool:
+    """True for a well-formed project slug (PROJECT_PATTERN)."""
+    return isinstance(value, str) and PROJECT_PATTERN.fullmatch(value) is not None
+
 
 # --- Input rules -------------------------------------------------------------------------------------
 #

@@ -33,6 +33,7 @@ from agenttracer.model import (
     MAX_LATENCY_MS,
     MAX_META_KEYS,
     MAX_NAME_LEN,
+    PROJECT_RESOURCE_ATTRIBUTE,
     UNIX_EPOCH,
     StepType,
     failure_code_for_class_name,
@@ -135,13 +136,15 @@ def _resource(attributes: Iterable[KeyValue]) -> tuple[Resource, tuple[str, str]
     """The resource's kept attributes, and (field, rule) when one that names the run breaks the text
     rule: every span of the resource is then refused."""
     known, dropped = _allowed_values(attributes, RESOURCE_ATTRIBUTES)
+    # The project is an identifier the Ingest API checks against the slug rule and the key, not metadata.
+    project = known.pop(PROJECT_RESOURCE_ATTRIBUTE, None)
     out = filter_attributes(known, RESOURCE_ATTRIBUTES)
     for key, value in known.items():
         column = RESOURCE_IDENTITY_FIELDS.get(RESOURCE_ATTRIBUTES[key].store_as)
         if column is not None and isinstance(value, str) and text_rule_broken(value, column):
-            return Resource({}, 0), (f"resource.attributes[{key}]", text_rule_text(column))
+            return Resource({}, 0, project), (f"resource.attributes[{key}]", text_rule_text(column))
     stored = {k: v for k, v in out.stored.items() if not (isinstance(v, str) and has_bad_chars(v))}
-    return Resource(stored, dropped + out.dropped_total + len(out.stored) - len(stored)), None
+    return Resource(stored, dropped + out.dropped_total + len(out.stored) - len(stored), project), None
 
 
 def _value(value: AnyValue) -> Any:

@@ -29,8 +29,10 @@ from agenttracer.model import (
     MAX_ERROR_CLASS_LEN,
     MAX_ID_LEN,
     MAX_LATENCY_MS,
+    MAX_PROJECT_LEN,
     MAX_SEQ,
     MAX_VERSION_LEN,
+    PROJECT_PATTERN,
     RULE_ATTEMPT_RANGE,
     RULE_CONTROL_CHARACTERS,
     RULE_LATENCY_RANGE,
@@ -242,6 +244,13 @@ class IngestRequest(BaseModel):
     """The body of ``POST /v1/ingest`` (documentation only: events are validated one by one)."""
 
     events: list[Event] = Field(max_length=MAX_BATCH_EVENTS)
+    project: str | None = Field(
+        default=None,
+        pattern=PROJECT_PATTERN.pattern,
+        max_length=MAX_PROJECT_LEN,
+        description="the batch's project: with keys on it must be the ingest key's (or be left out); without "
+        "keys it chooses the project (else the X-AgentTracer-Project header, else 'default')",
+    )
 
 
 class IngestResponse(BaseModel):
