@@ -139,6 +139,22 @@ MAX_BATCH_BYTES = 5 * 1024 * 1024  # after decompression
 MAX_SEQ = 1_000_000
 MAX_ATTEMPT = 1_000
 
+# --- Projects ----------------------------------------------------------------------------------------
+# Every run belongs to one project, named by a slug; a run that names none is in DEFAULT_PROJECT.
+MAX_PROJECT_LEN = 63
+PROJECT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+PROJECT_RULE = "a project slug: 1-63 lowercase letters, digits or '-', not starting with '-'"
+DEFAULT_PROJECT = "default"
+# Where a client without a key names the project (keys decide it when they are on).
+PROJECT_HEADER = "X-AgentTracer-Project"
+PROJECT_ENV = "AGENTTRACER_PROJECT"
+PROJECT_RESOURCE_ATTRIBUTE = "agenttracer.project"
+
+
+def is_valid_project(value: object) -> bool:
+    """True for a well-formed project slug (PROJECT_PATTERN)."""
+    return isinstance(value, str) and PROJECT_PATTERN.fullmatch(value) is not None
+
 
 # --- Input rules -------------------------------------------------------------------------------------
 #
@@ -179,6 +195,42 @@ def has_bad_chars(text: str) -> bool:
         # C-level checks are several times cheaper than the regular expression on this hot path.
         return not text.isprintable()
     return _BAD_CHARS_RE.search(text) is not None
+
+
+# Column lengths of the stored text fields, whichever path writes them (the SDK's events, OTLP spans):
+# a value longer than its column, or holding a character of the rule above, is refused with
+# RULE_TEXT_LENGTH / RULE_CONTROL_CHARACTERS, never truncated and never left for the database to refuse.
+TEXT_FIELD_LIMITS: dict[str, int] = {
+    "agent_id": MAX_ID_LEN,
+    "agent_version": MAX_VERSION_LEN,
+    "environment": MAX_ENVIRONMENT_LEN,
+    "name": MAX_NAME_LEN,
+    "error_class": MAX_ERROR_CLASS_LEN,
+}
+
+
+def text_rule_broken(value: str, field: str) -> str | None:
+    """The rule (RULE_TEXT_LENGTH or RULE_CONTROL_CHARACTERS) that ``value`` breaks as the stored text
+    field ``field`` (a key of TEXT_FIELD_LIMITS), or None when it may be stored."""
+    if not 0 < len(value) <= TEXT_FIELD_LIMITS[field]:
+        return RULE_TEXT_LENGTH
+    return RULE_CONTROL_CHARACTERS if has_bad_chars(value) else None
+
+
+def text_rule_text(field: str) -> str:
+    """The text rule of a stored field, in words (what a per-event or per-span refusal says)."""
+    return f"must be 1 to {TEXT_FIELD_LIMITS[field]} characters; {CONTROL_CHARACTERS_RULE}"
+
+
+# The one spelling of a timestamp on the wire: ISO 8601 text, a date and a time. Numbers and numeric
+# strings ("0", "1765100000.5") are not timestamps here, whatever a lenient parser makes of them.
+_ISO_TIMESTAMP_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+TIMESTAMP_FORMAT_RULE = "must be an ISO 8601 string with a timezone, e.g. 2026-11-25T09:00:00Z"
+
+
+def looks_like_iso_timestamp(value: object) -> bool:
+    """True for text that starts as an ISO 8601 date and time does; the parser then checks the rest."""
+    return isinstance(value, str) and _ISO_TIMESTAMP_RE.match(value) is not None
 
 
 def latest_time(now: datetime) -> datetime:
