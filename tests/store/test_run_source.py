@@ -10,13 +10,13 @@ import sqlalchemy as sa
 
 from agenttracer.store.schema.tables import runs, steps
 from agenttracer.store.write.otlp_write import write_spans
-from agenttracer.store.write.run_state import FOREIGN_SOURCE_RULE
+from agenttracer.store.write.run_state import other_source_rule
 from agenttracer.store.write.writer import Outcome
 from tests.store.test_abandon import write
 from tests.store.test_otlp_write import NOW, ROOT, RUN, rec
 from tests.support.events import failure, new_run_id, run_end, run_start, step
 
-SDK_REFUSED = ("rejected", "run_id", FOREIGN_SOURCE_RULE["sdk"])
+SDK_REFUSED = ("rejected", "run_id", other_source_rule("sdk"))
 
 
 def answers(outcomes: list[Outcome]) -> list[tuple[str, str | None, str | None]]:
@@ -51,7 +51,7 @@ def test_an_sdk_run_start_alone_makes_the_run_the_sdks(engine: sa.Engine) -> Non
 
     written = write_spans(engine, [ROOT, rec("00000000000000a1", 5, 10)], NOW)
 
-    assert (written.accepted, written.rejected, written.foreign) == (0, 2, 2)
+    assert (written.accepted, written.rejected, written.other_source) == (0, 2, 2)
     run, rows = stored(engine, RUN)
     assert (run["source"], run["status"], run["agent_id"], rows) == ("sdk", "running", "support-agent", [])
 
@@ -64,7 +64,7 @@ def test_spans_for_an_sdk_run_are_refused_beside_the_requests_other_traces(engin
     other = rec("00000000000000b1", 5, 10)
     written = write_spans(engine, [rec("00000000000000a1", 5, 10, run_id=sdk_run), other], NOW)
 
-    assert (written.accepted, written.rejected, written.foreign) == (1, 1, 1)
+    assert (written.accepted, written.rejected, written.other_source) == (1, 1, 1)
     assert stored(engine, sdk_run) == before
     assert stored(engine, RUN)[1] == [(1, "n1", "00000000000000b1")]
 

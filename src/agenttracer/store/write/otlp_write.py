@@ -29,7 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.model import MAX_META_KEYS, MAX_SEQ
+from agenttracer.model import DEFAULT_PROJECT, MAX_META_KEYS, MAX_SEQ
 from agenttracer.store.dialect import insert
 from agenttracer.store.rollup.marks import mark_dirty
 from agenttracer.store.schema.tables import SOURCE_OTLP, failures, steps
@@ -50,12 +50,13 @@ DEFAULT_ENVIRONMENT = "development"
 @dataclass(slots=True)
 class Written:
     """How many of the request's spans were stored now, were already stored, or were refused (their
-    run would pass MAX_SEQ steps, or ``foreign``: their trace id is the run_id of a run the SDK sent)."""
+    trace id is the run_id of another project's run, or their run would pass MAX_SEQ steps; or, counted
+    in ``other_source`` too, their trace id is the run_id of a run the SDK sent)."""
 
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
-    foreign: int = 0
+    other_source: int = 0
     # For the server's agent-level metrics (only stored values): each touched run's identity after the
     # commit, the runs that settled now (run_id, status), the runs that failed now (run_id, failure
     # type, code), and the steps stored now (run_id, step_type, latency_ms).
@@ -65,8 +66,11 @@ class Written:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
-def write_spans(engine: sa.Engine, spans: Sequence[SpanRecord], now: datetime) -> Written:
-    """Store the spans (grouped into runs by trace) in one transaction.
+def write_spans(
+    engine: sa.Engine, spans: Sequence[SpanRecord], now: datetime, *, project: str = DEFAULT_PROJECT
+) -> Written:
+    """Store the spans (grouped into runs by trace) in ``project`` in one transaction. A span whose trace
+    is a run of another project is refused: a run id is written from one project only.
 
     Raises SQLAlchemy's OperationalError/DBAPIError when the database is unavailable; nothing is
     stored then.
@@ -86,7 +90,7 @@ def write_spans(engine: sa.Engine, spans: Sequence[SpanRecord], now: datetime) -
         try:
             with write_lock(engine), engine.begin() as conn:
                 report = Written()
-                accepted, duplicates, rejected = _write(conn, by_run, now, report)
+                accepted, duplicates, rejected = _write(conn, by_run, now, report, project)
             after_commit(engine)
             break
         except sa.exc.DBAPIError as exc:
@@ -97,24 +101,28 @@ def write_spans(engine: sa.Engine, spans: Sequence[SpanRecord], now: datetime) -
     written.accepted += accepted
     written.duplicates += duplicates
     written.rejected += rejected
-    written.identities, written.settled, written.failed, written.steps, written.foreign = (
-        report.identities, report.settled, report.failed, report.steps, report.foreign
+    written.identities, written.settled, written.failed, written.steps = (
+        report.identities, report.settled, report.failed, report.steps
     )
+    written.other_source = report.other_source
     return written
 
 
 def _write(
-    conn: sa.Connection, by_run: dict[str, dict[str, SpanRecord]], now: datetime, report: Written
+    conn: sa.Connection, by_run: dict[str, dict[str, SpanRecord]], now: datetime, report: Written, project: str
 ) -> tuple[int, int, int]:
     rows_for, sql = _driver_helpers(conn.dialect)
     run_ids = sorted(by_run)
     starts = [(run_id, min(s.started_at for s in by_run[run_id].values())) for run_id in run_ids]
-    created = sql.insert_placeholders(conn, starts, now, SOURCE_OTLP)
+    created = sql.insert_placeholders(conn, starts, now, project, SOURCE_OTLP)
     states = {data["run_id"]: RunState(data) for data in sql.load_runs(conn, run_ids)}
+    foreign = {run_id for run_id, state in states.items() if state.row["project"] != project}
+    for run_id in foreign:
+        del states[run_id]
     for data in states.values():
         data.row["meta"] = dict(data.row["meta"] or {})
         reopen_abandoned(data)
-    existing = [run_id for run_id in run_ids if run_id not in created]
+    existing = [run_id for run_id in run_ids if run_id not in created and run_id not in foreign]
     stored_ids = _stored_span_ids(conn, existing) if existing else {}
 
     accepted = duplicates = rejected = 0
@@ -123,10 +131,13 @@ def _write(
     rewrite_rows: list[tuple[Any, ...]] = []
     new_failures: list[dict[str, Any]] = []
     for run_id in run_ids:
+        if run_id in foreign:
+            rejected += len(by_run[run_id])  # a trace id that is another project's run: never written from here
+            continue
         state = states[run_id]
         if state.row["source"] != SOURCE_OTLP:
             rejected += len(by_run[run_id])  # a trace id that is an SDK run's id: that run is not ours
-            report.foreign += len(by_run[run_id])
+            report.other_source += len(by_run[run_id])
             continue
         known = stored_ids.get(run_id, set())
         root_done = state.row["ended_at"] is not None

@@ -16,7 +16,7 @@ Rules for runs (order-independent):
   rejected as a conflict; an identical one is a duplicate.
 - ``status`` is ``running`` until a run_end sets it; ``duration_ms`` is ended_at - started_at.
 - A run belongs to the write path that created it (``runs.source``): the other path's events for
-  it are rejected (``foreign_rejection``).
+  it are rejected (``other_source_rule``).
 - A run the abandonment sweep closed (``store/write/abandon.py``) is running again for any new
   event (``reopen_abandoned``): its end, status and the sweep's failure are forgotten, and the
   batch's events settle it by the rules above. Nothing changes when the batch brings nothing new.
@@ -187,15 +187,15 @@ def current_start(state: RunState) -> datetime | None:
 
 
 ABANDONED_TYPE = FailureType.ORCHESTRATION.value
-FOREIGN_SOURCE_RULE = {
+_OTHER_SOURCE_RULES = {
     "sdk": "belongs to a run sent over OTLP (POST /v1/traces); a run is written by one source only",
     "otlp": "belongs to a run sent by the SDK (POST /v1/ingest); a run is written by one source only",
 }
 
 
-def foreign_rejection(index: int, source: str) -> Outcome:
-    """The answer to an event from ``source`` (RUN_SOURCES) for a run the other source created."""
-    return Outcome(index, "rejected", "run_id", FOREIGN_SOURCE_RULE[source])
+def other_source_rule(source: str) -> str:
+    """The rule an event from ``source`` (RUN_SOURCES) breaks when its run was created by the other one."""
+    return _OTHER_SOURCE_RULES[source]
 
 
 def reopen_abandoned(state: RunState) -> None:

@@ -129,14 +129,17 @@ class SqliteStatements(_Statements):
     """
 
     def insert_placeholders(
-        self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime, source: str
+        self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime, project: str, source: str
     ) -> set[str]:
-        """Create the runs not stored yet, owned by ``source`` (RUN_SOURCES); return their run_ids."""
+        """Create the runs not stored yet, in ``project`` and owned by ``source`` (RUN_SOURCES); return their
+        run_ids."""
         stamp = self._time(now)
+        cursor = _cursor(conn)
+        cursor.execute(_SQLITE_PROJECT_SQL, (project, stamp))
         params: list[Any] = []
         for run_id, start in starts:
-            params += (run_id, self._time(start), stamp, stamp)
-        rows = _cursor(conn).execute(_sqlite_placeholders_sql(len(starts), source), params).fetchall()
+            params += (run_id, project, self._time(start), stamp, stamp)
+        rows = cursor.execute(_sqlite_placeholders_sql(len(starts), source), params).fetchall()
         return {row[0] for row in rows}
 
     def load_runs(self, conn: sa.Connection, run_ids: list[str]) -> list[dict[str, Any]]:
@@ -195,13 +198,18 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
+# The batch's project exists from its first write on (`agenttracer projects list` shows it).
+_SQLITE_PROJECT_SQL = "INSERT INTO projects (slug, created_at) VALUES (?, ?) ON CONFLICT (slug) DO NOTHING"
+
+
 @lru_cache(maxsize=512)
 def _sqlite_placeholders_sql(count: int, source: str) -> str:
-    if source not in RUN_SOURCES:  # it becomes SQL text: only the two known words
+    if source not in RUN_SOURCES:  # it becomes SQL text: only the known words
         raise ValueError(f"unknown run source {source!r}")
-    values = ", ".join([f"(?, 'running', ?, '{{}}', ?, ?, '{source}')"] * count)
+    values = ", ".join([f"(?, ?, 'running', ?, '{{}}', ?, ?, '{source}')"] * count)
     return (
-        f"INSERT INTO runs (run_id, status, started_at, meta, ingested_at, updated_at, source) VALUES {values}"
+        "INSERT INTO runs (run_id, project, status, started_at, meta, ingested_at, updated_at, source)"
+        f" VALUES {values}"
         " ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
     )
 
@@ -216,21 +224,29 @@ class PostgresStatements(_Statements):
         self._update = f"UPDATE runs SET {sets} WHERE run_id = %s"
 
     def insert_placeholders(
-        self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime, source: str
+        self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime, project: str, source: str
     ) -> set[str]:
-        """Create the runs not stored yet, owned by ``source`` (RUN_SOURCES); return their run_ids."""
+        """Create the runs not stored yet, in ``project`` and owned by ``source`` (RUN_SOURCES); return their
+        run_ids."""
         # Two arrays instead of a multi-row VALUES list: the SQL text is the same for every batch, so
         # the driver parses it once (a ~40-row VALUES list was re-parsed per batch: ~5 µs per step).
+        stamp = self._time(now)
         with _dbapi(conn).cursor() as cur:
+            # The batch's project exists from its first write on (`agenttracer projects list` shows it).
             cur.execute(
-                "INSERT INTO runs (run_id, status, started_at, meta, ingested_at, updated_at, source)"
-                " SELECT r, 'running', s, '{}'::jsonb, %(now)s, %(now)s, %(source)s"
+                "INSERT INTO projects (slug, created_at) VALUES (%s, %s) ON CONFLICT (slug) DO NOTHING",
+                (project, stamp),
+            )
+            cur.execute(
+                "INSERT INTO runs (run_id, project, status, started_at, meta, ingested_at, updated_at, source)"
+                " SELECT r, %(project)s, 'running', s, '{}'::jsonb, %(now)s, %(now)s, %(source)s"
                 " FROM unnest(%(ids)s::varchar[], %(starts)s::timestamptz[]) AS t(r, s)"
                 " ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
                 {
                     "ids": [r for r, _ in starts],
                     "starts": [self._time(t) for _, t in starts],
-                    "now": self._time(now),
+                    "now": stamp,
+                    "project": project,
                     "source": source,
                 },
             )

@@ -17,6 +17,11 @@ per event):
 
 The rules that decide each run-level event live in ``store/write/run_state.py``.
 
+A batch is written into one project (the caller's: the ingest key's, or what a keyless client named).
+A run belongs to the project its row was created in; every event of a run stored under another
+project is ``rejected`` (field ``run_id``) and changes nothing there, so a run id can never be
+written from two projects.
+
 What needs no stored state is decided before the transaction (``_Plan``): in-batch repeats of a
 step (the first occurrence is the one stored, any later one is a ``duplicate`` whatever it says, as
 ``ON CONFLICT DO NOTHING`` would have it), each run's earliest step time and the steps' DBAPI rows.
@@ -36,6 +41,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.model import DEFAULT_PROJECT
 from agenttracer.store.dialect import insert
 from agenttracer.store.rollup.marks import mark_dirty
 from agenttracer.store.schema.tables import SOURCE_SDK, failures, rollup_dirty
@@ -53,14 +59,17 @@ from agenttracer.store.write.run_state import (
     apply_run_end,
     apply_run_start,
     current_start,
-    foreign_rejection,
+    other_source_rule,
     reopen_abandoned,
 )
 from agenttracer.store.write.sql import Statements, statements_for
 from agenttracer.store.write.sqlite_checkpoint import after_commit
 from agenttracer.store.write.step_rows import StepRows
 
-__all__ = ["Incoming", "Outcome", "WriteReport", "write_batch"]
+__all__ = ["FOREIGN_RUN_RULE", "Incoming", "Outcome", "WriteReport", "write_batch"]
+
+# Why an event of a run stored under another project is refused (the same words on both write paths).
+FOREIGN_RUN_RULE = "is a run of another project: a run id is written from one project only"
 
 # PostgreSQL error codes worth one more try: deadlock detected, serialization failure.
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
@@ -101,9 +110,14 @@ class WriteReport:
 
 
 def write_batch(
-    engine: sa.Engine, events: Sequence[Incoming], *, now: datetime | None = None, report: WriteReport | None = None
+    engine: sa.Engine,
+    events: Sequence[Incoming],
+    *,
+    now: datetime | None = None,
+    report: WriteReport | None = None,
+    project: str = DEFAULT_PROJECT,
 ) -> list[Outcome]:
-    """Store ``events`` in one transaction and return one Outcome per event, in input order.
+    """Store ``events`` in ``project`` in one transaction and return one Outcome per event, in input order.
 
     Raises SQLAlchemy's OperationalError/DBAPIError when the database is unavailable; nothing is
     stored then. ``report``, when given, is filled in (see ``WriteReport``).
@@ -119,7 +133,7 @@ def write_batch(
     while True:
         try:
             with write_lock(engine), engine.begin() as conn:
-                decided = _write_wrapped(conn, plan, now)
+                decided = _write_wrapped(conn, plan, now, project)
             after_commit(engine)  # SQLite: now and then a WAL checkpoint, outside the lock
             break
         except sa.exc.DBAPIError as exc:
@@ -140,17 +154,19 @@ def write_batch(
             raise
     # The step outcomes were decided as lists of event indices; their objects are built here, after
     # the lock is released.
-    outcomes, accepted, stored, states = decided
+    outcomes, accepted, stored, states, foreign = decided
     if report is not None:
         report.identities = {
             run_id: (s.row["agent_id"], s.row["agent_version"], s.row["environment"]) for run_id, s in states.items()
         }
     outcomes += [Outcome(index, "accepted") for index in accepted]
     outcomes += [Outcome(index, "duplicate") for index in stored]
-    # A repeat of a step for another source's run is refused like the step it repeats.
-    for index, run_id in plan.repeats:
-        ours = states[run_id].row["source"] == SOURCE_SDK
-        outcomes.append(Outcome(index, "duplicate") if ours else foreign_rejection(index, SOURCE_SDK))
+    if foreign:
+        outcomes += [Outcome(ev.index, "rejected", "run_id", foreign[ev.run_id]) for ev in events if ev.run_id in foreign]
+        refused = {ev.index for ev in events if ev.run_id in foreign}
+        outcomes += [Outcome(i, "duplicate") for i in plan.repeats if i not in refused]
+    else:
+        outcomes += [Outcome(index, "duplicate") for index in plan.repeats]
     outcomes.sort(key=_by_index)
     return outcomes
 
@@ -159,15 +175,16 @@ def _by_index(outcome: Outcome) -> int:
     return outcome.index
 
 
-_Decided = tuple[list[Outcome], list[int], list[int], dict[str, RunState]]
+# ... and the runs none of whose events may be applied here, each with the rule it breaks.
+_Decided = tuple[list[Outcome], list[int], list[int], dict[str, RunState], dict[str, str]]
 
 
-def _write_wrapped(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
+def _write_wrapped(conn: sa.Connection, plan: _Plan, now: datetime, project: str) -> _Decided:
     """``_write``, with errors of the statements sent straight to the driver raised as SQLAlchemy's
     (so callers see OperationalError & co. whichever way a statement went), parameters hidden."""
     dbapi_error = conn.dialect.loaded_dbapi.Error
     try:
-        return _write(conn, plan, now)
+        return _write(conn, plan, now, project)
     except dbapi_error as exc:
         raise sa.exc.DBAPIError.instance(
             None, None, exc, dbapi_error, hide_parameters=True, dialect=conn.dialect
@@ -206,7 +223,7 @@ class _Plan:
         step_time: dict[str, datetime] = {}
         steps_of: dict[str, _RunSteps] = {}
         others: dict[str, list[Incoming]] = {}
-        repeats: list[tuple[int, str]] = []  # (event index, run_id)
+        repeats: list[int] = []
         for ev in events:
             run_id = ev.run_id
             if ev.kind != STEP:
@@ -227,11 +244,11 @@ class _Plan:
                 run_steps.rows.append(row(ev.values, ev.wire_started, ev.wire_ended))
             elif ev.index < run_steps.indices[pos]:
                 # Out of index order: the earlier event is the one stored, the later one the repeat.
-                repeats.append((run_steps.indices[pos], run_id))
+                repeats.append(run_steps.indices[pos])
                 run_steps.indices[pos] = ev.index
                 run_steps.rows[pos] = row(ev.values, ev.wire_started, ev.wire_ended)
             else:
-                repeats.append((ev.index, run_id))
+                repeats.append(ev.index)
         self.repeats = repeats
         self.step_time = step_time
         self.run_ids = sorted(others.keys() | steps_of.keys())
@@ -265,20 +282,30 @@ def _driver_helpers(dialect: sa.Dialect) -> tuple[StepRows, Statements]:
     return helpers
 
 
-def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
-    """The batch's transaction. Returns the run-level events' outcomes and the event indices of the
-    steps accepted and of those already stored (their Outcome objects are built after the lock)."""
+def _write(conn: sa.Connection, plan: _Plan, now: datetime, project: str) -> _Decided:
+    """The batch's transaction. Returns the run-level events' outcomes, the event indices of the
+    steps accepted and of those already stored (their Outcome objects are built after the lock), and
+    the runs refused because they belong to another project."""
     run_ids = plan.run_ids
     sql = plan.sql
 
     # 1. Make sure every touched run has a row (placeholders for out-of-order arrivals).
-    created = sql.insert_placeholders(conn, plan.starts, now, SOURCE_SDK)
+    created = sql.insert_placeholders(conn, plan.starts, now, project, SOURCE_SDK)
 
-    # 2. Read the stored state, locked against concurrent batches on PostgreSQL. Runs created over
-    # OTLP are not ours: every event for them is refused (``foreign``).
+    # 2. Read the stored state, locked against concurrent batches on PostgreSQL. A run stored under
+    # another project, or created over OTLP, is left exactly as it is: none of its events is applied.
     states = _load_runs(conn, sql, run_ids, created)
-    foreign = {run_id for run_id, state in states.items() if state.row["source"] != SOURCE_SDK}
+    foreign = {
+        run_id: FOREIGN_RUN_RULE if state.row["project"] != project else other_source_rule(SOURCE_SDK)
+        for run_id, state in states.items()
+        if state.row["project"] != project or state.row["source"] != SOURCE_SDK
+    }
     failure_runs = plan.failure_runs
+    if foreign:
+        for run_id in foreign:
+            del states[run_id]
+        run_ids = [run_id for run_id in run_ids if run_id not in foreign]
+        failure_runs = [run_id for run_id in failure_runs if run_id not in foreign]
     if failure_runs:
         for row in conn.execute(sa.select(failures).where(failures.c.run_id.in_(failure_runs))).mappings():
             state = states[row["run_id"]]
@@ -291,9 +318,6 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
     step_time = plan.step_time
     for run_id in run_ids:
         state = states[run_id]
-        if run_id in foreign:
-            outcomes += [foreign_rejection(ev.index, SOURCE_SDK) for ev in plan.run_events.get(run_id, ())]
-            continue
         pending = step_time.get(run_id)
         for ev in plan.run_events.get(run_id, ()):
             kind = ev.kind
@@ -317,12 +341,11 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
     accepted: list[int] = []
     stored_dups: list[int] = []
     if plan.steps:
-        stored_for = sorted(plan.steps.keys() - created)
+        stored_for = sorted(plan.steps.keys() - created - foreign.keys())
         stored = sql.stored_steps(conn, stored_for) if stored_for else set()
         new_rows: list[tuple[Any, ...]] = []
         for run_id, run_steps in plan.steps.items():
             if run_id in foreign:
-                outcomes += [foreign_rejection(index, SOURCE_SDK) for index in run_steps.indices]
                 continue
             if run_id in created or not stored:
                 accepted += run_steps.indices
@@ -347,7 +370,7 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
     # hours of the changed runs are marked for the rollup refresher in the same transaction.
     mark_runs_dirty(conn, states.values())
     _update_runs(conn, sql, states, now)
-    return outcomes, accepted, stored_dups, states
+    return outcomes, accepted, stored_dups, states, foreign
 
 
 def _load_runs(conn: sa.Connection, sql: Statements, run_ids: list[str], created: set[str]) -> dict[str, RunState]:
