@@ -162,7 +162,9 @@ def write_batch(
     outcomes += [Outcome(index, "accepted") for index in accepted]
     outcomes += [Outcome(index, "duplicate") for index in stored]
     if foreign:
-        outcomes += [Outcome(ev.index, "rejected", "run_id", foreign[ev.run_id]) for ev in events if ev.run_id in foreign]
+        outcomes += [
+            Outcome(ev.index, "rejected", "run_id", foreign[ev.run_id]) for ev in events if ev.run_id in foreign
+        ]
         refused = {ev.index for ev in events if ev.run_id in foreign}
         outcomes += [Outcome(i, "duplicate") for i in plan.repeats if i not in refused]
     else:
