@@ -25,7 +25,7 @@ from agenttracer.store.schema.tables import VERDICT_STEP, steps
 from agenttracer.store.write.otlp_assemble import SpanRecord, Stored
 
 VERDICT_ROWS = 10_000
-NEIGHBOUR_ROWS = 256
+NEIGHBOUR_ROWS = 64
 _CHUNK = 500  # ids per IN list
 
 _OTLP = steps.c.span_id.isnot(None)
