@@ -145,7 +145,7 @@ steps = sa.Table(
         postgresql_where=sa.text("span_id IS NOT NULL"),
         sqlite_where=sa.text("span_id IS NOT NULL"),
     ),
-    # OTLP steps only (migration 0005): a span's seq is kept from its arrival, so these give the run
+    # OTLP steps only (migration 0006): a span's seq is kept from its arrival, so these give the run
     # detail its start-time order and the assembler its lookups (docs/otlp.md).
     *_otlp_index("run_id", "started_at", "seq", where=_OTLP_STEP),
     *_otlp_index("run_id", "name", "ended_at", where=_OTLP_STEP),

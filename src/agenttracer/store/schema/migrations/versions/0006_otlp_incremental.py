@@ -10,8 +10,8 @@ order"), so a late span costs its own request, never a rewrite of the stored tra
   the run detail's start-time order; each action's attempts by end time (the retry rule); the
   steps still waiting for their parent; the steps the verdict reads (errors, retries).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-07
 """
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
