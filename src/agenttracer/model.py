@@ -214,6 +214,42 @@ def has_bad_chars(text: str) -> bool:
     return _BAD_CHARS_RE.search(text) is not None
 
 
+# Column lengths of the stored text fields, whichever path writes them (the SDK's events, OTLP spans):
+# a value longer than its column, or holding a character of the rule above, is refused with
+# RULE_TEXT_LENGTH / RULE_CONTROL_CHARACTERS, never truncated and never left for the database to refuse.
+TEXT_FIELD_LIMITS: dict[str, int] = {
+    "agent_id": MAX_ID_LEN,
+    "agent_version": MAX_VERSION_LEN,
+    "environment": MAX_ENVIRONMENT_LEN,
+    "name": MAX_NAME_LEN,
+    "error_class": MAX_ERROR_CLASS_LEN,
+}
+
+
+def text_rule_broken(value: str, field: str) -> str | None:
+    """The rule (RULE_TEXT_LENGTH or RULE_CONTROL_CHARACTERS) that ``value`` breaks as the stored text
+    field ``field`` (a key of TEXT_FIELD_LIMITS), or None when it may be stored."""
+    if not 0 < len(value) <= TEXT_FIELD_LIMITS[field]:
+        return RULE_TEXT_LENGTH
+    return RULE_CONTROL_CHARACTERS if has_bad_chars(value) else None
+
+
+def text_rule_text(field: str) -> str:
+    """The text rule of a stored field, in words (what a per-event or per-span refusal says)."""
+    return f"must be 1 to {TEXT_FIELD_LIMITS[field]} characters; {CONTROL_CHARACTERS_RULE}"
+
+
+# The one spelling of a timestamp on the wire: ISO 8601 text, a date and a time. Numbers and numeric
+# strings ("0", "1765100000.5") are not timestamps here, whatever a lenient parser makes of them.
+_ISO_TIMESTAMP_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+TIMESTAMP_FORMAT_RULE = "must be an ISO 8601 string with a timezone, e.g. 2026-11-25T09:00:00Z"
+
+
+def looks_like_iso_timestamp(value: object) -> bool:
+    """True for text that starts as an ISO 8601 date and time does; the parser then checks the rest."""
+    return isinstance(value, str) and _ISO_TIMESTAMP_RE.match(value) is not None
+
+
 def latest_time(now: datetime) -> datetime:
     """The latest timestamp accepted when the server's clock reads ``now``."""
     return now + MAX_FUTURE

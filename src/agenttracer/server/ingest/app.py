@@ -230,10 +230,9 @@ def _document_request_body(app: FastAPI) -> dict[str, Any]:
 def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAPI:
     """The write-only Ingest API bound to ``settings.database_url`` (or to ``engine``, which it then disposes
     of at shutdown as well)."""
-    # hide_parameters: database errors must never carry event values into logs.
     # wal_autocheckpoint: on SQLite the writer checkpoints outside its lock (store/write/sqlite_checkpoint.py).
     if engine is None:
-        engine = make_engine(settings.database_url, hide_parameters=True, wal_autocheckpoint=AUTOCHECKPOINT_PAGES)
+        engine = make_engine(settings.database_url, wal_autocheckpoint=AUTOCHECKPOINT_PAGES)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -39,11 +39,13 @@ from agenttracer.model import (
     RULE_SEQ_RANGE,
     RULE_TEXT_LENGTH,
     RULE_TIME_RANGE,
+    TIMESTAMP_FORMAT_RULE,
     FailureType,
     StepStatus,
     StepType,
     has_bad_chars,
     is_valid_failure_code,
+    looks_like_iso_timestamp,
     normalize_step_type,
     time_in_range,
     time_rule_text,
@@ -69,11 +71,9 @@ def _no_control_chars(value: str) -> str:
 
 
 def _iso_string_only(value: Any) -> Any:
-    # Numbers would be read as Unix times; the wire contract is ISO 8601 text, so say so.
-    if not isinstance(value, str):
-        raise PydanticCustomError(
-            "timestamp_format", "must be an ISO 8601 string with a timezone, e.g. 2026-11-25T09:00:00Z"
-        )
+    # Numbers and numeric strings would be read as Unix times; the wire contract is ISO 8601 text.
+    if not looks_like_iso_timestamp(value):
+        raise PydanticCustomError("timestamp_format", TIMESTAMP_FORMAT_RULE)
     return value
 
 
