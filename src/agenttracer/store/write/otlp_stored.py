@@ -2,7 +2,7 @@
 
 Run under the run's lock (the SQLite writer lock; ``FOR UPDATE`` on PostgreSQL), in the writer's
 transaction. The indexes are the partial ones over OTLP steps (``store/schema/tables.py``, migration
-0005). The work per run and request is bounded (docs/otlp.md, "Work per request"):
+0006). The work per run and request is bounded (docs/otlp.md, "Work per request"):
 
 * the request's own span ids and their parents: one lookup each in (run_id, span_id);
 * the run's highest seq and first step: one probe each of the primary key;
