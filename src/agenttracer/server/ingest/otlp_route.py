@@ -61,6 +61,7 @@ class TracesOutcome:
     written: Written
     rejected: int  # refused by the mapping or the writer
     dropped: int
+    projects: dict[str, str]  # run_id -> the project its spans went to (for the agent-level series)
 
 
 def _by_project(principal: Principal, header: str | None, spans: list[SpanRecord]) -> dict[str, list[SpanRecord]]:
@@ -91,7 +92,9 @@ def process_traces(
     if header_project is not None:
         write_project(principal, [(PROJECT_HEADER, header_project)], invalid_status=400)
     written = Written()
+    projects: dict[str, str] = {}
     for project, spans in _by_project(principal, header_project, mapped.spans).items():
+        projects.update((span.run_id, project) for span in spans)
         part = write_spans(engine, spans, now, project=project)
         written.accepted += part.accepted
         written.duplicates += part.duplicates
@@ -123,7 +126,7 @@ def process_traces(
             "privacy policy; see docs/otlp.md)"
         )
     encoded = encode_response(media, rejected, ". ".join(parts))
-    return TracesOutcome(encoded, written, rejected, mapped.dropped)
+    return TracesOutcome(encoded, written, rejected, mapped.dropped, projects)
 
 
 # What /docs (and the schemathesis run in tests/server) know of the OTLP messages: their outline. The
@@ -213,7 +216,7 @@ def add_traces_route(
             slots.release()
         on_stored()
         if metrics is not None:
-            metrics.record_otlp(outcome.written, outcome.rejected, outcome.dropped)
+            metrics.record_otlp(outcome.written, outcome.rejected, outcome.dropped, outcome.projects)
         request.state.counts = {
             "accepted": outcome.written.accepted,
             "duplicates": outcome.written.duplicates,

@@ -14,7 +14,7 @@ works, and a delivery delayed by an outage counts from when it arrived.
 
 Cheap and safe with any number of ingest processes and restarts:
 
-* one partial index (migration 0006) holds only running runs, by ``updated_at``: a pass reads the
+* one partial index (migration 0007) holds only running runs, by ``updated_at``: a pass reads the
   oldest candidates first, ``BATCH_SIZE`` runs per transaction, at most ``MAX_BATCHES`` per pass;
 * each batch is ONE conditional ``UPDATE … WHERE status = 'running' AND updated_at < cutoff``, so a
   run that a writer touched or settled meanwhile is left alone and a run is closed once whoever
@@ -180,10 +180,10 @@ def close_batch(conn: sa.Connection, cutoff: datetime, now: datetime, limit: int
 
 
 def settle_reopened(conn: sa.Connection, states: Iterable[RunState]) -> None:
-    """Persist what ``reopen_abandoned`` did to the runs a batch changed: clear ``runs.abandoned`` and
-    delete the sweep's failure rows (before the batch inserts its own). Both writers call it, in their
-    transaction; runs the batch left as they were stay closed."""
-    reopened = [s for s in states if s.reopened and (s.dirty or s.new_steps)]
+    """Persist what ``reopen_abandoned`` did to runs a batch changes: clear ``runs.abandoned`` and delete
+    the sweep's failure rows. Both writers call it in their transaction, before they write a failure of
+    their own, for the reopened runs they change; runs a batch leaves as they were stay closed."""
+    reopened = [s for s in states if s.reopened]
     if not reopened:
         return
     swept = [s.row["run_id"] for s in reopened if s.sweep_failure]

@@ -201,8 +201,8 @@ def other_source_rule(source: str) -> str:
 def reopen_abandoned(state: RunState) -> None:
     """Make a run the sweep closed ``running`` again, in memory: end, status and the sweep's failure
     are forgotten (a failure the agent recorded stays). The writer persists it only if the batch
-    changes the run (``state.dirty`` or ``state.new_steps``), then also clears ``runs.abandoned``
-    and deletes the sweep's failure row (``store/write/abandon.py: settle_reopened``)."""
+    changes the run, then also clears ``runs.abandoned`` and deletes the sweep's failure row
+    (``store/write/abandon.py: settle_reopened``)."""
     row = state.row
     if not row["abandoned"]:
         return

@@ -363,7 +363,7 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime, project: str) -> _De
                     states[run_id].new_steps = True
         if new_rows:
             sql.insert_steps(conn, new_rows, safe=plan.safe_steps)
-    settle_reopened(conn, states.values())
+    settle_reopened(conn, [s for s in states.values() if s.dirty or s.new_steps])
     new_failures = [s.new_failure for s in states.values() if s.new_failure is not None]
     if new_failures:
         conn.execute(insert(conn, failures).on_conflict_do_nothing(index_elements=["run_id"]), new_failures)
