@@ -21,8 +21,10 @@ from agenttracer.store.schema.tables import failures, runs
 from agenttracer.store.write.abandon import AbandonWorker, Closed, sweep, sweep_interval
 from agenttracer.store.write.otlp_write import write_spans
 from agenttracer.store.write.writer import Outcome, write_batch
-from tests.store.test_otlp_write import ROOT, rec
+from tests.store.test_otlp_write import rec, root
 from tests.support.events import T0, failure, new_run_id, run_end, run_start, step, ts
+
+ROOT_SPAN = root()
 
 HOUR = timedelta(hours=1)
 QUIET = T0 + timedelta(minutes=2)  # when the runs below last received an event (the server's clock)
@@ -192,9 +194,9 @@ def test_an_otlp_run_without_its_root_is_closed_and_a_late_root_settles_it(engin
     assert verdict(engine, closed.run_id) == ABANDONED
     assert run_row(engine, closed.run_id)["ended_at"] == span.ended_at
 
-    assert write_spans(engine, [ROOT], written_at).accepted == 1
+    assert write_spans(engine, [ROOT_SPAN], written_at).accepted == 1
     assert verdict(engine, closed.run_id) == ("success", None, None, False)
-    assert run_row(engine, closed.run_id)["ended_at"] == ROOT.ended_at
+    assert run_row(engine, closed.run_id)["ended_at"] == ROOT_SPAN.ended_at
     assert failure_rows(engine, closed.run_id) == []
 
 

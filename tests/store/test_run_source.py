@@ -13,8 +13,10 @@ from agenttracer.store.write.otlp_write import write_spans
 from agenttracer.store.write.run_state import other_source_rule
 from agenttracer.store.write.writer import Outcome
 from tests.store.test_abandon import write
-from tests.store.test_otlp_write import NOW, ROOT, RUN, rec
+from tests.store.test_otlp_write import NOW, RUN, rec, root
 from tests.support.events import failure, new_run_id, run_end, run_start, step
+
+ROOT_SPAN = root()
 
 SDK_REFUSED = ("rejected", "run_id", other_source_rule("sdk"))
 
@@ -49,7 +51,7 @@ def test_sdk_events_for_an_otlp_run_are_refused_and_nothing_of_them_is_stored(en
 def test_an_sdk_run_start_alone_makes_the_run_the_sdks(engine: sa.Engine) -> None:
     write(engine, [run_start(RUN)], NOW)
 
-    written = write_spans(engine, [ROOT, rec("00000000000000a1", 5, 10)], NOW)
+    written = write_spans(engine, [ROOT_SPAN, rec("00000000000000a1", 5, 10)], NOW)
 
     assert (written.accepted, written.rejected, written.other_source) == (0, 2, 2)
     run, rows = stored(engine, RUN)
@@ -71,7 +73,7 @@ def test_spans_for_an_sdk_run_are_refused_beside_the_requests_other_traces(engin
 
 def test_each_source_keeps_writing_its_own_runs(engine: sa.Engine) -> None:
     write_spans(engine, [rec("00000000000000a1", 5, 10)], NOW)
-    assert write_spans(engine, [ROOT], NOW + timedelta(seconds=1)).accepted == 1
+    assert write_spans(engine, [ROOT_SPAN], NOW + timedelta(seconds=1)).accepted == 1
     sdk_run = new_run_id()
     write(engine, [run_start(sdk_run)], NOW)
     assert [o.status for o in write(engine, [step(sdk_run, 1), run_end(sdk_run)], NOW)] == ["accepted"] * 2
