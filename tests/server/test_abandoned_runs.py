@@ -141,7 +141,7 @@ def test_a_killed_agents_run_is_closed_as_abandoned_and_counted(
     assert stats["status_counts"]["failure"] == 1 and stats["status_counts"]["running"] == 0
     assert [(f["failure_code"], f["count"]) for f in stats["failures_by_code"]] == [("abandoned", 1)]
 
-    agent = {"agent_id": agent_id, "agent_version": "1.0"}
+    agent = {"project": "default", "agent_id": agent_id, "agent_version": "1.0"}
     assert metric(ingest_url, "agenttracer_runs_finished_total", status="failure", environment="ci", **agent) == 1
     assert metric(ingest_url, "agenttracer_run_failures_total", failure_type="orchestration",
                   failure_code="abandoned", **agent) == 1

@@ -100,7 +100,7 @@ def test_a_failure_the_agent_recorded_stays_the_runs_one_failure(engine: sa.Engi
 
     closed = sweep(engine, HOUR, now=NOW).closed
 
-    assert closed == [Closed(run_id, "support-agent", "v1.0.0", "production", "tool", "timeout")]
+    assert closed == [Closed(run_id, "default", "support-agent", "v1.0.0", "production", "tool", "timeout")]
     assert verdict(engine, run_id) == ("failure", "tool", "timeout", True)
     assert run_row(engine, run_id)["ended_at"] == T0 + timedelta(seconds=50)  # the failure was the last event
     assert failure_rows(engine, run_id) == [("tool", "timeout", 1, None)]

@@ -116,9 +116,9 @@ class IngestMetrics(HttpMetrics):
         failures: dict[Key, int] = {}
         for run in closed:
             agent, version = run.agent_id or UNKNOWN, run.agent_version or UNKNOWN
-            key: Key = (agent, version, run.environment or UNKNOWN, "failure")
+            key: Key = (run.project, agent, version, run.environment or UNKNOWN, "failure")
             runs[key] = runs.get(key, 0) + 1
-            key = (agent, version, run.failure_type, run.failure_code)
+            key = (run.project, agent, version, run.failure_type, run.failure_code)
             failures[key] = failures.get(key, 0) + 1
         if runs:
             self.agents.record(runs, failures, {})

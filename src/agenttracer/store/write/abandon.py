@@ -64,6 +64,7 @@ class Closed:
     """One run the sweep closed, with what the server's metrics label it by."""
 
     run_id: str
+    project: str
     agent_id: str | None
     agent_version: str | None
     environment: str | None
@@ -150,8 +151,8 @@ def close_batch(conn: sa.Connection, cutoff: datetime, now: datetime, limit: int
             updated_at=now,
         )
         .returning(
-            runs.c.run_id, runs.c.started_at, runs.c.ended_at, runs.c.agent_id, runs.c.agent_version,
-            runs.c.environment, runs.c.failure_type, runs.c.failure_code,
+            runs.c.run_id, runs.c.project, runs.c.started_at, runs.c.ended_at, runs.c.agent_id,
+            runs.c.agent_version, runs.c.environment, runs.c.failure_type, runs.c.failure_code,
         )
     )
     rows = conn.execute(stmt).all()
@@ -175,7 +176,8 @@ def close_batch(conn: sa.Connection, cutoff: datetime, now: datetime, limit: int
         conn.execute(insert(conn, failures).on_conflict_do_nothing(index_elements=["run_id"]), ours)
     mark_dirty(conn, [r.started_at for r in rows if r.started_at is not None])
     return [
-        Closed(r.run_id, r.agent_id, r.agent_version, r.environment, r.failure_type, r.failure_code) for r in rows
+        Closed(r.run_id, r.project, r.agent_id, r.agent_version, r.environment, r.failure_type, r.failure_code)
+        for r in rows
     ]
 
 
