@@ -255,7 +255,8 @@ def _settle(conn: sa.Connection, state: RunState, root: SpanRecord | None, assem
         if row["ended_at"] is None:  # still running: it starts at its earliest span
             state.fallback_start = min([s.started_at for s in fresh] + [row["started_at"]])
         return
-    judged = verdict(assembly.view, row["root_error"], truncated)
+    nested = otlp_stored.nested_agents(conn, row["run_id"], assembly.view)
+    judged = verdict(assembly.view, row["root_error"], truncated, nested)
     row["status"] = judged.status
     if judged.failure_type is not None and judged.failure_code is not None:
         row["failure_type"], row["failure_code"] = judged.failure_type, judged.failure_code
