@@ -71,16 +71,16 @@ def test_readonly_engine_refuses_writes(db_url: str) -> None:
 
 
 def test_upgrading_to_self_time_rollups_drops_the_old_rollups_for_a_rebuild(empty_db_url: str) -> None:
-    # Rollups made before migration 0006 summed latencies (a parent counted again in its children); they
+    # Rollups made before migration 0007 summed latencies (a parent counted again in its children); they
     # cannot be turned into self time, so the upgrade empties them and resets the watermarks.
     engine = make_engine(empty_db_url)
-    upgrade(engine, "0005")
+    upgrade(engine, "0006")
     hour = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
     key = {"project": "default", "grain": "hour", "level": 0, "bucket_start": hour, "agent_id": "",
            "agent_version": "", "environment": ""}
     with engine.begin() as conn:
         old_steps = sa.Table("rollup_steps", sa.MetaData(), autoload_with=conn)
-        old_runs, state = tables.rollup_runs, tables.rollup_state  # the same at 0005
+        old_runs, state = tables.rollup_runs, tables.rollup_state  # the same at 0006
         conn.execute(old_steps.insert().values(**key, step_type="llm", name="gpt", steps=1, errors=0, retries=0,
                                                latency_ms=5.0, finished_latency_ms=5.0, retry_latency_ms=0.0,
                                                latency_hist=[]))

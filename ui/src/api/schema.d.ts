@@ -1342,7 +1342,7 @@ export interface operations {
     get_run: {
         parameters: {
             query?: {
-                /** @description Return steps with seq above this: next_steps_after of the previous page. */
+                /** @description The seq of the previous page's last step (its next_steps_after): the page holds the steps after it in the run's start order; 0 for the first page. */
                 steps_after?: number;
                 /** @description Steps per page. */
                 steps_limit?: number;

@@ -6,8 +6,8 @@ rolled up before cannot be converted â€” self time needs the steps' intervals â€
 dropped and the rollup state reset: stats stay exact from the raw tables meanwhile, and the
 refresher's next pass rebuilds the rollups from the oldest run on, as on a fresh database.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-07
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
