@@ -43,7 +43,7 @@ from agenttracer.model import (
     MAX_VERSION_LEN,
 )
 from agenttracer.server import errors
-from agenttracer.server.auth import Principal, auth_dependency
+from agenttracer.server.auth import Principal, auth_dependency, principal_of
 from agenttracer.server.errors import UNAVAILABLE, database_unavailable, error_response, health_response, retry_later
 from agenttracer.server.failsafe import Failsafe
 from agenttracer.server.metrics import QueryMetrics
@@ -51,8 +51,19 @@ from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.query.coalesce import SingleFlight
 from agenttracer.server.query.gate import ClientGone, DeadlinePassed, Job, Overloaded, ReadGate, limits
 from agenttracer.server.query.params import NoControlChars, SinceParam, UntilParam, invalid, run_filters, time_window
+from agenttracer.server.query.scope import read_projects
 from agenttracer.server.settings import Settings
-from agenttracer.server.wire import AgentList, CompareResponse, ErrorOut, HealthOut, RunDetail, RunPage, StatsResponse
+from agenttracer.server.wire import (
+    AgentList,
+    CompareResponse,
+    ErrorOut,
+    HealthOut,
+    ProjectList,
+    RunDetail,
+    RunPage,
+    StatsResponse,
+)
+from agenttracer.store import projects as project_store
 from agenttracer.store.read import compare, runs, stats
 from agenttracer.store.read.cursor_seal import MAX_TOKEN_LEN
 from agenttracer.store.read.filters import RunFilters
@@ -79,7 +90,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "A key is needed, or the key presented is unknown or revoked."},
-    403: {"model": ErrorOut, "description": "The key presented is not a read key."},
+    403: {"model": ErrorOut, "description": "The key presented is not a read key, or `project` names a project "
+          "the key may not read."},
     503: {"model": ErrorOut, "description": "The database cannot be read right now, the request took longer "
           "than the server's time limit (query_timeout_ms), or the server already has as many reads as it "
           "takes (code overloaded); retry after Retry-After."},
@@ -99,6 +111,8 @@ def render(model: type[BaseModel], data: Any) -> Response:
 
 
 Filters = Annotated[RunFilters, Depends(run_filters)]
+# The projects a request reads (scope.py): the key's, narrowed by the ``project`` parameter.
+Scope = Annotated[tuple[str, ...], Depends(read_projects)]
 
 
 @router.get(
@@ -138,14 +152,18 @@ async def list_runs(
     "/runs/{run_id}",
     response_model=RunDetail,
     summary="One run with its totals, its failure and a page of its steps in seq order.",
-    responses={404: {"model": ErrorOut, "description": "No run has this id."}, **ERROR_RESPONSES},
+    responses={404: {"model": ErrorOut, "description": "No run has this id in the projects the key may read."},
+               **ERROR_RESPONSES},
 )
 async def get_run(
     request: Request,
+    scope: Scope,
     run_id: Annotated[str, Path(max_length=64, description="The run's UUID.")],
     steps_after: Annotated[
         int,
-        Query(ge=0, le=MAX_SEQ, description="Return steps with seq above this: next_steps_after of the previous page."),
+        Query(ge=0, le=MAX_SEQ, description=(
+            "The seq of the previous page's last step (its next_steps_after): the page holds the steps"
+            " after it in the run's start order; 0 for the first page.")),
     ] = 0,
     steps_limit: Annotated[
         int, Query(ge=1, le=MAX_STEP_PAGE_SIZE, description="Steps per page.")
@@ -156,10 +174,11 @@ async def get_run(
     except ValueError:
         raise invalid("run_id", "must be a UUID such as 3f2b9c1e-8a4d-4e0f-9b7a-1c2d3e4f5a6b", "path") from None
     # Ingest stores run ids in canonical form too.
+    # A run of another project answers exactly as a run that does not exist.
 
     def read(job: Job[Response]) -> Response:
         with job.connect() as conn:
-            detail = runs.get_run(conn, canonical, steps_after=steps_after, steps_limit=steps_limit)
+            detail = runs.get_run(conn, canonical, steps_after=steps_after, steps_limit=steps_limit, projects=scope)
         if detail is None:
             return error_response(404, "not_found", f"no run with run_id {canonical}", field="run_id",
                                   rule="must name a stored run")
@@ -173,10 +192,26 @@ async def get_run(
     response_model=AgentList,
     summary="Agents seen in the data with their versions, environments, run counts and last seen.",
 )
-async def list_agents(request: Request) -> Response:
+async def list_agents(request: Request, scope: Scope) -> Response:
     def read(job: Job[Response]) -> Response:
         with job.connect() as conn:
-            return render(AgentList, {"items": runs.list_agents(conn)})
+            return render(AgentList, {"items": runs.list_agents(conn, scope)})
+
+    return await gate(request).run(request, read)
+
+
+@router.get(
+    "/projects",
+    response_model=ProjectList,
+    summary="The projects this key may read (every project for an admin key, or while keys are off).",
+)
+async def list_projects(request: Request) -> Response:
+    bound = principal_of(request).projects
+
+    def read(job: Job[Response]) -> Response:
+        with job.connect() as conn:
+            items = [dataclasses.asdict(p) for p in project_store.list_projects(conn, bound)]
+        return render(ProjectList, {"items": items})
 
     return await gate(request).run(request, read)
 
@@ -214,6 +249,7 @@ async def get_stats(filters: Filters, request: Request) -> Response:
 )
 async def compare_versions(
     request: Request,
+    scope: Scope,
     agent_id: Annotated[
         str, Query(min_length=1, max_length=MAX_ID_LEN, description="The agent to compare."),
         NoControlChars,
@@ -238,7 +274,7 @@ async def compare_versions(
 
     def read(job: Job[Response]) -> Response:
         with job.connect() as conn:
-            result = compare.compare_versions(conn, agent_id, base, candidate, environment, since, until)
+            result = compare.compare_versions(conn, agent_id, base, candidate, environment, since, until, scope)
         return render(CompareResponse, dataclasses.asdict(result))
 
     return await gate(request).run(request, read)
