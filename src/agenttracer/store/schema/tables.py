@@ -126,7 +126,7 @@ runs = sa.Table(
     sa.Index(None, "project", "agent_id", "agent_version", "started_at", "run_id"),
     sa.Index(None, "project", "status", "started_at", "run_id"),
     sa.Index(None, "project", "failure_type", "failure_code"),
-    # The sweep's candidates in the order it takes them; only running runs are in it (migration 0007).
+    # The sweep's candidates in the order it takes them; only running runs are in it (migration 0008).
     sa.Index(
         None,
         "updated_at",

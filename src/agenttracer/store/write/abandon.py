@@ -14,7 +14,7 @@ works, and a delivery delayed by an outage counts from when it arrived.
 
 Cheap and safe with any number of ingest processes and restarts:
 
-* one partial index (migration 0007) holds only running runs, by ``updated_at``: a pass reads the
+* one partial index (migration 0008) holds only running runs, by ``updated_at``: a pass reads the
   oldest candidates first, ``BATCH_SIZE`` runs per transaction, at most ``MAX_BATCHES`` per pass;
 * each batch is ONE conditional ``UPDATE … WHERE status = 'running' AND updated_at < cutoff``, so a
   run that a writer touched or settled meanwhile is left alone and a run is closed once whoever

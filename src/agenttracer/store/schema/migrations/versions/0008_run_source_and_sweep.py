@@ -9,8 +9,8 @@ their last write.
 * a partial index on ``updated_at`` of running runs: the sweep's "running runs whose last event is
   older than the cut-off", read in order and a bounded number at a time. Only running runs are in it.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-07
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
