@@ -100,45 +100,28 @@ STEP_TYPE_ALIASES: dict[str, StepType] = {
 }
 
 # The documented failure codes. Custom codes are allowed when they match CUSTOM_CODE_PATTERN.
+# Which code an exception gets is decided by ``agenttracer.failure_codes``.
 FAILURE_CODES: dict[str, str] = {
     "timeout": "The action did not finish within its deadline.",
     "rate_limited": "The provider refused the call because of a rate or quota limit.",
     "schema_invalid": "A tool or model returned data that does not match the expected schema.",
-    "http_error": "A remote call answered with an HTTP error status.",
+    "http_error": "A remote call answered with an HTTP error status that no more specific code covers.",
+    "bad_request": "The remote end refused the request as malformed or not allowed (HTTP 400, 409, 413, 422).",
+    "server_error": "The remote end failed on its side or is overloaded (HTTP 5xx).",
     "connection_error": "A remote endpoint could not be reached.",
     "empty_result": "Retrieval or a tool returned nothing usable.",
     "invalid_output": "The model's output could not be used (unparseable, wrong tool, bad arguments).",
     "content_filtered": "A safety filter blocked the model's input or output.",
     "context_overflow": "The model's context window was exceeded.",
-    "max_iterations": "The agent loop hit its iteration or step budget.",
+    "max_iterations": "The agent loop hit its budget of iterations, turns, steps or recursion.",
+    "usage_limit": "The agent hit a configured budget of tokens, requests or cost.",
+    "guardrail_tripped": "A guardrail of the agent stopped its input, output or a tool call.",
     "cancelled": "The run or action was cancelled.",
     "auth_error": "Credentials were missing, invalid or not allowed.",
     "not_found": "A requested resource does not exist.",
     "unhandled_exception": "An exception escaped the agent's code without a recorded failure.",
 }
 CUSTOM_CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-
-# Exception class names (checked along the MRO) mapped to failure codes for error steps.
-EXCEPTION_FAILURE_CODES: dict[str, str] = {
-    "TimeoutError": "timeout",
-    "TimeoutException": "timeout",  # httpx
-    "ReadTimeout": "timeout",
-    "ConnectTimeout": "timeout",
-    "CancelledError": "cancelled",
-    "KeyboardInterrupt": "cancelled",
-    "ConnectionError": "connection_error",
-    "ConnectError": "connection_error",  # httpx
-    "HTTPStatusError": "http_error",  # httpx
-    "HTTPError": "http_error",
-    "RateLimitError": "rate_limited",
-    "ValidationError": "schema_invalid",
-    "JSONDecodeError": "invalid_output",
-    "PermissionError": "auth_error",
-    "FileNotFoundError": "not_found",
-    "LookupError": "not_found",
-    "RecursionError": "max_iterations",
-}
-DEFAULT_EXCEPTION_CODE = "unhandled_exception"
 
 # Limits shared by the SDK, the wire models and the schema.
 MAX_ID_LEN = 128  # run_id, agent_id
@@ -155,6 +138,22 @@ MAX_BATCH_EVENTS = 1000
 MAX_BATCH_BYTES = 5 * 1024 * 1024  # after decompression
 MAX_SEQ = 1_000_000
 MAX_ATTEMPT = 1_000
+
+# --- Projects ----------------------------------------------------------------------------------------
+# Every run belongs to one project, named by a slug; a run that names none is in DEFAULT_PROJECT.
+MAX_PROJECT_LEN = 63
+PROJECT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+PROJECT_RULE = "a project slug: 1-63 lowercase letters, digits or '-', not starting with '-'"
+DEFAULT_PROJECT = "default"
+# Where a client without a key names the project (keys decide it when they are on).
+PROJECT_HEADER = "X-AgentTracer-Project"
+PROJECT_ENV = "AGENTTRACER_PROJECT"
+PROJECT_RESOURCE_ATTRIBUTE = "agenttracer.project"
+
+
+def is_valid_project(value: object) -> bool:
+    """True for a well-formed project slug (PROJECT_PATTERN)."""
+    return isinstance(value, str) and PROJECT_PATTERN.fullmatch(value) is not None
 
 
 # --- Input rules -------------------------------------------------------------------------------------
@@ -196,6 +195,42 @@ def has_bad_chars(text: str) -> bool:
         # C-level checks are several times cheaper than the regular expression on this hot path.
         return not text.isprintable()
     return _BAD_CHARS_RE.search(text) is not None
+
+
+# Column lengths of the stored text fields, whichever path writes them (the SDK's events, OTLP spans):
+# a value longer than its column, or holding a character of the rule above, is refused with
+# RULE_TEXT_LENGTH / RULE_CONTROL_CHARACTERS, never truncated and never left for the database to refuse.
+TEXT_FIELD_LIMITS: dict[str, int] = {
+    "agent_id": MAX_ID_LEN,
+    "agent_version": MAX_VERSION_LEN,
+    "environment": MAX_ENVIRONMENT_LEN,
+    "name": MAX_NAME_LEN,
+    "error_class": MAX_ERROR_CLASS_LEN,
+}
+
+
+def text_rule_broken(value: str, field: str) -> str | None:
+    """The rule (RULE_TEXT_LENGTH or RULE_CONTROL_CHARACTERS) that ``value`` breaks as the stored text
+    field ``field`` (a key of TEXT_FIELD_LIMITS), or None when it may be stored."""
+    if not 0 < len(value) <= TEXT_FIELD_LIMITS[field]:
+        return RULE_TEXT_LENGTH
+    return RULE_CONTROL_CHARACTERS if has_bad_chars(value) else None
+
+
+def text_rule_text(field: str) -> str:
+    """The text rule of a stored field, in words (what a per-event or per-span refusal says)."""
+    return f"must be 1 to {TEXT_FIELD_LIMITS[field]} characters; {CONTROL_CHARACTERS_RULE}"
+
+
+# The one spelling of a timestamp on the wire: ISO 8601 text, a date and a time. Numbers and numeric
+# strings ("0", "1765100000.5") are not timestamps here, whatever a lenient parser makes of them.
+_ISO_TIMESTAMP_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+TIMESTAMP_FORMAT_RULE = "must be an ISO 8601 string with a timezone, e.g. 2026-11-25T09:00:00Z"
+
+
+def looks_like_iso_timestamp(value: object) -> bool:
+    """True for text that starts as an ISO 8601 date and time does; the parser then checks the rest."""
+    return isinstance(value, str) and _ISO_TIMESTAMP_RE.match(value) is not None
 
 
 def latest_time(now: datetime) -> datetime:
@@ -250,21 +285,3 @@ def normalize_step_type(value: str) -> StepType:
 def is_valid_failure_code(code: str) -> bool:
     """True for documented codes and for custom codes matching CUSTOM_CODE_PATTERN."""
     return isinstance(code, str) and (code in FAILURE_CODES or CUSTOM_CODE_PATTERN.fullmatch(code) is not None)
-
-
-def failure_code_for_exception(exc: BaseException) -> str:
-    """The failure code for an exception, found by walking its class hierarchy."""
-    for cls in type(exc).__mro__:
-        code = EXCEPTION_FAILURE_CODES.get(cls.__name__)
-        if code is not None:
-            return code
-    return DEFAULT_EXCEPTION_CODE
-
-
-def failure_code_for_class_name(name: str) -> str:
-    """The failure code for an exception known only by its class name (``httpx.ReadTimeout``,
-    ``builtins.TimeoutError``): the same table as ``failure_code_for_exception``, matched on the
-    name after the last dot, since the hierarchy is not known."""
-    if not isinstance(name, str):
-        return DEFAULT_EXCEPTION_CODE
-    return EXCEPTION_FAILURE_CODES.get(name.rpartition(".")[2], DEFAULT_EXCEPTION_CODE)

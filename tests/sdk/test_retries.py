@@ -133,3 +133,92 @@ def test_retrying_rejects_nonsense_arguments_when_called(make_tracer: Make, serv
     tracer = make_tracer(server.url)
     with tracer.start_run() as run, pytest.raises(ValueError, match="attempts"):
         run.retrying("tool", "x", attempts=0)
+
+
+# --- the one verdict rule (agenttracer.verdict), as the SDK applies it --------------------------------
+
+
+def test_a_tool_re_called_in_the_next_turn_is_linked_and_the_run_succeeds(make_tracer: Make,
+                                                                          server: FaultServer) -> None:
+    tracer = make_tracer(server.url)
+    with tracer.start_run() as run:
+        for turn in range(2):
+            with run.step("plan", "turn"):
+                try:
+                    with run.step("tool", "weather"):
+                        if turn == 0:
+                            raise ConnectionError()
+                except ConnectionError:
+                    pass  # the model sees the error and calls the tool again next turn
+    events = sent(tracer, server)
+    assert [(s["name"], s["attempt"], s.get("retry_of_seq"), s["status"]) for s in steps_by_seq(events)] == [
+        ("turn", 1, None, "ok"), ("weather", 1, None, "error"), ("turn", 1, None, "ok"), ("weather", 2, 2, "ok")]
+    assert one(events, "run_end")["status"] == "success"
+
+
+def test_a_container_that_failed_through_a_recovered_child_does_not_leave_the_run_partial(
+        make_tracer: Make, server: FaultServer) -> None:
+    tracer = make_tracer(server.url)
+    with tracer.start_run() as run:
+        try:
+            with run.step("plan", "Step 1"), run.step("tool", "search"):
+                raise TimeoutError()  # escapes the tool and the step around it
+        except TimeoutError:
+            pass
+        with run.step("plan", "Step 2"), run.step("tool", "search"):
+            pass
+    events = sent(tracer, server)
+    assert [(s["name"], s["status"], s.get("retry_of_seq")) for s in steps_by_seq(events)] == [
+        ("Step 1", "error", None), ("search", "error", None), ("Step 2", "ok", None), ("search", "ok", 2)]
+    assert one(events, "run_end")["status"] == "success"
+
+
+def test_an_agent_that_answers_past_an_always_failing_tool_is_partial(make_tracer: Make,
+                                                                      server: FaultServer) -> None:
+    tracer = make_tracer(server.url)
+    with tracer.start_run() as run:
+        for _ in range(2):
+            try:
+                with run.step("tool", "weather"):
+                    raise ConnectionError()
+            except ConnectionError:
+                pass
+        with run.step("llm", "chat"):
+            pass
+    events = sent(tracer, server)
+    assert [(s["attempt"], s.get("retry_of_seq")) for s in steps_by_seq(events)] == [(1, None), (2, 1), (1, None)]
+    assert one(events, "run_end")["status"] == "partial"
+
+
+def test_a_success_in_between_ends_the_chain_and_a_stated_attempt_is_kept(make_tracer: Make,
+                                                                          server: FaultServer) -> None:
+    tracer = make_tracer(server.url)
+    with tracer.start_run() as run:
+        for fail in (True, False, True):
+            try:
+                with run.step("tool", "api"):
+                    if fail:
+                        raise ConnectionError()
+            except ConnectionError:
+                pass
+        step = run.begin_step("tool", "api", attempt=7)
+        step.end()
+    events = sent(tracer, server)
+    assert [(s["attempt"], s.get("retry_of_seq")) for s in steps_by_seq(events)] == [
+        (1, None), (2, 1), (1, None), (7, 3)]
+    assert one(events, "run_end")["status"] == "success"
+
+
+def test_a_rate_limited_model_call_that_ends_the_run_is_a_failure(make_tracer: Make, server: FaultServer) -> None:
+    tracer = make_tracer(server.url)
+
+    class RateLimitError(Exception):
+        pass
+
+    with pytest.raises(RateLimitError), tracer.start_run() as run, run.step("llm", "chat"):
+        raise RateLimitError()
+    events = sent(tracer, server)
+    assert one(events, "run_end")["status"] == "failure"
+    failure = one(events, "failure")
+    assert (failure["failure_type"], failure["failure_code"], failure["step_seq"]) == (
+        "orchestration", "unhandled_exception", 1)

@@ -60,6 +60,11 @@ def _hostile(run_id: str) -> list[tuple[dict[str, Any], str, str]]:
         (run_start(run_id, agent_id="agent\x00x", started_at=t), "agent_id", "control_characters"),
         (run_start(run_id, environment="prod\n", started_at=t), "environment", "control_characters"),
         (step(run_id, 2, started_at=t, ended_at=t, failure_code="timeout_x\n"), "failure_code", "failure_code_format"),
+        # Timestamps are ISO 8601 text only: numeric strings are not read as Unix times.
+        (run_start(run_id, started_at="0"), "started_at", "timestamp_format"),
+        (run_start(run_id, started_at="1765100000.5"), "started_at", "timestamp_format"),
+        (step(run_id, 2, started_at=t, ended_at="1765100000"), "ended_at", "timestamp_format"),
+        (run_end(run_id, ended_at=" 1765100000 "), "ended_at", "timestamp_format"),
     ]
 
 

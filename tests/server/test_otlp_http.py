@@ -169,7 +169,8 @@ def test_a_trace_split_out_of_order_and_replayed_settles_once(
     assert 'agenttracer_otlp_spans_total{outcome="duplicate"} 6.0' in metrics
     finished = [line for line in metrics.splitlines() if line.startswith("agenttracer_runs_finished_total{")]
     assert finished == [
-        'agenttracer_runs_finished_total{agent_id="planner",agent_version="3.0",environment="qa",status="success"} 1.0'
+        'agenttracer_runs_finished_total{agent_id="planner",agent_version="3.0",environment="qa",project="default",'
+        'status="success"} 1.0'
     ]
     steps = [line for line in metrics.splitlines() if line.startswith("agenttracer_step_latency_seconds_count{")]
     assert any('step_type="tool"' in line and line.endswith(" 2.0") for line in steps), steps

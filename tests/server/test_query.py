@@ -246,6 +246,7 @@ def test_openapi_has_a_summary_and_a_clean_operation_id_on_every_route(fleet: Fl
         "/v1/runs": "list_runs",
         "/v1/runs/{run_id}": "get_run",
         "/v1/agents": "list_agents",
+        "/v1/projects": "list_projects",
         "/health": "health",
     } | {p: ops[p]["operationId"] for p in ops if p in ("/v1/stats", "/v1/compare")}
     for path, op in ops.items():

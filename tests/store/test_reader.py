@@ -190,7 +190,8 @@ def test_a_list_filtered_by_agent_reads_the_agents_index_not_every_run(engine: s
         captured.append((statement, params))
 
     sa.event.listen(engine, "before_cursor_execute", capture)
-    filters = RunFilters(agent_id="agent-0", environment="development", status="partial")
+    # The Query API always reads inside a set of projects; the list indexes start with the project.
+    filters = RunFilters(agent_id="agent-0", environment="development", status="partial", projects=("default",))
     with engine.connect() as conn:
         items, _ = reader.list_runs(conn, filters, limit=50)
     sa.event.remove(engine, "before_cursor_execute", capture)
@@ -200,7 +201,7 @@ def test_a_list_filtered_by_agent_reads_the_agents_index_not_every_run(engine: s
     statement, params = captured[0]
     with engine.connect() as conn:
         plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params))
-    assert "ix_runs_agent_id_started_at_run_id" in plan, plan
+    assert "ix_runs_project_agent_id_started_at_run_id" in plan, plan
     assert "TEMP B-TREE" not in plan, plan  # the index gives the (started_at, run_id) order: no sort
 
 

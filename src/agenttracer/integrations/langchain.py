@@ -26,8 +26,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
+from agenttracer.failure_codes import DEFAULT_EXCEPTION_CODE, failure_code_for_exception
 from agenttracer.integrations._common import BoundedMap, Guard, failure_type_for, guarded, missing_framework
-from agenttracer.model import FailureType, StepType, failure_code_for_exception
+from agenttracer.model import FailureType, StepType
 from agenttracer.privacy.otel import retry_attempt_from_tags
 from agenttracer.sdk.context import current_run, current_step
 from agenttracer.sdk.tracer import AgentTracer
@@ -232,7 +233,7 @@ class AgentTracerCallbackHandler(BaseCallbackHandler):
             if known is not None and known[0] == type(error).__name__:
                 step = known[1]
                 run.record_failure(failure_type_for(step.step_type), code, step=step)
-            elif code != "unhandled_exception":
+            elif code != DEFAULT_EXCEPTION_CODE:
                 run.record_failure(FailureType.ORCHESTRATION, code)
         run.end(error)
 

@@ -163,6 +163,9 @@ RESOURCE_ATTRIBUTES: Mapping[str, Allowed] = _table(
         ("telemetry.sdk.language", "sdk_language", _L),
         ("telemetry.sdk.version", "sdk_version", _L),
         ("openinference.project.name", "project", _L),
+        # AgentTracer's own project slug: read only to choose the run's project (never kept as metadata;
+        # server/ingest/otlp_map.py sets it aside), checked against the slug rule and the ingest key.
+        ("agenttracer.project", "agenttracer_project", _L),
     ]
 )
 

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from agenttracer.model import failure_code_for_exception
+from agenttracer.failure_codes import failure_code_for_exception
+from agenttracer.model import MAX_ATTEMPT
 from agenttracer.sdk import context
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class Step:
                  "name", "step_type")
 
     def __init__(self, run: Run, step_type: str, name: str | None, metadata: Mapping[str, Any] | None,
-                 retry_of: Step | int | None) -> None:
+                 retry_of: Step | int | None, attempt: int | None = None) -> None:
         self._run = run
         self.step_type = step_type
         self.name = step_type if name is None else name
@@ -51,7 +52,9 @@ class Step:
         # reads it, checking its type there.
         self._meta = metadata
         if retry_of is None:
-            self.attempt = 1
+            # A stated attempt (a framework's own retry counter) is kept; the retry link, if any, is
+            # found when the step starts (``agenttracer.verdict.RetryLinker``).
+            self.attempt = attempt if attempt.__class__ is int and 1 <= attempt <= MAX_ATTEMPT else 1
             self._retry_of_seq: int | None = None
         else:
             self.attempt, self._retry_of_seq = run._retry_link(retry_of)
@@ -108,6 +111,9 @@ class Step:
         outer = _current_step.get()
         self._parent = outer._seq if outer is not None and outer._run is run else None
         self._token = _current_step.set(self)
+        if run._open_chains and self._retry_of_seq is None:  # an empty dict while nothing has failed
+            self.attempt, self._retry_of_seq = run._linker.start(self.step_type, self.name,
+                                                                 self.attempt if self.attempt > 1 else None)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -122,12 +128,12 @@ class Step:
         retry_of_seq = self._retry_of_seq
         if exc_type is None:
             error_class = failure_code = None
-            if retry_of_seq is not None:
-                run._recovered(retry_of_seq)
+            if run._open_chains:
+                run._succeeded(self)
         else:
             error_class = self._err = exc_type.__name__
             failure_code = failure_code_for_exception(exc) if exc is not None else "unhandled_exception"
-            run._errored(self._seq, exc, retry_of_seq, self.attempt)
+            run._errored(self, exc)
         # Queued, or counted as dropped when the queue is full: never waited for.
         run._offer((run, self._seq, self._parent, self.step_type, self.name, self._t0, t1, error_class, failure_code,
                     self._meta, self.attempt, retry_of_seq))
@@ -157,6 +163,6 @@ class Step:
         run = self._run
         error_class = self._err = str(error_class)
         code = failure_code if isinstance(failure_code, str) else "unhandled_exception"
-        run._errored(self._seq, None, self._retry_of_seq, self.attempt)
+        run._errored(self, None)
         run._offer((run, self._seq, self._parent, self.step_type, self.name, self._t0, t1, error_class, code,
                     self._meta, self.attempt, self._retry_of_seq))

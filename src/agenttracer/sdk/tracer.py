@@ -35,6 +35,7 @@ from agenttracer.sdk.noop import NOOP_RUN, NoopRun
 from agenttracer.sdk.retry import Retrying
 from agenttracer.sdk.step import Step
 from agenttracer.sdk.transport import Transport
+from agenttracer.verdict import RetryLinker, status_of
 
 log = logging.getLogger("agenttracer")
 
@@ -47,16 +48,17 @@ _RUN_ID_MAX = 36
 class Run:
     """One execution of an agent: ``with tracer.start_run() as run:`` (or ``async with``).
 
-    Status when the block ends (``model.RunStatus``): ``failure`` if a failure was recorded or an
-    exception escaped (recorded as orchestration / unhandled_exception unless a failure was recorded
-    first; the exception propagates unchanged); otherwise ``partial`` if ``mark_partial()`` was called
-    or some error step was never recovered by a later successful attempt (``retry_of``); otherwise
-    ``success``.
+    Its status when the block ends follows the one verdict rule (``agenttracer.verdict``,
+    docs/failure-handling.md): ``failure`` if a failure was recorded or an exception escaped (recorded
+    as orchestration / unhandled_exception unless a failure was recorded first; the exception
+    propagates unchanged); otherwise ``partial`` if ``mark_partial()`` was called or some error step
+    was never recovered; otherwise ``success``.
     """
 
     __slots__ = ("__weakref__", "_agent_id", "_agent_version", "_attempts", "_ended", "_environment",
-                 "_failure", "_last_error", "_meta", "_mono0", "_offer", "_partial", "_retry_links", "_seq",
-                 "_started", "_token", "_transport", "_unrecovered", "_wall0", "run_id", "status")
+                 "_failure", "_fate", "_last_error", "_linker", "_meta", "_mono0", "_offer", "_open_chains",
+                 "_partial", "_retry_links", "_seq", "_started", "_token", "_transport", "_unrecovered", "_wall0",
+                 "run_id", "status")
 
     def __init__(self, config: TracerConfig, transport: Transport, metadata: Mapping[str, Any] | None,
                  run_id: str | None) -> None:
@@ -73,7 +75,14 @@ class Run:
         self._unrecovered: set[int] = set()
         self._retry_links: dict[int, int] = {}
         self._attempts: dict[int, int] = {}
-        self._last_error: tuple[int, int] | None = None  # (seq, id of the exception)
+        self._last_error: tuple[int, int, int | None] | None = None  # (seq, id of the exception, parent seq)
+        # The retry rule (agenttracer.verdict): the most recent failed attempt per action. Steps read
+        # ``_open_chains`` (the linker's own dict) first: empty, it costs them one truth test.
+        self._linker: RetryLinker[int] = RetryLinker()
+        self._open_chains = self._linker.failed
+        # Container fate: a step that failed through the exception of the error step directly under
+        # it -> that step (child seq -> container seq).
+        self._fate: dict[int, int] = {}
         self._started = False
         self._ended = False
         self._token: Token[Run | None] | None = None
@@ -96,23 +105,32 @@ class Run:
     # -------------------------------------------------------------- steps
 
     def step(self, step_type: str, name: str | None = None, *, metadata: Mapping[str, Any] | None = None,
-             retry_of: Step | int | None = None) -> Step:
-        """A step context manager. ``retry_of`` marks it as a new attempt of an earlier step."""
-        return Step(self, step_type, name, metadata, retry_of)
+             retry_of: Step | int | None = None, attempt: int | None = None) -> Step:
+        """A step context manager.
+
+        A step of the same action (type and name) as an earlier attempt that failed is linked to it as
+        its retry automatically (docs/failure-handling.md); ``retry_of`` names the attempt by hand
+        instead, and ``attempt`` states the attempt number a framework counted itself.
+        """
+        return Step(self, step_type, name, metadata, retry_of, attempt)
 
     def begin_step(self, step_type: str, name: str | None = None, *, metadata: Mapping[str, Any] | None = None,
-                   retry_of: Step | int | None = None, parent: Step | int | None = None) -> Step:
+                   retry_of: Step | int | None = None, parent: Step | int | None = None,
+                   attempt: int | None = None) -> Step:
         """A step that starts now and ends at ``step.end(...)``, for code driven by callbacks.
 
         Unlike ``with run.step(...)`` it never becomes the current step (callbacks may start and end it
         in different threads or contexts), so its enclosing step is given as ``parent`` (a ``Step`` of
-        this run or a seq), not taken from the context.
+        this run or a seq), not taken from the context. Retries link as for ``step``.
         """
-        step = Step(self, step_type, name, metadata, retry_of)
+        step = Step(self, step_type, name, metadata, retry_of, attempt)
         step._t0 = _perf_ns()
         step._seq = next(self._seq)
         step._parent = parent.seq if isinstance(parent, Step) else (
             parent if isinstance(parent, int) and not isinstance(parent, bool) and parent > 0 else None)
+        if self._open_chains and step._retry_of_seq is None:
+            step.attempt, step._retry_of_seq = self._linker.start(step_type, step.name,
+                                                                 step.attempt if step.attempt > 1 else None)
         return step
 
     def retrying(self, step_type: str, name: str | None = None, *, attempts: int = 3,
@@ -141,24 +159,40 @@ class Run:
         log.warning("agenttracer: retry_of must be a Step or a seq number; not linked")
         return 1, None
 
-    def _errored(self, seq: int | None, exc: BaseException | None, retry_of_seq: int | None,
-                 attempt: int) -> None:
-        if seq is None:
-            return
+    def _errored(self, step: Step, exc: BaseException | None) -> None:
+        """An error step ended: it is unrecovered until a later attempt works, and it is now the most
+        recent failed attempt of its action."""
+        seq = step._seq
         self._unrecovered.add(seq)
-        self._last_error = (seq, id(exc))
+        last = self._last_error
+        if last is not None and last[2] == seq and exc is not None and _same_exception(exc, last[1]):
+            self._fate[last[0]] = seq  # the error directly under this step propagated out of it
+        self._last_error = (seq, id(exc), step._parent)
+        retry_of_seq = step._retry_of_seq
         if retry_of_seq is not None:
             self._retry_links[seq] = retry_of_seq
-            self._attempts[seq] = attempt
+        self._attempts[seq] = step.attempt
+        self._linker.end(step.step_type, step.name, seq, step.attempt, True)
+
+    def _succeeded(self, step: Step) -> None:
+        """A step ended ok while some chain is open: it ends its action's chain and recovers the
+        attempts it retried."""
+        self._linker.end(step.step_type, step.name, step._seq, step.attempt, False)
+        if step._retry_of_seq is not None:
+            self._recovered(step._retry_of_seq)
 
     def _recovered(self, retry_of_seq: int) -> None:
-        # A successful attempt recovers every earlier attempt in its chain.
-        link: int | None = retry_of_seq
+        # A successful attempt recovers every earlier attempt in its chain, and each container that
+        # failed only through one of them.
+        pending = [retry_of_seq]
         for _ in range(10_000):
-            if link is None:
+            if not pending:
                 break
-            self._unrecovered.discard(link)
-            link = self._retry_links.get(link)
+            seq = pending.pop()
+            self._unrecovered.discard(seq)
+            for more in (self._retry_links.get(seq), self._fate.get(seq)):
+                if more is not None:
+                    pending.append(more)
 
     # ------------------------------------------------------------- run level
 
@@ -221,14 +255,11 @@ class Run:
             self._failure = (FailureType.ORCHESTRATION.value, "unhandled_exception")
             self._offer(FailureRecord(self, FailureType.ORCHESTRATION.value, "unhandled_exception",
                                       self._step_that_raised(exc), None, t_end), True)
-        if self._failure is not None:
-            status = RunStatus.FAILURE
-        elif self._partial or self._unrecovered:
-            status = RunStatus.PARTIAL
-        else:
-            status = RunStatus.SUCCESS
-        self.status = status.value
-        self._offer(RunEndRecord(self, t_end, status.value, dict(self._meta) if self._meta else None), True)
+        status = status_of(failure_recorded=self._failure is not None, invocation_failed=escaped,
+                           unrecovered=self._partial or bool(self._unrecovered))
+        self.status = status
+        self._linker.forget()
+        self._offer(RunEndRecord(self, t_end, status, dict(self._meta) if self._meta else None), True)
         token, self._token = self._token, None
         if token is not None:
             with contextlib.suppress(ValueError):  # ended in another context than it started in
@@ -236,17 +267,10 @@ class Run:
 
     def _step_that_raised(self, exc: BaseException | None) -> int | None:
         """The error step whose exception (or one it caused) escaped the run, if there is one."""
-        if self._last_error is None:
+        last = self._last_error
+        if last is None or exc is None or not _same_exception(exc, last[1]):
             return None
-        seq, exc_id = self._last_error
-        seen: BaseException | None = exc
-        for _ in range(8):
-            if seen is None:
-                break
-            if id(seen) == exc_id:
-                return seq
-            seen = seen.__cause__ or seen.__context__
-        return None
+        return last[0]
 
     def __enter__(self) -> Run:
         return self.start()
@@ -264,8 +288,21 @@ class Run:
         self.__exit__(exc_type, exc, tb)
 
 
+def _same_exception(exc: BaseException, exc_id: int) -> bool:
+    """Whether ``exc`` is the exception with this id, or was raised from it (``raise … from``)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if id(seen) == exc_id:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class AgentTracer:
-    """Instruments one agent: ``AgentTracer(agent_id, agent_version, environment, api_url, api_key=None)``.
+    """Instruments one agent: ``AgentTracer(agent_id, agent_version, environment, api_url, api_key=None)``;
+    ``project=`` names its runs' project when the server runs without keys (docs/sdk.md, "Projects").
 
     Every argument left out (or None) is read from ``AGENTTRACER_<NAME>`` (``AGENTTRACER_API_URL``,
     ``AGENTTRACER_API_KEY``, ``AGENTTRACER_AGENT_ID``…), then falls back to a default; see docs/sdk.md.
@@ -277,9 +314,10 @@ class AgentTracer:
                  environment: str | None = None, api_url: str | None = None, api_key: str | None = None, *,
                  enabled: bool | None = None, max_queue_size: int | None = None, batch_size: int | None = None,
                  flush_interval: float | None = None, timeout: float | None = None,
-                 exit_timeout: float | None = None, max_backoff: float | None = None) -> None:
+                 exit_timeout: float | None = None, max_backoff: float | None = None,
+                 project: str | None = None) -> None:
         self.config = resolve_config({
-            "agent_id": agent_id, "agent_version": agent_version, "environment": environment,
+            "agent_id": agent_id, "agent_version": agent_version, "environment": environment, "project": project,
             "api_url": api_url, "api_key": api_key, "enabled": enabled, "max_queue_size": max_queue_size,
             "batch_size": batch_size, "flush_interval": flush_interval, "timeout": timeout,
             "exit_timeout": exit_timeout, "max_backoff": max_backoff,

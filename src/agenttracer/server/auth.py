@@ -45,10 +45,15 @@ RULE = "an API key of this API's scope in 'Authorization: Bearer <key>' or 'X-AP
 
 @dataclass(frozen=True)
 class Principal:
-    """Who made the request: a key (by id, never by value), or nobody when auth is off."""
+    """Who made the request: a key (by id, never by value), or nobody when auth is off.
+
+    ``projects``: the projects the key is bound to (an ingest key's one project, a read key's set);
+    None for an admin key and for a request without a key (auth off): every project.
+    """
 
     key_id: str | None
     scope: str | None
+    projects: frozenset[str] | None = None
 
 
 ANONYMOUS = Principal(key_id=None, scope=None)
@@ -59,6 +64,12 @@ def _error(status: int, code: str, message: str, www_authenticate: str | None = 
     headers = {"WWW-Authenticate": www_authenticate} if www_authenticate else None
     detail = {"error": code, "field": "authorization", "rule": RULE, "message": message}
     return HTTPException(status_code=status, detail=detail, headers=headers)
+
+
+def principal_of(request: Request) -> Principal:
+    """The request's Principal, as the auth dependency left it (ANONYMOUS on a route without one)."""
+    principal = getattr(request.state, "principal", None)
+    return principal if isinstance(principal, Principal) else ANONYMOUS
 
 
 def presented_key(request: Request) -> str | None:
@@ -145,7 +156,8 @@ def auth_dependency(
 ) -> Callable[..., Any]:
     """A FastAPI dependency that admits a request to an API of ``scope`` ('ingest' or 'read').
 
-    It returns the :class:`Principal`, raises 401/403 (with ``WWW-Authenticate``) or, on ingest with a
+    It returns the :class:`Principal` (also left on ``request.state.principal``),
+    raises 401/403 (with ``WWW-Authenticate``) or, on ingest with a
     rate limit set, 429 with ``Retry-After`` (calling ``on_rate_limited`` first, for the metrics).
     It is a plain function, so FastAPI runs its one small query in the thread pool instead of on the
     event loop.
@@ -165,6 +177,9 @@ def auth_dependency(
     def check(request: Request) -> Principal:
         key = presented_key(request)
         principal = _authenticate(key)
+        # For the handlers, which decide the request's projects from it (server/ingest/project.py,
+        # server/query/scope.py).
+        request.state.principal = principal
         if limiter is not None:
             identity = principal.key_id or f"addr:{request.client.host if request.client else 'unknown'}"
             wait = limiter.acquire(identity)
@@ -212,6 +227,7 @@ def auth_dependency(
                 f"this API needs a key of scope '{scope}'; the key presented has scope '{result.key.scope}'",
                 insufficient,
             )
-        return Principal(key_id=result.key.key_id, scope=result.key.scope)
+        bound = None if result.key.admin else frozenset(result.key.projects)
+        return Principal(key_id=result.key.key_id, scope=result.key.scope, projects=bound)
 
     return check

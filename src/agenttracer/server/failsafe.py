@@ -15,24 +15,16 @@ traceback: either can quote request content.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agenttracer.diagnostics import describe_exception
+
 __all__ = ["Failsafe", "describe_exception"]
 
 log = logging.getLogger("agenttracer.server")
-
-
-def describe_exception(exc: BaseException) -> str:
-    """``ClassName at module.py:123`` for the innermost frame: enough to find the bug, nothing of the input."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    where = f" at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}" if tb is not None else ""
-    return f"{type(exc).__name__}{where}"
 
 
 _BODY = orjson.dumps(

@@ -4,7 +4,11 @@ takes OTLP trace exports (``otlp_route.py``); ``GET /health``.
 Contract for clients (the SDK relies on it):
 
 - Request: ``Content-Type: application/json`` (else **415**), optionally ``Content-Encoding: gzip``;
-  body ``{"events": [EVENT, ...]}`` with the events of ``agenttracer.model``'s wire shape.
+  body ``{"events": [EVENT, ...], "project": "<slug>"?}`` with the events of ``agenttracer.model``'s wire
+  shape. The batch's project is decided by ``server/ingest/project.py`` (the ingest key's; without keys
+  the ``project`` field or the ``X-AgentTracer-Project`` header, else ``default``): **403** when it names
+  another project than the key's, nothing stored. An event of a run stored under another project is
+  ``rejected`` (field ``run_id``).
   At most 1000 events and 5 MiB after decompression (else **413**, also for a gzip bomb, which is
   refused without being inflated).
 - Envelope problems answer for the whole request, in the APIs' one error shape (``server/errors.py``:
@@ -53,9 +57,9 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from agenttracer.model import MAX_BATCH_EVENTS
+from agenttracer.model import MAX_BATCH_EVENTS, PROJECT_HEADER
 from agenttracer.server import errors, wire
-from agenttracer.server.auth import auth_dependency
+from agenttracer.server.auth import ANONYMOUS, Principal, auth_dependency, principal_of
 from agenttracer.server.errors import (
     RETRY_AFTER_SECONDS,
     UNAVAILABLE,
@@ -69,6 +73,7 @@ from agenttracer.server.ingest.body import Problem, parse_json, read_body
 from agenttracer.server.ingest.events import INTERNAL_ERROR_RULE, convert_event
 from agenttracer.server.ingest.metrics import IngestMetrics
 from agenttracer.server.ingest.otlp_route import add_traces_route
+from agenttracer.server.ingest.project import write_project
 from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.settings import Settings
 from agenttracer.store.schema.engine import make_engine
@@ -115,9 +120,16 @@ def _busy() -> Response:
     )
 
 
-def process_batch(engine: sa.Engine, body: bytes, metrics: IngestMetrics | None = None) -> tuple[int, dict[str, Any]]:
-    """Parse, validate, scrub and store one request body. Returns (HTTP status, response body).
-    With ``metrics``, the stored batch is counted there."""
+def process_batch(
+    engine: sa.Engine,
+    body: bytes,
+    metrics: IngestMetrics | None = None,
+    principal: Principal = ANONYMOUS,
+    header_project: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Parse, validate, scrub and store one request body of ``principal`` (``header_project``: the
+    request's X-AgentTracer-Project). Returns (HTTP status, response body). With ``metrics``, the stored
+    batch is counted there."""
     doc = parse_json(body)
     if not isinstance(doc, dict):
         raise Problem(422, "invalid_envelope", "body", 'must be a JSON object {"events": [...]}')
@@ -128,6 +140,7 @@ def process_batch(engine: sa.Engine, body: bytes, metrics: IngestMetrics | None 
         raise Problem(413, "payload_too_large", "events", f"must hold at most {MAX_BATCH_EVENTS} events per request")
     if not events:
         raise Problem(422, "invalid_envelope", "events", "must hold at least 1 event")
+    project = write_project(principal, [(PROJECT_HEADER, header_project), ("project", doc.get("project"))])
 
     now = datetime.now(timezone.utc)
     results: list[dict[str, Any]] = []
@@ -140,7 +153,7 @@ def process_batch(engine: sa.Engine, body: bytes, metrics: IngestMetrics | None 
 
     report = WriteReport() if metrics is not None else None
     started = time.perf_counter()
-    for outcome in _store(engine, incoming, now, report):
+    for outcome in _store(engine, incoming, now, report, project):
         result = results[outcome.index]
         result["status"] = outcome.status
         if outcome.status == "rejected":
@@ -157,7 +170,7 @@ def process_batch(engine: sa.Engine, body: bytes, metrics: IngestMetrics | None 
     removed = sum(map(len, map(_REMOVED, results)))
     status = 200 if counts["accepted"] or counts["duplicate"] else 422
     if metrics is not None and report is not None:
-        metrics.record_batch(results, outcomes, removed, incoming, report, time.perf_counter() - started)
+        metrics.record_batch(results, outcomes, removed, incoming, report, time.perf_counter() - started, project)
     return status, {
         "accepted": counts["accepted"],
         "duplicates": counts["duplicate"],
@@ -167,7 +180,9 @@ def process_batch(engine: sa.Engine, body: bytes, metrics: IngestMetrics | None 
     }
 
 
-def _store(engine: sa.Engine, incoming: list[Incoming], now: datetime, report: WriteReport | None) -> list[Outcome]:
+def _store(
+    engine: sa.Engine, incoming: list[Incoming], now: datetime, report: WriteReport | None, project: str
+) -> list[Outcome]:
     """``write_batch``, total: when the batch fails for a reason other than a database that cannot take
     writes now (that is a 503), each event is stored on its own so that only the event(s) that fail
     are rejected (``internal_error``).
@@ -175,7 +190,7 @@ def _store(engine: sa.Engine, incoming: list[Incoming], now: datetime, report: W
     Slow (one transaction per event) but only ever taken after a server bug; the log names the bug.
     """
     try:
-        return write_batch(engine, incoming, now=now, report=report)
+        return write_batch(engine, incoming, now=now, report=report, project=project)
     except Exception as exc:
         if _cannot_write(exc):
             raise
@@ -184,7 +199,7 @@ def _store(engine: sa.Engine, incoming: list[Incoming], now: datetime, report: W
     outcomes: list[Outcome] = []
     for item in incoming:
         try:
-            outcomes += write_batch(engine, [item], now=now, report=report)
+            outcomes += write_batch(engine, [item], now=now, report=report, project=project)
         except Exception as exc:
             if _cannot_write(exc):
                 raise
@@ -215,10 +230,9 @@ def _document_request_body(app: FastAPI) -> dict[str, Any]:
 def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAPI:
     """The write-only Ingest API bound to ``settings.database_url`` (or to ``engine``, which it then disposes
     of at shutdown as well)."""
-    # hide_parameters: database errors must never carry event values into logs.
     # wal_autocheckpoint: on SQLite the writer checkpoints outside its lock (store/write/sqlite_checkpoint.py).
     if engine is None:
-        engine = make_engine(settings.database_url, hide_parameters=True, wal_autocheckpoint=AUTOCHECKPOINT_PAGES)
+        engine = make_engine(settings.database_url, wal_autocheckpoint=AUTOCHECKPOINT_PAGES)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -296,7 +310,9 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
             return _busy()
         try:
             body = await read_body(request)
-            status, payload = await run_in_threadpool(process_batch, engine, body, metrics)
+            status, payload = await run_in_threadpool(
+                process_batch, engine, body, metrics, principal_of(request), request.headers.get(PROJECT_HEADER)
+            )
         except (sa.exc.DBAPIError, *UNAVAILABLE) as exc:
             if not db_failed(exc):
                 raise

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agenttracer import privacy
+from agenttracer.diagnostics import describe_exception
 from agenttracer.server.ingest.fastpath import fast_convert
 from agenttracer.server.ingest.records import RUN_END, RUN_START, failure_record, run_record, step_record
 from agenttracer.server.ingest.scrub import removal
@@ -58,7 +59,7 @@ def convert_event(index: int, raw: Any, now: datetime) -> tuple[dict[str, Any], 
             return fast
         return convert_with_model(index, raw, now)
     except Exception as exc:
-        log.exception("ingest: converting event %d failed (%s): rejected it alone", index, type(exc).__name__)
+        log.error("ingest: converting event %d failed (%s): rejected it alone", index, describe_exception(exc))
         return internal_error_result(index, raw), None
 
 

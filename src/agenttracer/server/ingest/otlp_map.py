@@ -7,7 +7,11 @@ status messages are never read; of span events only the ``exception`` event's ``
 read; links are counted. ``docs/otlp.md`` has the tables below in prose.
 
 Per-span refusals (the span is left out, the rest of the request is stored) name the field and the
-rule; they never quote a value.
+rule; they never quote a value. The SDK path's text rule holds here too (``model.text_rule_broken``): a
+span whose name, agent name or version — or whose resource's service name, version or environment —
+is longer than its column or holds a control character is refused, never stored cut or left for the
+database to refuse; an allow-listed label holding a control character is dropped like any refused
+value.
 """
 
 from __future__ import annotations
@@ -22,18 +26,27 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from agenttracer import privacy
+from agenttracer.failure_codes import (
+    DEFAULT_EXCEPTION_CODE,
+    FALLBACK_CODES,
+    GENERIC_HTTP_CODE,
+    failure_code_for_class_name,
+    failure_code_for_status,
+)
 from agenttracer.model import (
     EARLIEST_TIME,
     FAILURE_CODES,
     MAX_ATTEMPT,
-    MAX_ERROR_CLASS_LEN,
     MAX_LATENCY_MS,
     MAX_META_KEYS,
     MAX_NAME_LEN,
+    PROJECT_RESOURCE_ATTRIBUTE,
     UNIX_EPOCH,
     StepType,
-    failure_code_for_class_name,
+    has_bad_chars,
     latest_time,
+    text_rule_broken,
+    text_rule_text,
 )
 from agenttracer.privacy.otel import (
     EXCEPTION_EVENT_ATTRIBUTES,
@@ -80,6 +93,10 @@ _SPAN = SPAN_ATTRIBUTES
 _SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
 _ERROR = Status.STATUS_CODE_ERROR
 _UNSUPPORTED = object()  # a value of a shape the allow-list never accepts (bytes, maps)
+# Stored metadata keys whose value becomes a run's identity column (model.TEXT_FIELD_LIMITS), on spans and
+# on resources.
+SPAN_IDENTITY_FIELDS = {"agent_name": "agent_id", "agent_ref": "agent_id", "agent_version": "agent_version"}
+RESOURCE_IDENTITY_FIELDS = {"service": "agent_id", "service_version": "agent_version", "environment": "environment"}
 
 
 @dataclass(slots=True)
@@ -107,11 +124,11 @@ def map_request(request: ExportTraceServiceRequest, now: datetime) -> Mapped:
     # most MAX_LATENCY_MS.
     latest_ns = int((latest_time(now) - EARLIEST_TIME).total_seconds() * 1e9)
     for r_index, resource_spans in enumerate(request.resource_spans):
-        resource = _resource(resource_spans.resource.attributes)
+        resource, refused = _resource(resource_spans.resource.attributes)
         dropped += resource.dropped
         for s_index, scope_spans in enumerate(resource_spans.scope_spans):
             for index, span in enumerate(scope_spans.spans):
-                record = _span(span, resource, latest_ns)
+                record = _span(span, resource, latest_ns) if refused is None else Rejection("", *refused)
                 if isinstance(record, Rejection):
                     record.where = f"resourceSpans[{r_index}].scopeSpans[{s_index}].spans[{index}]"
                     rejected.append(record)
@@ -121,10 +138,19 @@ def map_request(request: ExportTraceServiceRequest, now: datetime) -> Mapped:
     return Mapped(spans, rejected, dropped)
 
 
-def _resource(attributes: Iterable[KeyValue]) -> Resource:
+def _resource(attributes: Iterable[KeyValue]) -> tuple[Resource, tuple[str, str] | None]:
+    """The resource's kept attributes, and (field, rule) when one that names the run breaks the text
+    rule: every span of the resource is then refused."""
     known, dropped = _allowed_values(attributes, RESOURCE_ATTRIBUTES)
+    # The project is an identifier the Ingest API checks against the slug rule and the key, not metadata.
+    project = known.pop(PROJECT_RESOURCE_ATTRIBUTE, None)
     out = filter_attributes(known, RESOURCE_ATTRIBUTES)
-    return Resource(out.stored, dropped + out.dropped_total)
+    for key, value in known.items():
+        column = RESOURCE_IDENTITY_FIELDS.get(RESOURCE_ATTRIBUTES[key].store_as)
+        if column is not None and isinstance(value, str) and text_rule_broken(value, column):
+            return Resource({}, 0, project), (f"resource.attributes[{key}]", text_rule_text(column))
+    stored = {k: v for k, v in out.stored.items() if not (isinstance(v, str) and has_bad_chars(v))}
+    return Resource(stored, dropped + out.dropped_total + len(out.stored) - len(stored), project), None
 
 
 def _value(value: AnyValue) -> Any:
@@ -209,6 +235,12 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
         which = any_value.WhichOneof("value")
         raw = getattr(any_value, which) if which in _SCALARS else _value(any_value)
         value, _reason = judge(entry, raw)
+        if isinstance(value, str):
+            column = SPAN_IDENTITY_FIELDS.get(entry.store_as)
+            if column is not None and text_rule_broken(value, column):
+                return Rejection("", f"attributes[{key}]", text_rule_text(column))
+            if has_bad_chars(value):
+                value = None  # the SDK path's metadata rule: a label with control characters is removed
         if value is None or entry.store_as in meta or len(meta) >= MAX_META_KEYS:
             # Refused by the policy, a second spelling of a stored key, or past the metadata key limit.
             dropped += 1
@@ -222,7 +254,7 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
             exc = filter_attributes(exc_known, EXCEPTION_EVENT_ATTRIBUTES)
             dropped += exc_dropped + exc.dropped_total
             name = exc.stored.get("error_class")
-            if isinstance(name, str) and len(name) <= MAX_ERROR_CLASS_LEN:
+            if isinstance(name, str) and text_rule_broken(name, "error_class") is None:
                 error_class = name
         else:
             dropped += 1  # the event, unread
@@ -242,6 +274,8 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
 
     raw_name = meta.get("tool_name") if step_type is StepType.TOOL else None
     name = raw_name if isinstance(raw_name, str) else privacy.scrub_name(span.name[: 4 * MAX_NAME_LEN] or "span")[0]
+    if text_rule_broken(name, "name"):
+        return Rejection("", "name", text_rule_text("name"))
 
     if explicit_attempt is None:
         attempt = meta.get("retry_attempt")
@@ -273,19 +307,20 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
 
 
 def _failure_code(meta: dict[str, Any], error_class: str | None) -> str:
-    """error.type when it is a documented code; else the retry cause; else the exception class (or the
-    error.type read as one) through the SDK's classifier."""
+    """error.type when it is a documented code; else the retry cause; else the classifier on
+    error.type (a class name, its repr, or an HTTP status), then on the exception event's class,
+    with the span's HTTP status as the fallback for generic or unknown names."""
     error_type = meta.get("error_type")
     if isinstance(error_type, str) and error_type in FAILURE_CODES:
         return error_type
     cause = meta.get("retry_cause")
     if isinstance(cause, str) and cause in RETRY_CAUSE_CODES:
         return RETRY_CAUSE_CODES[cause]
-    if isinstance(error_type, str) and error_type.isdigit():
-        return "http_error"
-    for name in (error_type, error_class):
-        if isinstance(name, str):
-            code = failure_code_for_class_name(name)
-            if code != "unhandled_exception":
-                return code
-    return "unhandled_exception"
+    codes = [failure_code_for_class_name(name) for name in (error_type, error_class) if isinstance(name, str)]
+    for code in codes:
+        if code not in FALLBACK_CODES:
+            return code
+    status = meta.get("http_status")
+    if isinstance(status, int) and 100 <= status <= 599:
+        return failure_code_for_status(status)
+    return GENERIC_HTTP_CODE if GENERIC_HTTP_CODE in codes else DEFAULT_EXCEPTION_CODE

@@ -7,6 +7,9 @@ Contract (the OTLP/HTTP specification's, so that stock exporters behave):
 - Body: ``application/x-protobuf`` or ``application/json`` (OTLP/JSON), else **415**; optionally
   ``Content-Encoding: gzip`` or ``deflate``; at most 5 MiB after decompression (else **413**, a
   compression bomb included, refused without being inflated). An undecodable body is **400**.
+- The spans' project: the ingest key's; without keys a resource's ``agenttracer.project`` attribute, else
+  the ``X-AgentTracer-Project`` header, else ``default`` (``server/ingest/project.py``). **403** when a
+  resource or the header names another project than the key's; nothing of the request is stored then.
 - **200** with an ``ExportTraceServiceResponse`` in the request's format once the spans are
   committed. ``partial_success.rejected_spans`` counts spans refused (bad ids or times) and its
   ``error_message`` names their positions and rules and how many attribute keys, events and links
@@ -29,7 +32,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from agenttracer.model import MAX_SEQ
+from agenttracer.model import MAX_SEQ, PROJECT_HEADER, PROJECT_RESOURCE_ATTRIBUTE
+from agenttracer.server.auth import ANONYMOUS, Principal, principal_of
 from agenttracer.server.ingest.body import Problem, read_body
 from agenttracer.server.ingest.metrics import IngestMetrics
 from agenttracer.server.ingest.otlp_decode import (
@@ -40,6 +44,8 @@ from agenttracer.server.ingest.otlp_decode import (
     response_media,
 )
 from agenttracer.server.ingest.otlp_map import map_request
+from agenttracer.server.ingest.project import write_project
+from agenttracer.store.write.otlp_assemble import SpanRecord
 from agenttracer.store.write.otlp_write import Written, write_spans
 
 log = logging.getLogger("agenttracer.ingest.otlp")
@@ -55,14 +61,48 @@ class TracesOutcome:
     written: Written
     rejected: int  # refused by the mapping or the writer
     dropped: int
+    projects: dict[str, str]  # run_id -> the project its spans went to (for the agent-level series)
 
 
-def process_traces(engine: sa.Engine, body: bytes, media: str) -> TracesOutcome:
-    """Decode, map, scrub and store one export request."""
+def _by_project(principal: Principal, header: str | None, spans: list[SpanRecord]) -> dict[str, list[SpanRecord]]:
+    """The request's spans by the project each goes into; raises Problem (nothing stored) when one is refused."""
+    chosen: dict[object, str] = {}  # a resource's raw project attribute -> the project
+    out: dict[str, list[SpanRecord]] = {}
+    for span in spans:
+        raw = span.resource.project if span.resource is not None else None
+        project = chosen.get(raw)
+        if project is None:
+            # A resource's own attribute wins over the request's header when there is no key.
+            named = [(f"resource.{PROJECT_RESOURCE_ATTRIBUTE}", raw)] if raw is not None else []
+            named = named or [(PROJECT_HEADER, header)]
+            if principal.key_id is not None:
+                named = [(PROJECT_HEADER, header), *named]
+            project = chosen[raw] = write_project(principal, named, invalid_status=400)
+        out.setdefault(project, []).append(span)
+    return out
+
+
+def process_traces(
+    engine: sa.Engine, body: bytes, media: str, principal: Principal = ANONYMOUS, header_project: str | None = None
+) -> TracesOutcome:
+    """Decode, map, scrub and store one export request of ``principal``."""
     request = decode_request(body, media)
     now = datetime.now(timezone.utc)
     mapped = map_request(request, now)
-    written = write_spans(engine, mapped.spans, now)
+    if header_project is not None:
+        write_project(principal, [(PROJECT_HEADER, header_project)], invalid_status=400)
+    written = Written()
+    projects: dict[str, str] = {}
+    for project, spans in _by_project(principal, header_project, mapped.spans).items():
+        projects.update((span.run_id, project) for span in spans)
+        part = write_spans(engine, spans, now, project=project)
+        written.accepted += part.accepted
+        written.duplicates += part.duplicates
+        written.rejected += part.rejected
+        written.identities.update(part.identities)
+        written.settled += part.settled
+        written.failed += part.failed
+        written.steps += part.steps
     rejected = len(mapped.rejected) + written.rejected
     parts = []
     if mapped.rejected:
@@ -71,8 +111,8 @@ def process_traces(engine: sa.Engine, body: bytes, media: str) -> TracesOutcome:
         parts.append(f"{len(mapped.rejected)} spans refused: {listed}" + (f"; and {more} more" if more > 0 else ""))
     if written.rejected:
         parts.append(
-            f"{written.rejected} spans refused: traceId is the run_id of a run reported by the SDK, or the run "
-            f"would hold more than {MAX_SEQ} steps"
+            f"{written.rejected} spans refused: traceId is the run_id of a run reported by the SDK or of another "
+            f"project's run, or the run would hold more than {MAX_SEQ} steps"
         )
     if mapped.dropped:
         parts.append(
@@ -80,7 +120,7 @@ def process_traces(engine: sa.Engine, body: bytes, media: str) -> TracesOutcome:
             "privacy policy; see docs/otlp.md)"
         )
     encoded = encode_response(media, rejected, ". ".join(parts))
-    return TracesOutcome(encoded, written, rejected, mapped.dropped)
+    return TracesOutcome(encoded, written, rejected, mapped.dropped, projects)
 
 
 # What /docs (and the schemathesis run in tests/server) know of the OTLP messages: their outline. The
@@ -133,7 +173,10 @@ def add_traces_route(
         responses={
             200: {"description": "ExportTraceServiceResponse (partial_success when spans were refused).",
                   "content": _ANSWER},
-            400: {"description": "The body is not a decodable ExportTraceServiceRequest.", "content": _STATUS},
+            400: {"description": "The body is not a decodable ExportTraceServiceRequest, or names a malformed "
+                  "project.", "content": _STATUS},
+            403: {"description": "A resource or the header names another project than the ingest key's; "
+                  "nothing was stored.", "content": _STATUS},
             413: {"description": "More than 5 MiB after decompression.", "content": _STATUS},
             415: {"description": "Not application/x-protobuf or application/json, or an unknown encoding.",
                   "content": _STATUS},
@@ -153,7 +196,9 @@ def add_traces_route(
             return _retry_later(media, "server", "busy; nothing was stored, retry later")
         try:
             body = await read_body(request, MEDIA_TYPES)
-            outcome = await run_in_threadpool(process_traces, engine, body, media)
+            outcome = await run_in_threadpool(
+                process_traces, engine, body, media, principal_of(request), request.headers.get(PROJECT_HEADER)
+            )
         except Problem as problem:
             return _status(media, problem)
         except database_errors as exc:
@@ -165,7 +210,7 @@ def add_traces_route(
             slots.release()
         on_stored()
         if metrics is not None:
-            metrics.record_otlp(outcome.written, outcome.rejected, outcome.dropped)
+            metrics.record_otlp(outcome.written, outcome.rejected, outcome.dropped, outcome.projects)
         request.state.counts = {
             "accepted": outcome.written.accepted,
             "duplicates": outcome.written.duplicates,

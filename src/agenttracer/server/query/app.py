@@ -35,15 +35,26 @@ from agenttracer.model import (
     MAX_VERSION_LEN,
 )
 from agenttracer.server import errors
-from agenttracer.server.auth import auth_dependency
+from agenttracer.server.auth import auth_dependency, principal_of
 from agenttracer.server.errors import UNAVAILABLE, database_unavailable, error_response, health_response
 from agenttracer.server.failsafe import Failsafe
 from agenttracer.server.metrics import QueryMetrics
 from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.query.coalesce import SingleFlight
 from agenttracer.server.query.params import NoControlChars, SinceParam, UntilParam, invalid, run_filters, time_window
+from agenttracer.server.query.scope import read_projects
 from agenttracer.server.settings import Settings
-from agenttracer.server.wire import AgentList, CompareResponse, ErrorOut, HealthOut, RunDetail, RunPage, StatsResponse
+from agenttracer.server.wire import (
+    AgentList,
+    CompareResponse,
+    ErrorOut,
+    HealthOut,
+    ProjectList,
+    RunDetail,
+    RunPage,
+    StatsResponse,
+)
+from agenttracer.store import projects as project_store
 from agenttracer.store.read import compare, runs, stats
 from agenttracer.store.read.cursor_seal import MAX_TOKEN_LEN
 from agenttracer.store.read.filters import RunFilters
@@ -65,7 +76,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "A key is needed, or the key presented is unknown or revoked."},
-    403: {"model": ErrorOut, "description": "The key presented is not a read key."},
+    403: {"model": ErrorOut, "description": "The key presented is not a read key, or `project` names a project "
+          "the key may not read."},
     503: {"model": ErrorOut, "description": "The database cannot be read right now, or the query took longer "
           "than the server's time limit (query_timeout_ms); retry after Retry-After."},
 }
@@ -80,6 +92,8 @@ def read_connection(request: Request) -> Iterator[sa.Connection]:
 
 Filters = Annotated[RunFilters, Depends(run_filters)]
 Conn = Annotated[sa.Connection, Depends(read_connection)]
+# The projects a request reads (scope.py): the key's, narrowed by the ``project`` parameter.
+Scope = Annotated[tuple[str, ...], Depends(read_projects)]
 
 
 @router.get(
@@ -115,10 +129,12 @@ def list_runs(
     "/runs/{run_id}",
     response_model=RunDetail,
     summary="One run with its totals, its failure and a page of its steps in seq order.",
-    responses={404: {"model": ErrorOut, "description": "No run has this id."}, **ERROR_RESPONSES},
+    responses={404: {"model": ErrorOut, "description": "No run has this id in the projects the key may read."},
+               **ERROR_RESPONSES},
 )
 def get_run(
     conn: Conn,
+    scope: Scope,
     run_id: Annotated[str, Path(max_length=64, description="The run's UUID.")],
     steps_after: Annotated[
         int,
@@ -133,7 +149,8 @@ def get_run(
     except ValueError:
         raise invalid("run_id", "must be a UUID such as 3f2b9c1e-8a4d-4e0f-9b7a-1c2d3e4f5a6b", "path") from None
     # Ingest stores run ids in canonical form too.
-    detail = runs.get_run(conn, canonical, steps_after=steps_after, steps_limit=steps_limit)
+    # A run of another project answers exactly as a run that does not exist.
+    detail = runs.get_run(conn, canonical, steps_after=steps_after, steps_limit=steps_limit, projects=scope)
     if detail is None:
         return error_response(404, "not_found", f"no run with run_id {canonical}", field="run_id",
                               rule="must name a stored run")
@@ -145,8 +162,18 @@ def get_run(
     response_model=AgentList,
     summary="Agents seen in the data with their versions, environments, run counts and last seen.",
 )
-def list_agents(conn: Conn) -> dict[str, Any]:
-    return {"items": runs.list_agents(conn)}
+def list_agents(conn: Conn, scope: Scope) -> dict[str, Any]:
+    return {"items": runs.list_agents(conn, scope)}
+
+
+@router.get(
+    "/projects",
+    response_model=ProjectList,
+    summary="The projects this key may read (every project for an admin key, or while keys are off).",
+)
+def list_projects(request: Request, conn: Conn) -> dict[str, Any]:
+    bound = principal_of(request).projects
+    return {"items": [dataclasses.asdict(p) for p in project_store.list_projects(conn, bound)]}
 
 
 # --- Analytics (/v1/stats, /v1/compare): store/read/stats.py and store/read/compare.py do the work.
@@ -179,6 +206,7 @@ def get_stats(filters: Filters, request: Request) -> dict[str, Any]:
 )
 def compare_versions(
     conn: Conn,
+    scope: Scope,
     agent_id: Annotated[
         str, Query(min_length=1, max_length=MAX_ID_LEN, description="The agent to compare."),
         NoControlChars,
@@ -200,7 +228,7 @@ def compare_versions(
     if candidate == base:
         raise invalid("candidate", "must differ from base")
     since, until = time_window(since, until)
-    result = compare.compare_versions(conn, agent_id, base, candidate, environment, since, until)
+    result = compare.compare_versions(conn, agent_id, base, candidate, environment, since, until, scope)
     return dataclasses.asdict(result)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Depends, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
@@ -31,6 +31,7 @@ from agenttracer.model import (
     time_rule_text,
     to_utc_in_range,
 )
+from agenttracer.server.query.scope import read_projects
 from agenttracer.store.read.filters import RunFilters
 
 TIME_RULE_DOC = (
@@ -101,8 +102,10 @@ def run_filters(
     ] = None,
     since: SinceParam = None,
     until: UntilParam = None,
+    projects: tuple[str, ...] = Depends(read_projects),
 ) -> RunFilters:
-    """The run filters shared by /v1/runs, /v1/stats and /v1/compare, validated."""
+    """The run filters shared by /v1/runs, /v1/stats and /v1/compare, validated, inside the projects the
+    caller reads (``scope.py``)."""
     if failure_code is not None and not CUSTOM_CODE_PATTERN.fullmatch(failure_code):
         raise invalid("failure_code", "must match ^[a-z][a-z0-9_]{0,63}$ (e.g. timeout, rate_limited)")
     since, until = time_window(since, until)
@@ -116,4 +119,5 @@ def run_filters(
         step_name=step_name,
         since=since,
         until=until,
+        projects=projects,
     )

@@ -29,19 +29,23 @@ from agenttracer.model import (
     MAX_ERROR_CLASS_LEN,
     MAX_ID_LEN,
     MAX_LATENCY_MS,
+    MAX_PROJECT_LEN,
     MAX_SEQ,
     MAX_VERSION_LEN,
+    PROJECT_PATTERN,
     RULE_ATTEMPT_RANGE,
     RULE_CONTROL_CHARACTERS,
     RULE_LATENCY_RANGE,
     RULE_SEQ_RANGE,
     RULE_TEXT_LENGTH,
     RULE_TIME_RANGE,
+    TIMESTAMP_FORMAT_RULE,
     FailureType,
     StepStatus,
     StepType,
     has_bad_chars,
     is_valid_failure_code,
+    looks_like_iso_timestamp,
     normalize_step_type,
     time_in_range,
     time_rule_text,
@@ -67,11 +71,9 @@ def _no_control_chars(value: str) -> str:
 
 
 def _iso_string_only(value: Any) -> Any:
-    # Numbers would be read as Unix times; the wire contract is ISO 8601 text, so say so.
-    if not isinstance(value, str):
-        raise PydanticCustomError(
-            "timestamp_format", "must be an ISO 8601 string with a timezone, e.g. 2026-11-25T09:00:00Z"
-        )
+    # Numbers and numeric strings would be read as Unix times; the wire contract is ISO 8601 text.
+    if not looks_like_iso_timestamp(value):
+        raise PydanticCustomError("timestamp_format", TIMESTAMP_FORMAT_RULE)
     return value
 
 
@@ -242,6 +244,13 @@ class IngestRequest(BaseModel):
     """The body of ``POST /v1/ingest`` (documentation only: events are validated one by one)."""
 
     events: list[Event] = Field(max_length=MAX_BATCH_EVENTS)
+    project: str | None = Field(
+        default=None,
+        pattern=PROJECT_PATTERN.pattern,
+        max_length=MAX_PROJECT_LEN,
+        description="the batch's project: with keys on it must be the ingest key's (or be left out); without "
+        "keys it chooses the project (else the X-AgentTracer-Project header, else 'default')",
+    )
 
 
 class IngestResponse(BaseModel):

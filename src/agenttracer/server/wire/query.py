@@ -33,6 +33,7 @@ class RunSummary(_Out):
     """One run as listed: identity, outcome, timing and the counters kept by the writer."""
 
     run_id: str = Field(description="UUID assigned by the SDK.")
+    project: str = Field(description="The project the run belongs to ('default' when none was named).")
     # Identity is null only while a run is known from steps whose run_start has not arrived yet.
     agent_id: str | None
     agent_version: str | None
@@ -125,6 +126,18 @@ class AgentOut(BaseModel):
 
 class AgentList(BaseModel):
     items: list[AgentOut]
+
+
+class ProjectOut(BaseModel):
+    """A project: its slug, its own retention (null: the deployment's) and when it was created."""
+
+    slug: str
+    retention_days: int | None = Field(description="Days runs are kept; null: AGENTTRACER_RETENTION_DAYS applies.")
+    created_at: datetime
+
+
+class ProjectList(BaseModel):
+    items: list[ProjectOut]
 
 
 class HealthOut(HealthResponse):

@@ -89,14 +89,18 @@ def compare_versions(
     environment: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    projects: tuple[str, ...] | None = None,
 ) -> Comparison:
-    """Both versions side by side with candidate − base deltas and significance verdicts."""
+    """Both versions side by side with candidate − base deltas and significance verdicts, over the runs
+    of ``projects`` (None: every project)."""
     if base == candidate:
         raise ValueError("candidate must differ from base")
     tune(conn)
-    window = run_conditions(RunFilters(agent_id=agent_id, environment=environment, since=since, until=until))
+    window = run_conditions(
+        RunFilters(agent_id=agent_id, environment=environment, since=since, until=until, projects=projects)
+    )
     versions = {BASE: base, CANDIDATE: candidate}
-    counted = stats_rollup.version_counts(conn, agent_id, [base, candidate], environment, since, until)
+    counted = stats_rollup.version_counts(conn, agent_id, [base, candidate], environment, since, until, projects)
     if counted is not None:
         in_window = {gv: (counted[v].runs - counted[v].running, counted[v].running) for gv, v in versions.items()}
     else:

@@ -25,7 +25,7 @@ from agenttracer.model import MAX_ID_LEN, UNIX_EPOCH, has_bad_chars
 from agenttracer.store.dialect import is_postgres
 from agenttracer.store.read import stats_rollup
 from agenttracer.store.read.cursor_seal import SealError, seal, unseal
-from agenttracer.store.read.filters import RunFilters, run_conditions
+from agenttracer.store.read.filters import RunFilters, in_projects, run_conditions
 from agenttracer.store.rollup.aggregates import later_of
 from agenttracer.store.schema.tables import failures, runs, steps
 
@@ -144,9 +144,15 @@ def list_runs(
 
 
 def get_run(
-    conn: sa.Connection, run_id: str, *, steps_after: int = 0, steps_limit: int
+    conn: sa.Connection,
+    run_id: str,
+    *,
+    steps_after: int = 0,
+    steps_limit: int,
+    projects: tuple[str, ...] | None = None,
 ) -> dict[str, Any] | None:
-    """The run, one page of its steps (seq > ``steps_after``, seq order) and its failure; None if no such run.
+    """The run, one page of its steps (seq > ``steps_after``, seq order) and its failure; None if no such
+    run in ``projects`` (a run of another project is not there for this reader).
 
     Each page is one range scan of the steps primary key (run_id, seq) reading at most
     ``steps_limit + 1`` rows, so a run of any size costs the same per page. The run's totals
@@ -154,7 +160,7 @@ def get_run(
     so they describe the whole run on every page. ``next_steps_after`` is the seq to pass back as
     ``steps_after`` for the following page, or None after the last one.
     """
-    run = conn.execute(sa.select(*_run_cols).where(runs.c.run_id == run_id)).first()
+    run = conn.execute(sa.select(*_run_cols).where(runs.c.run_id == run_id, *in_projects(projects))).first()
     if run is None:
         return None
     if is_postgres(conn):
@@ -187,8 +193,9 @@ def get_run(
     }
 
 
-def list_agents(conn: sa.Connection) -> list[dict[str, Any]]:
-    """Every agent with its versions and environments, run counts and last-seen times, newest first.
+def list_agents(conn: sa.Connection, projects: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """Every agent of ``projects`` with its versions and environments, run counts and last-seen times,
+    newest first (an agent in several of them is counted over all of them).
 
     Counts come from the rollups for the hours they hold (exact: ``stats_rollup.agent_counts``)
     and from ``runs`` for the rest; from ``runs`` alone while nothing is rolled up.
@@ -201,10 +208,10 @@ def list_agents(conn: sa.Connection) -> list[dict[str, Any]]:
             sa.func.count().label("run_count"),
             sa.func.max(runs.c.started_at).label("last_seen"),
         )
-        .where(runs.c.agent_id.is_not(None))
+        .where(*in_projects(projects), runs.c.agent_id.is_not(None))
         .group_by(runs.c.agent_id, runs.c.agent_version, runs.c.environment)
     )
-    rolled = stats_rollup.agent_counts(conn)
+    rolled = stats_rollup.agent_counts(conn, projects)
     rows: Any = (
         conn.execute(q) if rolled is None
         else [(*identity, agg.runs, agg.last_started_at) for identity, agg in rolled.items()]

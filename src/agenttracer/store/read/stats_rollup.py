@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from agenttracer.model import RunStatus
-from agenttracer.store.read.filters import RunFilters, run_conditions
+from agenttracer.store.read.filters import RunFilters, in_projects, run_conditions
 from agenttracer.store.read.sql import Percentiles, time_bucket
 from agenttracer.store.read.steps import (
     STEP_NAME_LIMIT,
@@ -111,7 +111,7 @@ def _gather(conn: sa.Connection, filters: RunFilters, window: Window, unit: str)
     """
     level = level_for(filters.agent_id, filters.agent_version, filters.environment)
     identity = (filters.agent_id, filters.agent_version, filters.environment)
-    stored = read_rollup(conn, window.spans, level, identity)
+    stored = read_rollup(conn, window.spans, level, identity, projects=filters.projects)
     edge_hours = {hour for hour, _ in window.edges}
     whole = {hour: stored.runs.pop(("hour", hour), RunAgg()) for hour in edge_hours}
     buckets: dict[datetime | None, RunAgg] = {}
@@ -122,7 +122,7 @@ def _gather(conn: sa.Connection, filters: RunFilters, window: Window, unit: str)
     if not window.raw and not window.edges:
         return RollupStats(buckets, failures, step_aggs)
     identity_only = RunFilters(agent_id=filters.agent_id, agent_version=filters.agent_version,
-                               environment=filters.environment)
+                               environment=filters.environment, projects=filters.projects)
     conds = run_conditions(identity_only)
     hour = time_bucket(conn, runs.c.started_at, "hour")
     rest_intervals: list[tuple[datetime | None, datetime | None]] = [rest for _, rest in window.edges]
@@ -240,23 +240,26 @@ def status_counts(total: RunAgg) -> dict[str, int]:
     return {s.value: total.status_count(s.value) for s in RunStatus}
 
 
-def agent_counts(conn: sa.Connection) -> dict[tuple[str, str, str], RunAgg] | None:
-    """Runs and last start per (agent, version, environment) over all time, for ``GET /v1/agents``;
-    None when nothing is rolled up yet (the caller counts from the raw table)."""
-    first = conn.execute(sa.select(sa.func.min(runs.c.started_at))).scalar()
+def agent_counts(
+    conn: sa.Connection, projects: tuple[str, ...] | None = None
+) -> dict[tuple[str, str, str], RunAgg] | None:
+    """Runs and last start per (agent, version, environment) over all time in ``projects``, for ``GET
+    /v1/agents``; None when nothing is rolled up yet (the caller counts from the raw table)."""
+    inside = in_projects(projects)
+    first = conn.execute(sa.select(sa.func.min(runs.c.started_at)).where(*inside)).scalar()
     if first is None:
         return None
     window = plan(conn, first, None, "day", open_start=True)
     if window is None:
         return None
     stored = read_rollup(conn, window.spans, FULL, (None, None, None), by_identity=True, with_steps=False,
-                         with_hist=False)
+                         with_hist=False, projects=projects)
     out: dict[tuple[str, str, str], RunAgg] = {}
     for key, agg in stored.runs.items():
         _add_identity(out, key, agg)
     if window.raw:
-        raw = aggregate_raw(conn, [runs.c.agent_id.is_not(None), raw_condition(window.raw)], identity_keys(), [],
-                            with_steps=False)
+        raw = aggregate_raw(conn, [*inside, runs.c.agent_id.is_not(None), raw_condition(window.raw)],
+                            identity_keys(), [], with_steps=False)
         for key, agg in raw.runs.items():
             _add_identity(out, key, agg)
     return out
@@ -280,6 +283,7 @@ def version_counts(
     environment: str | None,
     since: datetime | None,
     until: datetime | None,
+    projects: tuple[str, ...] | None = None,
 ) -> dict[str, RunAgg] | None:
     """Runs (and running runs) of each of ``versions`` of one agent in [since, until), for ``GET /v1/compare``.
 
@@ -294,14 +298,14 @@ def version_counts(
         return None
     level = level_for(agent_id, versions[0], environment)
     stored = read_rollup(conn, window.spans, level, (agent_id, None, environment), by_identity=True,
-                         with_steps=False, with_hist=False)
+                         with_steps=False, with_hist=False, projects=projects)
     out = {version: RunAgg() for version in versions}
     for (_agent, version, _env), agg in stored.runs.items():
         if version in out:
             out[version].add(agg)
     if window.raw:
         where = [
-            *run_conditions(RunFilters(agent_id=agent_id, environment=environment)),
+            *run_conditions(RunFilters(agent_id=agent_id, environment=environment, projects=projects)),
             runs.c.agent_version.in_(versions),
             raw_condition(window.raw),
         ]

@@ -10,6 +10,9 @@ failure counts, per-step counts and latency sums, and mergeable latency histogra
   identity, stats call it for the parts of a window that are not rolled up;
 * ``read_rollup`` sums stored rollup rows into the same shapes.
 
+Every row belongs to one project (the first key column): rows are computed and read per project, and
+a reader names the projects it may see (``read_rollup``'s ``projects``).
+
 Identity levels: a row keeps some of (agent_id, agent_version, environment) and has '' in the others,
 so that a query filtered on an agent reads one row per bucket and step name instead of one per
 (version, environment). ``LEVELS`` lists the combinations stored; ``level_for`` picks the one a filter
@@ -54,15 +57,26 @@ def level_for(agent_id: str | None, agent_version: str | None, environment: str 
     return next(level for level in LEVELS if wanted & ~level == 0)
 
 
-def project(level: int, identity: Sequence[str]) -> tuple[str, str, str]:
-    """A full identity as stored at ``level``: the columns the level drops become ''."""
-    a, v, e = (value if level & bit else "" for bit, value in zip(_BITS, identity, strict=True))
-    return a, v, e
+def project(level: int, key: Sequence[str]) -> tuple[str, str, str, str]:
+    """A (project, agent, version, environment) key as stored at ``level``: the project is always kept,
+    the identity columns the level drops become ''."""
+    a, v, e = (value if level & bit else "" for bit, value in zip(_BITS, key[1:], strict=True))
+    return key[0], a, v, e
 
 
 def identity_keys() -> list[sa.ColumnElement[Any]]:
     """The runs' identity as grouping keys, '' for a placeholder run that has none yet."""
     return [sa.func.coalesce(runs.c[name], "") for name in IDENTITY_COLUMNS]
+
+
+def rollup_keys() -> list[sa.ColumnElement[Any]]:
+    """What a stored rollup row is keyed by besides its bucket: the project, then the identity."""
+    return [runs.c.project, *identity_keys()]
+
+
+def in_projects(column: sa.ColumnElement[str], projects: Sequence[str] | None) -> list[sa.ColumnElement[bool]]:
+    """The condition keeping a read inside ``projects`` (None: every project, for maintenance and tests)."""
+    return [] if projects is None else [column.in_(list(projects))]
 
 
 def _bucket_expr(conn: sa.Connection, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
@@ -247,8 +261,10 @@ def _doc(text: Any) -> Sequence[int]:
     return text
 
 
-def _identity_where(table: sa.Table, level: int, identity: Sequence[str | None]) -> list[sa.ColumnElement[bool]]:
-    conds = [table.c.level == level]
+def _identity_where(
+    table: sa.Table, level: int, identity: Sequence[str | None], projects: Sequence[str] | None
+) -> list[sa.ColumnElement[bool]]:
+    conds = [*in_projects(table.c.project, projects), table.c.level == level]
     for name, value in zip(IDENTITY_COLUMNS, identity, strict=True):
         if value is not None:
             conds.append(table.c[name] == value)
@@ -264,11 +280,13 @@ def read_rollup(
     by_identity: bool = False,
     with_steps: bool = True,
     with_hist: bool = True,
+    projects: Sequence[str] | None = None,
 ) -> Aggregates:
     """Sum stored rollup rows of ``level`` whose bucket starts in one of ``spans`` ((grain, from, to)).
 
     Runs are keyed by (grain, bucket_start) — or by the stored identity with ``by_identity`` — failures
-    by (type, code), steps by (type, name); ``identity`` filters (None: any). ``with_hist=False`` leaves
+    by (type, code), steps by (type, name), summed over ``projects`` (None: all); ``identity`` filters
+    (None: any). ``with_hist=False`` leaves
     the run histograms empty (for callers that only count).
     """
     out = Aggregates()
@@ -286,7 +304,7 @@ def read_rollup(
     keys = [r.c.agent_id, r.c.agent_version, r.c.environment] if by_identity else [r.c.grain, r.c.bucket_start]
     hist = sa.cast(r.c.duration_hist, sa.Text) if with_hist else sa.null()
     query = sa.select(*keys, *run_cols, r.c.last_started_at, hist).where(
-        in_spans(r), *_identity_where(r, level, identity)
+        in_spans(r), *_identity_where(r, level, identity, projects)
     )
     for row in conn.execute(query):
         key = tuple(row[:3]) if by_identity else (row[0], as_utc(row[1]))
@@ -312,7 +330,7 @@ def read_rollup(
     f = rollup_failures
     failure_rows = conn.execute(
         sa.select(f.c.failure_type, f.c.failure_code, sa.func.sum(f.c.runs))
-        .where(in_spans(f), *_identity_where(f, level, identity))
+        .where(in_spans(f), *_identity_where(f, level, identity, projects))
         .group_by(f.c.failure_type, f.c.failure_code)
     )
     for failure_type, failure_code, n in failure_rows:
@@ -321,7 +339,7 @@ def read_rollup(
     step_cols = [s.c[name] for name in StepAgg.COUNTERS]
     step_rows = conn.execute(
         sa.select(s.c.step_type, s.c.name, *step_cols, sa.cast(s.c.latency_hist, sa.Text)).where(
-            in_spans(s), *_identity_where(s, level, identity)
+            in_spans(s), *_identity_where(s, level, identity, projects)
         )
     )
     for row in step_rows:

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from agenttracer.store.periodic import PeriodicWorker
 from agenttracer.store.read.sql import time_bucket
 from agenttracer.store.rollup.aggregates import Aggregates
-from agenttracer.store.rollup.build import MINUTE_GRAIN, TEN_S_GRAIN, aggregate_raw, identity_keys
+from agenttracer.store.rollup.build import MINUTE_GRAIN, TEN_S_GRAIN, aggregate_raw, rollup_keys
 from agenttracer.store.rollup.marks import (
     LIVE_STATE_ID,
     MARK_SECONDS,
@@ -142,8 +142,8 @@ def _recompute(conn: sa.Connection, intervals: list[Interval]) -> int:
         conn.execute(table.delete().where(table.c.grain == TEN_S_GRAIN, sa.or_(*[
             sa.and_(table.c.bucket_start >= a, table.c.bucket_start < b) for a, b in intervals])))
     bucket = time_bucket(conn, runs.c.started_at, "10s")
-    keys = [bucket, *identity_keys()]
-    flags = (True, False, False, False)
+    keys = [bucket, *rollup_keys()]
+    flags = (True, False, False, False, False)
     in_intervals = sa.or_(*[sa.and_(runs.c.started_at >= a, runs.c.started_at < b) for a, b in intervals])
     agg = aggregate_raw(conn, [in_intervals], keys, keys, time_keys=flags, step_time_keys=flags)
     per_bucket: dict[datetime, Aggregates] = {}

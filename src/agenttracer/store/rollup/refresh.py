@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from agenttracer.store.dialect import bind_processor, is_postgres, paramstyle_marks
 from agenttracer.store.dialect import identity as unchanged
 from agenttracer.store.rollup.aggregates import Aggregates, RunAgg, StepAgg
-from agenttracer.store.rollup.build import FINE_GRAINS, LEVELS, aggregate_raw, identity_keys, project
+from agenttracer.store.rollup.build import FINE_GRAINS, LEVELS, aggregate_raw, project, rollup_keys
 from agenttracer.store.rollup.marks import DAY, HOUR, dirty_hours, floor_day, floor_hour, read_state
 from agenttracer.store.schema.tables import rollup_dirty, rollup_failures, rollup_runs, rollup_state, rollup_steps, runs
 from agenttracer.store.write.lock import write_lock
@@ -213,13 +213,13 @@ def _delete_bucket(conn: sa.Connection, grain: str, start: datetime) -> None:
 def _roll_hour(conn: sa.Connection, hour: datetime) -> None:
     """Replace the hourly rollup rows of ``hour`` with a fresh computation from the raw tables."""
     _delete_bucket(conn, "hour", hour)
-    keys = identity_keys()
+    keys = rollup_keys()
     agg = aggregate_raw(conn, [runs.c.started_at >= hour, runs.c.started_at < hour + HOUR], keys, keys)
     write_levels(conn, "hour", hour, agg)
 
 
 def write_levels(conn: sa.Connection, grain: str, start: datetime, detail: Aggregates) -> None:
-    """Write full-identity aggregates as rows of every stored level."""
+    """Write aggregates keyed by (project, full identity, …) as rows of every stored level."""
     run_rows: dict[tuple[Any, ...], RunAgg] = {}
     failure_rows: dict[tuple[Any, ...], int] = {}
     step_rows: dict[tuple[Any, ...], StepAgg] = {}
@@ -231,16 +231,17 @@ def write_levels(conn: sa.Connection, grain: str, start: datetime, detail: Aggre
                 target = run_rows[key] = RunAgg()
             target.add(agg)
         for fkey, n in detail.failures.items():
-            key = (level, *project(level, fkey[:3]), *fkey[3:])
+            key = (level, *project(level, fkey[:4]), *fkey[4:])
             failure_rows[key] = failure_rows.get(key, 0) + n
         for skey, step in detail.steps.items():
-            key = (level, *project(level, skey[:3]), *skey[3:])
+            key = (level, *project(level, skey[:4]), *skey[4:])
             found = step_rows.get(key)
             if found is None:
                 found = step_rows[key] = StepAgg()
             found.add(step)
-    def head(key: tuple[Any, ...]) -> tuple[Any, ...]:  # the tables' key order: grain, level, bucket_start, ...
-        return (grain, key[0], start, *key[1:])
+    # The tables' key order: project, grain, level, bucket_start, ...
+    def head(key: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (key[1], grain, key[0], start, *key[2:])
 
     _insert_rows(conn, rollup_runs, [
         (*head(key), *(getattr(a, n) for n in RunAgg.COUNTERS), a.last_started_at, orjson.dumps(a.hist.to_doc()))
@@ -304,25 +305,26 @@ def merge_buckets(conn: sa.Connection, grain: str, starts: list[datetime], lengt
     for day in starts:
         _delete_bucket(conn, grain, day)
         detail = Aggregates()
-        run_query = sa.select(r.c.agent_id, r.c.agent_version, r.c.environment, *[r.c[n] for n in RunAgg.COUNTERS],
-                              r.c.last_started_at, sa.cast(r.c.duration_hist, sa.Text))
+        run_query = sa.select(r.c.project, r.c.agent_id, r.c.agent_version, r.c.environment,
+                              *[r.c[n] for n in RunAgg.COUNTERS], r.c.last_started_at,
+                              sa.cast(r.c.duration_hist, sa.Text))
         run_query = run_query.where(*_parts(r, parts, day, length))
         for row in conn.execute(run_query):
-            agg = RunAgg(*row[3:3 + len(RunAgg.COUNTERS)])
+            agg = RunAgg(*row[4:4 + len(RunAgg.COUNTERS)])
             agg.last_started_at = row[-2]
             agg.hist.add_doc(orjson.loads(row[-1]))
-            _merge_into(detail.runs, tuple(row[:3]), agg)
-        failure_query = sa.select(f.c.agent_id, f.c.agent_version, f.c.environment, f.c.failure_type,
+            _merge_into(detail.runs, tuple(row[:4]), agg)
+        failure_query = sa.select(f.c.project, f.c.agent_id, f.c.agent_version, f.c.environment, f.c.failure_type,
                                   f.c.failure_code, f.c.runs).where(*_parts(f, parts, day, length))
         for frow in conn.execute(failure_query):
-            fkey = tuple(frow[:5])
-            detail.failures[fkey] = detail.failures.get(fkey, 0) + int(frow[5])
-        step_query = sa.select(s.c.agent_id, s.c.agent_version, s.c.environment, s.c.step_type, s.c.name,
-                               *[s.c[n] for n in StepAgg.COUNTERS],
+            fkey = tuple(frow[:6])
+            detail.failures[fkey] = detail.failures.get(fkey, 0) + int(frow[6])
+        step_query = sa.select(s.c.project, s.c.agent_id, s.c.agent_version, s.c.environment, s.c.step_type,
+                               s.c.name, *[s.c[n] for n in StepAgg.COUNTERS],
                                sa.cast(s.c.latency_hist, sa.Text)).where(*_parts(s, parts, day, length))
         for srow in conn.execute(step_query):
-            step = StepAgg(*srow[5:5 + len(StepAgg.COUNTERS)])
+            step = StepAgg(*srow[6:6 + len(StepAgg.COUNTERS)])
             step.hist.add_doc(orjson.loads(srow[-1]))
-            _merge_into(detail.steps, tuple(srow[:5]), step)
+            _merge_into(detail.steps, tuple(srow[:6]), step)
         write_levels(conn, grain, day, detail)
     return len(starts)

@@ -79,6 +79,9 @@ def make_engine(
     (``store/write/sqlite_checkpoint.py``). ``statement_timeout_ms`` (0: none) bounds the database's work per
     statement (PostgreSQL) or per checked-out connection (SQLite); see the module docstring."""
     kwargs.setdefault("json_serializer", json_text)
+    # A failed statement's error must never carry its bound parameters (stored values) into a log line
+    # or an answer: SQLAlchemy appends them to the message unless told not to.
+    kwargs.setdefault("hide_parameters", True)
     parsed = normalize_url(url)
     if parsed.get_backend_name() == SQLITE:
         engine = _sqlite_engine(parsed, readonly=readonly, wal_autocheckpoint=wal_autocheckpoint, **kwargs)

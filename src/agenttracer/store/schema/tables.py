@@ -23,6 +23,7 @@ from agenttracer.model import (
     MAX_ID_LEN,
     MAX_MESSAGE_LEN,
     MAX_NAME_LEN,
+    MAX_PROJECT_LEN,
     MAX_VERSION_LEN,
 )
 from agenttracer.store.dialect import POSTGRESQL, SQLITE, stores_naive_utc
@@ -72,6 +73,8 @@ runs = sa.Table(
     "runs",
     metadata,
     sa.Column("run_id", sa.String(RUN_ID_LEN), primary_key=True),
+    # The project the run belongs to, fixed by the write that created its row (migration 0005).
+    sa.Column("project", sa.String(MAX_PROJECT_LEN), nullable=False, server_default="default"),
     # Identity is nullable only for placeholder rows made by a step that arrived before run_start.
     sa.Column("agent_id", sa.String(MAX_ID_LEN)),
     sa.Column("agent_version", sa.String(MAX_VERSION_LEN)),
@@ -91,12 +94,16 @@ runs = sa.Table(
     sa.Column("meta_removed", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("ingested_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # Time order across projects: the rollup refresher, the sweep and retention walk it.
     sa.Index(None, "started_at", "run_id"),
-    # The list filters' indexes end in run_id: they then give the runs list its full order (migration 0003).
-    sa.Index(None, "agent_id", "started_at", "run_id"),
-    sa.Index(None, "agent_id", "agent_version", "started_at", "run_id"),
-    sa.Index(None, "status", "started_at", "run_id"),
-    sa.Index(None, "failure_type", "failure_code"),
+    # Every read is inside a set of projects, so the list indexes start with the project: one project's
+    # runs are read without walking another's (migration 0005). They end in run_id, which gives the runs
+    # list its full order (migration 0003).
+    sa.Index(None, "project", "started_at", "run_id"),
+    sa.Index(None, "project", "agent_id", "started_at", "run_id"),
+    sa.Index(None, "project", "agent_id", "agent_version", "started_at", "run_id"),
+    sa.Index(None, "project", "status", "started_at", "run_id"),
+    sa.Index(None, "project", "failure_type", "failure_code"),
 )
 
 steps = sa.Table(
@@ -145,17 +152,38 @@ failures = sa.Table(
     sa.Column("recorded_at", UTCDateTime(), nullable=False),
 )
 
+# Projects that exist: made by `agenttracer projects create`, or by the first write naming a project
+# when keys are off. ``retention_days`` NULL: the deployment's AGENTTRACER_RETENTION_DAYS applies.
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("slug", sa.String(MAX_PROJECT_LEN), primary_key=True),
+    sa.Column("retention_days", sa.Integer()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
 api_keys = sa.Table(
     "api_keys",
     metadata,
     sa.Column("key_id", sa.String(32), primary_key=True),
     sa.Column("scope", sa.String(16), nullable=False),
+    # A read key of every project; never an ingest key (an ingest key's one project decides its runs).
+    sa.Column("admin", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("prefix", sa.String(32), nullable=False),
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("last4", sa.String(4), nullable=False),
     sa.Column("name", sa.String(64)),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("revoked_at", UTCDateTime()),
+)
+
+# The projects a key is bound to: exactly one for an ingest key, one or more for a read key that is not
+# admin. No foreign key to projects: deleting a project removes its rows here in the same transaction.
+api_key_projects = sa.Table(
+    "api_key_projects",
+    metadata,
+    sa.Column("key_id", sa.String(32), sa.ForeignKey("api_keys.key_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("project", sa.String(MAX_PROJECT_LEN), primary_key=True),
 )
 
 # --- Rollups (store/rollup/build.py): hourly and daily aggregates that /v1/stats and /v1/agents read instead
@@ -170,7 +198,10 @@ ROLLUP_GRAIN_LEN = 4  # 'hour' | 'day' | 'min' | '10s' (store/rollup.py)
 
 def _rollup_key() -> list[sa.Column[Any]]:
     return [
-        # Key order: reads fix grain and level and scan a time range; the refresher replaces whole buckets.
+        # Key order: every read is inside a set of projects, then fixes grain and level and scans a time
+        # range, so one project's rows are read without walking another's; the refresher replaces whole
+        # buckets.
+        sa.Column("project", sa.String(MAX_PROJECT_LEN), primary_key=True),
         sa.Column("grain", sa.String(ROLLUP_GRAIN_LEN), primary_key=True),
         sa.Column("level", sa.SmallInteger(), primary_key=True, autoincrement=False),
         sa.Column("bucket_start", UTCDateTime(), primary_key=True),
@@ -195,6 +226,7 @@ rollup_runs = sa.Table(
     sa.Column("run_time_ms", sa.Float(), nullable=False),  # summed duration of finished runs
     sa.Column("last_started_at", UTCDateTime(), nullable=False),
     sa.Column("duration_hist", sa.JSON(), nullable=False),  # durations of finished runs
+    sa.Index(None, "grain", "bucket_start"),  # the refreshers replace buckets across projects
 )
 
 rollup_failures = sa.Table(
@@ -204,6 +236,7 @@ rollup_failures = sa.Table(
     sa.Column("failure_type", sa.String(32), primary_key=True),
     sa.Column("failure_code", sa.String(MAX_CODE_LEN), primary_key=True),
     sa.Column("runs", sa.Integer(), nullable=False),
+    sa.Index(None, "grain", "bucket_start"),
 )
 
 rollup_steps = sa.Table(
@@ -219,6 +252,7 @@ rollup_steps = sa.Table(
     sa.Column("finished_latency_ms", sa.Float(), nullable=False),  # of steps in finished runs
     sa.Column("retry_latency_ms", sa.Float(), nullable=False),
     sa.Column("latency_hist", sa.JSON(), nullable=False),
+    sa.Index(None, "grain", "bucket_start"),
 )
 
 # One row per (write transaction, touched hour): the writer appends, the refresher deletes the rows it

@@ -39,6 +39,8 @@ class Resource:
 
     meta: dict[str, Any]
     dropped: int
+    # The raw ``agenttracer.project`` attribute (None when absent), checked by the Ingest API, never stored.
+    project: object = None
 
 
 @dataclass(slots=True)

@@ -29,7 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.model import MAX_META_KEYS, MAX_SEQ
+from agenttracer.model import DEFAULT_PROJECT, MAX_META_KEYS, MAX_SEQ
 from agenttracer.store.dialect import insert
 from agenttracer.store.rollup.marks import mark_dirty
 from agenttracer.store.schema.tables import failures, steps
@@ -63,8 +63,11 @@ class Written:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
-def write_spans(engine: sa.Engine, spans: Sequence[SpanRecord], now: datetime) -> Written:
-    """Store the spans (grouped into runs by trace) in one transaction.
+def write_spans(
+    engine: sa.Engine, spans: Sequence[SpanRecord], now: datetime, *, project: str = DEFAULT_PROJECT
+) -> Written:
+    """Store the spans (grouped into runs by trace) in ``project`` in one transaction. A span whose trace
+    is a run of another project is refused: a run id is written from one project only.
 
     Raises SQLAlchemy's OperationalError/DBAPIError when the database is unavailable; nothing is
     stored then.
@@ -84,7 +87,7 @@ def write_spans(engine: sa.Engine, spans: Sequence[SpanRecord], now: datetime) -
         try:
             with write_lock(engine), engine.begin() as conn:
                 report = Written()
-                accepted, duplicates, rejected = _write(conn, by_run, now, report)
+                accepted, duplicates, rejected = _write(conn, by_run, now, report, project)
             after_commit(engine)
             break
         except sa.exc.DBAPIError as exc:
@@ -102,16 +105,19 @@ def write_spans(engine: sa.Engine, spans: Sequence[SpanRecord], now: datetime) -
 
 
 def _write(
-    conn: sa.Connection, by_run: dict[str, dict[str, SpanRecord]], now: datetime, report: Written
+    conn: sa.Connection, by_run: dict[str, dict[str, SpanRecord]], now: datetime, report: Written, project: str
 ) -> tuple[int, int, int]:
     rows_for, sql = _driver_helpers(conn.dialect)
     run_ids = sorted(by_run)
     starts = [(run_id, min(s.started_at for s in by_run[run_id].values())) for run_id in run_ids]
-    created = sql.insert_placeholders(conn, starts, now)
+    created = sql.insert_placeholders(conn, starts, now, project)
     states = {data["run_id"]: RunState(data) for data in sql.load_runs(conn, run_ids)}
+    foreign = {run_id for run_id, state in states.items() if state.row["project"] != project}
+    for run_id in foreign:
+        del states[run_id]
     for data in states.values():
         data.row["meta"] = dict(data.row["meta"] or {})
-    existing = [run_id for run_id in run_ids if run_id not in created]
+    existing = [run_id for run_id in run_ids if run_id not in created and run_id not in foreign]
     stored_ids, sdk_runs = _stored_span_ids(conn, existing) if existing else ({}, set())
 
     accepted = duplicates = rejected = 0
@@ -120,6 +126,9 @@ def _write(
     rewrite_rows: list[tuple[Any, ...]] = []
     new_failures: list[dict[str, Any]] = []
     for run_id in run_ids:
+        if run_id in foreign:
+            rejected += len(by_run[run_id])  # a trace id that is another project's run: never written from here
+            continue
         state = states[run_id]
         if run_id in sdk_runs:
             rejected += len(by_run[run_id])  # a trace id that is an SDK run's id: that run is not ours

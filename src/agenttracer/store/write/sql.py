@@ -127,12 +127,16 @@ class SqliteStatements(_Statements):
     takes a handful of statements and only a handful of distinct SQL texts exist.
     """
 
-    def insert_placeholders(self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime) -> set[str]:
+    def insert_placeholders(
+        self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime, project: str
+    ) -> set[str]:
         stamp = self._time(now)
+        cursor = _cursor(conn)
+        cursor.execute(_SQLITE_PROJECT_SQL, (project, stamp))
         params: list[Any] = []
         for run_id, start in starts:
-            params += (run_id, self._time(start), stamp, stamp)
-        rows = _cursor(conn).execute(_sqlite_placeholders_sql(len(starts)), params).fetchall()
+            params += (run_id, project, self._time(start), stamp, stamp)
+        rows = cursor.execute(_sqlite_placeholders_sql(len(starts)), params).fetchall()
         return {row[0] for row in rows}
 
     def load_runs(self, conn: sa.Connection, run_ids: list[str]) -> list[dict[str, Any]]:
@@ -191,11 +195,15 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
+# The batch's project exists from its first write on (`agenttracer projects list` shows it).
+_SQLITE_PROJECT_SQL = "INSERT INTO projects (slug, created_at) VALUES (?, ?) ON CONFLICT (slug) DO NOTHING"
+
+
 @lru_cache(maxsize=256)
 def _sqlite_placeholders_sql(count: int) -> str:
-    values = ", ".join(["(?, 'running', ?, '{}', ?, ?)"] * count)
+    values = ", ".join(["(?, ?, 'running', ?, '{}', ?, ?)"] * count)
     return (
-        f"INSERT INTO runs (run_id, status, started_at, meta, ingested_at, updated_at) VALUES {values}"
+        f"INSERT INTO runs (run_id, project, status, started_at, meta, ingested_at, updated_at) VALUES {values}"
         " ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
     )
 
@@ -209,16 +217,29 @@ class PostgresStatements(_Statements):
         sets = ", ".join(f"{name} = %s::jsonb" if name == "meta" else f"{name} = %s" for name in RUN_UPDATE_COLUMNS)
         self._update = f"UPDATE runs SET {sets} WHERE run_id = %s"
 
-    def insert_placeholders(self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime) -> set[str]:
+    def insert_placeholders(
+        self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime, project: str
+    ) -> set[str]:
         # Two arrays instead of a multi-row VALUES list: the SQL text is the same for every batch, so
         # the driver parses it once (a ~40-row VALUES list was re-parsed per batch: ~5 µs per step).
+        stamp = self._time(now)
         with _dbapi(conn).cursor() as cur:
+            # The batch's project exists from its first write on (`agenttracer projects list` shows it).
             cur.execute(
-                "INSERT INTO runs (run_id, status, started_at, meta, ingested_at, updated_at)"
-                " SELECT r, 'running', s, '{}'::jsonb, %(now)s, %(now)s"
+                "INSERT INTO projects (slug, created_at) VALUES (%s, %s) ON CONFLICT (slug) DO NOTHING",
+                (project, stamp),
+            )
+            cur.execute(
+                "INSERT INTO runs (run_id, project, status, started_at, meta, ingested_at, updated_at)"
+                " SELECT r, %(project)s, 'running', s, '{}'::jsonb, %(now)s, %(now)s"
                 " FROM unnest(%(ids)s::varchar[], %(starts)s::timestamptz[]) AS t(r, s)"
                 " ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
-                {"ids": [r for r, _ in starts], "starts": [self._time(t) for _, t in starts], "now": self._time(now)},
+                {
+                    "ids": [r for r, _ in starts],
+                    "starts": [self._time(t) for _, t in starts],
+                    "now": stamp,
+                    "project": project,
+                },
             )
             return {row[0] for row in cur.fetchall()}
 

@@ -17,6 +17,11 @@ per event):
 
 The rules that decide each run-level event live in ``store/write/run_state.py``.
 
+A batch is written into one project (the caller's: the ingest key's, or what a keyless client named).
+A run belongs to the project its row was created in; every event of a run stored under another
+project is ``rejected`` (field ``run_id``) and changes nothing there, so a run id can never be
+written from two projects.
+
 What needs no stored state is decided before the transaction (``_Plan``): in-batch repeats of a
 step (the first occurrence is the one stored, any later one is a ``duplicate`` whatever it says, as
 ``ON CONFLICT DO NOTHING`` would have it), each run's earliest step time and the steps' DBAPI rows.
@@ -36,6 +41,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.model import DEFAULT_PROJECT
 from agenttracer.store.dialect import insert
 from agenttracer.store.rollup.marks import mark_dirty
 from agenttracer.store.schema.tables import failures, rollup_dirty
@@ -57,7 +63,10 @@ from agenttracer.store.write.sql import Statements, statements_for
 from agenttracer.store.write.sqlite_checkpoint import after_commit
 from agenttracer.store.write.step_rows import StepRows
 
-__all__ = ["Incoming", "Outcome", "WriteReport", "write_batch"]
+__all__ = ["FOREIGN_RUN_RULE", "Incoming", "Outcome", "WriteReport", "write_batch"]
+
+# Why an event of a run stored under another project is refused (the same words on both write paths).
+FOREIGN_RUN_RULE = "is a run of another project: a run id is written from one project only"
 
 # PostgreSQL error codes worth one more try: deadlock detected, serialization failure.
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
@@ -98,9 +107,14 @@ class WriteReport:
 
 
 def write_batch(
-    engine: sa.Engine, events: Sequence[Incoming], *, now: datetime | None = None, report: WriteReport | None = None
+    engine: sa.Engine,
+    events: Sequence[Incoming],
+    *,
+    now: datetime | None = None,
+    report: WriteReport | None = None,
+    project: str = DEFAULT_PROJECT,
 ) -> list[Outcome]:
-    """Store ``events`` in one transaction and return one Outcome per event, in input order.
+    """Store ``events`` in ``project`` in one transaction and return one Outcome per event, in input order.
 
     Raises SQLAlchemy's OperationalError/DBAPIError when the database is unavailable; nothing is
     stored then. ``report``, when given, is filled in (see ``WriteReport``).
@@ -116,7 +130,7 @@ def write_batch(
     while True:
         try:
             with write_lock(engine), engine.begin() as conn:
-                decided = _write_wrapped(conn, plan, now)
+                decided = _write_wrapped(conn, plan, now, project)
             after_commit(engine)  # SQLite: now and then a WAL checkpoint, outside the lock
             break
         except sa.exc.DBAPIError as exc:
@@ -137,14 +151,19 @@ def write_batch(
             raise
     # The step outcomes were decided as lists of event indices; their objects are built here, after
     # the lock is released.
-    outcomes, accepted, stored, states = decided
+    outcomes, accepted, stored, states, foreign = decided
     if report is not None:
         report.identities = {
             run_id: (s.row["agent_id"], s.row["agent_version"], s.row["environment"]) for run_id, s in states.items()
         }
     outcomes += [Outcome(index, "accepted") for index in accepted]
     outcomes += [Outcome(index, "duplicate") for index in stored]
-    outcomes += [Outcome(index, "duplicate") for index in plan.repeats]
+    if foreign:
+        outcomes += [Outcome(ev.index, "rejected", "run_id", FOREIGN_RUN_RULE) for ev in events if ev.run_id in foreign]
+        refused = {ev.index for ev in events if ev.run_id in foreign}
+        outcomes += [Outcome(i, "duplicate") for i in plan.repeats if i not in refused]
+    else:
+        outcomes += [Outcome(index, "duplicate") for index in plan.repeats]
     outcomes.sort(key=_by_index)
     return outcomes
 
@@ -153,15 +172,15 @@ def _by_index(outcome: Outcome) -> int:
     return outcome.index
 
 
-_Decided = tuple[list[Outcome], list[int], list[int], dict[str, RunState]]
+_Decided = tuple[list[Outcome], list[int], list[int], dict[str, RunState], set[str]]
 
 
-def _write_wrapped(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
+def _write_wrapped(conn: sa.Connection, plan: _Plan, now: datetime, project: str) -> _Decided:
     """``_write``, with errors of the statements sent straight to the driver raised as SQLAlchemy's
     (so callers see OperationalError & co. whichever way a statement went), parameters hidden."""
     dbapi_error = conn.dialect.loaded_dbapi.Error
     try:
-        return _write(conn, plan, now)
+        return _write(conn, plan, now, project)
     except dbapi_error as exc:
         raise sa.exc.DBAPIError.instance(
             None, None, exc, dbapi_error, hide_parameters=True, dialect=conn.dialect
@@ -259,18 +278,26 @@ def _driver_helpers(dialect: sa.Dialect) -> tuple[StepRows, Statements]:
     return helpers
 
 
-def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
-    """The batch's transaction. Returns the run-level events' outcomes and the event indices of the
-    steps accepted and of those already stored (their Outcome objects are built after the lock)."""
+def _write(conn: sa.Connection, plan: _Plan, now: datetime, project: str) -> _Decided:
+    """The batch's transaction. Returns the run-level events' outcomes, the event indices of the
+    steps accepted and of those already stored (their Outcome objects are built after the lock), and
+    the runs refused because they belong to another project."""
     run_ids = plan.run_ids
     sql = plan.sql
 
     # 1. Make sure every touched run has a row (placeholders for out-of-order arrivals).
-    created = sql.insert_placeholders(conn, plan.starts, now)
+    created = sql.insert_placeholders(conn, plan.starts, now, project)
 
-    # 2. Read the stored state, locked against concurrent batches on PostgreSQL.
+    # 2. Read the stored state, locked against concurrent batches on PostgreSQL. A run stored under
+    # another project is left exactly as it is: none of its events is applied.
     states = _load_runs(conn, sql, run_ids, created)
+    foreign = {run_id for run_id, state in states.items() if state.row["project"] != project}
     failure_runs = plan.failure_runs
+    if foreign:
+        for run_id in foreign:
+            del states[run_id]
+        run_ids = [run_id for run_id in run_ids if run_id not in foreign]
+        failure_runs = [run_id for run_id in failure_runs if run_id not in foreign]
     if failure_runs:
         for row in conn.execute(sa.select(failures).where(failures.c.run_id.in_(failure_runs))).mappings():
             states[row["run_id"]].failure = dict(row)
@@ -304,10 +331,12 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
     accepted: list[int] = []
     stored_dups: list[int] = []
     if plan.steps:
-        stored_for = sorted(plan.steps.keys() - created)
+        stored_for = sorted(plan.steps.keys() - created - foreign)
         stored = sql.stored_steps(conn, stored_for) if stored_for else set()
         new_rows: list[tuple[Any, ...]] = []
         for run_id, run_steps in plan.steps.items():
+            if run_id in foreign:
+                continue
             if run_id in created or not stored:
                 accepted += run_steps.indices
                 new_rows += run_steps.rows
@@ -330,7 +359,7 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime) -> _Decided:
     # hours of the changed runs are marked for the rollup refresher in the same transaction.
     mark_runs_dirty(conn, states.values())
     _update_runs(conn, sql, states, now)
-    return outcomes, accepted, stored_dups, states
+    return outcomes, accepted, stored_dups, states, foreign
 
 
 def _load_runs(conn: sa.Connection, sql: Statements, run_ids: list[str], created: set[str]) -> dict[str, RunState]:
