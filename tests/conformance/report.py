@@ -9,7 +9,9 @@ Ingest API and reads the verdicts back through the Query API, like test_replay.p
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
+import textwrap
 import uuid
 from pathlib import Path
 
@@ -31,6 +33,7 @@ def main() -> None:
     parser.add_argument("frameworks", nargs="*")
     parser.add_argument("--db", help="database URL (default: a temporary SQLite file)")
     parser.add_argument("--steps", action="store_true", help="also print each run's steps")
+    parser.add_argument("--gaps", action="store_true", help="print test_replay.GAPS for what does not match")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db or f"sqlite:///{Path(tmp) / 'corpus.db'}"
@@ -41,6 +44,7 @@ def main() -> None:
         with serve_app(ingest_app(settings)) as ingest, serve_app(query_app(settings)) as query, \
                 httpx.Client(timeout=30) as client:
             met = 0
+            gaps: dict[str, str] = {}
             chosen = [r for r in replay.recordings() if not args.frameworks or r.framework in args.frameworks]
             for recording in chosen:
                 salt = uuid.uuid4().hex
@@ -62,12 +66,27 @@ def main() -> None:
                     met += 1
                     print(f"ok    {recording.name}")
                     continue
-                for mode, gaps in found.items():
+                for mode, missed in found.items():
                     if len(distinct) == 1:
-                        print(f"GAP   {recording.name}: {'; '.join(gaps)}")
+                        print(f"GAP   {recording.name}: {'; '.join(missed)}")
                         break
-                    print(f"GAP   {recording.name} [{mode}]: {'; '.join(gaps) or 'matches'}")
+                    print(f"GAP   {recording.name} [{mode}]: {'; '.join(missed) or 'matches'}")
+                gaps[recording.name] = " | ".join(f"{m}: {'; '.join(p)}" for m, p in found.items() if p) \
+                    if len(distinct) > 1 else "; ".join(found["as_recorded"])
             print(f"{met}/{len(chosen)} recordings replay to their expected verdict")
+            if args.gaps:
+                print_gaps(gaps)
+
+
+def print_gaps(gaps: dict[str, str]) -> None:
+    """The GAPS table of test_replay.py, in its own syntax."""
+    print("GAPS: dict[tuple[str, str], str] = {")
+    for name, gap in gaps.items():
+        framework, scenario = name.split("/")
+        lines = textwrap.wrap(f"main: {gap}", 100, drop_whitespace=False)
+        print(f"    ({json.dumps(framework)}, {json.dumps(scenario)}): (")
+        print("\n".join(f"        {json.dumps(line)}" for line in lines) + "),")
+    print("}")
 
 
 if __name__ == "__main__":
