@@ -153,7 +153,7 @@ def test_a_trace_split_out_of_order_and_replayed_settles_once(
     failed = detail["steps"][1]
     assert (failed["error_class"], failed["failure_code"]) == ("httpx.ReadTimeout", "timeout")
     assert detail["steps"][0]["meta"] == {
-        "operation": "chat", "model": "gpt-4o", "tokens_in": 40, "tokens_out": 7, "finish_reasons": "tool_calls"
+        "operation": "chat", "model": "gpt-4o", "tokens_in": 40, "tokens_out": 7, "finish_reasons": ["tool_calls"]
     }
     assert run["meta"]["tokens_in"] == 40 and run["meta"]["service"] == "json-agent"
     # Dropped by key: each content attribute, the exception message and stack, the host name.
