@@ -541,10 +541,9 @@ export interface components {
          * RunStatus
          * @description Where a run stands.
          *
-         *     ``partial``: the run completed without an escaping exception or a recorded failure, but at least
-         *     one of its steps ended in error (for instance an attempt that was retried successfully is *not*
-         *     enough: only error steps that no later attempt recovered make a run partial). The SDK applies
-         *     this rule; a caller may also set ``partial`` explicitly.
+         *     ``partial``: the agent ended fine (no recorded failure, no escaping exception, no failed root
+         *     span) but at least one error was never recovered by a later attempt. The one rule for every path
+         *     is ``agenttracer.verdict`` (docs/failure-handling.md); a caller may also set ``partial`` explicitly.
          * @enum {string}
          */
         RunStatus: "running" | "success" | "failure" | "partial";
@@ -579,7 +578,7 @@ export interface components {
              * @description Safe metadata that passed the privacy policy.
              */
             meta: {
-                [key: string]: string | number | boolean | null;
+                [key: string]: string | number | boolean | string[] | null;
             };
             /**
              * Meta Removed
@@ -861,7 +860,7 @@ export interface components {
             latency_ms: number;
             /** Meta */
             meta: {
-                [key: string]: string | number | boolean | null;
+                [key: string]: string | number | boolean | string[] | null;
             };
             /** Meta Removed */
             meta_removed: number;
@@ -1129,7 +1128,7 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1200,7 +1199,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1247,7 +1246,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1328,7 +1327,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1403,7 +1402,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1480,7 +1479,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
