@@ -55,6 +55,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/projects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The projects this key may read (every project for an admin key, or while keys are off). */
+        get: operations["list_projects"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/runs": {
         parameters: {
             query?: never;
@@ -354,6 +371,11 @@ export interface components {
          * @enum {string}
          */
         FailureType: "tool" | "model" | "retrieval" | "orchestration";
+        /** HTTPValidationError */
+        HTTPValidationError: {
+            /** Detail */
+            detail?: components["schemas"]["ValidationError"][];
+        };
         /**
          * HealthOut
          * @description Liveness and database reachability of the Query API (503 when the database cannot be read).
@@ -414,6 +436,29 @@ export interface components {
             /** @description candidate − base, per percentile. */
             delta: components["schemas"]["LatencyPercentiles"];
             test: components["schemas"]["SignificanceOut"];
+        };
+        /** ProjectList */
+        ProjectList: {
+            /** Items */
+            items: components["schemas"]["ProjectOut"][];
+        };
+        /**
+         * ProjectOut
+         * @description A project: its slug, its own retention (null: the deployment's) and when it was created.
+         */
+        ProjectOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Retention Days
+             * @description Days runs are kept; null: AGENTTRACER_RETENTION_DAYS applies.
+             */
+            retention_days: number | null;
+            /** Slug */
+            slug: string;
         };
         /**
          * RetryStatsOut
@@ -541,6 +586,11 @@ export interface components {
              * @description How many metadata keys the privacy policy removed.
              */
             meta_removed: number;
+            /**
+             * Project
+             * @description The project the run belongs to ('default' when none was named).
+             */
+            project: string;
             /**
              * Retry Count
              * @description Steps that are retries of an earlier attempt.
@@ -893,6 +943,19 @@ export interface components {
              */
             start: string | null;
         };
+        /** ValidationError */
+        ValidationError: {
+            /** Context */
+            ctx?: Record<string, never>;
+            /** Input */
+            input?: unknown;
+            /** Location */
+            loc: (string | number)[];
+            /** Message */
+            msg: string;
+            /** Error Type */
+            type: string;
+        };
         /**
          * VersionSideOut
          * @description One version's finished runs in the comparison window.
@@ -992,7 +1055,10 @@ export interface operations {
     };
     list_agents: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only this project (one of those the key may read). */
+                project?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1017,13 +1083,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The key presented is not a read key. */
+            /** @description The key presented is not a read key, or `project` names a project the key may not read. */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
             /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
@@ -1052,6 +1127,8 @@ export interface operations {
                 since?: string | null;
                 /** @description Runs started before this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 until?: string | null;
+                /** @description Only this project (one of those the key may read). */
+                project?: string | null;
             };
             header?: never;
             path?: never;
@@ -1077,7 +1154,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The key presented is not a read key. */
+            /** @description The key presented is not a read key, or `project` names a project the key may not read. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1088,6 +1165,53 @@ export interface operations {
             };
             /** @description A parameter is invalid; each entry names it and the rule. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    list_projects: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectList"];
+                };
+            };
+            /** @description A key is needed, or the key presented is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The key presented is not a read key, or `project` names a project the key may not read. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1131,6 +1255,8 @@ export interface operations {
                 since?: string | null;
                 /** @description Runs started before this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 until?: string | null;
+                /** @description Only this project (one of those the key may read). */
+                project?: string | null;
             };
             header?: never;
             path?: never;
@@ -1156,7 +1282,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The key presented is not a read key. */
+            /** @description The key presented is not a read key, or `project` names a project the key may not read. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1192,6 +1318,8 @@ export interface operations {
                 steps_after?: number;
                 /** @description Steps per page. */
                 steps_limit?: number;
+                /** @description Only this project (one of those the key may read). */
+                project?: string | null;
             };
             header?: never;
             path: {
@@ -1220,7 +1348,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The key presented is not a read key. */
+            /** @description The key presented is not a read key, or `project` names a project the key may not read. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1229,7 +1357,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description No run has this id. */
+            /** @description No run has this id in the projects the key may read. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1279,6 +1407,8 @@ export interface operations {
                 since?: string | null;
                 /** @description Runs started before this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 until?: string | null;
+                /** @description Only this project (one of those the key may read). */
+                project?: string | null;
             };
             header?: never;
             path?: never;
@@ -1304,7 +1434,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The key presented is not a read key. */
+            /** @description The key presented is not a read key, or `project` names a project the key may not read. */
             403: {
                 headers: {
                     [name: string]: unknown;
