@@ -138,7 +138,9 @@ def get_run(
     run_id: Annotated[str, Path(max_length=64, description="The run's UUID.")],
     steps_after: Annotated[
         int,
-        Query(ge=0, le=MAX_SEQ, description="Return steps with seq above this: next_steps_after of the previous page."),
+        Query(ge=0, le=MAX_SEQ, description=(
+            "The seq of the previous page's last step (its next_steps_after): the page holds the steps"
+            " after it in the run's start order; 0 for the first page.")),
     ] = 0,
     steps_limit: Annotated[
         int, Query(ge=1, le=MAX_STEP_PAGE_SIZE, description="Steps per page.")

@@ -65,6 +65,15 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+_OTLP_STEP = "span_id IS NOT NULL"
+# The steps a run's verdict reads (agenttracer.verdict.judge): errors and retries.
+VERDICT_STEP = "status = 'error' OR retry_of_seq IS NOT NULL OR attempt > 1"
+
+
+def _otlp_index(*columns: str, where: str) -> list[sa.Index]:
+    return [sa.Index(None, *columns, postgresql_where=sa.text(where), sqlite_where=sa.text(where))]
+
+
 def _json() -> Any:
     return sa.JSON().with_variant(postgresql.JSONB(), POSTGRESQL)
 
@@ -94,6 +103,10 @@ runs = sa.Table(
     sa.Column("meta_removed", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("ingested_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # OTLP runs: the trace's root span (the run itself) and its failure code when it ended in error;
+    # what a late span needs to re-judge a settled run (store/write/otlp_write.py). NULL for SDK runs.
+    sa.Column("root_span_id", sa.String(SPAN_ID_LEN)),
+    sa.Column("root_error", sa.String(MAX_CODE_LEN)),
     # Time order across projects: the rollup refresher, the sweep and retention walk it.
     sa.Index(None, "started_at", "run_id"),
     # Every read is inside a set of projects, so the list indexes start with the project: one project's
@@ -139,6 +152,12 @@ steps = sa.Table(
         postgresql_where=sa.text("span_id IS NOT NULL"),
         sqlite_where=sa.text("span_id IS NOT NULL"),
     ),
+    # OTLP steps only (migration 0006): a span's seq is kept from its arrival, so these give the run
+    # detail its start-time order and the assembler its lookups (docs/otlp.md).
+    *_otlp_index("run_id", "started_at", "seq", where=_OTLP_STEP),
+    *_otlp_index("run_id", "name", "ended_at", where=_OTLP_STEP),
+    *_otlp_index("run_id", "parent_span_id", where="parent_seq IS NULL AND parent_span_id IS NOT NULL"),
+    *_otlp_index("run_id", "seq", where=f"{_OTLP_STEP} AND ({VERDICT_STEP})"),
 )
 
 failures = sa.Table(
