@@ -608,6 +608,27 @@ export interface components {
             step_count: number;
         };
         /**
+         * RunTimeOut
+         * @description The finished runs' summed duration and the part of it no step accounts for.
+         */
+        RunTimeOut: {
+            /**
+             * Total Ms
+             * @description Summed duration of the finished runs whose steps were read.
+             */
+            total_ms: number;
+            /**
+             * Untraced Ms
+             * @description Time in which no step ran (the agent's own code between steps).
+             */
+            untraced_ms: number;
+            /**
+             * Untraced Share
+             * @description untraced_ms / total_ms: with the step types' shares of run time it adds up to 1.
+             */
+            untraced_share: number | null;
+        };
+        /**
          * ShapeRowOut
          * @description A run shape and how often each version's runs have it.
          */
@@ -703,6 +724,8 @@ export interface components {
             retries: components["schemas"]["RetryStatsOut"];
             /** @description Duration percentiles of finished runs. */
             run_latency_ms: components["schemas"]["LatencyPercentiles"];
+            /** @description Latency attribution's denominator and its untraced remainder. */
+            run_time: components["schemas"]["RunTimeOut"];
             status_counts: components["schemas"]["StatusCounts"];
             /**
              * Step Names
@@ -793,14 +816,19 @@ export interface components {
              */
             retry_count: number;
             /**
+             * Self Time Ms
+             * @description Summed self time of the group's steps in finished runs: each moment of a run goes to the innermost steps running then, split evenly among parallel ones, so no time is counted twice.
+             */
+            self_time_ms: number;
+            /**
              * Share Of Run Time
-             * @description Latency attribution: summed latency of the group's steps in finished runs / summed duration of those runs. A nested step is also inside its parent and parallel steps overlap, so shares may add up to more than 1.
+             * @description Latency attribution: self_time_ms / summed duration of the finished runs. The step types' shares plus run_time.untraced_share add up to 1.
              */
             share_of_run_time: number | null;
             step_type: components["schemas"]["StepType"];
             /**
              * Total Latency Ms
-             * @description Summed latency of the group's steps.
+             * @description Summed latency of the group's steps (a nested step's time is inside its parent's too).
              */
             total_latency_ms: number;
         };
@@ -1314,7 +1342,7 @@ export interface operations {
     get_run: {
         parameters: {
             query?: {
-                /** @description Return steps with seq above this: next_steps_after of the previous page. */
+                /** @description The seq of the previous page's last step (its next_steps_after): the page holds the steps after it in the run's start order; 0 for the first page. */
                 steps_after?: number;
                 /** @description Steps per page. */
                 steps_limit?: number;

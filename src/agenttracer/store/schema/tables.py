@@ -268,8 +268,9 @@ rollup_steps = sa.Table(
     sa.Column("errors", sa.Integer(), nullable=False),
     sa.Column("retries", sa.Integer(), nullable=False),
     sa.Column("latency_ms", sa.Float(), nullable=False),
-    sa.Column("finished_latency_ms", sa.Float(), nullable=False),  # of steps in finished runs
     sa.Column("retry_latency_ms", sa.Float(), nullable=False),
+    # Self time of the steps in finished runs (store/rollup/selftime.py): what shares of run time add up.
+    sa.Column("self_ms", sa.Float(), nullable=False, server_default="0"),
     sa.Column("latency_hist", sa.JSON(), nullable=False),
     sa.Index(None, "grain", "bucket_start"),
 )
