@@ -67,9 +67,15 @@ class Settings:
     # process, so cursors last as long as the process. Give every query process behind one load
     # balancer the same value. A secret: never logged, never shown.
     cursor_secret: str | None = field(default=None, repr=False)
-    # The most time the database may work on one Query API read (PostgreSQL: per statement; SQLite: per
-    # request); past it the request is answered 503 with Retry-After. 0 turns the limit off.
+    # The deadline of one Query API request, from its arrival: time waiting for a worker plus the
+    # database's work; past it the work is stopped and the request answered 503 with Retry-After.
+    # 0 turns the limit off.
     query_timeout_ms: int = 15_000
+    # Query API reads worked on at once: worker threads, and connections in the read pool (one each).
+    query_workers: int = 8
+    # Query API reads waiting for a worker; one more is answered 503 with Retry-After at once.
+    # 0: 8 per worker (server/query/gate.py).
+    query_queue: int = 0
     # After SIGTERM/SIGINT, requests in flight get this long to finish; the process is gone at the
     # latest 3 seconds later (server/runner.py).
     shutdown_timeout_seconds: int = 10
