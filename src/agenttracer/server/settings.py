@@ -35,6 +35,9 @@ class Settings:
     # Allow binding to a non-loopback address with auth off (a warning is printed).
     insecure_bind: bool = False
     retention_days: int | None = None
+    # A running run with no new event for this many seconds is closed by the ingest process as
+    # failure / orchestration / abandoned (store/write/abandon.py); 0 turns the sweep off.
+    run_timeout_s: int = 3600
     # Ingest requests allowed per key per minute; 0 means unlimited.
     rate_limit_per_minute: int = 0
     # Seconds the APIs remember that no API key exists (keyless requests skip a database query);

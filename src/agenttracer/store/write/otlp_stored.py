@@ -41,13 +41,6 @@ def stored_span_ids(conn: sa.Connection, run_id: str, span_ids: list[str]) -> se
     return out
 
 
-def holds_sdk_steps(conn: sa.Connection, run_id: str) -> bool:
-    """Whether the run's steps came from the SDK (they have no span id): its first step says."""
-    first = conn.execute(
-        sa.select(steps.c.span_id).where(steps.c.run_id == run_id).order_by(steps.c.seq).limit(1)).first()
-    return first is not None and first[0] is None
-
-
 def read_stored(conn: sa.Connection, run_id: str, new: list[SpanRecord]) -> Stored:
     """Everything ``otlp_assemble.assemble`` needs of the stored run to add the ``new`` steps."""
     stored = Stored()
