@@ -581,7 +581,7 @@ export interface components {
              * @description Safe metadata that passed the privacy policy.
              */
             meta: {
-                [key: string]: string | number | boolean | null;
+                [key: string]: string | number | boolean | string[] | null;
             };
             /**
              * Meta Removed
@@ -863,7 +863,7 @@ export interface components {
             latency_ms: number;
             /** Meta */
             meta: {
-                [key: string]: string | number | boolean | null;
+                [key: string]: string | number | boolean | string[] | null;
             };
             /** Meta Removed */
             meta_removed: number;
