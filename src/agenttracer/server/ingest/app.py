@@ -26,10 +26,12 @@ Contract for clients (the SDK relies on it):
   before storage (by key and reason code, never the value); such an event is still accepted.
 - Status: **200** when at least one event was accepted or was a duplicate; **422** when every event
   was rejected. Clients should count ``rejected`` results as dropped and never retry them.
-- **503** with ``Retry-After`` when the database is unavailable, or when the server already works on
-  ``MAX_CONCURRENT_BATCHES`` batches and a slot did not free up within ``BUSY_WAIT_SECONDS``
-  (nothing was stored: retry the batch).
-  Bad input never yields a 500.
+- **503** with ``Retry-After`` when the database is unavailable, or when the server is busy: a write
+  slot did not free up in time, or too many bodies are held at once (nothing was stored: retry the
+  batch). **429** with ``Retry-After`` when the client (its API key, else its address) already has
+  ``AGENTTRACER_MAX_REQUESTS_PER_CLIENT`` write requests in progress; **408** (and the connection
+  closed) when the body did not arrive whole within ``AGENTTRACER_BODY_TIMEOUT_SECONDS``. The body is
+  read before a write slot is taken (``admission.py``). Bad input never yields a 500.
 
 ``GET /health`` answers 200 ``{"status": "ok", "service": "ingest", "database": "ok", "backend": …}``
 when the database answers and takes writes, else 503 with ``Retry-After`` and the error's class name in
@@ -42,7 +44,6 @@ new space, which a probe need not).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -66,10 +67,10 @@ from agenttracer.server.errors import (
     database_unavailable,
     health_response,
     json_response,
-    retry_later,
 )
 from agenttracer.server.failsafe import Failsafe, describe_exception
-from agenttracer.server.ingest.body import Problem, parse_json, read_body
+from agenttracer.server.ingest.admission import Admission, Limits
+from agenttracer.server.ingest.body import Problem, parse_json
 from agenttracer.server.ingest.events import INTERNAL_ERROR_RULE, convert_event
 from agenttracer.server.ingest.metrics import IngestMetrics
 from agenttracer.server.ingest.otlp_route import add_traces_route
@@ -82,11 +83,6 @@ from agenttracer.store.write.writer import Incoming, Outcome, WriteReport, probe
 
 log = logging.getLogger("agenttracer.ingest")
 
-# Batches read, parsed and written at the same time. Each may hold 5 MiB of body and several times
-# that once parsed, so this bounds the server's memory; on 2 cores more would only queue for the CPU.
-MAX_CONCURRENT_BATCHES = 4
-# How long a batch may wait for a slot before the client is told to come back later (503).
-BUSY_WAIT_SECONDS = 10.0
 _TYPE_AND_STATUS = itemgetter("type", "status")
 _REMOVED = itemgetter("removed")
 # A batch's counts on the request's log line.
@@ -111,13 +107,6 @@ def _cannot_write(exc: Exception) -> bool:
 def _unavailable(exc: BaseException) -> Response:
     return database_unavailable("ingest", exc, "database: unavailable, retry later",
                                 "must be reachable; nothing was stored, retry later")
-
-
-def _busy() -> Response:
-    return retry_later(
-        503, "server_busy", "server: busy, retry later", field="server",
-        rule=f"at most {MAX_CONCURRENT_BATCHES} batches are processed at once; nothing was stored, retry later",
-    )
 
 
 def process_batch(
@@ -227,9 +216,9 @@ def _document_request_body(app: FastAPI) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAPI:
+def create_app(settings: Settings, *, engine: sa.Engine | None = None, limits: Limits | None = None) -> FastAPI:
     """The write-only Ingest API bound to ``settings.database_url`` (or to ``engine``, which it then disposes
-    of at shutdown as well)."""
+    of at shutdown as well). ``limits``: the write routes' admission limits (default: from ``settings``)."""
     # wal_autocheckpoint: on SQLite the writer checkpoints outside its lock (store/write/sqlite_checkpoint.py).
     if engine is None:
         engine = make_engine(settings.database_url, wal_autocheckpoint=AUTOCHECKPOINT_PAGES)
@@ -252,7 +241,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     metrics = IngestMetrics(settings.metrics_max_agent_series) if settings.metrics_enabled else None
     install(app, settings, engine, metrics)
     errors.install(app)
-    slots = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
+    admission = Admission(limits or Limits.from_settings(settings), metrics.busy.inc if metrics else None)
+    app.state.admission = admission
     write_failure: list[Any] = []  # [error class name, monotonic time] of the last failed batch write
 
     @app.exception_handler(Problem)
@@ -296,36 +286,32 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
                 "description": "Every event was rejected (an IngestResponse), or the envelope is not "
                 "{\"events\": [1..1000 events]} (an ApiError).",
             },
-            503: {"model": wire.ApiError, "description": "The database is unavailable; retry after Retry-After."},
+            408: {"model": wire.ApiError, "description": "The body did not arrive whole in time; nothing was "
+                  "stored and the connection is closed."},
+            429: {"model": wire.ApiError, "description": "This client (key, else address) already has its share of "
+                  "requests in progress, or passed its rate limit; retry after Retry-After."},
+            503: {"model": wire.ApiError, "description": "The database is unavailable or the server busy; retry "
+                  "after Retry-After."},
         },
         openapi_extra=_document_request_body(app),
         dependencies=auth,
     )
     async def ingest(request: Request) -> Response:
         try:
-            await asyncio.wait_for(slots.acquire(), timeout=BUSY_WAIT_SECONDS)
-        except asyncio.TimeoutError:
-            if metrics is not None:
-                metrics.busy.inc()
-            return _busy()
-        try:
-            body = await read_body(request)
-            status, payload = await run_in_threadpool(
-                process_batch, engine, body, metrics, principal_of(request), request.headers.get(PROJECT_HEADER)
-            )
+            async with admission.request(request) as body:
+                status, payload = await run_in_threadpool(
+                    process_batch, engine, body, metrics, principal_of(request), request.headers.get(PROJECT_HEADER)
+                )
         except (sa.exc.DBAPIError, *UNAVAILABLE) as exc:
             if not db_failed(exc):
                 raise
             return _unavailable(exc)
-        finally:
-            slots.release()
         write_failure.clear()
         request.state.counts = {key: payload[key] for key in _COUNTS}
         return json_response(status, payload)
 
     add_traces_route(
-        app, engine, slots, auth, db_failed, write_failure.clear, metrics,
-        (BUSY_WAIT_SECONDS, RETRY_AFTER_SECONDS, UNAVAILABLE),
+        app, engine, admission, auth, db_failed, write_failure.clear, metrics, (RETRY_AFTER_SECONDS, UNAVAILABLE),
     )
 
     @app.get("/health", summary="Liveness, database reachability and whether it takes writes.",
