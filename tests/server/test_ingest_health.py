@@ -4,6 +4,7 @@ ingest answers 503 with Retry-After (the batch was not stored and can be retried
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from agenttracer.server.ingest import create_app
 from agenttracer.server.settings import Settings
 from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.schema.migrate import upgrade
 from agenttracer.store.schema.tables import rollup_dirty
 from tests.support.events import full_run
 from tests.support.servers import free_port, serve_app
@@ -78,3 +80,34 @@ def test_health_probe_writes_nothing(live_ingest: str, db_url: str) -> None:
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(rollup_dirty)).scalar() == 0
     engine.dispose()
+
+
+def test_health_stays_503_on_a_full_disk_until_a_batch_is_stored(tmp_path: Path) -> None:
+    """A full disk (SQLite's max_page_count caps the file at its current size) fails the batches that need new
+    pages but not the rolled-back probe: health must keep saying not_writable, however long ago the failure
+    was, until a batch is stored again."""
+    url = f"sqlite:///{(tmp_path / 'full.db').as_posix()}"
+    upgrade_engine = make_engine(url)
+    upgrade(upgrade_engine)
+    upgrade_engine.dispose()
+    cap: list[int | None] = [None]
+    engine = make_engine(url, poolclass=sa.pool.NullPool)
+
+    @sa.event.listens_for(engine, "connect")
+    def _cap(dbapi_conn: Any, _record: Any) -> None:
+        if cap[0] is not None:
+            dbapi_conn.execute(f"PRAGMA max_page_count = {cap[0]}")
+
+    with engine.connect() as conn:
+        cap[0] = int(conn.exec_driver_sql("PRAGMA page_count").scalar() or 0)
+    big = [*full_run(steps=400)]
+    with serve_app(create_app(Settings(database_url=url), engine=engine)) as base:
+        failed = httpx.post(f"{base}/v1/ingest", json={"events": big}, timeout=30)
+        assert failed.status_code == 503, failed.text
+        # The rolled-back probe still passes on this disk: only the remembered failure (no time limit) says so.
+        health = httpx.get(f"{base}/health", timeout=10)
+        assert health.status_code == 503 and health.json()["database"] == "not_writable", health.text
+        assert "none has been stored since" in health.json()["detail"]
+        cap[0] = None  # room again
+        assert httpx.post(f"{base}/v1/ingest", json={"events": big}, timeout=30).status_code == 200
+        assert httpx.get(f"{base}/health", timeout=10).status_code == 200

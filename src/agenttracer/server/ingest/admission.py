@@ -17,6 +17,9 @@ A write request goes through three gates, in this order:
    batches, not in front of everyone's. A batch that waits longer than ``busy_wait_s`` for a slot is
    answered **503** with ``Retry-After``.
 
+The write itself runs through ``settle``: once started it is awaited to its end, so that the answer always
+says what was stored, also when the server stops (SIGTERM) while the batch is being written.
+
 Slow *headers* and idle connections are closed below the app, by the server's HTTP protocol
 (``server/connections.py``). Every refusal here is a ``Problem``: both routes already answer those in
 their own error shape (JSON, or ``google.rpc.Status`` on ``/v1/traces``).
@@ -26,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 
@@ -37,6 +42,11 @@ from agenttracer.server.auth import principal_of
 from agenttracer.server.errors import RETRY_AFTER_SECONDS
 from agenttracer.server.ingest.body import JSON_MEDIA, Problem, read_body
 from agenttracer.server.settings import Settings
+
+R = TypeVar("R")
+# Cancellations a write outlasts (anyio delivers one per loop iteration to a cancelled scope); the runner's
+# watchdog ends the process long before a write could need more.
+_MAX_CANCELS = 1_000_000
 
 # Batches parsed and written at the same time (see gate 3).
 MAX_CONCURRENT_BATCHES = 4
@@ -110,9 +120,18 @@ class Admission:
         client.requests += 1
         held = [0]
         try:
-            body = await self._read(request, media_types, held)
-            async with self._slot(client):
+            try:
+                body = await self._read(request, media_types, held)
+                await self._acquire(client)
+            except asyncio.CancelledError:
+                # The server stops past its grace period (server/runner.py) before this batch was written.
+                raise _retry(503, "server_stopping", "server",
+                             "the server is stopping; nothing was stored, retry after Retry-After") from None
+            try:
                 yield body
+            finally:
+                self._slots.release()
+                client.slots.release()
         finally:
             self._buffered -= held[0]
             client.requests -= 1
@@ -142,8 +161,8 @@ class Admission:
             self._on_busy()
         return problem
 
-    @contextlib.asynccontextmanager
-    async def _slot(self, client: _Client) -> AsyncIterator[None]:
+    async def _acquire(self, client: _Client) -> None:
+        """The client's share, then a write slot, both within ``busy_wait_s``; released by ``request``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.busy_wait_s
         busy = _retry(503, "server_busy", "server",
@@ -153,13 +172,30 @@ class Admission:
         except asyncio.TimeoutError:
             raise self._busy(busy) from None
         try:
-            try:
-                await asyncio.wait_for(self._slots.acquire(), max(0.0, deadline - loop.time()))
-            except asyncio.TimeoutError:
-                raise self._busy(busy) from None
-            try:
-                yield
-            finally:
-                self._slots.release()
-        finally:
+            await asyncio.wait_for(self._slots.acquire(), max(0.0, deadline - loop.time()))
+        except asyncio.TimeoutError:
             client.slots.release()
+            raise self._busy(busy) from None
+        except BaseException:
+            client.slots.release()
+            raise
+
+
+async def settle(fn: Callable[..., R], *args: Any) -> R:
+    """``fn(*args)`` in the thread pool, awaited to its end even when the request is cancelled meanwhile.
+
+    A server stopping past its grace period cancels the requests in flight (server/runner.py), but a batch's
+    thread cannot be stopped: it may still commit. So the request waits for the outcome and answers what was
+    really done — never a 500 for a batch that was stored. The runner's watchdog bounds the wait.
+    """
+    # A bare executor future: no task or cancel scope of the request's can cancel it.
+    work = asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
+    cancels = 0
+    while True:
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            cancels += 1
+            if work.cancelled() or cancels > _MAX_CANCELS:
+                raise
+            await asyncio.sleep(0)

@@ -37,9 +37,9 @@ Contract for clients (the SDK relies on it):
 when the database answers and takes writes, else 503 with ``Retry-After`` and the error's class name in
 ``detail`` — the same shape as the Query API's. ``database`` is ``unreachable`` when it cannot be
 reached, ``not_writable`` when it answers but refuses a write (a probe write, rolled back: read-only
-database, permissions) or when a batch failed on the database within the last
-``WRITE_FAILURE_MEMORY_S`` seconds with no batch stored since (a full disk fails the writes that need
-new space, which a probe need not).
+database, permissions) or when the last batch write failed on the database and no batch has been
+stored since — however long ago that was: a full disk fails the writes that need new space, which a
+probe need not, so only a stored batch shows that the fault is gone.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ from agenttracer.server.errors import (
     json_response,
 )
 from agenttracer.server.failsafe import Failsafe, describe_exception
-from agenttracer.server.ingest.admission import Admission, Limits
+from agenttracer.server.ingest.admission import Admission, Limits, settle
 from agenttracer.server.ingest.body import Problem, parse_json
 from agenttracer.server.ingest.events import INTERNAL_ERROR_RULE, convert_event
 from agenttracer.server.ingest.metrics import IngestMetrics
@@ -87,8 +87,6 @@ _TYPE_AND_STATUS = itemgetter("type", "status")
 _REMOVED = itemgetter("removed")
 # A batch's counts on the request's log line.
 _COUNTS = ("accepted", "duplicates", "rejected", "removed")
-# How long a failed batch write keeps /health at 503 unless a later batch is stored.
-WRITE_FAILURE_MEMORY_S = 60.0
 
 
 # SQLSTATEs of a database that is there but cannot take writes now: a read-only transaction (a standby,
@@ -299,7 +297,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, limits: L
     async def ingest(request: Request) -> Response:
         try:
             async with admission.request(request) as body:
-                status, payload = await run_in_threadpool(
+                status, payload = await settle(
                     process_batch, engine, body, metrics, principal_of(request), request.headers.get(PROJECT_HEADER)
                 )
         except (sa.exc.DBAPIError, *UNAVAILABLE) as exc:
@@ -329,9 +327,10 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, limits: L
         except Exception as exc:  # any failure to reach the database means "down"
             count_db_error(app, exc)
             return down("unreachable", type(exc).__name__)
-        if write_failure and time.monotonic() - write_failure[1] < WRITE_FAILURE_MEMORY_S:
+        if write_failure:
             age = time.monotonic() - write_failure[1]
-            return down("not_writable", f"{write_failure[0]}: the last batch write failed {age:.0f} s ago")
+            return down("not_writable", f"{write_failure[0]}: the last batch write failed {age:.0f} s ago and "
+                        "none has been stored since")
         try:
             await run_in_threadpool(probe_write, engine)
         except Exception as exc:  # the database answers but will not write: ingest cannot work

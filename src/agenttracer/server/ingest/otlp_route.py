@@ -29,11 +29,10 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from agenttracer.model import MAX_SEQ, PROJECT_HEADER, PROJECT_RESOURCE_ATTRIBUTE
 from agenttracer.server.auth import ANONYMOUS, Principal, principal_of
-from agenttracer.server.ingest.admission import Admission
+from agenttracer.server.ingest.admission import Admission, settle
 from agenttracer.server.ingest.body import Problem
 from agenttracer.server.ingest.metrics import IngestMetrics
 from agenttracer.server.ingest.otlp_decode import (
@@ -192,7 +191,7 @@ def add_traces_route(
         media = response_media(request.headers.get("content-type", ""))
         try:
             async with admission.request(request, MEDIA_TYPES) as body:
-                outcome = await run_in_threadpool(
+                outcome = await settle(
                     process_traces, engine, body, media, principal_of(request), request.headers.get(PROJECT_HEADER)
                 )
         except Problem as problem:
