@@ -21,7 +21,7 @@ from sdk.agenttrace import AgentTracer
 # Where the printed hints point: the Query API the CLI uses too.
 QUERY_URL = os.environ.get("AGENTTRACER_QUERY_URL", "http://localhost:8001")
 
-tracer = AgentTracer(agent_id="ops-agent", agent_version="v0.9.0", environment="demo")
+tracer = AgentTracer(agent_id="ops-agent", agent_version="v0.9.0", environment="demo", project="demo")
 
 
 def call_external_api() -> dict[str, str]:

@@ -19,7 +19,7 @@ from sdk.agenttrace import AgentTracer
 # Where the printed hints point: the Query API the CLI uses too.
 QUERY_URL = os.environ.get("AGENTTRACER_QUERY_URL", "http://localhost:8001")
 
-tracer = AgentTracer(agent_id="research-agent", agent_version="v2.0.0", environment="demo")
+tracer = AgentTracer(agent_id="research-agent", agent_version="v2.0.0", environment="demo", project="demo")
 _calls = {"flaky_search": 0}
 
 

@@ -47,7 +47,7 @@ def draft_reply(articles: list[str]) -> int:
 
 
 def main() -> None:
-    tracer = AgentTracer(agent_id="support-agent", agent_version="v1.2.0", environment="demo")
+    tracer = AgentTracer(agent_id="support-agent", agent_version="v1.2.0", environment="demo", project="demo")
     run_ids = []
     for ticket_id, topic in TICKETS:
         with tracer.start_run(metadata={"ticket_topic": topic}) as run:

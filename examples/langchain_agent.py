@@ -85,7 +85,7 @@ def build(model: GenericFakeChatModel) -> Any:
 
 
 def main() -> None:
-    tracer = AgentTracer(agent_id="langgraph-orders", agent_version="v1.0.0", environment="demo")
+    tracer = AgentTracer(agent_id="langgraph-orders", agent_version="v1.0.0", environment="demo", project="demo")
     handler = AgentTracerCallbackHandler(tracer)
     replies = [AIMessage(content=text, usage_metadata={"input_tokens": 40, "output_tokens": 12, "total_tokens": 52})
                for text in ["I will look the order up.", "Your order has shipped."] * len(QUESTIONS)]

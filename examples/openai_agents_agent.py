@@ -75,7 +75,7 @@ def fetch_invoice(invoice_id: str) -> str:
 
 
 async def main() -> None:
-    tracer = AgentTracer(agent_id="agents-sdk-billing", agent_version="v1.0.0", environment="demo")
+    tracer = AgentTracer(agent_id="agents-sdk-billing", agent_version="v1.0.0", environment="demo", project="demo")
     set_trace_processors([AgentTracerProcessor(tracer)])
 
     model = CannedModel([tool_call("transfer_to_billing", {}, 1), tool_call("fetch_invoice", {"invoice_id": "I-7"}, 2),

@@ -33,7 +33,8 @@ def main() -> None:
     exporter = MetadataOnlySpanExporter(OTLPSpanExporter(endpoint=f"{API_URL}/v1/traces", timeout=10))
     provider = TracerProvider(resource=Resource.create({"service.name": "weather-service",
                                                         "service.version": "v0.3.0",
-                                                        "deployment.environment.name": "demo"}))
+                                                        "deployment.environment.name": "demo",
+                                                        "agenttracer.project": "demo"}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     tracer = provider.get_tracer("examples.otel_exporter")
 

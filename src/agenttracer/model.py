@@ -44,10 +44,9 @@ class StepType(str, Enum):
 class RunStatus(str, Enum):
     """Where a run stands.
 
-    ``partial``: the run completed without an escaping exception or a recorded failure, but at least
-    one of its steps ended in error (for instance an attempt that was retried successfully is *not*
-    enough: only error steps that no later attempt recovered make a run partial). The SDK applies
-    this rule; a caller may also set ``partial`` explicitly.
+    ``partial``: the agent ended fine (no recorded failure, no escaping exception, no failed root
+    span) but at least one error was never recovered by a later attempt. The one rule for every path
+    is ``agenttracer.verdict`` (docs/failure-handling.md); a caller may also set ``partial`` explicitly.
     """
 
     RUNNING = "running"
@@ -100,45 +99,31 @@ STEP_TYPE_ALIASES: dict[str, StepType] = {
 }
 
 # The documented failure codes. Custom codes are allowed when they match CUSTOM_CODE_PATTERN.
+# Which code an exception gets is decided by ``agenttracer.failure_codes``.
 FAILURE_CODES: dict[str, str] = {
     "timeout": "The action did not finish within its deadline.",
     "rate_limited": "The provider refused the call because of a rate or quota limit.",
     "schema_invalid": "A tool or model returned data that does not match the expected schema.",
-    "http_error": "A remote call answered with an HTTP error status.",
+    "http_error": "A remote call answered with an HTTP error status that no more specific code covers.",
+    "bad_request": "The remote end refused the request as malformed or not allowed (HTTP 400, 409, 413, 422).",
+    "server_error": "The remote end failed on its side or is overloaded (HTTP 5xx).",
     "connection_error": "A remote endpoint could not be reached.",
     "empty_result": "Retrieval or a tool returned nothing usable.",
     "invalid_output": "The model's output could not be used (unparseable, wrong tool, bad arguments).",
     "content_filtered": "A safety filter blocked the model's input or output.",
     "context_overflow": "The model's context window was exceeded.",
-    "max_iterations": "The agent loop hit its iteration or step budget.",
+    "max_iterations": "The agent loop hit its budget of iterations, turns, steps or recursion.",
+    "usage_limit": "The agent hit a configured budget of tokens, requests or cost.",
+    "guardrail_tripped": "A guardrail of the agent stopped its input, output or a tool call.",
     "cancelled": "The run or action was cancelled.",
     "auth_error": "Credentials were missing, invalid or not allowed.",
     "not_found": "A requested resource does not exist.",
     "unhandled_exception": "An exception escaped the agent's code without a recorded failure.",
+    "abandoned": "No event arrived for AGENTTRACER_RUN_TIMEOUT_S and no end: the server closed the run.",
 }
+# The code the server's abandonment sweep records (type orchestration); an agent does not send it.
+ABANDONED_CODE = "abandoned"
 CUSTOM_CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-
-# Exception class names (checked along the MRO) mapped to failure codes for error steps.
-EXCEPTION_FAILURE_CODES: dict[str, str] = {
-    "TimeoutError": "timeout",
-    "TimeoutException": "timeout",  # httpx
-    "ReadTimeout": "timeout",
-    "ConnectTimeout": "timeout",
-    "CancelledError": "cancelled",
-    "KeyboardInterrupt": "cancelled",
-    "ConnectionError": "connection_error",
-    "ConnectError": "connection_error",  # httpx
-    "HTTPStatusError": "http_error",  # httpx
-    "HTTPError": "http_error",
-    "RateLimitError": "rate_limited",
-    "ValidationError": "schema_invalid",
-    "JSONDecodeError": "invalid_output",
-    "PermissionError": "auth_error",
-    "FileNotFoundError": "not_found",
-    "LookupError": "not_found",
-    "RecursionError": "max_iterations",
-}
-DEFAULT_EXCEPTION_CODE = "unhandled_exception"
 
 # Limits shared by the SDK, the wire models and the schema.
 MAX_ID_LEN = 128  # run_id, agent_id
@@ -302,21 +287,3 @@ def normalize_step_type(value: str) -> StepType:
 def is_valid_failure_code(code: str) -> bool:
     """True for documented codes and for custom codes matching CUSTOM_CODE_PATTERN."""
     return isinstance(code, str) and (code in FAILURE_CODES or CUSTOM_CODE_PATTERN.fullmatch(code) is not None)
-
-
-def failure_code_for_exception(exc: BaseException) -> str:
-    """The failure code for an exception, found by walking its class hierarchy."""
-    for cls in type(exc).__mro__:
-        code = EXCEPTION_FAILURE_CODES.get(cls.__name__)
-        if code is not None:
-            return code
-    return DEFAULT_EXCEPTION_CODE
-
-
-def failure_code_for_class_name(name: str) -> str:
-    """The failure code for an exception known only by its class name (``httpx.ReadTimeout``,
-    ``builtins.TimeoutError``): the same table as ``failure_code_for_exception``, matched on the
-    name after the last dot, since the hierarchy is not known."""
-    if not isinstance(name, str):
-        return DEFAULT_EXCEPTION_CODE
-    return EXCEPTION_FAILURE_CODES.get(name.rpartition(".")[2], DEFAULT_EXCEPTION_CODE)

@@ -252,10 +252,15 @@ def test_stats_shows_outcomes_latency_attribution_and_retries(analytics_server: 
     assert f"{api['total_runs']} runs ({api['finished_runs']} finished" in out
     assert f"success {api['success_rate'] * 100:.1f}%" in out
     assert "by type: tool " in out and "by code: timeout " in out
-    rows = {line.split()[0]: line for line in out.split("latency by step type")[1].splitlines()[3:8]}
-    assert set(rows) == {g["step_type"] for g in api["step_types"]}
+    lines = out.split("latency by step type")[1].splitlines()
+    rows = {line.split()[0]: line for line in lines[3:3 + len(api["step_types"]) + 1]}
+    assert set(rows) == {g["step_type"] for g in api["step_types"]} | {"untraced"}
     tool = next(g for g in api["step_types"] if g["step_type"] == "tool")
     assert f"{tool['share_of_run_time'] * 100:.1f}%" in rows["tool"]
+    # The step types' shares and the untraced remainder add up to the runs' time.
+    assert f"{api['run_time']['untraced_share'] * 100:.1f}%" in rows["untraced"]
+    assert sum(g["share_of_run_time"] for g in api["step_types"]) + api["run_time"]["untraced_share"] == \
+        pytest.approx(1.0)
     assert f"retries      {api['retries']['retry_steps']} of {api['retries']['total_steps']} steps" in out
     as_json = cli("stats", "--url", analytics_server, "--agent", "support-agent", "--json")
     body = json.loads(as_json.stdout)

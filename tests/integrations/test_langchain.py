@@ -24,6 +24,8 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 from langgraph.errors import GraphRecursionError
 from langgraph.graph import END, START, StateGraph
+from langgraph.prebuilt import ToolNode, create_react_agent
+from langgraph.types import RetryPolicy
 
 from agenttracer import AgentTracer
 from agenttracer.integrations.langchain import AgentTracerCallbackHandler
@@ -355,4 +357,97 @@ def test_on_retry_inside_one_model_call_becomes_linked_attempts(
     assert [s["meta"] for s in detail["steps"]] == [  # every attempt names the provider; the one that
         {"provider": "retryingmodel"}, {"provider": "retryingmodel"},  # answered has the usage
         {"provider": "retryingmodel", "tokens_in": 11, "tokens_out": 7}]
+    assert_no_canaries(captured_ingest, db_url, logs)
+
+
+def test_a_node_retried_by_its_retry_policy_is_linked_and_the_run_succeeds(
+        handler: AgentTracerCallbackHandler, tracer: AgentTracer, captured_ingest: Captured, live_query: str,
+        db_url: str, logs: LogCapture) -> None:
+    flaky = FlakyLookup()
+
+    def fetch(state: State) -> dict[str, Any]:
+        return {"notes": [flaky(CANARIES["tool_args"])]}
+
+    graph = StateGraph(State)
+    graph.add_node("fetch", fetch, retry_policy=RetryPolicy(max_attempts=3, initial_interval=0.001, jitter=False,
+                                                             retry_on=TimeoutError))
+    graph.add_edge(START, "fetch")
+    graph.add_edge("fetch", END)
+    state = graph.compile().invoke({"question": CANARIES["prompt"], "notes": [], "rounds": 0},
+                                   config={"callbacks": [handler]})
+    assert state["notes"] == [CANARIES["tool_output"]] and flaky.calls == 2
+    delivered(tracer)
+    detail = only_run(live_query)
+    assert detail["run"]["status"] == "success" and detail["failure"] is None
+    assert shape(detail) == [
+        (1, "other", "fetch", "error", 1, None, None),
+        (2, "other", "fetch", "ok", 2, 1, None),
+    ]
+    assert (detail["steps"][0]["error_class"], detail["steps"][0]["failure_code"]) == ("TimeoutError", "timeout")
+    assert_no_canaries(captured_ingest, db_url, logs)
+
+
+class ToolCallingModel(GenericFakeChatModel):
+    """A fake chat model for agents: ``bind_tools`` is accepted and ignored; replies are scripted."""
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+
+def _calls(tool_name: str, call_id: str) -> AIMessage:
+    return AIMessage(content="", usage_metadata=USAGE,
+                     tool_calls=[{"name": tool_name, "args": {"order_id": CANARIES["tool_args"]}, "id": call_id}])
+
+
+# LangGraph 1.x points create_react_agent's users at langchain.agents.create_agent (the separate
+# `langchain` package); the prebuilt agent still ships and still runs this loop.
+REACT_AGENT_MOVED = pytest.mark.filterwarnings("ignore:create_react_agent has been moved")
+
+
+@REACT_AGENT_MOVED
+def test_a_react_agent_that_re_calls_a_failed_tool_succeeds_with_the_retry_linked(
+        handler: AgentTracerCallbackHandler, tracer: AgentTracer, captured_ingest: Captured, live_query: str,
+        db_url: str, logs: LogCapture) -> None:
+    flaky = FlakyLookup()
+
+    @tool
+    def lookup_order(order_id: str) -> str:
+        """Look an order up."""
+        return flaky(order_id)
+
+    model = ToolCallingModel(messages=iter([
+        _calls("lookup_order", "call-1"),  # the tool times out; ToolNode hands the error back to the model
+        _calls("lookup_order", "call-2"),  # the model calls it again in its next turn
+        AIMessage(content=CANARIES["output"], usage_metadata=USAGE),
+    ]))
+    agent = create_react_agent(model, ToolNode([lookup_order], handle_tool_errors=True))
+    result = agent.invoke({"messages": [("user", CANARIES["prompt"])]}, config={"callbacks": [handler]})
+    assert result["messages"][-1].content == CANARIES["output"] and flaky.calls == 2
+    delivered(tracer)
+    detail = only_run(live_query)
+    assert detail["run"]["status"] == "success" and detail["failure"] is None
+    tools = [s for s in detail["steps"] if s["step_type"] == "tool"]
+    assert [(s["status"], s["attempt"], s["retry_of_seq"], s.get("failure_code")) for s in tools] == [
+        ("error", 1, None, "timeout"), ("ok", 2, tools[0]["seq"], None)]
+    assert_no_canaries(captured_ingest, db_url, logs)
+
+
+@REACT_AGENT_MOVED
+def test_a_react_agent_that_answers_past_a_tool_that_always_fails_is_partial(
+        handler: AgentTracerCallbackHandler, tracer: AgentTracer, captured_ingest: Captured, live_query: str,
+        db_url: str, logs: LogCapture) -> None:
+    @tool
+    def lookup_order(order_id: str) -> str:
+        """Look an order up."""
+        raise ConnectionError(CANARIES["exception"])
+
+    model = ToolCallingModel(messages=iter([
+        _calls("lookup_order", "call-1"), AIMessage(content=CANARIES["output"], usage_metadata=USAGE)]))
+    agent = create_react_agent(model, ToolNode([lookup_order], handle_tool_errors=True))
+    agent.invoke({"messages": [("user", CANARIES["prompt"])]}, config={"callbacks": [handler]})
+    delivered(tracer)
+    detail = only_run(live_query)
+    assert detail["run"]["status"] == "partial" and detail["failure"] is None
+    tools = [s for s in detail["steps"] if s["step_type"] == "tool"]
+    assert [(s["status"], s.get("failure_code")) for s in tools] == [("error", "connection_error")]
     assert_no_canaries(captured_ingest, db_url, logs)

@@ -13,6 +13,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
+import openai
 import pytest
 from agents import (
     Agent,
@@ -161,7 +163,7 @@ def test_a_run_past_its_max_turns_fails_as_max_iterations(
     assert_no_canaries(captured_ingest, db_url, logs)
 
 
-def test_a_model_that_fails_then_answers_is_a_linked_retry_and_a_model_that_stays_down_a_model_failure(
+def test_a_model_that_stays_down_is_a_model_failure_with_the_errors_class(
         processor: AgentTracerProcessor, tracer: AgentTracer, captured_ingest: Captured, live_query: str,
         db_url: str, logs: LogCapture) -> None:
     agent = Agent(name="writer", instructions=CANARIES["system"],
@@ -172,14 +174,57 @@ def test_a_model_that_fails_then_answers_is_a_linked_retry_and_a_model_that_stay
     detail = only_run(live_query)
     assert detail["run"]["status"] == "failure"
     assert [(s["step_type"], s["status"], s.get("error_class")) for s in detail["steps"]] == [
-        ("other", "error", "AgentError"), ("llm", "error", "ModelError")]
+        ("other", "error", "ModelDown"), ("llm", "error", "ModelDown")]
     failure = detail["failure"]
     assert (failure["failure_type"], failure["failure_code"], failure["step_seq"]) == (
         "model", "unhandled_exception", 2)
     assert_no_canaries(captured_ingest, db_url, logs)
 
 
-def test_a_tripped_guardrail_is_an_orchestration_failure_content_filtered(
+def _rate_limited() -> openai.RateLimitError:
+    request = httpx.Request("POST", "https://api.openai.test/v1/responses")
+    return openai.RateLimitError(CANARIES["exception"], response=httpx.Response(429, request=request), body=None)
+
+
+def test_a_rate_limited_model_call_is_a_model_failure_rate_limited(
+        processor: AgentTracerProcessor, tracer: AgentTracer, captured_ingest: Captured, live_query: str,
+        db_url: str, logs: LogCapture) -> None:
+    agent = Agent(name="writer", instructions=CANARIES["system"], model=CannedModel(_rate_limited()))
+    with pytest.raises(openai.RateLimitError):
+        asyncio.run(Runner.run(agent, CANARIES["input"]))
+    delivered(tracer)
+    detail = only_run(live_query)
+    assert detail["run"]["status"] == "failure"
+    assert [(s["step_type"], s["status"], s.get("error_class"), s.get("failure_code")) for s in detail["steps"]] == [
+        ("other", "error", "RateLimitError", "rate_limited"), ("llm", "error", "RateLimitError", "rate_limited")]
+    failure = detail["failure"]
+    assert (failure["failure_type"], failure["failure_code"], failure["step_seq"]) == ("model", "rate_limited", 2)
+    assert_no_canaries(captured_ingest, db_url, logs)
+
+
+def test_an_exception_already_being_handled_around_the_run_is_not_taken_for_a_steps_error(
+        processor: AgentTracerProcessor, tracer: AgentTracer, captured_ingest: Captured, live_query: str,
+        db_url: str, logs: LogCapture) -> None:
+    @function_tool
+    def lookup_order(order_id: str) -> str:
+        """Look an order up."""
+        raise ConnectionError(CANARIES["exception"])
+
+    model = CannedModel([call("lookup_order", {"order_id": CANARIES["tool_args"]}, 1)], [answer(CANARIES["output"])])
+    agent = Agent(name="support", instructions=CANARIES["system"], model=model, tools=[lookup_order])
+    try:
+        raise KeyError("an error the application is handling")
+    except KeyError:
+        asyncio.run(Runner.run(agent, CANARIES["input"]))  # the tool's error goes back to the model
+    delivered(tracer)
+    detail = only_run(live_query)
+    assert detail["run"]["status"] == "partial"  # it answered past a tool that never worked
+    tool = next(s for s in detail["steps"] if s["step_type"] == "tool")
+    assert (tool["status"], tool["error_class"], tool["failure_code"]) == ("error", "ToolError", "unhandled_exception")
+    assert_no_canaries(captured_ingest, db_url, logs)
+
+
+def test_a_tripped_guardrail_is_an_orchestration_failure_guardrail_tripped(
         processor: AgentTracerProcessor, tracer: AgentTracer, captured_ingest: Captured, live_query: str,
         db_url: str, logs: LogCapture) -> None:
     @input_guardrail
@@ -195,10 +240,10 @@ def test_a_tripped_guardrail_is_an_orchestration_failure_content_filtered(
     assert detail["run"]["status"] == "failure"
     guardrail = next(s for s in detail["steps"] if s["name"] == "blocks_everything")
     assert (guardrail["status"], guardrail["failure_code"], guardrail["meta"]) == (
-        "error", "content_filtered", {"triggered": True})
+        "error", "guardrail_tripped", {"triggered": True})
     failure = detail["failure"]
     assert (failure["failure_type"], failure["failure_code"], failure["step_seq"]) == (
-        "orchestration", "content_filtered", guardrail["seq"])
+        "orchestration", "guardrail_tripped", guardrail["seq"])
     assert_no_canaries(captured_ingest, db_url, logs)
 
 

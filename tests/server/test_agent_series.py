@@ -81,13 +81,13 @@ def test_the_cap_is_a_setting(live_settings: Settings) -> None:
 
 def test_known_combinations_keep_counting_after_the_cap() -> None:
     agents = AgentSeries(cap=2)
-    key = ("a", "v1", "prod", "success")
+    key = ("default", "a", "v1", "prod", "success")
     agents.record({key: 1}, {}, {})
-    agents.record({("b", "v1", "prod", "success"): 4}, {}, {})
+    agents.record({("default", "b", "v1", "prod", "success"): 4}, {}, {})
     agents.record({key: 2}, {}, {})
     runs = {tuple(s.labels.values()): s.value for fam in agents.collect() if fam.name == "agenttracer_runs_finished"
             for s in fam.samples}
-    assert runs == {key: 3, (OTHER,) * 4: 4}
+    assert runs == {key: 3, (OTHER,) * 5: 4}
     assert agents.series_counts()["agenttracer_runs_finished"] == 2
 
 

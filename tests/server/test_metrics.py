@@ -84,7 +84,7 @@ def test_a_batch_is_counted_by_type_outcome_reason_and_agent(live_ingest: str) -
     assert value(m, "agenttracer_ingest_commit_seconds_count") == 2
     assert value(m, "agenttracer_http_requests_total", route="/v1/ingest", method="POST", status="200") == 2
 
-    agent = {"agent_id": "billing-bot", "agent_version": "2.1.0"}
+    agent = {"project": "default", "agent_id": "billing-bot", "agent_version": "2.1.0"}
     assert value(m, "agenttracer_runs_finished_total", environment="prod", status="failure", **agent) == 1
     assert value(m, "agenttracer_run_failures_total", failure_type="tool", failure_code="timeout", **agent) == 1
     llm = {"step_type": "llm", **agent}
@@ -101,8 +101,20 @@ def test_steps_before_their_run_start_count_as_unknown_agent(live_ingest: str) -
     run_id = ev.new_run_id()
     httpx.post(f"{live_ingest}/v1/ingest", json={"events": [ev.step(run_id, 1)]}, timeout=30)
     m = scrape(live_ingest)
-    labels = {"agent_id": "unknown", "agent_version": "unknown", "step_type": "tool"}
+    labels = {"project": "default", "agent_id": "unknown", "agent_version": "unknown", "step_type": "tool"}
     assert value(m, "agenttracer_step_latency_seconds_count", **labels) == 1
+
+
+def test_agent_series_carry_the_runs_project(live_ingest: str) -> None:
+    run_id = ev.new_run_id()
+    ident = {"agent_id": "team-bot", "agent_version": "1", "environment": "prod"}
+    events = [ev.run_start(run_id, **ident), ev.step(run_id, 1), ev.run_end(run_id, **ident)]
+    r = httpx.post(f"{live_ingest}/v1/ingest", json={"events": events, "project": "payments"}, timeout=30)
+    assert r.status_code == 200, r.text
+    m = scrape(live_ingest)
+    assert value(m, "agenttracer_runs_finished_total", project="payments", status="success", **ident) == 1
+    assert value(m, "agenttracer_step_latency_seconds_count", project="payments", agent_id="team-bot",
+                 agent_version="1", step_type="tool") == 1
 
 
 def test_query_routes_are_labelled_by_template_never_by_raw_path(live_query: str) -> None:

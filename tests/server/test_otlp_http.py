@@ -143,12 +143,14 @@ def test_a_trace_split_out_of_order_and_replayed_settles_once(
     assert run["duration_ms"] == pytest.approx(100.0)
     shape = [(s["seq"], s["step_type"], s["name"], s["status"], s["attempt"], s["retry_of_seq"], s["parent_seq"])
              for s in detail["steps"]]
+    # Start order; each span keeps the seq of its arrival (the first request's two spans are 1 and 2),
+    # and the retriever, stored before its chain, got its parent when the chain arrived.
     assert shape == [
-        (1, "llm", "chat gpt-4o", "ok", 1, None, None),
-        (2, "tool", "search", "error", 1, None, None),
-        (3, "tool", "search", "ok", 2, 2, None),
-        (4, "other", "RunnableSequence", "ok", 1, None, None),
-        (5, "retrieval", "VectorStoreRetriever", "ok", 1, None, 4),
+        (3, "llm", "chat gpt-4o", "ok", 1, None, None),
+        (1, "tool", "search", "error", 1, None, None),
+        (4, "tool", "search", "ok", 2, 1, None),
+        (5, "other", "RunnableSequence", "ok", 1, None, None),
+        (2, "retrieval", "VectorStoreRetriever", "ok", 1, None, 5),
     ]
     failed = detail["steps"][1]
     assert (failed["error_class"], failed["failure_code"]) == ("httpx.ReadTimeout", "timeout")
@@ -169,7 +171,8 @@ def test_a_trace_split_out_of_order_and_replayed_settles_once(
     assert 'agenttracer_otlp_spans_total{outcome="duplicate"} 6.0' in metrics
     finished = [line for line in metrics.splitlines() if line.startswith("agenttracer_runs_finished_total{")]
     assert finished == [
-        'agenttracer_runs_finished_total{agent_id="planner",agent_version="3.0",environment="qa",status="success"} 1.0'
+        'agenttracer_runs_finished_total{agent_id="planner",agent_version="3.0",environment="qa",project="default",'
+        'status="success"} 1.0'
     ]
     steps = [line for line in metrics.splitlines() if line.startswith("agenttracer_step_latency_seconds_count{")]
     assert any('step_type="tool"' in line and line.endswith(" 2.0") for line in steps), steps

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import sqlalchemy as sa
 
 from agenttracer.store.schema import tables
@@ -66,3 +68,31 @@ def test_readonly_engine_refuses_writes(db_url: str) -> None:
         raise AssertionError("the read-only engine accepted a write")
     finally:
         ro.dispose()
+
+
+def test_upgrading_to_self_time_rollups_drops_the_old_rollups_for_a_rebuild(empty_db_url: str) -> None:
+    # Rollups made before migration 0007 summed latencies (a parent counted again in its children); they
+    # cannot be turned into self time, so the upgrade empties them and resets the watermarks.
+    engine = make_engine(empty_db_url)
+    upgrade(engine, "0006")
+    hour = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+    key = {"project": "default", "grain": "hour", "level": 0, "bucket_start": hour, "agent_id": "",
+           "agent_version": "", "environment": ""}
+    with engine.begin() as conn:
+        old_steps = sa.Table("rollup_steps", sa.MetaData(), autoload_with=conn)
+        old_runs, state = tables.rollup_runs, tables.rollup_state  # the same at 0006
+        conn.execute(old_steps.insert().values(**key, step_type="llm", name="gpt", steps=1, errors=0, retries=0,
+                                               latency_ms=5.0, finished_latency_ms=5.0, retry_latency_ms=0.0,
+                                               latency_hist=[]))
+        conn.execute(old_runs.insert().values(**key, runs=1, running=0, success=1, failure=0, partial=0, steps=1,
+                                              retry_steps=0, runs_with_retries=0, run_time_ms=5.0,
+                                              last_started_at=hour, duration_hist=[]))
+        conn.execute(state.update().values(rolled_until=hour + timedelta(hours=1)))
+        conn.execute(state.insert().values(id=2, rolled_until=hour + timedelta(hours=1, seconds=10)))
+    upgrade(engine)
+    with engine.connect() as conn:
+        for table in (tables.rollup_steps, tables.rollup_runs, tables.rollup_failures, tables.rollup_dirty):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 0, table.name
+        assert conn.execute(sa.select(tables.rollup_state.c.id, tables.rollup_state.c.rolled_until)).all() == [
+            (1, None)]
+    engine.dispose()

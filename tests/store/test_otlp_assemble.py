@@ -1,21 +1,25 @@
-"""Assembling a run from OTLP spans (pure): order by start, tree, retry links, the failure's cause."""
+"""The OTLP assembler (pure): new spans get the next seqs, stored ones keep theirs, late parents are
+adopted, and retry links follow agenttracer.verdict across what is stored and what is new."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from agenttracer.store.write.otlp_assemble import SpanRecord, assemble, failure_cause
+from agenttracer.store.write.otlp_assemble import SpanRecord, Stored, assemble, verdict
 
-T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def rec(span_id: str, start: int, parent: str | None = "root", step_type: str = "tool", name: str = "t",
-        error: bool = False, attempt: int | None = None, code: str | None = None) -> SpanRecord:
+        error: bool = False, attempt: int | None = None, seq: int = 0, retry_of: int | None = None,
+        stored_attempt: int = 1, parent_seq: int | None = None, kind: str | None = None) -> SpanRecord:
     return SpanRecord(
         run_id="r", span_id=span_id, parent_span_id=parent, step_type=step_type, name=name,
         started_at=T0 + timedelta(milliseconds=start), ended_at=T0 + timedelta(milliseconds=start + 5),
-        latency_ms=5.0, error=error, error_class=None, failure_code=code if error else None,
-        explicit_attempt=attempt, agent_name=None, agent_version=None, meta={}, dropped=0,
+        latency_ms=5.0, error=error, error_class=None, failure_code="timeout" if error else None,
+        explicit_attempt=attempt, agent_name=None, agent_version=None,
+        meta={"span_kind": kind} if kind else {}, dropped=0, seq=seq, parent_seq=parent_seq,
+        attempt=stored_attempt, retry_of_seq=retry_of,
     )
 
 
@@ -23,51 +27,52 @@ def shape(steps: list[SpanRecord]) -> list[tuple[str, int, int | None, int, int 
     return [(s.span_id, s.seq, s.parent_seq, s.attempt, s.retry_of_seq) for s in steps]
 
 
-def test_order_is_start_time_whatever_the_arrival_order() -> None:
+def test_a_new_run_is_numbered_in_start_order_with_its_tree() -> None:
     steps = [rec("c", 30), rec("a", 10), rec("b", 20, parent="a"), rec("d", 20)]
-    assemble(steps)
-    # Equal starts are ordered by span id; a parent that is a step gives parent_seq.
+    assemble(steps, Stored())
     assert shape(steps) == [("a", 1, None, 1, None), ("b", 2, 1, 1, None), ("d", 3, None, 1, None),
                             ("c", 4, None, 1, None)]
 
 
-def test_a_failed_step_followed_by_a_sibling_of_the_same_kind_and_name_is_retried() -> None:
-    steps = [rec("a", 0, error=True), rec("b", 10, step_type="llm", name="chat"), rec("c", 20, error=True),
-             rec("d", 30), rec("e", 40, parent="other")]
-    assemble(steps)
-    assert shape(steps) == [("a", 1, None, 1, None), ("b", 2, None, 1, None), ("c", 3, None, 2, 1),
-                            ("d", 4, None, 3, 3), ("e", 5, None, 1, None)]
-    assert failure_cause(steps) is None  # every failed attempt was retried
+def test_new_spans_take_the_next_seqs_and_stored_children_are_adopted() -> None:
+    child = rec("c", 20, parent="p", seq=1)
+    stored = Stored(next_seq=2, rows={1: child}, orphans=[(1, "p")])
+    parent = rec("p", 10)
+    assembly = assemble([parent], stored)
+    assert parent.seq == 2 and child.parent_seq == 2
+    assert assembly.adopted == [(1, 2)] and assembly.relinked == []
 
 
-def test_an_ok_step_is_not_retried_and_other_names_are_not_retries() -> None:
-    steps = [rec("a", 0), rec("b", 10), rec("c", 20, name="other", error=True), rec("d", 30, name="t")]
-    assemble(steps)
-    assert [s.attempt for s in steps] == [1, 1, 1, 1]
-    cause = failure_cause(steps)
-    assert cause is not None and (cause.failure_type, cause.step_seq) == ("tool", 3)
+def test_a_late_failed_attempt_relinks_the_stored_one_after_it() -> None:
+    retry = rec("b", 20, seq=1)  # stored first: at the time nothing before it had failed
+    stored = Stored(next_seq=2, rows={1: retry}, neighbours={("tool", "t"): [retry]})
+    failed = rec("a", 0, error=True)
+    assembly = assemble([failed], stored)
+    assert (failed.seq, failed.attempt, failed.retry_of_seq) == (2, 1, None)
+    assert (retry.attempt, retry.retry_of_seq) == (2, 2)
+    assert assembly.relinked == [(1, 2, 2)] and assembly.retry_delta == 1
+    assert verdict(assembly.view, None, False).status == "success"
 
 
-def test_explicit_attempts_win() -> None:
+def test_a_stored_step_that_started_before_the_new_one_ended_is_left_alone() -> None:
+    earlier = rec("b", 0, seq=1, error=True)
+    stored = Stored(next_seq=2, rows={1: earlier}, neighbours={("tool", "t"): [earlier]})
+    new = rec("a", 1, error=True)  # overlaps: neither is the other's retry
+    assembly = assemble([new], stored)
+    assert assembly.relinked == [] and new.retry_of_seq is None
+
+
+def test_stated_attempts_win_and_a_stored_stated_attempt_is_kept() -> None:
     steps = [rec("a", 0, error=True, attempt=1), rec("b", 10, attempt=4)]
-    assemble(steps)
+    assemble(steps, Stored())
     assert shape(steps) == [("a", 1, None, 1, None), ("b", 2, None, 4, 1)]
 
 
-def test_the_innermost_earliest_unrecovered_error_is_the_cause() -> None:
-    steps = [
-        rec("chain", 0, step_type="other", name="chain", error=True),
-        rec("llm", 1, parent="chain", step_type="llm", name="chat", error=True, code="rate_limited"),
-        rec("tool", 2, parent="chain", error=True, code="timeout"),
-    ]
-    assemble(steps)
-    cause = failure_cause(steps)
-    assert cause is not None
-    assert (cause.failure_type, cause.failure_code, cause.step_seq) == ("model", "rate_limited", 2)
-
-
-def test_a_parent_cycle_does_not_hang() -> None:
-    steps = [rec("a", 0, parent="b", error=True), rec("b", 1, parent="a", error=True)]
-    assemble(steps)
-    cause = failure_cause(steps)
-    assert cause is not None and cause.failure_type == "tool"
+def test_the_verdict_needs_the_root_and_counts_errors_past_the_limit_as_unrecovered() -> None:
+    steps = [rec("a", 0, parent="root", kind="AGENT", step_type="other", error=True)]
+    assemble(steps, Stored())
+    assert verdict(steps, None, False).status == "failure"  # an agent span under the root failed
+    ok = [rec("b", 0)]
+    assemble(ok, Stored())
+    assert verdict(ok, None, True).status == "partial"
+    assert verdict(ok, "timeout", False).failure_code == "timeout"

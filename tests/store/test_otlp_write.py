@@ -1,9 +1,12 @@
-"""The OTLP writer on SQLite and PostgreSQL: span ids are identity, runs settle at the root, a late
-parent renumbers the run's steps, concurrent requests for one trace store each span once, and a
-trace id that is an SDK run's id is refused."""
+"""The OTLP writer on SQLite and PostgreSQL: span ids are identity, a span keeps the seq of its arrival,
+a late parent is adopted, retries link across parents, runs are judged by the one verdict rule
+(agenttracer.verdict) whatever order the spans arrive in, concurrent requests store each span once,
+and a trace id that is an SDK run's id is refused."""
 
 from __future__ import annotations
 
+import itertools
+import random
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -21,20 +24,26 @@ NOW = datetime.now(timezone.utc)
 T0 = NOW - timedelta(minutes=5)
 RUN = "11111111-2222-3333-4444-555555555555"
 RESOURCE = Resource({"service": "svc", "environment": "qa"}, 1)
+ROOT_ID = "0000000000000001"
 
 
-def rec(span_id: str, start: int, end: int, parent: str | None = "0000000000000001", step_type: str | None = "tool",
-        error: bool = False, run_id: str = RUN) -> SpanRecord:
+def rec(span_id: str, start: int, end: int, parent: str | None = ROOT_ID, step_type: str | None = "tool",
+        error: bool = False, name: str | None = None, code: str = "timeout", kind: str | None = None,
+        run_id: str = RUN) -> SpanRecord:
+    meta: dict[str, object] = {"model": "m"}
+    if kind is not None:
+        meta["span_kind"] = kind
     return SpanRecord(
-        run_id=run_id, span_id=span_id, parent_span_id=parent, step_type=step_type, name=f"n{span_id[-1]}",
-        started_at=T0 + timedelta(milliseconds=start), ended_at=T0 + timedelta(milliseconds=end),
-        latency_ms=float(end - start), error=error, error_class="TimeoutError" if error else None,
-        failure_code="timeout" if error else None, explicit_attempt=None, agent_name=None, agent_version=None,
-        meta={"model": "m"}, dropped=2, resource=RESOURCE,
+        run_id=run_id, span_id=span_id, parent_span_id=parent, step_type=step_type,
+        name=name or f"n{span_id[-1]}", started_at=T0 + timedelta(milliseconds=start),
+        ended_at=T0 + timedelta(milliseconds=end), latency_ms=float(end - start), error=error,
+        error_class="TimeoutError" if error else None, failure_code=code if error else None, explicit_attempt=None,
+        agent_name=None, agent_version=None, meta=meta, dropped=2, resource=RESOURCE,
     )
 
 
-ROOT = rec("0000000000000001", 0, 100, parent=None, step_type=None)
+def root(error: bool = False, code: str = "unhandled_exception") -> SpanRecord:
+    return rec(ROOT_ID, 0, 100, parent=None, step_type=None, error=error, code=code, name="agent")
 
 
 def stored(engine: sa.Engine) -> tuple[dict[str, object], list[tuple[object, ...]]]:
@@ -47,6 +56,24 @@ def stored(engine: sa.Engine) -> tuple[dict[str, object], list[tuple[object, ...
     return run, [tuple(r) for r in rows]
 
 
+def by_span(engine: sa.Engine) -> dict[str, tuple[int, object, object, object]]:
+    """span id -> (seq, parent span id via parent_seq, attempt, span id of the attempt it retries)."""
+    _, rows = stored(engine)
+    span_of = {r[0]: r[1] for r in rows}
+    return {r[1]: (r[0], span_of.get(r[2]), r[3], span_of.get(r[4])) for r in rows}  # type: ignore[call-overload]
+
+
+def failure_row(engine: sa.Engine) -> tuple[object, ...] | None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(failures.c.failure_type, failures.c.failure_code, failures.c.step_seq)
+                           .where(failures.c.run_id == RUN)).first()
+    return None if row is None else tuple(row)
+
+
+def seq_of(engine: sa.Engine, span_id: str) -> int:
+    return by_span(engine)[span_id][0]
+
+
 def test_children_first_then_a_late_parent_then_the_root(engine: sa.Engine) -> None:
     child = rec("00000000000000c1", 20, 30, parent="00000000000000b1")
     sibling = rec("00000000000000d1", 40, 50)
@@ -57,30 +84,152 @@ def test_children_first_then_a_late_parent_then_the_root(engine: sa.Engine) -> N
 
     parent = rec("00000000000000b1", 10, 35, step_type="other")
     assert write_spans(engine, [parent], NOW).accepted == 1
-    _, rows = stored(engine)  # the parent started first: the run's steps were renumbered
-    assert rows == [(1, "00000000000000b1", None, 1, None), (2, "00000000000000c1", 1, 1, None),
-                    (3, "00000000000000d1", None, 1, None)]
+    _, rows = stored(engine)  # the parent started first, yet nothing stored was renumbered: it was adopted
+    assert rows == [(1, "00000000000000c1", 3, 1, None), (2, "00000000000000d1", None, 1, None),
+                    (3, "00000000000000b1", None, 1, None)]
 
-    written = write_spans(engine, [ROOT, child], NOW)
+    written = write_spans(engine, [root(), child], NOW)
     assert (written.accepted, written.duplicates) == (1, 1)
     run, rows = stored(engine)
     assert run["status"] == "success" and run["step_count"] == 3 and run["ended_at"] == T0 + timedelta(
         milliseconds=100)
-    assert run["started_at"] == T0 and run["duration_ms"] == 100.0
+    assert run["started_at"] == T0 and run["duration_ms"] == 100.0 and run["root_span_id"] == ROOT_ID
     assert run["meta_removed"] == 3 * 2 + 2 + 1  # steps + root + resource
-    assert write_spans(engine, [ROOT, child, parent, sibling], NOW).duplicates == 4
+    assert write_spans(engine, [root(), child, parent, sibling], NOW).duplicates == 4
     assert stored(engine)[0]["meta_removed"] == run["meta_removed"]
 
 
-def test_a_late_failing_span_fails_a_settled_run(engine: sa.Engine) -> None:
-    write_spans(engine, [ROOT, rec("00000000000000a1", 5, 10)], NOW)
-    assert stored(engine)[0]["status"] == "success"
-    write_spans(engine, [rec("00000000000000a2", 50, 60, step_type="llm", error=True)], NOW)
+# --- the verdict stories, in every arrival order -----------------------------------------------------
+
+TURN1, FAIL, TURN2, RETRY = "00000000000000a1", "00000000000000a2", "00000000000000a3", "00000000000000a4"
+
+
+def cross_turn_retry(root_error: bool = False) -> list[SpanRecord]:
+    """The model's first turn calls a tool that fails (the error escapes the turn); its next turn calls
+    the same tool again, under a new turn span, and it works."""
+    return [root(root_error), rec(TURN1, 5, 30, step_type="other", name="Step 1", error=True),
+            rec(FAIL, 10, 20, parent=TURN1, name="weather", error=True, code="connection_error"),
+            rec(TURN2, 40, 90, step_type="other", name="Step 2"), rec(RETRY, 50, 60, parent=TURN2, name="weather")]
+
+
+def orders(spans: list[SpanRecord], count: int) -> list[list[SpanRecord]]:
+    """``count`` arrival orders: as exported (end order), reversed, root first, and random ones."""
+    by_end = sorted(spans, key=lambda s: s.ended_at)
+    picked = [by_end, by_end[::-1], [spans[0], *spans[1:]]]
+    every = list(itertools.permutations(spans))
+    picked += [list(p) for p in random.Random(19).sample(every, min(count, len(every)))]
+    return picked
+
+
+def send_one_by_one(engine: sa.Engine, order: list[SpanRecord]) -> None:
+    for span in order:
+        copy = SpanRecord(**{name: getattr(span, name) for name in SpanRecord.__slots__})  # type: ignore[attr-defined]
+        assert write_spans(engine, [copy], NOW).accepted == 1
+
+
+def clear(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        for table in (failures, steps, runs):
+            conn.execute(table.delete())
+
+
+def test_a_tool_re_called_under_the_next_turn_is_its_retry_and_the_run_succeeds(engine: sa.Engine) -> None:
+    for order in orders(cross_turn_retry(), 8):
+        clear(engine)
+        send_one_by_one(engine, order)
+        shape = by_span(engine)
+        assert shape[RETRY][1:] == (TURN2, 2, FAIL), order
+        assert shape[FAIL][1:] == (TURN1, 1, None)
+        run, _ = stored(engine)
+        assert run["status"] == "success", [s.span_id for s in order]
+        assert (run["step_count"], run["error_step_count"], run["retry_count"]) == (4, 2, 1)
+        assert failure_row(engine) is None and run["failure_type"] is None
+
+
+def test_an_agent_that_answered_past_an_always_failing_tool_is_partial(engine: sa.Engine) -> None:
+    spans = [root(), rec("00000000000000b1", 10, 20, name="weather", error=True),
+             rec("00000000000000b2", 30, 40, name="weather", error=True),
+             rec("00000000000000b3", 50, 60, step_type="llm", name="chat")]
+    for order in orders(spans, 8):
+        clear(engine)
+        send_one_by_one(engine, order)
+        run, _ = stored(engine)
+        assert (run["status"], run["failure_type"], run["retry_count"]) == ("partial", None, 1)
+        assert by_span(engine)["00000000000000b2"][2:] == (2, "00000000000000b1")
+        assert failure_row(engine) is None
+
+
+def test_a_rate_limited_model_call_that_ends_the_run_is_a_model_failure(engine: sa.Engine) -> None:
+    llm = "00000000000000c2"
+    spans = [root(error=True), rec("00000000000000c1", 5, 95, step_type="other", name="chain", error=True),
+             rec(llm, 10, 20, parent="00000000000000c1", step_type="llm", name="chat", error=True,
+                 code="rate_limited")]
+    for order in orders(spans, 6):
+        clear(engine)
+        send_one_by_one(engine, order)
+        run, _ = stored(engine)
+        assert (run["status"], run["failure_type"], run["failure_code"]) == ("failure", "model", "rate_limited")
+        assert failure_row(engine) == ("model", "rate_limited", seq_of(engine, llm))
+
+
+def test_an_agent_span_in_error_under_an_always_ok_workflow_root_fails_the_run(engine: sa.Engine) -> None:
+    # The OpenAI Agents SDK through OpenInference: an OK "Agent workflow" root and chain, the agent span
+    # in ERROR under them, the rate-limited model call under an OK turn span of the agent.
+    chain, agent, turn, llm = "00000000000000d1", "00000000000000d2", "00000000000000d3", "00000000000000d4"
+    spans = [root(), rec(chain, 2, 98, step_type="other", name="Agent workflow", kind="CHAIN"),
+             rec(agent, 5, 95, parent=chain, step_type="other", name="Assistant", kind="AGENT", error=True),
+             rec(turn, 8, 90, parent=agent, step_type="other", name="turn", kind="CHAIN"),
+             rec(llm, 10, 20, parent=turn, step_type="llm", name="chat", error=True, code="rate_limited")]
+    for order in orders(spans, 8):
+        clear(engine)
+        send_one_by_one(engine, order)
+        run, _ = stored(engine)
+        assert (run["status"], run["failure_type"], run["failure_code"]) == ("failure", "model", "rate_limited")
+        assert failure_row(engine) == ("model", "rate_limited", seq_of(engine, llm))
+
+
+def test_a_sub_agent_in_error_under_an_agent_that_carried_on_leaves_the_run_partial(engine: sa.Engine) -> None:
+    outer, inner = "00000000000000d5", "00000000000000d6"
+    spans = [root(), rec(outer, 5, 95, step_type="other", name="triage", kind="AGENT"),
+             rec(inner, 10, 20, parent=outer, step_type="other", name="helper", kind="AGENT", error=True)]
+    for order in orders(spans, 4):
+        clear(engine)
+        send_one_by_one(engine, order)
+        assert stored(engine)[0]["status"] == "partial"
+
+
+def test_a_late_retry_recovers_a_settled_partial_run_but_not_a_failed_root(engine: sa.Engine) -> None:
+    spans = cross_turn_retry()
+    write_spans(engine, spans[:4], NOW)
     run, _ = stored(engine)
-    assert (run["status"], run["failure_type"], run["failure_code"]) == ("failure", "model", "timeout")
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(failures).where(failures.c.run_id == RUN)).mappings().one()
-    assert (row["failure_type"], row["step_seq"], row["message"]) == ("model", 2, None)
+    assert (run["status"], run["failure_type"]) == ("partial", None)
+    write_spans(engine, spans[4:], NOW)
+    assert stored(engine)[0]["status"] == "success"
+
+    clear(engine)
+    spans = cross_turn_retry(root_error=True)
+    write_spans(engine, spans[:4], NOW)
+    assert failure_row(engine) == ("tool", "connection_error", seq_of(engine, FAIL))
+    write_spans(engine, spans[4:], NOW)
+    run, _ = stored(engine)  # the agent itself still ended in error: its own code is the cause now
+    assert (run["status"], run["failure_type"], run["failure_code"]) == ("failure", "orchestration",
+                                                                         "unhandled_exception")
+    assert failure_row(engine) == ("orchestration", "unhandled_exception", None)
+
+
+def test_a_late_ok_attempt_between_a_failure_and_its_retry_ends_the_chain(engine: sa.Engine) -> None:
+    first, late, third = (rec("00000000000000e1", 10, 20, name="api", error=True),
+                          rec("00000000000000e2", 30, 40, name="api"),
+                          rec("00000000000000e3", 50, 60, name="api", error=True))
+    write_spans(engine, [root(), first, third], NOW)
+    assert by_span(engine)["00000000000000e3"][2:] == (2, "00000000000000e1")
+    assert stored(engine)[0]["retry_count"] == 1
+    write_spans(engine, [late], NOW)
+    shape = by_span(engine)
+    assert shape["00000000000000e2"][2:] == (2, "00000000000000e1")
+    assert shape["00000000000000e3"][2:] == (1, None)
+    run, _ = stored(engine)
+    assert (run["status"], run["retry_count"]) == ("partial", 1)
 
 
 def test_concurrent_requests_for_one_trace_store_each_span_once(engine: sa.Engine) -> None:
@@ -100,7 +249,8 @@ def test_concurrent_requests_for_one_trace_store_each_span_once(engine: sa.Engin
         t.join()
     assert errors == []
     run, rows = stored(engine)
-    assert [r[0] for r in rows] == list(range(1, 41)) and run["step_count"] == 40
+    assert sorted(r[0] for r in rows) == list(range(1, 41)) and run["step_count"] == 40
+    assert sorted(r[1] for r in rows) == [s.span_id for s in spans]
 
 
 def test_a_trace_id_that_is_an_sdk_run_is_refused(engine: sa.Engine) -> None:
@@ -110,34 +260,6 @@ def test_a_trace_id_that_is_an_sdk_run_is_refused(engine: sa.Engine) -> None:
     written = write_spans(engine, [rec("00000000000000e1", 1, 2)], NOW)
     assert (written.accepted, written.rejected) == (0, 1)
     assert stored(engine) == before
-
-
-def test_a_failure_link_follows_its_step_when_a_late_parent_renumbers_the_run(engine: sa.Engine) -> None:
-    failing = rec("00000000000000a2", 50, 60, step_type="llm", error=True)
-    write_spans(engine, [ROOT, rec("00000000000000a1", 5, 10), failing], NOW)
-    with engine.connect() as conn:
-        assert conn.execute(sa.select(failures.c.step_seq).where(failures.c.run_id == RUN)).scalar() == 2
-    # A wrapper of the first step arrives late and starts first: every seq moves up by one.
-    write_spans(engine, [rec("00000000000000a0", 1, 20, step_type="other")], NOW)
-    run, rows = stored(engine)
-    assert [r[1] for r in rows] == ["00000000000000a0", "00000000000000a1", "00000000000000a2"]
-    with engine.connect() as conn:
-        assert conn.execute(sa.select(failures.c.step_seq).where(failures.c.run_id == RUN)).scalar() == 3
-    assert run["status"] == "failure"
-
-
-def test_a_settled_failure_keeps_its_step_when_a_late_retry_and_parent_arrive(engine: sa.Engine) -> None:
-    failing = rec("00000000000000a2", 50, 60, error=True)
-    write_spans(engine, [ROOT, failing], NOW)
-    # Late: a retry of the failed call (recovering it) and a span that starts first (renumbering).
-    retry = rec("00000000000000a3", 70, 80)
-    retry.name = failing.name
-    write_spans(engine, [rec("00000000000000a0", 1, 20, step_type="other"), retry], NOW)
-    run, rows = stored(engine)
-    assert rows[1] == (2, "00000000000000a2", None, 1, None) and rows[2] == (3, "00000000000000a3", None, 2, 2)
-    assert run["status"] == "failure"  # a settled run never turns from failure back to success
-    with engine.connect() as conn:
-        assert conn.execute(sa.select(failures.c.step_seq).where(failures.c.run_id == RUN)).scalar() == 2
 
 
 def test_a_run_holds_at_most_max_seq_steps(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -235,7 +235,7 @@ def test_a_page_of_steps_is_one_range_of_the_primary_key(engine: sa.Engine) -> N
         detail = reader.get_run(conn, spec.run_id, steps_after=100, steps_limit=20)
     sa.event.remove(engine, "before_cursor_execute", capture)
     assert detail is not None and [s["seq"] for s in detail["steps"]] == list(range(101, 121))
-    statement, params = next((st, p) for st, p in captured if "FROM steps" in st)
+    statement, params = next((st, p) for st, p in captured if "FROM steps" in st and "steps.seq >" in st)
     assert "LIMIT" in statement
     with engine.connect() as conn:
         plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params))
@@ -265,9 +265,56 @@ def test_a_page_of_a_long_run_is_an_ordered_primary_key_scan_on_postgresql(engin
     with ro.connect() as conn:
         detail = reader.get_run(conn, long.run_id, steps_after=10, steps_limit=20)
         sa.event.remove(ro, "before_cursor_execute", capture)
-        statement, params = next((st, p) for st, p in captured if "FROM steps" in st)
+        statement, params = next((st, p) for st, p in captured if "FROM steps" in st and "steps.seq >" in st)
         # Same transaction: the settings get_run made for its page still hold.
         plan = "\n".join(str(row[0]) for row in conn.exec_driver_sql(f"EXPLAIN {statement}", params))  # type: ignore[arg-type]
     assert detail is not None and [s["seq"] for s in detail["steps"]] == list(range(11, 31))
     assert "Index Scan using pk_steps" in plan, plan
     assert "Sort" not in plan and "Bitmap" not in plan, plan
+
+
+def test_an_otlp_run_pages_in_start_order_whatever_order_its_spans_arrived_in(engine: sa.Engine) -> None:
+    """OTLP seqs follow arrival and are never renumbered; the run detail orders by start time (then
+    seq) through the (run_id, started_at, seq) index, and a page continues after the given step."""
+    from datetime import datetime
+
+    from agenttracer.store.write.otlp_assemble import SpanRecord
+    from agenttracer.store.write.otlp_write import write_spans
+
+    run_id = "22222222-3333-4444-5555-666666666666"
+    now = datetime.now(timezone.utc)
+
+    def span(i: int, start_ms: int) -> SpanRecord:
+        start = now - timedelta(minutes=5) + timedelta(milliseconds=start_ms)
+        return SpanRecord(run_id=run_id, span_id=f"{i:016x}", parent_span_id="00000000000000ff", step_type="tool",
+                          name=f"t{i}", started_at=start, ended_at=start + timedelta(milliseconds=1), latency_ms=1.0,
+                          error=False, error_class=None, failure_code=None, explicit_attempt=None, agent_name=None,
+                          agent_version=None, meta={}, dropped=0)
+
+    starts = [50, 40, 40, 10, 30, 40, 20, 0]  # later requests bring earlier spans; three start together
+    for i, start in enumerate(starts, start=1):
+        write_spans(engine, [span(i, start)], now)
+    expected = sorted(range(1, len(starts) + 1), key=lambda seq: (starts[seq - 1], seq))
+    pages, after = [], 0
+    captured: list[tuple[str, object]] = []
+
+    def capture(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        captured.append((statement, params))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    with engine.connect() as conn:
+        while True:
+            detail = reader.get_run(conn, run_id, steps_after=after, steps_limit=3)
+            assert detail is not None
+            pages.append([s["seq"] for s in detail["steps"]])
+            if detail["next_steps_after"] is None:
+                break
+            after = detail["next_steps_after"]
+        assert reader.get_run(conn, run_id, steps_after=99, steps_limit=3)["steps"] == []  # type: ignore[index]
+    sa.event.remove(engine, "before_cursor_execute", capture)
+    assert [seq for page in pages for seq in page] == expected and [len(p) for p in pages] == [3, 3, 2]
+    if engine.dialect.name == "sqlite":
+        statement, params = next((st, p) for st, p in captured if "steps.started_at >" in st)
+        with engine.connect() as conn:
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params))
+        assert "ix_steps_run_id_started_at_seq" in plan and "TEMP B-TREE" not in plan, plan

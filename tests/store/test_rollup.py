@@ -4,6 +4,7 @@ refresher runs."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import threading
@@ -70,10 +71,35 @@ def run_events(rng: random.Random, started: datetime, **identity: str) -> list[d
                 events.append({"type": "failure", "run_id": run_id, "failure_type": "tool" if step_type == "tool"
                                else "model", "failure_code": "timeout", "step_seq": seq, "recorded_at": _iso(t)})
             break
+    _nest(rng, events, started, t)
     if rng.random() > 0.05:
         events.append({"type": "run_end", "run_id": run_id, "ended_at": _iso(t + timedelta(milliseconds=20)),
                        "status": status, **ident})
     return events
+
+
+def _nest(rng: random.Random, events: list[dict[str, Any]], started: datetime, ended: datetime) -> None:
+    """Make some runs nested, so that self time (not summed latency) is what the rollups must keep exact:
+    steps moved back to run in parallel with the one before, and an agent step (seq 1) around the others."""
+    steps = [e for e in events if e["type"] == "step"]
+    for previous, step in itertools.pairwise(steps):
+        if rng.random() < 0.3:
+            back = timedelta(milliseconds=rng.uniform(0, previous["latency_ms"]))
+            step["started_at"] = _iso(datetime.fromisoformat(step["started_at"]) - back)
+            step["ended_at"] = _iso(datetime.fromisoformat(step["ended_at"]) - back)
+    if not steps or rng.random() < 0.5:
+        return
+    for event in events:  # a parent's seq comes before its children's: make room for seq 1
+        for key in ("seq", "retry_of_seq", "step_seq"):
+            if key in event:
+                event[key] += 1
+        if event["type"] == "step":
+            event["parent_seq"] = 1
+    events.insert(1, {
+        "type": "step", "run_id": events[0]["run_id"], "seq": 1, "step_type": "other", "name": "agent",
+        "started_at": _iso(started), "ended_at": _iso(ended), "status": "ok", "attempt": 1,
+        "latency_ms": (ended - started) / timedelta(milliseconds=1),
+    })
 
 
 def write(engine: sa.Engine, events: list[dict[str, Any]]) -> None:
@@ -133,10 +159,16 @@ def assert_same(fast: RunStats, exact: RunStats) -> None:
             (g.step_type, g.name, g.count, g.error_count, g.retry_count) for g in e_groups]
         for fg, eg in zip(f_groups, e_groups, strict=True):
             assert fg.total_latency_ms == pytest.approx(eg.total_latency_ms, rel=1e-9)
+            assert fg.self_time_ms == pytest.approx(eg.self_time_ms, rel=1e-9)
             assert fg.share_of_run_time == pytest.approx(eg.share_of_run_time, rel=1e-9)
             for q in ("p50", "p95", "p99"):
                 assert _close(getattr(fg.latency_ms, q), getattr(eg.latency_ms, q)), (fg.name, q)
     assert fast.top_failing_steps == exact.top_failing_steps
+    assert fast.run_time.total_ms == pytest.approx(exact.run_time.total_ms, rel=1e-9)
+    assert fast.run_time.untraced_ms == pytest.approx(exact.run_time.untraced_ms, rel=1e-9, abs=1e-6)
+    shares = [g.share_of_run_time or 0.0 for g in fast.step_types]
+    if fast.run_time.untraced_share is not None:
+        assert sum(shares) + fast.run_time.untraced_share == pytest.approx(1.0, rel=1e-9)
 
 
 WINDOWS = [
@@ -306,7 +338,7 @@ def test_agents_from_rollups_equal_agents_from_raw(engine: sa.Engine, monkeypatc
         assert stats_rollup.agent_counts(conn) is not None
         fast = list_agents(conn)
     with monkeypatch.context() as m, engine.connect() as conn:
-        m.setattr(stats_rollup, "agent_counts", lambda _conn: None)
+        m.setattr(stats_rollup, "agent_counts", lambda *_args: None)
         exact = list_agents(conn)
     assert fast == exact and {a["agent_id"] for a in fast} == {"bot-a", "bot-b", "bot-c"}
 

@@ -1,12 +1,13 @@
 """The ``agenttracer`` command line.
 
 Commands live in small modules by concern and register themselves on the shared Typer app:
-``serve`` (up, serve, migrate), ``query`` (runs, show, stats, compare, tail) and ``admin`` (keys, prune).
+``serve`` (up, serve, migrate), ``query`` (runs, show, stats, compare, tail), ``admin`` (keys, prune) and
+``projects`` (projects).
 """
 
 from __future__ import annotations
 
-from agenttracer.cli import admin, query, serve  # noqa: F401  (importing registers the commands)
+from agenttracer.cli import admin, projects, query, serve  # noqa: F401  (importing registers the commands)
 from agenttracer.cli.app import app
 
 

@@ -1,4 +1,4 @@
-"""CLI commands for operators: ``keys create|list|revoke``, ``prune`` and ``rollup refresh``.
+"""CLI commands for operators: ``keys create|list|revoke``, ``prune``, ``sweep`` and ``rollup refresh``.
 
 Each takes ``--database-url`` (default: ``AGENTTRACER_DATABASE_URL``, then the local SQLite file).
 ``keys create`` writes the new key alone on stdout — it is shown this once and never stored — and
@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agenttracer.cli.app import app
+from agenttracer.model import DEFAULT_PROJECT
 from agenttracer.server.settings import Settings
 from agenttracer.store.keys import SCOPES, create_key, list_keys, revoke_key
 from agenttracer.store.schema.engine import make_engine
@@ -35,7 +36,7 @@ DatabaseUrl = typer.Option(
 )
 
 
-def _engine(database_url: str | None) -> sa.Engine:
+def open_engine(database_url: str | None) -> sa.Engine:
     url = Settings.from_env(database_url=database_url).database_url
     try:
         engine = make_engine(url, poolclass=sa.pool.NullPool)
@@ -54,21 +55,27 @@ def _engine(database_url: str | None) -> sa.Engine:
 def keys_create(
     scope: str = typer.Option(..., "--scope", help="What the key opens: 'ingest' (Ingest API) or 'read' (Query API)."),
     name: str | None = typer.Option(None, "--name", help="A label to recognise the key by (≤ 64 characters)."),
+    project: list[str] = typer.Option(
+        [], "--project", help="The project the key is bound to (repeat for a read key of several). "
+        f"Default: {DEFAULT_PROJECT}. An ingest key has exactly one.", show_default=False,
+    ),
+    admin: bool = typer.Option(False, "--admin", help="A read key of every project (read scope only)."),
     database_url: str | None = DatabaseUrl,
 ) -> None:
-    """Create a key and print it once. Store it now: only its hash is kept."""
+    """Create a key bound to its project(s) and print it once. Store it now: only its hash is kept."""
     if scope not in SCOPES:
         err.print(f"[red]--scope must be one of: {', '.join(SCOPES)}[/red]")
         raise typer.Exit(2)
-    engine = _engine(database_url)
+    engine = open_engine(database_url)
     try:
-        info, key = create_key(engine, scope, name)
+        info, key = create_key(engine, scope, name, projects=project or [DEFAULT_PROJECT], admin=admin)
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     finally:
         engine.dispose()
-    err.print(f"created {info.key_id} (scope {info.scope}{', name ' + info.name if info.name else ''}).")
+    bound = "every project (admin)" if info.admin else "project " + ", ".join(info.projects)
+    err.print(f"created {info.key_id} (scope {info.scope}, {bound}{', name ' + info.name if info.name else ''}).")
     err.print("This is the only time the key is shown: keep it in your secret store.")
     sys.stdout.write(key + "\n")
 
@@ -76,7 +83,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(database_url: str | None = DatabaseUrl) -> None:
     """List keys: id, scope, name, the key's prefix and last four characters, created, revoked."""
-    engine = _engine(database_url)
+    engine = open_engine(database_url)
     try:
         keys = list_keys(engine)
     finally:
@@ -87,11 +94,12 @@ def keys_list(database_url: str | None = DatabaseUrl) -> None:
             "(see docs/deployment.md)."
         )
         return
-    table = Table("id", "scope", "name", "key", "created", "revoked", box=None)
+    table = Table("id", "scope", "projects", "name", "key", "created", "revoked", box=None)
     for k in keys:
         table.add_row(
             k.key_id,
             k.scope,
+            "(admin: all)" if k.admin else ",".join(k.projects),
             k.name or "",
             k.masked,
             k.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
@@ -106,7 +114,7 @@ def keys_revoke(
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Revoke a key. Both APIs refuse it from the next request on."""
-    engine = _engine(database_url)
+    engine = open_engine(database_url)
     try:
         found = revoke_key(engine, key_id)
     finally:
@@ -142,7 +150,7 @@ def prune_command(
     except ValueError as exc:
         err.print(f"[red]--older-than: {exc}[/red]")
         raise typer.Exit(2) from None
-    engine = _engine(database_url)
+    engine = open_engine(database_url)
     try:
         result = prune(engine, age, batch_size=batch_size, dry_run=dry_run)
     finally:
@@ -153,6 +161,36 @@ def prune_command(
         f"that started before {result.cutoff.strftime('%Y-%m-%dT%H:%M:%SZ')}"
         + ("" if dry_run else f" ({result.batches} batches)")
     )
+
+
+@app.command("sweep")
+def sweep_command(
+    timeout_s: int | None = typer.Option(
+        None,
+        "--timeout-s",
+        min=1,
+        help="Close running runs with no new event for this many seconds. Default: AGENTTRACER_RUN_TIMEOUT_S.",
+        show_default=False,
+    ),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Close abandoned runs now as failure / orchestration / abandoned (the ingest process does it on its own)."""
+    from datetime import timedelta
+
+    from agenttracer.store.write.abandon import sweep
+
+    seconds = timeout_s or Settings.from_env().run_timeout_s
+    if not seconds:
+        err.print("[red]say after how long: --timeout-s 3600 (AGENTTRACER_RUN_TIMEOUT_S is 0)[/red]")
+        raise typer.Exit(2)
+    engine = open_engine(database_url)
+    try:
+        # Every abandoned run, still in short transactions of a bounded number of runs each.
+        result = sweep(engine, timedelta(seconds=seconds), max_batches=sys.maxsize)
+    finally:
+        engine.dispose()
+    since = result.cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")
+    typer.echo(f"closed {len(result.closed)} abandoned runs with no event since {since} ({result.batches} batches)")
 
 
 rollup_app = typer.Typer(help="Maintain the rollups that /v1/stats and /v1/agents read.", no_args_is_help=True)
@@ -180,7 +218,7 @@ def rollup_refresh_command(
     from agenttracer.store.rollup.refresh import refresh
 
     settle = settle_seconds if settle_seconds is not None else Settings.from_env().rollup_settle_seconds
-    engine = _engine(database_url)
+    engine = open_engine(database_url)
     try:
         result = refresh(engine, settle=timedelta(seconds=settle), rebuild=rebuild)
     finally:

@@ -91,7 +91,8 @@ def stats_view(data: dict[str, Any]) -> RenderableType:
     step_types = data.get("step_types") or []
     if step_types:
         parts.append(Text(""))
-        parts.append(_attribution(step_types, "latency by step type", with_name=False))
+        parts.append(_attribution(step_types, "latency by step type", with_name=False,
+                                  run_time=data.get("run_time") or {}))
     step_names = data.get("step_names") or []
     if step_names:
         parts.append(Text(""))
@@ -115,17 +116,27 @@ def stats_view(data: dict[str, Any]) -> RenderableType:
     return Group(*parts)
 
 
-def _attribution(groups: list[dict[str, Any]], title: str, *, with_name: bool) -> Table:
+def _share_bar(share: float | None, style: str = "cyan") -> Text:
+    bar = Text("█" * round(min(share or 0.0, 1.0) * SHARE_BAR_WIDTH), style=style)
+    bar.append(f" {pct(share)}")
+    return bar
+
+
+def _attribution(groups: list[dict[str, Any]], title: str, *, with_name: bool,
+                 run_time: dict[str, Any] | None = None) -> Table:
+    """Per group: counts, latency percentiles, total latency (children included), self time and share of
+    run time (self time, so that the step types' shares and the untraced row add up to 100 %)."""
     table = _table("step" if with_name else "type", "count", "errors", "retries", "p50", "p95", "p99", "total",
-                   "share of run time", title=title)
+                   "self", "share of run time", title=title)
     for g in groups:
-        share = g.get("share_of_run_time")
-        bar = Text("█" * round(min(share or 0.0, 1.0) * SHARE_BAR_WIDTH), style="cyan")
-        bar.append(f" {pct(share)}")
         label = f"{g['step_type']} {g.get('name') or ''}".strip() if with_name else g["step_type"]
         table.add_row(label, str(g.get("count", 0)), f"{g.get('error_count', 0)} ({pct(g.get('error_rate'))})",
                       str(g.get("retry_count", 0)), *_percentiles(g.get("latency_ms")),
-                      fmt_ms(g.get("total_latency_ms")), bar)
+                      fmt_ms(g.get("total_latency_ms")), fmt_ms(g.get("self_time_ms")),
+                      _share_bar(g.get("share_of_run_time")))
+    if run_time and run_time.get("untraced_share") is not None:
+        table.add_row("untraced", "", "", "", "", "", "", "", fmt_ms(run_time.get("untraced_ms")),
+                      _share_bar(run_time.get("untraced_share"), style="dim"))
     return table
 
 

@@ -47,6 +47,11 @@ FCodeOpt = Annotated[str | None, typer.Option("--failure-code", help="e.g. timeo
 StepOpt = Annotated[str | None, typer.Option("--step-name", help="Runs with a step of this name.")]
 SinceOpt = Annotated[str | None, typer.Option("--since", help="ISO time or age (15m, 2h, 7d).")]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="ISO time or age (15m, 2h, 7d).")]
+ProjectOpt = Annotated[
+    str | None,
+    typer.Option("--project", envvar="AGENTTRACER_PROJECT",
+                 help="Only this project (default: every project the key may read)."),
+]
 
 
 
@@ -84,10 +89,10 @@ def _print_json(data: Any) -> None:
 
 def _filters(
     agent: str | None, version: str | None, env: str | None, status: str | None, failure_type: str | None,
-    failure_code: str | None, step_name: str | None, since: str | None, until: str | None,
+    failure_code: str | None, step_name: str | None, since: str | None, until: str | None, project: str | None,
 ) -> dict[str, Any]:
     return {
-        "agent_id": agent, "agent_version": version, "environment": env, "status": status,
+        "project": project, "agent_id": agent, "agent_version": version, "environment": env, "status": status,
         "failure_type": failure_type, "failure_code": failure_code, "step_name": step_name,
         "since": parse_time(since, option="--since"), "until": parse_time(until, option="--until"),
     }
@@ -97,13 +102,13 @@ def _filters(
 def runs_cmd(
     agent: AgentOpt = None, version: VersionOpt = None, env: EnvOpt = None, status: StatusOpt = None,
     failure_type: FTypeOpt = None, failure_code: FCodeOpt = None, step_name: StepOpt = None,
-    since: SinceOpt = None, until: UntilOpt = None,
+    since: SinceOpt = None, until: UntilOpt = None, project: ProjectOpt = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many runs to list.")] = 20,
     url: UrlOpt = DEFAULT_QUERY_URL, api_key: KeyOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """List runs, newest first, filtered like the API."""
     with _client(url, api_key) as client:
-        params = _filters(agent, version, env, status, failure_type, failure_code, step_name, since, until)
+        params = _filters(agent, version, env, status, failure_type, failure_code, step_name, since, until, project)
         items: list[dict[str, Any]] = []
         cursor = None
         while len(items) < limit:
@@ -128,6 +133,7 @@ def show_cmd(
     url: UrlOpt = DEFAULT_QUERY_URL, api_key: KeyOpt = None, as_json: JsonOpt = False,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many steps.")] = SHOW_STEPS,
     after: Annotated[int, typer.Option("--after", min=0, help="Start after this step seq.")] = 0,
+    project: ProjectOpt = None,
 ) -> None:
     """Show one run and its steps as a waterfall (retries linked, the failing step marked).
 
@@ -136,7 +142,7 @@ def show_cmd(
     """
     with _client(url, api_key) as client:
         try:
-            detail = _run_pages(client, run_id, after, limit)
+            detail = _run_pages(client, run_id, after, limit, project)
         except NotFound:
             raise _fail(f"run {run_id} does not exist on {client.url}") from None
     if as_json:
@@ -151,11 +157,11 @@ def show_cmd(
         )
 
 
-def _run_pages(client: QueryClient, run_id: str, after: int, limit: int) -> dict[str, Any]:
+def _run_pages(client: QueryClient, run_id: str, after: int, limit: int, project: str | None) -> dict[str, Any]:
     """The run detail with up to ``limit`` steps after seq ``after``, gathered from as many pages as needed."""
 
     def page(after: int, wanted: int) -> dict[str, Any]:
-        params = {"steps_after": after, "steps_limit": min(wanted, STEP_PAGE_SIZE)}
+        params = {"project": project, "steps_after": after, "steps_limit": min(wanted, STEP_PAGE_SIZE)}
         return dict(client.get(f"/v1/runs/{run_id}", params))
 
     detail = page(after, limit)
@@ -170,12 +176,12 @@ def _run_pages(client: QueryClient, run_id: str, after: int, limit: int) -> dict
 def stats_cmd(
     agent: AgentOpt = None, version: VersionOpt = None, env: EnvOpt = None, status: StatusOpt = None,
     failure_type: FTypeOpt = None, failure_code: FCodeOpt = None, step_name: StepOpt = None,
-    since: SinceOpt = None, until: UntilOpt = None,
+    since: SinceOpt = None, until: UntilOpt = None, project: ProjectOpt = None,
     url: UrlOpt = DEFAULT_QUERY_URL, api_key: KeyOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Run counts, success rate, latency percentiles, failure mix and retries for the filtered runs."""
     with _client(url, api_key) as client:
-        params = _filters(agent, version, env, status, failure_type, failure_code, step_name, since, until)
+        params = _filters(agent, version, env, status, failure_type, failure_code, step_name, since, until, project)
         data = _analytics(client, "/v1/stats", params)
     if as_json:
         _print_json(data)
@@ -188,12 +194,12 @@ def compare_cmd(
     agent: Annotated[str, typer.Argument(help="agent_id to compare.")],
     base: Annotated[str, typer.Argument(help="Baseline agent_version.")],
     candidate: Annotated[str, typer.Argument(help="Candidate agent_version.")],
-    env: EnvOpt = None, since: SinceOpt = None, until: UntilOpt = None,
+    env: EnvOpt = None, since: SinceOpt = None, until: UntilOpt = None, project: ProjectOpt = None,
     url: UrlOpt = DEFAULT_QUERY_URL, api_key: KeyOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Compare two versions of an agent from the execution shape alone (no content)."""
     with _client(url, api_key) as client:
-        params = {"agent_id": agent, "base": base, "candidate": candidate, "environment": env,
+        params = {"project": project, "agent_id": agent, "base": base, "candidate": candidate, "environment": env,
                   "since": parse_time(since, option="--since"), "until": parse_time(until, option="--until")}
         data = _analytics(client, "/v1/compare", params)
     if as_json:
@@ -256,10 +262,10 @@ def tail_cmd(
     history: Annotated[int, typer.Option("--history", min=0, max=500, help="Finished runs to print first.")] = 0,
     count: Annotated[int | None, typer.Option("--count", min=1, help="Exit after this many runs.")] = None,
     duration: Annotated[float | None, typer.Option("--duration", min=0.1, help="Exit after this many seconds.")] = None,
-    url: UrlOpt = DEFAULT_QUERY_URL, api_key: KeyOpt = None, as_json: JsonOpt = False,
+    project: ProjectOpt = None, url: UrlOpt = DEFAULT_QUERY_URL, api_key: KeyOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Follow runs as they finish (one line each; Ctrl-C to stop)."""
-    params = _filters(agent, version, env, status, failure_type, failure_code, step_name, None, None)
+    params = _filters(agent, version, env, status, failure_type, failure_code, step_name, None, None, project)
     seen = _Seen()
     printed = 0
     deadline = time.monotonic() + duration if duration is not None else None

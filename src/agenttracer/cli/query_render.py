@@ -42,14 +42,14 @@ def status_text(status: str | None) -> Text:
 
 def runs_table(items: list[dict[str, Any]]) -> Table:
     table = Table(title=None, show_edge=False, header_style="bold")
-    for col in ("started (UTC)", "run_id", "agent", "version", "env", "status", "duration", "steps", "err",
-                "retries", "failure"):
+    for col in ("started (UTC)", "run_id", "project", "agent", "version", "env", "status", "duration", "steps",
+                "err", "retries", "failure"):
         table.add_column(col, no_wrap=col in ("run_id", "started (UTC)"),
                          justify="right" if col in ("duration", "steps", "err", "retries") else "left")
     for run in items:
         failure = f"{run['failure_type']}/{run['failure_code']}" if run.get("failure_type") else ""
         table.add_row(
-            fmt_time(run.get("started_at")), run["run_id"], run.get("agent_id") or "?",
+            fmt_time(run.get("started_at")), run["run_id"], run.get("project") or "?", run.get("agent_id") or "?",
             run.get("agent_version") or "?", run.get("environment") or "?", status_text(run.get("status")),
             fmt_ms(run.get("duration_ms")), str(run.get("step_count", 0)), str(run.get("error_step_count", 0)),
             str(run.get("retry_count", 0)), failure,
@@ -60,6 +60,7 @@ def runs_table(items: list[dict[str, Any]]) -> Table:
 def run_header(run: dict[str, Any], failure: dict[str, Any] | None) -> Text:
     text = Text()
     text.append(f"run {run['run_id']}\n", style="bold")
+    text.append(f"  project {run.get('project') or '?'}\n")
     text.append(f"  agent   {run.get('agent_id') or '?'} {run.get('agent_version') or '?'}"
                 f"  ({run.get('environment') or '?'})\n")
     text.append("  status  ")

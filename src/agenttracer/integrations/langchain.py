@@ -12,8 +12,11 @@ What becomes what:
 * an ``on_*_error`` ends the step as an error step (exception class, failure code from the SDK's
   classifier); the exception escaping the outermost invocation becomes the run's failure, typed by the
   step it came from (tool, model, retrieval, else orchestration);
-* ``RunnableRetry`` attempts (tagged ``retry:attempt:N``) and ``on_retry`` become new steps linked to
-  the attempt they retry.
+* retries are linked by the SDK's one rule (``agenttracer.verdict``): a step of the same action (type
+  and name) as an earlier failed attempt in the run is its retry, whatever its parent — a LangGraph
+  ``RetryPolicy`` re-running a node, the model calling a tool again after ``ToolNode`` handed it the
+  error. ``RunnableRetry``'s ``retry:attempt:N`` tag states the attempt number; ``on_retry`` (a retry
+  inside one component run) ends the attempt so far and begins the next.
 
 Read: run ids, names, tags, the ``langgraph_node``/``langgraph_step`` and ``ls_model_name``/``ls_provider``
 metadata keys, token integers, document counts and exception classes. Never read: prompts, messages,
@@ -26,8 +29,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
+from agenttracer.failure_codes import DEFAULT_EXCEPTION_CODE, failure_code_for_exception
 from agenttracer.integrations._common import BoundedMap, Guard, failure_type_for, guarded, missing_framework
-from agenttracer.model import FailureType, StepType, failure_code_for_exception
+from agenttracer.model import FailureType, StepType
 from agenttracer.privacy.otel import retry_attempt_from_tags
 from agenttracer.sdk.context import current_run, current_step
 from agenttracer.sdk.tracer import AgentTracer
@@ -46,7 +50,7 @@ _SMALL = 64  # per-run memory of recent exceptions and failed attempts
 class _Trace:
     """What one run remembers while its LangChain runs are open."""
 
-    __slots__ = ("failed", "owned", "raised", "run")
+    __slots__ = ("owned", "raised", "run")
 
     def __init__(self, run: Any, owned: bool) -> None:
         self.run = run
@@ -54,17 +58,15 @@ class _Trace:
         # id(exception) -> (class name, first step that ended with it): the most specific step an escaping
         # exception came from. Kept only while the run is open, and only the last few.
         self.raised: BoundedMap[int, tuple[str, Any]] = BoundedMap(_SMALL)
-        # (parent LangChain run id, name) -> the error step of the last failed attempt there.
-        self.failed: BoundedMap[tuple[UUID | None, str], Any] = BoundedMap(_SMALL)
 
 
 class _Open:
     """One open LangChain run: its step (None when it is not recorded as one) and where children nest."""
 
-    __slots__ = ("kind", "meta", "name", "nest", "node", "parent_id", "retry_of", "step", "trace")
+    __slots__ = ("kind", "meta", "name", "nest", "node", "parent_id", "step", "trace")
 
     def __init__(self, trace: _Trace, step: Any, nest: Any, kind: str, name: str, parent_id: UUID | None,
-                 node: str | None, retry_of: Any, meta: Mapping[str, Any] | None = None) -> None:
+                 node: str | None, meta: Mapping[str, Any] | None = None) -> None:
         self.trace = trace
         self.step = step
         self.nest = nest  # the step that children of this run get as their parent
@@ -72,7 +74,6 @@ class _Open:
         self.name = name
         self.parent_id = parent_id
         self.node = node
-        self.retry_of = retry_of  # an earlier attempt a step beneath this (retried) chain repeats
         self.meta = meta  # the step's start metadata, which an attempt begun by on_retry repeats
 
 
@@ -184,22 +185,18 @@ class AgentTracerCallbackHandler(BaseCallbackHandler):
             nest = current_step() if not trace.owned else None
             nest = nest if nest is not None and getattr(nest, "_run", None) is trace.run else None
             if kind == "chain":  # the outermost invocation is the run itself, not a step
-                self._track(run_id, _Open(trace, None, nest, kind, name, None, None, None))
+                self._track(run_id, _Open(trace, None, nest, kind, name, None, None))
                 return
             parent_id = None
         else:
             trace, nest, parent_id = parent.trace, parent.nest, parent_run_id
-        retry_of = parent.retry_of if parent is not None else None
-        if (retry_attempt_from_tags(tags) or 1) > 1:
-            retry_of = trace.failed.pop((parent_id, name), None) or retry_of
         if step_type is None:  # a chain that is not a step: its children nest under ``nest``
-            self._track(run_id, _Open(trace, None, nest, kind, name, parent_id, node, retry_of))
+            self._track(run_id, _Open(trace, None, nest, kind, name, parent_id, node))
             return
-        linked = retry_of if retry_of is not None and retry_of.name == name \
-            and retry_of.step_type == step_type else None
-        step = trace.run.begin_step(step_type, name, metadata=step_meta, retry_of=linked, parent=nest)
-        self._track(run_id, _Open(trace, step, step, kind, name, parent_id, node,
-                                  None if linked is not None else retry_of, step_meta))
+        # The SDK links the step to an earlier failed attempt of the same action (agenttracer.verdict).
+        step = trace.run.begin_step(step_type, name, metadata=step_meta, parent=nest,
+                                    attempt=retry_attempt_from_tags(tags))
+        self._track(run_id, _Open(trace, step, step, kind, name, parent_id, node, step_meta))
 
     def _end(self, run_id: UUID, error: BaseException | None = None) -> _Open | None:
         entry = self._open.pop(run_id, None)
@@ -214,12 +211,8 @@ class AgentTracerCallbackHandler(BaseCallbackHandler):
         if error is not None:
             key = id(error)
             known = trace.raised.get(key)
-            if known is None or known[0] != type(error).__name__:
-                known = (type(error).__name__, entry.step) if entry.step is not None else None
-                if known is not None:
-                    trace.raised.put(key, known)
-            if known is not None:
-                trace.failed.put((entry.parent_id, entry.name), known[1])
+            if (known is None or known[0] != type(error).__name__) and entry.step is not None:
+                trace.raised.put(key, (type(error).__name__, entry.step))
         if entry.parent_id is None and trace.owned:
             self._end_run(trace, error)
         return entry
@@ -232,7 +225,7 @@ class AgentTracerCallbackHandler(BaseCallbackHandler):
             if known is not None and known[0] == type(error).__name__:
                 step = known[1]
                 run.record_failure(failure_type_for(step.step_type), code, step=step)
-            elif code != "unhandled_exception":
+            elif code != DEFAULT_EXCEPTION_CODE:
                 run.record_failure(FailureType.ORCHESTRATION, code)
         run.end(error)
 

@@ -14,23 +14,31 @@ What becomes what:
   ``other`` steps named by the guardrail (``triggered``); ``transcription``/``speech`` are ``llm`` steps,
   ``mcp_tools`` a ``tool`` step; other spans (custom, task, turn) are not steps, their children nest
   under the nearest step;
-* a span with an error is an error step, classified from the span type (and the SDK's fixed error
-  texts, compared, never stored); a model call that follows a failed one under the same parent (the
-  runner's model retry), and a call of a tool after its failed call in the same agent (the SDK returns
-  a tool's error to the model, which calls it again), are retries linked to the failed attempt;
-* the run fails when an agent span ends in error (the run stopped) or a guardrail trips: the failure
-  is typed by the error step that ended last before it (tool, model, else orchestration).
+* a span with an error is an error step. Its class and code come from the exception in flight when
+  the span ends, if one arose while the span was open (a provider's ``RateLimitError`` propagating
+  through the model span gives ``rate_limited``; ``MaxTurnsExceeded`` through the agent span
+  ``max_iterations``), through the one classifier (``agenttracer.failure_codes``); else from the SDK's
+  fixed error texts (compared, never stored); else from the span type;
+* retries are linked by the SDK's one rule (``agenttracer.verdict``): a call of a tool after its failed
+  call (the SDK returns a tool's error to the model, which calls it again) and a model call after a
+  failed one are retries of the failed attempt;
+* the run fails when an agent span ends in error (the run stopped) or a guardrail trips
+  (``guardrail_tripped``): the failure is typed by the error step that ended last before it (tool,
+  model, else orchestration).
 
-Read: ids, span types, agent/tool/guardrail names, model names, usage integers, ``triggered``, and
-whether a span has an error. Never read: ``input``, ``output``, ``response``, ``model_config``, the
-error's ``data``, trace or span metadata.
+Read: ids, span types, agent/tool/guardrail names, model names, usage integers, ``triggered``,
+whether a span has an error, and the class (and HTTP status or provider error code) of the exception
+in flight. Never read: ``input``, ``output``, ``response``, ``model_config``, the error's ``data``,
+exception messages, trace or span metadata.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
+from agenttracer.failure_codes import failure_code_for_exception
 from agenttracer.integrations._common import BoundedMap, Guard, failure_type_for, guarded, missing_framework
 from agenttracer.model import FailureType, StepType
 from agenttracer.sdk.context import current_run, current_step
@@ -45,7 +53,7 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
 # that is not one of these (it may be app-supplied) is never kept, and the span type decides instead.
 _KNOWN_ERRORS: dict[str, tuple[str, str]] = {
     "Max turns exceeded": ("MaxTurnsExceeded", "max_iterations"),
-    "Guardrail tripwire triggered": ("GuardrailTripwireTriggered", "content_filtered"),
+    "Guardrail tripwire triggered": ("GuardrailTripwireTriggered", "guardrail_tripped"),
     "Tool execution cancelled": ("CancelledError", "cancelled"),
     "Invalid JSON provided": ("ModelBehaviorError", "invalid_output"),
     "Multiple handoffs requested": ("ModelBehaviorError", "invalid_output"),
@@ -64,16 +72,13 @@ _STEPS: dict[str, tuple[str, str, str]] = {
     "transcription": (StepType.LLM.value, "ModelError", "unhandled_exception"),
     "speech": (StepType.LLM.value, "ModelError", "unhandled_exception"),
     "handoff": (StepType.OTHER.value, "HandoffError", "invalid_output"),
-    "guardrail": (StepType.OTHER.value, "GuardrailTripwireTriggered", "content_filtered"),
+    "guardrail": (StepType.OTHER.value, "GuardrailTripwireTriggered", "guardrail_tripped"),
 }
 _MODEL_SPANS = frozenset({"generation", "response", "transcription", "speech"})
-# Spans whose next occurrence under the same parent, after one failed, is its retry: the runner's model
-# retry, and a tool the model calls again after the SDK returned its error to the model.
-_RETRIED = frozenset({"generation", "response", "function"})
 
 
 class _Trace:
-    __slots__ = ("failed", "failure", "last_error", "named", "open", "owned", "run")
+    __slots__ = ("failure", "last_error", "named", "open", "owned", "run")
 
     def __init__(self, run: Any, owned: bool) -> None:
         self.run = run
@@ -82,11 +87,10 @@ class _Trace:
         self.failure = False  # whether this processor recorded the run's failure
         self.open: set[str] = set()  # span ids of this trace still open (bounded by the span map)
         self.last_error: tuple[Any, str] | None = None  # (error step, failure code) if it ended last
-        self.failed: BoundedMap[tuple[int | None, str], Any] = BoundedMap(64)  # (parent seq, name) -> failed step
 
 
 class _Span:
-    __slots__ = ("kind", "nest", "parent_id", "step", "trace", "trace_id")
+    __slots__ = ("background", "kind", "nest", "parent_id", "step", "trace", "trace_id")
 
     def __init__(self, trace_id: str, trace: _Trace, kind: str, step: Any, nest: Any,
                  parent_id: str | None) -> None:
@@ -96,6 +100,9 @@ class _Span:
         self.step = step
         self.nest = nest
         self.parent_id = parent_id
+        # The exception already being handled when the span started (the agent may run inside an
+        # ``except`` block): by identity only, so that it is never taken for the span's own error.
+        self.background = id(sys.exc_info()[1])
 
 
 def _str(value: Any) -> str | None:
@@ -111,6 +118,17 @@ def _usage(data: Any) -> dict[str, int]:
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 out[key] = value
     return out
+
+
+def _classify(entry: _Span, error: Any, tripped: bool) -> tuple[str, str]:
+    """(error class, failure code) of a span that ended in error or tripped."""
+    if not tripped:
+        in_flight = sys.exc_info()[1]
+        if in_flight is not None and id(in_flight) != entry.background:
+            return type(in_flight).__name__, failure_code_for_exception(in_flight)
+    message = error.get("message") if isinstance(error, Mapping) else None
+    known = _KNOWN_ERRORS.get(message) if isinstance(message, str) else None
+    return known if known is not None else (_STEPS[entry.kind][1], _STEPS[entry.kind][2])
 
 
 class AgentTracerProcessor(TracingProcessor):
@@ -220,10 +238,8 @@ class AgentTracerProcessor(TracingProcessor):
             name = "mcp_list_tools"
         else:
             name = _str(getattr(data, "name", None)) or kind
-        # Keyed by the enclosing step, not the parent span: turn spans (not steps) differ between attempts.
-        where = getattr(nest, "seq", None)
-        retry_of = state.failed.pop((where, name), None) if kind in _RETRIED else None
-        return state.run.begin_step(step_type, name, metadata=meta or None, retry_of=retry_of, parent=nest)
+        # The SDK links the step to an earlier failed attempt of the same action (agenttracer.verdict).
+        return state.run.begin_step(step_type, name, metadata=meta or None, parent=nest)
 
     @guarded
     def on_span_end(self, span: Any) -> None:
@@ -247,14 +263,10 @@ class AgentTracerProcessor(TracingProcessor):
             step.end()
             state.last_error = None
             return
-        message = error.get("message") if isinstance(error, Mapping) else None
-        known = _KNOWN_ERRORS.get(message) if isinstance(message, str) else None
-        error_class, code = known if known is not None else (_STEPS[kind][1], _STEPS[kind][2])
+        error_class, code = _classify(entry, error, tripped)
         cause = state.last_error
         step.end(error_class=error_class, failure_code=code)
         state.last_error = (step, code)
-        if kind in _RETRIED:
-            state.failed.put((step.parent_seq, step.name), step)
         if kind == "guardrail":
             self._fail(state, FailureType.ORCHESTRATION.value, code, step)
         elif kind == "agent":

@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from agenttracer import privacy
-from agenttracer.model import MAX_BATCH_EVENTS, MAX_ENVIRONMENT_LEN, MAX_ID_LEN, MAX_VERSION_LEN
+from agenttracer.model import (
+    MAX_BATCH_EVENTS,
+    MAX_ENVIRONMENT_LEN,
+    MAX_ID_LEN,
+    MAX_VERSION_LEN,
+    PROJECT_RULE,
+    is_valid_project,
+)
 
 ENV_PREFIX = "AGENTTRACER_"
 DEFAULT_API_URL = "http://localhost:8000"
@@ -23,6 +30,8 @@ _DEFAULTS: dict[str, object] = {
     "agent_id": None,
     "agent_version": "unversioned",
     "environment": "development",
+    # None: the server decides (the ingest key's project, else 'default').
+    "project": None,
     "enabled": True,
     "max_queue_size": 10_000,
     "batch_size": 500,
@@ -40,6 +49,7 @@ class TracerConfig:
     agent_id: str
     agent_version: str
     environment: str
+    project: str | None
     api_url: str
     api_key: str | None
     enabled: bool
@@ -124,6 +134,9 @@ def resolve_config(explicit: Mapping[str, object], environ: Mapping[str, str] | 
         _, reason = privacy.scrub_name(value)
         if reason is not None:
             raise ValueError(f"{name} is refused by the privacy policy ({reason}): use a plain identifier")
+    project = values["project"]
+    if project is not None and not is_valid_project(project):
+        raise ValueError(f"project must be {PROJECT_RULE}")
     url = str(values["api_url"])
     if not url.startswith(("http://", "https://")):
         raise ValueError("api_url must start with http:// or https://")

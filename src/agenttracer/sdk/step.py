@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from agenttracer.model import MAX_ATTEMPT, failure_code_for_exception
+from agenttracer.failure_codes import failure_code_for_exception
+from agenttracer.model import MAX_ATTEMPT
 from agenttracer.sdk import context
 
 if TYPE_CHECKING:

@@ -301,7 +301,8 @@ def _same_exception(exc: BaseException, exc_id: int) -> bool:
 
 
 class AgentTracer:
-    """Instruments one agent: ``AgentTracer(agent_id, agent_version, environment, api_url, api_key=None)``.
+    """Instruments one agent: ``AgentTracer(agent_id, agent_version, environment, api_url, api_key=None)``;
+    ``project=`` names its runs' project when the server runs without keys (docs/sdk.md, "Projects").
 
     Every argument left out (or None) is read from ``AGENTTRACER_<NAME>`` (``AGENTTRACER_API_URL``,
     ``AGENTTRACER_API_KEY``, ``AGENTTRACER_AGENT_ID``…), then falls back to a default; see docs/sdk.md.
@@ -313,9 +314,10 @@ class AgentTracer:
                  environment: str | None = None, api_url: str | None = None, api_key: str | None = None, *,
                  enabled: bool | None = None, max_queue_size: int | None = None, batch_size: int | None = None,
                  flush_interval: float | None = None, timeout: float | None = None,
-                 exit_timeout: float | None = None, max_backoff: float | None = None) -> None:
+                 exit_timeout: float | None = None, max_backoff: float | None = None,
+                 project: str | None = None) -> None:
         self.config = resolve_config({
-            "agent_id": agent_id, "agent_version": agent_version, "environment": environment,
+            "agent_id": agent_id, "agent_version": agent_version, "environment": environment, "project": project,
             "api_url": api_url, "api_key": api_key, "enabled": enabled, "max_queue_size": max_queue_size,
             "batch_size": batch_size, "flush_interval": flush_interval, "timeout": timeout,
             "exit_timeout": exit_timeout, "max_backoff": max_backoff,

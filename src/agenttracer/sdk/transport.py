@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 
 from agenttracer._version import __version__
+from agenttracer.model import PROJECT_HEADER
 from agenttracer.sdk.config import TracerConfig
 from agenttracer.sdk.counts import DeliveryStats, DropCounter
 from agenttracer.sdk.encode import Encoder, Record
@@ -267,6 +268,8 @@ class Transport:
                    "User-Agent": f"agenttracer-python/{__version__}"}
         if self._config.api_key:
             headers["Authorization"] = f"Bearer {self._config.api_key}"
+        if self._config.project:
+            headers[PROJECT_HEADER] = self._config.project
         return headers
 
     def _deliver(self, client: httpx.Client, items: list[Record]) -> None:

@@ -2,12 +2,15 @@
 
 Three families, kept by the ingest process from the events it stores (never from rejected ones):
 
-- ``agenttracer_runs_finished_total{agent_id, agent_version, environment, status}``: run_end events
-  accepted;
-- ``agenttracer_run_failures_total{agent_id, agent_version, failure_type, failure_code}``: failure
+- ``agenttracer_runs_finished_total{project, agent_id, agent_version, environment, status}``: run_end
   events accepted;
-- ``agenttracer_step_latency_seconds{agent_id, agent_version, step_type}``: a histogram of accepted
-  steps' latency, by step type from the fixed vocabulary (never by step name).
+- ``agenttracer_run_failures_total{project, agent_id, agent_version, failure_type, failure_code}``:
+  failure events accepted;
+- ``agenttracer_step_latency_seconds{project, agent_id, agent_version, step_type}``: a histogram of
+  accepted steps' latency, by step type from the fixed vocabulary (never by step name).
+
+``project`` is the run's project, so one team's alerts and dashboards select its own series; it counts
+towards the same cap as the other labels (a combination is a project, agent, version, … together).
 
 Agent ids, versions and environments are chosen by whoever sends telemetry, so each family keeps at
 most ``cap`` label combinations, ``other`` included: the first ``cap - 1`` combinations seen are kept
@@ -39,9 +42,9 @@ STEP_BOUNDS_MS = tuple(bound * 1000.0 for bound in STEP_BUCKETS)
 RUNS = "agenttracer_runs_finished"
 FAILURES = "agenttracer_run_failures"
 STEPS = "agenttracer_step_latency_seconds"
-RUN_LABELS = ("agent_id", "agent_version", "environment", "status")
-FAILURE_LABELS = ("agent_id", "agent_version", "failure_type", "failure_code")
-STEP_LABELS = ("agent_id", "agent_version", "step_type")
+RUN_LABELS = ("project", "agent_id", "agent_version", "environment", "status")
+FAILURE_LABELS = ("project", "agent_id", "agent_version", "failure_type", "failure_code")
+STEP_LABELS = ("project", "agent_id", "agent_version", "step_type")
 
 Key = tuple[str, ...]
 
@@ -125,17 +128,20 @@ class AgentSeries(Collector):
                 FAILURES: self._failure_keys.folded,
                 STEPS: self._step_keys.folded,
             }
-        family = CounterMetricFamily(RUNS, "Runs whose run_end was stored, by agent, version, environment and status.",
-                                     labels=RUN_LABELS)
+        family = CounterMetricFamily(
+            RUNS, "Runs whose run_end was stored, by project, agent, version, environment and status.",
+            labels=RUN_LABELS,
+        )
         for key, value in runs:
             family.add_metric(key, value)
         yield family
-        family = CounterMetricFamily(FAILURES, "Run failures stored, by agent, version, failure type and code.",
-                                     labels=FAILURE_LABELS)
+        family = CounterMetricFamily(
+            FAILURES, "Run failures stored, by project, agent, version, failure type and code.", labels=FAILURE_LABELS
+        )
         for key, value in failures:
             family.add_metric(key, value)
         yield family
-        histogram = HistogramMetricFamily(STEPS, "Latency of stored steps, by agent, version and step type.",
+        histogram = HistogramMetricFamily(STEPS, "Latency of stored steps, by project, agent, version and step type.",
                                           labels=STEP_LABELS)
         bounds = [*(repr(b) for b in STEP_BUCKETS), "+Inf"]
         for key, counts, total in steps:

@@ -28,7 +28,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Agents seen in the data with their versions, environments, run counts and last seen. */
+        /** Agents seen in the data with their versions, environments, run counts and last seen, newest-seen first, with cursor pagination. */
         get: operations["list_agents"];
         put?: never;
         post?: never;
@@ -47,6 +47,23 @@ export interface paths {
         };
         /** Compare two versions of an agent: deltas with significance, failure mix, latency, run shapes. */
         get: operations["compare_versions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The projects this key may read (every project for an admin key, or while keys are off). */
+        get: operations["list_projects"];
         put?: never;
         post?: never;
         delete?: never;
@@ -119,10 +136,18 @@ export interface components {
             /** Run Count */
             run_count: number;
         };
-        /** AgentList */
+        /**
+         * AgentList
+         * @description A page of agents, newest-seen first; pass ``next_cursor`` back as ``cursor`` for the next page.
+         */
         AgentList: {
             /** Items */
             items: components["schemas"]["AgentOut"][];
+            /**
+             * Next Cursor
+             * @description Opaque; null when this is the last page.
+             */
+            next_cursor: string | null;
         };
         /**
          * AgentOut
@@ -415,6 +440,29 @@ export interface components {
             delta: components["schemas"]["LatencyPercentiles"];
             test: components["schemas"]["SignificanceOut"];
         };
+        /** ProjectList */
+        ProjectList: {
+            /** Items */
+            items: components["schemas"]["ProjectOut"][];
+        };
+        /**
+         * ProjectOut
+         * @description A project: its slug, its own retention (null: the deployment's) and when it was created.
+         */
+        ProjectOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Retention Days
+             * @description Days runs are kept; null: AGENTTRACER_RETENTION_DAYS applies.
+             */
+            retention_days: number | null;
+            /** Slug */
+            slug: string;
+        };
         /**
          * RetryStatsOut
          * @description How much retrying happens and what it costs. A retry is a new step with attempt > 1.
@@ -542,6 +590,11 @@ export interface components {
              */
             meta_removed: number;
             /**
+             * Project
+             * @description The project the run belongs to ('default' when none was named).
+             */
+            project: string;
+            /**
              * Retry Count
              * @description Steps that are retries of an earlier attempt.
              */
@@ -556,6 +609,27 @@ export interface components {
             status: components["schemas"]["RunStatus"];
             /** Step Count */
             step_count: number;
+        };
+        /**
+         * RunTimeOut
+         * @description The finished runs' summed duration and the part of it no step accounts for.
+         */
+        RunTimeOut: {
+            /**
+             * Total Ms
+             * @description Summed duration of the finished runs whose steps were read.
+             */
+            total_ms: number;
+            /**
+             * Untraced Ms
+             * @description Time in which no step ran (the agent's own code between steps).
+             */
+            untraced_ms: number;
+            /**
+             * Untraced Share
+             * @description untraced_ms / total_ms: with the step types' shares of run time it adds up to 1.
+             */
+            untraced_share: number | null;
         };
         /**
          * ShapeRowOut
@@ -653,6 +727,8 @@ export interface components {
             retries: components["schemas"]["RetryStatsOut"];
             /** @description Duration percentiles of finished runs. */
             run_latency_ms: components["schemas"]["LatencyPercentiles"];
+            /** @description Latency attribution's denominator and its untraced remainder. */
+            run_time: components["schemas"]["RunTimeOut"];
             status_counts: components["schemas"]["StatusCounts"];
             /**
              * Step Names
@@ -743,14 +819,19 @@ export interface components {
              */
             retry_count: number;
             /**
+             * Self Time Ms
+             * @description Summed self time of the group's steps in finished runs: each moment of a run goes to the innermost steps running then, split evenly among parallel ones, so no time is counted twice.
+             */
+            self_time_ms: number;
+            /**
              * Share Of Run Time
-             * @description Latency attribution: summed latency of the group's steps in finished runs / summed duration of those runs. A nested step is also inside its parent and parallel steps overlap, so shares may add up to more than 1.
+             * @description Latency attribution: self_time_ms / summed duration of the finished runs. The step types' shares plus run_time.untraced_share add up to 1.
              */
             share_of_run_time: number | null;
             step_type: components["schemas"]["StepType"];
             /**
              * Total Latency Ms
-             * @description Summed latency of the group's steps.
+             * @description Summed latency of the group's steps (a nested step's time is inside its parent's too).
              */
             total_latency_ms: number;
         };
@@ -992,7 +1073,14 @@ export interface operations {
     };
     list_agents: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description next_cursor from the previous page, unchanged. */
+                cursor?: string | null;
+                /** @description Only this project (one of those the key may read). */
+                project?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1017,7 +1105,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The key presented is not a read key. */
+            /** @description The key presented is not a read key, or `project` names a project the key may not read. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1026,7 +1114,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description A parameter is invalid; each entry names it and the rule. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1052,6 +1149,8 @@ export interface operations {
                 since?: string | null;
                 /** @description Runs started before this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 until?: string | null;
+                /** @description Only this project (one of those the key may read). */
+                project?: string | null;
             };
             header?: never;
             path?: never;
@@ -1077,7 +1176,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The key presented is not a read key. */
+            /** @description The key presented is not a read key, or `project` names a project the key may not read. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1095,7 +1194,54 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    list_projects: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectList"];
+                };
+            };
+            /** @description A key is needed, or the key presented is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The key presented is not a read key, or `project` names a project the key may not read. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1131,6 +1277,8 @@ export interface operations {
                 since?: string | null;
                 /** @description Runs started before this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 until?: string | null;
+                /** @description Only this project (one of those the key may read). */
+                project?: string | null;
             };
             header?: never;
             path?: never;
@@ -1156,7 +1304,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The key presented is not a read key. */
+            /** @description The key presented is not a read key, or `project` names a project the key may not read. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1174,7 +1322,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1188,10 +1336,12 @@ export interface operations {
     get_run: {
         parameters: {
             query?: {
-                /** @description Return steps with seq above this: next_steps_after of the previous page. */
+                /** @description The seq of the previous page's last step (its next_steps_after): the page holds the steps after it in the run's start order; 0 for the first page. */
                 steps_after?: number;
                 /** @description Steps per page. */
                 steps_limit?: number;
+                /** @description Only this project (one of those the key may read). */
+                project?: string | null;
             };
             header?: never;
             path: {
@@ -1220,7 +1370,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The key presented is not a read key. */
+            /** @description The key presented is not a read key, or `project` names a project the key may not read. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1229,7 +1379,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description No run has this id. */
+            /** @description No run has this id in the projects the key may read. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1247,7 +1397,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1279,6 +1429,8 @@ export interface operations {
                 since?: string | null;
                 /** @description Runs started before this time (ISO 8601; UTC if no offset). From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range). */
                 until?: string | null;
+                /** @description Only this project (one of those the key may read). */
+                project?: string | null;
             };
             header?: never;
             path?: never;
@@ -1304,7 +1456,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The key presented is not a read key. */
+            /** @description The key presented is not a read key, or `project` names a project the key may not read. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1322,7 +1474,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;

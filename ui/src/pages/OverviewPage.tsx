@@ -8,6 +8,7 @@ import { AXIS, bucketLabel, ChartBox, GRID, TOOLTIP_STYLE } from "../components/
 import { EmptyState, QueryView } from "../components/states";
 import { Card, PageHeader, Stat, StepTypeBadge } from "../components/ui";
 import { formatCount, formatDuration, formatPercent, plural } from "../lib/format";
+import { timeShares } from "../lib/attribution";
 import { STATUS_HEX, stepTypeHex } from "../lib/palette";
 import { useUrlFilters } from "../lib/useFilters";
 
@@ -38,8 +39,9 @@ function VolumeChart({ stats }: { stats: Stats }) {
 
 function TimeByStepType({ stats }: { stats: Stats }) {
   if (!stats.step_types.length) return <p className="text-sm text-slate-500">No steps in this period.</p>;
+  const groups = new Map(stats.step_types.map((g) => [g.step_type, g]));
   return (
-    <table className="w-full text-sm">
+    <table className="w-full text-sm" aria-label="Share of run time by step type">
       <thead className="text-xs uppercase tracking-wide text-slate-500">
         <tr>
           <th scope="col" className="py-1 text-left font-medium">Step type</th>
@@ -47,32 +49,50 @@ function TimeByStepType({ stats }: { stats: Stats }) {
           <th scope="col" className="py-1 text-right font-medium">p50</th>
           <th scope="col" className="py-1 text-right font-medium">p95</th>
           <th scope="col" className="py-1 text-right font-medium">Errors</th>
+          <th scope="col" className="py-1 text-right font-medium" title="Time no child step and no parallel step covers">
+            Self time
+          </th>
           <th scope="col" className="w-2/5 py-1 pl-4 text-left font-medium">Share of run time</th>
         </tr>
       </thead>
       <tbody className="divide-y divide-slate-100 dark:divide-slate-800">
-        {stats.step_types.map((g) => (
-          <tr key={g.step_type}>
-            <td className="py-1.5">
-              <StepTypeBadge type={g.step_type} />
-            </td>
-            <td className="py-1.5 text-right tabular-nums">{formatCount(g.count)}</td>
-            <td className="py-1.5 text-right tabular-nums">{formatDuration(g.latency_ms.p50)}</td>
-            <td className="py-1.5 text-right tabular-nums">{formatDuration(g.latency_ms.p95)}</td>
-            <td className="py-1.5 text-right tabular-nums">{formatPercent(g.error_rate)}</td>
-            <td className="py-1.5 pl-4">
-              <div className="flex items-center gap-2">
-                <div className="h-2 flex-1 rounded bg-slate-100 dark:bg-slate-800">
-                  <div
-                    className="h-2 rounded"
-                    style={{ width: `${Math.min((g.share_of_run_time ?? 0) * 100, 100)}%`, background: stepTypeHex(g.step_type) }}
-                  />
+        {timeShares(stats).map((row) => {
+          const g = row.stepType === null ? undefined : groups.get(row.stepType);
+          return (
+            <tr key={row.stepType ?? "untraced"} data-share-row={row.stepType ?? "untraced"}>
+              <td className="py-1.5">
+                {row.stepType === null ? (
+                  <span className="text-slate-500" title="Time in which no step ran: the agent's own code between steps">
+                    untraced
+                  </span>
+                ) : (
+                  <StepTypeBadge type={row.stepType} />
+                )}
+              </td>
+              <td className="py-1.5 text-right tabular-nums">{g ? formatCount(g.count) : ""}</td>
+              <td className="py-1.5 text-right tabular-nums">{g ? formatDuration(g.latency_ms.p50) : ""}</td>
+              <td className="py-1.5 text-right tabular-nums">{g ? formatDuration(g.latency_ms.p95) : ""}</td>
+              <td className="py-1.5 text-right tabular-nums">{g ? formatPercent(g.error_rate) : ""}</td>
+              <td className="py-1.5 text-right tabular-nums">{formatDuration(row.selfMs)}</td>
+              <td className="py-1.5 pl-4">
+                <div className="flex items-center gap-2">
+                  <div className="h-2 flex-1 rounded bg-slate-100 dark:bg-slate-800">
+                    <div
+                      className="h-2 rounded"
+                      style={{
+                        width: `${Math.min((row.share ?? 0) * 100, 100)}%`,
+                        background: row.stepType === null ? "#94a3b8" : stepTypeHex(row.stepType),
+                      }}
+                    />
+                  </div>
+                  <span className="w-12 text-right tabular-nums text-slate-500" data-share-percent>
+                    {row.percent === null ? "—" : `${row.percent}%`}
+                  </span>
                 </div>
-                <span className="w-12 text-right tabular-nums text-slate-500">{formatPercent(g.share_of_run_time, 0)}</span>
-              </div>
-            </td>
-          </tr>
-        ))}
+              </td>
+            </tr>
+          );
+        })}
       </tbody>
     </table>
   );
@@ -121,7 +141,7 @@ export function OverviewPage() {
                 <Card title={`Run volume per ${s.timeline.bucket}`}>
                   <VolumeChart stats={s} />
                 </Card>
-                <Card title="Where the time goes (latency by step type)">
+                <Card title="Where the time goes (self time by step type)">
                   <TimeByStepType stats={s} />
                   <SampleNote stats={s} />
                 </Card>

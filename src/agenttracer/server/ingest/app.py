@@ -157,7 +157,7 @@ def process_batch(
     removed = sum(map(len, map(_REMOVED, results)))
     status = 200 if counts["accepted"] or counts["duplicate"] else 422
     if metrics is not None and report is not None:
-        metrics.record_batch(results, outcomes, removed, incoming, report, time.perf_counter() - started)
+        metrics.record_batch(results, outcomes, removed, incoming, report, time.perf_counter() - started, project)
     return status, {
         "accepted": counts["accepted"],
         "duplicates": counts["duplicate"],

@@ -11,8 +11,8 @@
   and the attribute keys, events and links it dropped (counts only);
 - ``agenttracer_ingest_db_retries_total``, ``agenttracer_ingest_rate_limited_total``,
   ``agenttracer_ingest_busy_total``;
-- ``agenttracer_rollup_lag_seconds`` and ``agenttracer_retention_rows_deleted_total{table}``, read
-  from this process's background workers when scraped;
+- ``agenttracer_rollup_lag_seconds``, ``agenttracer_retention_rows_deleted_total{table}`` and
+  ``agenttracer_runs_abandoned_total``, read from this process's background workers when scraped;
 - the agent-level series of ``server/agent_series.py``.
 
 The store returns numbers (``WriteReport``, the workers' attributes); only this module counts them.
@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections import Counter as Tally
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
 from operator import itemgetter
 from typing import Any
@@ -33,9 +33,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from agenttracer import privacy
-from agenttracer.model import EventType
+from agenttracer.model import DEFAULT_PROJECT, EventType
 from agenttracer.server.agent_series import STEP_BOUNDS_MS, UNKNOWN, AgentSeries, Key
 from agenttracer.server.metrics import HttpMetrics
+from agenttracer.store.write.abandon import Closed
 from agenttracer.store.write.otlp_write import Written
 from agenttracer.store.write.run_state import FAILURE, RUN_END, STEP
 from agenttracer.store.write.writer import Incoming, WriteReport
@@ -99,15 +100,32 @@ class IngestMetrics(HttpMetrics):
         self.workers = _Workers()
         registry.register(self.workers)
 
-    def watch_workers(self, rollup: Any = None, retention: Any = None) -> None:
+    def watch_workers(self, rollup: Any = None, retention: Any = None, sweep: Any = None) -> None:
         """Report the background workers of this process (``store.rollup.live.RollupWorker``,
-        ``store.retention.RetentionWorker``) from now on; None leaves a worker unreported."""
+        ``store.retention.RetentionWorker``, ``store.write.abandon.AbandonWorker``) from now on; None
+        leaves a worker unreported. The runs the sweep closes count in the agent-level series."""
         self.workers.rollup = rollup
         self.workers.retention = retention
+        self.workers.sweep = sweep
+        if sweep is not None:
+            sweep.on_closed = self.record_abandoned
 
-    def record_otlp(self, written: Written, rejected: int, dropped: int) -> None:
+    def record_abandoned(self, closed: Sequence[Closed]) -> None:
+        """Count the runs a sweep pass closed as settled ``failure`` runs and their failures, like a run_end."""
+        runs: dict[Key, int] = {}
+        failures: dict[Key, int] = {}
+        for run in closed:
+            agent, version = run.agent_id or UNKNOWN, run.agent_version or UNKNOWN
+            key: Key = (run.project, agent, version, run.environment or UNKNOWN, "failure")
+            runs[key] = runs.get(key, 0) + 1
+            key = (run.project, agent, version, run.failure_type, run.failure_code)
+            failures[key] = failures.get(key, 0) + 1
+        if runs:
+            self.agents.record(runs, failures, {})
+
+    def record_otlp(self, written: Written, rejected: int, dropped: int, projects: Mapping[str, str]) -> None:
         """Count one stored OTLP export request: its spans, what was dropped, and the agent-level
-        series of the runs it settled or failed and the steps it stored."""
+        series of the runs it settled or failed and the steps it stored (``projects``: run_id -> project)."""
         counts = (("accepted", written.accepted), ("duplicate", written.duplicates), ("rejected", rejected))
         for outcome, count in counts:
             if count:
@@ -120,13 +138,13 @@ class IngestMetrics(HttpMetrics):
         key: Key
         for run_id, status in written.settled:
             agent, version, environment = identities.get(run_id) or _NO_IDENTITY
-            key = (agent or UNKNOWN, version or UNKNOWN, environment or UNKNOWN, status)
+            key = (projects.get(run_id, UNKNOWN), agent or UNKNOWN, version or UNKNOWN, environment or UNKNOWN, status)
             runs[key] = runs.get(key, 0) + 1
         for run_id, failure_type, code in written.failed:
             agent, version, _ = identities.get(run_id) or _NO_IDENTITY
-            key = (agent or UNKNOWN, version or UNKNOWN, failure_type, code or UNKNOWN)
+            key = (projects.get(run_id, UNKNOWN), agent or UNKNOWN, version or UNKNOWN, failure_type, code or UNKNOWN)
             failures[key] = failures.get(key, 0) + 1
-        steps = _step_histograms(written.steps, identities) if written.steps else {}
+        steps = _step_histograms(written.steps, identities, projects.get) if written.steps else {}
         if runs or failures or steps:
             self.agents.record(runs, failures, steps)
 
@@ -138,9 +156,10 @@ class IngestMetrics(HttpMetrics):
         incoming: Sequence[Incoming],
         report: WriteReport,
         commit_seconds: float,
+        project: str = DEFAULT_PROJECT,
     ) -> None:
-        """Count a stored batch: its per-event ``results`` (after the writer's outcomes) with their
-        tally by (type, status) and number of removals, the records that reached the writer, what the
+        """Count a stored batch of ``project``: its per-event ``results`` (after the writer's outcomes) with
+        their tally by (type, status) and number of removals, the records that reached the writer, what the
         writer reported, and how long the write took. This runs for every batch on the ingest path:
         its cost per event is what the <= 5 % bar is about, hence C-level helpers where it loops."""
         for (kind, outcome), n in outcomes.items():
@@ -157,9 +176,11 @@ class IngestMetrics(HttpMetrics):
         accepted = sum(n for (_, outcome), n in outcomes.items() if outcome == "accepted")
         # Most batches are accepted whole: then no event's status needs looking up.
         statuses = None if accepted == len(results) else [result["status"] for result in results]
-        self._record_agents(statuses, incoming, report)
+        self._record_agents(statuses, incoming, report, project)
 
-    def _record_agents(self, statuses: list[str] | None, incoming: Sequence[Incoming], report: WriteReport) -> None:
+    def _record_agents(
+        self, statuses: list[str] | None, incoming: Sequence[Incoming], report: WriteReport, project: str
+    ) -> None:
         identities = report.identities
         runs: dict[Key, int] = {}
         failures: dict[Key, int] = {}
@@ -173,20 +194,23 @@ class IngestMetrics(HttpMetrics):
             values = item.values
             agent, version, environment = identities.get(item.run_id) or _NO_IDENTITY
             if item.kind == RUN_END:
-                key = (agent or UNKNOWN, version or UNKNOWN, environment or UNKNOWN, values["status"])
+                key = (project, agent or UNKNOWN, version or UNKNOWN, environment or UNKNOWN, values["status"])
                 runs[key] = runs.get(key, 0) + 1
             elif item.kind == FAILURE:
-                key = (agent or UNKNOWN, version or UNKNOWN, values["failure_type"], values["failure_code"] or UNKNOWN)
+                key = (project, agent or UNKNOWN, version or UNKNOWN, values["failure_type"],
+                       values["failure_code"] or UNKNOWN)
                 failures[key] = failures.get(key, 0) + 1
-        steps = _step_histograms(step_values, identities) if step_values else {}
+        steps = _step_histograms(step_values, identities, lambda _run_id: project) if step_values else {}
         if runs or failures or steps:
             self.agents.record(runs, failures, steps)
 
 
 def _step_histograms(
-    step_values: list[dict[str, Any]], identities: dict[str, tuple[str | None, str | None, str | None]]
+    step_values: list[dict[str, Any]],
+    identities: dict[str, tuple[str | None, str | None, str | None]],
+    project_of: Callable[[str], str | None],
 ) -> dict[Key, tuple[list[int], float]]:
-    """Bucket counts and latency sums per (agent, version, step type) of a batch's accepted steps.
+    """Bucket counts and latency sums per (project, agent, version, step type) of a batch's accepted steps.
 
     Steps are most of the events, so the per-step work is left to C (``map``, ``bisect``,
     ``Counter`` over ``zip``); Python code runs once per (run, step type), not once per step.
@@ -202,7 +226,7 @@ def _step_histograms(
     for group, total in sums.items():
         run_id, step_type = group
         agent, version, _ = identities.get(run_id) or _NO_IDENTITY
-        key = labels[group] = (agent or UNKNOWN, version or UNKNOWN, step_type)
+        key = labels[group] = (project_of(run_id) or UNKNOWN, agent or UNKNOWN, version or UNKNOWN, step_type)
         held = out.get(key)
         out[key] = (held[0] if held else AgentSeries.step_buckets(), (held[1] if held else 0.0) + total / 1000.0)
     for (group, bucket), n in tallies.items():
@@ -216,9 +240,17 @@ class _Workers(Collector):
     def __init__(self) -> None:
         self.rollup: Any = None
         self.retention: Any = None
+        self.sweep: Any = None
 
     def collect(self) -> Iterable[Metric]:
-        rollup, retention = self.rollup, self.retention
+        rollup, retention, sweep = self.rollup, self.retention, self.sweep
+        if sweep is not None:
+            abandoned = CounterMetricFamily(
+                "agenttracer_runs_abandoned",
+                "Runs this process closed as failure / abandoned (no event for AGENTTRACER_RUN_TIMEOUT_S).",
+            )
+            abandoned.add_metric((), sweep.closed)
+            yield abandoned
         if rollup is not None:
             lag = GaugeMetricFamily(
                 "agenttracer_rollup_lag_seconds",

@@ -26,6 +26,13 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from agenttracer import privacy
+from agenttracer.failure_codes import (
+    DEFAULT_EXCEPTION_CODE,
+    FALLBACK_CODES,
+    GENERIC_HTTP_CODE,
+    failure_code_for_class_name,
+    failure_code_for_status,
+)
 from agenttracer.model import (
     EARLIEST_TIME,
     FAILURE_CODES,
@@ -36,7 +43,6 @@ from agenttracer.model import (
     PROJECT_RESOURCE_ATTRIBUTE,
     UNIX_EPOCH,
     StepType,
-    failure_code_for_class_name,
     has_bad_chars,
     latest_time,
     text_rule_broken,
@@ -301,19 +307,20 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
 
 
 def _failure_code(meta: dict[str, Any], error_class: str | None) -> str:
-    """error.type when it is a documented code; else the retry cause; else the exception class (or the
-    error.type read as one) through the SDK's classifier."""
+    """error.type when it is a documented code; else the retry cause; else the classifier on
+    error.type (a class name, its repr, or an HTTP status), then on the exception event's class,
+    with the span's HTTP status as the fallback for generic or unknown names."""
     error_type = meta.get("error_type")
     if isinstance(error_type, str) and error_type in FAILURE_CODES:
         return error_type
     cause = meta.get("retry_cause")
     if isinstance(cause, str) and cause in RETRY_CAUSE_CODES:
         return RETRY_CAUSE_CODES[cause]
-    if isinstance(error_type, str) and error_type.isdigit():
-        return "http_error"
-    for name in (error_type, error_class):
-        if isinstance(name, str):
-            code = failure_code_for_class_name(name)
-            if code != "unhandled_exception":
-                return code
-    return "unhandled_exception"
+    codes = [failure_code_for_class_name(name) for name in (error_type, error_class) if isinstance(name, str)]
+    for code in codes:
+        if code not in FALLBACK_CODES:
+            return code
+    status = meta.get("http_status")
+    if isinstance(status, int) and 100 <= status <= 599:
+        return failure_code_for_status(status)
+    return GENERIC_HTTP_CODE if GENERIC_HTTP_CODE in codes else DEFAULT_EXCEPTION_CODE

@@ -60,6 +60,7 @@ class TracesOutcome:
     written: Written
     rejected: int  # refused by the mapping or the writer
     dropped: int
+    projects: dict[str, str]  # run_id -> the project its spans went to (for the agent-level series)
 
 
 def _by_project(principal: Principal, header: str | None, spans: list[SpanRecord]) -> dict[str, list[SpanRecord]]:
@@ -90,11 +91,14 @@ def process_traces(
     if header_project is not None:
         write_project(principal, [(PROJECT_HEADER, header_project)], invalid_status=400)
     written = Written()
+    projects: dict[str, str] = {}
     for project, spans in _by_project(principal, header_project, mapped.spans).items():
+        projects.update((span.run_id, project) for span in spans)
         part = write_spans(engine, spans, now, project=project)
         written.accepted += part.accepted
         written.duplicates += part.duplicates
         written.rejected += part.rejected
+        written.other_source += part.other_source
         written.identities.update(part.identities)
         written.settled += part.settled
         written.failed += part.failed
@@ -105,10 +109,15 @@ def process_traces(
         listed = "; ".join(f"{r.where}.{r.field}: {r.rule}" for r in mapped.rejected[:MAX_LISTED_REJECTIONS])
         more = len(mapped.rejected) - MAX_LISTED_REJECTIONS
         parts.append(f"{len(mapped.rejected)} spans refused: {listed}" + (f"; and {more} more" if more > 0 else ""))
-    if written.rejected:
+    if written.other_source:
         parts.append(
-            f"{written.rejected} spans refused: traceId is the run_id of a run reported by the SDK or of another "
-            f"project's run, or the run would hold more than {MAX_SEQ} steps"
+            f"{written.other_source} spans refused: traceId is the run_id of a run sent by the SDK (POST /v1/ingest); "
+            "a run is written by one source only"
+        )
+    if written.rejected > written.other_source:
+        parts.append(
+            f"{written.rejected - written.other_source} spans refused: traceId is the run_id of another project's "
+            f"run, or the run would hold more than {MAX_SEQ} steps"
         )
     if mapped.dropped:
         parts.append(
@@ -116,7 +125,7 @@ def process_traces(
             "privacy policy; see docs/otlp.md)"
         )
     encoded = encode_response(media, rejected, ". ".join(parts))
-    return TracesOutcome(encoded, written, rejected, mapped.dropped)
+    return TracesOutcome(encoded, written, rejected, mapped.dropped, projects)
 
 
 # What /docs (and the schemathesis run in tests/server) know of the OTLP messages: their outline. The
@@ -203,7 +212,7 @@ def add_traces_route(
             return _retry_later(media, "database", "unavailable; nothing was stored, retry later")
         on_stored()
         if metrics is not None:
-            metrics.record_otlp(outcome.written, outcome.rejected, outcome.dropped)
+            metrics.record_otlp(outcome.written, outcome.rejected, outcome.dropped, outcome.projects)
         request.state.counts = {
             "accepted": outcome.written.accepted,
             "duplicates": outcome.written.duplicates,

@@ -66,11 +66,25 @@ class StepGroupOut(BaseModel):
     error_rate: float = Field(description="error_count / count.")
     retry_count: int = Field(description="Steps in the group that are retries (attempt > 1).")
     latency_ms: LatencyPercentiles = Field(description="Step latency percentiles.")
-    total_latency_ms: float = Field(description="Summed latency of the group's steps.")
+    total_latency_ms: float = Field(description="Summed latency of the group's steps (a nested step's time is "
+                                    "inside its parent's too).")
+    self_time_ms: float = Field(
+        description="Summed self time of the group's steps in finished runs: each moment of a run goes to the "
+        "innermost steps running then, split evenly among parallel ones, so no time is counted twice."
+    )
     share_of_run_time: float | None = Field(
-        description="Latency attribution: summed latency of the group's steps in finished runs / summed duration "
-        "of those runs. A nested step is also inside its parent and parallel steps overlap, so shares may add "
-        "up to more than 1."
+        description="Latency attribution: self_time_ms / summed duration of the finished runs. The step types' "
+        "shares plus run_time.untraced_share add up to 1."
+    )
+
+
+class RunTimeOut(BaseModel):
+    """The finished runs' summed duration and the part of it no step accounts for."""
+
+    total_ms: float = Field(description="Summed duration of the finished runs whose steps were read.")
+    untraced_ms: float = Field(description="Time in which no step ran (the agent's own code between steps).")
+    untraced_share: float | None = Field(
+        description="untraced_ms / total_ms: with the step types' shares of run time it adds up to 1."
     )
 
 
@@ -133,6 +147,7 @@ class StatsResponse(BaseModel):
     step_types: list[StepGroupOut] = Field(description="Per step type, most total latency first.")
     step_names: list[StepGroupOut] = Field(description="Per (step type, name), most total latency first (top 100).")
     step_names_truncated: bool = Field(description="True when more than 100 step names exist.")
+    run_time: RunTimeOut = Field(description="Latency attribution's denominator and its untraced remainder.")
     step_sample_runs: int = Field(
         description="Runs whose steps the per-step numbers (step_types, step_names, top_failing_steps, "
         "retries.time_in_retries_ms) were computed from: every matching run when read from the rollups."

@@ -125,7 +125,10 @@ class AgentOut(BaseModel):
 
 
 class AgentList(BaseModel):
+    """A page of agents, newest-seen first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+
     items: list[AgentOut]
+    next_cursor: str | None = Field(description="Opaque; null when this is the last page.")
 
 
 class ProjectOut(BaseModel):

@@ -151,14 +151,18 @@ def get_run(
     steps_limit: int,
     projects: tuple[str, ...] | None = None,
 ) -> dict[str, Any] | None:
-    """The run, one page of its steps (seq > ``steps_after``, seq order) and its failure; None if no such
-    run in ``projects`` (a run of another project is not there for this reader).
+    """The run, one page of its steps in start order and its failure; None if no such run in
+    ``projects`` (a run of another project is not there for this reader).
 
-    Each page is one range scan of the steps primary key (run_id, seq) reading at most
-    ``steps_limit + 1`` rows, so a run of any size costs the same per page. The run's totals
-    (step, error and retry counts, duration) come from its own row, which the writer keeps exact,
-    so they describe the whole run on every page. ``next_steps_after`` is the seq to pass back as
-    ``steps_after`` for the following page, or None after the last one.
+    Steps come in the run's order: by seq for a run the SDK reported (the SDK numbers steps in start
+    order), by start time then seq for a run assembled from OTLP spans (a span keeps the seq of its
+    arrival; docs/otlp.md). ``steps_after`` is the seq of the last step of the previous page (0: from
+    the start); the page holds the steps after that one in the run's order — one probe of the primary
+    key for that step's start, then one ordered index range scan reading at most ``steps_limit + 1``
+    rows, so a run of any size costs the same per page. The run's totals (step, error and retry
+    counts, duration) come from its own row, which the writer keeps exact, so they describe the whole
+    run on every page. ``next_steps_after`` is the seq to pass back as ``steps_after`` for the
+    following page, or None after the last one.
     """
     run = conn.execute(sa.select(*_run_cols).where(runs.c.run_id == run_id, *in_projects(projects))).first()
     if run is None:
@@ -167,17 +171,26 @@ def get_run(
         # PostgreSQL estimates a run's steps from the average run, so for a run far longer than that it
         # may pick a bitmap scan, which reads every step after ``steps_after`` and then sorts them for the
         # LIMIT (100,000 steps: 114 ms, growing with the run). Ruling out bitmap scans and sorts for
-        # this transaction leaves the ordered scan of the primary key, which stops at the LIMIT.
+        # this transaction leaves the ordered index scan, which stops at the LIMIT.
         conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
         conn.exec_driver_sql("SET LOCAL enable_sort = off")
-    step_rows = _rows(
-        conn.execute(
-            sa.select(*[steps.c[name] for name in STEP_DETAIL_COLUMNS])
-            .where(steps.c.run_id == run_id, steps.c.seq > steps_after)
-            .order_by(steps.c.seq)
-            .limit(steps_limit + 1)
-        )
-    )
+    page = sa.select(*[steps.c[name] for name in STEP_DETAIL_COLUMNS]).where(steps.c.run_id == run_id)
+    first = conn.execute(
+        sa.select(steps.c.span_id).where(steps.c.run_id == run_id).order_by(steps.c.seq).limit(1)).first()
+    if first is not None and first[0] is not None:
+        # Spans: the partial index over OTLP steps (run_id, started_at, seq), after the given step.
+        page = page.where(steps.c.span_id.isnot(None)).order_by(steps.c.started_at, steps.c.seq)
+        if steps_after:
+            start = conn.execute(sa.select(steps.c.started_at).where(
+                steps.c.run_id == run_id, steps.c.seq == steps_after)).scalar()
+            if start is None:
+                page = page.where(sa.false())  # no such step: nothing comes after it
+            else:
+                page = page.where(sa.or_(steps.c.started_at > start,
+                                         sa.and_(steps.c.started_at == start, steps.c.seq > steps_after)))
+    else:
+        page = page.where(steps.c.seq > steps_after).order_by(steps.c.seq)
+    step_rows = _rows(conn.execute(page.limit(steps_limit + 1)))
     next_after = None
     if len(step_rows) > steps_limit:
         del step_rows[steps_limit:]

@@ -10,9 +10,10 @@ Pure query + computation on a SQLAlchemy connection; the Query API turns the res
   retries is the summed latency of retry steps.
 * Per-step numbers (step types and names, top failing steps, time in retries) read the steps of the
   newest STEP_SAMPLE_RUNS matching runs when more runs match; the response says so.
-* Share of run time: the summed latency of a group's steps in finished runs divided by the summed
-  duration of those runs. A nested step's time is also inside its parent's, and parallel steps
-  overlap, so shares may add up to more than 1.
+* Share of run time: the summed *self time* of a group's steps in finished runs divided by the summed
+  duration of those runs (``store/rollup/selftime.py`` defines self time: nested steps are not counted
+  again in their parents, parallel steps split the time they share). The step types' shares plus the
+  untraced share (time in which no step ran) add up to 1.
 
 Run-level numbers come from the denormalised columns of ``runs`` (no join); only the per-step
 breakdown reads ``steps``, joined to the filtered runs through the primary key.
@@ -67,6 +68,15 @@ class RetryStats:
 
 
 @dataclass(frozen=True)
+class RunTime:
+    """Where the finished runs' time went, beside the step types' self time."""
+
+    total_ms: float
+    untraced_ms: float
+    untraced_share: float | None
+
+
+@dataclass(frozen=True)
 class TimeBucket:
     start: datetime
     runs: int
@@ -103,6 +113,7 @@ class RunStats:
     step_names_truncated: bool
     step_sample_runs: int
     steps_sampled: bool
+    run_time: RunTime
     timeline: Timeline
     # False when latency percentiles come from the rollups' histograms (within 1 %); counts are exact.
     latency_exact: bool = True
@@ -248,6 +259,8 @@ def _assemble(parts: _Parts, unit: str, start: datetime | None, end: datetime, f
         step_names_truncated=per_step.names_truncated,
         step_sample_runs=per_step.sample_runs,
         steps_sampled=per_step.sampled,
+        run_time=RunTime(total_ms=per_step.run_time_ms, untraced_ms=per_step.untraced_ms,
+                         untraced_share=ratio(per_step.untraced_ms, per_step.run_time_ms)),
         timeline=_timeline(parts.buckets, parts.bucket_latency, unit, start, end, filters),
         latency_exact=parts.latency_exact,
         generated_at=now,

@@ -26,12 +26,14 @@ import sqlalchemy as sa
 from agenttracer.model import RunStatus
 from agenttracer.store.read.filters import RunFilters, in_projects, run_conditions
 from agenttracer.store.read.sql import Percentiles, time_bucket
+from agenttracer.store.read.stats_math import ratio
 from agenttracer.store.read.steps import (
     STEP_NAME_LIMIT,
     TOP_FAILING_STEPS,
     FailingStep,
     StepBreakdown,
     StepGroupStats,
+    untraced,
 )
 from agenttracer.store.rollup.aggregates import RunAgg, StepAgg
 from agenttracer.store.rollup.build import FULL, aggregate_raw, identity_keys, level_for, read_rollup
@@ -219,6 +221,8 @@ def step_breakdown_from(stats: RollupStats, total_runs: int, run_time: float) ->
         step_time_ms=step_time,
         sample_runs=total_runs,
         sampled=False,
+        run_time_ms=run_time,
+        untraced_ms=untraced(run_time, [t.self_time_ms for t in type_stats]),
     )
 
 
@@ -232,7 +236,8 @@ def _group(step_type: str, name: str | None, agg: StepAgg, run_time: float) -> S
         retry_count=agg.retries,
         latency_ms=percentiles(agg.hist),
         total_latency_ms=float(agg.latency_ms),
-        share_of_run_time=agg.finished_latency_ms / run_time if run_time else None,
+        self_time_ms=agg.self_ms,
+        share_of_run_time=ratio(agg.self_ms, run_time),
     )
 
 

@@ -24,6 +24,7 @@ from agenttracer.store.read.sql import (
 )
 from agenttracer.store.read.stats_math import ratio
 from agenttracer.store.rollup.build import step_aggregates
+from agenttracer.store.rollup.selftime import self_time_sums
 from agenttracer.store.schema.tables import runs, steps
 
 STEP_SAMPLE_RUNS = 5_000
@@ -50,7 +51,8 @@ class StepGroupStats:
     retry_count: int
     latency_ms: Percentiles
     total_latency_ms: float
-    share_of_run_time: float | None
+    self_time_ms: float  # of the group's steps in finished runs (store/rollup/selftime.py)
+    share_of_run_time: float | None  # self_time_ms / the runs' summed duration
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,13 @@ class StepBreakdown:
     step_time_ms: float
     sample_runs: int
     sampled: bool
+    run_time_ms: float  # the attribution denominator: summed duration of the finished runs covered
+    untraced_ms: float  # the part of run_time_ms no step's self time covers
+
+
+def untraced(run_time_ms: float, self_times: list[float]) -> float:
+    """The run time left when every step type's self time is taken out (never below 0 by float rounding)."""
+    return max(0.0, run_time_ms - sum(self_times))
 
 
 def step_breakdown(
@@ -74,7 +83,6 @@ def step_breakdown(
     """
     sampled = total_runs > STEP_SAMPLE_RUNS
     source: sa.FromClause
-    in_finished: sa.ColumnElement[bool]
     if sampled:
         # Fetch the newest run ids off the started_at index first and name them to the steps query as
         # a list (found by the steps' primary key): joined to the runs under a LIMIT instead, PostgreSQL
@@ -86,16 +94,17 @@ def step_breakdown(
             .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
             .limit(STEP_SAMPLE_RUNS)
         ).all()
-        done = sorted((run_id, d) for run_id, status, d in sample if status != RunStatus.RUNNING.value)
-        run_time = sum(float(d) for _, d in done if d is not None)
+        done = sorted((run_id, d) for run_id, status, d in sample
+                      if status != RunStatus.RUNNING.value and d is not None)
+        run_time = sum(float(d) for _, d in done)
         source = steps
         step_where = [one_of(conn, steps.c.run_id, [row[0] for row in sample])]
-        in_finished = one_of(conn, steps.c.run_id, [run_id for run_id, _ in done]) if done else sa.false()
+        timed_where = [one_of(conn, steps.c.run_id, [run_id for run_id, _ in done]) if done else sa.false()]
     else:
         source = steps.join(runs, steps.c.run_id == runs.c.run_id)
-        step_where = list(where)
-        in_finished = runs.c.status != RunStatus.RUNNING.value
-    aggregates = step_aggregates(in_finished)
+        step_where = timed_where = list(where)
+    aggregates = step_aggregates()
+    self_ms = self_time_sums(conn, timed_where, [])
     name_pcts: dict[Key, Percentiles]
     type_pcts: dict[Key, Percentiles]
     if is_postgres(conn):
@@ -133,9 +142,10 @@ def step_breakdown(
     type_acc: dict[str, list[float]] = {}
     names: list[StepGroupStats] = []
     retry_time = step_time = 0.0
-    for step_type, name, count, errors, retries, latency, latency_finished, retry_latency in sorted(agg):
+    for step_type, name, count, errors, retries, latency, retry_latency in sorted(agg):
+        own = self_ms.get((step_type, name), 0.0)
         acc = type_acc.setdefault(step_type, [0, 0, 0, 0.0, 0.0])
-        for i, value in enumerate((count, errors, retries, latency, latency_finished)):
+        for i, value in enumerate((count, errors, retries, latency, own)):
             acc[i] += value
         retry_time += float(retry_latency)
         step_time += float(latency)
@@ -149,7 +159,8 @@ def step_breakdown(
                 retry_count=int(retries),
                 latency_ms=name_pcts.get((step_type, name), Percentiles()),
                 total_latency_ms=float(latency),
-                share_of_run_time=ratio(float(latency_finished), run_time),
+                self_time_ms=own,
+                share_of_run_time=ratio(own, run_time),
             )
         )
     types = [
@@ -162,6 +173,7 @@ def step_breakdown(
             retry_count=int(acc[2]),
             latency_ms=type_pcts.get((step_type,), Percentiles()),
             total_latency_ms=float(acc[3]),
+            self_time_ms=float(acc[4]),
             share_of_run_time=ratio(float(acc[4]), run_time),
         )
         for step_type, acc in type_acc.items()
@@ -177,6 +189,8 @@ def step_breakdown(
         step_time_ms=step_time,
         sample_runs=min(total_runs, STEP_SAMPLE_RUNS),
         sampled=sampled,
+        run_time_ms=run_time,
+        untraced_ms=untraced(run_time, [t.self_time_ms for t in types]),
     )
 
 

@@ -54,19 +54,21 @@ class StepAgg:
     errors: int = 0
     retries: int = 0
     latency_ms: float = 0.0
-    finished_latency_ms: float = 0.0
     retry_latency_ms: float = 0.0
+    # Self time (store/rollup/selftime.py) of the steps in finished runs with a duration: the numerator of
+    # the share of run time.
+    self_ms: float = 0.0
     hist: Histogram = field(default_factory=Histogram)
 
-    COUNTERS = ("steps", "errors", "retries", "latency_ms", "finished_latency_ms", "retry_latency_ms")
+    COUNTERS = ("steps", "errors", "retries", "latency_ms", "retry_latency_ms", "self_ms")
 
     def add(self, other: StepAgg) -> None:
         self.steps += other.steps
         self.errors += other.errors
         self.retries += other.retries
         self.latency_ms += other.latency_ms
-        self.finished_latency_ms += other.finished_latency_ms
         self.retry_latency_ms += other.retry_latency_ms
+        self.self_ms += other.self_ms
         self.hist.add(other.hist)
 
     def subtract(self, other: StepAgg) -> bool:
@@ -76,13 +78,13 @@ class StepAgg:
         self.errors -= other.errors
         self.retries -= other.retries
         self.latency_ms -= other.latency_ms
-        self.finished_latency_ms -= other.finished_latency_ms
         self.retry_latency_ms -= other.retry_latency_ms
+        self.self_ms -= other.self_ms
         # A difference of float sums is not exactly 0 where nothing is left: make it so.
         if not self.retries:
             self.retry_latency_ms = 0.0
         if not self.steps:
-            self.latency_ms = self.finished_latency_ms = 0.0
+            self.latency_ms = self.self_ms = 0.0
         return min(self.steps, self.errors, self.retries) >= 0 and self.hist.subtract(other.hist)
 
 

@@ -21,7 +21,7 @@ needs (a version or environment filter without an agent reads the full-identity 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ from agenttracer.store.dialect import as_utc, is_postgres
 from agenttracer.store.read.sql import count_if
 from agenttracer.store.rollup.aggregates import Aggregates, Key, RunAgg, StepAgg, later_of
 from agenttracer.store.rollup.histogram import BOUNDS, bucket_of
+from agenttracer.store.rollup.selftime import self_time_sums
 from agenttracer.store.schema.tables import rollup_failures, rollup_runs, rollup_steps, runs, steps
 
 # Bucket grains: hourly and daily rows (store/rollup/refresh.py) and, for the live region between
@@ -174,17 +175,16 @@ def aggregate_raw(
     return out
 
 
-def step_aggregates(in_finished: sa.ColumnElement[bool]) -> list[sa.ColumnElement[Any]]:
+def step_aggregates() -> list[sa.ColumnElement[Any]]:
     """The per-step numbers of a group of steps, in this order: steps, error steps, retry steps (attempt > 1),
-    summed latency, summed latency of steps in finished runs (``in_finished``), summed latency of retries.
-    The one definition, used here for the rollups and by the exact per-step stats (``store/read/steps.py``)."""
+    summed latency, summed latency of retries. The one definition, used here for the rollups and by the
+    exact per-step stats (``store/read/steps.py``); self time comes from ``selftime.self_time_sums``."""
     retry = steps.c.attempt > 1
     return [
         sa.func.count(),
         count_if(steps.c.status == StepStatus.ERROR.value),
         count_if(retry),
         sa.func.sum(steps.c.latency_ms),
-        sa.func.coalesce(sa.func.sum(sa.case((in_finished, steps.c.latency_ms), else_=0.0)), 0.0),
         sa.func.coalesce(sa.func.sum(sa.case((retry, steps.c.latency_ms), else_=0.0)), 0.0),
     ]
 
@@ -201,8 +201,7 @@ def _aggregate_steps(
     nk = len(step_keys) + 2
     keys = [*step_keys, steps.c.step_type, steps.c.name]
     source = steps.join(runs, steps.c.run_id == runs.c.run_id)
-    finished = runs.c.status != RunStatus.RUNNING.value
-    aggregates = step_aggregates(finished)
+    aggregates = step_aggregates()
     conv = (*convert, False, False)
 
     def agg_for(row: Sequence[Any]) -> StepAgg:
@@ -220,7 +219,7 @@ def _aggregate_steps(
         rows = conn.execute(sa.select(*keys, b, *aggregates).select_from(source).where(*where).group_by(*group))
         for row in rows:
             agg = agg_for(row)
-            bucket, n, errors, retries, latency, finished_latency, retry_latency = row[nk:]
+            bucket, n, errors, retries, latency, retry_latency = row[nk:]
             if as_arrays:
                 agg.hist.add_values(bucket)
             else:
@@ -229,21 +228,23 @@ def _aggregate_steps(
             agg.errors += int(errors)
             agg.retries += int(retries)
             agg.latency_ms += float(latency)
-            agg.finished_latency_ms += float(finished_latency)
             agg.retry_latency_ms += float(retry_latency)
-        return
-    columns = [*keys, steps.c.latency_ms, steps.c.status, steps.c.attempt, finished]
-    rows = conn.execute(sa.select(*columns).select_from(source).where(*where))
+    else:
+        columns = [*keys, steps.c.latency_ms, steps.c.status, steps.c.attempt]
+        _add_step_rows(conn.execute(sa.select(*columns).select_from(source).where(*where)), nk, agg_for)
+    for key, ms in self_time_sums(conn, where, step_keys).items():
+        agg_for(key).self_ms += ms
+
+
+def _add_step_rows(rows: Iterable[Sequence[Any]], nk: int, agg_for: Callable[[Sequence[Any]], StepAgg]) -> None:
     error = StepStatus.ERROR.value
     for row in rows:
         agg = agg_for(row)
-        latency, status, attempt, done = row[nk:]
+        latency, status, attempt = row[nk:]
         agg.hist.add_bucket(bucket_of(latency), 1)
         agg.steps += 1
         agg.errors += status == error
         agg.latency_ms += latency
-        if done:
-            agg.finished_latency_ms += latency
         if attempt > 1:
             agg.retries += 1
             agg.retry_latency_ms += latency
@@ -345,7 +346,7 @@ def read_rollup(
     for row in step_rows:
         key = (row[0], row[1])
         values: Sequence[Any] = row[2:]
-        n, errors, retries, latency, finished_latency, retry_latency, doc = values
+        n, errors, retries, latency, retry_latency, self_ms, doc = values
         step = out.steps.get(key)
         if step is None:
             step = out.steps[key] = StepAgg()
@@ -353,7 +354,7 @@ def read_rollup(
         step.errors += errors
         step.retries += retries
         step.latency_ms += latency
-        step.finished_latency_ms += finished_latency
         step.retry_latency_ms += retry_latency
+        step.self_ms += self_ms
         step.hist.add_doc(_doc(doc))
     return out

@@ -5,8 +5,10 @@ aged by ``ingested_at`` instead. Runs are removed a batch at a time, each batch 
 transaction (failures, then steps, then the runs), so the ingest writer waits at most one small
 batch for a lock — on SQLite, where a writer locks the whole file, and on PostgreSQL alike.
 
-Used by ``agenttracer prune --older-than`` and, when ``AGENTTRACER_RETENTION_DAYS`` is set, by a
-background thread in the ingest process (:class:`RetentionWorker`).
+Used by ``agenttracer prune --older-than`` and by a background thread in the ingest process
+(:class:`RetentionWorker`), which keeps each project's runs for its own ``retention_days``
+(``agenttracer projects create P --retention-days N``), else for ``AGENTTRACER_RETENTION_DAYS``, else
+for ever: one prune per project with a retention, each inside its project only.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import sqlalchemy as sa
 
 from agenttracer.store.periodic import PeriodicWorker
 from agenttracer.store.rollup.marks import mark_dirty
-from agenttracer.store.schema.tables import failures, runs, steps
+from agenttracer.store.schema.tables import failures, projects, runs, steps
 
 log = logging.getLogger("agenttracer.retention")
 
@@ -53,24 +55,26 @@ class PruneResult:
     dry_run: bool
 
 
-def _old_run_conditions(cutoff: datetime) -> list[sa.ColumnElement[bool]]:
+def _old_run_conditions(cutoff: datetime, project: str | None = None) -> list[sa.ColumnElement[bool]]:
     """Two separate conditions rather than one OR, so each batch is a short range scan of the
-    ``started_at`` index instead of a bitmap over every old run."""
+    ``started_at`` index (``project``, started_at with a project) instead of a bitmap over every old run."""
+    inside = [runs.c.project == project] if project is not None else []
     return [
-        runs.c.started_at < cutoff,
-        sa.and_(runs.c.started_at.is_(None), runs.c.ingested_at < cutoff),
+        sa.and_(*inside, runs.c.started_at < cutoff),
+        sa.and_(*inside, runs.c.started_at.is_(None), runs.c.ingested_at < cutoff),
     ]
 
 
-def _old_runs(cutoff: datetime) -> sa.ColumnElement[bool]:
-    return sa.or_(*_old_run_conditions(cutoff))
+def _old_runs(cutoff: datetime, project: str | None = None) -> sa.ColumnElement[bool]:
+    return sa.or_(*_old_run_conditions(cutoff, project))
 
 
-def count_prunable(engine: sa.Engine, cutoff: datetime) -> PruneResult:
+def count_prunable(engine: sa.Engine, cutoff: datetime, project: str | None = None) -> PruneResult:
     """What a prune at ``cutoff`` would delete, without deleting anything."""
-    old_ids = sa.select(runs.c.run_id).where(_old_runs(cutoff))
+    old = _old_runs(cutoff, project)
+    old_ids = sa.select(runs.c.run_id).where(old)
     with engine.connect() as conn:
-        n_runs = conn.execute(sa.select(sa.func.count()).select_from(runs).where(_old_runs(cutoff))).scalar_one()
+        n_runs = conn.execute(sa.select(sa.func.count()).select_from(runs).where(old)).scalar_one()
         n_steps = conn.execute(
             sa.select(sa.func.count()).select_from(steps).where(steps.c.run_id.in_(old_ids))
         ).scalar_one()
@@ -88,17 +92,19 @@ def prune(
     dry_run: bool = False,
     now: datetime | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    project: str | None = None,
 ) -> PruneResult:
-    """Delete runs older than ``older_than`` (relative to ``now``) in batches of ``batch_size`` runs."""
+    """Delete runs older than ``older_than`` (relative to ``now``) in batches of ``batch_size`` runs, of
+    ``project`` only when given."""
     if older_than <= timedelta(0):
         raise ValueError("older_than must be positive")
     if batch_size <= 0:
         raise ValueError("batch_size must be positive")
     cutoff = (now or datetime.now(timezone.utc)) - older_than
     if dry_run:
-        return count_prunable(engine, cutoff)
+        return count_prunable(engine, cutoff, project)
     n_runs = n_steps = n_failures = batches = 0
-    for condition in _old_run_conditions(cutoff):
+    for condition in _old_run_conditions(cutoff, project):
         while not should_stop():
             with engine.begin() as conn:
                 batch = sa.select(runs.c.run_id, runs.c.started_at).where(condition).limit(batch_size)
@@ -118,8 +124,18 @@ def prune(
     return PruneResult(cutoff, n_runs, n_steps, n_failures, batches, dry_run=False)
 
 
+def retention_days_by_project(engine: sa.Engine, default_days: int | None) -> dict[str, int]:
+    """Each project's retention: its own ``retention_days``, else ``default_days``; projects kept for
+    ever are left out."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(projects.c.slug, projects.c.retention_days).order_by(projects.c.slug)).all()
+    out = {slug: days or default_days for slug, days in rows}
+    return {slug: days for slug, days in out.items() if days}
+
+
 class RetentionWorker(PeriodicWorker[PruneResult]):
-    """A daemon thread that prunes runs older than ``days`` every ``interval_s`` seconds.
+    """A daemon thread that prunes, every ``interval_s`` seconds, each project's runs older than its
+    retention (``days``: the deployment's, for projects without their own; None: keep those for ever).
 
     ``stop()`` interrupts the wait and the batch loop (after the batch in flight commits).
     """
@@ -130,33 +146,40 @@ class RetentionWorker(PeriodicWorker[PruneResult]):
     def __init__(
         self,
         engine: sa.Engine,
-        days: int,
+        days: int | None,
         *,
         interval_s: float = DEFAULT_INTERVAL_S,
         first_delay_s: float = FIRST_PASS_DELAY_S,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
-        if days <= 0:
+        if days is not None and days <= 0:
             raise ValueError("retention days must be positive")
         super().__init__(interval_s=interval_s, first_delay_s=first_delay_s)
         self.engine = engine
-        self.older_than = timedelta(days=days)
+        self.days = days
         self.batch_size = batch_size
         # Rows deleted by this worker since it started, per table (the server's metrics read them).
         self.deleted = {"runs": 0, "steps": 0, "failures": 0}
 
     def _pass(self) -> PruneResult:
-        result = prune(self.engine, self.older_than, batch_size=self.batch_size, should_stop=self._stop.is_set)
-        if not result.dry_run:
+        now = datetime.now(timezone.utc)
+        total = PruneResult(now, 0, 0, 0, 0, dry_run=False)
+        for project, days in retention_days_by_project(self.engine, self.days).items():
+            if self._stop.is_set():
+                break
+            result = prune(self.engine, timedelta(days=days), batch_size=self.batch_size, now=now,
+                           should_stop=self._stop.is_set, project=project)
             self.deleted["runs"] += result.runs
             self.deleted["steps"] += result.steps
             self.deleted["failures"] += result.failures
-        if result.runs:
-            log.info(
-                "retention: deleted %d runs, %d steps, %d failures older than %s in %d batches",
-                result.runs, result.steps, result.failures, result.cutoff.isoformat(), result.batches,
-            )
-        return result
+            if result.runs:
+                log.info(
+                    "retention: deleted %d runs, %d steps, %d failures of project %s older than %s in %d batches",
+                    result.runs, result.steps, result.failures, project, result.cutoff.isoformat(), result.batches,
+                )
+            total = PruneResult(min(total.cutoff, result.cutoff), total.runs + result.runs, total.steps + result.steps,
+                                total.failures + result.failures, total.batches + result.batches, dry_run=False)
+        return total
 
 
 def start_retention(
@@ -166,10 +189,11 @@ def start_retention(
     interval_s: float = DEFAULT_INTERVAL_S,
     first_delay_s: float = FIRST_PASS_DELAY_S,
 ) -> RetentionWorker | None:
-    """Start the periodic prune when ``retention_days`` is set (``settings.retention_days``); else None.
+    """Start the periodic prune when ``retention_days`` (``settings.retention_days``) is set or a project has
+    its own retention; else None (a project given one later is pruned once the process restarts).
 
     The ingest process calls this after it starts serving and ``stop()`` on the result when it exits.
     """
-    if not retention_days:
+    if not retention_days and not retention_days_by_project(engine, None):
         return None
-    return RetentionWorker(engine, retention_days, interval_s=interval_s, first_delay_s=first_delay_s).start()
+    return RetentionWorker(engine, retention_days or None, interval_s=interval_s, first_delay_s=first_delay_s).start()
