@@ -56,6 +56,9 @@ class Settings:
     metrics_enabled: bool = True
     # Most label combinations each agent-level series family keeps, its `other` series included.
     metrics_max_agent_series: int = 1000
+    # Seconds without an update after which an agent-level combination may give its place at the cap to a
+    # new one (server/agent_series.py).
+    metrics_agent_series_idle_seconds: int = 600
     # A bearer token for GET /metrics alone, checked in memory (scrapes work while the database is
     # down); unset: /metrics takes a read-scope API key whenever the APIs require keys.
     metrics_token: str | None = None

@@ -544,10 +544,9 @@ export interface components {
          * RunStatus
          * @description Where a run stands.
          *
-         *     ``partial``: the run completed without an escaping exception or a recorded failure, but at least
-         *     one of its steps ended in error (for instance an attempt that was retried successfully is *not*
-         *     enough: only error steps that no later attempt recovered make a run partial). The SDK applies
-         *     this rule; a caller may also set ``partial`` explicitly.
+         *     ``partial``: the agent ended fine (no recorded failure, no escaping exception, no failed root
+         *     span) but at least one error was never recovered by a later attempt. The one rule for every path
+         *     is ``agenttracer.verdict`` (docs/failure-handling.md); a caller may also set ``partial`` explicitly.
          * @enum {string}
          */
         RunStatus: "running" | "success" | "failure" | "partial";
@@ -582,7 +581,7 @@ export interface components {
              * @description Safe metadata that passed the privacy policy.
              */
             meta: {
-                [key: string]: string | number | boolean | null;
+                [key: string]: string | number | boolean | string[] | null;
             };
             /**
              * Meta Removed
@@ -864,7 +863,7 @@ export interface components {
             latency_ms: number;
             /** Meta */
             meta: {
-                [key: string]: string | number | boolean | null;
+                [key: string]: string | number | boolean | string[] | null;
             };
             /** Meta Removed */
             meta_removed: number;

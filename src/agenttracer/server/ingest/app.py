@@ -236,7 +236,10 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, limits: L
     app.state.settings = settings
     # Failsafe first, so it is inside the metrics middleware, which then counts its 500s.
     app.add_middleware(Failsafe)
-    metrics = IngestMetrics(settings.metrics_max_agent_series) if settings.metrics_enabled else None
+    metrics = (
+        IngestMetrics(settings.metrics_max_agent_series, settings.metrics_agent_series_idle_seconds)
+        if settings.metrics_enabled else None
+    )
     install(app, settings, engine, metrics)
     errors.install(app)
     admission = Admission(limits or Limits.from_settings(settings), metrics.busy.inc if metrics else None)

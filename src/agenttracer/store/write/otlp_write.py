@@ -297,16 +297,21 @@ def _settle(conn: sa.Connection, state: RunState, root: SpanRecord | None, assem
 
 
 def _identity(row: dict[str, Any], root: SpanRecord | None, seen: list[SpanRecord], fresh: list[SpanRecord]) -> None:
-    """Agent from the root's agent name, else the earliest step that names one, else the resource's
-    service; version from the root's agent version, else the resource; environment from the resource."""
+    """The run's identity (docs/otlp.md): the resource's ``agenttracer.agent_id`` when set, else the
+    outermost agent named in the trace (the root's, else the earliest-starting span's that names one),
+    else the resource's service; the version likewise (``agenttracer.agent_version``, the root's agent
+    version, ``service.version``); the environment from the resource, whose allow-list order already
+    chose between ``agenttracer.environment`` and the ``deployment.environment`` spellings."""
     resource = (root.resource if root is not None else None) or next((s.resource for s in fresh if s.resource), None)
     service = resource.meta if resource is not None else {}
     agent = root.agent_name if root is not None else None
     if agent is None:
         agent = next((s.agent_name for s in seen), None)
     version = root.agent_version if root is not None else None
-    row["agent_id"] = agent or _text(service.get("service")) or row["agent_id"] or DEFAULT_AGENT_ID
-    row["agent_version"] = version or _text(service.get("service_version")) or DEFAULT_VERSION
+    row["agent_id"] = (_text(service.get("agent_id")) or agent or _text(service.get("service")) or row["agent_id"]
+                       or DEFAULT_AGENT_ID)
+    row["agent_version"] = (_text(service.get("agent_version")) or version or _text(service.get("service_version"))
+                            or DEFAULT_VERSION)
     row["environment"] = _text(service.get("environment")) or DEFAULT_ENVIRONMENT
 
 
