@@ -243,9 +243,8 @@ def test_the_tracers_project_names_where_its_runs_go(live_ingest: str, live_quer
     """Without keys, ``AgentTracer(project=…)`` (or AGENTTRACER_PROJECT) chooses the runs' project."""
     tracer = AgentTracer(agent_id="team-agent", agent_version="v1", environment="test", api_url=live_ingest,
                          project="team-x")
-    with tracer.start_run() as run:
-        with run.step("tool", "lookup"):
-            pass
+    with tracer.start_run() as run, run.step("tool", "lookup"):
+        pass
     assert tracer.flush(10)
     tracer.shutdown(5)
     detail = run_detail(live_query, run.run_id)
