@@ -123,6 +123,7 @@ def _write(
     accepted = duplicates = rejected = 0
     new_rows: list[tuple[Any, ...]] = []
     counts: list[tuple[int, int, int, str]] = []
+    pending = _Pending()
     for run_id in run_ids:
         if run_id in foreign:
             rejected += len(by_run[run_id])  # a trace id that is another project's run: never written from here
@@ -152,12 +153,13 @@ def _write(
         if new_steps:
             state.new_steps = True
         was = state.row["status"]
-        _settle(conn, state, root, assembly, stored.truncated, fresh, now)
+        _settle(conn, state, root, assembly, stored.truncated, fresh, now, pending)
         _report(report, state.row, was, root is not None, new_steps)
 
     if new_rows:
         sql.insert_steps(conn, new_rows)
     _update_runs(sql, conn, states, now)
+    pending.send(conn)
     if counts:
         _add_counts(conn, counts)
     return accepted, duplicates, rejected
@@ -244,7 +246,7 @@ def _step_values(step: SpanRecord) -> dict[str, Any]:
 
 
 def _settle(conn: sa.Connection, state: RunState, root: SpanRecord | None, assembly: Assembly, truncated: bool,
-            fresh: list[SpanRecord], now: datetime) -> None:
+            fresh: list[SpanRecord], now: datetime, pending: _Pending) -> None:
     """Update the run row from its spans (``state.fallback_start`` carries the new start) and, once
     its root has arrived, judge it (agenttracer.verdict) and write or clear its failure."""
     row = state.row
@@ -264,8 +266,7 @@ def _settle(conn: sa.Connection, state: RunState, root: SpanRecord | None, assem
             for key, value in source.items():
                 if key in meta or len(meta) < MAX_META_KEYS:
                     meta[key] = value
-        conn.execute(runs.update().where(runs.c.run_id == row["run_id"])
-                     .values(root_span_id=root.span_id, root_error=row["root_error"]))
+        pending.roots.append({"b_run_id": row["run_id"], "b_span": root.span_id, "b_error": row["root_error"]})
     elif row["agent_id"] is None:
         _identity(row, None, seen, fresh)
     if row["root_span_id"] is None:
@@ -277,15 +278,33 @@ def _settle(conn: sa.Connection, state: RunState, root: SpanRecord | None, assem
     row["status"] = judged.status
     if judged.failure_type is not None and judged.failure_code is not None:
         row["failure_type"], row["failure_code"] = judged.failure_type, judged.failure_code
-        stmt = insert(conn, failures).values(
-            run_id=row["run_id"], failure_type=judged.failure_type, failure_code=judged.failure_code,
-            step_seq=judged.cause_ref, message=None, recorded_at=row["ended_at"] or now)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=["run_id"],
-            set_={name: stmt.excluded[name] for name in ("failure_type", "failure_code", "step_seq", "recorded_at")}))
+        pending.failures.append({
+            "run_id": row["run_id"], "failure_type": judged.failure_type, "failure_code": judged.failure_code,
+            "step_seq": judged.cause_ref, "message": None, "recorded_at": row["ended_at"] or now})
     elif row["failure_type"] is not None:  # a late span recovered the run
         row["failure_type"] = row["failure_code"] = None
-        conn.execute(failures.delete().where(failures.c.run_id == row["run_id"]))
+        pending.recovered.append(row["run_id"])
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Run-level writes that _settle decides per run and _write sends once per request."""
+
+    roots: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+
+    def send(self, conn: sa.Connection) -> None:
+        if self.roots:
+            conn.execute(runs.update().where(runs.c.run_id == sa.bindparam("b_run_id"))
+                         .values(root_span_id=sa.bindparam("b_span"), root_error=sa.bindparam("b_error")), self.roots)
+        if self.failures:
+            stmt = insert(conn, failures)
+            changed = ("failure_type", "failure_code", "step_seq", "recorded_at")
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["run_id"], set_={name: stmt.excluded[name] for name in changed}), self.failures)
+        if self.recovered:
+            conn.execute(failures.delete().where(failures.c.run_id.in_(self.recovered)))
 
 
 def _identity(row: dict[str, Any], root: SpanRecord | None, seen: list[SpanRecord], fresh: list[SpanRecord]) -> None:
