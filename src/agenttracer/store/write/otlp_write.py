@@ -44,6 +44,18 @@ from agenttracer.verdict import UNHANDLED
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 _MAX_ATTEMPTS = 3
 DEFAULT_AGENT_ID = "unknown_service"
+# Built once (per request they would cost more to build than to run).
+_THIS_RUN = runs.c.run_id == sa.bindparam("b_run_id")
+_ADD_COUNTS = runs.update().where(_THIS_RUN).values(
+    step_count=runs.c.step_count + sa.bindparam("b_steps"),
+    error_step_count=runs.c.error_step_count + sa.bindparam("b_errors"),
+    retry_count=runs.c.retry_count + sa.bindparam("b_retries"),
+)
+_ROOTS = runs.update().where(_THIS_RUN).values(root_span_id=sa.bindparam("b_span"), root_error=sa.bindparam("b_error"))
+_THIS_STEP = sa.and_(steps.c.run_id == sa.bindparam("b_run_id"), steps.c.seq == sa.bindparam("b_seq"))
+_ADOPT = steps.update().where(_THIS_STEP).values(parent_seq=sa.bindparam("b_parent"))
+_RELINK = steps.update().where(_THIS_STEP).values(attempt=sa.bindparam("b_attempt"),
+                                                  retry_of_seq=sa.bindparam("b_retry_of"))
 DEFAULT_VERSION = "unversioned"
 DEFAULT_ENVIRONMENT = "development"
 
@@ -168,14 +180,7 @@ def _write(
 def _add_counts(conn: sa.Connection, counts: list[tuple[int, int, int, str]]) -> None:
     """Counters move by what this request changed (steps, error steps, retries per run): never a
     recount of the stored trace."""
-    conn.execute(
-        runs.update().where(runs.c.run_id == sa.bindparam("b_run_id")).values(
-            step_count=runs.c.step_count + sa.bindparam("b_steps"),
-            error_step_count=runs.c.error_step_count + sa.bindparam("b_errors"),
-            retry_count=runs.c.retry_count + sa.bindparam("b_retries"),
-        ),
-        [{"b_steps": a, "b_errors": b, "b_retries": c, "b_run_id": r} for a, b, c, r in counts],
-    )
+    conn.execute(_ADD_COUNTS, [{"b_steps": a, "b_errors": b, "b_retries": c, "b_run_id": r} for a, b, c, r in counts])
 
 
 def _new_spans(
@@ -210,17 +215,11 @@ def _report(report: Written, row: dict[str, Any], was: str, settled: bool, new_s
 def _update_stored(conn: sa.Connection, run_id: str, assembly: Assembly) -> None:
     """Write the stored steps this request adopted (their parent arrived) or relinked."""
     if assembly.adopted:
-        conn.execute(
-            steps.update().where(steps.c.run_id == run_id, steps.c.seq == sa.bindparam("b_seq"))
-            .values(parent_seq=sa.bindparam("b_parent")),
-            [{"b_seq": seq, "b_parent": parent} for seq, parent in assembly.adopted],
-        )
+        conn.execute(_ADOPT, [{"b_run_id": run_id, "b_seq": seq, "b_parent": parent}
+                              for seq, parent in assembly.adopted])
     if assembly.relinked:
-        conn.execute(
-            steps.update().where(steps.c.run_id == run_id, steps.c.seq == sa.bindparam("b_seq"))
-            .values(attempt=sa.bindparam("b_attempt"), retry_of_seq=sa.bindparam("b_retry_of")),
-            [{"b_seq": seq, "b_attempt": a, "b_retry_of": r} for seq, a, r in assembly.relinked],
-        )
+        conn.execute(_RELINK, [{"b_run_id": run_id, "b_seq": seq, "b_attempt": a, "b_retry_of": r}
+                               for seq, a, r in assembly.relinked])
 
 
 def _step_values(step: SpanRecord) -> dict[str, Any]:
@@ -296,8 +295,7 @@ class _Pending:
 
     def send(self, conn: sa.Connection) -> None:
         if self.roots:
-            conn.execute(runs.update().where(runs.c.run_id == sa.bindparam("b_run_id"))
-                         .values(root_span_id=sa.bindparam("b_span"), root_error=sa.bindparam("b_error")), self.roots)
+            conn.execute(_ROOTS, self.roots)
         if self.failures:
             stmt = insert(conn, failures)
             changed = ("failure_type", "failure_code", "step_seq", "recorded_at")
