@@ -251,9 +251,8 @@ def _settle(conn: sa.Connection, state: RunState, root: SpanRecord | None, assem
     row = state.row
     state.dirty = True
     row["meta_removed"] = (row["meta_removed"] or 0) + sum(s.dropped for s in fresh if s is not root)
-    seen = sorted((s for s in [*fresh, *assembly.view] if s.agent_name), key=lambda s: (s.started_at, s.seq))
     if root is not None:
-        _identity(row, root, seen, fresh)
+        _identity(row, root, _named(fresh, assembly), fresh)
         state.fallback_start = root.started_at
         row["ended_at"] = root.ended_at
         row["root_span_id"] = root.span_id
@@ -267,12 +266,13 @@ def _settle(conn: sa.Connection, state: RunState, root: SpanRecord | None, assem
                     meta[key] = value
         pending.roots.append({"b_run_id": row["run_id"], "b_span": root.span_id, "b_error": row["root_error"]})
     elif row["agent_id"] is None:
-        _identity(row, None, seen, fresh)
+        _identity(row, None, _named(fresh, assembly), fresh)
     if row["root_span_id"] is None:
         if row["ended_at"] is None:  # still running: it starts at its earliest span
             state.fallback_start = min([s.started_at for s in fresh] + [row["started_at"]])
         return
-    nested = otlp_stored.nested_agents(conn, row["run_id"], assembly.view)
+    nested = otlp_stored.nested_agents(conn, row["run_id"], assembly.view) if any(
+        s.error for s in assembly.view) else set()
     judged = verdict(assembly.view, row["root_error"], truncated, nested)
     row["status"] = judged.status
     if judged.failure_type is not None and judged.failure_code is not None:
@@ -303,6 +303,11 @@ class _Pending:
                 index_elements=["run_id"], set_={name: stmt.excluded[name] for name in changed}), self.failures)
         if self.recovered:
             conn.execute(failures.delete().where(failures.c.run_id.in_(self.recovered)))
+
+
+def _named(fresh: list[SpanRecord], assembly: Assembly) -> list[SpanRecord]:
+    """The spans that name an agent, earliest first."""
+    return sorted((s for s in [*fresh, *assembly.view] if s.agent_name), key=lambda s: (s.started_at, s.seq))
 
 
 def _identity(row: dict[str, Any], root: SpanRecord | None, seen: list[SpanRecord], fresh: list[SpanRecord]) -> None:
