@@ -119,7 +119,10 @@ FAILURE_CODES: dict[str, str] = {
     "auth_error": "Credentials were missing, invalid or not allowed.",
     "not_found": "A requested resource does not exist.",
     "unhandled_exception": "An exception escaped the agent's code without a recorded failure.",
+    "abandoned": "No event arrived for AGENTTRACER_RUN_TIMEOUT_S and no end: the server closed the run.",
 }
+# The code the server's abandonment sweep records (type orchestration); an agent does not send it.
+ABANDONED_CODE = "abandoned"
 CUSTOM_CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 # Limits shared by the SDK, the wire models and the schema.

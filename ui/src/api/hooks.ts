@@ -2,7 +2,7 @@
 // is shared by views asking for the same data.
 import { keepPreviousData, QueryClient, useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { ApiError, getJson } from "./client";
-import type { AgentList, Compare, CompareQuery, Health, RunDetail, RunPage, Stats } from "./types";
+import type { AgentList, Compare, CompareQuery, Health, ProjectList, RunDetail, RunPage, Stats } from "./types";
 
 export const PAGE_SIZE = 50;
 /** Steps per page of run detail: the Query API's default page, one bounded response each. */
@@ -75,11 +75,39 @@ export function joinRunPages(pages: RunDetail[]): RunDetail & { hasMore: boolean
   return { ...last, steps: pages.flatMap((p) => p.steps), hasMore: last.next_steps_after !== null };
 }
 
-export function useAgents() {
+/** Pages of /v1/agents followed at most this far (the filter selects and the agents page show them all). */
+export const MAX_AGENT_PAGES = 20;
+const AGENT_PAGE_SIZE = 500;
+
+/** Every agent of ``project`` (or of every project the key reads), newest seen first: the pages of
+ * /v1/agents joined, up to MAX_AGENT_PAGES of them. */
+export async function getAllAgents(signal?: AbortSignal, project?: string): Promise<AgentList> {
+  const items: AgentList["items"] = [];
+  let cursor: string | null = null;
+  for (let page = 0; page < MAX_AGENT_PAGES; page++) {
+    const body: AgentList = await getJson<AgentList>("/v1/agents", { limit: AGENT_PAGE_SIZE, cursor, project }, signal);
+    items.push(...body.items);
+    cursor = body.next_cursor;
+    if (!cursor) break;
+  }
+  return { items, next_cursor: cursor };
+}
+
+/** The agents of one project (or of every project the key reads, when ``project`` is not given). */
+export function useAgents(project?: string) {
   return useQuery({
-    queryKey: ["agents"],
-    queryFn: ({ signal }) => getJson<AgentList>("/v1/agents", {}, signal),
+    queryKey: ["agents", project ?? null],
+    queryFn: ({ signal }) => getAllAgents(signal, project),
     staleTime: 30_000,
+  });
+}
+
+/** The projects the key may read: what the project switcher offers. */
+export function useProjects() {
+  return useQuery({
+    queryKey: ["projects"],
+    queryFn: ({ signal }) => getJson<ProjectList>("/v1/projects", {}, signal),
+    staleTime: 60_000,
   });
 }
 

@@ -64,7 +64,7 @@ from agenttracer.server.wire import (
     StatsResponse,
 )
 from agenttracer.store import projects as project_store
-from agenttracer.store.read import compare, runs, stats
+from agenttracer.store.read import agent_pages, compare, runs, stats
 from agenttracer.store.read.cursor_seal import MAX_TOKEN_LEN
 from agenttracer.store.read.filters import RunFilters
 from agenttracer.store.schema.engine import make_engine, timed_out
@@ -75,6 +75,9 @@ MAX_PAGE_SIZE = 500
 # caps of model.py bound the worst case, so no run, however long, makes one response unbounded.
 DEFAULT_STEP_PAGE_SIZE = 500
 MAX_STEP_PAGE_SIZE = 1000
+# Agents per page: a typical agent with a few versions and environments is ~0.5 KB.
+DEFAULT_AGENT_PAGE_SIZE = 100
+MAX_AGENT_PAGE_SIZE = 500
 # /health's own budget: its ping answers within it or the answer is 503 (it never waits behind reads).
 HEALTH_TIMEOUT_MS = 800
 # A read that succeeded this recently shows the database reachable: /health then answers without a ping, so
@@ -190,12 +193,31 @@ async def get_run(
 @router.get(
     "/agents",
     response_model=AgentList,
-    summary="Agents seen in the data with their versions, environments, run counts and last seen.",
+    summary="Agents seen in the data with their versions, environments, run counts and last seen, newest-seen "
+            "first, with cursor pagination.",
+    responses=ERROR_RESPONSES,
 )
-async def list_agents(request: Request, scope: Scope) -> Response:
+async def list_agents(
+    request: Request,
+    scope: Scope,
+    limit: Annotated[int, Query(ge=1, le=MAX_AGENT_PAGE_SIZE, description="Page size.")] = DEFAULT_AGENT_PAGE_SIZE,
+    cursor: Annotated[
+        str | None, Query(max_length=MAX_TOKEN_LEN, description="next_cursor from the previous page, unchanged.")
+    ] = None,
+) -> Response:
+    key = request.app.state.cursor_key
+    after = None
+    if cursor is not None:
+        try:
+            after = agent_pages.decode_cursor(cursor, scope, key)
+        except runs.CursorError as exc:
+            raise invalid("cursor", str(exc), code="cursor") from None
+
     def read(job: Job[Response]) -> Response:
         with job.connect() as conn:
-            return render(AgentList, {"items": runs.list_agents(conn, scope)})
+            items, next_at = agent_pages.page(runs.list_agents(conn, scope), limit, after)
+        next_cursor = agent_pages.encode_cursor(next_at, scope, key) if next_at is not None else None
+        return render(AgentList, {"items": items, "next_cursor": next_cursor})
 
     return await gate(request).run(request, read)
 

@@ -5,7 +5,7 @@ transaction. The indexes are the partial ones over OTLP steps (``store/schema/ta
 0006). The work per run and request is bounded (docs/otlp.md, "Work per request"):
 
 * the request's own span ids and their parents: one lookup each in (run_id, span_id);
-* the run's highest seq and first step: one probe each of the primary key;
+* the run's highest seq: one probe of the primary key;
 * the stored steps waiting for one of the new spans as their parent: (run_id, parent_span_id);
 * the run's error and retry steps, at most ``VERDICT_ROWS`` (past it the run's verdict treats the
   rest as unrecovered errors);
@@ -35,7 +35,6 @@ _RUN = steps.c.run_id == sa.bindparam("run_id")
 # statement costs more than the indexed lookup itself.
 _SPAN_IDS = sa.select(steps.c.span_id, steps.c.seq).where(
     _RUN, steps.c.span_id.in_(sa.bindparam("ids", expanding=True)))
-_FIRST = sa.select(steps.c.span_id).where(_RUN).order_by(steps.c.seq).limit(1)
 _TOP = sa.select(sa.func.max(steps.c.seq)).where(_RUN)
 _ORPHANS = sa.select(steps.c.seq, steps.c.parent_span_id).where(
     _RUN, steps.c.parent_seq.is_(None), steps.c.parent_span_id.in_(sa.bindparam("ids", expanding=True)))
@@ -53,12 +52,6 @@ _PARENT = sa.select(steps.c.parent_seq, steps.c.meta).where(_RUN, steps.c.seq ==
 def stored_span_ids(conn: sa.Connection, run_id: str, span_ids: list[str]) -> set[str]:
     """Which of these span ids the run already holds."""
     return set(_span_seqs(conn, run_id, span_ids))
-
-
-def holds_sdk_steps(conn: sa.Connection, run_id: str) -> bool:
-    """Whether the run's steps came from the SDK (they have no span id): its first step says."""
-    first = conn.execute(_FIRST, {"run_id": run_id}).first()
-    return first is not None and first[0] is None
 
 
 def read_stored(conn: sa.Connection, run_id: str, new: list[SpanRecord]) -> Stored:

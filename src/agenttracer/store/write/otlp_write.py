@@ -32,11 +32,12 @@ import sqlalchemy as sa
 from agenttracer.model import DEFAULT_PROJECT, MAX_META_KEYS, MAX_SEQ
 from agenttracer.store.dialect import insert
 from agenttracer.store.rollup.marks import mark_dirty
-from agenttracer.store.schema.tables import failures, runs, steps
+from agenttracer.store.schema.tables import SOURCE_OTLP, failures, runs, steps
 from agenttracer.store.write import otlp_stored
+from agenttracer.store.write.abandon import settle_reopened
 from agenttracer.store.write.lock import write_lock
 from agenttracer.store.write.otlp_assemble import Assembly, SpanRecord, Stored, assemble, verdict
-from agenttracer.store.write.run_state import RunState
+from agenttracer.store.write.run_state import RunState, reopen_abandoned
 from agenttracer.store.write.sqlite_checkpoint import after_commit
 from agenttracer.store.write.writer import _driver_helpers
 from agenttracer.verdict import UNHANDLED
@@ -63,11 +64,13 @@ DEFAULT_ENVIRONMENT = "development"
 @dataclass(slots=True)
 class Written:
     """How many of the request's spans were stored now, were already stored, or were refused (their
-    trace id is the run_id of a run the SDK reported, or their run would pass MAX_SEQ steps)."""
+    trace id is the run_id of another project's run, or their run would pass MAX_SEQ steps; or, counted
+    in ``other_source`` too, their trace id is the run_id of a run the SDK sent)."""
 
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    other_source: int = 0
     # For the server's agent-level metrics (only stored values): each touched run's identity after the
     # commit, the runs that settled now (run_id, status), the runs that failed now (run_id, failure
     # type, code), and the steps stored now (run_id, step_type, latency_ms).
@@ -115,6 +118,7 @@ def write_spans(
     written.identities, written.settled, written.failed, written.steps = (
         report.identities, report.settled, report.failed, report.steps
     )
+    written.other_source = report.other_source
     return written
 
 
@@ -124,13 +128,14 @@ def _write(
     rows_for, sql = _driver_helpers(conn.dialect)
     run_ids = sorted(by_run)
     starts = [(run_id, min(s.started_at for s in by_run[run_id].values())) for run_id in run_ids]
-    created = sql.insert_placeholders(conn, starts, now, project)
+    created = sql.insert_placeholders(conn, starts, now, project, SOURCE_OTLP)
     states = {data["run_id"]: RunState(data) for data in sql.load_runs(conn, run_ids)}
     foreign = {run_id for run_id, state in states.items() if state.row["project"] != project}
     for run_id in foreign:
         del states[run_id]
     for data in states.values():
         data.row["meta"] = dict(data.row["meta"] or {})
+        reopen_abandoned(data)
 
     accepted = duplicates = rejected = 0
     new_rows: list[tuple[Any, ...]] = []
@@ -143,8 +148,9 @@ def _write(
         state = states[run_id]
         spans = by_run[run_id]
         fresh_run = run_id in created
-        if not fresh_run and otlp_stored.holds_sdk_steps(conn, run_id):
+        if state.row["source"] != SOURCE_OTLP:
             rejected += len(spans)  # a trace id that is an SDK run's id: that run is not ours
+            report.other_source += len(spans)
             continue
         known = set() if fresh_run else otlp_stored.stored_span_ids(conn, run_id, list(spans))
         fresh, root = _new_spans(spans, known, state.row["root_span_id"])
@@ -164,6 +170,8 @@ def _write(
         counts.append((len(new_steps), sum(s.error for s in new_steps), retries, run_id))
         if new_steps:
             state.new_steps = True
+        if state.reopened:  # the sweep had closed it: forget its verdict before this request judges the run
+            settle_reopened(conn, [state])
         was = state.row["status"]
         _settle(conn, state, root, assembly, stored.truncated, fresh, now, pending)
         _report(report, state.row, was, root is not None, new_steps)
@@ -311,16 +319,21 @@ def _named(fresh: list[SpanRecord], assembly: Assembly) -> list[SpanRecord]:
 
 
 def _identity(row: dict[str, Any], root: SpanRecord | None, seen: list[SpanRecord], fresh: list[SpanRecord]) -> None:
-    """Agent from the root's agent name, else the earliest step that names one, else the resource's
-    service; version from the root's agent version, else the resource; environment from the resource."""
+    """The run's identity (docs/otlp.md): the resource's ``agenttracer.agent_id`` when set, else the
+    outermost agent named in the trace (the root's, else the earliest-starting span's that names one),
+    else the resource's service; the version likewise (``agenttracer.agent_version``, the root's agent
+    version, ``service.version``); the environment from the resource, whose allow-list order already
+    chose between ``agenttracer.environment`` and the ``deployment.environment`` spellings."""
     resource = (root.resource if root is not None else None) or next((s.resource for s in fresh if s.resource), None)
     service = resource.meta if resource is not None else {}
     agent = root.agent_name if root is not None else None
     if agent is None:
         agent = next((s.agent_name for s in seen), None)
     version = root.agent_version if root is not None else None
-    row["agent_id"] = agent or _text(service.get("service")) or row["agent_id"] or DEFAULT_AGENT_ID
-    row["agent_version"] = version or _text(service.get("service_version")) or DEFAULT_VERSION
+    row["agent_id"] = (_text(service.get("agent_id")) or agent or _text(service.get("service")) or row["agent_id"]
+                       or DEFAULT_AGENT_ID)
+    row["agent_version"] = (_text(service.get("agent_version")) or version or _text(service.get("service_version"))
+                            or DEFAULT_VERSION)
     row["environment"] = _text(service.get("environment")) or DEFAULT_ENVIRONMENT
 
 
