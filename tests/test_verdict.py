@@ -130,9 +130,20 @@ def test_an_agent_span_in_error_under_an_ok_wrapper_fails_the_run() -> None:
 
 
 def test_a_nested_agent_in_error_does_not_by_itself_fail_the_run() -> None:
-    steps = [step(1, 0, 100, step_type="other", name="turn"),
+    steps = [step(1, 0, 100, step_type="other", name="triage", agent=True),
              step(2, 10, 20, step_type="other", name="helper", agent=True, parent=1, error=True)]
-    assert judge(steps, invocation_error=None).status == "partial"
+    assert judge(steps, invocation_error=None, nested_agents={2}).status == "partial"
+    assert judge(steps, invocation_error=None).status == "failure"  # unless told, every agent is outermost
+
+
+def test_the_cause_is_an_action_rather_than_a_wrapper_beside_it() -> None:
+    # OpenInference's LangGraph spans: the failing node and the chain holding the model call are siblings.
+    steps = [step(1, 0, 100, step_type="other", name="agent", agent=True, error=True),
+             step(2, 1, 90, step_type="other", name="call_model", parent=1, error=True),
+             step(3, 2, 80, step_type="other", name="RunnableSequence", parent=1, error=True),
+             step(4, 3, 40, step_type="llm", name="ChatOpenAI", parent=3, error=True, code="rate_limited")]
+    verdict = judge(steps, invocation_error="unhandled_exception")
+    assert (verdict.failure_type, verdict.failure_code, verdict.cause_ref) == ("model", "rate_limited", 4)
 
 
 def test_a_container_that_failed_through_a_recovered_child_is_recovered_too() -> None:

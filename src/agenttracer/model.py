@@ -44,10 +44,9 @@ class StepType(str, Enum):
 class RunStatus(str, Enum):
     """Where a run stands.
 
-    ``partial``: the run completed without an escaping exception or a recorded failure, but at least
-    one of its steps ended in error (for instance an attempt that was retried successfully is *not*
-    enough: only error steps that no later attempt recovered make a run partial). The SDK applies
-    this rule; a caller may also set ``partial`` explicitly.
+    ``partial``: the agent ended fine (no recorded failure, no escaping exception, no failed root
+    span) but at least one error was never recovered by a later attempt. The one rule for every path
+    is ``agenttracer.verdict`` (docs/failure-handling.md); a caller may also set ``partial`` explicitly.
     """
 
     RUNNING = "running"
@@ -120,7 +119,10 @@ FAILURE_CODES: dict[str, str] = {
     "auth_error": "Credentials were missing, invalid or not allowed.",
     "not_found": "A requested resource does not exist.",
     "unhandled_exception": "An exception escaped the agent's code without a recorded failure.",
+    "abandoned": "No event arrived for AGENTTRACER_RUN_TIMEOUT_S and no end: the server closed the run.",
 }
+# The code the server's abandonment sweep records (type orchestration); an agent does not send it.
+ABANDONED_CODE = "abandoned"
 CUSTOM_CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 # Limits shared by the SDK, the wire models and the schema.

@@ -16,7 +16,7 @@ The pieces:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -142,14 +142,16 @@ def status_of(*, failure_recorded: bool, invocation_failed: bool, unrecovered: b
 
 
 def judge(steps: Sequence[StepFacts], *, invocation_error: str | None, failure_recorded: bool = False,
-          errors_beyond_view: bool = False) -> Verdict:
+          errors_beyond_view: bool = False, nested_agents: Collection[int] = ()) -> Verdict:
     """The verdict of a finished run from its steps.
 
     ``steps`` needs to hold every error step and every step linked to another (``retry_of``); other
     steps do not change the verdict and may be left out. ``invocation_error``: the failure code of the
     run's own end when it ended in error (the root span; the SDK's escaping exception), else None.
     ``errors_beyond_view``: some error steps were left out (a stored run past the assembler's work
-    limit); they count as unrecovered.
+    limit); they count as unrecovered. ``nested_agents``: the agent steps that have another agent
+    step above them; every other agent step is an outermost one, whose unrecovered error is the agent
+    invocation's own (the case of a workflow wrapper that always ends OK).
     """
     by_ref = {s.ref: s for s in steps}
     retries: dict[int, list[StepFacts]] = {}
@@ -164,7 +166,7 @@ def judge(steps: Sequence[StepFacts], *, invocation_error: str | None, failure_r
         if s.error:
             _settle(s, retries, error_children, recovered)
     unrecovered = [s for s in steps if s.error and not recovered[s.ref]]
-    top_agent_failed = any(s.agent and s.parent is None for s in unrecovered)
+    top_agent_failed = any(s.agent and s.ref not in nested_agents for s in unrecovered)
     status = status_of(failure_recorded=failure_recorded,
                        invocation_failed=invocation_error is not None or top_agent_failed,
                        unrecovered=bool(unrecovered) or errors_beyond_view)
@@ -219,9 +221,12 @@ def _decide(step: StepFacts, retries: dict[int, list[StepFacts]], error_children
 
 def cause_of(unrecovered: Sequence[StepFacts]) -> StepFacts | None:
     """The innermost earliest unrecovered error step: among those with no unrecovered error step
-    directly under them, the one that started first (then the lowest ref)."""
+    directly under them — and of those, the actions (tool, model, retrieval calls) if there are any,
+    since a wrapper span is never where an error begins — the one that started first (then the
+    lowest ref)."""
     if not unrecovered:
         return None
     parents = {s.parent for s in unrecovered if s.parent is not None}
     innermost = [s for s in unrecovered if s.ref not in parents] or list(unrecovered)
-    return min(innermost, key=lambda s: (s.started, s.ref))
+    actions = [s for s in innermost if s.step_type in FAILURE_TYPE_OF_STEP]
+    return min(actions or innermost, key=lambda s: (s.started, s.ref))

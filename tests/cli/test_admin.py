@@ -108,3 +108,20 @@ def test_rollup_refresh_rolls_up_closed_hours_and_all_rebuilds(db_url: str) -> N
     code, out, _ = cli("rollup", "refresh", "--all", url=db_url)
     assert code == 0 and out.startswith("recomputed 3 hours")
     engine.dispose()
+
+
+def test_sweep_closes_quiet_running_runs_once(db_url: str) -> None:
+    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
+    now = datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        for quiet_minutes in (90, 120, 5):
+            t = now - timedelta(minutes=quiet_minutes)
+            conn.execute(runs.insert().values(run_id=str(uuid.uuid4()), started_at=t, ingested_at=t, updated_at=t))
+    code, out, _ = cli("sweep", "--timeout-s", "3600", url=db_url)
+    assert code == 0 and out.startswith("closed 2 abandoned runs with no event since")
+    code, out, _ = cli("sweep", "--timeout-s", "3600", url=db_url)
+    assert code == 0 and out.startswith("closed 0 abandoned runs")
+    with engine.connect() as conn:
+        statuses = sorted(conn.execute(sa.select(runs.c.status, runs.c.failure_code)).all())
+    assert [tuple(s) for s in statuses] == [("failure", "abandoned"), ("failure", "abandoned"), ("running", None)]
+    engine.dispose()

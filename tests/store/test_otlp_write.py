@@ -134,7 +134,7 @@ def clear(engine: sa.Engine) -> None:
 
 
 def test_a_tool_re_called_under_the_next_turn_is_its_retry_and_the_run_succeeds(engine: sa.Engine) -> None:
-    for order in orders(cross_turn_retry(), 12):
+    for order in orders(cross_turn_retry(), 8):
         clear(engine)
         send_one_by_one(engine, order)
         shape = by_span(engine)
@@ -173,15 +173,29 @@ def test_a_rate_limited_model_call_that_ends_the_run_is_a_model_failure(engine: 
 
 
 def test_an_agent_span_in_error_under_an_always_ok_workflow_root_fails_the_run(engine: sa.Engine) -> None:
-    agent, llm = "00000000000000d1", "00000000000000d2"
-    spans = [root(), rec(agent, 5, 95, step_type="other", name="Assistant", kind="AGENT", error=True),
-             rec(llm, 10, 20, parent=agent, step_type="llm", name="chat", error=True, code="rate_limited")]
-    for order in orders(spans, 6):
+    # The OpenAI Agents SDK through OpenInference: an OK "Agent workflow" root and chain, the agent span
+    # in ERROR under them, the rate-limited model call under an OK turn span of the agent.
+    chain, agent, turn, llm = "00000000000000d1", "00000000000000d2", "00000000000000d3", "00000000000000d4"
+    spans = [root(), rec(chain, 2, 98, step_type="other", name="Agent workflow", kind="CHAIN"),
+             rec(agent, 5, 95, parent=chain, step_type="other", name="Assistant", kind="AGENT", error=True),
+             rec(turn, 8, 90, parent=agent, step_type="other", name="turn", kind="CHAIN"),
+             rec(llm, 10, 20, parent=turn, step_type="llm", name="chat", error=True, code="rate_limited")]
+    for order in orders(spans, 8):
         clear(engine)
         send_one_by_one(engine, order)
         run, _ = stored(engine)
         assert (run["status"], run["failure_type"], run["failure_code"]) == ("failure", "model", "rate_limited")
         assert failure_row(engine) == ("model", "rate_limited", seq_of(engine, llm))
+
+
+def test_a_sub_agent_in_error_under_an_agent_that_carried_on_leaves_the_run_partial(engine: sa.Engine) -> None:
+    outer, inner = "00000000000000d5", "00000000000000d6"
+    spans = [root(), rec(outer, 5, 95, step_type="other", name="triage", kind="AGENT"),
+             rec(inner, 10, 20, parent=outer, step_type="other", name="helper", kind="AGENT", error=True)]
+    for order in orders(spans, 4):
+        clear(engine)
+        send_one_by_one(engine, order)
+        assert stored(engine)[0]["status"] == "partial"
 
 
 def test_a_late_retry_recovers_a_settled_partial_run_but_not_a_failed_root(engine: sa.Engine) -> None:

@@ -1,4 +1,4 @@
-"""CLI commands for operators: ``keys create|list|revoke``, ``prune`` and ``rollup refresh``.
+"""CLI commands for operators: ``keys create|list|revoke``, ``prune``, ``sweep`` and ``rollup refresh``.
 
 Each takes ``--database-url`` (default: ``AGENTTRACER_DATABASE_URL``, then the local SQLite file).
 ``keys create`` writes the new key alone on stdout — it is shown this once and never stored — and
@@ -161,6 +161,36 @@ def prune_command(
         f"that started before {result.cutoff.strftime('%Y-%m-%dT%H:%M:%SZ')}"
         + ("" if dry_run else f" ({result.batches} batches)")
     )
+
+
+@app.command("sweep")
+def sweep_command(
+    timeout_s: int | None = typer.Option(
+        None,
+        "--timeout-s",
+        min=1,
+        help="Close running runs with no new event for this many seconds. Default: AGENTTRACER_RUN_TIMEOUT_S.",
+        show_default=False,
+    ),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Close abandoned runs now as failure / orchestration / abandoned (the ingest process does it on its own)."""
+    from datetime import timedelta
+
+    from agenttracer.store.write.abandon import sweep
+
+    seconds = timeout_s or Settings.from_env().run_timeout_s
+    if not seconds:
+        err.print("[red]say after how long: --timeout-s 3600 (AGENTTRACER_RUN_TIMEOUT_S is 0)[/red]")
+        raise typer.Exit(2)
+    engine = open_engine(database_url)
+    try:
+        # Every abandoned run, still in short transactions of a bounded number of runs each.
+        result = sweep(engine, timedelta(seconds=seconds), max_batches=sys.maxsize)
+    finally:
+        engine.dispose()
+    since = result.cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")
+    typer.echo(f"closed {len(result.closed)} abandoned runs with no event since {since} ({result.batches} batches)")
 
 
 rollup_app = typer.Typer(help="Maintain the rollups that /v1/stats and /v1/agents read.", no_args_is_help=True)

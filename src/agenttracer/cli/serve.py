@@ -181,10 +181,16 @@ def _run(services: list[Any], settings: Any) -> None:
 
         rollup = start_rollup(_engine(settings), settings.rollup_interval_seconds, settings.rollup_settle_seconds,
                               settings.rollup_live_interval_seconds)
+    # ... and closes the runs whose events stopped (AGENTTRACER_RUN_TIMEOUT_S; 0 turns it off).
+    sweeper = None
+    if settings.run_timeout_s and any(svc.name == "ingest" for svc in services):
+        from agenttracer.store.write.abandon import start_sweep
+
+        sweeper = start_sweep(_engine(settings), settings.run_timeout_s)
     for svc in services:  # the ingest app's /metrics reports this process's background workers
         metrics = getattr(svc.app.state, "metrics", None) if svc.name == "ingest" else None
         if metrics is not None:
-            metrics.watch_workers(rollup=rollup, retention=retention)
+            metrics.watch_workers(rollup=rollup, retention=retention, sweep=sweeper)
     freeze_startup_heap()  # the apps, engines and workers above are built: they live as long as we do
     try:
         # logging levels were set above
@@ -198,6 +204,9 @@ def _run(services: list[Any], settings: Any) -> None:
         if rollup is not None:
             rollup.stop()
             rollup.engine.dispose()
+        if sweeper is not None:
+            sweeper.stop()
+            sweeper.engine.dispose()
     typer.echo("AgentTracer stopped.", err=True)
 
 

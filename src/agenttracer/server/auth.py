@@ -28,6 +28,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,6 +154,7 @@ def auth_dependency(
     *,
     clock: Callable[[], float] = time.monotonic,
     on_rate_limited: Callable[[], object] | None = None,
+    connect: Callable[[], AbstractContextManager[sa.Connection]] | None = None,
 ) -> Callable[..., Any]:
     """A FastAPI dependency that admits a request to an API of ``scope`` ('ingest' or 'read').
 
@@ -160,8 +162,11 @@ def auth_dependency(
     raises 401/403 (with ``WWW-Authenticate``) or, on ingest with a
     rate limit set, 429 with ``Retry-After`` (calling ``on_rate_limited`` first, for the metrics).
     It is a plain function, so FastAPI runs its one small query in the thread pool instead of on the
-    event loop.
+    event loop. ``connect`` (default ``engine.connect``) gives the connection for that query: the Query
+    API passes the connection of the read job the check runs in (server/query/gate.py), so a request
+    never holds one connection while it waits for another.
     """
+    connect_db = connect if connect is not None else engine.connect
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     limiter = (
@@ -206,7 +211,7 @@ def auth_dependency(
                 raise _error(401, "unauthorized", f"this API needs an API key of scope '{scope}'", REALM)
             if clock() < open_until[0]:
                 return ANONYMOUS
-            with engine.connect() as conn:
+            with connect_db() as conn:
                 if any_key_exists(conn):
                     raise _error(401, "unauthorized", f"this API needs an API key of scope '{scope}'", REALM)
             if settings.no_key_cache_seconds > 0:
@@ -214,7 +219,7 @@ def auth_dependency(
             return ANONYMOUS
         if len(key) > MAX_PRESENTED_KEY_LEN or not key.startswith(tuple(KEY_PREFIXES.values())):
             raise _error(401, "invalid_key", "the API key is not valid", invalid)
-        with engine.connect() as conn:
+        with connect_db() as conn:
             result = verify_key(conn, key)
         if result.status is KeyStatus.REVOKED:
             raise _error(401, "revoked_key", "the API key has been revoked", invalid)

@@ -35,6 +35,9 @@ class Settings:
     # Allow binding to a non-loopback address with auth off (a warning is printed).
     insecure_bind: bool = False
     retention_days: int | None = None
+    # A running run with no new event for this many seconds is closed by the ingest process as
+    # failure / orchestration / abandoned (store/write/abandon.py); 0 turns the sweep off.
+    run_timeout_s: int = 3600
     # Ingest requests allowed per key per minute; 0 means unlimited.
     rate_limit_per_minute: int = 0
     # Seconds the APIs remember that no API key exists (keyless requests skip a database query);
@@ -53,6 +56,9 @@ class Settings:
     metrics_enabled: bool = True
     # Most label combinations each agent-level series family keeps, its `other` series included.
     metrics_max_agent_series: int = 1000
+    # Seconds without an update after which an agent-level combination may give its place at the cap to a
+    # new one (server/agent_series.py).
+    metrics_agent_series_idle_seconds: int = 600
     # A bearer token for GET /metrics alone, checked in memory (scrapes work while the database is
     # down); unset: /metrics takes a read-scope API key whenever the APIs require keys.
     metrics_token: str | None = None
@@ -67,9 +73,15 @@ class Settings:
     # process, so cursors last as long as the process. Give every query process behind one load
     # balancer the same value. A secret: never logged, never shown.
     cursor_secret: str | None = field(default=None, repr=False)
-    # The most time the database may work on one Query API read (PostgreSQL: per statement; SQLite: per
-    # request); past it the request is answered 503 with Retry-After. 0 turns the limit off.
+    # The deadline of one Query API request, from its arrival: time waiting for a worker plus the
+    # database's work; past it the work is stopped and the request answered 503 with Retry-After.
+    # 0 turns the limit off.
     query_timeout_ms: int = 15_000
+    # Query API reads worked on at once: worker threads, and connections in the read pool (one each).
+    query_workers: int = 8
+    # Query API reads waiting for a worker; one more is answered 503 with Retry-After at once.
+    # 0: 8 per worker (server/query/gate.py).
+    query_queue: int = 0
     # After SIGTERM/SIGINT, requests in flight get this long to finish; the process is gone at the
     # latest 3 seconds later (server/runner.py).
     shutdown_timeout_seconds: int = 10

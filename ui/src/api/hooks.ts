@@ -75,10 +75,27 @@ export function joinRunPages(pages: RunDetail[]): RunDetail & { hasMore: boolean
   return { ...last, steps: pages.flatMap((p) => p.steps), hasMore: last.next_steps_after !== null };
 }
 
+/** Pages of /v1/agents followed at most this far (the filter selects and the agents page show them all). */
+export const MAX_AGENT_PAGES = 20;
+const AGENT_PAGE_SIZE = 500;
+
+/** Every agent, newest seen first: the pages of /v1/agents joined, up to MAX_AGENT_PAGES of them. */
+export async function getAllAgents(signal?: AbortSignal): Promise<AgentList> {
+  const items: AgentList["items"] = [];
+  let cursor: string | null = null;
+  for (let page = 0; page < MAX_AGENT_PAGES; page++) {
+    const body: AgentList = await getJson<AgentList>("/v1/agents", { limit: AGENT_PAGE_SIZE, cursor }, signal);
+    items.push(...body.items);
+    cursor = body.next_cursor;
+    if (!cursor) break;
+  }
+  return { items, next_cursor: cursor };
+}
+
 export function useAgents() {
   return useQuery({
     queryKey: ["agents"],
-    queryFn: ({ signal }) => getJson<AgentList>("/v1/agents", {}, signal),
+    queryFn: ({ signal }) => getAllAgents(signal),
     staleTime: 30_000,
   });
 }

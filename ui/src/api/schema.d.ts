@@ -28,7 +28,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Agents seen in the data with their versions, environments, run counts and last seen. */
+        /** Agents seen in the data with their versions, environments, run counts and last seen, newest-seen first, with cursor pagination. */
         get: operations["list_agents"];
         put?: never;
         post?: never;
@@ -136,10 +136,18 @@ export interface components {
             /** Run Count */
             run_count: number;
         };
-        /** AgentList */
+        /**
+         * AgentList
+         * @description A page of agents, newest-seen first; pass ``next_cursor`` back as ``cursor`` for the next page.
+         */
         AgentList: {
             /** Items */
             items: components["schemas"]["AgentOut"][];
+            /**
+             * Next Cursor
+             * @description Opaque; null when this is the last page.
+             */
+            next_cursor: string | null;
         };
         /**
          * AgentOut
@@ -371,11 +379,6 @@ export interface components {
          * @enum {string}
          */
         FailureType: "tool" | "model" | "retrieval" | "orchestration";
-        /** HTTPValidationError */
-        HTTPValidationError: {
-            /** Detail */
-            detail?: components["schemas"]["ValidationError"][];
-        };
         /**
          * HealthOut
          * @description Liveness and database reachability of the Query API (503 when the database cannot be read).
@@ -541,10 +544,9 @@ export interface components {
          * RunStatus
          * @description Where a run stands.
          *
-         *     ``partial``: the run completed without an escaping exception or a recorded failure, but at least
-         *     one of its steps ended in error (for instance an attempt that was retried successfully is *not*
-         *     enough: only error steps that no later attempt recovered make a run partial). The SDK applies
-         *     this rule; a caller may also set ``partial`` explicitly.
+         *     ``partial``: the agent ended fine (no recorded failure, no escaping exception, no failed root
+         *     span) but at least one error was never recovered by a later attempt. The one rule for every path
+         *     is ``agenttracer.verdict`` (docs/failure-handling.md); a caller may also set ``partial`` explicitly.
          * @enum {string}
          */
         RunStatus: "running" | "success" | "failure" | "partial";
@@ -579,7 +581,7 @@ export interface components {
              * @description Safe metadata that passed the privacy policy.
              */
             meta: {
-                [key: string]: string | number | boolean | null;
+                [key: string]: string | number | boolean | string[] | null;
             };
             /**
              * Meta Removed
@@ -861,7 +863,7 @@ export interface components {
             latency_ms: number;
             /** Meta */
             meta: {
-                [key: string]: string | number | boolean | null;
+                [key: string]: string | number | boolean | string[] | null;
             };
             /** Meta Removed */
             meta_removed: number;
@@ -971,19 +973,6 @@ export interface components {
              */
             start: string | null;
         };
-        /** ValidationError */
-        ValidationError: {
-            /** Context */
-            ctx?: Record<string, never>;
-            /** Input */
-            input?: unknown;
-            /** Location */
-            loc: (string | number)[];
-            /** Message */
-            msg: string;
-            /** Error Type */
-            type: string;
-        };
         /**
          * VersionSideOut
          * @description One version's finished runs in the comparison window.
@@ -1084,6 +1073,10 @@ export interface operations {
     list_agents: {
         parameters: {
             query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description next_cursor from the previous page, unchanged. */
+                cursor?: string | null;
                 /** @description Only this project (one of those the key may read). */
                 project?: string | null;
             };
@@ -1120,16 +1113,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Validation Error */
+            /** @description A parameter is invalid; each entry names it and the rule. */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1200,7 +1193,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1247,7 +1240,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1328,7 +1321,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1403,7 +1396,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1480,7 +1473,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description The database cannot be read right now, or the query took longer than the server's time limit (query_timeout_ms); retry after Retry-After. */
+            /** @description The database cannot be read right now, the request took longer than the server's time limit (query_timeout_ms), or the server already has as many reads as it takes (code overloaded); retry after Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -17,6 +17,7 @@ const AGENTS = {
     },
     { agent_id: "solo-agent", run_count: 3, last_seen: null, versions: [{ agent_version: "v1", run_count: 3, last_seen: null }], environments: [] },
   ],
+  next_cursor: null,
 };
 
 const sig = (verdict: string) => ({ test: "two_proportion_z", verdict, p_value: verdict === "significant" ? 0.001 : 0.5, statistic: 1, alpha: 0.05 });

@@ -14,7 +14,10 @@ function run(id: string, extra: Partial<RunSummary> = {}): RunSummary {
   };
 }
 
-const AGENTS = { items: [{ agent_id: "support-agent", run_count: 2, last_seen: null, versions: [], environments: [] }] };
+const AGENTS = {
+  items: [{ agent_id: "support-agent", run_count: 2, last_seen: null, versions: [], environments: [] }],
+  next_cursor: null,
+};
 
 describe("RunsPage", () => {
   let fetchMock: ReturnType<typeof vi.fn>;

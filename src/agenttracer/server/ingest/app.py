@@ -249,7 +249,10 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     app.state.settings = settings
     # Failsafe first, so it is inside the metrics middleware, which then counts its 500s.
     app.add_middleware(Failsafe)
-    metrics = IngestMetrics(settings.metrics_max_agent_series) if settings.metrics_enabled else None
+    metrics = (
+        IngestMetrics(settings.metrics_max_agent_series, settings.metrics_agent_series_idle_seconds)
+        if settings.metrics_enabled else None
+    )
     install(app, settings, engine, metrics)
     errors.install(app)
     slots = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)

@@ -11,8 +11,8 @@
   and the attribute keys, events and links it dropped (counts only);
 - ``agenttracer_ingest_db_retries_total``, ``agenttracer_ingest_rate_limited_total``,
   ``agenttracer_ingest_busy_total``;
-- ``agenttracer_rollup_lag_seconds`` and ``agenttracer_retention_rows_deleted_total{table}``, read
-  from this process's background workers when scraped;
+- ``agenttracer_rollup_lag_seconds``, ``agenttracer_retention_rows_deleted_total{table}`` and
+  ``agenttracer_runs_abandoned_total``, read from this process's background workers when scraped;
 - the agent-level series of ``server/agent_series.py``.
 
 The store returns numbers (``WriteReport``, the workers' attributes); only this module counts them.
@@ -34,8 +34,9 @@ from prometheus_client.registry import Collector
 
 from agenttracer import privacy
 from agenttracer.model import DEFAULT_PROJECT, EventType
-from agenttracer.server.agent_series import STEP_BOUNDS_MS, UNKNOWN, AgentSeries, Key
+from agenttracer.server.agent_series import DEFAULT_IDLE_S, STEP_BOUNDS_MS, UNKNOWN, AgentSeries, Key
 from agenttracer.server.metrics import HttpMetrics
+from agenttracer.store.write.abandon import Closed
 from agenttracer.store.write.otlp_write import Written
 from agenttracer.store.write.run_state import FAILURE, RUN_END, STEP
 from agenttracer.store.write.writer import Incoming, WriteReport
@@ -53,7 +54,7 @@ _NO_IDENTITY: tuple[None, None, None] = (None, None, None)
 class IngestMetrics(HttpMetrics):
     """The Ingest API's series; ``record_batch`` counts one stored batch."""
 
-    def __init__(self, max_agent_series: int) -> None:
+    def __init__(self, max_agent_series: int, agent_series_idle_s: float = DEFAULT_IDLE_S) -> None:
         super().__init__()
         registry = self.registry
         self.events = Counter(
@@ -94,16 +95,33 @@ class IngestMetrics(HttpMetrics):
             "agenttracer_ingest_busy", "Ingest requests refused with 503 because every batch slot stayed taken.",
             registry=registry,
         )
-        self.agents = AgentSeries(max_agent_series)
+        self.agents = AgentSeries(max_agent_series, agent_series_idle_s)
         registry.register(self.agents)
         self.workers = _Workers()
         registry.register(self.workers)
 
-    def watch_workers(self, rollup: Any = None, retention: Any = None) -> None:
+    def watch_workers(self, rollup: Any = None, retention: Any = None, sweep: Any = None) -> None:
         """Report the background workers of this process (``store.rollup.live.RollupWorker``,
-        ``store.retention.RetentionWorker``) from now on; None leaves a worker unreported."""
+        ``store.retention.RetentionWorker``, ``store.write.abandon.AbandonWorker``) from now on; None
+        leaves a worker unreported. The runs the sweep closes count in the agent-level series."""
         self.workers.rollup = rollup
         self.workers.retention = retention
+        self.workers.sweep = sweep
+        if sweep is not None:
+            sweep.on_closed = self.record_abandoned
+
+    def record_abandoned(self, closed: Sequence[Closed]) -> None:
+        """Count the runs a sweep pass closed as settled ``failure`` runs and their failures, like a run_end."""
+        runs: dict[Key, int] = {}
+        failures: dict[Key, int] = {}
+        for run in closed:
+            agent, version = run.agent_id or UNKNOWN, run.agent_version or UNKNOWN
+            key: Key = (run.project, agent, version, run.environment or UNKNOWN, "failure")
+            runs[key] = runs.get(key, 0) + 1
+            key = (run.project, agent, version, run.failure_type, run.failure_code)
+            failures[key] = failures.get(key, 0) + 1
+        if runs:
+            self.agents.record(runs, failures, {})
 
     def record_otlp(self, written: Written, rejected: int, dropped: int, projects: Mapping[str, str]) -> None:
         """Count one stored OTLP export request: its spans, what was dropped, and the agent-level
@@ -222,9 +240,17 @@ class _Workers(Collector):
     def __init__(self) -> None:
         self.rollup: Any = None
         self.retention: Any = None
+        self.sweep: Any = None
 
     def collect(self) -> Iterable[Metric]:
-        rollup, retention = self.rollup, self.retention
+        rollup, retention, sweep = self.rollup, self.retention, self.sweep
+        if sweep is not None:
+            abandoned = CounterMetricFamily(
+                "agenttracer_runs_abandoned",
+                "Runs this process closed as failure / abandoned (no event for AGENTTRACER_RUN_TIMEOUT_S).",
+            )
+            abandoned.add_metric((), sweep.closed)
+            yield abandoned
         if rollup is not None:
             lag = GaugeMetricFamily(
                 "agenttracer_rollup_lag_seconds",

@@ -99,6 +99,7 @@ def process_traces(
         written.accepted += part.accepted
         written.duplicates += part.duplicates
         written.rejected += part.rejected
+        written.other_source += part.other_source
         written.identities.update(part.identities)
         written.settled += part.settled
         written.failed += part.failed
@@ -109,10 +110,15 @@ def process_traces(
         listed = "; ".join(f"{r.where}.{r.field}: {r.rule}" for r in mapped.rejected[:MAX_LISTED_REJECTIONS])
         more = len(mapped.rejected) - MAX_LISTED_REJECTIONS
         parts.append(f"{len(mapped.rejected)} spans refused: {listed}" + (f"; and {more} more" if more > 0 else ""))
-    if written.rejected:
+    if written.other_source:
         parts.append(
-            f"{written.rejected} spans refused: traceId is the run_id of a run reported by the SDK or of another "
-            f"project's run, or the run would hold more than {MAX_SEQ} steps"
+            f"{written.other_source} spans refused: traceId is the run_id of a run sent by the SDK (POST /v1/ingest); "
+            "a run is written by one source only"
+        )
+    if written.rejected > written.other_source:
+        parts.append(
+            f"{written.rejected - written.other_source} spans refused: traceId is the run_id of another project's "
+            f"run, or the run would hold more than {MAX_SEQ} steps"
         )
     if mapped.dropped:
         parts.append(

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 
 from agenttracer.model import MAX_PROJECT_LEN, PROJECT_RULE, is_valid_project
 from agenttracer.server.auth import principal_of
+from agenttracer.server.query.gate import Job, ReadGate
 from agenttracer.store.projects import project_slugs
 
 OUTSIDE_RULE = "must be one of the projects this key may read (GET /v1/projects lists them)"
@@ -30,17 +30,17 @@ ProjectParam = Annotated[
 ]
 
 
-def read_projects(request: Request, project: ProjectParam = None) -> tuple[str, ...]:
-    """The projects this request reads, sorted (a FastAPI dependency)."""
+async def read_projects(request: Request, project: ProjectParam = None) -> tuple[str, ...]:
+    """The projects this request reads, sorted (a FastAPI dependency). Listing every project is a read job
+    of its own on the app's read gate (gate.py), like any other database work of a request."""
     if project is not None and not is_valid_project(project):
         raise RequestValidationError([{"loc": ("query", "project"), "msg": PROJECT_RULE, "type": "value_error"}])
     bound = principal_of(request).projects
     if bound is None:
         if project is not None:
             return (project,)
-        engine: sa.Engine = request.app.state.engine
-        with engine.connect() as conn:
-            return project_slugs(conn)
+        read_gate: ReadGate = request.app.state.gate
+        return await read_gate.run(request, _every_project)
     if project is not None:
         if project not in bound:
             raise HTTPException(
@@ -50,3 +50,8 @@ def read_projects(request: Request, project: ProjectParam = None) -> tuple[str, 
             )
         return (project,)
     return tuple(sorted(bound))
+
+
+def _every_project(job: Job[tuple[str, ...]]) -> tuple[str, ...]:
+    with job.connect() as conn:
+        return project_slugs(conn)

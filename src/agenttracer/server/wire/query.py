@@ -22,7 +22,8 @@ from agenttracer.server.wire.ingest import ApiError, HealthResponse
 # Response models of the read-only Query API (:8001). Field names follow the database columns so the
 # reader maps rows onto them directly; they carry no content, only the execution shape.
 
-MetaValue = str | int | float | bool | None
+# Lists of labels come from OTLP attributes that are lists (finish reasons); SDK metadata is scalars.
+MetaValue = str | int | float | bool | list[str] | None
 
 
 class _Out(BaseModel):
@@ -125,7 +126,10 @@ class AgentOut(BaseModel):
 
 
 class AgentList(BaseModel):
+    """A page of agents, newest-seen first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+
     items: list[AgentOut]
+    next_cursor: str | None = Field(description="Opaque; null when this is the last page.")
 
 
 class ProjectOut(BaseModel):

@@ -40,6 +40,9 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 RUN_ID_LEN = 36  # canonical UUID text
 SPAN_ID_LEN = 16  # an OTLP span id in hexadecimal
+# runs.source: the write path that created a run, and the only one that may write to it.
+SOURCE_SDK, SOURCE_OTLP = "sdk", "otlp"
+RUN_SOURCES = (SOURCE_SDK, SOURCE_OTLP)
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -102,11 +105,17 @@ runs = sa.Table(
     sa.Column("meta", _json(), nullable=False, server_default="{}"),
     sa.Column("meta_removed", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("ingested_at", UTCDateTime(), nullable=False),
+    # When the server last stored a new event of the run (its clock, not the agent's): the abandonment
+    # sweep (store/write/abandon.py) closes running runs whose last write is older than the timeout.
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     # OTLP runs: the trace's root span (the run itself) and its failure code when it ended in error;
     # what a late span needs to re-judge a settled run (store/write/otlp_write.py). NULL for SDK runs.
     sa.Column("root_span_id", sa.String(SPAN_ID_LEN)),
     sa.Column("root_error", sa.String(MAX_CODE_LEN)),
+    # Which write path created the run (RUN_SOURCES); the other one's events are refused for it.
+    sa.Column("source", sa.String(8), nullable=False, server_default="sdk"),
+    # True while the run's failure verdict is the sweep's, so a late event can tell it from a real end.
+    sa.Column("abandoned", sa.Boolean(), nullable=False, server_default=sa.false()),
     # Time order across projects: the rollup refresher, the sweep and retention walk it.
     sa.Index(None, "started_at", "run_id"),
     # Every read is inside a set of projects, so the list indexes start with the project: one project's
@@ -117,6 +126,13 @@ runs = sa.Table(
     sa.Index(None, "project", "agent_id", "agent_version", "started_at", "run_id"),
     sa.Index(None, "project", "status", "started_at", "run_id"),
     sa.Index(None, "project", "failure_type", "failure_code"),
+    # The sweep's candidates in the order it takes them; only running runs are in it (migration 0008).
+    sa.Index(
+        None,
+        "updated_at",
+        postgresql_where=sa.text("status = 'running'"),
+        sqlite_where=sa.text("status = 'running'"),
+    ),
 )
 
 steps = sa.Table(
@@ -152,7 +168,7 @@ steps = sa.Table(
         postgresql_where=sa.text("span_id IS NOT NULL"),
         sqlite_where=sa.text("span_id IS NOT NULL"),
     ),
-    # OTLP steps only (migration 0006): a span's seq is kept from its arrival, so these give the run
+    # OTLP steps only (migration 0007): a span's seq is kept from its arrival, so these give the run
     # detail its start-time order and the assembler its lookups (docs/otlp.md).
     *_otlp_index("run_id", "started_at", "seq", where=_OTLP_STEP),
     *_otlp_index("run_id", "name", "ended_at", where=_OTLP_STEP),

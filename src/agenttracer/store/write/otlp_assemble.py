@@ -20,7 +20,7 @@ Rules (docs/otlp.md states them for users; the retry and verdict rule is ``agent
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,14 @@ from agenttracer.verdict import ActionKey, StepFacts, Verdict, judge, link_retri
 # gen_ai.operation.name values and span kinds that make a span an agent's own (docs/otlp.md).
 AGENT_OPERATIONS = frozenset({"invoke_agent", "create_agent"})
 AGENT_KINDS = frozenset({"agent"})
+
+
+def is_agent(meta: dict[str, Any]) -> bool:
+    """Whether a span's stored metadata says it is an agent's own span (OpenInference ``AGENT``,
+    ``invoke_agent``/``create_agent``, Traceloop ``agent``)."""
+    operation, kind = meta.get("operation"), meta.get("span_kind")
+    return (isinstance(operation, str) and operation in AGENT_OPERATIONS) or (
+        isinstance(kind, str) and kind.lower() in AGENT_KINDS)
 
 
 @dataclass(slots=True)
@@ -78,10 +86,7 @@ class SpanRecord:
 
     @property
     def is_agent(self) -> bool:
-        """An agent's own span (OpenInference ``AGENT``, ``invoke_agent``, Traceloop ``agent``)."""
-        operation, kind = self.meta.get("operation"), self.meta.get("span_kind")
-        return (isinstance(operation, str) and operation in AGENT_OPERATIONS) or (
-            isinstance(kind, str) and kind.lower() in AGENT_KINDS)
+        return is_agent(self.meta)
 
     @property
     def key(self) -> ActionKey:
@@ -176,7 +181,9 @@ def _stated(step: SpanRecord) -> int | None:
     return step.attempt if step.attempt > 1 and step.retry_of_seq is None else None
 
 
-def verdict(view: Iterable[SpanRecord], root_error: str | None, truncated: bool) -> Verdict:
-    """The run's verdict once its root has arrived (``root_error``: the root's code if it failed)."""
+def verdict(view: Iterable[SpanRecord], root_error: str | None, truncated: bool,
+            nested_agents: Collection[int] = ()) -> Verdict:
+    """The run's verdict once its root has arrived (``root_error``: the root's code if it failed;
+    ``nested_agents``: the agent steps with another agent step above them)."""
     return judge([s.facts() for s in view if s.step_type is not None], invocation_error=root_error,
-                 errors_beyond_view=truncated)
+                 errors_beyond_view=truncated, nested_agents=nested_agents)

@@ -22,9 +22,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from agenttracer.store.schema.tables import VERDICT_STEP, steps
-from agenttracer.store.write.otlp_assemble import SpanRecord, Stored
+from agenttracer.store.write.otlp_assemble import SpanRecord, Stored, is_agent
 
 VERDICT_ROWS = 10_000
+MAX_DEPTH = 64  # parents walked up from an agent step in error
 NEIGHBOUR_ROWS = 64
 _CHUNK = 500  # ids per IN list
 
@@ -38,13 +39,6 @@ def stored_span_ids(conn: sa.Connection, run_id: str, span_ids: list[str]) -> se
         out.update(conn.execute(
             sa.select(steps.c.span_id).where(steps.c.run_id == run_id, steps.c.span_id.in_(chunk))).scalars())
     return out
-
-
-def holds_sdk_steps(conn: sa.Connection, run_id: str) -> bool:
-    """Whether the run's steps came from the SDK (they have no span id): its first step says."""
-    first = conn.execute(
-        sa.select(steps.c.span_id).where(steps.c.run_id == run_id).order_by(steps.c.seq).limit(1)).first()
-    return first is not None and first[0] is None
 
 
 def read_stored(conn: sa.Connection, run_id: str, new: list[SpanRecord]) -> Stored:
@@ -99,6 +93,30 @@ def _read_neighbours(conn: sa.Connection, run_id: str, step_type: str, name: str
                     .order_by(steps.c.ended_at.desc(), steps.c.seq.desc()).limit(1)))
     for r in found:
         stored.rows.setdefault(r.seq, r)
+
+
+def nested_agents(conn: sa.Connection, run_id: str, view: list[SpanRecord]) -> set[int]:
+    """Of the view's agent steps in error, those with another agent step above them: their parents
+    walked up by primary key (the view's own records first), at most ``MAX_DEPTH`` steps up."""
+    known = {s.seq: (s.parent_seq, s.is_agent) for s in view}
+    out: set[int] = set()
+    for step in view:
+        if not (step.error and step.is_agent):
+            continue
+        seq, hops = step.parent_seq, 0
+        while seq is not None and hops < MAX_DEPTH:
+            if seq not in known:
+                row = conn.execute(sa.select(steps.c.parent_seq, steps.c.meta)
+                                   .where(steps.c.run_id == run_id, steps.c.seq == seq)).first()
+                if row is None:
+                    break
+                known[seq] = (row[0], is_agent(dict(row[1] or {})))
+            parent, agent = known[seq]
+            if agent:
+                out.add(step.seq)
+                break
+            seq, hops = parent, hops + 1
+    return out
 
 
 def _records(conn: sa.Connection, run_id: str, result: Iterable[Any]) -> list[SpanRecord]:

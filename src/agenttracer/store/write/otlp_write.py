@@ -2,22 +2,22 @@
 
 It stands beside ``store/writer.py`` (the SDK's events) and shares its machinery: the same SQLite
 single-writer lock, placeholder rows and locked reads of the touched runs (``FOR UPDATE`` in run_id
-order on PostgreSQL), the same bulk step insert (COPY / multi-row INSERT) and the same run update
-that recomputes step, error and retry counts from the steps table, plus the rollup dirty marks.
+order on PostgreSQL), the same bulk step insert (COPY / multi-row INSERT) and run update, plus the
+rollup dirty marks.
 
 What differs is identity and order. An SDK step is identified by (run_id, seq) with seq chosen by
-the SDK; a span is identified by its span id, and its seq is its rank by start time among the run's
-spans, which a later request can change (a parent exported after its children starts before them).
-So, per touched run, under the run's lock:
+the SDK; a span is identified by its span id and gets the next free seq of its run when it arrives,
+for good. Its cost is bounded by the request, never by the stored trace (docs/otlp.md, "Work per
+request"). Per touched run, under the run's lock:
 
-1. the stored span ids (and, when needed, the stored steps) are read; a span already stored is a
-   ``duplicate`` and changes nothing;
-2. the run's steps are re-assembled from stored + new spans (``store/write/otlp_assemble.py``); when no
-   stored step's seq, parent, attempt or retry link changes — a new run, or spans appended after
-   the stored ones — only the new steps are inserted, otherwise the run's steps are rewritten;
-3. the run settles when its root span arrives: start and end from the root, status and failure from
-   the root's status and the unrecovered error steps. Before that it is ``running``, started at its
-   earliest span. Spans arriving after the root are added and can only turn a success into a failure.
+1. which of the request's span ids are stored already (``duplicate``: changes nothing);
+2. what the rule needs of the stored run, read through indexes (``store/write/otlp_stored.py``),
+   and the new spans assembled onto it (``store/write/otlp_assemble.py``): new steps inserted,
+   stored steps whose parent arrived or whose retry link changed updated, counters moved by the
+   difference;
+3. the run settles when its root span arrives: start and end from the root; status and failure by
+   the one verdict rule (``agenttracer.verdict``), judged again whenever a later span arrives.
+   Before that it is ``running``, started at its earliest span.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ import sqlalchemy as sa
 from agenttracer.model import DEFAULT_PROJECT, MAX_META_KEYS, MAX_SEQ
 from agenttracer.store.dialect import insert
 from agenttracer.store.rollup.marks import mark_dirty
-from agenttracer.store.schema.tables import failures, runs, steps
+from agenttracer.store.schema.tables import SOURCE_OTLP, failures, runs, steps
 from agenttracer.store.write import otlp_stored
+from agenttracer.store.write.abandon import settle_reopened
 from agenttracer.store.write.lock import write_lock
 from agenttracer.store.write.otlp_assemble import Assembly, SpanRecord, Stored, assemble, verdict
-from agenttracer.store.write.run_state import RunState
+from agenttracer.store.write.run_state import RunState, reopen_abandoned
 from agenttracer.store.write.sqlite_checkpoint import after_commit
 from agenttracer.store.write.writer import _driver_helpers
 from agenttracer.verdict import UNHANDLED
@@ -51,11 +52,13 @@ DEFAULT_ENVIRONMENT = "development"
 @dataclass(slots=True)
 class Written:
     """How many of the request's spans were stored now, were already stored, or were refused (their
-    trace id is the run_id of a run the SDK reported, or their run would pass MAX_SEQ steps)."""
+    trace id is the run_id of another project's run, or their run would pass MAX_SEQ steps; or, counted
+    in ``other_source`` too, their trace id is the run_id of a run the SDK sent)."""
 
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    other_source: int = 0
     # For the server's agent-level metrics (only stored values): each touched run's identity after the
     # commit, the runs that settled now (run_id, status), the runs that failed now (run_id, failure
     # type, code), and the steps stored now (run_id, step_type, latency_ms).
@@ -103,6 +106,7 @@ def write_spans(
     written.identities, written.settled, written.failed, written.steps = (
         report.identities, report.settled, report.failed, report.steps
     )
+    written.other_source = report.other_source
     return written
 
 
@@ -112,13 +116,14 @@ def _write(
     rows_for, sql = _driver_helpers(conn.dialect)
     run_ids = sorted(by_run)
     starts = [(run_id, min(s.started_at for s in by_run[run_id].values())) for run_id in run_ids]
-    created = sql.insert_placeholders(conn, starts, now, project)
+    created = sql.insert_placeholders(conn, starts, now, project, SOURCE_OTLP)
     states = {data["run_id"]: RunState(data) for data in sql.load_runs(conn, run_ids)}
     foreign = {run_id for run_id, state in states.items() if state.row["project"] != project}
     for run_id in foreign:
         del states[run_id]
     for data in states.values():
         data.row["meta"] = dict(data.row["meta"] or {})
+        reopen_abandoned(data)
 
     accepted = duplicates = rejected = 0
     new_rows: list[tuple[Any, ...]] = []
@@ -130,23 +135,13 @@ def _write(
         state = states[run_id]
         spans = by_run[run_id]
         fresh_run = run_id in created
-        if not fresh_run and otlp_stored.holds_sdk_steps(conn, run_id):
+        if state.row["source"] != SOURCE_OTLP:
             rejected += len(spans)  # a trace id that is an SDK run's id: that run is not ours
+            report.other_source += len(spans)
             continue
         known = set() if fresh_run else otlp_stored.stored_span_ids(conn, run_id, list(spans))
-        root_seen = state.row["root_span_id"]
-        fresh: list[SpanRecord] = []
-        root: SpanRecord | None = None
-        for span in spans.values():
-            if span.span_id in known or span.span_id == root_seen:
-                duplicates += 1
-                continue
-            fresh.append(span)
-            if span.is_root:
-                if root is None and root_seen is None:
-                    root = span
-                elif span.step_type is None:
-                    span.step_type = "other"  # a second parentless span of one trace is a step of it
+        fresh, root = _new_spans(spans, known, state.row["root_span_id"])
+        duplicates += len(spans) - len(fresh)
         if not fresh:
             continue
         new_steps = [s for s in fresh if s.step_type is not None]
@@ -162,30 +157,60 @@ def _write(
         counts.append((len(new_steps), sum(s.error for s in new_steps), retries, run_id))
         if new_steps:
             state.new_steps = True
+        if state.reopened:  # the sweep had closed it: forget its verdict before this request judges the run
+            settle_reopened(conn, [state])
         was = state.row["status"]
         _settle(conn, state, root, assembly, stored.truncated, fresh, now)
-        row = state.row
-        report.identities[run_id] = (row["agent_id"], row["agent_version"], row["environment"])
-        report.steps += [{"run_id": run_id, "step_type": s.step_type, "latency_ms": s.latency_ms} for s in new_steps]
-        if root is not None:
-            report.settled.append((run_id, row["status"]))
-        if row["status"] == "failure" and was != "failure":
-            report.failed.append((run_id, row["failure_type"], row["failure_code"]))
+        _report(report, state.row, was, root is not None, new_steps)
 
     if new_rows:
         sql.insert_steps(conn, new_rows)
     _update_runs(sql, conn, states, now)
     if counts:
-        # Counters move by what this request changed: never a recount of the stored trace.
-        conn.execute(
-            runs.update().where(runs.c.run_id == sa.bindparam("b_run_id")).values(
-                step_count=runs.c.step_count + sa.bindparam("b_steps"),
-                error_step_count=runs.c.error_step_count + sa.bindparam("b_errors"),
-                retry_count=runs.c.retry_count + sa.bindparam("b_retries"),
-            ),
-            [{"b_steps": a, "b_errors": b, "b_retries": c, "b_run_id": r} for a, b, c, r in counts],
-        )
+        _add_counts(conn, counts)
     return accepted, duplicates, rejected
+
+
+def _add_counts(conn: sa.Connection, counts: list[tuple[int, int, int, str]]) -> None:
+    """Counters move by what this request changed (steps, error steps, retries per run): never a
+    recount of the stored trace."""
+    conn.execute(
+        runs.update().where(runs.c.run_id == sa.bindparam("b_run_id")).values(
+            step_count=runs.c.step_count + sa.bindparam("b_steps"),
+            error_step_count=runs.c.error_step_count + sa.bindparam("b_errors"),
+            retry_count=runs.c.retry_count + sa.bindparam("b_retries"),
+        ),
+        [{"b_steps": a, "b_errors": b, "b_retries": c, "b_run_id": r} for a, b, c, r in counts],
+    )
+
+
+def _new_spans(
+    spans: dict[str, SpanRecord], known: set[str], root_seen: str | None
+) -> tuple[list[SpanRecord], SpanRecord | None]:
+    """The spans not stored yet, and among them the run's root (the first parentless span, unless
+    the run already has one: a second parentless span of one trace is a step of it)."""
+    fresh: list[SpanRecord] = []
+    root: SpanRecord | None = None
+    for span in spans.values():
+        if span.span_id in known or span.span_id == root_seen:
+            continue
+        fresh.append(span)
+        if span.is_root:
+            if root is None and root_seen is None:
+                root = span
+            elif span.step_type is None:
+                span.step_type = "other"
+    return fresh, root
+
+
+def _report(report: Written, row: dict[str, Any], was: str, settled: bool, new_steps: list[SpanRecord]) -> None:
+    run_id = row["run_id"]
+    report.identities[run_id] = (row["agent_id"], row["agent_version"], row["environment"])
+    report.steps += [{"run_id": run_id, "step_type": s.step_type, "latency_ms": s.latency_ms} for s in new_steps]
+    if settled:
+        report.settled.append((run_id, row["status"]))
+    if row["status"] == "failure" and was != "failure":
+        report.failed.append((run_id, row["failure_type"], row["failure_code"]))
 
 
 def _update_stored(conn: sa.Connection, run_id: str, assembly: Assembly) -> None:
@@ -255,7 +280,8 @@ def _settle(conn: sa.Connection, state: RunState, root: SpanRecord | None, assem
         if row["ended_at"] is None:  # still running: it starts at its earliest span
             state.fallback_start = min([s.started_at for s in fresh] + [row["started_at"]])
         return
-    judged = verdict(assembly.view, row["root_error"], truncated)
+    nested = otlp_stored.nested_agents(conn, row["run_id"], assembly.view)
+    judged = verdict(assembly.view, row["root_error"], truncated, nested)
     row["status"] = judged.status
     if judged.failure_type is not None and judged.failure_code is not None:
         row["failure_type"], row["failure_code"] = judged.failure_type, judged.failure_code
@@ -271,16 +297,21 @@ def _settle(conn: sa.Connection, state: RunState, root: SpanRecord | None, assem
 
 
 def _identity(row: dict[str, Any], root: SpanRecord | None, seen: list[SpanRecord], fresh: list[SpanRecord]) -> None:
-    """Agent from the root's agent name, else the earliest step that names one, else the resource's
-    service; version from the root's agent version, else the resource; environment from the resource."""
+    """The run's identity (docs/otlp.md): the resource's ``agenttracer.agent_id`` when set, else the
+    outermost agent named in the trace (the root's, else the earliest-starting span's that names one),
+    else the resource's service; the version likewise (``agenttracer.agent_version``, the root's agent
+    version, ``service.version``); the environment from the resource, whose allow-list order already
+    chose between ``agenttracer.environment`` and the ``deployment.environment`` spellings."""
     resource = (root.resource if root is not None else None) or next((s.resource for s in fresh if s.resource), None)
     service = resource.meta if resource is not None else {}
     agent = root.agent_name if root is not None else None
     if agent is None:
         agent = next((s.agent_name for s in seen), None)
     version = root.agent_version if root is not None else None
-    row["agent_id"] = agent or _text(service.get("service")) or row["agent_id"] or DEFAULT_AGENT_ID
-    row["agent_version"] = version or _text(service.get("service_version")) or DEFAULT_VERSION
+    row["agent_id"] = (_text(service.get("agent_id")) or agent or _text(service.get("service")) or row["agent_id"]
+                       or DEFAULT_AGENT_ID)
+    row["agent_version"] = (_text(service.get("agent_version")) or version or _text(service.get("service_version"))
+                            or DEFAULT_VERSION)
     row["environment"] = _text(service.get("environment")) or DEFAULT_ENVIRONMENT
 
 

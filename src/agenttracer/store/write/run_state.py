@@ -15,6 +15,11 @@ Rules for runs (order-independent):
 - A second run_end with a different ended_at or status, or a second failure of a different kind, is
   rejected as a conflict; an identical one is a duplicate.
 - ``status`` is ``running`` until a run_end sets it; ``duration_ms`` is ended_at - started_at.
+- A run belongs to the write path that created it (``runs.source``): the other path's events for
+  it are rejected (``other_source_rule``).
+- A run the abandonment sweep closed (``store/write/abandon.py``) is running again for any new
+  event (``reopen_abandoned``): its end, status and the sweep's failure are forgotten, and the
+  batch's events settle it by the rules above. Nothing changes when the batch brings nothing new.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from agenttracer.model import MAX_META_KEYS, EventType
+from agenttracer.model import ABANDONED_CODE, MAX_META_KEYS, EventType, FailureType
 
 # Event kinds as plain strings: compared and hashed for every event on the write path.
 RUN_START = EventType.RUN_START.value
@@ -79,6 +84,9 @@ class RunState:
     times: list[datetime] = field(default_factory=list)
     # For a row created by this batch: the earliest event time, the last resort for started_at.
     fallback_start: datetime | None = None
+    # The sweep had closed the run (reopen_abandoned); ``sweep_failure``: with its own failure row.
+    reopened: bool = False
+    sweep_failure: bool = False
 
 
 _IDENTITY = ("agent_id", "agent_version", "environment")
@@ -176,3 +184,31 @@ def current_start(state: RunState) -> datetime | None:
     if state.row["started_at"] is not None:
         candidates = [*state.times, state.row["started_at"]]
     return min(candidates, default=None)
+
+
+ABANDONED_TYPE = FailureType.ORCHESTRATION.value
+_OTHER_SOURCE_RULES = {
+    "sdk": "belongs to a run sent over OTLP (POST /v1/traces); a run is written by one source only",
+    "otlp": "belongs to a run sent by the SDK (POST /v1/ingest); a run is written by one source only",
+}
+
+
+def other_source_rule(source: str) -> str:
+    """The rule an event from ``source`` (RUN_SOURCES) breaks when its run was created by the other one."""
+    return _OTHER_SOURCE_RULES[source]
+
+
+def reopen_abandoned(state: RunState) -> None:
+    """Make a run the sweep closed ``running`` again, in memory: end, status and the sweep's failure
+    are forgotten (a failure the agent recorded stays). The writer persists it only if the batch
+    changes the run, then also clears ``runs.abandoned`` and deletes the sweep's failure row
+    (``store/write/abandon.py: settle_reopened``)."""
+    row = state.row
+    if not row["abandoned"]:
+        return
+    state.reopened = True
+    row["status"] = "running"
+    row["ended_at"] = None
+    if row["failure_type"] == ABANDONED_TYPE and row["failure_code"] == ABANDONED_CODE:
+        state.sweep_failure = True
+        row["failure_type"] = row["failure_code"] = None

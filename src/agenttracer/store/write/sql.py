@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from agenttracer.store.dialect import POSTGRESQL, bind_processor, check_supported, result_processor
-from agenttracer.store.schema.tables import UTCDateTime, runs
+from agenttracer.store.schema.tables import RUN_SOURCES, UTCDateTime, runs
 from agenttracer.store.write.step_rows import STEP_ROW_COLUMNS, timestamp_binder
 
 # Every column of runs in table order: the layout of a run row as the driver reads and writes it.
@@ -82,17 +82,18 @@ _SQLITE_COUNTERS = (
 )
 
 Processor = Callable[[Any], Any]
+_CONVERTED = (UTCDateTime, sa.JSON, sa.Boolean)
 
 
 class _Statements:
     """What both dialects share: the column processors, and turning rows into dicts and back."""
 
     def __init__(self, dialect: sa.Dialect) -> None:
-        # Only timestamps and JSON need converting when a row of runs is read (see _result_processor).
+        # Only timestamps, JSON and booleans need converting when a row of runs is read (see _result_processor).
         self._read = [
             (name, _result_processor(runs.c[name], dialect))
             for name in RUN_ROW_COLUMNS
-            if isinstance(runs.c[name].type, (UTCDateTime, sa.JSON))
+            if isinstance(runs.c[name].type, _CONVERTED)
         ]
         # Timestamps (four per updated run, under SQLite's writer lock) take the cheap UTC formatting.
         self._write = [
@@ -128,15 +129,17 @@ class SqliteStatements(_Statements):
     """
 
     def insert_placeholders(
-        self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime, project: str
+        self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime, project: str, source: str
     ) -> set[str]:
+        """Create the runs not stored yet, in ``project`` and owned by ``source`` (RUN_SOURCES); return their
+        run_ids."""
         stamp = self._time(now)
         cursor = _cursor(conn)
         cursor.execute(_SQLITE_PROJECT_SQL, (project, stamp))
         params: list[Any] = []
         for run_id, start in starts:
             params += (run_id, project, self._time(start), stamp, stamp)
-        rows = cursor.execute(_sqlite_placeholders_sql(len(starts)), params).fetchall()
+        rows = cursor.execute(_sqlite_placeholders_sql(len(starts), source), params).fetchall()
         return {row[0] for row in rows}
 
     def load_runs(self, conn: sa.Connection, run_ids: list[str]) -> list[dict[str, Any]]:
@@ -199,11 +202,14 @@ def _marks(count: int) -> str:
 _SQLITE_PROJECT_SQL = "INSERT INTO projects (slug, created_at) VALUES (?, ?) ON CONFLICT (slug) DO NOTHING"
 
 
-@lru_cache(maxsize=256)
-def _sqlite_placeholders_sql(count: int) -> str:
-    values = ", ".join(["(?, ?, 'running', ?, '{}', ?, ?)"] * count)
+@lru_cache(maxsize=512)
+def _sqlite_placeholders_sql(count: int, source: str) -> str:
+    if source not in RUN_SOURCES:  # it becomes SQL text: only the known words
+        raise ValueError(f"unknown run source {source!r}")
+    values = ", ".join([f"(?, ?, 'running', ?, '{{}}', ?, ?, '{source}')"] * count)
     return (
-        f"INSERT INTO runs (run_id, project, status, started_at, meta, ingested_at, updated_at) VALUES {values}"
+        "INSERT INTO runs (run_id, project, status, started_at, meta, ingested_at, updated_at, source)"
+        f" VALUES {values}"
         " ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
     )
 
@@ -218,8 +224,10 @@ class PostgresStatements(_Statements):
         self._update = f"UPDATE runs SET {sets} WHERE run_id = %s"
 
     def insert_placeholders(
-        self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime, project: str
+        self, conn: sa.Connection, starts: list[tuple[str, datetime]], now: datetime, project: str, source: str
     ) -> set[str]:
+        """Create the runs not stored yet, in ``project`` and owned by ``source`` (RUN_SOURCES); return their
+        run_ids."""
         # Two arrays instead of a multi-row VALUES list: the SQL text is the same for every batch, so
         # the driver parses it once (a ~40-row VALUES list was re-parsed per batch: ~5 µs per step).
         stamp = self._time(now)
@@ -230,8 +238,8 @@ class PostgresStatements(_Statements):
                 (project, stamp),
             )
             cur.execute(
-                "INSERT INTO runs (run_id, project, status, started_at, meta, ingested_at, updated_at)"
-                " SELECT r, %(project)s, 'running', s, '{}'::jsonb, %(now)s, %(now)s"
+                "INSERT INTO runs (run_id, project, status, started_at, meta, ingested_at, updated_at, source)"
+                " SELECT r, %(project)s, 'running', s, '{}'::jsonb, %(now)s, %(now)s, %(source)s"
                 " FROM unnest(%(ids)s::varchar[], %(starts)s::timestamptz[]) AS t(r, s)"
                 " ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
                 {
@@ -239,6 +247,7 @@ class PostgresStatements(_Statements):
                     "starts": [self._time(t) for _, t in starts],
                     "now": stamp,
                     "project": project,
+                    "source": source,
                 },
             )
             return {row[0] for row in cur.fetchall()}
@@ -316,9 +325,10 @@ def _cursor(conn: sa.Connection) -> Any:
 
 
 def _result_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Processor:
-    # Only timestamps and JSON are converted when SQLAlchemy reads a row of runs; the drivers return
-    # strings, integers and floats as they are (and numeric processors want the driver's type code).
-    if not isinstance(column.type, (UTCDateTime, sa.JSON)):
+    # Only timestamps, JSON and booleans (integers on SQLite) are converted when SQLAlchemy reads a row of
+    # runs; the drivers return strings, integers and floats as they are (and numeric processors want the
+    # driver's type code).
+    if not isinstance(column.type, _CONVERTED):
         return _identity
     return result_processor(column, dialect)
 

@@ -44,7 +44,8 @@ import sqlalchemy as sa
 from agenttracer.model import DEFAULT_PROJECT
 from agenttracer.store.dialect import insert
 from agenttracer.store.rollup.marks import mark_dirty
-from agenttracer.store.schema.tables import failures, rollup_dirty
+from agenttracer.store.schema.tables import SOURCE_SDK, failures, rollup_dirty
+from agenttracer.store.write.abandon import settle_reopened
 from agenttracer.store.write.lock import write_lock
 from agenttracer.store.write.run_state import (
     FAILURE,
@@ -58,6 +59,8 @@ from agenttracer.store.write.run_state import (
     apply_run_end,
     apply_run_start,
     current_start,
+    other_source_rule,
+    reopen_abandoned,
 )
 from agenttracer.store.write.sql import Statements, statements_for
 from agenttracer.store.write.sqlite_checkpoint import after_commit
@@ -159,7 +162,9 @@ def write_batch(
     outcomes += [Outcome(index, "accepted") for index in accepted]
     outcomes += [Outcome(index, "duplicate") for index in stored]
     if foreign:
-        outcomes += [Outcome(ev.index, "rejected", "run_id", FOREIGN_RUN_RULE) for ev in events if ev.run_id in foreign]
+        outcomes += [
+            Outcome(ev.index, "rejected", "run_id", foreign[ev.run_id]) for ev in events if ev.run_id in foreign
+        ]
         refused = {ev.index for ev in events if ev.run_id in foreign}
         outcomes += [Outcome(i, "duplicate") for i in plan.repeats if i not in refused]
     else:
@@ -172,7 +177,8 @@ def _by_index(outcome: Outcome) -> int:
     return outcome.index
 
 
-_Decided = tuple[list[Outcome], list[int], list[int], dict[str, RunState], set[str]]
+# ... and the runs none of whose events may be applied here, each with the rule it breaks.
+_Decided = tuple[list[Outcome], list[int], list[int], dict[str, RunState], dict[str, str]]
 
 
 def _write_wrapped(conn: sa.Connection, plan: _Plan, now: datetime, project: str) -> _Decided:
@@ -286,12 +292,16 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime, project: str) -> _De
     sql = plan.sql
 
     # 1. Make sure every touched run has a row (placeholders for out-of-order arrivals).
-    created = sql.insert_placeholders(conn, plan.starts, now, project)
+    created = sql.insert_placeholders(conn, plan.starts, now, project, SOURCE_SDK)
 
     # 2. Read the stored state, locked against concurrent batches on PostgreSQL. A run stored under
-    # another project is left exactly as it is: none of its events is applied.
+    # another project, or created over OTLP, is left exactly as it is: none of its events is applied.
     states = _load_runs(conn, sql, run_ids, created)
-    foreign = {run_id for run_id, state in states.items() if state.row["project"] != project}
+    foreign = {
+        run_id: FOREIGN_RUN_RULE if state.row["project"] != project else other_source_rule(SOURCE_SDK)
+        for run_id, state in states.items()
+        if state.row["project"] != project or state.row["source"] != SOURCE_SDK
+    }
     failure_runs = plan.failure_runs
     if foreign:
         for run_id in foreign:
@@ -300,7 +310,9 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime, project: str) -> _De
         failure_runs = [run_id for run_id in failure_runs if run_id not in foreign]
     if failure_runs:
         for row in conn.execute(sa.select(failures).where(failures.c.run_id.in_(failure_runs))).mappings():
-            states[row["run_id"]].failure = dict(row)
+            state = states[row["run_id"]]
+            if not state.sweep_failure:  # the sweep's failure gives way to the agent's own
+                state.failure = dict(row)
 
     # 3. Decide run-level events against the stored state. The steps' earliest time joins the run's
     # times where the steps come in processing order: after the run_starts, before failures and ends.
@@ -331,7 +343,7 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime, project: str) -> _De
     accepted: list[int] = []
     stored_dups: list[int] = []
     if plan.steps:
-        stored_for = sorted(plan.steps.keys() - created - foreign)
+        stored_for = sorted(plan.steps.keys() - created - foreign.keys())
         stored = sql.stored_steps(conn, stored_for) if stored_for else set()
         new_rows: list[tuple[Any, ...]] = []
         for run_id, run_steps in plan.steps.items():
@@ -351,6 +363,7 @@ def _write(conn: sa.Connection, plan: _Plan, now: datetime, project: str) -> _De
                     states[run_id].new_steps = True
         if new_rows:
             sql.insert_steps(conn, new_rows, safe=plan.safe_steps)
+    settle_reopened(conn, [s for s in states.values() if s.dirty or s.new_steps])
     new_failures = [s.new_failure for s in states.values() if s.new_failure is not None]
     if new_failures:
         conn.execute(insert(conn, failures).on_conflict_do_nothing(index_elements=["run_id"]), new_failures)
@@ -372,7 +385,8 @@ def _load_runs(conn: sa.Connection, sql: Statements, run_ids: list[str], created
             fallback, data["started_at"] = data["started_at"], None
             states[run_id] = RunState(data, dirty=True, fallback_start=fallback)
         else:
-            states[run_id] = RunState(data)
+            states[run_id] = state = RunState(data)
+            reopen_abandoned(state)
     return states
 
 

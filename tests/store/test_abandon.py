@@ -1,0 +1,257 @@
+"""The abandonment sweep on SQLite and PostgreSQL: which runs it closes and how, bounded passes, one close
+per run however many sweepers run, late events that settle or reopen a closed run, and stats, compare and
+the rollups counting the closed runs as failures."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from agenttracer.server.ingest.events import convert_event
+from agenttracer.store.read import stats_rollup
+from agenttracer.store.read.compare import compare_versions
+from agenttracer.store.read.filters import RunFilters
+from agenttracer.store.read.stats import run_stats
+from agenttracer.store.rollup.refresh import refresh
+from agenttracer.store.schema.tables import failures, runs
+from agenttracer.store.write.abandon import AbandonWorker, Closed, sweep, sweep_interval
+from agenttracer.store.write.otlp_write import write_spans
+from agenttracer.store.write.writer import Outcome, write_batch
+from tests.store.test_otlp_write import rec, root
+from tests.support.events import T0, failure, new_run_id, run_end, run_start, step, ts
+
+ROOT_SPAN = root()
+
+HOUR = timedelta(hours=1)
+QUIET = T0 + timedelta(minutes=2)  # when the runs below last received an event (the server's clock)
+NOW = T0 + 3 * HOUR  # when the sweep runs
+
+
+def write(engine: sa.Engine, events: list[dict[str, Any]], at: datetime = QUIET) -> list[Outcome]:
+    items = []
+    for i, raw in enumerate(events):
+        result, item = convert_event(i, raw, at)
+        assert item is not None, result["errors"]
+        items.append(item)
+    return write_batch(engine, items, now=at)
+
+
+def started_run(engine: sa.Engine, steps: int = 2, at: datetime = QUIET, **identity: str) -> str:
+    run_id = new_run_id()
+    write(engine, [run_start(run_id, **identity), *(step(run_id, i) for i in range(1, steps + 1))], at)
+    return run_id
+
+
+def run_row(engine: sa.Engine, run_id: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().one())
+
+
+def failure_rows(engine: sa.Engine, run_id: str) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        query = sa.select(failures.c.failure_type, failures.c.failure_code, failures.c.step_seq, failures.c.message)
+        return [tuple(r) for r in conn.execute(query.where(failures.c.run_id == run_id))]
+
+
+def verdict(engine: sa.Engine, run_id: str) -> tuple[Any, ...]:
+    row = run_row(engine, run_id)
+    return row["status"], row["failure_type"], row["failure_code"], bool(row["abandoned"])
+
+
+ABANDONED = ("failure", "orchestration", "abandoned", True)
+
+
+def test_a_quiet_running_run_is_closed_at_its_last_event_and_nothing_else_is(engine: sa.Engine) -> None:
+    quiet = started_run(engine, steps=3)
+    recent = started_run(engine, at=NOW - timedelta(minutes=10))
+    finished = new_run_id()
+    write(engine, [run_start(finished), step(finished, 1), run_end(finished)])
+
+    result = sweep(engine, HOUR, now=NOW)
+
+    assert [c.run_id for c in result.closed] == [quiet]
+    assert result.cutoff == NOW - HOUR
+    assert verdict(engine, quiet) == ABANDONED
+    row = run_row(engine, quiet)
+    # Its end is its last event (step 3 ended at ts(3.5)), not the time of the sweep.
+    assert row["ended_at"] == T0 + timedelta(seconds=3.5) and row["duration_ms"] == 3500.0
+    assert failure_rows(engine, quiet) == [("orchestration", "abandoned", None, None)]
+    assert verdict(engine, recent) == ("running", None, None, False)
+    assert verdict(engine, finished) == ("success", None, None, False)
+    assert failure_rows(engine, recent) == failure_rows(engine, finished) == []
+
+
+def test_a_run_with_only_its_start_ends_where_it_started(engine: sa.Engine) -> None:
+    run_id = started_run(engine, steps=0)
+    sweep(engine, HOUR, now=NOW)
+    row = run_row(engine, run_id)
+    assert verdict(engine, run_id) == ABANDONED
+    assert (row["ended_at"], row["duration_ms"]) == (T0, 0.0)
+
+
+def test_a_failure_the_agent_recorded_stays_the_runs_one_failure(engine: sa.Engine) -> None:
+    run_id = new_run_id()
+    write(engine, [run_start(run_id), step(run_id, 1, status="error", failure_code="timeout"),
+                   failure(run_id, step_seq=1, recorded_at=ts(50))])
+
+    closed = sweep(engine, HOUR, now=NOW).closed
+
+    assert closed == [Closed(run_id, "default", "support-agent", "v1.0.0", "production", "tool", "timeout")]
+    assert verdict(engine, run_id) == ("failure", "tool", "timeout", True)
+    assert run_row(engine, run_id)["ended_at"] == T0 + timedelta(seconds=50)  # the failure was the last event
+    assert failure_rows(engine, run_id) == [("tool", "timeout", 1, None)]
+
+
+def test_a_pass_is_bounded_and_takes_the_quietest_runs_first(engine: sa.Engine) -> None:
+    ids = [started_run(engine, steps=1, at=QUIET + timedelta(seconds=i)) for i in range(7)]
+
+    first = sweep(engine, HOUR, now=NOW, batch_size=3, max_batches=2)
+    assert (first.batches, [c.run_id for c in first.closed]) == (2, ids[:6])
+    second = sweep(engine, HOUR, now=NOW, batch_size=3, max_batches=2)
+    assert (second.batches, [c.run_id for c in second.closed]) == (1, ids[6:])
+    assert [c.run_id for c in sweep(engine, HOUR, now=NOW).closed] == []  # a restart finds nothing left
+
+
+def test_concurrent_sweepers_close_each_run_once(engine: sa.Engine) -> None:
+    ids = {started_run(engine, steps=1) for _ in range(40)}
+    closed: list[list[Closed]] = [[], [], []]
+    errors: list[BaseException] = []
+
+    def sweeper(n: int) -> None:
+        try:
+            closed[n] = sweep(engine, HOUR, now=NOW, batch_size=4, max_batches=100).closed
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sweeper, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    every = [c.run_id for part in closed for c in part]
+    assert sorted(every) == sorted(ids)  # each run closed by exactly one sweeper
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(failures)).scalar_one() == 40
+        statuses = conn.execute(sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status)).all()
+    assert [tuple(s) for s in statuses] == [("failure", 40)]
+
+
+def test_a_late_run_end_replaces_the_abandoned_verdict(engine: sa.Engine) -> None:
+    ok, failed = started_run(engine), started_run(engine)
+    sweep(engine, HOUR, now=NOW)
+    late = NOW + timedelta(minutes=1)
+
+    assert [o.status for o in write(engine, [run_end(ok)], late)] == ["accepted"]
+    outcomes = write(engine, [failure(failed, failure_type="model", failure_code="rate_limited"),
+                              run_end(failed, status="failure")], late)
+    assert [o.status for o in outcomes] == ["accepted", "accepted"]
+
+    assert verdict(engine, ok) == ("success", None, None, False)
+    assert run_row(engine, ok)["ended_at"] == T0 + timedelta(seconds=60)
+    assert failure_rows(engine, ok) == []
+    assert verdict(engine, failed) == ("failure", "model", "rate_limited", False)
+    assert failure_rows(engine, failed) == [("model", "rate_limited", None, None)]
+
+
+def test_a_late_step_reopens_the_run_until_it_ends_or_goes_quiet_again(engine: sa.Engine) -> None:
+    run_id = started_run(engine)
+    sweep(engine, HOUR, now=NOW)
+    late = NOW + timedelta(minutes=1)
+
+    assert [o.status for o in write(engine, [step(run_id, 3)], late)] == ["accepted"]
+    row = run_row(engine, run_id)
+    assert verdict(engine, run_id) == ("running", None, None, False)
+    assert (row["ended_at"], row["duration_ms"], row["step_count"]) == (None, None, 3)
+    assert failure_rows(engine, run_id) == []
+
+    assert sweep(engine, HOUR, now=late + timedelta(minutes=30)).closed == []  # not quiet long enough
+    assert [c.run_id for c in sweep(engine, HOUR, now=late + 2 * HOUR).closed] == [run_id]
+    assert verdict(engine, run_id) == ABANDONED
+
+
+def test_a_replay_of_stored_events_leaves_a_closed_run_closed(engine: sa.Engine) -> None:
+    run_id = started_run(engine)
+    sweep(engine, HOUR, now=NOW)
+    outcomes = write(engine, [run_start(run_id), step(run_id, 1), step(run_id, 2)], NOW + timedelta(minutes=1))
+    assert [o.status for o in outcomes] == ["duplicate"] * 3
+    assert verdict(engine, run_id) == ABANDONED
+    assert failure_rows(engine, run_id) == [("orchestration", "abandoned", None, None)]
+
+
+def test_an_otlp_run_without_its_root_is_closed_and_a_late_root_settles_it(engine: sa.Engine) -> None:
+    written_at = datetime.now(timezone.utc)
+    span = rec("00000000000000a1", 5, 10)
+    write_spans(engine, [span], written_at)
+    with engine.begin() as conn:  # the spans' run went quiet two hours ago
+        conn.execute(runs.update().values(updated_at=written_at - 2 * HOUR))
+    [closed] = sweep(engine, HOUR, now=written_at).closed
+    assert verdict(engine, closed.run_id) == ABANDONED
+    assert run_row(engine, closed.run_id)["ended_at"] == span.ended_at
+
+    assert write_spans(engine, [ROOT_SPAN], written_at).accepted == 1
+    assert verdict(engine, closed.run_id) == ("success", None, None, False)
+    assert run_row(engine, closed.run_id)["ended_at"] == ROOT_SPAN.ended_at
+    assert failure_rows(engine, closed.run_id) == []
+
+
+def test_a_late_span_without_the_root_reopens_an_otlp_run(engine: sa.Engine) -> None:
+    written_at = datetime.now(timezone.utc)
+    write_spans(engine, [rec("00000000000000a1", 5, 10)], written_at - 2 * HOUR)
+    [closed] = sweep(engine, HOUR, now=written_at).closed
+    assert write_spans(engine, [rec("00000000000000a2", 20, 30)], written_at).accepted == 1
+    assert verdict(engine, closed.run_id) == ("running", None, None, False)
+    assert failure_rows(engine, closed.run_id) == []
+
+
+@pytest.fixture
+def rollups_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stats_rollup, "EXACT_MAX_RUNS", 0)
+
+
+def test_stats_from_the_rollups_count_a_closed_run_as_a_failure(engine: sa.Engine, rollups_only: None) -> None:
+    done = new_run_id()
+    write(engine, [run_start(done), step(done, 1), run_end(done)])
+    started_run(engine)
+    refresh(engine, now=NOW)  # the runs' hour is rolled up while one of them is still running
+    with engine.connect() as conn:
+        before = run_stats(conn, RunFilters(), now=NOW)
+    assert before.status_counts.get("running") == 1
+
+    sweep(engine, HOUR, now=NOW)
+    refresh(engine, now=NOW)  # the sweep marked the hour dirty: the refresher folds the change in
+    with engine.connect() as conn:
+        after = run_stats(conn, RunFilters(), now=NOW)
+    assert (after.total_runs, after.finished_runs) == (2, 2)
+    assert after.status_counts.get("running", 0) == 0 and after.status_counts["failure"] == 1
+    assert [(f.failure_code, f.count) for f in after.failures_by_code] == [("abandoned", 1)]
+    assert [(f.failure_type, f.count) for f in after.failures_by_type] == [("orchestration", 1)]
+
+
+def test_compare_puts_abandoned_runs_in_the_failure_mix(engine: sa.Engine) -> None:
+    for version in ("v1", "v2"):
+        done = new_run_id()
+        write(engine, [run_start(done, agent_version=version), step(done, 1),
+                       run_end(done, agent_version=version)])
+    started_run(engine, agent_version="v2")
+    sweep(engine, HOUR, now=NOW)
+    with engine.connect() as conn:
+        result = compare_versions(conn, "support-agent", "v1", "v2")
+    mix = [(r.failure_type, r.failure_code, r.base_count, r.candidate_count) for r in result.failure_mix]
+    assert mix == [("orchestration", "abandoned", 0, 1)]
+
+
+def test_the_worker_reports_what_it_closed(engine: sa.Engine) -> None:
+    run_id = started_run(engine)
+    seen: list[Closed] = []
+    worker = AbandonWorker(engine, 60, first_delay_s=0.0)
+    worker.on_closed = seen.extend
+    result = worker.run_once()  # QUIET is long before the real clock: the run is quiet
+    assert [c.run_id for c in result.closed] == [c.run_id for c in seen] == [run_id]
+    assert worker.closed == 1
+    assert sweep_interval(3600) == 60.0 and sweep_interval(2) == 1.0 and sweep_interval(300) == 30.0
