@@ -246,6 +246,8 @@ def test_the_classifier_never_raises() -> None:
         ("litellm.exceptions.ContextWindowExceededError", "context_overflow"),
         ("litellm.exceptions.ContentPolicyViolationError", "content_filtered"),
         ("litellm.exceptions.BudgetExceededError", "usage_limit"),
+        ("langchain_openai.chat_models.base.OpenAIRateLimitError", "rate_limited"),  # as OpenInference writes it
+        ("langchain_openai.chat_models.base.OpenAIContextOverflowError", "context_overflow"),
         # HTTP statuses as error.type
         ("429", "rate_limited"),
         ("401", "auth_error"),

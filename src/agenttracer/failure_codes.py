@@ -48,6 +48,7 @@ _CLASSES_BY_CODE: dict[str, tuple[str, ...]] = {
         "ModelRequestTimeout", "RunTimedOut",  # Pydantic AI (RunTimedOut subclasses RunCancelled)
         "ToolTimeoutError",  # Agents SDK
         "NodeTimeoutError",  # LangGraph
+        "OpenAITimeoutError",  # langchain_openai
         "WorkflowTimeoutError",  # LlamaIndex workflows
     ),
     "cancelled": (
@@ -67,6 +68,7 @@ _CLASSES_BY_CODE: dict[str, tuple[str, ...]] = {
         "ConnectionClosedError",  # botocore
         "ModelConnectionError",  # langchain_core, Pydantic AI
         "WebSocketConnectionClosedError",  # openai
+        "OpenAIConnectionError",  # langchain_openai
     ),
     GENERIC_HTTP_CODE: (
         "HTTPStatusError", "HTTPError", "TooManyRedirects",  # httpx, requests, urllib
@@ -74,6 +76,7 @@ _CLASSES_BY_CODE: dict[str, tuple[str, ...]] = {
         "ClientError",  # google-genai and google.api_core (4xx), botocore (any AWS error)
         "GoogleAPICallError", "Redirection",  # google.api_core
         "ModelHTTPError", "ModelAPIError",  # Pydantic AI, langchain_core
+        "AI_APICallError",  # Vercel AI SDK (JavaScript), as its spans name it
     ),
     "bad_request": (
         "BadRequestError", "UnprocessableEntityError", "ConflictError",  # openai, anthropic, litellm
@@ -84,6 +87,7 @@ _CLASSES_BY_CODE: dict[str, tuple[str, ...]] = {
         "ModelInvalidRequestError",  # langchain_core
         "ModelRequestRejectedError", "ModelFeatureUnsupportedError", "ModelSchemaTooComplexError",  # Pydantic AI
         "InvalidRequestError", "UnsupportedParamsError",  # litellm
+        "OpenAIInvalidRequestError",  # langchain_openai
     ),
     "auth_error": (
         "PermissionError", "AuthenticationError", "PermissionDeniedError",  # openai, anthropic, litellm
@@ -92,13 +96,17 @@ _CLASSES_BY_CODE: dict[str, tuple[str, ...]] = {
         "NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError", "NoAuthTokenError",
         "TokenRetrievalError", "UnauthorizedSSOTokenError",  # botocore
         "AccessDeniedException", "UnrecognizedClientException", "ExpiredTokenException",  # AWS services
+        "AI_LoadAPIKeyError",  # Vercel AI SDK
         "ModelAuthenticationError", "ModelPermissionDeniedError",  # langchain_core, Pydantic AI
+        "OpenAIAuthenticationError", "OpenAIPermissionDeniedError",  # langchain_openai
     ),
     "not_found": (
         "FileNotFoundError", "LookupError",  # so KeyError and IndexError too
         "NotFoundError", "NotFound",  # openai, anthropic, litellm; google.api_core
         "ResourceNotFoundException",  # AWS services
+        "AI_NoSuchModelError",  # Vercel AI SDK
         "ModelNotFoundError",  # langchain_core, Pydantic AI
+        "OpenAIModelNotFoundError",  # langchain_openai
     ),
     "rate_limited": (
         "RateLimitError",  # openai, anthropic (and its spend-limit errors), litellm
@@ -108,6 +116,7 @@ _CLASSES_BY_CODE: dict[str, tuple[str, ...]] = {
         "ProvisionedThroughputExceededException",  # AWS services
         "ModelRateLimitError",  # langchain_core, Pydantic AI
         "ModelQuotaExceededError", "ConcurrencyLimitExceeded",  # Pydantic AI
+        "OpenAIRateLimitError",  # langchain_openai
     ),
     "server_error": (
         "InternalServerError", "ServiceUnavailableError", "OverloadedError",  # openai, anthropic, litellm
@@ -121,6 +130,7 @@ _CLASSES_BY_CODE: dict[str, tuple[str, ...]] = {
         "ValidationError",  # pydantic, botocore
         "APIResponseValidationError",  # openai, anthropic: the response did not match the client's schema
         "JSONSchemaValidationError",  # litellm
+        "AI_TypeValidationError",  # Vercel AI SDK
     ),
     "invalid_output": (
         "JSONDecodeError",
@@ -129,18 +139,22 @@ _CLASSES_BY_CODE: dict[str, tuple[str, ...]] = {
         "UnexpectedModelBehavior", "OutputTokenLimitExceeded",  # Pydantic AI
         "LengthFinishReasonError",  # openai: the answer was cut off at the token limit
         "AgentParsingError", "AgentToolCallError",  # smolagents
+        "AI_NoSuchToolError", "AI_InvalidToolInputError", "AI_JSONParseError",
+        "AI_InvalidResponseDataError", "AI_NoOutputGeneratedError",  # Vercel AI SDK
     ),
     "content_filtered": (
         "ContentFilterFinishReasonError",  # openai
         "ContentFilterError",  # Pydantic AI
         "ModelRefusalError",  # Agents SDK, langchain_core
         "ContentPolicyViolationError",  # litellm
+        "OpenAIRefusalError",  # langchain_openai
     ),
     "context_overflow": (
         "ContextOverflowError",  # langchain_core
         "ModelContextWindowExceededError",  # Pydantic AI
         "ContextWindowExceededError",  # litellm
         "LLMContextLengthExceededError", "LLMContextLengthExceededException",  # CrewAI, newer and older
+        "OpenAIContextOverflowError", "OpenAIAPIContextOverflowError",  # langchain_openai
     ),
     "max_iterations": (
         "RecursionError",

@@ -167,7 +167,7 @@ def test_genai_span_keeps_its_metadata_under_stored_names() -> None:
         "provider": "openai",
         "model": "gpt-4o",
         "served_model": "gpt-4o-2024-08-06",
-        "finish_reasons": "stop,length",
+        "finish_reasons": ["stop", "length"],
         "tokens_in": 120,
         "tokens_out": 30,
         "server_host": "api.openai.com",
@@ -352,7 +352,46 @@ def test_total_and_what_it_keeps_passes_the_policy_again(attrs: dict[str, object
     out = filter_attributes(attrs, SPAN_ATTRIBUTES)
     assert set(out.kept) <= set(SPAN_ATTRIBUTES)
     assert len(out.kept) + len(out.removed) + out.dropped == len(attrs)
-    again, removed = scrub_metadata(out.stored)
-    assert again == out.stored and removed == []
+    scalars = {key: value for key, value in out.stored.items() if not isinstance(value, list)}
+    again, removed = scrub_metadata(scalars)
+    assert again == scalars and removed == []
+    for key, value in out.stored.items():  # a list of labels: each one passes the policy again
+        if isinstance(value, list):
+            assert all(scrub_metadata({key: label}) == ({key: label}, []) for label in value)
     for removal in out.removed:
         assert removal.key in SPAN_ATTRIBUTES and removal.reason in REASONS
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        (["stop"], ["stop"]),
+        ("stop", ["stop"]),  # one label given as a string
+        ('["stop", "tool_call"]', ["stop", "tool_call"]),  # Logfire: a JSON array in a string
+        (' ["length"] ', ["length"]),
+        ("[stop]", ["[stop]"]),  # not JSON: one label
+    ],
+)
+def test_list_valued_attributes_are_stored_as_lists_of_labels(value: object, stored: list[str]) -> None:
+    out = filter_attributes({"gen_ai.response.finish_reasons": value}, SPAN_ATTRIBUTES)
+    assert out.stored == {"finish_reasons": stored}
+    assert out.kept == {"gen_ai.response.finish_reasons": tuple(stored)}
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ('["stop", 3]', "unsupported_type"),
+        ('[{"a": 1}]', "unsupported_type"),
+        ('["stop", "call me on +1 415 555 0134"]', "phone"),
+        ("[" + ",".join(['"stop"'] * (MAX_LABELS + 1)) + "]", "too_long"),
+    ],
+)
+def test_a_json_array_string_passes_the_same_rules_as_an_array(value: str, reason: str) -> None:
+    out = filter_attributes({"gen_ai.response.finish_reasons": value}, SPAN_ATTRIBUTES)
+    assert out.stored == {} and [(r.key, r.reason) for r in out.removed] == [("gen_ai.response.finish_reasons", reason)]
+
+
+def test_openinference_finish_reason_is_a_list_too() -> None:
+    out = filter_attributes({"llm.finish_reason": "stop"}, SPAN_ATTRIBUTES)
+    assert out.stored == {"finish_reasons": ["stop"]}

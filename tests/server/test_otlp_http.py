@@ -155,7 +155,7 @@ def test_a_trace_split_out_of_order_and_replayed_settles_once(
     failed = detail["steps"][1]
     assert (failed["error_class"], failed["failure_code"]) == ("httpx.ReadTimeout", "timeout")
     assert detail["steps"][0]["meta"] == {
-        "operation": "chat", "model": "gpt-4o", "tokens_in": 40, "tokens_out": 7, "finish_reasons": "tool_calls"
+        "operation": "chat", "model": "gpt-4o", "tokens_in": 40, "tokens_out": 7, "finish_reasons": ["tool_calls"]
     }
     assert run["meta"]["tokens_in"] == 40 and run["meta"]["service"] == "json-agent"
     # Dropped by key: each content attribute, the exception message and stack, the host name.
@@ -296,3 +296,35 @@ def test_empty_request_and_auth(live_settings: Settings, db_url: str) -> None:
         ok = post_json(url, {}, authorization=f"Bearer {key}")
         assert ok.status_code == 200 and ok.json() == {}
         assert post_json(url, {"resourceSpans": []}, **{"x-api-key": key}).status_code == 200
+
+
+def test_the_runs_identity_follows_the_documented_precedence(live_ingest: str, live_query: str) -> None:
+    """agenttracer.* resource attributes, else the outermost agent span, else service.name/version."""
+    def posted(trace: str, resource: list[dict[str, Any]], *spans: dict[str, Any]) -> dict[str, Any]:
+        doc = {"resourceSpans": [{"resource": {"attributes": resource},
+                                  "scopeSpans": [{"scope": {"name": "hand"}, "spans": list(spans)}]}]}
+        assert post_json(live_ingest, doc).status_code == 200
+        return run_detail(live_query, f"{trace[:8]}-{trace[8:12]}-{trace[12:16]}-{trace[16:20]}-{trace[20:]}")["run"]
+
+    service = [attr("service.name", "svc"), attr("service.version", "1.0"), attr("deployment.environment", "old"),
+               attr("deployment.environment.name", "prod")]
+    explicit = [*service, attr("agenttracer.agent_id", "support-bot"), attr("agenttracer.agent_version", "7"),
+                attr("agenttracer.environment", "staging")]
+
+    def agents(trace: str) -> tuple[dict[str, Any], ...]:
+        # A workflow root without an agent name; the outer agent under it; an inner agent it calls.
+        ids = [f"{trace[-1]}{n:015d}" for n in (1, 2, 3)]
+        root = span(ids[0], "workflow", 0, 100, trace=trace, openinference__span__kind="CHAIN")
+        outer = span(ids[1], "triage", 1, 90, parent=ids[0], trace=trace,
+                     gen_ai__operation__name="invoke_agent", gen_ai__agent__name="triage")
+        inner = span(ids[2], "billing", 10, 80, parent=ids[1], trace=trace,
+                     gen_ai__operation__name="invoke_agent", gen_ai__agent__name="billing")
+        return inner, outer, root  # children first, as a BatchSpanProcessor sends them
+
+    run = posted("1af7651916cd43dd8448eb211c80319a", explicit, *agents("1af7651916cd43dd8448eb211c80319a"))
+    assert (run["agent_id"], run["agent_version"], run["environment"]) == ("support-bot", "7", "staging")
+    run = posted("1af7651916cd43dd8448eb211c80319b", service, *agents("1af7651916cd43dd8448eb211c80319b"))
+    assert (run["agent_id"], run["agent_version"], run["environment"]) == ("triage", "1.0", "prod")
+    trace = "1af7651916cd43dd8448eb211c80319c"
+    run = posted(trace, service, span("4000000000000001", "job", 0, 10, trace=trace))
+    assert (run["agent_id"], run["agent_version"], run["environment"]) == ("svc", "1.0", "prod")

@@ -62,6 +62,20 @@ def one(attrs: dict[str, Any], name: str = "op", parent: bytes = b"\x09" * 8, er
         ({"openinference.span.kind": "GUARDRAIL"}, b"\x09" * 8, "other"),
         ({}, b"", None),
         ({}, b"\x09" * 8, "other"),
+        ({"gen_ai.operation.name": "something_new"}, b"", "other"),  # typed, but not a type we know
+        # OpenLLMetry (Traceloop) decorators
+        ({"traceloop.span.kind": "tool"}, b"\x09" * 8, "tool"),
+        ({"traceloop.span.kind": "task"}, b"\x09" * 8, "other"),
+        ({"traceloop.span.kind": "agent"}, b"", None),
+        ({"traceloop.span.kind": "workflow"}, b"", None),
+        ({"traceloop.span.kind": "workflow"}, b"\x09" * 8, "other"),
+        ({"gen_ai.operation.name": "chat", "traceloop.span.kind": "task"}, b"\x09" * 8, "llm"),
+        # the Vercel AI SDK
+        ({"ai.operationId": "ai.generateText"}, b"", None),
+        ({"ai.operationId": "ai.generateText.doGenerate"}, b"\x09" * 8, "llm"),
+        ({"ai.operationId": "ai.streamText.doStream"}, b"\x09" * 8, "llm"),
+        ({"ai.operationId": "ai.toolCall"}, b"\x09" * 8, "tool"),
+        ({"ai.operationId": "ai.embedMany.doEmbed"}, b"\x09" * 8, "retrieval"),
     ],
 )
 def test_step_types(attrs: dict[str, Any], parent: bytes, step_type: str | None) -> None:
@@ -125,3 +139,50 @@ def test_metadata_is_capped_and_everything_dropped_is_counted() -> None:
     # exception message; never the exception type, which is kept.
     assert record.dropped == (len(attrs) + 2 - 32) + 1 + 1
     assert record.error_class == "E"
+
+
+def test_traceloop_and_vercel_tool_steps_are_named_by_their_tool() -> None:
+    traceloop_tool = {"traceloop.span.kind": "tool", "traceloop.entity.name": "lookup_order"}
+    assert one(traceloop_tool, name="lookup_order.tool").name == "lookup_order"
+    assert one({"traceloop.span.kind": "tool", "gen_ai.tool.name": "lookup", "traceloop.entity.name": "x"}).name \
+        == "lookup"
+    assert one({"ai.operationId": "ai.toolCall", "ai.toolCall.name": "lookup_order"}, name="ai.toolCall").name \
+        == "lookup_order"
+    agent = one({"traceloop.span.kind": "agent", "traceloop.entity.name": "support_bot"}, parent=b"")
+    assert agent.agent_name == "support_bot"
+    assert one({"ai.operationId": "ai.generateText", "ai.telemetry.functionId": "support_bot"}, parent=b"") \
+        .agent_name == "support_bot"
+
+
+def test_finish_reasons_are_stored_as_a_list_whatever_their_encoding() -> None:
+    assert one({"gen_ai.response.finish_reasons": '["stop"]'}).meta["finish_reasons"] == ["stop"]  # Logfire
+    assert one({"ai.response.finishReason": "tool-calls"}).meta["finish_reasons"] == ["tool-calls"]
+    array = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, start_time_unix_nano=T, end_time_unix_nano=T + 1)
+    array.attributes.append(KeyValue(key="gen_ai.response.finish_reasons", value=AnyValue(array_value={"values": [
+        AnyValue(string_value="tool_calls"), AnyValue(string_value="stop")]})))
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.append(array)
+    (record,) = map_request(request, NOW).spans
+    assert record.meta["finish_reasons"] == ["tool_calls", "stop"]
+    # A control character in any label drops the value, as for a single label.
+    assert "finish_reasons" not in one({"gen_ai.response.finish_reasons": '["stop", "a\\u0000b"]'}).meta
+
+
+def _resource_meta(attrs: dict[str, Any]) -> dict[str, Any]:
+    span = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, start_time_unix_nano=T, end_time_unix_nano=T + 1)
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.extend(kv(k, v) for k, v in attrs.items())
+    resource_spans.scope_spans.add().spans.append(span)
+    (record,) = map_request(request, NOW).spans
+    assert record.resource is not None
+    return record.resource.meta
+
+
+def test_resource_keys_that_store_under_one_name_follow_the_allow_lists_order() -> None:
+    assert _resource_meta({"deployment.environment": "old", "deployment.environment.name": "prod"}) == {
+        "environment": "prod"}
+    assert _resource_meta({"deployment.environment.name": "prod", "agenttracer.environment": "staging",
+                           "service.name": "svc", "agenttracer.agent_id": "support-bot",
+                           "agenttracer.agent_version": "1.4.2"}) == {
+        "environment": "staging", "service": "svc", "agent_id": "support-bot", "agent_version": "1.4.2"}

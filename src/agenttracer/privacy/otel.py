@@ -27,6 +27,7 @@ Public interface:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -45,7 +46,7 @@ class Kind(str, Enum):
     INT = "int"  # an integer (port, attempt number)
     NUMBER = "number"  # a finite int or float (temperature, cost)
     BOOL = "bool"
-    LABELS = "labels"  # a list of short strings, stored joined by ',' (finish reasons)
+    LABELS = "labels"  # a list of short strings (finish reasons): an array, one string, or a JSON array string
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,12 @@ class Allowed:
 
 
 Kept = Scalar | tuple[str, ...]
+Stored = Scalar | list[str]  # a LABELS value is stored as a JSON array of the labels
 
 MAX_LABELS = 16  # entries of a LABELS value; longer lists are refused (too_long)
+# A LABELS value sent as one string holding a JSON array (Logfire writes finish reasons so) is read as
+# that array when it is at most this long; anything else in the string is one label.
+MAX_LABELS_JSON = 1024
 
 _L, _C, _I, _N, _B, _LS = Kind.LABEL, Kind.COUNT, Kind.INT, Kind.NUMBER, Kind.BOOL, Kind.LABELS
 
@@ -116,7 +121,7 @@ SPAN_ATTRIBUTES: Mapping[str, Allowed] = _table(
         ("llm.response.model_name", "served_model", _L),
         ("llm.provider", "provider", _L),
         ("llm.system", "provider", _L),
-        ("llm.finish_reason", "finish_reasons", _L),
+        ("llm.finish_reason", "finish_reasons", _LS),
         ("llm.token_count.prompt", "tokens_in", _C),
         ("llm.token_count.completion", "tokens_out", _C),
         ("llm.token_count.total", "tokens_total", _C),
@@ -134,6 +139,25 @@ SPAN_ATTRIBUTES: Mapping[str, Allowed] = _table(
         ("tool_call.id", "tool_call_id", _L),
         ("tool_call.function.name", "tool_name", _L),
         ("agent.name", "agent_name", _L),
+        # OpenLLMetry (Traceloop): the decorator kind and the decorated function's or workflow's name.
+        # traceloop.entity.input/output hold content and are not listed.
+        ("traceloop.span.kind", "traceloop_kind", _L),
+        ("traceloop.entity.name", "entity_name", _L),
+        ("traceloop.workflow.name", "workflow", _L),
+        # The Vercel AI SDK (JavaScript): its operation, the function id the caller names the agent
+        # by, the tool and model, usage and finish reason. ai.prompt*, ai.response.text/toolCalls and
+        # ai.toolCall.args/result hold content and are not listed.
+        ("ai.operationId", "ai_operation", _L),
+        ("ai.telemetry.functionId", "agent_name", _L),
+        ("ai.toolCall.name", "tool_name", _L),
+        ("ai.toolCall.id", "tool_call_id", _L),
+        ("ai.model.id", "model", _L),
+        ("ai.model.provider", "provider", _L),
+        ("ai.response.finishReason", "finish_reasons", _LS),
+        ("ai.usage.inputTokens", "tokens_in", _C),
+        ("ai.usage.outputTokens", "tokens_out", _C),
+        ("ai.usage.promptTokens", "tokens_in", _C),  # AI SDK 4
+        ("ai.usage.completionTokens", "tokens_out", _C),
         # Pydantic AI: its run-level agent name (instrumentation version 2) and retry bookkeeping.
         # A failed tool or output span carries the attempt it was (1 for the first call).
         ("agent_name", "agent_name", _L),
@@ -150,10 +174,15 @@ SPAN_ATTRIBUTES: Mapping[str, Allowed] = _table(
     ]
 )
 
-# Resource attributes: who emitted the spans. service.name/version and deployment.environment(.name)
-# become the run's agent, version and environment when no agent span names them.
+# Resource attributes: who emitted the spans. Where several keys store under one name, the one listed
+# first here wins (the OTLP mapping reads them in this order): an explicit agenttracer.environment
+# before the current and then the older OpenTelemetry spelling. docs/otlp.md states how the run's agent
+# id, version and environment are chosen from these and from the spans.
 RESOURCE_ATTRIBUTES: Mapping[str, Allowed] = _table(
     [
+        ("agenttracer.agent_id", "agent_id", _L),
+        ("agenttracer.agent_version", "agent_version", _L),
+        ("agenttracer.environment", "environment", _L),
         ("service.name", "service", _L),
         ("service.version", "service_version", _L),
         ("service.namespace", "service_namespace", _L),
@@ -195,13 +224,13 @@ class Filtered:
     """The outcome of filtering one attribute mapping.
 
     ``kept``: OTel key -> value that passed (lists as tuples of strings).
-    ``stored``: metadata key -> scalar, the first kept key for each ``store_as`` (lists joined by ',').
+    ``stored``: metadata key -> value, the first kept key for each ``store_as`` (lists as lists).
     ``dropped``: how many keys were not on the allow-list; their values were never read.
     ``removed``: allow-listed keys whose value was refused, by OTel key and reason code.
     """
 
     kept: dict[str, Kept]
-    stored: dict[str, Scalar]
+    stored: dict[str, Stored]
     dropped: int
     removed: tuple[Removal, ...]
 
@@ -214,6 +243,40 @@ class Filtered:
 _MAX_SAFE_INT = 2**53 - 1
 
 
+def _labels_of(value: object) -> tuple[tuple[str, ...] | None, str | None]:
+    """A LABELS value as a tuple of strings, or ``(None, reason)`` when its shape is wrong."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.startswith("[") and text.endswith("]") and len(text) <= MAX_LABELS_JSON):
+            return (value,), None
+        try:
+            parsed: object = json.loads(text)
+        except ValueError:
+            return (value,), None
+        value = parsed
+    if not isinstance(value, (list, tuple)):
+        return None, R.UNSUPPORTED_TYPE
+    if len(value) > MAX_LABELS:
+        return None, R.TOO_LONG
+    if not all(isinstance(item, str) for item in value):
+        return None, R.UNSUPPORTED_TYPE
+    return tuple(value), None
+
+
+def _judge_labels(value: object, numbers_only: bool) -> tuple[list[str] | None, str | None]:
+    """Each label of a LABELS value through the one policy; one refused label refuses the value."""
+    labels, reason = _labels_of(value)
+    if labels is None:
+        return None, reason
+    stored: list[str] = []
+    for label in labels:
+        kept, reason = check_value(label, numbers_only)
+        if not isinstance(kept, str):
+            return None, reason or R.UNSUPPORTED_TYPE
+        stored.append(kept)
+    return stored, None
+
+
 def _shape(value: object, kind: Kind) -> tuple[Scalar | None, str | None]:
     """The value as the scalar the policy will judge, or ``(None, reason)`` when its shape is wrong."""
     if kind is Kind.LABEL:
@@ -222,16 +285,6 @@ def _shape(value: object, kind: Kind) -> tuple[Scalar | None, str | None]:
         return (value, None) if isinstance(value, bool) else (None, R.UNSUPPORTED_TYPE)
     if isinstance(value, bool):
         return None, R.UNSUPPORTED_TYPE
-    if kind is Kind.LABELS:
-        if isinstance(value, str):
-            value = (value,)
-        if not isinstance(value, (list, tuple)):
-            return None, R.UNSUPPORTED_TYPE
-        if len(value) > MAX_LABELS:
-            return None, R.TOO_LONG
-        if not all(isinstance(item, str) for item in value):
-            return None, R.UNSUPPORTED_TYPE
-        return ",".join(value), None
     if isinstance(value, float):
         if not math.isfinite(value):
             return None, R.NON_FINITE
@@ -265,7 +318,7 @@ def _filter(attributes: Mapping[str, object] | None, allowed: Mapping[str, Allow
     dropped = 0
     removed: list[Removal] = []
     kept: dict[str, Kept] = {}
-    stored: dict[str, Scalar] = {}
+    stored: dict[str, Stored] = {}
     for key in attributes:
         entry = allowed.get(key) if type(key) is str else None
         if entry is None:
@@ -275,7 +328,7 @@ def _filter(attributes: Mapping[str, object] | None, allowed: Mapping[str, Allow
         if value is None:
             removed.append(Removal(key, reason or R.UNSUPPORTED_TYPE))
             continue
-        kept[key] = _unshape(value, entry.kind)
+        kept[key] = _unshape(value)
         if entry.store_as not in stored:
             stored[entry.store_as] = value
     return Filtered(kept, stored, dropped, tuple(removed))
@@ -286,7 +339,7 @@ _LABEL_CACHE_LIMIT = 4096
 _labels: dict[str, Scalar] = {}
 
 
-def judge(entry: Allowed, value: object) -> tuple[Scalar | None, str | None]:
+def judge(entry: Allowed, value: object) -> tuple[Stored | None, str | None]:
     """One allow-listed attribute's value as stored (``(value, None)``) or refused (``(None, reason)``):
     the shape its kind allows, then the one policy's value rules under the stored key's own rule.
 
@@ -303,6 +356,8 @@ def judge(entry: Allowed, value: object) -> tuple[Scalar | None, str | None]:
                 return hit, None
         elif kind_type is int and (kind is Kind.COUNT or kind is Kind.INT) and 0 <= value < _SMALL_INT:  # type: ignore[operator]
             return value, None  # type: ignore[return-value]
+        if kind is Kind.LABELS:
+            return _judge_labels(value, _NUMBERS_ONLY[entry.store_as])
         shaped, reason = _shape(value, kind)
         if shaped is None:
             return None, reason
@@ -316,10 +371,8 @@ def judge(entry: Allowed, value: object) -> tuple[Scalar | None, str | None]:
         return None, R.POLICY_ERROR
 
 
-def _unshape(value: Scalar, kind: Kind) -> Kept:
-    if kind is Kind.LABELS and isinstance(value, str):
-        return tuple(value.split(","))
-    return value
+def _unshape(value: Stored) -> Kept:
+    return tuple(value) if isinstance(value, list) else value
 
 
 _RETRY_TAG = re.compile(r"retry:attempt:([1-9][0-9]{0,5})")

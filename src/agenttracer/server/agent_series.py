@@ -13,12 +13,15 @@ Three families, kept by the ingest process from the events it stores (never from
 towards the same cap as the other labels (a combination is a project, agent, version, … together).
 
 Agent ids, versions and environments are chosen by whoever sends telemetry, so each family keeps at
-most ``cap`` label combinations, ``other`` included: the first ``cap - 1`` combinations seen are kept
-as they are, and an observation with any later combination is counted under ``other`` for every
-label and in ``agenttracer_agent_series_folded_total{metric}``. A process's memory and its scrape
-size stay bounded whatever the clients send. The labels hold only stored values, which passed the
-privacy policy (an identity the policy refuses gets its event rejected), and ``unknown`` for a run
-whose run_start has not arrived yet.
+most ``cap`` label combinations, ``other`` included. A new combination is kept while fewer than
+``cap - 1`` are; at the cap, the least recently updated combination gives its place to the new one if
+it has not been updated for ``idle_s`` seconds (its series then leaves ``/metrics``; should it come
+back, it starts again from zero, which Prometheus reads as a counter reset). Otherwise the observation
+is counted under ``other`` for every label and in ``agenttracer_agent_series_folded_total{metric}``.
+So a burst of junk ids fills the cap for at most ``idle_s`` before real agents get their own series
+again, and a process's memory and its scrape size stay bounded by the cap whatever the clients send.
+The labels hold only stored values, which passed the privacy policy (an identity the policy refuses gets
+its event rejected), and ``unknown`` for a run whose run_start has not arrived yet.
 
 Counting is plain Python under one lock per batch (the histogram buckets are found with ``bisect``
 before the lock); prometheus-client only renders the families at scrape time (``collect``). This
@@ -28,8 +31,11 @@ keeps the per-step cost on the ingest path to a few dictionary operations.
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -47,44 +53,58 @@ FAILURE_LABELS = ("project", "agent_id", "agent_version", "failure_type", "failu
 STEP_LABELS = ("project", "agent_id", "agent_version", "step_type")
 
 Key = tuple[str, ...]
+# How long a combination goes without an update before a new one may take its place at the cap.
+DEFAULT_IDLE_S = 600
 
 
 class _Capped:
-    """The label combinations of one family: at most ``cap``, the ``other`` one included."""
+    """The label combinations of one family and their values: at most ``cap``, the ``other`` one included."""
 
-    def __init__(self, width: int, cap: int) -> None:
+    def __init__(self, width: int, cap: int, idle_s: float, clock: Callable[[], float]) -> None:
         self.other: Key = (OTHER,) * width
         self.cap = cap
-        self.keys: set[Key] = set()
+        self.idle_s = idle_s
+        self._clock = clock
+        # Combination -> when it was last updated, least recently updated first (``other`` is not in it).
+        self._updated: OrderedDict[Key, float] = OrderedDict()
+        self.values: dict[Key, Any] = {}
         self.folded = 0
 
     def admit(self, key: Key, n: int) -> Key:
-        """``key`` itself when it is known or fits under the cap, else ``other`` (counting ``n`` folded)."""
-        if key in self.keys:
+        """The slot ``n`` observations of ``key`` go to: ``key`` itself when it is held, fits under the cap
+        or can replace an idle combination; else ``other`` (counting ``n`` folded)."""
+        now = self._clock()
+        if key in self._updated:
+            self._updated[key] = now
+            self._updated.move_to_end(key)
             return key
-        if len(self.keys) < self.cap - 1:
-            self.keys.add(key)
+        if len(self._updated) >= self.cap - 1 and self._updated:
+            oldest, updated = next(iter(self._updated.items()))
+            if now - updated >= self.idle_s:
+                del self._updated[oldest]
+                self.values.pop(oldest, None)
+        if len(self._updated) < self.cap - 1:
+            self._updated[key] = now
             return key
         self.folded += n
-        self.keys.add(self.other)
         return self.other
 
 
 class AgentSeries(Collector):
     """The three families and their caps; ``record`` adds one batch, ``collect`` renders them."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, idle_s: float = DEFAULT_IDLE_S, clock: Callable[[], float] = time.monotonic) -> None:
         if cap < 1:
             raise ValueError("the agent series cap must be at least 1")
         self.cap = cap
         self._lock = threading.Lock()
-        self._runs_keys = _Capped(len(RUN_LABELS), cap)
-        self._failure_keys = _Capped(len(FAILURE_LABELS), cap)
-        self._step_keys = _Capped(len(STEP_LABELS), cap)
-        self._runs: dict[Key, int] = {}
-        self._failures: dict[Key, int] = {}
+        self._runs_keys = _Capped(len(RUN_LABELS), cap, idle_s, clock)
+        self._failure_keys = _Capped(len(FAILURE_LABELS), cap, idle_s, clock)
+        self._step_keys = _Capped(len(STEP_LABELS), cap, idle_s, clock)
+        self._runs: dict[Key, int] = self._runs_keys.values
+        self._failures: dict[Key, int] = self._failure_keys.values
         # Per combination: non-cumulative bucket counts (the last one is +Inf), then the sum.
-        self._steps: dict[Key, tuple[list[int], list[float]]] = {}
+        self._steps: dict[Key, tuple[list[int], list[float]]] = self._step_keys.values
 
     @staticmethod
     def step_buckets() -> list[int]:

@@ -261,7 +261,7 @@ export interface components {
         /**
          * ErrorOut
          * @description An error answer of the Query API, in both APIs' one shape: ``detail`` is the message (404, 401, 403,
-         *     503) or a list of {loc, msg, type} naming each bad parameter and its rule (422).
+         *     409, 503) or a list of {loc, msg, type} naming each bad parameter and its rule (422).
          */
         ErrorOut: {
             /**
@@ -281,6 +281,11 @@ export interface components {
              * @description the input at fault, when the error is about one
              */
             field?: string | null;
+            /**
+             * Matches
+             * @description On 409 ambiguous_prefix: how many runs' ids begin with the prefix (at most 1000).
+             */
+            matches?: number | null;
             /**
              * Message
              * @description a sentence for people
@@ -544,10 +549,9 @@ export interface components {
          * RunStatus
          * @description Where a run stands.
          *
-         *     ``partial``: the run completed without an escaping exception or a recorded failure, but at least
-         *     one of its steps ended in error (for instance an attempt that was retried successfully is *not*
-         *     enough: only error steps that no later attempt recovered make a run partial). The SDK applies
-         *     this rule; a caller may also set ``partial`` explicitly.
+         *     ``partial``: the agent ended fine (no recorded failure, no escaping exception, no failed root
+         *     span) but at least one error was never recovered by a later attempt. The one rule for every path
+         *     is ``agenttracer.verdict`` (docs/failure-handling.md); a caller may also set ``partial`` explicitly.
          * @enum {string}
          */
         RunStatus: "running" | "success" | "failure" | "partial";
@@ -582,7 +586,7 @@ export interface components {
              * @description Safe metadata that passed the privacy policy.
              */
             meta: {
-                [key: string]: string | number | boolean | null;
+                [key: string]: string | number | boolean | string[] | null;
             };
             /**
              * Meta Removed
@@ -864,7 +868,7 @@ export interface components {
             latency_ms: number;
             /** Meta */
             meta: {
-                [key: string]: string | number | boolean | null;
+                [key: string]: string | number | boolean | string[] | null;
             };
             /** Meta Removed */
             meta_removed: number;
@@ -1345,7 +1349,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description The run's UUID. */
+                /** @description The run's UUID, or a prefix of it of at least 4 hex digits that begins exactly one run's id (with or without the dashes), as `agenttracer show` accepts. */
                 run_id: string;
             };
             cookie?: never;
@@ -1379,8 +1383,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description No run has this id in the projects the key may read. */
+            /** @description No run has this id (or begins with this prefix) in the projects the key may read. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The prefix begins more than one run's id (code ambiguous_prefix; `matches` says how many, up to 1000): give more of the id. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

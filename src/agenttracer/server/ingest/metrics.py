@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 
 from agenttracer import privacy
 from agenttracer.model import DEFAULT_PROJECT, EventType
-from agenttracer.server.agent_series import STEP_BOUNDS_MS, UNKNOWN, AgentSeries, Key
+from agenttracer.server.agent_series import DEFAULT_IDLE_S, STEP_BOUNDS_MS, UNKNOWN, AgentSeries, Key
 from agenttracer.server.metrics import HttpMetrics
 from agenttracer.store.write.abandon import Closed
 from agenttracer.store.write.otlp_write import Written
@@ -54,7 +54,7 @@ _NO_IDENTITY: tuple[None, None, None] = (None, None, None)
 class IngestMetrics(HttpMetrics):
     """The Ingest API's series; ``record_batch`` counts one stored batch."""
 
-    def __init__(self, max_agent_series: int) -> None:
+    def __init__(self, max_agent_series: int, agent_series_idle_s: float = DEFAULT_IDLE_S) -> None:
         super().__init__()
         registry = self.registry
         self.events = Counter(
@@ -95,7 +95,7 @@ class IngestMetrics(HttpMetrics):
             "agenttracer_ingest_busy", "Ingest requests refused with 503 because every batch slot stayed taken.",
             registry=registry,
         )
-        self.agents = AgentSeries(max_agent_series)
+        self.agents = AgentSeries(max_agent_series, agent_series_idle_s)
         registry.register(self.agents)
         self.workers = _Workers()
         registry.register(self.workers)

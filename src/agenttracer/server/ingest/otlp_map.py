@@ -84,6 +84,39 @@ SPAN_KIND_STEP_TYPES: dict[str, StepType | None] = {
     "EVALUATOR": StepType.OTHER,
     "PROMPT": StepType.OTHER,
 }
+# traceloop.span.kind (OpenLLMetry's @workflow, @agent, @task and @tool decorators) -> step type. Its
+# LLM spans carry gen_ai.operation.name, which is read first.
+TRACELOOP_KIND_STEP_TYPES: dict[str, StepType | None] = {
+    "workflow": None,
+    "agent": None,
+    "task": StepType.OTHER,
+    "tool": StepType.TOOL,
+}
+# ai.operationId (the Vercel AI SDK's spans) -> step type: the call wrapper is the agent (the run when it
+# is the root), its doGenerate/doStream spans are the model calls.
+VERCEL_OPERATION_STEP_TYPES: dict[str, StepType | None] = {
+    "ai.generateText": None,
+    "ai.streamText": None,
+    "ai.generateObject": None,
+    "ai.streamObject": None,
+    "ai.generateText.doGenerate": StepType.LLM,
+    "ai.streamText.doStream": StepType.LLM,
+    "ai.generateObject.doGenerate": StepType.LLM,
+    "ai.streamObject.doStream": StepType.LLM,
+    "ai.toolCall": StepType.TOOL,
+    "ai.embed": None,
+    "ai.embedMany": None,
+    "ai.embed.doEmbed": StepType.RETRIEVAL,
+    "ai.embedMany.doEmbed": StepType.RETRIEVAL,
+}
+# Where a span's type is read, first match wins: stored metadata key, its vocabulary, whether the
+# value is compared in upper case.
+_TYPE_SOURCES: tuple[tuple[str, dict[str, StepType | None], bool], ...] = (
+    ("operation", OPERATION_STEP_TYPES, False),
+    ("span_kind", SPAN_KIND_STEP_TYPES, True),
+    ("traceloop_kind", TRACELOOP_KIND_STEP_TYPES, False),
+    ("ai_operation", VERCEL_OPERATION_STEP_TYPES, False),
+)
 # Pydantic AI's retry causes -> failure codes of the failed attempt.
 RETRY_CAUSE_CODES = {"model_retry": "invalid_output", "validation_error": "schema_invalid"}
 
@@ -96,7 +129,11 @@ _UNSUPPORTED = object()  # a value of a shape the allow-list never accepts (byte
 # Stored metadata keys whose value becomes a run's identity column (model.TEXT_FIELD_LIMITS), on spans and
 # on resources.
 SPAN_IDENTITY_FIELDS = {"agent_name": "agent_id", "agent_ref": "agent_id", "agent_version": "agent_version"}
-RESOURCE_IDENTITY_FIELDS = {"service": "agent_id", "service_version": "agent_version", "environment": "environment"}
+RESOURCE_IDENTITY_FIELDS = {"agent_id": "agent_id", "agent_version": "agent_version", "service": "agent_id",
+                            "service_version": "agent_version", "environment": "environment"}
+# Resource keys in the allow-list's order, which is their precedence where several store under one name
+# (agenttracer.environment before deployment.environment.name before deployment.environment).
+_RESOURCE_ORDER = {key: index for index, key in enumerate(RESOURCE_ATTRIBUTES)}
 
 
 @dataclass(slots=True)
@@ -144,6 +181,7 @@ def _resource(attributes: Iterable[KeyValue]) -> tuple[Resource, tuple[str, str]
     known, dropped = _allowed_values(attributes, RESOURCE_ATTRIBUTES)
     # The project is an identifier the Ingest API checks against the slug rule and the key, not metadata.
     project = known.pop(PROJECT_RESOURCE_ATTRIBUTE, None)
+    known = dict(sorted(known.items(), key=lambda item: _RESOURCE_ORDER[item[0]]))
     out = filter_attributes(known, RESOURCE_ATTRIBUTES)
     for key, value in known.items():
         column = RESOURCE_IDENTITY_FIELDS.get(RESOURCE_ATTRIBUTES[key].store_as)
@@ -241,6 +279,8 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
                 return Rejection("", f"attributes[{key}]", text_rule_text(column))
             if has_bad_chars(value):
                 value = None  # the SDK path's metadata rule: a label with control characters is removed
+        elif isinstance(value, list) and any(has_bad_chars(label) for label in value):
+            value = None
         if value is None or entry.store_as in meta or len(meta) >= MAX_META_KEYS:
             # Refused by the policy, a second spelling of a stored key, or past the metadata key limit.
             dropped += 1
@@ -260,19 +300,10 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
             dropped += 1  # the event, unread
     dropped += len(span.links)
 
-    operation = meta.get("operation")
-    kind = meta.get("span_kind")
-    step_type: StepType | None = StepType.OTHER
-    if isinstance(operation, str) and operation in OPERATION_STEP_TYPES:
-        step_type = OPERATION_STEP_TYPES[operation]
-    elif isinstance(kind, str) and kind.upper() in SPAN_KIND_STEP_TYPES:
-        step_type = SPAN_KIND_STEP_TYPES[kind.upper()]
-    elif operation is None and kind is None and parent is None:
-        step_type = None  # a root with no GenAI/OpenInference type is the run's own span
-    if step_type is None and parent is not None:
-        step_type = StepType.OTHER  # a nested agent or chain is a step of the run
-
+    step_type = _step_type(meta, parent is None)
     raw_name = meta.get("tool_name") if step_type is StepType.TOOL else None
+    if raw_name is None and step_type is StepType.TOOL:
+        raw_name = meta.get("entity_name")  # Traceloop's @tool: the decorated function's name
     name = raw_name if isinstance(raw_name, str) else privacy.scrub_name(span.name[: 4 * MAX_NAME_LEN] or "span")[0]
     if text_rule_broken(name, "name"):
         return Rejection("", "name", text_rule_text("name"))
@@ -284,6 +315,8 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
     error = span.status.code == _ERROR or isinstance(meta.get("retry_cause"), str)
     failure_code = _failure_code(meta, error_class) if error else None
     agent_name = meta.get("agent_name")
+    if agent_name is None and meta.get("traceloop_kind") == "agent":
+        agent_name = meta.get("entity_name")
     agent_version = meta.get("agent_version")
     return SpanRecord(
         run_id=run_id,
@@ -304,6 +337,25 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
         dropped=dropped,
         resource=resource,
     )
+
+
+def _step_type(meta: dict[str, Any], is_root: bool) -> StepType | None:
+    """The span's step type by the first vocabulary that knows its value; None for an agent, workflow
+    or chain at the root (the run's own span). A span typed by none of them is a step of type ``other``,
+    unless it is a root without any type attribute."""
+    typed = False
+    for key, vocabulary, upper in _TYPE_SOURCES:
+        value = meta.get(key)
+        if not isinstance(value, str):
+            continue
+        typed = True
+        value = value.upper() if upper else value
+        if value in vocabulary:
+            found = vocabulary[value]
+            if found is None:
+                return None if is_root else StepType.OTHER  # a nested agent or chain is a step of the run
+            return found
+    return None if is_root and not typed else StepType.OTHER
 
 
 def _failure_code(meta: dict[str, Any], error_class: str | None) -> str:

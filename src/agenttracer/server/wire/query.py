@@ -22,7 +22,8 @@ from agenttracer.server.wire.ingest import ApiError, HealthResponse
 # Response models of the read-only Query API (:8001). Field names follow the database columns so the
 # reader maps rows onto them directly; they carry no content, only the execution shape.
 
-MetaValue = str | int | float | bool | None
+# Lists of labels come from OTLP attributes that are lists (finish reasons); SDK metadata is scalars.
+MetaValue = str | int | float | bool | list[str] | None
 
 
 class _Out(BaseModel):
@@ -149,5 +150,9 @@ class HealthOut(HealthResponse):
 
 class ErrorOut(ApiError):
     """An error answer of the Query API, in both APIs' one shape: ``detail`` is the message (404, 401, 403,
-    503) or a list of {loc, msg, type} naming each bad parameter and its rule (422)."""
+    409, 503) or a list of {loc, msg, type} naming each bad parameter and its rule (422)."""
+
+    matches: int | None = Field(
+        default=None, description="On 409 ambiguous_prefix: how many runs' ids begin with the prefix (at most 1000)."
+    )
 
