@@ -1,5 +1,5 @@
 """The frameworks the dev extra installs, run live: each scenario's agent exports straight to a real
-Ingest API (SQLite and PostgreSQL) and must reach the same verdict as its recording.
+Ingest API (on PostgreSQL) and must reach the same verdict as its recording.
 
 The agents are the recorder's own (tests/conformance/record/frameworks), each in a process of its
 own (instrumentors are process-global), all four scenarios at once, against the loopback fake
@@ -34,6 +34,9 @@ from tests.server.otlp_support import stored_text
 from tests.support.db import missing
 
 ROOT = Path(__file__).resolve().parents[2]
+# One database is enough here: the replay tests already hold every recording to its verdict on both, and
+# the live runs cost minutes (a dozen framework processes). PostgreSQL: what production runs on.
+pytestmark = pytest.mark.parametrize("corpus_server", ["postgresql"], indirect=True)
 # Framework -> a module it needs: what the dev extra installs (the others are recorded only).
 LIVE = {
     "pydantic-ai": "pydantic_ai.models.openai",
@@ -57,7 +60,7 @@ def _available(framework: str) -> bool:
 def _run(framework: str, scenario: str, ingest_url: str, model_url: str, version: str) -> tuple[str, int, str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), **FRAMEWORKS[framework].get("env", {}))
     env[VERSION_VARIABLE] = version
-    cmd = command(framework, scenario, ingest_url, f"{model_url}/{version}/{scenario}/v1")
+    cmd = command(framework, scenario, ingest_url, f"{model_url}/{version}/{scenario}/v1", env)
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=240)
     return version, done.returncode, done.stderr[-3000:]
 

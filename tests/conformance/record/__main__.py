@@ -49,7 +49,7 @@ def record(framework: str, scenario: str, receiver_url: str, received: Any, mode
     key = uuid.uuid4().hex[:8]
     env = dict(os.environ, PYTHONPATH=str(ROOT), **spec.get("env", {}))
     started = time.monotonic()
-    done = subprocess.run(command(framework, scenario, receiver_url, f"{model_url}/{key}/{scenario}/v1"),
+    done = subprocess.run(command(framework, scenario, receiver_url, f"{model_url}/{key}/{scenario}/v1", env),
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         raise SystemExit(f"{framework}/{scenario} failed ({done.returncode}):\n{done.stderr[-4000:]}")

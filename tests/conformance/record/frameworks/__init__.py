@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,10 +38,10 @@ FRAMEWORKS: dict[str, dict[str, Any]] = {
 }
 
 
-def command(framework: str, scenario: str, receiver_url: str, model_url: str) -> list[str]:
-    """The command line that runs ``framework`` in ``scenario`` in a process of its own."""
+def command(framework: str, scenario: str, receiver_url: str, model_url: str, env: dict[str, str]) -> list[str]:
+    """The command line that runs ``framework`` in ``scenario`` in a process of its own with ``env``."""
     if framework == "vercel-ai":
         setup = {"canaries": CANARIES, "script": SCRIPTS[scenario], "promptTokens": PROMPT_TOKENS,
-                 "completionTokens": COMPLETION_TOKENS, "version": os.environ.get(VERSION_VARIABLE, "1.0.0")}
+                 "completionTokens": COMPLETION_TOKENS, "version": env.get(VERSION_VARIABLE, "1.0.0")}
         return ["node", str(NODE_DIR / "record.mjs"), scenario, receiver_url, json.dumps(setup)]
     return [sys.executable, "-m", "tests.conformance.record.run_one", framework, scenario, receiver_url, model_url]
