@@ -30,7 +30,8 @@ late step only marks its run's bucket dirty, and ingest never reads or rewrites 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -151,14 +152,26 @@ def _sequential(start: int, end: int, steps: Sequence[StepInterval]) -> tuple[li
     return out, max(0, end - start - covered) / 1000.0
 
 
-def micros(conn: sa.Connection, column: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
-    """A timestamp column as integer microseconds since the epoch, exact on both databases."""
+_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _sqlite_micros(text: str) -> int:
+    # SQLite's naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff' (store/write/step_rows.py); parsed here, not in
+    # SQL, because SQLite's date functions cost several times more per value than this.
+    return (datetime.fromisoformat(text) - _EPOCH) // _MICROSECOND
+
+
+def _same(value: int) -> int:
+    return value
+
+
+def _time_column(conn: sa.Connection, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """A timestamp column as ``add_self_times`` reads it: integer microseconds since the epoch on
+    PostgreSQL (exact: ``extract`` gives a numeric), SQLite's stored text as it is."""
     if is_postgres(conn):
         return sa.cast(sa.extract("epoch", column) * 1_000_000, sa.BigInteger)
-    # SQLite's text 'YYYY-MM-DD HH:MM:SS.ffffff' (always six digits: store/write/step_rows.py).
-    text = sa.type_coerce(column, sa.String)
-    seconds = sa.cast(sa.func.strftime("%s", sa.func.substr(text, 1, 19)), sa.BigInteger)
-    return seconds * 1_000_000 + sa.cast(sa.func.substr(text, 21, 6), sa.BigInteger)
+    return sa.type_coerce(column, sa.String)
 
 
 def timed_run() -> sa.ColumnElement[bool]:
@@ -167,35 +180,60 @@ def timed_run() -> sa.ColumnElement[bool]:
                    runs.c.started_at.is_not(None), runs.c.ended_at.is_not(None))
 
 
+def interval_columns(conn: sa.Connection) -> list[sa.ColumnElement[Any]]:
+    """What ``add_self_times`` reads of a step row (from ``steps`` joined to ``runs``): run id, seq, parent
+    seq, the step's start and end and the run's start and end (microseconds)."""
+    return [steps.c.run_id, steps.c.seq, steps.c.parent_seq, *(_time_column(conn, c) for c in (
+        steps.c.started_at, steps.c.ended_at, runs.c.started_at, runs.c.ended_at))]
+
+
+def add_self_times(conn: sa.Connection, rows: Iterable[Sequence[Any]], nk: int, at: int,
+                   out: dict[tuple[Any, ...], float]) -> None:
+    """Add the self time (ms) of each step row of a timed run to ``out[row[:nk]]``; ``at`` is where the row's
+    ``interval_columns`` start. Rows of one run may come in any order, but every step of it must be there."""
+    us = _same if is_postgres(conn) else _sqlite_micros
+    by_run: dict[Any, list[Sequence[Any]]] = {}
+    for row in rows:
+        found = by_run.get(row[at])
+        if found is None:
+            by_run[row[at]] = [row]
+        else:
+            found.append(row)
+    get = out.get
+    for group in by_run.values():
+        first = group[0]
+        times, _untraced = self_times(us(first[at + 5]), us(first[at + 6]), [
+            (row[at + 1], row[at + 2], us(row[at + 3]), us(row[at + 4])) for row in group
+        ])
+        for row, ms in zip(group, times, strict=True):
+            key = tuple(row[:nk])
+            out[key] = get(key, 0.0) + ms
+
+
+def fetch_rows(conn: sa.Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``query`` as the driver returns them (plain tuples). Self time reads every step row of
+    the runs it covers: SQLAlchemy's Row objects cost about a third of that fetch, and the columns read here
+    need no conversion (``_time_column`` leaves timestamps as integers or text)."""
+    result = conn.execute(query)
+    try:
+        rows: list[tuple[Any, ...]] = list(result.cursor.fetchall())
+    finally:
+        result.close()
+    return rows
+
+
 def self_time_sums(
     conn: sa.Connection, where: list[sa.ColumnElement[bool]], keys: list[sa.ColumnElement[Any]]
 ) -> dict[tuple[Any, ...], float]:
     """Summed self time (ms) of the steps of the timed runs matching ``where`` (conditions on ``runs`` or
     ``steps``), by ``keys`` (per-run expressions) + (step_type, name). Keys are returned as the driver
     gives them."""
-    nk = len(keys)
+    nk = len(keys) + 2
     query = (
-        sa.select(*keys, steps.c.run_id, steps.c.seq, steps.c.parent_seq,
-                  micros(conn, steps.c.started_at), micros(conn, steps.c.ended_at),
-                  micros(conn, runs.c.started_at), micros(conn, runs.c.ended_at),
-                  steps.c.step_type, steps.c.name)
+        sa.select(*keys, steps.c.step_type, steps.c.name, *interval_columns(conn))
         .select_from(steps.join(runs, steps.c.run_id == runs.c.run_id))
         .where(*where, timed_run())
     )
-    by_run: dict[str, list[Any]] = {}
-    for row in conn.execute(query):
-        found = by_run.get(row[nk])
-        if found is None:
-            by_run[row[nk]] = [row]
-        else:
-            found.append(row)
     out: dict[tuple[Any, ...], float] = {}
-    for rows in by_run.values():
-        first = rows[0]
-        times, _untraced = self_times(first[nk + 5], first[nk + 6], [
-            (row[nk + 1], row[nk + 2], row[nk + 3], row[nk + 4]) for row in rows
-        ])
-        for row, ms in zip(rows, times, strict=True):
-            key = (*row[:nk], row[nk + 7], row[nk + 8])
-            out[key] = out.get(key, 0.0) + ms
+    add_self_times(conn, fetch_rows(conn, query), nk, nk, out)
     return out
