@@ -328,7 +328,8 @@ def test_a_page_of_a_long_otlp_run_is_an_ordered_scan_of_its_start_order_index(e
     with engine.begin() as conn:  # 20,000 OTLP steps whose seqs (arrival) run against their start order
         conn.exec_driver_sql(
             "INSERT INTO steps (run_id, seq, step_type, name, status, started_at, ended_at, latency_ms, span_id)"
-            " SELECT %(run_id)s, g, 'tool', 't', 'ok', %(t)s - g * interval '1 ms', %(t)s, 1.0, lpad(to_hex(g), 16, '0')"
+            " SELECT %(run_id)s, g, 'tool', 't', 'ok', %(t)s - g * interval '1 ms', %(t)s, 1.0,"
+            " lpad(to_hex(g), 16, '0')"
             " FROM generate_series(1, 20000) AS g",
             {"run_id": spec.run_id, "t": T0},
         )
