@@ -35,10 +35,11 @@ from agenttracer.store.read.sql import count_if
 from agenttracer.store.rollup.aggregates import Aggregates, Key, RunAgg, StepAgg, later_of
 from agenttracer.store.rollup.histogram import BOUNDS, bucket_of
 from agenttracer.store.rollup.selftime import (
-    add_self_times,
-    fetch_rows,
+    RUN_ORDER,
+    SelfTimeSums,
     interval_columns,
     self_time_sums,
+    stream_rows,
     timed_run,
 )
 from agenttracer.store.schema.tables import rollup_failures, rollup_runs, rollup_steps, runs, steps
@@ -240,10 +241,11 @@ def _aggregate_steps(
     else:
         # One scan gives both the counters and the intervals that self time needs.
         columns = [*keys, steps.c.latency_ms, steps.c.status, steps.c.attempt, timed_run(), *interval_columns(conn)]
-        rows = fetch_rows(conn, sa.select(*columns).select_from(source).where(*where))
-        _add_step_rows(rows, nk, agg_for)
-        self_ms = {}
-        add_self_times(conn, [row for row in rows if row[nk + 3]], nk, nk + 4, self_ms)
+        sums = SelfTimeSums(conn, nk, nk + 4)
+        for chunk in stream_rows(conn, sa.select(*columns).select_from(source).where(*where).order_by(*RUN_ORDER)):
+            _add_step_rows(chunk, nk, agg_for)
+            sums.add(row for row in chunk if row[nk + 3])
+        self_ms = sums.finish()
     for key, ms in self_ms.items():
         agg_for(key).self_ms += ms
 

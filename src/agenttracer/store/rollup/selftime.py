@@ -30,7 +30,7 @@ late step only marks its run's bucket dirty, and ingest never reads or rewrites 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -167,7 +167,7 @@ def _same(value: int) -> int:
 
 
 def _time_column(conn: sa.Connection, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-    """A timestamp column as ``add_self_times`` reads it: integer microseconds since the epoch on
+    """A timestamp column as ``SelfTimeSums`` reads it: integer microseconds since the epoch on
     PostgreSQL (exact: ``extract`` gives a numeric), SQLite's stored text as it is."""
     if is_postgres(conn):
         return sa.cast(sa.extract("epoch", column) * 1_000_000, sa.BigInteger)
@@ -181,45 +181,72 @@ def timed_run() -> sa.ColumnElement[bool]:
 
 
 def interval_columns(conn: sa.Connection) -> list[sa.ColumnElement[Any]]:
-    """What ``add_self_times`` reads of a step row (from ``steps`` joined to ``runs``): run id, seq, parent
+    """What ``SelfTimeSums`` reads of a step row (from ``steps`` joined to ``runs``): run id, seq, parent
     seq, the step's start and end and the run's start and end (microseconds)."""
     return [steps.c.run_id, steps.c.seq, steps.c.parent_seq, *(_time_column(conn, c) for c in (
         steps.c.started_at, steps.c.ended_at, runs.c.started_at, runs.c.ended_at))]
 
 
-def add_self_times(conn: sa.Connection, rows: Iterable[Sequence[Any]], nk: int, at: int,
-                   out: dict[tuple[Any, ...], float]) -> None:
-    """Add the self time (ms) of each step row of a timed run to ``out[row[:nk]]``; ``at`` is where the row's
-    ``interval_columns`` start. Rows of one run may come in any order, but every step of it must be there."""
-    us = _same if is_postgres(conn) else _sqlite_micros
-    by_run: dict[Any, list[Sequence[Any]]] = {}
-    for row in rows:
-        found = by_run.get(row[at])
-        if found is None:
-            by_run[row[at]] = [row]
-        else:
-            found.append(row)
-    get = out.get
-    for group in by_run.values():
+# Rows of one run come together when ordered so (the runs' (started_at, run_id) index gives the order), and
+# the accumulator sums a run as soon as its last row has passed: memory stays bounded by the chunk and the
+# largest run, whatever the number of steps read.
+RUN_ORDER = (runs.c.started_at, runs.c.run_id)
+CHUNK_ROWS = 10_000
+
+
+class SelfTimeSums:
+    """Sums of self time (ms) by ``row[:nk]`` over step rows of timed runs, fed in chunks in ``RUN_ORDER``;
+    ``at`` is where a row's ``interval_columns`` start."""
+
+    def __init__(self, conn: sa.Connection, nk: int, at: int) -> None:
+        self.sums: dict[tuple[Any, ...], float] = {}
+        self._us = _same if is_postgres(conn) else _sqlite_micros
+        self._nk, self._at = nk, at
+        self._run: Any = None
+        self._rows: list[Sequence[Any]] = []
+
+    def add(self, rows: Iterable[Sequence[Any]]) -> None:
+        at = self._at
+        for row in rows:
+            if row[at] != self._run:
+                self._flush()
+                self._run = row[at]
+            self._rows.append(row)
+
+    def finish(self) -> dict[tuple[Any, ...], float]:
+        self._flush()
+        return self.sums
+
+    def _flush(self) -> None:
+        group = self._rows
+        if not group:
+            return
+        us, at, nk, sums = self._us, self._at, self._nk, self.sums
         first = group[0]
         times, _untraced = self_times(us(first[at + 5]), us(first[at + 6]), [
             (row[at + 1], row[at + 2], us(row[at + 3]), us(row[at + 4])) for row in group
         ])
         for row, ms in zip(group, times, strict=True):
             key = tuple(row[:nk])
-            out[key] = get(key, 0.0) + ms
+            sums[key] = sums.get(key, 0.0) + ms
+        self._rows = []
 
 
-def fetch_rows(conn: sa.Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
-    """The rows of ``query`` as the driver returns them (plain tuples). Self time reads every step row of
-    the runs it covers: SQLAlchemy's Row objects cost about a third of that fetch, and the columns read here
-    need no conversion (``_time_column`` leaves timestamps as integers or text)."""
+def stream_rows(conn: sa.Connection, query: sa.Select[Any]) -> Iterator[Sequence[Sequence[Any]]]:
+    """The rows of ``query`` in chunks, never all at once. Self time reads every step row of the runs it
+    covers. PostgreSQL: a server-side cursor (libpq would otherwise hold the whole result). SQLite: the
+    driver's cursor, which steps through the result as it is read, and its plain tuples — SQLAlchemy's Row
+    objects cost about a third of that fetch, and the columns read here need no conversion
+    (``_time_column``)."""
+    if is_postgres(conn):
+        yield from conn.execute(query.execution_options(yield_per=CHUNK_ROWS)).partitions()
+        return
     result = conn.execute(query)
     try:
-        rows: list[tuple[Any, ...]] = list(result.cursor.fetchall())
+        while chunk := result.cursor.fetchmany(CHUNK_ROWS):
+            yield chunk
     finally:
         result.close()
-    return rows
 
 
 def self_time_sums(
@@ -234,6 +261,7 @@ def self_time_sums(
         .select_from(steps.join(runs, steps.c.run_id == runs.c.run_id))
         .where(*where, timed_run())
     )
-    out: dict[tuple[Any, ...], float] = {}
-    add_self_times(conn, fetch_rows(conn, query), nk, nk, out)
-    return out
+    sums = SelfTimeSums(conn, nk, nk)
+    for chunk in stream_rows(conn, query.order_by(*RUN_ORDER)):
+        sums.add(chunk)
+    return sums.finish()
