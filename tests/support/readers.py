@@ -17,6 +17,7 @@ from a thread until stopped (at most ``max_batches``). Loopback addresses only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import threading
 import time
@@ -38,6 +39,8 @@ KINDS = ("runs", "run", "stats", "agents")
 
 class EventLike(Protocol):
     def wait(self, timeout: float | None = None) -> bool: ...
+
+    def set(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -98,11 +101,16 @@ async def _reader(client: httpx.AsyncClient, index: int, rounds: int, run_ids: S
             await asyncio.sleep(min(float(retry_after), MAX_RETRY_AFTER_S))
 
 
-def _probe(url: str, done: EventLike, timeout_s: float, out: Connection) -> None:
+def _probe(url: str, ready: EventLike, done: EventLike, timeout_s: float, out: Connection) -> None:
     """Asks /health until ``done``; sends its answers through ``out``. It runs in a process of its own: the
-    readers' work in the load's process would otherwise delay (and so falsify) its timings."""
+    readers' work in the load's process would otherwise delay (and so falsify) its timings. A first,
+    unrecorded request pays the new process's one-time costs (imports, the first connection) before
+    ``ready`` lets the readers start."""
     answers: list[Answer] = []
     with httpx.Client(base_url=url, timeout=timeout_s) as client:
+        with contextlib.suppress(httpx.HTTPError):
+            client.get("/health")
+        ready.set()
         while True:
             started = time.monotonic()
             try:
@@ -124,10 +132,11 @@ async def read_load(url: str, *, readers: int, rounds: int, run_ids: Sequence[st
     counts as unanswered (error ``budget``): a server that hangs cannot hold the load up for long."""
     result = LoadResult()
     spawn = multiprocessing.get_context("spawn")
-    done = spawn.Event()
+    ready, done = spawn.Event(), spawn.Event()
     receive, send = spawn.Pipe(duplex=False)
-    probe = spawn.Process(target=_probe, args=(url, done, timeout_s, send), name="health-probe", daemon=True)
+    probe = spawn.Process(target=_probe, args=(url, ready, done, timeout_s, send), name="health-probe", daemon=True)
     probe.start()
+    await asyncio.to_thread(ready.wait, timeout_s + 30)
     started = time.monotonic()
     # One client, one connection per reader: a client each would cost the load process more than the server.
     # A connection per request (``Connection: close``): a busy load process can leave a kept-alive connection
