@@ -12,6 +12,7 @@ import pytest
 
 from agenttracer import privacy
 from agenttracer.privacy import REASONS, Removal, scrub_message, scrub_metadata, scrub_name
+from agenttracer.privacy.policy import check_value
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -294,3 +295,36 @@ def test_refused_keys_are_reported_in_a_safe_form() -> None:
     assert privacy.reportable_key("alice@example.com", 3) == "[key 3]"
     assert privacy.reportable_key("user_4155550132", 1) == "[key 1]"
     assert privacy.reportable_key(42, 2) == "[key 2]"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("4155550132", "phone"),  # ten digits joined, dialable in North America
+        ("callback 2125550100", "phone"),
+        ("https://api.example.com/v1/export?token=abc123", "secret"),
+        ("https://hooks.example.com/cb?state=1&access_token=ya29", "secret"),
+        ("https://bucket.example.com/o?X-Amz-Signature=4f6d2a", "secret"),
+        ("https://files.example.com/d?sig=Qm9v", "secret"),
+        ("U2VjcmV0LXBheWxvYWQtMTIzNDU2Nzg5MA==", "secret"),  # a base64 blob
+        ("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08e3b0c442", "secret"),  # 72 hex digits
+    ],
+)
+def test_labels_and_names_refuse_joined_phones_credential_urls_and_blobs(value: str, reason: str) -> None:
+    assert check_value(value) == (None, reason)
+    assert scrub_name(value) == ("[redacted]", reason)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1765100000",  # Unix seconds
+        "4711327790",  # a 10-digit id whose exchange starts with 1: no one can dial it
+        "https://api.example.com/v1/chat?max_tokens=256&page=2",
+        "sha256:8c207ef408c8bf601c6f900f3b19f80ba4ae411d58281527cc1929bd527ebeda",
+        "00-053397317744515832df873560a70335-50134ef2c8f3239c-01",
+        "My-Agent-Pipeline-Version-2-Production-East",
+    ],
+)
+def test_look_alikes_of_those_pass(value: str) -> None:
+    assert check_value(value) == (value, None)

@@ -237,3 +237,19 @@ def test_the_examples_run_against_a_live_server(example: str, live_ingest: str, 
         assert {r["failure_type"] for r in runs} >= {"tool", "model", "retrieval", "orchestration"}
     if example == "customer_support_agent.py":
         assert all(r["status"] == "success" for r in runs) and sum(r["retry_count"] for r in runs) >= 1
+
+
+def test_the_tracers_project_names_where_its_runs_go(live_ingest: str, live_query: str) -> None:
+    """Without keys, ``AgentTracer(project=…)`` (or AGENTTRACER_PROJECT) chooses the runs' project."""
+    tracer = AgentTracer(agent_id="team-agent", agent_version="v1", environment="test", api_url=live_ingest,
+                         project="team-x")
+    with tracer.start_run() as run, run.step("tool", "lookup"):
+        pass
+    assert tracer.flush(10)
+    tracer.shutdown(5)
+    detail = run_detail(live_query, run.run_id)
+    assert detail["run"]["project"] == "team-x" and len(detail["steps"]) == 1
+    listed = httpx.get(f"{live_query}/v1/runs", params={"project": "team-x"}, timeout=10).json()["items"]
+    assert [r["run_id"] for r in listed] == [run.run_id]
+    with pytest.raises(ValueError, match="project"):
+        AgentTracer(agent_id="team-agent", api_url=live_ingest, project="Team X")

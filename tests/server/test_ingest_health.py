@@ -3,20 +3,17 @@ ingest answers 503 with Retry-After (the batch was not stored and can be retried
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
-import orjson
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.server.ingest import app as ingest
 from agenttracer.server.ingest import create_app
 from agenttracer.server.settings import Settings
 from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.schema.migrate import upgrade
 from agenttracer.store.schema.tables import rollup_dirty
 from tests.support.events import full_run
 from tests.support.servers import free_port, serve_app
@@ -58,38 +55,6 @@ def test_database_down_gives_503_with_retry_after(kind: str, tmp_path: Path) -> 
         assert "postgres@" not in resp.text and "not-a-database" not in resp.text
 
 
-def test_batches_beyond_the_concurrency_limit_wait_then_get_503(
-    monkeypatch: pytest.MonkeyPatch, live_settings: Settings
-) -> None:
-    monkeypatch.setattr(ingest, "MAX_CONCURRENT_BATCHES", 1)
-    monkeypatch.setattr(ingest, "BUSY_WAIT_SECONDS", 0.3)
-    body = orjson.dumps({"events": full_run()})
-    first_chunk_sent, release = threading.Event(), threading.Event()
-
-    def slow_body() -> Iterator[bytes]:
-        yield body[:10]
-        first_chunk_sent.set()
-        release.wait(10)
-        yield body[10:]
-
-    answers: list[httpx.Response] = []
-    with serve_app(ingest.create_app(live_settings)) as base:
-        sender = threading.Thread(
-            target=lambda: answers.append(
-                httpx.post(f"{base}/v1/ingest", content=slow_body(), headers={"content-type": "application/json"})
-            )
-        )
-        sender.start()
-        assert first_chunk_sent.wait(10)
-        time.sleep(0.1)  # the first batch now holds the only slot while its body trickles in
-        busy = httpx.post(f"{base}/v1/ingest", json={"events": full_run()}, timeout=10)
-        release.set()
-        sender.join(10)
-    assert busy.status_code == 503 and busy.json()["error"] == "server_busy"
-    assert int(busy.headers["retry-after"]) > 0
-    assert answers and answers[0].status_code == 200 and answers[0].json()["accepted"] == 5
-
-
 def test_health_is_503_when_the_database_refuses_writes(db_url: str, backend: str) -> None:
     """A database that answers reads but refuses writes (SQLite opened read-only, a PostgreSQL session in
     read-only mode) cannot take a single batch: health says so instead of "ok"."""
@@ -115,3 +80,34 @@ def test_health_probe_writes_nothing(live_ingest: str, db_url: str) -> None:
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(rollup_dirty)).scalar() == 0
     engine.dispose()
+
+
+def test_health_stays_503_on_a_full_disk_until_a_batch_is_stored(tmp_path: Path) -> None:
+    """A full disk (SQLite's max_page_count caps the file at its current size) fails the batches that need new
+    pages but not the rolled-back probe: health must keep saying not_writable, however long ago the failure
+    was, until a batch is stored again."""
+    url = f"sqlite:///{(tmp_path / 'full.db').as_posix()}"
+    upgrade_engine = make_engine(url)
+    upgrade(upgrade_engine)
+    upgrade_engine.dispose()
+    cap: list[int | None] = [None]
+    engine = make_engine(url, poolclass=sa.pool.NullPool)
+
+    @sa.event.listens_for(engine, "connect")
+    def _cap(dbapi_conn: Any, _record: Any) -> None:
+        if cap[0] is not None:
+            dbapi_conn.execute(f"PRAGMA max_page_count = {cap[0]}")
+
+    with engine.connect() as conn:
+        cap[0] = int(conn.exec_driver_sql("PRAGMA page_count").scalar() or 0)
+    big = [*full_run(steps=400)]
+    with serve_app(create_app(Settings(database_url=url), engine=engine)) as base:
+        failed = httpx.post(f"{base}/v1/ingest", json={"events": big}, timeout=30)
+        assert failed.status_code == 503, failed.text
+        # The rolled-back probe still passes on this disk: only the remembered failure (no time limit) says so.
+        health = httpx.get(f"{base}/health", timeout=10)
+        assert health.status_code == 503 and health.json()["database"] == "not_writable", health.text
+        assert "none has been stored since" in health.json()["detail"]
+        cap[0] = None  # room again
+        assert httpx.post(f"{base}/v1/ingest", json={"events": big}, timeout=30).status_code == 200
+        assert httpx.get(f"{base}/health", timeout=10).status_code == 200

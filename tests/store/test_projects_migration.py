@@ -16,7 +16,7 @@ from agenttracer.server import query
 from agenttracer.server.settings import Settings
 from agenttracer.store.keys import hash_key
 from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import current_revision, head_revision, upgrade
+from agenttracer.store.schema.migrate import current_revision, downgrade, head_revision, upgrade
 from tests.support.servers import serve_app
 
 START = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=3)
@@ -106,3 +106,20 @@ def test_a_database_at_the_previous_head_keeps_every_run_in_default(empty_db_url
         today = _answers(url)
     assert today == migrated
 
+
+
+def test_sqlite_migrations_that_copy_runs_keep_its_steps_both_ways(tmp_path: Any) -> None:
+    """SQLite alters ``runs`` by copying it; with foreign keys on, dropping the old table cascaded into
+    steps and failures (every step was lost by an upgrade that added a column to runs)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'copy.db'}")
+    upgrade(engine, "0004")
+    with engine.begin() as conn:
+        _fill(conn, [str(uuid.uuid4()) for _ in range(12)])
+    upgrade(engine)
+    downgrade(engine, "0004")
+    with engine.connect() as conn:
+        counts = [conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
+                  for t in ("runs", "steps", "failures")]
+        assert conn.execute(sa.text("PRAGMA foreign_keys")).scalar_one() == 1
+    assert counts == [12, 24, 3]
+    engine.dispose()

@@ -46,6 +46,7 @@ import httpx
 import pytest
 import uvicorn
 
+from agenttracer.server.connections import ConnectionTimeouts, uvicorn_options
 from agenttracer.server.settings import Settings
 
 STARTUP_TIMEOUT_S = 15.0
@@ -66,13 +67,15 @@ class _QuietServer(uvicorn.Server):
 
 
 @contextlib.contextmanager
-def serve_app(app: Any, *, log_level: str = "warning") -> Iterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1:<free port> in a thread; yield ``http://127.0.0.1:<port>``."""
+def serve_app(app: Any, *, log_level: str = "warning", timeouts: ConnectionTimeouts | None = None) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1:<free port> in a thread; yield ``http://127.0.0.1:<port>``.
+    Connections get the servers' header and idle timeouts (``timeouts``, default: the settings' defaults)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False)
+    config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False,
+                            **uvicorn_options(timeouts or ConnectionTimeouts()))
     server = _QuietServer(config)
     errors: list[BaseException] = []
 

@@ -156,6 +156,7 @@ _LABELS = {"ingest": "Ingest API", "query": "Query API", "ui": "Dashboard"}
 
 
 def _run(services: list[Any], settings: Any) -> None:
+    from agenttracer.server.connections import ConnectionTimeouts
     from agenttracer.server.runner import StartupError, freeze_startup_heap, serve
 
     _configure_logging(settings.log_level, settings.log_format)
@@ -194,7 +195,8 @@ def _run(services: list[Any], settings: Any) -> None:
     freeze_startup_heap()  # the apps, engines and workers above are built: they live as long as we do
     try:
         # logging levels were set above
-        serve(services, on_started=announce, shutdown_timeout_s=settings.shutdown_timeout_seconds)
+        timeouts = ConnectionTimeouts(header_s=settings.header_timeout_seconds, idle_s=settings.idle_timeout_seconds)
+        serve(services, on_started=announce, shutdown_timeout_s=settings.shutdown_timeout_seconds, timeouts=timeouts)
     except StartupError as exc:
         raise _fail(str(exc)) from None
     finally:

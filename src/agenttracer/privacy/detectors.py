@@ -3,7 +3,8 @@
 Each detector is a precompiled regular expression that proposes candidate spans plus, where the
 pattern alone would produce false positives, a validator (Luhn for cards, mod-97 for IBANs, the
 ``ipaddress`` module for IPv6). Patterns are written so that the identifiers operators do store
-pass: UUIDs, 13-digit millisecond timestamps, 9-10 digit ids, git SHAs, versions, order numbers
+pass: UUIDs, 13-digit millisecond timestamps, 9-digit ids and 10-digit ids that no North American could
+dial, git SHAs and digests, versions, order numbers
 such as ``ORD-2024-000123``, HTTP codes, model and tool names, hostnames.
 
 ``find_reason`` answers "may this short text be stored?" and returns at the first hit;
@@ -93,6 +94,7 @@ _PHONE = re.compile(
     r"|1[\s.\-]?[2-9]\d{2}[\s.\-]?[2-9]\d{2}[\s.\-]?\d{4}"  # 1-415-555-0132, 14155550132
     r"|0[1-9]\d{1,3}[\s.\-]\d{3,4}[\s.\-]?\d{3,4}"  # 020 7946 0958, 07700 900123
     r"|0[1-9]\d{9}"  # 02079460958
+    r"|[2-9]\d{2}[2-9]\d{6}"  # 4155550132: ten digits a North American could dial
     r"|\d(?:[ \-.]\d){9,14}"  # one digit at a time
     r")(?![\w])"
     r"|(?<![a-z])(?:phone|tel|mobile|cell|call|sms|fax|whatsapp)(?:\s*(?:no|nr|num|number|#)\.?)?[\s:=#.\-]*"
@@ -190,14 +192,27 @@ _SECRET_BARE = re.compile(  # AWS and Google keys: 20+ letters and digits withou
     r"(?<![a-z0-9])(?:a(?:kia|sia|gpa|ida|roa|npa|nva|ipa|bia|cca)[a-z0-9]{16}(?![a-z0-9])|aiza[0-9a-z\-_]{30,})",
     re.IGNORECASE,
 )
-# The shape of an AWS secret access key: exactly 40 base64 characters mixing upper case, lower case and
-# digits (git SHAs are lower-case hex, so they never qualify).
-_SECRET_BASE64_40 = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+# Blobs: a run of 32+ base64 / base64url characters (an AWS secret access key, an encoded token or
+# payload), or of more than 64 hex digits. A base64 blob mixes upper case, lower case and digits, with few
+# '-'/'_' in it; git SHAs and sha256 digests (64 lower-case hex), UUIDs and trace ids (lower-case hex), and
+# kebab-case names (many separators) never qualify.
+_BLOB = re.compile(r"(?<![A-Za-z0-9/+=_\-])[A-Za-z0-9/+_\-]{32,}={0,2}(?![A-Za-z0-9/+=_\-])")
+_HEX_BLOB_LEN = 64
 
 
-def _base64_key_ok(m: re.Match[str]) -> bool:
-    text = m.group(0)
-    return any(c.isupper() for c in text) and any(c.islower() for c in text) and any(c.isdigit() for c in text)
+def _blob_ok(m: re.Match[str]) -> bool:
+    text = m.group(0).rstrip("=")
+    compact = text.replace("-", "")
+    if len(compact) > _HEX_BLOB_LEN and all(c in "0123456789abcdefABCDEF" for c in compact):
+        # Random hex mixes digits and letters; "EEEE…" or "0000…" is padding, not a blob.
+        return any(c.isdigit() for c in compact) and any(c.isalpha() for c in compact)
+    separators = text.count("-") + text.count("_")
+    return (
+        separators * 10 <= len(text)
+        and any(c.isupper() for c in text)
+        and any(c.islower() for c in text)
+        and any(c.isdigit() for c in text)
+    )
 
 
 _SECRET_URL = re.compile(r"[a-z][a-z0-9+.\-]*://[^\s/?#@:]*:[^\s/?#@]*@", re.IGNORECASE)  # scheme://user:pass@
@@ -208,6 +223,13 @@ _SECRET_ASSIGNMENT = re.compile(  # needs ':' or '='
     r"(?<![a-z])(?:password|passwd|pwd|passphrase|secret|api[_\-]?key|access[_\-]?key|secret[_\-]?key|"
     r"(?:auth|access|refresh|id|session)[_\-]?token|client[_\-]?secret|private[_\-]?key)\s*[:=]\s*[^\s,;&]{3,}"
     r"|(?<![a-z_])(?:token|key|sig|signature|code)=[a-z0-9%\-._~+/]{16,}",
+    re.IGNORECASE,
+)
+# A URL query parameter that carries a credential, whatever its length: ?token=, &access_token=, ?api_key=,
+# ?sig=, &X-Amz-Signature=, ?code= (an OAuth grant). "max_tokens" (a count) is not one.
+_SECRET_QUERY = re.compile(
+    r"[?&;](?:[a-z0-9_.\-]*(?:token(?!s)|secret|passw(?:or)?d|pwd|api[_\-]?key|signature|credential|session)"
+    r"[a-z0-9_.\-]*|key|sig|code|auth|sid|jwt)=[^&#\s]{3,}",
     re.IGNORECASE,
 )
 
@@ -250,7 +272,10 @@ _SECRET_PREFIX_HINT = re.compile(r"sk[-_]|rk[-_]|gh[pousr]_|github_pat|xox|hf_|n
 _SECRET_BARE_HINT = re.compile(r"a(?:kia|sia|gpa|ida|roa|npa|nva|ipa|bia|cca|iza)")
 _SECRET_ASSIGNMENT_HINT = re.compile(r"pass|pwd|secret|key|token|sig|code")
 _IBAN_HINT = re.compile(r"[A-Za-z]{2}\d{2}")
-_PHONE_JOINED = re.compile(r"1[2-9]\d{2}[2-9]\d{6}|0[1-9]\d{9}")
+# A 10-digit number is a North American phone number when its area code and exchange start with 2-9;
+# 10-digit ids of other shapes (Unix times in seconds start with 1) pass.
+_NANP_LEAD = frozenset("23456789")
+_PHONE_JOINED = re.compile(r"(?<!\d)(?:1[2-9]\d{2}[2-9]\d{6}|0[1-9]\d{9}|[2-9]\d{2}[2-9]\d{6})(?!\d)")
 
 
 _FIND_CARD = _finder(_CARD, _card_ok)
@@ -258,7 +283,8 @@ _FIND_PHONE_JOINED = _finder(_PHONE_JOINED)
 _FIND_SECRET_PREFIXED = _finder(_SECRET_PREFIXED, _secret_ok)
 _FIND_SECRET_BARE = _finder(_SECRET_BARE)
 _FIND_SECRET_URL = _finder(_SECRET_URL)
-_FIND_SECRET_BASE64_40 = _finder(_SECRET_BASE64_40, _base64_key_ok)
+_FIND_BLOB = _finder(_BLOB, _blob_ok)
+_FIND_SECRET_QUERY = _finder(_SECRET_QUERY)
 _FIND_SECRET_HEADER = _finder(_SECRET_HEADER, _secret_ok)
 _FIND_SECRET_ASSIGNMENT = _finder(_SECRET_ASSIGNMENT)
 _FIND_EMAIL_WORDS = _finder(_EMAIL_WORDS)
@@ -277,10 +303,10 @@ def _rules(text: str) -> list[Rule]:
     rules: list[Rule] = []
     if (
         text.isdigit() and text.isascii()
-    ):  # pure numbers: only cards (13-19 digits) and joined phone numbers (11 digits)
+    ):  # pure numbers: only cards (13-19 digits) and joined phone numbers (10-11 digits)
         if len(text) >= 13 and text[0] in "23456":
             rules.append((R.PAYMENT_CARD, _FIND_CARD))
-        elif len(text) == 11:
+        elif len(text) == 11 or (len(text) == 10 and text[0] in _NANP_LEAD and text[3] in _NANP_LEAD):
             rules.append((R.PHONE, _FIND_PHONE_JOINED))
         return rules
     if len(text) == 36 and _UUID.fullmatch(text):
@@ -293,14 +319,16 @@ def _rules(text: str) -> list[Rule]:
         rules.append((R.SECRET, _FIND_SECRET_PREFIXED))
     if len(text) >= 20 and _SECRET_BARE_HINT.search(lower):
         rules.append((R.SECRET, _FIND_SECRET_BARE))
-    if len(text) >= 40:
-        rules.append((R.SECRET, _FIND_SECRET_BASE64_40))
+    if len(text) >= 32:
+        rules.append((R.SECRET, _FIND_BLOB))
     if "://" in text:
         rules.append((R.SECRET, _FIND_SECRET_URL))
     if has_space and ("bearer" in lower or "token" in lower or "basic" in lower):
         rules.append((R.SECRET, _FIND_SECRET_HEADER))
     if ("=" in text or ":" in text) and _SECRET_ASSIGNMENT_HINT.search(lower):
         rules.append((R.SECRET, _FIND_SECRET_ASSIGNMENT))
+    if "=" in text and ("?" in text or "&" in text or ";" in text):
+        rules.append((R.SECRET, _FIND_SECRET_QUERY))
     if "@" in text or "%" in text or "&" in text or ("at" in lower and any(b in text for b in "[({<")):
         rules.append((R.EMAIL, _email_spans))
     if has_space and " at " in lower and " dot " in lower:

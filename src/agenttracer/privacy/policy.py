@@ -175,8 +175,9 @@ def check_label(value: str, max_len: int = MAX_META_STRING_LEN) -> tuple[str | N
 def _number_reason(value: int) -> str | None:
     if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
         return R.INT_OUT_OF_RANGE
-    # Numbers can carry a card or phone number too; 9-10 digit ids and 13-digit timestamps pass.
-    if value >= 10**8 or value <= -(10**8):
+    # Numbers can carry a card or an 11-digit phone number too; 9-10 digit ids (2**32 - 1 included: a
+    # number is a count or an id, unlike a 10-digit string) and 13-digit timestamps pass.
+    if value >= 10**10 or value <= -(10**10):
         return find_reason(str(abs(value)))
     return None
 

@@ -61,7 +61,8 @@ REASONS: dict[str, str] = {
     IBAN: "The text contains an IBAN (country length and mod-97 check).",
     IP_ADDRESS: "The text contains an IPv4 or IPv6 address (loopback and unspecified addresses are allowed).",
     SECRET: "The text contains a credential: API keys (sk-, AKIA, ghp_, xox., ...), a JWT, a PEM block, "
-    "user:password@ in a URL, a Bearer/Basic header or a password=... assignment.",
+    "user:password@ in a URL, a credential in a URL query (?token=, ?api_key=, ?sig=, ...), a Bearer/Basic "
+    "header, a password=... assignment, or a long base64 or hex blob.",
     PROSE: "The text reads like a sentence (too many words, or a question/sentence) and may be user content.",
     POLICY_ERROR: "The policy could not evaluate the input, so it kept nothing of it (fail closed).",
 }

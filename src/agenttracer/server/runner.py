@@ -29,6 +29,8 @@ from typing import Any
 
 import uvicorn
 
+from agenttracer.server.connections import ConnectionTimeouts, uvicorn_options
+
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
 # After the graceful part: time for the lifespan shutdowns (engines disposed, workers stopped) before the
@@ -63,7 +65,8 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _config(service: Service, log_level: str | None, shutdown_timeout_s: float) -> uvicorn.Config:
+def _config(service: Service, log_level: str | None, shutdown_timeout_s: float,
+            timeouts: ConnectionTimeouts) -> uvicorn.Config:
     return uvicorn.Config(
         service.app,
         host=service.host,
@@ -75,8 +78,9 @@ def _config(service: Service, log_level: str | None, shutdown_timeout_s: float) 
         lifespan="on",
         # Each API logs one line per request itself, with its request id (server/observe.py).
         access_log=False,
-        # Keep-alive idle connections must not hold up a graceful stop for long.
-        timeout_keep_alive=5,
+        # Slow headers and idle keep-alive connections are closed (server/connections.py); idle ones also
+        # must not hold up a graceful stop for long.
+        **uvicorn_options(timeouts),
         timeout_graceful_shutdown=max(int(shutdown_timeout_s), 1) if shutdown_timeout_s else None,
         server_header=False,
     )
@@ -103,10 +107,11 @@ class Runner:
     """Runs services together; ``stop()`` (or a signal) begins a graceful shutdown of all of them."""
 
     def __init__(self, services: Sequence[Service], *, log_level: str | None = None,
-                 shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> None:
+                 shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
+                 timeouts: ConnectionTimeouts = ConnectionTimeouts()) -> None:
         self.services = list(services)
         self.shutdown_timeout_s = shutdown_timeout_s
-        self.servers = [_Server(_config(s, log_level, shutdown_timeout_s)) for s in self.services]
+        self.servers = [_Server(_config(s, log_level, shutdown_timeout_s, timeouts)) for s in self.services]
         self._stopping = False
         self._watchdog: threading.Timer | None = None
         self._failed: list[str] = []
@@ -203,7 +208,8 @@ def freeze_startup_heap() -> None:
 
 
 def serve(services: Sequence[Service], *, log_level: str | None = None, on_started: OnStarted | None = None,
-          shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> None:
+          shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
+          timeouts: ConnectionTimeouts = ConnectionTimeouts()) -> None:
     """Serve ``services`` in this process until SIGINT/SIGTERM; raises StartupError if one cannot start.
 
     Sockets are bound before any app starts, so a taken port fails fast and nothing half-starts. After a
@@ -219,4 +225,4 @@ def serve(services: Sequence[Service], *, log_level: str | None = None, on_start
             if svc.sock is not None:
                 svc.sock.close()
         raise
-    Runner(bound, log_level=log_level, shutdown_timeout_s=shutdown_timeout_s).run(on_started)
+    Runner(bound, log_level=log_level, shutdown_timeout_s=shutdown_timeout_s, timeouts=timeouts).run(on_started)

@@ -85,6 +85,16 @@ class Settings:
     # After SIGTERM/SIGINT, requests in flight get this long to finish; the process is gone at the
     # latest 3 seconds later (server/runner.py).
     shutdown_timeout_seconds: int = 10
+    # Slow and idle connections (server/connections.py, server/ingest/admission.py). A connection must send
+    # a request's complete headers within header_timeout_seconds of opening (or of its previous answer),
+    # an Ingest API request its whole body within body_timeout_seconds of the start of the read (else 408);
+    # a keep-alive connection idle for idle_timeout_seconds is closed.
+    header_timeout_seconds: int = 10
+    body_timeout_seconds: int = 30
+    idle_timeout_seconds: int = 5
+    # Write requests one client (its API key; its address without a key) may have in progress at once on
+    # the Ingest API; past it, 429 with Retry-After. It also holds at most half the write slots.
+    max_requests_per_client: int = 16
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

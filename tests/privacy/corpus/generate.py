@@ -139,6 +139,8 @@ def phones() -> Iterator[tuple[str, str, str]]:
             "embedded_dotted": embed(f"{number[:3]}.{number[3:6]}.{number[6:]}"),
         }.items():
             yield spelling, value, number
+    for number in ("2125550100", "4155550132", "6465550199"):
+        yield "joined_10", number, number
     uk = ["2079460958", "1134960123", "7700900123", "1632960456"]
     for number in uk:
         spellings = {
@@ -282,6 +284,31 @@ def _rand(alphabet: str, n: int) -> str:
     return "".join(rng.choice(alphabet) for _ in range(n))
 
 
+def not_dialable(number: str) -> str:
+    """A 10-digit id that is no North American phone number (its exchange starts with 1): ten digits whose
+    area code and exchange both start with 2-9 ARE one, whatever the sender meant."""
+    if len(number) == 10 and number[0] in "23456789" and number[3] in "23456789":
+        return number[:3] + "1" + number[4:]
+    return number
+
+
+# Credentials in URL query parameters, and encoded blobs, of every length (no rng: fixed values).
+QUERY_SECRETS = [
+    ("url_token", "https://api.example.com/v1/export?token={}", "Zk3q9Lm2Xw"),
+    ("url_access_token", "https://hooks.example.com/cb?state=1&access_token={}", "ya29a0Af3kQ"),
+    ("url_amz_signature", "https://bucket.example.com/o.json?X-Amz-Expires=60&X-Amz-Signature={}", "4f6d2a9c1b77"),
+    ("url_api_key", "wss://rt.example.com/socket?api_key={}", "k9f8e7d6c5"),
+    ("url_sig", "https://files.example.com/d/1?se=2026&sig={}", "Qm9vdHM5Zz"),
+    ("url_code", "https://app.example.com/oauth/callback?code={}&state=xyz", "4/0AeanS0b"),
+]
+BLOBS = [
+    "U2VjcmV0LXBheWxvYWQtMTIzNDU2Nzg5MA==",
+    "eTkzNzRhYmNkZWZHSElKS0xNTk9QUVJTVFVWV1hZWmFiY2Q",
+    "3Q7wPz9XkV2mN8rT4yB6cF1hJ5gL0sDq",
+    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08e3b0c44298fc1c149afbf4c8996fb924",
+]
+
+
 def secrets() -> Iterator[tuple[str, str, str]]:
     alnum = string.ascii_letters + string.digits
     b64u = alnum + "-_"
@@ -329,6 +356,11 @@ def secrets() -> Iterator[tuple[str, str, str]]:
             "fullwidth": fullwidth(jwt),
         }.items():
             yield spelling, value, jwt
+    for spelling, template, secret in QUERY_SECRETS:
+        yield spelling, template.format(secret), secret
+    for blob in BLOBS:
+        yield "blob", blob, blob
+        yield "blob_embedded", f"payload {blob}", blob
     for kind in ("RSA PRIVATE KEY", "PRIVATE KEY", "OPENSSH PRIVATE KEY", "EC PRIVATE KEY", "CERTIFICATE"):
         body = _rand(alnum + "+/", 40)
         pem = f"-----BEGIN {kind}-----\n{body}"
@@ -648,7 +680,7 @@ def benign() -> Iterator[tuple[str, str]]:
     for _ in range(40):
         yield "timestamp_s", str(rng.randint(1_600_000_000, 1_999_999_999))
     for _ in range(100):
-        yield "id_9_10", str(rng.randint(100_000_000, 9_999_999_999))
+        yield "id_9_10", not_dialable(str(rng.randint(100_000_000, 9_999_999_999)))
     for _ in range(80):
         sha = f"{rng.getrandbits(160):040x}"
         yield "git_sha", sha

@@ -2,7 +2,7 @@
 // is shared by views asking for the same data.
 import { keepPreviousData, QueryClient, useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { ApiError, getJson } from "./client";
-import type { AgentList, Compare, CompareQuery, Health, RunDetail, RunPage, Stats } from "./types";
+import type { AgentList, Compare, CompareQuery, Health, ProjectList, RunDetail, RunPage, Stats } from "./types";
 
 export const PAGE_SIZE = 50;
 /** Steps per page of run detail: the Query API's default page, one bounded response each. */
@@ -79,12 +79,13 @@ export function joinRunPages(pages: RunDetail[]): RunDetail & { hasMore: boolean
 export const MAX_AGENT_PAGES = 20;
 const AGENT_PAGE_SIZE = 500;
 
-/** Every agent, newest seen first: the pages of /v1/agents joined, up to MAX_AGENT_PAGES of them. */
-export async function getAllAgents(signal?: AbortSignal): Promise<AgentList> {
+/** Every agent of ``project`` (or of every project the key reads), newest seen first: the pages of
+ * /v1/agents joined, up to MAX_AGENT_PAGES of them. */
+export async function getAllAgents(signal?: AbortSignal, project?: string): Promise<AgentList> {
   const items: AgentList["items"] = [];
   let cursor: string | null = null;
   for (let page = 0; page < MAX_AGENT_PAGES; page++) {
-    const body: AgentList = await getJson<AgentList>("/v1/agents", { limit: AGENT_PAGE_SIZE, cursor }, signal);
+    const body: AgentList = await getJson<AgentList>("/v1/agents", { limit: AGENT_PAGE_SIZE, cursor, project }, signal);
     items.push(...body.items);
     cursor = body.next_cursor;
     if (!cursor) break;
@@ -92,11 +93,21 @@ export async function getAllAgents(signal?: AbortSignal): Promise<AgentList> {
   return { items, next_cursor: cursor };
 }
 
-export function useAgents() {
+/** The agents of one project (or of every project the key reads, when ``project`` is not given). */
+export function useAgents(project?: string) {
   return useQuery({
-    queryKey: ["agents"],
-    queryFn: ({ signal }) => getAllAgents(signal),
+    queryKey: ["agents", project ?? null],
+    queryFn: ({ signal }) => getAllAgents(signal, project),
     staleTime: 30_000,
+  });
+}
+
+/** The projects the key may read: what the project switcher offers. */
+export function useProjects() {
+  return useQuery({
+    queryKey: ["projects"],
+    queryFn: ({ signal }) => getJson<ProjectList>("/v1/projects", {}, signal),
+    staleTime: 60_000,
   });
 }
 

@@ -78,13 +78,13 @@ function FilterSelect({ name, label, options }: { name: FilterKey; label: string
 /** Filters for the runs list: identity selects come from /v1/agents, so they offer what exists. */
 export function FilterBar({ fields = "all" }: { fields?: "all" | "identity" }) {
   const [params, setParams] = useSearchParams();
-  const agents = useAgents();
   const f = filtersFromSearch(params);
+  const agents = useAgents(f.project);
   const agentList = agents.data?.items ?? [];
   const agent = agentList.find((a) => a.agent_id === f.agent_id);
   const versions = agent ? agent.versions.map((v) => v.agent_version) : [...new Set(agentList.flatMap((a) => a.versions.map((v) => v.agent_version)))];
   const envs = [...new Set((agent ? [agent] : agentList).flatMap((a) => a.environments.map((e) => e.environment)))];
-  const active = [...params.keys()].some((k) => k !== "cursor" && k !== "range");
+  const active = [...params.keys()].some((k) => k !== "cursor" && k !== "range" && k !== "project");
   return (
     <div className="flex flex-wrap items-end gap-3" role="search" aria-label="Run filters">
       <RangeSelect />
@@ -100,7 +100,15 @@ export function FilterBar({ fields = "all" }: { fields?: "all" | "identity" }) {
         </>
       )}
       {active && (
-        <Button variant="ghost" onClick={() => setParams(new URLSearchParams(params.get("range") ? { range: params.get("range")! } : {}))}>
+        <Button
+          variant="ghost"
+          onClick={() => {
+            // Clearing filters keeps the time range and the project (the switcher's choice).
+            const kept = new URLSearchParams();
+            for (const k of ["range", "project"]) if (params.get(k)) kept.set(k, params.get(k)!);
+            setParams(kept);
+          }}
+        >
           Clear filters
         </Button>
       )}

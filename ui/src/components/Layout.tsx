@@ -1,10 +1,11 @@
 // The frame around every view: navigation, the Query API's health, and the theme switch.
 import type { ReactNode } from "react";
-import { NavLink } from "react-router";
+import { NavLink, useSearchParams } from "react-router";
 import { useHealth } from "../api/hooks";
 import { ApiError, queryUrl } from "../api/client";
 import { useTheme } from "../lib/theme";
 import { AuthDialog } from "./AuthDialog";
+import { ProjectSwitcher } from "./ProjectSwitcher";
 import { cx } from "./ui";
 
 const NAV = [
@@ -37,6 +38,10 @@ function HealthDot() {
 
 export function Layout({ children }: { children: ReactNode }) {
   const [theme, toggleTheme] = useTheme();
+  // The chosen project follows the user from view to view.
+  const [params] = useSearchParams();
+  const project = params.get("project");
+  const keep = project ? `?project=${encodeURIComponent(project)}` : "";
   return (
     <div className="min-h-screen">
       <a
@@ -57,7 +62,7 @@ export function Layout({ children }: { children: ReactNode }) {
             {NAV.map((n) => (
               <NavLink
                 key={n.to}
-                to={n.to}
+                to={n.to + keep}
                 end={n.end}
                 className={({ isActive }) =>
                   cx(
@@ -73,6 +78,7 @@ export function Layout({ children }: { children: ReactNode }) {
             ))}
           </nav>
           <div className="ml-auto flex items-center gap-3">
+            <ProjectSwitcher />
             <HealthDot />
             <button
               type="button"

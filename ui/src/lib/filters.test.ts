@@ -68,3 +68,14 @@ describe("withFilter", () => {
     expect(activeFilterCount({ range: "all", status: "x", agent_id: "y" })).toBe(2);
   });
 });
+
+describe("the project in the URL", () => {
+  it("travels to the API and survives a filter change, without counting as a filter", () => {
+    const params = new URLSearchParams("project=payments&agent_id=bot");
+    const f = filtersFromSearch(params);
+    expect(filtersToApiQuery(f, Date.UTC(2026, 0, 1)).project).toBe("payments");
+    expect(activeFilterCount(f)).toBe(1);
+    expect(withFilter(params, "status", "failure").get("project")).toBe("payments");
+    expect(withFilter(params, "project", undefined).has("project")).toBe(false);
+  });
+});

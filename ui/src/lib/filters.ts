@@ -3,6 +3,7 @@
 // meaning "the last 24 hours"; explicit since/until are kept as ISO timestamps.
 
 export const FILTER_KEYS = [
+  "project",
   "agent_id",
   "agent_version",
   "environment",
@@ -22,6 +23,7 @@ export const RANGE_PRESETS = {
 export type RangePreset = keyof typeof RANGE_PRESETS | "all";
 
 export interface Filters {
+  project?: string;
   agent_id?: string;
   agent_version?: string;
   environment?: string;
@@ -111,7 +113,7 @@ export function withFilter(params: URLSearchParams, key: FilterKey | "range", va
   return next;
 }
 
-/** How many filters (besides the time range) are active. */
+/** How many filters (besides the time range and the project, which the switcher shows) are active. */
 export function activeFilterCount(f: Filters): number {
-  return FILTER_KEYS.filter((k) => Boolean(f[k])).length;
+  return FILTER_KEYS.filter((k) => k !== "project" && Boolean(f[k])).length;
 }

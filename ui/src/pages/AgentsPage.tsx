@@ -166,7 +166,8 @@ function CompareView({ c }: { c: Compare }) {
   );
 }
 
-function AgentCard({ agent, onCompare }: { agent: Agent; onCompare: (agent: string) => void }) {
+function AgentCard({ agent, project, onCompare }: { agent: Agent; project?: string; onCompare: (agent: string) => void }) {
+  const projectParam = project ? `&project=${encodeURIComponent(project)}` : "";
   return (
     <Card
       title={agent.agent_id}
@@ -190,7 +191,7 @@ function AgentCard({ agent, onCompare }: { agent: Agent; onCompare: (agent: stri
               <tr key={v.agent_version}>
                 <td className="py-1.5">
                   <Link
-                    to={`/runs?agent_id=${encodeURIComponent(agent.agent_id)}&agent_version=${encodeURIComponent(v.agent_version)}&range=all`}
+                    to={`/runs?agent_id=${encodeURIComponent(agent.agent_id)}&agent_version=${encodeURIComponent(v.agent_version)}&range=all${projectParam}`}
                     className="font-mono text-xs text-sky-700 hover:underline dark:text-sky-400"
                   >
                     {v.agent_version}
@@ -223,7 +224,8 @@ function AgentCard({ agent, onCompare }: { agent: Agent; onCompare: (agent: stri
 
 export function AgentsPage() {
   const [params, setParams] = useSearchParams();
-  const agents = useAgents();
+  const project = params.get("project") || undefined;
+  const agents = useAgents(project);
   const list = agents.data?.items ?? [];
   const agentId = params.get("agent") ?? "";
   const agent = list.find((a) => a.agent_id === agentId);
@@ -235,7 +237,9 @@ export function AgentsPage() {
   const range = filtersFromSearch(params, "30d");
   const since = filtersToApiQuery(range).since;
   const ready = Boolean(agent && base && candidate && base !== candidate);
-  const compare = useCompare(ready ? { agent_id: agentId, base, candidate, environment: env || undefined, since } : null);
+  const compare = useCompare(
+    ready ? { agent_id: agentId, base, candidate, environment: env || undefined, since, project } : null,
+  );
 
   const set = (changes: Record<string, string | null>) => {
     const p = new URLSearchParams(params);
@@ -307,6 +311,7 @@ export function AgentsPage() {
             <div className="grid gap-4 md:grid-cols-2 xl:grid-cols-3">
               {data.items.map((a) => (
                 <AgentCard
+                  project={project}
                   key={a.agent_id}
                   agent={a}
                   onCompare={(id) => {

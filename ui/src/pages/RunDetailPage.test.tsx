@@ -25,7 +25,7 @@ function page(after: number): RunDetail {
   const last = seqs[seqs.length - 1] ?? after;
   return {
     run: {
-      run_id: RUN_ID, agent_id: "support-agent", agent_version: "v1", environment: "prod", status: "failure",
+      run_id: RUN_ID, project: "default", agent_id: "support-agent", agent_version: "v1", environment: "prod", status: "failure",
       started_at: "2026-11-25T09:00:00Z", ended_at: "2026-11-25T09:00:09Z", duration_ms: 9000, step_count: TOTAL,
       error_step_count: 1, retry_count: 0, failure_type: "tool", failure_code: "timeout", meta: {}, meta_removed: 0,
     },

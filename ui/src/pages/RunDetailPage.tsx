@@ -161,7 +161,8 @@ export function RunDetailPage() {
         }
         subtitle={
           <>
-            version <Code>{run.agent_version ?? "?"}</Code> · {run.environment ?? "?"} · started {formatDateTime(run.started_at)}
+            project <span data-testid="run-project"><Code>{run.project}</Code></span> · version <Code>{run.agent_version ?? "?"}</Code> ·{" "}
+            {run.environment ?? "?"} · started {formatDateTime(run.started_at)}
           </>
         }
       />

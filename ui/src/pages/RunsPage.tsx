@@ -40,6 +40,7 @@ export function RunsTable({ runs }: { runs: RunSummary[] }) {
         <thead className="border-b border-slate-200 text-xs uppercase tracking-wide text-slate-500 dark:border-slate-800 dark:text-slate-400">
           <tr>
             <th scope="col" className="px-4 py-2 font-medium">Run</th>
+            <th scope="col" className="px-2 py-2 font-medium">Project</th>
             <th scope="col" className="px-2 py-2 font-medium">Agent</th>
             <th scope="col" className="px-2 py-2 font-medium">Version</th>
             <th scope="col" className="px-2 py-2 font-medium">Environment</th>
@@ -55,10 +56,15 @@ export function RunsTable({ runs }: { runs: RunSummary[] }) {
           {runs.map((r) => (
             <tr key={r.run_id} className="hover:bg-slate-50 dark:hover:bg-slate-800/50" data-run-id={r.run_id}>
               <td className="px-4 py-2">
-                <Link to={`/runs/${r.run_id}`} className="font-mono text-sky-700 underline-offset-2 hover:underline dark:text-sky-400" title={r.run_id}>
+                <Link
+                  to={`/runs/${r.run_id}?project=${encodeURIComponent(r.project)}`}
+                  className="font-mono text-sky-700 underline-offset-2 hover:underline dark:text-sky-400"
+                  title={r.run_id}
+                >
                   {shortId(r.run_id)}
                 </Link>
               </td>
+              <td className="px-2 py-2" data-testid="run-project">{r.project}</td>
               <td className="max-w-[14rem] truncate px-2 py-2 font-medium" title={r.agent_id ?? undefined}>
                 {r.agent_id ?? "—"}
               </td>

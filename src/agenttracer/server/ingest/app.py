@@ -26,23 +26,24 @@ Contract for clients (the SDK relies on it):
   before storage (by key and reason code, never the value); such an event is still accepted.
 - Status: **200** when at least one event was accepted or was a duplicate; **422** when every event
   was rejected. Clients should count ``rejected`` results as dropped and never retry them.
-- **503** with ``Retry-After`` when the database is unavailable, or when the server already works on
-  ``MAX_CONCURRENT_BATCHES`` batches and a slot did not free up within ``BUSY_WAIT_SECONDS``
-  (nothing was stored: retry the batch).
-  Bad input never yields a 500.
+- **503** with ``Retry-After`` when the database is unavailable, or when the server is busy: a write
+  slot did not free up in time, or too many bodies are held at once (nothing was stored: retry the
+  batch). **429** with ``Retry-After`` when the client (its API key, else its address) already has
+  ``AGENTTRACER_MAX_REQUESTS_PER_CLIENT`` write requests in progress; **408** (and the connection
+  closed) when the body did not arrive whole within ``AGENTTRACER_BODY_TIMEOUT_SECONDS``. The body is
+  read before a write slot is taken (``admission.py``). Bad input never yields a 500.
 
 ``GET /health`` answers 200 ``{"status": "ok", "service": "ingest", "database": "ok", "backend": …}``
 when the database answers and takes writes, else 503 with ``Retry-After`` and the error's class name in
 ``detail`` — the same shape as the Query API's. ``database`` is ``unreachable`` when it cannot be
 reached, ``not_writable`` when it answers but refuses a write (a probe write, rolled back: read-only
-database, permissions) or when a batch failed on the database within the last
-``WRITE_FAILURE_MEMORY_S`` seconds with no batch stored since (a full disk fails the writes that need
-new space, which a probe need not).
+database, permissions) or when the last batch write failed on the database and no batch has been
+stored since — however long ago that was: a full disk fails the writes that need new space, which a
+probe need not, so only a stored batch shows that the fault is gone.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -66,10 +67,10 @@ from agenttracer.server.errors import (
     database_unavailable,
     health_response,
     json_response,
-    retry_later,
 )
 from agenttracer.server.failsafe import Failsafe, describe_exception
-from agenttracer.server.ingest.body import Problem, parse_json, read_body
+from agenttracer.server.ingest.admission import Admission, Limits, settle
+from agenttracer.server.ingest.body import Problem, parse_json
 from agenttracer.server.ingest.events import INTERNAL_ERROR_RULE, convert_event
 from agenttracer.server.ingest.metrics import IngestMetrics
 from agenttracer.server.ingest.otlp_route import add_traces_route
@@ -82,17 +83,10 @@ from agenttracer.store.write.writer import Incoming, Outcome, WriteReport, probe
 
 log = logging.getLogger("agenttracer.ingest")
 
-# Batches read, parsed and written at the same time. Each may hold 5 MiB of body and several times
-# that once parsed, so this bounds the server's memory; on 2 cores more would only queue for the CPU.
-MAX_CONCURRENT_BATCHES = 4
-# How long a batch may wait for a slot before the client is told to come back later (503).
-BUSY_WAIT_SECONDS = 10.0
 _TYPE_AND_STATUS = itemgetter("type", "status")
 _REMOVED = itemgetter("removed")
 # A batch's counts on the request's log line.
 _COUNTS = ("accepted", "duplicates", "rejected", "removed")
-# How long a failed batch write keeps /health at 503 unless a later batch is stored.
-WRITE_FAILURE_MEMORY_S = 60.0
 
 
 # SQLSTATEs of a database that is there but cannot take writes now: a read-only transaction (a standby,
@@ -111,13 +105,6 @@ def _cannot_write(exc: Exception) -> bool:
 def _unavailable(exc: BaseException) -> Response:
     return database_unavailable("ingest", exc, "database: unavailable, retry later",
                                 "must be reachable; nothing was stored, retry later")
-
-
-def _busy() -> Response:
-    return retry_later(
-        503, "server_busy", "server: busy, retry later", field="server",
-        rule=f"at most {MAX_CONCURRENT_BATCHES} batches are processed at once; nothing was stored, retry later",
-    )
 
 
 def process_batch(
@@ -227,9 +214,9 @@ def _document_request_body(app: FastAPI) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAPI:
+def create_app(settings: Settings, *, engine: sa.Engine | None = None, limits: Limits | None = None) -> FastAPI:
     """The write-only Ingest API bound to ``settings.database_url`` (or to ``engine``, which it then disposes
-    of at shutdown as well)."""
+    of at shutdown as well). ``limits``: the write routes' admission limits (default: from ``settings``)."""
     # wal_autocheckpoint: on SQLite the writer checkpoints outside its lock (store/write/sqlite_checkpoint.py).
     if engine is None:
         engine = make_engine(settings.database_url, wal_autocheckpoint=AUTOCHECKPOINT_PAGES)
@@ -255,7 +242,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     )
     install(app, settings, engine, metrics)
     errors.install(app)
-    slots = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
+    admission = Admission(limits or Limits.from_settings(settings), metrics.busy.inc if metrics else None)
+    app.state.admission = admission
     write_failure: list[Any] = []  # [error class name, monotonic time] of the last failed batch write
 
     @app.exception_handler(Problem)
@@ -299,36 +287,32 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
                 "description": "Every event was rejected (an IngestResponse), or the envelope is not "
                 "{\"events\": [1..1000 events]} (an ApiError).",
             },
-            503: {"model": wire.ApiError, "description": "The database is unavailable; retry after Retry-After."},
+            408: {"model": wire.ApiError, "description": "The body did not arrive whole in time; nothing was "
+                  "stored and the connection is closed."},
+            429: {"model": wire.ApiError, "description": "This client (key, else address) already has its share of "
+                  "requests in progress, or passed its rate limit; retry after Retry-After."},
+            503: {"model": wire.ApiError, "description": "The database is unavailable or the server busy; retry "
+                  "after Retry-After."},
         },
         openapi_extra=_document_request_body(app),
         dependencies=auth,
     )
     async def ingest(request: Request) -> Response:
         try:
-            await asyncio.wait_for(slots.acquire(), timeout=BUSY_WAIT_SECONDS)
-        except asyncio.TimeoutError:
-            if metrics is not None:
-                metrics.busy.inc()
-            return _busy()
-        try:
-            body = await read_body(request)
-            status, payload = await run_in_threadpool(
-                process_batch, engine, body, metrics, principal_of(request), request.headers.get(PROJECT_HEADER)
-            )
+            async with admission.request(request) as body:
+                status, payload = await settle(
+                    process_batch, engine, body, metrics, principal_of(request), request.headers.get(PROJECT_HEADER)
+                )
         except (sa.exc.DBAPIError, *UNAVAILABLE) as exc:
             if not db_failed(exc):
                 raise
             return _unavailable(exc)
-        finally:
-            slots.release()
         write_failure.clear()
         request.state.counts = {key: payload[key] for key in _COUNTS}
         return json_response(status, payload)
 
     add_traces_route(
-        app, engine, slots, auth, db_failed, write_failure.clear, metrics,
-        (BUSY_WAIT_SECONDS, RETRY_AFTER_SECONDS, UNAVAILABLE),
+        app, engine, admission, auth, db_failed, write_failure.clear, metrics, (RETRY_AFTER_SECONDS, UNAVAILABLE),
     )
 
     @app.get("/health", summary="Liveness, database reachability and whether it takes writes.",
@@ -346,9 +330,10 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
         except Exception as exc:  # any failure to reach the database means "down"
             count_db_error(app, exc)
             return down("unreachable", type(exc).__name__)
-        if write_failure and time.monotonic() - write_failure[1] < WRITE_FAILURE_MEMORY_S:
+        if write_failure:
             age = time.monotonic() - write_failure[1]
-            return down("not_writable", f"{write_failure[0]}: the last batch write failed {age:.0f} s ago")
+            return down("not_writable", f"{write_failure[0]}: the last batch write failed {age:.0f} s ago and "
+                        "none has been stored since")
         try:
             await run_in_threadpool(probe_write, engine)
         except Exception as exc:  # the database answers but will not write: ingest cannot work

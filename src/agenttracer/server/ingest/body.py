@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import orjson
@@ -79,11 +80,14 @@ def _inflater(wbits: int, first: bytes) -> Any:
     return zlib.decompressobj(wbits)
 
 
-async def read_body(request: Request, media_types: tuple[str, ...] = JSON_MEDIA) -> bytes:
+async def read_body(request: Request, media_types: tuple[str, ...] = JSON_MEDIA,
+                    take: Callable[[int], None] | None = None) -> bytes:
     """The request body, decompressed if gzip or deflate, never more than MAX_BATCH_BYTES of it in memory.
 
     Decompression is incremental and bounded (``max_length``), so a compression bomb is refused after
-    inflating at most the cap plus one byte, not all of it.
+    inflating at most the cap plus one byte, not all of it. ``take(n)``, when given, is told of every n
+    bytes the body grows by as it arrives (and may raise ``Problem`` to refuse it: the server's budget of
+    bytes held).
     """
     wbits = check_headers(request, media_types)
     out = bytearray()
@@ -93,11 +97,14 @@ async def read_body(request: Request, media_types: tuple[str, ...] = JSON_MEDIA)
     stream = request.stream()
     try:
         async for chunk in stream:
+            held = len(out)
             raw_total += len(chunk)
             if raw_total > MAX_BATCH_BYTES:
                 _too_large()
             if wbits is None:
                 out += chunk
+                if take is not None:
+                    take(len(chunk))
                 continue
             if inflater is None:
                 if not chunk:
@@ -118,6 +125,8 @@ async def read_body(request: Request, media_types: tuple[str, ...] = JSON_MEDIA)
                     # Concatenated gzip members are one valid stream: keep inflating.
                     data = inflater.unused_data
                     inflater = zlib.decompressobj(_GZIP_WBITS)
+            if take is not None:
+                take(len(out) - held)
     except ClientDisconnect:
         raise Problem(400, "invalid_body", "body", "the client disconnected before sending it all") from None
     if wbits is not None and (inflater is None or not inflater.eof):

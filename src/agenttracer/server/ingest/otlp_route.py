@@ -20,7 +20,6 @@ Contract (the OTLP/HTTP specification's, so that stock exporters behave):
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,11 +29,11 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from agenttracer.model import MAX_SEQ, PROJECT_HEADER, PROJECT_RESOURCE_ATTRIBUTE
 from agenttracer.server.auth import ANONYMOUS, Principal, principal_of
-from agenttracer.server.ingest.body import Problem, read_body
+from agenttracer.server.ingest.admission import Admission, settle
+from agenttracer.server.ingest.body import Problem
 from agenttracer.server.ingest.metrics import IngestMetrics
 from agenttracer.server.ingest.otlp_decode import (
     MEDIA_TYPES,
@@ -151,18 +150,18 @@ _STATUS = {
 def add_traces_route(
     app: FastAPI,
     engine: sa.Engine,
-    slots: asyncio.Semaphore,
+    admission: Admission,
     auth: list[Any],
     db_failed: Callable[[Exception], bool],
     on_stored: Callable[[], None],
     metrics: IngestMetrics | None,
-    limits: tuple[float, int, tuple[type[Exception], ...]],
+    limits: tuple[int, tuple[type[Exception], ...]],
 ) -> None:
-    """Register ``POST /v1/traces`` on the Ingest API, sharing ``/v1/ingest``'s auth dependencies, batch
-    slots and handling of database failures (``db_failed``: counts the error; True when the client
-    should retry later). ``limits``: the Ingest API's wait for a slot, its Retry-After, and the
-    exceptions that mean the database is unavailable."""
-    busy_wait, retry_after, unavailable = limits
+    """Register ``POST /v1/traces`` on the Ingest API, sharing ``/v1/ingest``'s auth dependencies, admission
+    (``admission.py``: client share, body before slot, write slots) and handling of database failures
+    (``db_failed``: counts the error; True when the client should retry later). ``limits``: the Ingest
+    API's Retry-After and the exceptions that mean the database is unavailable."""
+    retry_after, unavailable = limits
     database_errors: tuple[type[Exception], ...] = (sa.exc.DBAPIError, *unavailable)
 
     def _status(media: str, problem: Problem) -> Response:
@@ -183,9 +182,14 @@ def add_traces_route(
                   "project.", "content": _STATUS},
             403: {"description": "A resource or the header names another project than the ingest key's; "
                   "nothing was stored.", "content": _STATUS},
+            408: {"description": "The body did not arrive whole in time; the connection is closed.",
+                  "content": _STATUS},
             413: {"description": "More than 5 MiB after decompression.", "content": _STATUS},
             415: {"description": "Not application/x-protobuf or application/json, or an unknown encoding.",
                   "content": _STATUS},
+            429: {"description": "This client already has its share of requests in progress, or passed its rate "
+                  "limit; retry after Retry-After.", "content": _STATUS,
+                  "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
             503: {"description": "The database is unavailable or the server busy; retry after Retry-After.",
                   "content": _STATUS, "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
         },
@@ -195,16 +199,10 @@ def add_traces_route(
     async def traces(request: Request) -> Response:
         media = response_media(request.headers.get("content-type", ""))
         try:
-            await asyncio.wait_for(slots.acquire(), timeout=busy_wait)
-        except asyncio.TimeoutError:
-            if metrics is not None:
-                metrics.busy.inc()
-            return _retry_later(media, "server", "busy; nothing was stored, retry later")
-        try:
-            body = await read_body(request, MEDIA_TYPES)
-            outcome = await run_in_threadpool(
-                process_traces, engine, body, media, principal_of(request), request.headers.get(PROJECT_HEADER)
-            )
+            async with admission.request(request, MEDIA_TYPES) as body:
+                outcome = await settle(
+                    process_traces, engine, body, media, principal_of(request), request.headers.get(PROJECT_HEADER)
+                )
         except Problem as problem:
             return _status(media, problem)
         except database_errors as exc:
@@ -212,8 +210,6 @@ def add_traces_route(
                 raise
             log.warning("otlp: database unavailable (%s)", type(getattr(exc, "orig", None) or exc).__name__)
             return _retry_later(media, "database", "unavailable; nothing was stored, retry later")
-        finally:
-            slots.release()
         on_stored()
         if metrics is not None:
             metrics.record_otlp(outcome.written, outcome.rejected, outcome.dropped, outcome.projects)

@@ -59,7 +59,16 @@ from agenttracer.server.query.gate import (
     ReadGate,
     limits,
 )
-from agenttracer.server.query.params import NoControlChars, SinceParam, UntilParam, invalid, run_filters, time_window
+from agenttracer.server.query.params import (
+    RUN_ID_PREFIX_RULE,
+    NoControlChars,
+    SinceParam,
+    UntilParam,
+    invalid,
+    run_filters,
+    run_id_prefix,
+    time_window,
+)
 from agenttracer.server.query.scope import read_projects
 from agenttracer.server.settings import Settings
 from agenttracer.server.wire import (
@@ -92,6 +101,7 @@ HEALTH_TIMEOUT_MS = 800
 # A read that succeeded this recently shows the database reachable: /health then answers without a ping, so
 # under load it costs the database (and the process) nothing.
 HEALTH_FRESH_S = 1.0
+MAX_PREFIX_MATCHES = 1000  # how many runs an ambiguous prefix's answer counts at most
 
 router = APIRouter()
 
@@ -164,13 +174,18 @@ async def list_runs(
     "/runs/{run_id}",
     response_model=RunDetail,
     summary="One run with its totals, its failure and a page of its steps in seq order.",
-    responses={404: {"model": ErrorOut, "description": "No run has this id in the projects the key may read."},
+    responses={404: {"model": ErrorOut, "description": "No run has this id (or begins with this prefix) in the "
+                     "projects the key may read."},
+               409: {"model": ErrorOut, "description": "The prefix begins more than one run's id (code "
+                     "ambiguous_prefix; `matches` says how many, up to 1000): give more of the id."},
                **ERROR_RESPONSES},
 )
 async def get_run(
     request: Request,
     scope: Scope,
-    run_id: Annotated[str, Path(max_length=64, description="The run's UUID.")],
+    run_id: Annotated[str, Path(max_length=64, description=(
+        "The run's UUID, or a prefix of it of at least 4 hex digits that begins exactly one run's id "
+        "(with or without the dashes), as `agenttracer show` accepts."))],
     steps_after: Annotated[
         int,
         Query(ge=0, le=MAX_SEQ, description=(
@@ -181,19 +196,34 @@ async def get_run(
         int, Query(ge=1, le=MAX_STEP_PAGE_SIZE, description="Steps per page.")
     ] = DEFAULT_STEP_PAGE_SIZE,
 ) -> Any:
+    prefix = None
     try:
         canonical = str(uuid.UUID(run_id))
     except ValueError:
-        raise invalid("run_id", "must be a UUID such as 3f2b9c1e-8a4d-4e0f-9b7a-1c2d3e4f5a6b", "path") from None
+        prefix = run_id_prefix(run_id)
+        if prefix is None:
+            raise invalid("run_id", RUN_ID_PREFIX_RULE, "path") from None
+        canonical = prefix
     # Ingest stores run ids in canonical form too.
     # A run of another project answers exactly as a run that does not exist.
 
     def read(job: Job[Response]) -> Response:
+        nonlocal canonical
         with job.connect() as conn:
+            if prefix is not None:
+                found = runs.runs_with_prefix(conn, prefix, MAX_PREFIX_MATCHES + 1, projects=scope)
+                if len(found) > 1:
+                    matches = min(len(found), MAX_PREFIX_MATCHES)
+                    more = "more than " if len(found) > MAX_PREFIX_MATCHES else ""
+                    return error_response(409, "ambiguous_prefix",
+                                          f"{more}{matches} runs have ids beginning with {prefix}",
+                                          field="run_id", rule="a prefix must begin exactly one run's id: "
+                                          "give more of the id", matches=matches)
+                canonical = found[0] if found else prefix
             detail = runs.get_run(conn, canonical, steps_after=steps_after, steps_limit=steps_limit, projects=scope)
         if detail is None:
-            return error_response(404, "not_found", f"no run with run_id {canonical}", field="run_id",
-                                  rule="must name a stored run")
+            message = f"no run's id begins with {prefix}" if prefix is not None else f"no run with run_id {canonical}"
+            return error_response(404, "not_found", message, field="run_id", rule="must name a stored run")
         return render(RunDetail, detail)
 
     return await gate(request).run(request, read)

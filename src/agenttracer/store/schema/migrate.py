@@ -28,6 +28,11 @@ def upgrade(url_or_engine: str | sa.Engine, revision: str = "head") -> None:
     command.upgrade(_config(engine), revision)
 
 
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    """Take the database back to ``revision`` (for tests of the migrations themselves)."""
+    command.downgrade(_config(engine), revision)
+
+
 def current_revision(engine: sa.Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
