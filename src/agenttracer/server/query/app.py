@@ -59,16 +59,8 @@ from agenttracer.server.query.gate import (
     ReadGate,
     limits,
 )
-from agenttracer.server.query.params import (
-    RUN_ID_PREFIX_RULE,
-    NoControlChars,
-    SinceParam,
-    UntilParam,
-    invalid,
-    run_filters,
-    run_id_prefix,
-    time_window,
-)
+from agenttracer.server.query.params import NoControlChars, SinceParam, UntilParam, invalid, run_filters, time_window
+from agenttracer.server.query.run_ids import MAX_PREFIX_MATCHES, RUN_ID_PREFIX_RULE, ambiguous, run_id_prefix
 from agenttracer.server.query.scope import read_projects
 from agenttracer.server.settings import Settings
 from agenttracer.server.wire import (
@@ -101,7 +93,6 @@ HEALTH_TIMEOUT_MS = 800
 # A read that succeeded this recently shows the database reachable: /health then answers without a ping, so
 # under load it costs the database (and the process) nothing.
 HEALTH_FRESH_S = 1.0
-MAX_PREFIX_MATCHES = 1000  # how many runs an ambiguous prefix's answer counts at most
 
 router = APIRouter()
 
@@ -213,12 +204,7 @@ async def get_run(
             if prefix is not None:
                 found = runs.runs_with_prefix(conn, prefix, MAX_PREFIX_MATCHES + 1, projects=scope)
                 if len(found) > 1:
-                    matches = min(len(found), MAX_PREFIX_MATCHES)
-                    more = "more than " if len(found) > MAX_PREFIX_MATCHES else ""
-                    return error_response(409, "ambiguous_prefix",
-                                          f"{more}{matches} runs have ids beginning with {prefix}",
-                                          field="run_id", rule="a prefix must begin exactly one run's id: "
-                                          "give more of the id", matches=matches)
+                    return ambiguous(prefix, len(found))
                 canonical = found[0] if found else prefix
             detail = runs.get_run(conn, canonical, steps_after=steps_after, steps_limit=steps_limit, projects=scope)
         if detail is None:

@@ -122,30 +122,3 @@ def run_filters(
         projects=projects,
     )
 
-
-RUN_ID_PREFIX_RULE = (
-    "must be a UUID, or a prefix of one of at least 4 hex digits (dashes only where the UUID has them, "
-    "or none)"
-)
-MIN_PREFIX_DIGITS = 4
-_UUID_GROUPS = (8, 4, 4, 4, 12)
-
-
-def run_id_prefix(value: str) -> str | None:
-    """A run id prefix as stored run ids begin (lower case, dashes where a canonical UUID has them),
-    from a prefix typed with or without those dashes; None if it is not one. A whole UUID is not a
-    prefix (the caller looks it up as it is)."""
-    text = value.strip().lower()
-    digits = text.replace("-", "")
-    if not MIN_PREFIX_DIGITS <= len(digits) < 32 or not all(c in "0123456789abcdef" for c in digits):
-        return None
-    groups, start = [], 0
-    for size in _UUID_GROUPS:
-        if start >= len(digits):
-            break
-        groups.append(digits[start:start + size])
-        start += size
-    canonical = "-".join(groups)
-    if "-" in text and not (canonical.startswith(text) or canonical + "-" == text):
-        return None  # dashes in places a UUID has none
-    return canonical
