@@ -49,7 +49,16 @@ from agenttracer.server.failsafe import Failsafe
 from agenttracer.server.metrics import QueryMetrics
 from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.query.coalesce import SingleFlight
-from agenttracer.server.query.gate import ClientGone, DeadlinePassed, Job, Overloaded, ReadGate, limits
+from agenttracer.server.query.gate import (
+    Admission,
+    ClientGone,
+    DeadlinePassed,
+    Job,
+    Limits,
+    Overloaded,
+    ReadGate,
+    limits,
+)
 from agenttracer.server.query.params import NoControlChars, SinceParam, UntilParam, invalid, run_filters, time_window
 from agenttracer.server.query.run_ids import MAX_PREFIX_MATCHES, RUN_ID_PREFIX_RULE, ambiguous, run_id_prefix
 from agenttracer.server.query.scope import read_projects
@@ -350,7 +359,11 @@ def _stopped(request: Request, exc: Exception) -> Response:
 
 
 def _overloaded(request: Request, _exc: Exception) -> Response:
-    sizes = request.app.state.gate.limits
+    return overloaded(request.app.state.gate.limits)
+
+
+def overloaded(sizes: Limits) -> Response:
+    """The 503 of a full queue (gate.py), the same whether the gate or its Admission middleware refuses."""
     return retry_later(
         503, "overloaded",
         f"this server already has {sizes.workers} reads running and {sizes.queue} waiting; retry after Retry-After",
@@ -424,6 +437,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     # Innermost: inside the metrics middleware (which counts its 500s) and CORS (so even a 500 carries
     # the headers the dashboard needs to read it).
     app.add_middleware(Failsafe)
+    app.add_middleware(Admission, gate=read_gate, refuse=lambda: overloaded(sizes))
     install(app, settings, side, QueryMetrics() if settings.metrics_enabled else None)
     app.add_middleware(
         CORSMiddleware,
