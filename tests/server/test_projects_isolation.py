@@ -169,7 +169,9 @@ def _operations(w: World) -> list[tuple[str, list[dict[str, Any]]]]:
 def _requests(w: World, cursors: list[str]) -> list[tuple[str, dict[str, Any]]]:
     """Every (url, params) to ask: each operation bare, then with each parameter at each probe value."""
     out: list[tuple[str, dict[str, Any]]] = []
-    run_ids = [w.alpha_runs[0], w.beta_runs[0], trace_run_id(w.beta_trace), str(uuid.uuid4())]
+    # Whole ids, and the start of one (the run detail takes a prefix that begins exactly one run's id).
+    run_ids = [w.alpha_runs[0], w.beta_runs[0], trace_run_id(w.beta_trace), str(uuid.uuid4()),
+               w.alpha_runs[0][:8], w.beta_runs[0][:8]]
     for path, params in _operations(w):
         query_names = [p["name"] for p in params if p["in"] == "query"]
         base = {n: v for n, v in REQUIRED_BASE.items() if n in query_names}
@@ -239,7 +241,7 @@ def test_another_projects_run_is_a_404_like_a_missing_one(world: World) -> None:
     w = world
     missing = str(uuid.uuid4())
     answers = {}
-    for run_id in (w.beta_runs[0], trace_run_id(w.beta_trace), missing):
+    for run_id in (w.beta_runs[0], trace_run_id(w.beta_trace), missing, w.beta_runs[0][:8]):
         r = httpx.get(f"{w.query}/v1/runs/{run_id}", headers=bearer(w.keys["read_alpha"]))
         answers[run_id] = (r.status_code, r.json()["error"], r.json()["rule"], r.json()["field"])
     assert set(answers.values()) == {(404, "not_found", "must name a stored run", "run_id")}

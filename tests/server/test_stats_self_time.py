@@ -14,6 +14,7 @@ import pytest
 
 from agenttracer.server.wire import StatsResponse
 from agenttracer.store.read import stats_rollup
+from agenttracer.store.rollup import selftime
 from agenttracer.store.rollup.refresh import refresh
 from agenttracer.store.schema.engine import make_engine
 
@@ -187,3 +188,21 @@ def test_a_late_parent_changes_the_rolled_up_attribution(
     finally:
         engine.dispose()
     _assert_attribution(_stats(live_query, "nested-sdk"), 1, SDK_SELF, SDK_UNTRACED)
+
+
+def test_runs_split_across_fetched_chunks_are_summed_whole(
+    live_ingest: str, live_query: str, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Step rows stream in chunks; a run whose rows straddle two chunks must still be attributed as one run.
+    monkeypatch.setattr(selftime, "CHUNK_ROWS", 4)  # six steps per SDK run, eight per trace
+    _load(live_ingest, RUNS)
+    for agent, expected, untraced in (("nested-sdk", SDK_SELF, SDK_UNTRACED), ("nested-otlp", OTLP_SELF,
+                                                                             OTLP_UNTRACED)):
+        _assert_attribution(_stats(live_query, agent), RUNS, expected, untraced)
+    engine = make_engine(db_url)
+    try:
+        refresh(engine)
+    finally:
+        engine.dispose()
+    monkeypatch.setattr(stats_rollup, "EXACT_MAX_RUNS", 0)
+    _assert_attribution(_stats(live_query, "nested-sdk"), RUNS, SDK_SELF, SDK_UNTRACED)

@@ -129,7 +129,8 @@ def runs_cmd(
 
 @app.command("show")
 def show_cmd(
-    run_id: Annotated[str, typer.Argument(help="The run's UUID.")],
+    run_id: Annotated[str, typer.Argument(help="The run's UUID, or the start of it (at least 4 hex digits) if no other "
+                                          "run's id starts the same way.")],
     url: UrlOpt = DEFAULT_QUERY_URL, api_key: KeyOpt = None, as_json: JsonOpt = False,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many steps.")] = SHOW_STEPS,
     after: Annotated[int, typer.Option("--after", min=0, help="Start after this step seq.")] = 0,
@@ -165,6 +166,7 @@ def _run_pages(client: QueryClient, run_id: str, after: int, limit: int, project
         return dict(client.get(f"/v1/runs/{run_id}", params))
 
     detail = page(after, limit)
+    run_id = detail["run"]["run_id"]  # a prefix named the run: the following pages name it whole
     while detail["next_steps_after"] is not None and len(detail["steps"]) < limit:
         more = page(detail["next_steps_after"], limit - len(detail["steps"]))
         # Totals and failure from the newest page: the run may have grown while we paged.

@@ -89,6 +89,8 @@ class QueryClient:
             raise QueryError(f"the API key was refused: use a key with the 'read' scope (at_read_…) ({detail})")
         if status == 404:
             raise NotFound(detail)
+        if status == 409:
+            raise QueryError(f"{detail}: give more of the id")
         if status == 422:
             raise QueryError(f"the Query API rejected the request: {detail}")
         raise QueryError(f"the Query API answered {status}: {detail}")

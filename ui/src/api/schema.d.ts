@@ -261,7 +261,7 @@ export interface components {
         /**
          * ErrorOut
          * @description An error answer of the Query API, in both APIs' one shape: ``detail`` is the message (404, 401, 403,
-         *     503) or a list of {loc, msg, type} naming each bad parameter and its rule (422).
+         *     409, 503) or a list of {loc, msg, type} naming each bad parameter and its rule (422).
          */
         ErrorOut: {
             /**
@@ -281,6 +281,11 @@ export interface components {
              * @description the input at fault, when the error is about one
              */
             field?: string | null;
+            /**
+             * Matches
+             * @description On 409 ambiguous_prefix: how many runs' ids begin with the prefix (at most 1000).
+             */
+            matches?: number | null;
             /**
              * Message
              * @description a sentence for people
@@ -1344,7 +1349,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description The run's UUID. */
+                /** @description The run's UUID, or a prefix of it of at least 4 hex digits that begins exactly one run's id (with or without the dashes), as `agenttracer show` accepts. */
                 run_id: string;
             };
             cookie?: never;
@@ -1378,8 +1383,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description No run has this id in the projects the key may read. */
+            /** @description No run has this id (or begins with this prefix) in the projects the key may read. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description The prefix begins more than one run's id (code ambiguous_prefix; `matches` says how many, up to 1000): give more of the id. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

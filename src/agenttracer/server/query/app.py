@@ -49,8 +49,18 @@ from agenttracer.server.failsafe import Failsafe
 from agenttracer.server.metrics import QueryMetrics
 from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.query.coalesce import SingleFlight
-from agenttracer.server.query.gate import ClientGone, DeadlinePassed, Job, Overloaded, ReadGate, limits
+from agenttracer.server.query.gate import (
+    Admission,
+    ClientGone,
+    DeadlinePassed,
+    Job,
+    Limits,
+    Overloaded,
+    ReadGate,
+    limits,
+)
 from agenttracer.server.query.params import NoControlChars, SinceParam, UntilParam, invalid, run_filters, time_window
+from agenttracer.server.query.run_ids import MAX_PREFIX_MATCHES, RUN_ID_PREFIX_RULE, ambiguous, run_id_prefix
 from agenttracer.server.query.scope import read_projects
 from agenttracer.server.settings import Settings
 from agenttracer.server.wire import (
@@ -155,13 +165,18 @@ async def list_runs(
     "/runs/{run_id}",
     response_model=RunDetail,
     summary="One run with its totals, its failure and a page of its steps in seq order.",
-    responses={404: {"model": ErrorOut, "description": "No run has this id in the projects the key may read."},
+    responses={404: {"model": ErrorOut, "description": "No run has this id (or begins with this prefix) in the "
+                     "projects the key may read."},
+               409: {"model": ErrorOut, "description": "The prefix begins more than one run's id (code "
+                     "ambiguous_prefix; `matches` says how many, up to 1000): give more of the id."},
                **ERROR_RESPONSES},
 )
 async def get_run(
     request: Request,
     scope: Scope,
-    run_id: Annotated[str, Path(max_length=64, description="The run's UUID.")],
+    run_id: Annotated[str, Path(max_length=64, description=(
+        "The run's UUID, or a prefix of it of at least 4 hex digits that begins exactly one run's id "
+        "(with or without the dashes), as `agenttracer show` accepts."))],
     steps_after: Annotated[
         int,
         Query(ge=0, le=MAX_SEQ, description=(
@@ -172,19 +187,29 @@ async def get_run(
         int, Query(ge=1, le=MAX_STEP_PAGE_SIZE, description="Steps per page.")
     ] = DEFAULT_STEP_PAGE_SIZE,
 ) -> Any:
+    prefix = None
     try:
         canonical = str(uuid.UUID(run_id))
     except ValueError:
-        raise invalid("run_id", "must be a UUID such as 3f2b9c1e-8a4d-4e0f-9b7a-1c2d3e4f5a6b", "path") from None
+        prefix = run_id_prefix(run_id)
+        if prefix is None:
+            raise invalid("run_id", RUN_ID_PREFIX_RULE, "path") from None
+        canonical = prefix
     # Ingest stores run ids in canonical form too.
     # A run of another project answers exactly as a run that does not exist.
 
     def read(job: Job[Response]) -> Response:
+        nonlocal canonical
         with job.connect() as conn:
+            if prefix is not None:
+                found = runs.runs_with_prefix(conn, prefix, MAX_PREFIX_MATCHES + 1, projects=scope)
+                if len(found) > 1:
+                    return ambiguous(prefix, len(found))
+                canonical = found[0] if found else prefix
             detail = runs.get_run(conn, canonical, steps_after=steps_after, steps_limit=steps_limit, projects=scope)
         if detail is None:
-            return error_response(404, "not_found", f"no run with run_id {canonical}", field="run_id",
-                                  rule="must name a stored run")
+            message = f"no run's id begins with {prefix}" if prefix is not None else f"no run with run_id {canonical}"
+            return error_response(404, "not_found", message, field="run_id", rule="must name a stored run")
         return render(RunDetail, detail)
 
     return await gate(request).run(request, read)
@@ -334,7 +359,11 @@ def _stopped(request: Request, exc: Exception) -> Response:
 
 
 def _overloaded(request: Request, _exc: Exception) -> Response:
-    sizes = request.app.state.gate.limits
+    return overloaded(request.app.state.gate.limits)
+
+
+def overloaded(sizes: Limits) -> Response:
+    """The 503 of a full queue (gate.py), the same whether the gate or its Admission middleware refuses."""
     return retry_later(
         503, "overloaded",
         f"this server already has {sizes.workers} reads running and {sizes.queue} waiting; retry after Retry-After",
@@ -408,6 +437,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     # Innermost: inside the metrics middleware (which counts its 500s) and CORS (so even a 500 carries
     # the headers the dashboard needs to read it).
     app.add_middleware(Failsafe)
+    app.add_middleware(Admission, gate=read_gate, refuse=lambda: overloaded(sizes))
     install(app, settings, side, QueryMetrics() if settings.metrics_enabled else None)
     app.add_middleware(
         CORSMiddleware,

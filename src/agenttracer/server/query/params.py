@@ -121,3 +121,4 @@ def run_filters(
         until=until,
         projects=projects,
     )
+

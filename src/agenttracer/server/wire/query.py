@@ -150,5 +150,9 @@ class HealthOut(HealthResponse):
 
 class ErrorOut(ApiError):
     """An error answer of the Query API, in both APIs' one shape: ``detail`` is the message (404, 401, 403,
-    503) or a list of {loc, msg, type} naming each bad parameter and its rule (422)."""
+    409, 503) or a list of {loc, msg, type} naming each bad parameter and its rule (422)."""
+
+    matches: int | None = Field(
+        default=None, description="On 409 ambiguous_prefix: how many runs' ids begin with the prefix (at most 1000)."
+    )
 

@@ -143,6 +143,21 @@ def list_runs(
     return items, Cursor(last["started_at"], last["run_id"])
 
 
+def runs_with_prefix(conn: sa.Connection, prefix: str, limit: int,
+                     projects: tuple[str, ...] | None = None) -> list[str]:
+    """Up to ``limit`` run ids of ``projects`` that begin with ``prefix`` (in the stored form: lower
+    case, canonical dashes), in id order. One range scan of the primary key: every id that begins with
+    the prefix lies between it and the prefix followed by ``g`` (after every hex digit and the dash);
+    the exact test in Python removes what a database collation that orders otherwise lets in."""
+    found = conn.execute(
+        sa.select(runs.c.run_id)
+        .where(runs.c.run_id >= prefix, runs.c.run_id < prefix + "g", *in_projects(projects))
+        .order_by(runs.c.run_id)
+        .limit(limit)
+    ).scalars()
+    return [run_id for run_id in found if run_id.startswith(prefix)]
+
+
 def get_run(
     conn: sa.Connection,
     run_id: str,

@@ -34,7 +34,14 @@ from agenttracer.store.dialect import as_utc, is_postgres
 from agenttracer.store.read.sql import count_if
 from agenttracer.store.rollup.aggregates import Aggregates, Key, RunAgg, StepAgg, later_of
 from agenttracer.store.rollup.histogram import BOUNDS, bucket_of
-from agenttracer.store.rollup.selftime import self_time_sums
+from agenttracer.store.rollup.selftime import (
+    RUN_ORDER,
+    SelfTimeSums,
+    interval_columns,
+    self_time_sums,
+    stream_rows,
+    timed_run,
+)
 from agenttracer.store.schema.tables import rollup_failures, rollup_runs, rollup_steps, runs, steps
 
 # Bucket grains: hourly and daily rows (store/rollup/refresh.py) and, for the live region between
@@ -211,13 +218,14 @@ def _aggregate_steps(
             found = out.steps[key] = StepAgg()
         return found
 
+    self_ms: dict[tuple[Any, ...], float]
     if is_postgres(conn):
         # One pass: each group's latencies as one array (bucketed here), or grouped by bucket too and
         # the counters summed over a group's buckets here.
         b = sa.func.array_agg(steps.c.latency_ms) if as_arrays else _bucket_expr(conn, steps.c.latency_ms)
         group = keys if as_arrays else [*keys, b]
-        rows = conn.execute(sa.select(*keys, b, *aggregates).select_from(source).where(*where).group_by(*group))
-        for row in rows:
+        grouped = conn.execute(sa.select(*keys, b, *aggregates).select_from(source).where(*where).group_by(*group))
+        for row in grouped:
             agg = agg_for(row)
             bucket, n, errors, retries, latency, retry_latency = row[nk:]
             if as_arrays:
@@ -229,10 +237,16 @@ def _aggregate_steps(
             agg.retries += int(retries)
             agg.latency_ms += float(latency)
             agg.retry_latency_ms += float(retry_latency)
+        self_ms = self_time_sums(conn, where, step_keys)
     else:
-        columns = [*keys, steps.c.latency_ms, steps.c.status, steps.c.attempt]
-        _add_step_rows(conn.execute(sa.select(*columns).select_from(source).where(*where)), nk, agg_for)
-    for key, ms in self_time_sums(conn, where, step_keys).items():
+        # One scan gives both the counters and the intervals that self time needs.
+        columns = [*keys, steps.c.latency_ms, steps.c.status, steps.c.attempt, timed_run(), *interval_columns(conn)]
+        sums = SelfTimeSums(conn, nk, nk + 4)
+        for chunk in stream_rows(conn, sa.select(*columns).select_from(source).where(*where).order_by(*RUN_ORDER)):
+            _add_step_rows(chunk, nk, agg_for)
+            sums.add(row for row in chunk if row[nk + 3])
+        self_ms = sums.finish()
+    for key, ms in self_ms.items():
         agg_for(key).self_ms += ms
 
 
@@ -240,7 +254,7 @@ def _add_step_rows(rows: Iterable[Sequence[Any]], nk: int, agg_for: Callable[[Se
     error = StepStatus.ERROR.value
     for row in rows:
         agg = agg_for(row)
-        latency, status, attempt = row[nk:]
+        latency, status, attempt = row[nk:nk + 3]
         agg.hist.add_bucket(bucket_of(latency), 1)
         agg.steps += 1
         agg.errors += status == error

@@ -30,7 +30,8 @@ late step only marks its run's bucket dirty, and ingest never reads or rewrites 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -151,14 +152,26 @@ def _sequential(start: int, end: int, steps: Sequence[StepInterval]) -> tuple[li
     return out, max(0, end - start - covered) / 1000.0
 
 
-def micros(conn: sa.Connection, column: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
-    """A timestamp column as integer microseconds since the epoch, exact on both databases."""
+_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _sqlite_micros(text: str) -> int:
+    # SQLite's naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff' (store/write/step_rows.py); parsed here, not in
+    # SQL, because SQLite's date functions cost several times more per value than this.
+    return (datetime.fromisoformat(text) - _EPOCH) // _MICROSECOND
+
+
+def _same(value: int) -> int:
+    return value
+
+
+def _time_column(conn: sa.Connection, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """A timestamp column as ``SelfTimeSums`` reads it: integer microseconds since the epoch on
+    PostgreSQL (exact: ``extract`` gives a numeric), SQLite's stored text as it is."""
     if is_postgres(conn):
         return sa.cast(sa.extract("epoch", column) * 1_000_000, sa.BigInteger)
-    # SQLite's text 'YYYY-MM-DD HH:MM:SS.ffffff' (always six digits: store/write/step_rows.py).
-    text = sa.type_coerce(column, sa.String)
-    seconds = sa.cast(sa.func.strftime("%s", sa.func.substr(text, 1, 19)), sa.BigInteger)
-    return seconds * 1_000_000 + sa.cast(sa.func.substr(text, 21, 6), sa.BigInteger)
+    return sa.type_coerce(column, sa.String)
 
 
 def timed_run() -> sa.ColumnElement[bool]:
@@ -167,35 +180,88 @@ def timed_run() -> sa.ColumnElement[bool]:
                    runs.c.started_at.is_not(None), runs.c.ended_at.is_not(None))
 
 
+def interval_columns(conn: sa.Connection) -> list[sa.ColumnElement[Any]]:
+    """What ``SelfTimeSums`` reads of a step row (from ``steps`` joined to ``runs``): run id, seq, parent
+    seq, the step's start and end and the run's start and end (microseconds)."""
+    return [steps.c.run_id, steps.c.seq, steps.c.parent_seq, *(_time_column(conn, c) for c in (
+        steps.c.started_at, steps.c.ended_at, runs.c.started_at, runs.c.ended_at))]
+
+
+# Rows of one run come together when ordered so (the runs' (started_at, run_id) index gives the order), and
+# the accumulator sums a run as soon as its last row has passed: memory stays bounded by the chunk and the
+# largest run, whatever the number of steps read.
+RUN_ORDER = (runs.c.started_at, runs.c.run_id)
+CHUNK_ROWS = 10_000
+
+
+class SelfTimeSums:
+    """Sums of self time (ms) by ``row[:nk]`` over step rows of timed runs, fed in chunks in ``RUN_ORDER``;
+    ``at`` is where a row's ``interval_columns`` start."""
+
+    def __init__(self, conn: sa.Connection, nk: int, at: int) -> None:
+        self.sums: dict[tuple[Any, ...], float] = {}
+        self._us = _same if is_postgres(conn) else _sqlite_micros
+        self._nk, self._at = nk, at
+        self._run: Any = None
+        self._rows: list[Sequence[Any]] = []
+
+    def add(self, rows: Iterable[Sequence[Any]]) -> None:
+        at = self._at
+        for row in rows:
+            if row[at] != self._run:
+                self._flush()
+                self._run = row[at]
+            self._rows.append(row)
+
+    def finish(self) -> dict[tuple[Any, ...], float]:
+        self._flush()
+        return self.sums
+
+    def _flush(self) -> None:
+        group = self._rows
+        if not group:
+            return
+        us, at, nk, sums = self._us, self._at, self._nk, self.sums
+        first = group[0]
+        times, _untraced = self_times(us(first[at + 5]), us(first[at + 6]), [
+            (row[at + 1], row[at + 2], us(row[at + 3]), us(row[at + 4])) for row in group
+        ])
+        for row, ms in zip(group, times, strict=True):
+            key = tuple(row[:nk])
+            sums[key] = sums.get(key, 0.0) + ms
+        self._rows = []
+
+
+def stream_rows(conn: sa.Connection, query: sa.Select[Any]) -> Iterator[Sequence[Sequence[Any]]]:
+    """The rows of ``query`` in chunks, never all at once. Self time reads every step row of the runs it
+    covers. PostgreSQL: a server-side cursor (libpq would otherwise hold the whole result). SQLite: the
+    driver's cursor, which steps through the result as it is read, and its plain tuples — SQLAlchemy's Row
+    objects cost about a third of that fetch, and the columns read here need no conversion
+    (``_time_column``)."""
+    if is_postgres(conn):
+        yield from conn.execute(query.execution_options(yield_per=CHUNK_ROWS)).partitions()
+        return
+    result = conn.execute(query)
+    try:
+        while chunk := result.cursor.fetchmany(CHUNK_ROWS):
+            yield chunk
+    finally:
+        result.close()
+
+
 def self_time_sums(
     conn: sa.Connection, where: list[sa.ColumnElement[bool]], keys: list[sa.ColumnElement[Any]]
 ) -> dict[tuple[Any, ...], float]:
     """Summed self time (ms) of the steps of the timed runs matching ``where`` (conditions on ``runs`` or
     ``steps``), by ``keys`` (per-run expressions) + (step_type, name). Keys are returned as the driver
     gives them."""
-    nk = len(keys)
+    nk = len(keys) + 2
     query = (
-        sa.select(*keys, steps.c.run_id, steps.c.seq, steps.c.parent_seq,
-                  micros(conn, steps.c.started_at), micros(conn, steps.c.ended_at),
-                  micros(conn, runs.c.started_at), micros(conn, runs.c.ended_at),
-                  steps.c.step_type, steps.c.name)
+        sa.select(*keys, steps.c.step_type, steps.c.name, *interval_columns(conn))
         .select_from(steps.join(runs, steps.c.run_id == runs.c.run_id))
         .where(*where, timed_run())
     )
-    by_run: dict[str, list[Any]] = {}
-    for row in conn.execute(query):
-        found = by_run.get(row[nk])
-        if found is None:
-            by_run[row[nk]] = [row]
-        else:
-            found.append(row)
-    out: dict[tuple[Any, ...], float] = {}
-    for rows in by_run.values():
-        first = rows[0]
-        times, _untraced = self_times(first[nk + 5], first[nk + 6], [
-            (row[nk + 1], row[nk + 2], row[nk + 3], row[nk + 4]) for row in rows
-        ])
-        for row, ms in zip(rows, times, strict=True):
-            key = (*row[:nk], row[nk + 7], row[nk + 8])
-            out[key] = out.get(key, 0.0) + ms
-    return out
+    sums = SelfTimeSums(conn, nk, nk)
+    for chunk in stream_rows(conn, query.order_by(*RUN_ORDER)):
+        sums.add(chunk)
+    return sums.finish()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agenttracer.verdict import ActionKey, StepFacts, Verdict, judge, link_retries
+from agenttracer.verdict import ActionKey, StepFacts, Verdict, judge, link_retries, next_attempt
 
 # gen_ai.operation.name values and span kinds that make a span an agent's own (docs/otlp.md).
 AGENT_OPERATIONS = frozenset({"invoke_agent", "create_agent"})
@@ -93,9 +93,10 @@ class SpanRecord:
         return self.step_type or "", self.name
 
     def facts(self) -> StepFacts:
+        # Whether a step is an agent's matters to the verdict only for steps in error.
         return StepFacts(self.seq, self.parent_seq, self.step_type or "", self.name, self.started_at,
-                         self.ended_at, self.error, self.failure_code, self.is_agent, self.explicit_attempt,
-                         self.retry_of_seq, self.attempt)
+                         self.ended_at, self.error, self.failure_code, self.error and self.is_agent,
+                         self.explicit_attempt, self.retry_of_seq, self.attempt)
 
 
 @dataclass(slots=True)
@@ -145,13 +146,21 @@ def assemble(new: list[SpanRecord], stored: Stored) -> Assembly:
 
     view = {**stored.rows, **{s.seq: s for s in new}}
     before = {seq: (s.attempt, s.retry_of_seq) for seq, s in stored.rows.items()}
-    relink = _relinkable(new, stored)
-    facts = {seq: s.facts() for seq, s in view.items()}
-    for seq, s in stored.rows.items():
-        facts[seq].stated_attempt = _stated(s)
-    link_retries(facts.values(), only=lambda f: f.ref in relink)
-    for seq, fact in facts.items():
-        view[seq].attempt, view[seq].retry_of_seq = fact.attempt, fact.retry_of
+    # Only an action that failed somewhere in the view can have retries; every other new step is
+    # attempt 1 (or what its framework stated) and nothing stored of it changes.
+    failed = {s.key for s in view.values() if s.error}
+    for step in new:
+        if step.key not in failed:
+            step.attempt, step.retry_of_seq = next_attempt(None, step.explicit_attempt), None
+    if failed:
+        relink = _relinkable(new, stored)
+        facts = {seq: s.facts() for seq, s in view.items() if s.key in failed}
+        for seq, fact in facts.items():
+            if seq in stored.rows:
+                fact.stated_attempt = _stated(stored.rows[seq])
+        link_retries(facts.values(), only=lambda f: f.ref in relink)
+        for seq, fact in facts.items():
+            view[seq].attempt, view[seq].retry_of_seq = fact.attempt, fact.retry_of
     relinked = [(seq, s.attempt, s.retry_of_seq) for seq, s in stored.rows.items()
                 if (s.attempt, s.retry_of_seq) != before[seq]]
     delta = sum((attempt > 1) - (before[seq][0] > 1) for seq, attempt, _ in relinked)
@@ -185,5 +194,5 @@ def verdict(view: Iterable[SpanRecord], root_error: str | None, truncated: bool,
             nested_agents: Collection[int] = ()) -> Verdict:
     """The run's verdict once its root has arrived (``root_error``: the root's code if it failed;
     ``nested_agents``: the agent steps with another agent step above them)."""
-    return judge([s.facts() for s in view if s.step_type is not None], invocation_error=root_error,
-                 errors_beyond_view=truncated, nested_agents=nested_agents)
+    facts = [s.facts() for s in view if s.step_type is not None and (s.error or s.retry_of_seq is not None)]
+    return judge(facts, invocation_error=root_error, errors_beyond_view=truncated, nested_agents=nested_agents)

@@ -5,7 +5,7 @@ transaction. The indexes are the partial ones over OTLP steps (``store/schema/ta
 0006). The work per run and request is bounded (docs/otlp.md, "Work per request"):
 
 * the request's own span ids and their parents: one lookup each in (run_id, span_id);
-* the run's highest seq and first step: one probe each of the primary key;
+* the run's highest seq: one probe of the primary key;
 * the stored steps waiting for one of the new spans as their parent: (run_id, parent_span_id);
 * the run's error and retry steps, at most ``VERDICT_ROWS`` (past it the run's verdict treats the
   rest as unrecovered errors);
@@ -30,57 +30,68 @@ NEIGHBOUR_ROWS = 64
 _CHUNK = 500  # ids per IN list
 
 _OTLP = steps.c.span_id.isnot(None)
+_RUN = steps.c.run_id == sa.bindparam("run_id")
+# Built once: a request runs these for every stored run it touches, and building and caching a
+# statement costs more than the indexed lookup itself.
+_SPAN_IDS = sa.select(steps.c.span_id, steps.c.seq).where(
+    _RUN, steps.c.span_id.in_(sa.bindparam("ids", expanding=True)))
+_TOP = sa.select(sa.func.max(steps.c.seq)).where(_RUN)
+_ORPHANS = sa.select(steps.c.seq, steps.c.parent_span_id).where(
+    _RUN, steps.c.parent_seq.is_(None), steps.c.parent_span_id.in_(sa.bindparam("ids", expanding=True)))
+_VERDICT_ROWS = sa.select(*steps.c).where(_RUN, _OTLP, sa.text(f"({VERDICT_STEP})")).order_by(
+    steps.c.seq).limit(VERDICT_ROWS + 1)
+_ACTION = sa.select(*steps.c).where(_RUN, steps.c.name == sa.bindparam("name"), _OTLP,
+                                    steps.c.step_type == sa.bindparam("step_type"))
+_BEFORE = _ACTION.where(steps.c.ended_at <= sa.bindparam("t")).order_by(
+    steps.c.ended_at.desc(), steps.c.seq.desc()).limit(1)
+_AFTER = _ACTION.where(steps.c.ended_at > sa.bindparam("t")).order_by(steps.c.ended_at, steps.c.seq).limit(
+    NEIGHBOUR_ROWS)
+_PARENT = sa.select(steps.c.parent_seq, steps.c.meta).where(_RUN, steps.c.seq == sa.bindparam("seq"))
 
 
 def stored_span_ids(conn: sa.Connection, run_id: str, span_ids: list[str]) -> set[str]:
     """Which of these span ids the run already holds."""
-    out: set[str] = set()
-    for chunk in _chunks(span_ids):
-        out.update(conn.execute(
-            sa.select(steps.c.span_id).where(steps.c.run_id == run_id, steps.c.span_id.in_(chunk))).scalars())
-    return out
+    return set(_span_seqs(conn, run_id, span_ids))
 
 
 def read_stored(conn: sa.Connection, run_id: str, new: list[SpanRecord]) -> Stored:
     """Everything ``otlp_assemble.assemble`` needs of the stored run to add the ``new`` steps."""
     stored = Stored()
-    top = conn.execute(sa.select(sa.func.max(steps.c.seq)).where(steps.c.run_id == run_id)).scalar()
+    top = conn.execute(_TOP, {"run_id": run_id}).scalar()
     if top is None:
         return stored
     stored.next_seq = top + 1
     new_ids = {s.span_id for s in new}
-    wanted = sorted({s.parent_span_id for s in new if s.parent_span_id is not None} - new_ids)
-    for chunk in _chunks(wanted):
-        stored.parents.update((span_id, seq) for span_id, seq in conn.execute(
-            sa.select(steps.c.span_id, steps.c.seq).where(steps.c.run_id == run_id, steps.c.span_id.in_(chunk))))
+    stored.parents = _span_seqs(conn, run_id, sorted({s.parent_span_id for s in new if s.parent_span_id} - new_ids))
     for chunk in _chunks(sorted(new_ids)):
-        stored.orphans += [(seq, parent) for seq, parent in conn.execute(
-            sa.select(steps.c.seq, steps.c.parent_span_id).where(
-                steps.c.run_id == run_id, steps.c.parent_seq.is_(None), steps.c.parent_span_id.in_(chunk)))]
-    rows = _records(conn, run_id, conn.execute(
-        sa.select(*steps.c).where(steps.c.run_id == run_id, _OTLP, sa.text(f"({VERDICT_STEP})"))
-        .order_by(steps.c.seq).limit(VERDICT_ROWS + 1)))
+        stored.orphans += [(seq, parent) for seq, parent in conn.execute(_ORPHANS, {"run_id": run_id, "ids": chunk})]
+    rows = _records(conn, run_id, conn.execute(_VERDICT_ROWS, {"run_id": run_id}))
     stored.truncated = len(rows) > VERDICT_ROWS
     stored.rows = {r.seq: r for r in rows[:VERDICT_ROWS]}
+    # Only an action that failed (stored or new) can link: the others need no neighbours.
+    failed = {r.key for r in stored.rows.values() if r.error} | {s.key for s in new if s.error}
     by_key: dict[tuple[str, str], list[SpanRecord]] = {}
     for s in new:
-        if s.step_type is not None:
-            by_key.setdefault((s.step_type, s.name), []).append(s)
+        if s.step_type is not None and s.key in failed:
+            by_key.setdefault(s.key, []).append(s)
     for (step_type, name), attempts in by_key.items():
-        _read_neighbours(conn, run_id, step_type, name, attempts, stored)
+        _read_neighbours(conn, {"run_id": run_id, "step_type": step_type, "name": name}, attempts, stored)
     return stored
 
 
-def _read_neighbours(conn: sa.Connection, run_id: str, step_type: str, name: str, attempts: list[SpanRecord],
-                     stored: Stored) -> None:
-    action = sa.select(*steps.c).where(steps.c.run_id == run_id, steps.c.name == name, _OTLP,
-                                       steps.c.step_type == step_type)
+def _span_seqs(conn: sa.Connection, run_id: str, span_ids: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for chunk in _chunks(span_ids):
+        out.update((span_id, seq) for span_id, seq in conn.execute(_SPAN_IDS, {"run_id": run_id, "ids": chunk}))
+    return out
+
+
+def _read_neighbours(conn: sa.Connection, action: dict[str, str], attempts: list[SpanRecord], stored: Stored) -> None:
+    run_id = action["run_id"]
     earliest = min(s.started_at for s in attempts)
-    before = _records(conn, run_id, conn.execute(
-        action.where(steps.c.ended_at <= earliest).order_by(steps.c.ended_at.desc(), steps.c.seq.desc()).limit(1)))
-    after = _records(conn, run_id, conn.execute(
-        action.where(steps.c.ended_at > earliest).order_by(steps.c.ended_at, steps.c.seq).limit(NEIGHBOUR_ROWS)))
-    stored.neighbours[(step_type, name)] = after
+    before = _records(conn, run_id, conn.execute(_BEFORE, {**action, "t": earliest}))
+    after = _records(conn, run_id, conn.execute(_AFTER, {**action, "t": earliest}))
+    stored.neighbours[(action["step_type"], action["name"])] = after
     found = before + after
     if len(after) == NEIGHBOUR_ROWS:
         # Crowded: the new attempts that start past the last one read get their previous attempt
@@ -88,9 +99,7 @@ def _read_neighbours(conn: sa.Connection, run_id: str, step_type: str, name: str
         horizon = after[-1].ended_at
         for s in attempts:
             if s.started_at > horizon:
-                found += _records(conn, run_id, conn.execute(
-                    action.where(steps.c.ended_at <= s.started_at)
-                    .order_by(steps.c.ended_at.desc(), steps.c.seq.desc()).limit(1)))
+                found += _records(conn, run_id, conn.execute(_BEFORE, {**action, "t": s.started_at}))
     for r in found:
         stored.rows.setdefault(r.seq, r)
 
@@ -106,8 +115,7 @@ def nested_agents(conn: sa.Connection, run_id: str, view: list[SpanRecord]) -> s
         seq, hops = step.parent_seq, 0
         while seq is not None and hops < MAX_DEPTH:
             if seq not in known:
-                row = conn.execute(sa.select(steps.c.parent_seq, steps.c.meta)
-                                   .where(steps.c.run_id == run_id, steps.c.seq == seq)).first()
+                row = conn.execute(_PARENT, {"run_id": run_id, "seq": seq}).first()
                 if row is None:
                     break
                 known[seq] = (row[0], is_agent(dict(row[1] or {})))
@@ -138,6 +146,6 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _chunks(ids: list[str]) -> Iterable[list[str]]:
+def _chunks(ids: list[Any]) -> Iterable[list[Any]]:
     for start in range(0, len(ids), _CHUNK):
         yield ids[start:start + _CHUNK]

@@ -45,6 +45,18 @@ from agenttracer.verdict import UNHANDLED
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 _MAX_ATTEMPTS = 3
 DEFAULT_AGENT_ID = "unknown_service"
+# Built once (per request they would cost more to build than to run).
+_THIS_RUN = runs.c.run_id == sa.bindparam("b_run_id")
+_ADD_COUNTS = runs.update().where(_THIS_RUN).values(
+    step_count=runs.c.step_count + sa.bindparam("b_steps"),
+    error_step_count=runs.c.error_step_count + sa.bindparam("b_errors"),
+    retry_count=runs.c.retry_count + sa.bindparam("b_retries"),
+)
+_ROOTS = runs.update().where(_THIS_RUN).values(root_span_id=sa.bindparam("b_span"), root_error=sa.bindparam("b_error"))
+_THIS_STEP = sa.and_(steps.c.run_id == sa.bindparam("b_run_id"), steps.c.seq == sa.bindparam("b_seq"))
+_ADOPT = steps.update().where(_THIS_STEP).values(parent_seq=sa.bindparam("b_parent"))
+_RELINK = steps.update().where(_THIS_STEP).values(attempt=sa.bindparam("b_attempt"),
+                                                  retry_of_seq=sa.bindparam("b_retry_of"))
 DEFAULT_VERSION = "unversioned"
 DEFAULT_ENVIRONMENT = "development"
 
@@ -128,6 +140,7 @@ def _write(
     accepted = duplicates = rejected = 0
     new_rows: list[tuple[Any, ...]] = []
     counts: list[tuple[int, int, int, str]] = []
+    pending = _Pending()
     for run_id in run_ids:
         if run_id in foreign:
             rejected += len(by_run[run_id])  # a trace id that is another project's run: never written from here
@@ -160,12 +173,13 @@ def _write(
         if state.reopened:  # the sweep had closed it: forget its verdict before this request judges the run
             settle_reopened(conn, [state])
         was = state.row["status"]
-        _settle(conn, state, root, assembly, stored.truncated, fresh, now)
+        _settle(conn, state, root, assembly, stored.truncated, fresh, now, pending)
         _report(report, state.row, was, root is not None, new_steps)
 
     if new_rows:
         sql.insert_steps(conn, new_rows)
     _update_runs(sql, conn, states, now)
+    pending.send(conn)
     if counts:
         _add_counts(conn, counts)
     return accepted, duplicates, rejected
@@ -174,14 +188,7 @@ def _write(
 def _add_counts(conn: sa.Connection, counts: list[tuple[int, int, int, str]]) -> None:
     """Counters move by what this request changed (steps, error steps, retries per run): never a
     recount of the stored trace."""
-    conn.execute(
-        runs.update().where(runs.c.run_id == sa.bindparam("b_run_id")).values(
-            step_count=runs.c.step_count + sa.bindparam("b_steps"),
-            error_step_count=runs.c.error_step_count + sa.bindparam("b_errors"),
-            retry_count=runs.c.retry_count + sa.bindparam("b_retries"),
-        ),
-        [{"b_steps": a, "b_errors": b, "b_retries": c, "b_run_id": r} for a, b, c, r in counts],
-    )
+    conn.execute(_ADD_COUNTS, [{"b_steps": a, "b_errors": b, "b_retries": c, "b_run_id": r} for a, b, c, r in counts])
 
 
 def _new_spans(
@@ -216,17 +223,11 @@ def _report(report: Written, row: dict[str, Any], was: str, settled: bool, new_s
 def _update_stored(conn: sa.Connection, run_id: str, assembly: Assembly) -> None:
     """Write the stored steps this request adopted (their parent arrived) or relinked."""
     if assembly.adopted:
-        conn.execute(
-            steps.update().where(steps.c.run_id == run_id, steps.c.seq == sa.bindparam("b_seq"))
-            .values(parent_seq=sa.bindparam("b_parent")),
-            [{"b_seq": seq, "b_parent": parent} for seq, parent in assembly.adopted],
-        )
+        conn.execute(_ADOPT, [{"b_run_id": run_id, "b_seq": seq, "b_parent": parent}
+                              for seq, parent in assembly.adopted])
     if assembly.relinked:
-        conn.execute(
-            steps.update().where(steps.c.run_id == run_id, steps.c.seq == sa.bindparam("b_seq"))
-            .values(attempt=sa.bindparam("b_attempt"), retry_of_seq=sa.bindparam("b_retry_of")),
-            [{"b_seq": seq, "b_attempt": a, "b_retry_of": r} for seq, a, r in assembly.relinked],
-        )
+        conn.execute(_RELINK, [{"b_run_id": run_id, "b_seq": seq, "b_attempt": a, "b_retry_of": r}
+                               for seq, a, r in assembly.relinked])
 
 
 def _step_values(step: SpanRecord) -> dict[str, Any]:
@@ -252,15 +253,14 @@ def _step_values(step: SpanRecord) -> dict[str, Any]:
 
 
 def _settle(conn: sa.Connection, state: RunState, root: SpanRecord | None, assembly: Assembly, truncated: bool,
-            fresh: list[SpanRecord], now: datetime) -> None:
+            fresh: list[SpanRecord], now: datetime, pending: _Pending) -> None:
     """Update the run row from its spans (``state.fallback_start`` carries the new start) and, once
     its root has arrived, judge it (agenttracer.verdict) and write or clear its failure."""
     row = state.row
     state.dirty = True
     row["meta_removed"] = (row["meta_removed"] or 0) + sum(s.dropped for s in fresh if s is not root)
-    seen = sorted((s for s in [*fresh, *assembly.view] if s.agent_name), key=lambda s: (s.started_at, s.seq))
     if root is not None:
-        _identity(row, root, seen, fresh)
+        _identity(row, root, _named(fresh, assembly), fresh)
         state.fallback_start = root.started_at
         row["ended_at"] = root.ended_at
         row["root_span_id"] = root.span_id
@@ -272,28 +272,50 @@ def _settle(conn: sa.Connection, state: RunState, root: SpanRecord | None, assem
             for key, value in source.items():
                 if key in meta or len(meta) < MAX_META_KEYS:
                     meta[key] = value
-        conn.execute(runs.update().where(runs.c.run_id == row["run_id"])
-                     .values(root_span_id=root.span_id, root_error=row["root_error"]))
+        pending.roots.append({"b_run_id": row["run_id"], "b_span": root.span_id, "b_error": row["root_error"]})
     elif row["agent_id"] is None:
-        _identity(row, None, seen, fresh)
+        _identity(row, None, _named(fresh, assembly), fresh)
     if row["root_span_id"] is None:
         if row["ended_at"] is None:  # still running: it starts at its earliest span
             state.fallback_start = min([s.started_at for s in fresh] + [row["started_at"]])
         return
-    nested = otlp_stored.nested_agents(conn, row["run_id"], assembly.view)
+    nested = otlp_stored.nested_agents(conn, row["run_id"], assembly.view) if any(
+        s.error for s in assembly.view) else set()
     judged = verdict(assembly.view, row["root_error"], truncated, nested)
     row["status"] = judged.status
     if judged.failure_type is not None and judged.failure_code is not None:
         row["failure_type"], row["failure_code"] = judged.failure_type, judged.failure_code
-        stmt = insert(conn, failures).values(
-            run_id=row["run_id"], failure_type=judged.failure_type, failure_code=judged.failure_code,
-            step_seq=judged.cause_ref, message=None, recorded_at=row["ended_at"] or now)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=["run_id"],
-            set_={name: stmt.excluded[name] for name in ("failure_type", "failure_code", "step_seq", "recorded_at")}))
+        pending.failures.append({
+            "run_id": row["run_id"], "failure_type": judged.failure_type, "failure_code": judged.failure_code,
+            "step_seq": judged.cause_ref, "message": None, "recorded_at": row["ended_at"] or now})
     elif row["failure_type"] is not None:  # a late span recovered the run
         row["failure_type"] = row["failure_code"] = None
-        conn.execute(failures.delete().where(failures.c.run_id == row["run_id"]))
+        pending.recovered.append(row["run_id"])
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Run-level writes that _settle decides per run and _write sends once per request."""
+
+    roots: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+
+    def send(self, conn: sa.Connection) -> None:
+        if self.roots:
+            conn.execute(_ROOTS, self.roots)
+        if self.failures:
+            stmt = insert(conn, failures)
+            changed = ("failure_type", "failure_code", "step_seq", "recorded_at")
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["run_id"], set_={name: stmt.excluded[name] for name in changed}), self.failures)
+        if self.recovered:
+            conn.execute(failures.delete().where(failures.c.run_id.in_(self.recovered)))
+
+
+def _named(fresh: list[SpanRecord], assembly: Assembly) -> list[SpanRecord]:
+    """The spans that name an agent, earliest first."""
+    return sorted((s for s in [*fresh, *assembly.view] if s.agent_name), key=lambda s: (s.started_at, s.seq))
 
 
 def _identity(row: dict[str, Any], root: SpanRecord | None, seen: list[SpanRecord], fresh: list[SpanRecord]) -> None:
