@@ -9,6 +9,8 @@ DEV_STAMP := $(VENV)/.stamp-dev
 UI_DIST := src/agenttracer/ui_dist
 UI_SOURCES := $(shell find ui/src ui/public ui/index.html ui/package.json ui/package-lock.json ui/vite.config.ts ui/tsconfig.json -type f 2>/dev/null)
 UI_DEPS := ui/node_modules/.stamp
+# The Vercel AI SDK agent of the conformance corpus (tests/conformance/node), run live by the tests.
+CONFORMANCE_NODE_DEPS := tests/conformance/node/node_modules/.stamp
 PYTEST_ARGS ?=
 
 .PHONY: up test bench ui ui-test api-types lint typecheck clean
@@ -30,7 +32,7 @@ up: $(SERVER_STAMP) $(UI_DIST)/index.html
 	$(VENV)/bin/agenttracer up
 
 ## test: every test (SDK, storage on SQLite and PostgreSQL, servers, CLI, browser end to end)
-test: $(DEV_STAMP) $(UI_DIST)/index.html ui-test
+test: $(DEV_STAMP) $(UI_DIST)/index.html ui-test $(CONFORMANCE_NODE_DEPS)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -44,6 +46,11 @@ ui: $(UI_DIST)/index.html
 $(UI_DEPS): ui/package.json ui/package-lock.json
 	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js >= 20 with npm to build the dashboard"; exit 1; }
 	cd ui && npm ci --no-audit --no-fund
+	touch $@
+
+$(CONFORMANCE_NODE_DEPS): tests/conformance/node/package.json tests/conformance/node/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js >= 20 with npm for the conformance tests"; exit 1; }
+	cd tests/conformance/node && npm ci --no-audit --no-fund
 	touch $@
 
 $(UI_DIST)/index.html: $(UI_DEPS) $(UI_SOURCES)

@@ -139,7 +139,8 @@ def sweep_cost(args: argparse.Namespace) -> list[list[str]]:
     return rows
 
 
-_E2E = re.compile(r"^(sqlite|postgresql): (end to end \(steps/s\)|server CPU per step \(us\))\s+\S+\s+(\S+)", re.M)
+_FIGURES = ("end to end (steps/s)", "server CPU per step (us)", "database CPU per step (us)")
+_E2E = re.compile(r"^(sqlite|postgresql): (" + "|".join(re.escape(f) for f in _FIGURES) + r")\s+\S+\s+(\S+)", re.M)
 
 
 def ingest_once(tree: Path, backend: str, args: argparse.Namespace) -> dict[str, float]:
@@ -150,7 +151,7 @@ def ingest_once(tree: Path, backend: str, args: argparse.Namespace) -> dict[str,
            str(args.ingest_steps), "--repeat", "1", "--no-floor", "--via-cli", "--pg-url", args.pg_url]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, check=False)
     found = {m.group(2): float(m.group(3).replace(",", "")) for m in _E2E.finditer(done.stdout)}
-    if done.returncode != 0 or len(found) != 2:
+    if done.returncode != 0 or len(found) != (3 if backend == "postgresql" else 2):
         raise SystemExit(f"{tree}: ingest_throughput failed ({done.returncode}):\n{done.stdout[-2000:]}"
                          f"\n{done.stderr[-2000:]}")
     return found
@@ -172,7 +173,9 @@ def ingest_side_by_side(args: argparse.Namespace) -> list[list[str]]:
                       f"{fmt(figures[(backend, 'end to end (steps/s)', name)][-1], 0)} steps/s", flush=True)
     rows = []
     for backend in args.backend.split(","):
-        for figure in ("end to end (steps/s)", "server CPU per step (us)"):
+        for figure in _FIGURES:
+            if (backend, figure, "previous") not in figures:
+                continue
             old = summarize(figures[(backend, figure, "previous")]).median
             new = summarize(figures[(backend, figure, "this checkout")]).median
             rows.append([f"{backend}: {figure}", fmt(old, 1), fmt(new, 1), f"{new / old:.3f}"])

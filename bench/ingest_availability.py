@@ -48,7 +48,7 @@ from benchlib.pg import ensure_database, temporary_schema
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 18710  # this benchmark's range: 18710..18719
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/at_bench_availability"
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/at_bench"
 SLOW_LENGTH = 100_000
 SLOW_EVERY_S = 2.0
 BATCH_TIMEOUT_S = 30.0

@@ -22,10 +22,12 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from google.protobuf.json_format import MessageToDict, ParseDict
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -172,6 +174,21 @@ def run_ids(recording: Recording, mode: str, salt: str) -> set[str]:
                for ss in rs.scope_spans for span in ss.spans}
         return {str(uuid.UUID(bytes=trace_id)) for trace_id in ids}
     return {event["run_id"] for request in sent for event in json.loads(decoded(request))["events"]}
+
+
+def sweep_an_hour_later(db_url: str) -> int:
+    """Run the abandoned-run sweep the ingest process runs, with its default timeout, as if that much time
+    had passed since the replay: a run whose root never arrived (a crashed agent) is closed; settled runs
+    are left alone. Returns how many runs it closed."""
+    from agenttracer.store.schema.engine import make_engine
+    from agenttracer.store.write.abandon import DEFAULT_TIMEOUT_S, sweep
+
+    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
+    try:
+        timeout = timedelta(seconds=DEFAULT_TIMEOUT_S)
+        return len(sweep(engine, timeout, now=datetime.now(timezone.utc) + timeout + timedelta(seconds=1)).closed)
+    finally:
+        engine.dispose()
 
 
 def post_all(client: httpx.Client, ingest_url: str, requests: list[Request]) -> list[httpx.Response]:

@@ -51,6 +51,7 @@ def main() -> None:
                 found: dict[str, list[str]] = {}
                 for mode in replay.MODES:
                     replay.post_all(client, ingest, replay.requests_for(recording, mode, salt))
+                replay.sweep_an_hour_later(url)
                 for mode in replay.MODES:
                     (run_id,) = replay.run_ids(recording, mode, salt)
                     detail = client.get(f"{query}/v1/runs/{run_id}", params={"limit": 1000}).json()

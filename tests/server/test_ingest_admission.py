@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from agenttracer.server import ingest
 from agenttracer.server.ingest.admission import Limits
 from agenttracer.server.settings import Settings
+from agenttracer.store.keys import create_key
 from agenttracer.store.schema.engine import make_engine
 from tests.support.events import full_run
 from tests.support.servers import serve_app
@@ -37,9 +38,10 @@ class Trickle:
     one byte at a time, every ``every_s`` seconds, from ``source`` — the slow uploader of the issue."""
 
     def __init__(self, base: str, path: str = "/v1/ingest", length: int = 100_000, source: str = "127.0.0.1",
-                 content_type: str = "application/json") -> None:
+                 content_type: str = "application/json", key: str | None = None) -> None:
         self.sock = socket.create_connection(_host_port(base), timeout=30, source_address=(source, 0))
-        head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+        auth = f"Authorization: Bearer {key}\r\n" if key else ""
+        head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n{auth}"
                 f"Content-Length: {length}\r\n\r\n{{")
         self.sock.sendall(head.encode())
 
@@ -127,6 +129,22 @@ def test_one_address_cannot_hold_every_request(live_settings: Settings) -> None:
         assert refused.startswith(b"HTTP/1.1 429")
         status = orjson.loads(refused.partition(b"\r\n\r\n")[2])
         assert status["code"] == 8 and status["field"] == "client"  # google.rpc RESOURCE_EXHAUSTED
+
+
+def test_one_key_cannot_hold_every_request_from_one_address(live_settings: Settings, db_url: str) -> None:
+    """Behind one address (a NAT, a proxy) every key has its own share."""
+    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
+    (_, key_a), (_, key_b) = create_key(engine, "ingest"), create_key(engine, "ingest")
+    engine.dispose()
+    app = ingest.create_app(live_settings, limits=Limits(max_requests_per_client=2))
+    with served(app) as (base, trickles):
+        trickles += [Trickle(base, key=key_a) for _ in range(2)]
+        time.sleep(0.3)
+        batch = {"events": full_run()}
+        refused = httpx.post(f"{base}/v1/ingest", json=batch, headers={"Authorization": f"Bearer {key_a}"})
+        assert refused.status_code == 429 and refused.json()["field"] == "client", refused.text
+        other = httpx.post(f"{base}/v1/ingest", json=batch, headers={"Authorization": f"Bearer {key_b}"})
+        assert other.status_code == 200, other.text
 
 
 def _hold_the_write_lock(db_url: str) -> tuple[sa.Engine, sa.Connection]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from agenttracer.server.query.params import run_id_prefix
+from agenttracer.server.query.run_ids import run_id_prefix
 from tests.support import events as ev
 
 TWINS = ("3f2b9c1e-8a4d-4e0f-9b7a-1c2d3e4f5a6b", "3f2b9c1e-8a4d-4e0f-9b7a-1c2d3e4f5a6c")

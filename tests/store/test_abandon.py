@@ -255,3 +255,34 @@ def test_the_worker_reports_what_it_closed(engine: sa.Engine) -> None:
     assert [c.run_id for c in result.closed] == [c.run_id for c in seen] == [run_id]
     assert worker.closed == 1
     assert sweep_interval(3600) == 60.0 and sweep_interval(2) == 1.0 and sweep_interval(300) == 30.0
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_run_a_writer_holds_is_skipped_not_waited_for_and_stays_open(engine: sa.Engine) -> None:
+    held, other = started_run(engine), started_run(engine)
+    with engine.connect() as writer:
+        tx = writer.begin()  # a batch for `held` in flight: its row locked, its last write moving to now
+        writer.execute(sa.select(runs.c.run_id).where(runs.c.run_id == held).with_for_update())
+        writer.execute(runs.update().where(runs.c.run_id == held).values(updated_at=NOW))
+        closed = sweep(engine, HOUR, now=NOW).closed  # returns although `held` is locked
+        tx.commit()
+    assert [c.run_id for c in closed] == [other]
+    assert sweep(engine, HOUR, now=NOW).closed == []  # the write landed: `held` is not quiet any more
+    assert verdict(engine, held) == ("running", None, None, False)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_sweep_waiting_for_a_batch_does_not_close_the_run_the_batch_wrote(engine: sa.Engine) -> None:
+    from agenttracer.store.write.lock import write_lock
+
+    held = started_run(engine)
+    done: list[list[Closed]] = []
+    with write_lock(engine), engine.begin() as conn:  # a batch for `held` holds SQLite's writer
+        conn.execute(runs.update().where(runs.c.run_id == held).values(updated_at=NOW))
+        sweeper = threading.Thread(target=lambda: done.append(sweep(engine, HOUR, now=NOW).closed))
+        sweeper.start()
+        sweeper.join(0.5)
+        assert sweeper.is_alive()  # it waits for the writer ...
+    sweeper.join(10)
+    assert done == [[]]  # ... and its guarded UPDATE sees the run's new last write
+    assert verdict(engine, held) == ("running", None, None, False)

@@ -6,17 +6,18 @@ Used by tests/server/test_query_availability.py and bench/query_availability.py:
     result.unanswered()        # requests that got no HTTP answer within the client's timeout
     result.health_worst_s()    # the slowest /health answer while the readers ran
 
-Each reader (of one ``httpx.AsyncClient``, a new connection per request) sends ``rounds`` requests one after the
-other, cycling through a dashboard's reads (runs list, run detail, stats, agents) from a different
-starting point; every request has the client timeout, so a load always ends by itself. A probe asks
-``/health`` every ``HEALTH_EVERY_S`` from a process of its own until the readers are done. ``Ingest``
-posts small batches to the
-Ingest API from a thread until stopped (at most ``max_batches``). Loopback addresses only.
+Each reader (of one ``httpx.AsyncClient``, a new connection per request) sends ``rounds`` requests one
+after the other, cycling through a dashboard's reads (runs list, run detail, stats, agents) from a
+different starting point, and after a 503 waits its ``Retry-After`` before the next; every request has
+the client timeout, so a load always ends by itself. A probe asks ``/health`` every ``HEALTH_EVERY_S``
+from a process of its own until the readers are done. ``Ingest`` posts small batches to the Ingest API
+from a thread until stopped (at most ``max_batches``). Loopback addresses only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import threading
 import time
@@ -32,11 +33,14 @@ import httpx
 from tests.support.rundata import RunSpec, StepSpec, events
 
 HEALTH_EVERY_S = 0.25
+MAX_RETRY_AFTER_S = 5.0
 KINDS = ("runs", "run", "stats", "agents")
 
 
 class EventLike(Protocol):
     def wait(self, timeout: float | None = None) -> bool: ...
+
+    def set(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -87,16 +91,26 @@ async def _reader(client: httpx.AsyncClient, index: int, rounds: int, run_ids: S
         started = time.monotonic()
         try:
             resp = await client.get(path, params=params)
-            out.append(Answer(kind, resp.status_code, time.monotonic() - started, resp.headers.get("retry-after")))
         except httpx.HTTPError as exc:
             out.append(Answer(kind, None, time.monotonic() - started, error=type(exc).__name__))
+            continue
+        retry_after = resp.headers.get("retry-after")
+        out.append(Answer(kind, resp.status_code, time.monotonic() - started, retry_after))
+        if resp.status_code == 503 and retry_after is not None and retry_after.isdigit():
+            # As a dashboard does: the next request after a refusal waits as long as the server asked.
+            await asyncio.sleep(min(float(retry_after), MAX_RETRY_AFTER_S))
 
 
-def _probe(url: str, done: EventLike, timeout_s: float, out: Connection) -> None:
+def _probe(url: str, ready: EventLike, done: EventLike, timeout_s: float, out: Connection) -> None:
     """Asks /health until ``done``; sends its answers through ``out``. It runs in a process of its own: the
-    readers' work in the load's process would otherwise delay (and so falsify) its timings."""
+    readers' work in the load's process would otherwise delay (and so falsify) its timings. A first,
+    unrecorded request pays the new process's one-time costs (imports, the first connection) before
+    ``ready`` lets the readers start."""
     answers: list[Answer] = []
     with httpx.Client(base_url=url, timeout=timeout_s) as client:
+        with contextlib.suppress(httpx.HTTPError):
+            client.get("/health")
+        ready.set()
         while True:
             started = time.monotonic()
             try:
@@ -110,14 +124,19 @@ def _probe(url: str, done: EventLike, timeout_s: float, out: Connection) -> None
 
 
 async def read_load(url: str, *, readers: int, rounds: int, run_ids: Sequence[str],
-                    headers: dict[str, str] | None = None, timeout_s: float = 30.0) -> LoadResult:
-    """``readers`` concurrent readers of ``rounds`` requests each, with the ``/health`` probe beside them."""
+                    headers: dict[str, str] | None = None, timeout_s: float = 30.0,
+                    budget_s: float | None = None) -> LoadResult:
+    """``readers`` concurrent readers of ``rounds`` requests each, with the ``/health`` probe beside them.
+
+    With ``budget_s`` the readers are stopped after that long and every request not answered by then
+    counts as unanswered (error ``budget``): a server that hangs cannot hold the load up for long."""
     result = LoadResult()
     spawn = multiprocessing.get_context("spawn")
-    done = spawn.Event()
+    ready, done = spawn.Event(), spawn.Event()
     receive, send = spawn.Pipe(duplex=False)
-    probe = spawn.Process(target=_probe, args=(url, done, timeout_s, send), name="health-probe", daemon=True)
+    probe = spawn.Process(target=_probe, args=(url, ready, done, timeout_s, send), name="health-probe", daemon=True)
     probe.start()
+    await asyncio.to_thread(ready.wait, timeout_s + 30)
     started = time.monotonic()
     # One client, one connection per reader: a client each would cost the load process more than the server.
     # A connection per request (``Connection: close``): a busy load process can leave a kept-alive connection
@@ -127,7 +146,12 @@ async def read_load(url: str, *, readers: int, rounds: int, run_ids: Sequence[st
     each = {**(headers or {}), "Connection": "close"}
     try:
         async with httpx.AsyncClient(base_url=url, headers=each, timeout=timeout_s, limits=limits) as client:
-            await asyncio.gather(*(_reader(client, i, rounds, run_ids, result.answers) for i in range(readers)))
+            everyone = asyncio.gather(*(_reader(client, i, rounds, run_ids, result.answers) for i in range(readers)))
+            try:
+                await asyncio.wait_for(everyone, budget_s)
+            except asyncio.TimeoutError:
+                missing = readers * rounds - len(result.answers)
+                result.answers += [Answer("unsent", None, budget_s or 0.0, error="budget")] * missing
         result.seconds = time.monotonic() - started
     finally:
         done.set()

@@ -18,7 +18,7 @@ const { canaries, script, promptTokens, completionTokens } = setup;
 const provider = new NodeTracerProvider({
   resource: resourceFromAttributes({
     "service.name": "vercel-ai-agent",
-    "service.version": "1.0.0",
+    "service.version": setup.version ?? "1.0.0",
     "deployment.environment.name": "conformance",
   }),
   spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${receiverUrl}/v1/traces` }))],

@@ -13,20 +13,18 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tests.conformance.record.frameworks import FRAMEWORKS
+from tests.conformance.record.frameworks import FRAMEWORKS, NODE_DIR, command
 from tests.conformance.record.loopback import fake_openai, receiver
-from tests.conformance.record.scenarios import CANARIES, COMPLETION_TOKENS, PROMPT_TOKENS, SCENARIOS, SCRIPTS
+from tests.conformance.record.scenarios import CANARIES, SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[3]
 RECORDINGS = Path(__file__).resolve().parents[1] / "recordings"
-NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 
 
 def _versions(packages: tuple[str, ...]) -> dict[str, str]:
@@ -45,21 +43,13 @@ def _versions(packages: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-def _command(framework: str, scenario: str, receiver_url: str, model_url: str) -> list[str]:
-    if framework == "vercel-ai":
-        setup = {"canaries": CANARIES, "script": SCRIPTS[scenario], "promptTokens": PROMPT_TOKENS,
-                 "completionTokens": COMPLETION_TOKENS}
-        return ["node", str(NODE_DIR / "record.mjs"), scenario, receiver_url, json.dumps(setup)]
-    return [sys.executable, "-m", "tests.conformance.record.run_one", framework, scenario, receiver_url, model_url]
-
-
 def record(framework: str, scenario: str, receiver_url: str, received: Any, model_url: str) -> Path:
     spec = FRAMEWORKS[framework]
     received.take()
     key = uuid.uuid4().hex[:8]
     env = dict(os.environ, PYTHONPATH=str(ROOT), **spec.get("env", {}))
     started = time.monotonic()
-    done = subprocess.run(_command(framework, scenario, receiver_url, f"{model_url}/{key}/{scenario}/v1"),
+    done = subprocess.run(command(framework, scenario, receiver_url, f"{model_url}/{key}/{scenario}/v1", env),
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         raise SystemExit(f"{framework}/{scenario} failed ({done.returncode}):\n{done.stderr[-4000:]}")

@@ -11,12 +11,13 @@ import importlib
 import os
 import sys
 
-from tests.conformance.record.context import Context
+from tests.conformance.record.context import VERSION_VARIABLE, Context
 
 
 def main(argv: list[str]) -> int:
     framework, scenario, receiver_url, model_url = argv
-    ctx = Context(scenario=scenario, receiver_url=receiver_url, model_url=model_url)
+    ctx = Context(scenario=scenario, receiver_url=receiver_url, model_url=model_url,
+                  version=os.environ.get(VERSION_VARIABLE, "1.0.0"))
     os.environ.update(ctx.openai_env())
     module = importlib.import_module(f"tests.conformance.record.frameworks.{framework.replace('-', '_')}")
     try:

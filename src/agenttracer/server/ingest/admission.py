@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import math
 from collections.abc import AsyncIterator, Callable
@@ -189,7 +190,9 @@ async def settle(fn: Callable[..., R], *args: Any) -> R:
     really done — never a 500 for a batch that was stored. The runner's watchdog bounds the wait.
     """
     # A bare executor future: no task or cancel scope of the request's can cancel it.
-    work = asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
+    # The request's context (its request id for log lines) goes along, as run_in_threadpool would take it.
+    context = contextvars.copy_context()
+    work = asyncio.get_running_loop().run_in_executor(None, functools.partial(context.run, fn, *args))
     cancels = 0
     while True:
         try:

@@ -49,17 +49,18 @@ from agenttracer.server.failsafe import Failsafe
 from agenttracer.server.metrics import QueryMetrics
 from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.query.coalesce import SingleFlight
-from agenttracer.server.query.gate import ClientGone, DeadlinePassed, Job, Overloaded, ReadGate, limits
-from agenttracer.server.query.params import (
-    RUN_ID_PREFIX_RULE,
-    NoControlChars,
-    SinceParam,
-    UntilParam,
-    invalid,
-    run_filters,
-    run_id_prefix,
-    time_window,
+from agenttracer.server.query.gate import (
+    Admission,
+    ClientGone,
+    DeadlinePassed,
+    Job,
+    Limits,
+    Overloaded,
+    ReadGate,
+    limits,
 )
+from agenttracer.server.query.params import NoControlChars, SinceParam, UntilParam, invalid, run_filters, time_window
+from agenttracer.server.query.run_ids import MAX_PREFIX_MATCHES, RUN_ID_PREFIX_RULE, ambiguous, run_id_prefix
 from agenttracer.server.query.scope import read_projects
 from agenttracer.server.settings import Settings
 from agenttracer.server.wire import (
@@ -92,7 +93,6 @@ HEALTH_TIMEOUT_MS = 800
 # A read that succeeded this recently shows the database reachable: /health then answers without a ping, so
 # under load it costs the database (and the process) nothing.
 HEALTH_FRESH_S = 1.0
-MAX_PREFIX_MATCHES = 1000  # how many runs an ambiguous prefix's answer counts at most
 
 router = APIRouter()
 
@@ -204,12 +204,7 @@ async def get_run(
             if prefix is not None:
                 found = runs.runs_with_prefix(conn, prefix, MAX_PREFIX_MATCHES + 1, projects=scope)
                 if len(found) > 1:
-                    matches = min(len(found), MAX_PREFIX_MATCHES)
-                    more = "more than " if len(found) > MAX_PREFIX_MATCHES else ""
-                    return error_response(409, "ambiguous_prefix",
-                                          f"{more}{matches} runs have ids beginning with {prefix}",
-                                          field="run_id", rule="a prefix must begin exactly one run's id: "
-                                          "give more of the id", matches=matches)
+                    return ambiguous(prefix, len(found))
                 canonical = found[0] if found else prefix
             detail = runs.get_run(conn, canonical, steps_after=steps_after, steps_limit=steps_limit, projects=scope)
         if detail is None:
@@ -364,7 +359,11 @@ def _stopped(request: Request, exc: Exception) -> Response:
 
 
 def _overloaded(request: Request, _exc: Exception) -> Response:
-    sizes = request.app.state.gate.limits
+    return overloaded(request.app.state.gate.limits)
+
+
+def overloaded(sizes: Limits) -> Response:
+    """The 503 of a full queue (gate.py), the same whether the gate or its Admission middleware refuses."""
     return retry_later(
         503, "overloaded",
         f"this server already has {sizes.workers} reads running and {sizes.queue} waiting; retry after Retry-After",
@@ -438,6 +437,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     # Innermost: inside the metrics middleware (which counts its 500s) and CORS (so even a 500 carries
     # the headers the dashboard needs to read it).
     app.add_middleware(Failsafe)
+    app.add_middleware(Admission, gate=read_gate, refuse=lambda: overloaded(sizes))
     install(app, settings, side, QueryMetrics() if settings.metrics_enabled else None)
     app.add_middleware(
         CORSMiddleware,

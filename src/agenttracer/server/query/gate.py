@@ -8,7 +8,9 @@ Every piece of database work of a Query API request (its key check, its read) is
   connection at once, and it never waits for anything else while holding it. Between jobs a request
   holds nothing (no thread, no connection), so no set of requests can wait on each other.
 * **A bounded queue in front.** At most ``queue`` jobs wait for a worker; one more is refused at once with
-  :class:`Overloaded` (the app answers 503 with ``Retry-After``) instead of piling up.
+  :class:`Overloaded` (the app answers 503 with ``Retry-After``) instead of piling up. While the queue is
+  full, :class:`Admission` answers new ``/v1`` requests that 503 before any routing, validation or key
+  check, so a flood of refused requests costs the event loop (and ``/health`` behind it) little.
 * **A deadline per request.** It starts when the request's first job is submitted and lasts
   ``deadline_s`` (the ``query_timeout_ms`` setting). A job still queued at the deadline never runs; a
   running one is stopped: PostgreSQL gets a cancel request, SQLite's progress handler interrupts the
@@ -35,6 +37,8 @@ from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agenttracer.server.settings import Settings
 from agenttracer.store.dialect import SQLITE
@@ -192,6 +196,11 @@ class ReadGate:
                 # Whatever the stopped work ends with, nobody waits for it any more.
                 future.add_done_callback(_discard)
 
+    def reject(self) -> None:
+        """Count a request refused because the queue was full."""
+        with self._lock:
+            self.rejected += 1
+
     def _start(self, job: Job[T]) -> T:
         with self._lock:
             self.waiting -= 1
@@ -225,3 +234,20 @@ async def _disconnected(request: Request) -> None:
 def _discard(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+class Admission:
+    """ASGI middleware: a ``/v1`` request arriving while the gate's queue is full gets ``refuse()`` at once."""
+
+    def __init__(self, app: ASGIApp, gate: ReadGate, refuse: Callable[[], Response]) -> None:
+        self.app = app
+        self.gate = gate
+        self.refuse = refuse
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/") \
+                and self.gate.waiting >= self.gate.limits.queue:
+            self.gate.reject()
+            await self.refuse()(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

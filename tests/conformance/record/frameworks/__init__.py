@@ -6,7 +6,15 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
 from typing import Any
+
+from tests.conformance.record.context import VERSION_VARIABLE
+from tests.conformance.record.scenarios import CANARIES, COMPLETION_TOKENS, PROMPT_TOKENS, SCRIPTS
+
+NODE_DIR = Path(__file__).resolve().parents[2] / "node"
 
 FRAMEWORKS: dict[str, dict[str, Any]] = {
     "openai-v2": {"kind": "otlp", "packages": ("openai", "opentelemetry-instrumentation-openai-v2")},
@@ -28,3 +36,12 @@ FRAMEWORKS: dict[str, dict[str, Any]] = {
                                             "openinference-instrumentation-openai")},
     "vercel-ai": {"kind": "otlp", "packages": ("node",)},
 }
+
+
+def command(framework: str, scenario: str, receiver_url: str, model_url: str, env: dict[str, str]) -> list[str]:
+    """The command line that runs ``framework`` in ``scenario`` in a process of its own with ``env``."""
+    if framework == "vercel-ai":
+        setup = {"canaries": CANARIES, "script": SCRIPTS[scenario], "promptTokens": PROMPT_TOKENS,
+                 "completionTokens": COMPLETION_TOKENS, "version": env.get(VERSION_VARIABLE, "1.0.0")}
+        return ["node", str(NODE_DIR / "record.mjs"), scenario, receiver_url, json.dumps(setup)]
+    return [sys.executable, "-m", "tests.conformance.record.run_one", framework, scenario, receiver_url, model_url]

@@ -22,8 +22,7 @@ def record(ctx: Context) -> None:
     from openinference.instrumentation.crewai import CrewAIInstrumentor
     from openinference.instrumentation.openai import OpenAIInstrumentor
 
-    provider = ctx.tracer_provider({"service.name": "crewai-agent", "service.version": "1.0.0",
-                                    "deployment.environment.name": "conformance"})
+    provider = ctx.tracer_provider("crewai-agent")
     CrewAIInstrumentor().instrument(tracer_provider=provider)
     OpenAIInstrumentor().instrument(tracer_provider=provider)
     body = LookupOrder(ctx.scenario)

@@ -3,7 +3,7 @@ the /v1/ingest batches the SDK sent."""
 
 from __future__ import annotations
 
-from tests.conformance.record.context import Context
+from tests.conformance.record.context import ENVIRONMENT, Context
 from tests.conformance.record.frameworks.langgraph_agent import run_agent
 
 
@@ -11,7 +11,7 @@ def record(ctx: Context) -> None:
     from agenttracer import AgentTracer
     from agenttracer.integrations.langchain import AgentTracerCallbackHandler
 
-    tracer = AgentTracer(agent_id="support_bot", agent_version="1.0.0", environment="conformance",
+    tracer = AgentTracer(agent_id="support_bot", agent_version=ctx.version, environment=ENVIRONMENT,
                          api_url=ctx.receiver_url)
     ctx.closers.append(lambda: tracer.shutdown(10.0))
     run_agent(ctx, {"callbacks": [AgentTracerCallbackHandler(tracer)]})

@@ -9,7 +9,6 @@ from tests.conformance.record.frameworks.langgraph_agent import run_agent
 def record(ctx: Context) -> None:
     from openinference.instrumentation.langchain import LangChainInstrumentor
 
-    provider = ctx.tracer_provider({"service.name": "langgraph-oi-agent", "service.version": "1.0.0",
-                                    "deployment.environment.name": "conformance"})
+    provider = ctx.tracer_provider("langgraph-oi-agent")
     LangChainInstrumentor().instrument(tracer_provider=provider)
     run_agent(ctx)

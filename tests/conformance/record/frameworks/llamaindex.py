@@ -15,8 +15,7 @@ def record(ctx: Context) -> None:
     from llama_index.llms.openai import OpenAI
     from openinference.instrumentation.llama_index import LlamaIndexInstrumentor
 
-    provider = ctx.tracer_provider({"service.name": "llamaindex-agent", "service.version": "1.0.0",
-                                    "deployment.environment.name": "conformance"})
+    provider = ctx.tracer_provider("llamaindex-agent")
     LlamaIndexInstrumentor().instrument(tracer_provider=provider)
     body = LookupOrder(ctx.scenario)
 

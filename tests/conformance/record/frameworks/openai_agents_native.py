@@ -3,7 +3,7 @@ recording is the /v1/ingest batches the SDK sent. Only our processor is installe
 
 from __future__ import annotations
 
-from tests.conformance.record.context import Context
+from tests.conformance.record.context import ENVIRONMENT, Context
 from tests.conformance.record.frameworks.agents_sdk import run_agent
 
 
@@ -13,7 +13,7 @@ def record(ctx: Context) -> None:
     from agenttracer import AgentTracer
     from agenttracer.integrations.openai_agents import AgentTracerProcessor
 
-    tracer = AgentTracer(agent_id="support_bot", agent_version="1.0.0", environment="conformance",
+    tracer = AgentTracer(agent_id="support_bot", agent_version=ctx.version, environment=ENVIRONMENT,
                          api_url=ctx.receiver_url)
     set_trace_processors([AgentTracerProcessor(tracer)])
     ctx.closers.append(lambda: tracer.shutdown(10.0))

@@ -10,7 +10,6 @@ from tests.conformance.record.frameworks.agents_sdk import run_agent
 def record(ctx: Context) -> None:
     from openinference.instrumentation.openai_agents import OpenAIAgentsInstrumentor
 
-    provider = ctx.tracer_provider({"service.name": "agents-oi-agent", "service.version": "1.0.0",
-                                    "deployment.environment.name": "conformance"})
+    provider = ctx.tracer_provider("agents-oi-agent")
     OpenAIAgentsInstrumentor().instrument(tracer_provider=provider, exclusive_processor=True)
     run_agent(ctx)

@@ -10,8 +10,7 @@ def record(ctx: Context) -> None:
     import openai
     from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 
-    provider = ctx.tracer_provider({"service.name": "openai-v2-agent", "service.version": "1.0.0",
-                                    "deployment.environment.name": "conformance"})
+    provider = ctx.tracer_provider("openai-v2-agent")
     OpenAIInstrumentor().instrument(tracer_provider=provider)
     client = openai.OpenAI(base_url=ctx.model_url, api_key="sk-fake-offline", max_retries=0)
     run_agent(client, provider.get_tracer("conformance"), ctx.scenario)

@@ -39,7 +39,6 @@ def make_agent(ctx: Context, instrument: Any, name: str = "support_bot") -> Any:
 def record(ctx: Context) -> None:
     from pydantic_ai.models.instrumented import InstrumentationSettings
 
-    provider = ctx.tracer_provider({"service.name": "pydantic-ai-agent", "service.version": "1.0.0",
-                                    "deployment.environment.name": "conformance"})
+    provider = ctx.tracer_provider("pydantic-ai-agent")
     agent = make_agent(ctx, InstrumentationSettings(tracer_provider=provider, include_content=True))
     agent.run_sync(prompt())

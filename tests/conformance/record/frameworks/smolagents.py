@@ -12,8 +12,7 @@ def record(ctx: Context) -> None:
     from openinference.instrumentation.smolagents import SmolagentsInstrumentor
     from smolagents import OpenAIServerModel, ToolCallingAgent, tool
 
-    provider = ctx.tracer_provider({"service.name": "smolagents-agent", "service.version": "1.0.0",
-                                    "deployment.environment.name": "conformance"})
+    provider = ctx.tracer_provider("smolagents-agent")
     SmolagentsInstrumentor().instrument(tracer_provider=provider)
     body = LookupOrder(ctx.scenario)
 

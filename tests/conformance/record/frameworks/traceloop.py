@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.conformance.record.context import Context
+from tests.conformance.record.context import ENVIRONMENT, Context
 from tests.conformance.record.frameworks.handloop import TOOLS
 from tests.conformance.record.scenarios import LookupOrder, prompt, system_prompt
 
@@ -22,7 +22,7 @@ def record(ctx: Context) -> None:
     from traceloop.sdk.decorators import agent, tool
 
     Traceloop.init(app_name="traceloop-agent", exporter=OTLPSpanExporter(endpoint=f"{ctx.receiver_url}/v1/traces"),
-                   resource_attributes={"service.version": "1.0.0", "deployment.environment.name": "conformance"},
+                   resource_attributes={"service.version": ctx.version, "deployment.environment.name": ENVIRONMENT},
                    telemetry_enabled=False)
     ctx.closers.append(lambda: Traceloop.get_tracer_provider().shutdown()
                        if hasattr(Traceloop, "get_tracer_provider") else None)
