@@ -31,7 +31,7 @@ late step only marks its run's bucket dirty, and ingest never reads or rewrites 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -159,7 +159,11 @@ _MICROSECOND = timedelta(microseconds=1)
 def _sqlite_micros(text: str) -> int:
     # SQLite's naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff' (store/write/step_rows.py); parsed here, not in
     # SQL, because SQLite's date functions cost several times more per value than this.
-    return (datetime.fromisoformat(text) - _EPOCH) // _MICROSECOND
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is not None:
+        # Rows written by other tools (or by hand) may carry an offset; the writer's own are naive UTC.
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _same(value: int) -> int:
