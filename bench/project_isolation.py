@@ -32,10 +32,11 @@ import sqlalchemy as sa
 from benchlib.dataset import DatasetSpec
 from benchlib.harness import fmt, free_port, percentile, print_table, server_env, stop_process, wait_for_http
 from benchlib.loader import build_rollups, load_postgres
-from benchlib.pg import libpq_dsn
+from benchlib.pg import libpq_dsn, schema_url
 
 from agenttracer.store.keys import create_key
 from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.schema.migrate import upgrade
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/at_projects"
 BAR_MS = 50.0  # DESIGN.md: every endpoint p95 < 50 ms at 1 M runs
@@ -47,8 +48,9 @@ _RUN_COLUMNS = (
 )
 
 
-def add_small_project(url: str, n: int) -> str:
-    """Copy the large project's newest ``n`` runs into ``small`` under new ids (once); fold them into the rollups."""
+def add_small_project(url: str, n: int, refresh: bool) -> str:
+    """Copy the large project's newest ``n`` runs into ``small`` under new ids (once); fold them into the
+    rollups unless ``refresh`` is False."""
     dsn = libpq_dsn(url)
     with psycopg.connect(dsn, autocommit=True) as conn:
         have = conn.execute("SELECT count(*) FROM runs WHERE project = %s", (SMALL,)).fetchone()
@@ -78,8 +80,34 @@ def add_small_project(url: str, n: int) -> str:
                          " FROM runs WHERE project = %s", (SMALL,))
         conn.execute("ANALYZE runs")
         copied = time.perf_counter() - t0
+    if not refresh:
+        return f"copied {n} runs into {SMALL} in {copied:.1f} s; rollups left as they are"
     took, rolled = build_rollups(url)
     return f"copied {n} runs into {SMALL} in {copied:.1f} s; rollups {took:.1f} s ({rolled})"
+
+
+def alone_copy(base_url: str, src: str) -> str:
+    """A fresh migrated schema holding only the small project's runs: the same reads without the large
+    project beside them (the baseline the side-by-side figures are compared with)."""
+    schema = "ds_small_alone"
+    with psycopg.connect(libpq_dsn(base_url), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    alone = schema_url(base_url, schema)
+    engine = make_engine(alone, poolclass=sa.pool.NullPool)
+    upgrade(engine)
+    engine.dispose()
+    with psycopg.connect(libpq_dsn(alone), autocommit=True) as conn:
+        conn.execute("INSERT INTO projects (slug, created_at) VALUES (%s, now()) ON CONFLICT DO NOTHING", (SMALL,))
+        for table in ("runs", "steps", "failures"):
+            cols = ", ".join(row[0] for row in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+                " ORDER BY ordinal_position", (schema, table)))
+            small_ids = f"SELECT run_id FROM {src}.runs WHERE project = %s"
+            where = "project = %s" if table == "runs" else f"run_id IN ({small_ids})"
+            conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {src}.{table} WHERE {where}", (SMALL,))
+        conn.execute("VACUUM ANALYZE")
+    return alone
 
 
 def cases(client: httpx.Client, key: str, spec: DatasetSpec) -> dict[str, dict[str, Any]]:
@@ -101,10 +129,15 @@ def cases(client: httpx.Client, key: str, spec: DatasetSpec) -> dict[str, dict[s
 
 
 def measure(client: httpx.Client, key: str, case: dict[str, Any], requests: int) -> list[float]:
+    """Sorted client-side times in ms; empty when the request does not answer 200 (the large project's raw
+    stats pass the server's 15 s query limit while its rollups are not built)."""
     headers = {"Authorization": f"Bearer {key}"}
-    for _ in range(2):  # warm-up
-        r = client.get(case["path"], params=case["params"], headers=headers)
-        assert r.status_code == 200, r.text
+    t0 = time.perf_counter()
+    r = client.get(case["path"], params=case["params"], headers=headers)  # warm-up
+    if r.status_code != 200:
+        return []
+    if time.perf_counter() - t0 > 2.0:
+        requests = min(requests, 3)  # seconds per request: a few samples say enough on a shared box
     times = []
     for _ in range(requests):
         t0 = time.perf_counter()
@@ -114,41 +147,62 @@ def measure(client: httpx.Client, key: str, case: dict[str, Any], requests: int)
     return sorted(times)
 
 
+def p(times: list[float], q: float) -> str:
+    return fmt(percentile(times, q)) if times else "503 (time limit)"
+
+
+def serve_and_measure(
+    url: str, projects: list[str], spec: DatasetSpec, requests: int
+) -> dict[str, list[list[float]]]:
+    """Serve the Query API on ``url`` and time every case for each project (a read key bound to it)."""
+    engine = make_engine(url, poolclass=sa.pool.NullPool)
+    keys = {p: create_key(engine, "read", f"bench {p}", projects=[p])[1] for p in projects}
+    engine.dispose()
+    port = free_port()
+    cmd = [sys.executable, "-m", "benchlib.serve_app", "query", "--database-url", url, "--port", str(port)]
+    server = subprocess.Popen(cmd, env=server_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              cwd=str(Path(__file__).resolve().parent))
+    out: dict[str, list[list[float]]] = {}
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", 60, server)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120.0) as client:
+            per_project = {p: cases(client, keys[p], spec) for p in projects}
+            for name in per_project[projects[0]]:
+                out[name] = [measure(client, keys[p], per_project[p][name], requests) for p in projects]
+    finally:
+        stop_process(server)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pg-url", default=DEFAULT_URL)
     parser.add_argument("--runs", type=int, default=1_000_000, help="runs of the large project")
     parser.add_argument("--small", type=int, default=1_000, help="runs of the small project")
     parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--as-loaded", action="store_true",
+                        help="use the data set's schema as it is (no load, no rollup refresh): for a data set whose "
+                        "loading was cut short after its COPY and indexes (stats then read the raw tables)")
     args = parser.parse_args()
     spec = DatasetSpec(runs=args.runs)
-    loaded = load_postgres(args.pg_url, spec)
-    print(f"data set: {loaded.runs} runs, {loaded.steps} steps ({loaded.detail})", flush=True)
-    print(add_small_project(loaded.url, args.small), flush=True)
-    engine = make_engine(loaded.url, poolclass=sa.pool.NullPool)
-    keys = {p: create_key(engine, "read", f"bench {p}", projects=[p])[1] for p in (SMALL, LARGE)}
-    engine.dispose()
-    port = free_port()
-    cmd = [sys.executable, "-m", "benchlib.serve_app", "query", "--database-url", loaded.url, "--port", str(port)]
-    server = subprocess.Popen(cmd, env=server_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              cwd=str(Path(__file__).resolve().parent))
+    if args.as_loaded:
+        url = schema_url(args.pg_url, f"ds_{spec.runs}")
+    else:
+        loaded = load_postgres(args.pg_url, spec)
+        url = loaded.url
+        print(f"data set: {loaded.runs} runs, {loaded.steps} steps ({loaded.detail})", flush=True)
+    print(add_small_project(url, args.small, refresh=not args.as_loaded), flush=True)
+    side = serve_and_measure(url, [SMALL, LARGE], spec, args.requests)
+    alone = serve_and_measure(alone_copy(args.pg_url, f"ds_{spec.runs}"), [SMALL], spec, args.requests)
     rows = []
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/health", 60, server)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120.0) as client:
-            small_cases = cases(client, keys[SMALL], spec)
-            large_cases = cases(client, keys[LARGE], spec)
-            for name in small_cases:
-                small = measure(client, keys[SMALL], small_cases[name], args.requests)
-                large = measure(client, keys[LARGE], large_cases[name], args.requests)
-                p95_small = percentile(small, 95)
-                rows.append([name, fmt(percentile(small, 50)), fmt(p95_small), fmt(percentile(large, 50)),
-                             fmt(percentile(large, 95)), "ok" if p95_small < BAR_MS else "OVER"])
-    finally:
-        stop_process(server)
+    for name, (small_times, large_times) in side.items():
+        (alone_times,) = alone[name]
+        p95_small = percentile(small_times, 95)
+        rows.append([name, p(alone_times, 50), p(alone_times, 95), p(small_times, 50), fmt(p95_small),
+                     f"{p95_small / percentile(alone_times, 95):.2f}", p(large_times, 50), p(large_times, 95)])
     title = f"{SMALL} ({args.small} runs) beside {LARGE} ({args.runs} runs), PostgreSQL"
-    headers = ["request", f"{SMALL} p50 ms", f"{SMALL} p95 ms", f"{LARGE} p50 ms", f"{LARGE} p95 ms",
-               f"small p95 < {BAR_MS:.0f} ms"]
+    headers = ["request", "alone p50 ms", "alone p95 ms", "beside p50 ms", "beside p95 ms", "p95 ratio",
+               f"{LARGE} p50 ms", f"{LARGE} p95 ms"]
     print_table(title, headers, rows)
     return 0
 

@@ -224,14 +224,14 @@ def text_rule_text(field: str) -> str:
     return f"must be 1 to {TEXT_FIELD_LIMITS[field]} characters; {CONTROL_CHARACTERS_RULE}"
 
 
-# The one spelling of a timestamp on the wire: ISO 8601 text, a date and a time. Numbers and numeric
+# The one spelling of a timestamp on the wire: ISO 8601 text, starting with its date. Numbers and numeric
 # strings ("0", "1765100000.5") are not timestamps here, whatever a lenient parser makes of them.
-_ISO_TIMESTAMP_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+_ISO_TIMESTAMP_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 TIMESTAMP_FORMAT_RULE = "must be an ISO 8601 string with a timezone, e.g. 2026-11-25T09:00:00Z"
 
 
 def looks_like_iso_timestamp(value: object) -> bool:
-    """True for text that starts as an ISO 8601 date and time does; the parser then checks the rest."""
+    """True for text that starts with an ISO 8601 date; the parser then checks the rest."""
     return isinstance(value, str) and _ISO_TIMESTAMP_RE.match(value) is not None
 
 

@@ -171,6 +171,9 @@ EXTREME_TIMES = [
     "1969-12-31T23:59:59Z",
     "2999-01-01T00:00:00Z",
     "99999999999999",
+    "1765100000",  # numbers are not timestamps, as on the ingest side
+    "1765100000.5",
+    "0",
 ]
 
 

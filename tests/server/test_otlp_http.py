@@ -328,3 +328,76 @@ def test_the_runs_identity_follows_the_documented_precedence(live_ingest: str, l
     trace = "1af7651916cd43dd8448eb211c80319c"
     run = posted(trace, service, span("4000000000000001", "job", 0, 10, trace=trace))
     assert (run["agent_id"], run["agent_version"], run["environment"]) == ("svc", "1.0", "prod")
+
+
+# --- the one verdict rule over real HTTP (docs/failure-handling.md) ---------------------------------
+
+
+def story(trace: str, *spans: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{**s, "traceId": trace} for s in spans]
+
+
+def verdict_of(live_query: str, trace: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    run_id = f"{trace[:8]}-{trace[8:12]}-{trace[12:16]}-{trace[16:20]}-{trace[20:]}"
+    detail = run_detail(live_query, run_id)
+    return detail, detail["steps"]
+
+
+def test_verdicts_over_http_cross_turn_retry_partial_and_the_agents_sdk_wrapper(live_ingest: str,
+                                                                               live_query: str) -> None:
+    # 1. A tool fails under the model's first turn (its "Step 1" span fails with it); the next turn calls
+    #    it again under "Step 2" and it works. Sent one span per request, children first, root last.
+    retry = story(
+        "11111111111111111111111111111111",
+        span("1000000000000001", "CodeAgent.run", 0, 100, openinference__span__kind="AGENT"),
+        span("1000000000000002", "Step 1", 1, 30, parent="1000000000000001", error=True,
+             openinference__span__kind="CHAIN"),
+        span("1000000000000003", "lookup", 5, 20, parent="1000000000000002", error=True,
+             openinference__span__kind="TOOL", tool__name="lookup"),
+        span("1000000000000004", "Step 2", 40, 90, parent="1000000000000001", openinference__span__kind="CHAIN"),
+        span("1000000000000005", "lookup", 45, 60, parent="1000000000000004", openinference__span__kind="TOOL",
+             tool__name="lookup"),
+    )
+    for s in sorted(retry, key=lambda s: int(s["endTimeUnixNano"])):
+        assert post_json(live_ingest, request(s)).status_code == 200
+    detail, steps = verdict_of(live_query, "11111111111111111111111111111111")
+    assert detail["run"]["status"] == "success" and detail["failure"] is None
+    tools = [s for s in steps if s["step_type"] == "tool"]
+    assert [(s["status"], s["attempt"], s["retry_of_seq"]) for s in tools] == [
+        ("error", 1, None), ("ok", 2, tools[0]["seq"])]
+    assert tools[1]["parent_seq"] != tools[0]["parent_seq"]  # under another turn
+
+    # 2. The tool fails every time; the agent answers anyway: partial, no failure.
+    partial = story(
+        "22222222222222222222222222222222",
+        span("2000000000000001", "agent", 0, 100, openinference__span__kind="AGENT"),
+        span("2000000000000002", "lookup", 5, 20, parent="2000000000000001", error=True,
+             openinference__span__kind="TOOL", tool__name="lookup"),
+        span("2000000000000003", "lookup", 25, 40, parent="2000000000000001", error=True,
+             openinference__span__kind="TOOL", tool__name="lookup"),
+        span("2000000000000004", "answer", 50, 60, parent="2000000000000001", openinference__span__kind="LLM"),
+    )
+    assert post_json(live_ingest, request(*partial)).status_code == 200
+    detail, _ = verdict_of(live_query, "22222222222222222222222222222222")
+    assert (detail["run"]["status"], detail["failure"]) == ("partial", None)
+
+    # 3. The OpenAI Agents SDK: an OK workflow root and chain, the agent span ERROR after a rate-limited
+    #    model call under an OK turn. Root first this time.
+    wrapper = story(
+        "33333333333333333333333333333333",
+        span("3000000000000001", "Agent workflow", 0, 100, openinference__span__kind="AGENT"),
+        span("3000000000000002", "Agent workflow", 1, 99, parent="3000000000000001",
+             openinference__span__kind="CHAIN"),
+        span("3000000000000003", "support_bot", 2, 98, parent="3000000000000002", error=True,
+             openinference__span__kind="AGENT"),
+        span("3000000000000004", "turn", 3, 97, parent="3000000000000003", openinference__span__kind="CHAIN"),
+        span("3000000000000005", "generation", 4, 20, parent="3000000000000004", error=True,
+             openinference__span__kind="LLM", error__type="rate_limited"),
+    )
+    for s in wrapper:
+        assert post_json(live_ingest, request(s)).status_code == 200
+    detail, steps = verdict_of(live_query, "33333333333333333333333333333333")
+    llm = next(s for s in steps if s["step_type"] == "llm")
+    assert detail["run"]["status"] == "failure"
+    assert (detail["failure"]["failure_type"], detail["failure"]["failure_code"], detail["failure"]["step_seq"]) == (
+        "model", "rate_limited", llm["seq"])

@@ -195,6 +195,7 @@ def test_runs_split_across_fetched_chunks_are_summed_whole(
 ) -> None:
     # Step rows stream in chunks; a run whose rows straddle two chunks must still be attributed as one run.
     monkeypatch.setattr(selftime, "CHUNK_ROWS", 4)  # six steps per SDK run, eight per trace
+    monkeypatch.setattr(selftime, "PG_FETCH_ALL_MAX", 0)  # PostgreSQL's server-side cursor too
     _load(live_ingest, RUNS)
     for agent, expected, untraced in (("nested-sdk", SDK_SELF, SDK_UNTRACED), ("nested-otlp", OTLP_SELF,
                                                                              OTLP_UNTRACED)):

@@ -1,5 +1,6 @@
-"""The background passes (``store/periodic.py``: the rollup refreshers, retention) while the database is
-broken under them: one summary line per failing pass, backed off, and never a stored value in the log.
+"""The background passes (``store/periodic.py``: the rollup refreshers, retention, the abandoned-run sweep)
+while the database is broken under them: one summary line per failing pass, backed off, and never a stored
+value in the log.
 
 The database is broken the ways it breaks in production: its connections killed from the server side
 (``pg_terminate_backend``) and a database that refuses writes (a read-only PostgreSQL session, SQLite
@@ -23,6 +24,7 @@ from agenttracer.server.ingest.events import convert_event
 from agenttracer.store.periodic import MAX_BACKOFF_S, PeriodicWorker
 from agenttracer.store.rollup.live import RollupWorker
 from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.write.abandon import AbandonWorker
 from agenttracer.store.write.retention import RetentionWorker
 from agenttracer.store.write.writer import write_batch
 from tests.support.db import pg_base_url
@@ -109,6 +111,7 @@ def test_failing_passes_log_one_line_each_backed_off_and_no_stored_value(
     workers: list[PeriodicWorker[Any]] = [
         RollupWorker(broken, interval_s=TICK_S, live_interval_s=TICK_S, first_delay_s=0),
         RetentionWorker(broken, 1, interval_s=TICK_S, first_delay_s=0),
+        AbandonWorker(broken, 1, interval_s=TICK_S, first_delay_s=0),  # fails only when its connection is killed
     ]
     caplog.set_level(logging.WARNING)
     caplog.set_level(logging.DEBUG, logger="agenttracer")
@@ -125,11 +128,11 @@ def test_failing_passes_log_one_line_each_backed_off_and_no_stored_value(
     assert "Traceback" not in text and "[parameters" not in text
     failed = [r for r in caplog.records if "pass failed" in r.getMessage()]
     assert failed, "the broken database never failed a pass"
-    for worker in workers:
+    for worker in workers[:2]:
         assert worker.failures > 0
     # With the back-off doubling from TICK_S, each worker fails at most ~log2(BROKEN_FOR_S / TICK_S) + 1
     # passes in BROKEN_FOR_S; without it, one per tick (~40).
-    assert len(failed) <= 2 * 7
+    assert len(failed) <= len(workers) * 7
     assert all(len(r.getMessage().splitlines()) == 1 and r.exc_info is None for r in caplog.records)
 
 

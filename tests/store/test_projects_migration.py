@@ -24,7 +24,13 @@ KEY = "at_read_" + "k" * 43
 
 
 def _fill(conn: sa.Connection, ids: list[str]) -> None:
-    """Runs, steps, failures and a read key written with the previous head's columns only."""
+    """Runs, steps, failures and a read key written with the previous head's columns only (timestamps in
+    each database's stored form: naive UTC text on SQLite, as the writer stores them)."""
+    sqlite = conn.dialect.name == "sqlite"
+
+    def ts(value: datetime) -> Any:
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite else value
+
     for i, run_id in enumerate(ids):
         t = START + timedelta(minutes=i)
         failed = i % 4 == 0
@@ -33,21 +39,21 @@ def _fill(conn: sa.Connection, ids: list[str]) -> None:
             " duration_ms, step_count, error_step_count, retry_count, failure_type, failure_code, meta,"
             " meta_removed, ingested_at, updated_at) VALUES (:r, 'old-agent', :v, 'prod', :s, :t, :e, 50.0,"
             " 2, :err, 0, :ft, :fc, '{}', 0, :t, :t)"),
-            {"r": run_id, "v": "v1" if i % 2 else "v2", "s": "failure" if failed else "success", "t": t,
-             "e": t + timedelta(milliseconds=50), "err": 1 if failed else 0, "ft": "tool" if failed else None,
+            {"r": run_id, "v": "v1" if i % 2 else "v2", "s": "failure" if failed else "success", "t": ts(t),
+             "e": ts(t + timedelta(milliseconds=50)), "err": 1 if failed else 0, "ft": "tool" if failed else None,
              "fc": "timeout" if failed else None})
         for seq in (1, 2):
             conn.execute(sa.text(
                 "INSERT INTO steps (run_id, seq, step_type, name, status, started_at, ended_at, latency_ms,"
                 " attempt, meta, meta_removed) VALUES (:r, :q, 'tool', 'lookup', :st, :t, :t, 20.0, 1, '{}', 0)"),
-                {"r": run_id, "q": seq, "st": "error" if failed and seq == 2 else "ok", "t": t})
+                {"r": run_id, "q": seq, "st": "error" if failed and seq == 2 else "ok", "t": ts(t)})
         if failed:
             conn.execute(sa.text(
                 "INSERT INTO failures (run_id, failure_type, failure_code, step_seq, recorded_at)"
-                " VALUES (:r, 'tool', 'timeout', 2, :t)"), {"r": run_id, "t": t})
+                " VALUES (:r, 'tool', 'timeout', 2, :t)"), {"r": run_id, "t": ts(t)})
     conn.execute(sa.text(
         "INSERT INTO api_keys (key_id, scope, prefix, key_hash, last4, created_at)"
-        " VALUES ('key_old', 'read', 'at_read_', :h, 'kkkk', :t)"), {"h": hash_key(KEY), "t": START})
+        " VALUES ('key_old', 'read', 'at_read_', :h, 'kkkk', :t)"), {"h": hash_key(KEY), "t": ts(START)})
 
 
 def _answers(url: str) -> dict[str, Any]:

@@ -318,3 +318,32 @@ def test_an_otlp_run_pages_in_start_order_whatever_order_its_spans_arrived_in(en
         with engine.connect() as conn:
             plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params))
         assert "ix_steps_run_id_started_at_seq" in plan and "TEMP B-TREE" not in plan, plan
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # the plan this pins is PostgreSQL's
+def test_a_page_of_a_long_otlp_run_is_an_ordered_scan_of_its_start_order_index(engine: sa.Engine,
+                                                                               ro: sa.Engine) -> None:
+    spec = RunSpec("a", "v1", "prod", T0, "success", [])
+    insert_runs(engine, [spec])
+    with engine.begin() as conn:  # 20,000 OTLP steps whose seqs (arrival) run against their start order
+        conn.exec_driver_sql(
+            "INSERT INTO steps (run_id, seq, step_type, name, status, started_at, ended_at, latency_ms, span_id)"
+            " SELECT %(run_id)s, g, 'tool', 't', 'ok', %(t)s - g * interval '1 ms', %(t)s, 1.0,"
+            " lpad(to_hex(g), 16, '0')"
+            " FROM generate_series(1, 20000) AS g",
+            {"run_id": spec.run_id, "t": T0},
+        )
+    captured: list[tuple[str, object]] = []
+
+    def capture(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        captured.append((statement, params))
+
+    sa.event.listen(ro, "before_cursor_execute", capture)
+    with ro.connect() as conn:
+        detail = reader.get_run(conn, spec.run_id, steps_after=20000 - 10, steps_limit=20)
+        sa.event.remove(ro, "before_cursor_execute", capture)
+        statement, params = next((st, p) for st, p in captured if "steps.started_at >" in st)
+        plan = "\n".join(str(row[0]) for row in conn.exec_driver_sql(f"EXPLAIN {statement}", params))  # type: ignore[arg-type]
+    assert detail is not None and [s["seq"] for s in detail["steps"]] == list(range(20000 - 11, 20000 - 31, -1))
+    assert "ix_steps_run_id_started_at_seq" in plan, plan
+    assert "Sort" not in plan and "Bitmap" not in plan, plan

@@ -1,7 +1,7 @@
 """The ``agenttracer`` command line.
 
 Commands live in small modules by concern and register themselves on the shared Typer app:
-``serve`` (up, serve, migrate), ``query`` (runs, show, stats, compare, tail), ``admin`` (keys, prune) and
+``serve`` (up, serve, migrate), ``query`` (runs, show, stats, compare, tail), ``admin`` (keys, prune, sweep, rollup) and
 ``projects`` (projects).
 """
 

@@ -43,6 +43,10 @@ def _versions(packages: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
+def _installed(framework: str) -> bool:
+    return "missing" not in _versions(FRAMEWORKS[framework]["packages"][:1]).values()
+
+
 def record(framework: str, scenario: str, receiver_url: str, received: Any, model_url: str) -> Path:
     spec = FRAMEWORKS[framework]
     received.take()
@@ -75,13 +79,14 @@ def record(framework: str, scenario: str, receiver_url: str, received: Any, mode
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("frameworks", nargs="*", choices=[*FRAMEWORKS, []], help="default: all")
+    parser.add_argument("frameworks", nargs="*", choices=[*FRAMEWORKS, []],
+                        help="default: every framework installed in this virtualenv")
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="default: all four")
     args = parser.parse_args()
-    if any(f == "vercel-ai" for f in args.frameworks or FRAMEWORKS):
+    if any(f == "vercel-ai" for f in args.frameworks or [f for f in FRAMEWORKS if _installed(f)]):
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=NODE_DIR, check=True)
     with receiver() as (receiver_url, received), fake_openai() as (model_url, _):
-        for framework in args.frameworks or list(FRAMEWORKS):
+        for framework in args.frameworks or [f for f in FRAMEWORKS if _installed(f)]:
             for scenario in args.scenario or SCENARIOS:
                 record(framework, scenario, receiver_url, received, model_url)
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 from pydantic_core import PydanticCustomError
 
 from agenttracer.model import (
@@ -25,9 +25,11 @@ from agenttracer.model import (
     MAX_VERSION_LEN,
     RULE_CONTROL_CHARACTERS,
     RULE_TIME_RANGE,
+    TIMESTAMP_FORMAT_RULE,
     FailureType,
     RunStatus,
     has_bad_chars,
+    looks_like_iso_timestamp,
     time_rule_text,
     to_utc_in_range,
 )
@@ -48,13 +50,22 @@ def _no_control_chars(value: str | None) -> str | None:
 # databases, before any SQL sees it (model.py's text rule).
 NoControlChars = AfterValidator(_no_control_chars)
 
+def _iso_text_only(value: object) -> object:
+    # Numbers are not timestamps (model.py's rule on both APIs), though the datetime parser would read one.
+    if isinstance(value, str) and not looks_like_iso_timestamp(value):
+        raise PydanticCustomError("timestamp_format", TIMESTAMP_FORMAT_RULE)
+    return value
+
+
 # The time window every read endpoint accepts, declared once so /v1/runs, /v1/stats and /v1/compare agree.
 SinceParam = Annotated[
     datetime | None,
+    BeforeValidator(_iso_text_only),
     Query(description="Runs started at or after this time (ISO 8601; UTC if no offset). " + TIME_RULE_DOC),
 ]
 UntilParam = Annotated[
     datetime | None,
+    BeforeValidator(_iso_text_only),
     Query(description="Runs started before this time (ISO 8601; UTC if no offset). " + TIME_RULE_DOC),
 ]
 

@@ -184,7 +184,7 @@ def _exact(conn: sa.Connection, where: list[sa.ColumnElement[bool]], unit: str) 
         retry_steps=int(summary["retries"]),
         runs_with_retries=int(summary["runs_with_retries"]),
         failures={(f.failure_type, f.failure_code): f.count for f in _failure_counts(conn, where)},
-        per_step=step_breakdown(conn, where, total, float(summary["run_time"])),
+        per_step=step_breakdown(conn, where, total, float(summary["run_time"]), int(summary["steps"])),
         run_latency=run_latency,
         buckets=buckets,
         bucket_latency=bucket_latency,

@@ -75,11 +75,12 @@ def untraced(run_time_ms: float, self_times: list[float]) -> float:
 
 
 def step_breakdown(
-    conn: sa.Connection, where: list[sa.ColumnElement[bool]], total_runs: int, run_time: float
+    conn: sa.Connection, where: list[sa.ColumnElement[bool]], total_runs: int, run_time: float, total_steps: int
 ) -> StepBreakdown:
     """Per step type and per (type, name) numbers for the runs matching ``where``.
 
-    ``run_time`` is the summed duration of the matching finished runs (the attribution denominator).
+    ``run_time`` is the summed duration of the matching finished runs (the attribution denominator);
+    ``total_steps`` their step count (an upper bound of the steps read).
     """
     sampled = total_runs > STEP_SAMPLE_RUNS
     source: sa.FromClause
@@ -104,7 +105,7 @@ def step_breakdown(
         source = steps.join(runs, steps.c.run_id == runs.c.run_id)
         step_where = timed_where = list(where)
     aggregates = step_aggregates()
-    self_ms = self_time_sums(conn, timed_where, [])
+    self_ms = self_time_sums(conn, timed_where, [], total_steps)
     name_pcts: dict[Key, Percentiles]
     type_pcts: dict[Key, Percentiles]
     if is_postgres(conn):

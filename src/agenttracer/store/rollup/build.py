@@ -35,9 +35,9 @@ from agenttracer.store.read.sql import count_if
 from agenttracer.store.rollup.aggregates import Aggregates, Key, RunAgg, StepAgg, later_of
 from agenttracer.store.rollup.histogram import BOUNDS, bucket_of
 from agenttracer.store.rollup.selftime import (
-    RUN_ORDER,
     SelfTimeSums,
     interval_columns,
+    run_order,
     self_time_sums,
     stream_rows,
     timed_run,
@@ -178,7 +178,7 @@ def aggregate_raw(
 
     if with_steps and out.runs:
         _aggregate_steps(conn, where if step_where is None else step_where, step_keys, sconv, out,
-                         as_arrays=total_steps <= STEP_ARRAY_MAX)
+                         total_steps=total_steps)
     return out
 
 
@@ -203,8 +203,9 @@ def _aggregate_steps(
     convert: tuple[bool, ...],
     out: Aggregates,
     *,
-    as_arrays: bool,
+    total_steps: int,
 ) -> None:
+    as_arrays = total_steps <= STEP_ARRAY_MAX
     nk = len(step_keys) + 2
     keys = [*step_keys, steps.c.step_type, steps.c.name]
     source = steps.join(runs, steps.c.run_id == runs.c.run_id)
@@ -237,12 +238,13 @@ def _aggregate_steps(
             agg.retries += int(retries)
             agg.latency_ms += float(latency)
             agg.retry_latency_ms += float(retry_latency)
-        self_ms = self_time_sums(conn, where, step_keys)
+        self_ms = self_time_sums(conn, where, step_keys, total_steps)
     else:
         # One scan gives both the counters and the intervals that self time needs.
         columns = [*keys, steps.c.latency_ms, steps.c.status, steps.c.attempt, timed_run(), *interval_columns(conn)]
         sums = SelfTimeSums(conn, nk, nk + 4)
-        for chunk in stream_rows(conn, sa.select(*columns).select_from(source).where(*where).order_by(*RUN_ORDER)):
+        query = sa.select(*columns).select_from(source).where(*where).order_by(*run_order(conn))
+        for chunk in stream_rows(conn, query, total_steps):
             _add_step_rows(chunk, nk, agg_for)
             sums.add(row for row in chunk if row[nk + 3])
         self_ms = sums.finish()

@@ -31,7 +31,7 @@ late step only marks its run's bucket dirty, and ingest never reads or rewrites 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -159,7 +159,11 @@ _MICROSECOND = timedelta(microseconds=1)
 def _sqlite_micros(text: str) -> int:
     # SQLite's naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff' (store/write/step_rows.py); parsed here, not in
     # SQL, because SQLite's date functions cost several times more per value than this.
-    return (datetime.fromisoformat(text) - _EPOCH) // _MICROSECOND
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is not None:
+        # Rows written by other tools (or by hand) may carry an offset; the writer's own are naive UTC.
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _same(value: int) -> int:
@@ -187,38 +191,60 @@ def interval_columns(conn: sa.Connection) -> list[sa.ColumnElement[Any]]:
         steps.c.started_at, steps.c.ended_at, runs.c.started_at, runs.c.ended_at))]
 
 
-# Rows of one run come together when ordered so (the runs' (started_at, run_id) index gives the order), and
-# the accumulator sums a run as soon as its last row has passed: memory stays bounded by the chunk and the
-# largest run, whatever the number of steps read.
+# On PostgreSQL the rows of one run come together when ordered so (the runs' (started_at, run_id) index gives
+# the order), and a run is summed as soon as its last row has passed: memory stays bounded by a chunk and
+# the largest run. SQLite sorts such a join in a temporary B-tree (it tripled a rolled-up answer's raw part),
+# so there the rows of the runs read are kept until the end and summed then.
 RUN_ORDER = (runs.c.started_at, runs.c.run_id)
 CHUNK_ROWS = 10_000
 
 
+def run_order(conn: sa.Connection) -> tuple[sa.ColumnElement[Any], ...]:
+    """The ORDER BY that ``SelfTimeSums`` wants on this database (none on SQLite)."""
+    return RUN_ORDER if is_postgres(conn) else ()
+
+
 class SelfTimeSums:
-    """Sums of self time (ms) by ``row[:nk]`` over step rows of timed runs, fed in chunks in ``RUN_ORDER``;
+    """Sums of self time (ms) by ``row[:nk]`` over step rows of timed runs, fed in chunks (in ``run_order``);
     ``at`` is where a row's ``interval_columns`` start."""
 
     def __init__(self, conn: sa.Connection, nk: int, at: int) -> None:
         self.sums: dict[tuple[Any, ...], float] = {}
-        self._us = _same if is_postgres(conn) else _sqlite_micros
+        pg = is_postgres(conn)
+        self._us = _same if pg else _sqlite_micros
+        self._ordered = pg
         self._nk, self._at = nk, at
         self._run: Any = None
         self._rows: list[Sequence[Any]] = []
+        self._by_run: dict[Any, list[Sequence[Any]]] = {}
 
     def add(self, rows: Iterable[Sequence[Any]]) -> None:
         at = self._at
+        if not self._ordered:
+            by_run = self._by_run
+            for row in rows:
+                found = by_run.get(row[at])
+                if found is None:
+                    by_run[row[at]] = [row]
+                else:
+                    found.append(row)
+            return
         for row in rows:
             if row[at] != self._run:
-                self._flush()
+                self._sum_run(self._rows)
+                self._rows = []
                 self._run = row[at]
             self._rows.append(row)
 
     def finish(self) -> dict[tuple[Any, ...], float]:
-        self._flush()
+        self._sum_run(self._rows)
+        self._rows = []
+        for group in self._by_run.values():
+            self._sum_run(group)
+        self._by_run = {}
         return self.sums
 
-    def _flush(self) -> None:
-        group = self._rows
+    def _sum_run(self, group: list[Sequence[Any]]) -> None:
         if not group:
             return
         us, at, nk, sums = self._us, self._at, self._nk, self.sums
@@ -229,16 +255,20 @@ class SelfTimeSums:
         for row, ms in zip(group, times, strict=True):
             key = tuple(row[:nk])
             sums[key] = sums.get(key, 0.0) + ms
-        self._rows = []
 
 
-def stream_rows(conn: sa.Connection, query: sa.Select[Any]) -> Iterator[Sequence[Sequence[Any]]]:
-    """The rows of ``query`` in chunks, never all at once. Self time reads every step row of the runs it
-    covers. PostgreSQL: a server-side cursor (libpq would otherwise hold the whole result). SQLite: the
-    driver's cursor, which steps through the result as it is read, and its plain tuples — SQLAlchemy's Row
-    objects cost about a third of that fetch, and the columns read here need no conversion
-    (``_time_column``)."""
-    if is_postgres(conn):
+# Up to this many step rows, PostgreSQL's rows are fetched at once as the driver's tuples; above it, through
+# a server-side cursor in chunks, so that memory stays bounded (SQLAlchemy's Row objects, slower).
+PG_FETCH_ALL_MAX = 200_000
+
+
+def stream_rows(conn: sa.Connection, query: sa.Select[Any], expected: int) -> Iterator[Sequence[Sequence[Any]]]:
+    """The rows of ``query`` in chunks (``expected``: about how many). Self time reads every step row of the
+    runs it covers, so this is its hot loop: the driver's plain tuples where possible — SQLAlchemy's Row
+    objects cost about a third of the fetch, and the columns read here need no conversion
+    (``_time_column``). SQLite's cursor steps through the result as it is read: always chunked. PostgreSQL's
+    client holds a whole result: a server-side cursor above PG_FETCH_ALL_MAX rows."""
+    if is_postgres(conn) and expected > PG_FETCH_ALL_MAX:
         yield from conn.execute(query.execution_options(yield_per=CHUNK_ROWS)).partitions()
         return
     result = conn.execute(query)
@@ -250,11 +280,11 @@ def stream_rows(conn: sa.Connection, query: sa.Select[Any]) -> Iterator[Sequence
 
 
 def self_time_sums(
-    conn: sa.Connection, where: list[sa.ColumnElement[bool]], keys: list[sa.ColumnElement[Any]]
+    conn: sa.Connection, where: list[sa.ColumnElement[bool]], keys: list[sa.ColumnElement[Any]], expected: int
 ) -> dict[tuple[Any, ...], float]:
     """Summed self time (ms) of the steps of the timed runs matching ``where`` (conditions on ``runs`` or
     ``steps``), by ``keys`` (per-run expressions) + (step_type, name). Keys are returned as the driver
-    gives them."""
+    gives them. ``expected``: an upper bound of the steps read (from the runs' step counts)."""
     nk = len(keys) + 2
     query = (
         sa.select(*keys, steps.c.step_type, steps.c.name, *interval_columns(conn))
@@ -262,6 +292,6 @@ def self_time_sums(
         .where(*where, timed_run())
     )
     sums = SelfTimeSums(conn, nk, nk)
-    for chunk in stream_rows(conn, query.order_by(*RUN_ORDER)):
+    for chunk in stream_rows(conn, query.order_by(*run_order(conn)), expected):
         sums.add(chunk)
     return sums.finish()

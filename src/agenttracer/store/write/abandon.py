@@ -103,6 +103,8 @@ def sweep(
     now = now or datetime.now(timezone.utc)
     result = SweepResult(cutoff=now - timeout)
     while result.batches < max_batches and not should_stop():
+        if not _any_quiet(engine, result.cutoff):
+            break  # an idle pass is one index probe: no write transaction, no SQLite writer lock
         with write_lock(engine), engine.begin() as conn:
             closed = close_batch(conn, result.cutoff, now, batch_size)
         result.batches += 1
@@ -111,6 +113,12 @@ def sweep(
             break
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _any_quiet(engine: sa.Engine, cutoff: datetime) -> bool:
+    with engine.connect() as conn:
+        query = sa.select(runs.c.run_id).where(_RUNNING, runs.c.updated_at < cutoff).limit(1)
+        return conn.execute(query).first() is not None
 
 
 def _last_event(postgres: bool) -> sa.ColumnElement[datetime]:

@@ -17,7 +17,7 @@ from tests.conformance.record.scenarios import CANARIES, COMPLETION_TOKENS, PROM
 NODE_DIR = Path(__file__).resolve().parents[2] / "node"
 
 FRAMEWORKS: dict[str, dict[str, Any]] = {
-    "openai-v2": {"kind": "otlp", "packages": ("openai", "opentelemetry-instrumentation-openai-v2")},
+    "openai-v2": {"kind": "otlp", "packages": ("opentelemetry-instrumentation-openai-v2", "openai")},
     "pydantic-ai": {"kind": "otlp", "packages": ("pydantic-ai-slim", "openai")},
     "logfire": {"kind": "otlp", "packages": ("logfire", "pydantic-ai-slim", "openai")},
     "traceloop": {"kind": "otlp", "packages": ("traceloop-sdk", "openai"),

@@ -3,7 +3,7 @@ at the fake model. Traced by ``openinference-instrumentation-crewai`` (crew, tas
 together with ``openinference-instrumentation-openai`` — CrewAI's own spans carry no model calls, the
 OpenAI instrumentor adds them. CrewAI's anonymous telemetry is off (the recorder is offline).
 
-CrewAI pins ``openai<3``: record it from a virtualenv of its own (the ``conformance-crewai`` extra).
+CrewAI pins ``openai<3``: record it from a virtualenv of its own (the ``conformance-openai2`` extra).
 """
 
 from __future__ import annotations
