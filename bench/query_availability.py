@@ -118,7 +118,7 @@ def _server_p99(log: Path) -> float | None:
             # Every request but the probe's; one refused before routing is logged as route "unmatched".
             if isinstance(record, dict) and record.get("event") == "request" and record.get("route") != "/health":
                 durations.append(float(record["duration_ms"]) / 1000)
-    return percentile(sorted(durations), 0.99) if durations else None
+    return percentile(sorted(durations), 99) if durations else None
 
 
 def one_side(src: Path, db_url: str, work: Path, args: argparse.Namespace) -> list[str]:
@@ -144,10 +144,12 @@ def _row(result: LoadResult, after: LoadResult, server_p99: float | None) -> lis
         return f"{percentile(answered, q):.2f}" if answered else "-"
 
     ok = sum(a.status == 200 for a in result.answers)
+    for odd in result.unexpected():
+        print(f"  unexpected answer: {odd.kind} {odd.status} after {odd.seconds:.2f} s", flush=True)
     health = result.health_worst_s()
     after_ok = sum(a.status == 200 for a in after.answers)
     return [str(ok), str(result.rejected()), str(len(result.unanswered())), str(len(result.unexpected())),
-            pct(0.50), pct(0.95), pct(0.99), "none" if health == float("inf") else f"{health:.2f}",
+            pct(50), pct(95), pct(99), "none" if health == float("inf") else f"{health:.2f}",
             "-" if server_p99 is None else f"{server_p99:.2f}", f"{after_ok}/{len(after.answers)}"]
 
 

@@ -4,9 +4,7 @@ A project is a slug (``model.PROJECT_PATTERN``) and an optional retention in day
 deployment's ``AGENTTRACER_RETENTION_DAYS``). Writes without keys create the project they name on
 first use (``store/write/sql.py``); ``agenttracer projects create`` makes one ahead of its keys.
 
-Deleting a project deletes its runs (with their steps and failures) a batch at a time, its key
-bindings, and revokes every key left bound to no project (an ingest key of that project, a read key
-of that project only); no other project's rows are touched.
+Deleting a project (its runs, key bindings and row) is a write: ``store/write/retention.py``.
 """
 
 from __future__ import annotations
@@ -17,10 +15,8 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 
 from agenttracer.model import PROJECT_RULE, is_valid_project
-from agenttracer.store.rollup.marks import mark_dirty
-from agenttracer.store.schema.tables import api_key_projects, api_keys, failures, projects, runs, steps
+from agenttracer.store.schema.tables import projects
 
-DELETE_BATCH = 500
 MAX_RETENTION_DAYS = 36_500
 
 
@@ -29,14 +25,6 @@ class ProjectInfo:
     slug: str
     retention_days: int | None
     created_at: datetime
-
-
-@dataclass(frozen=True)
-class Deleted:
-    runs: int
-    steps: int
-    failures: int
-    revoked_keys: int
 
 
 def check_slug(slug: str) -> None:
@@ -80,39 +68,3 @@ def list_projects(conn: sa.Connection, only: frozenset[str] | None = None) -> li
 def project_slugs(conn: sa.Connection) -> tuple[str, ...]:
     """Every project's slug, sorted: what a reader of every project reads."""
     return tuple(conn.execute(sa.select(projects.c.slug).order_by(projects.c.slug)).scalars())
-
-
-def delete_project(engine: sa.Engine, slug: str, *, batch_size: int = DELETE_BATCH) -> Deleted | None:
-    """Delete ``slug`` and everything in it; None when there is no such project.
-
-    Runs go a batch at a time in short transactions (as retention does), so writers of other projects
-    wait at most one batch; the project row goes last, so an interrupted delete can be run again.
-    """
-    with engine.connect() as conn:
-        if conn.execute(sa.select(projects.c.slug).where(projects.c.slug == slug)).first() is None:
-            return None
-    n_runs = n_steps = n_failures = 0
-    while True:
-        with engine.begin() as conn:
-            found = conn.execute(
-                sa.select(runs.c.run_id, runs.c.started_at).where(runs.c.project == slug).limit(batch_size)
-            ).all()
-            if not found:
-                break
-            ids = [run_id for run_id, _ in found]
-            mark_dirty(conn, {started for _, started in found if started is not None})
-            n_failures += conn.execute(failures.delete().where(failures.c.run_id.in_(ids))).rowcount or 0
-            n_steps += conn.execute(steps.delete().where(steps.c.run_id.in_(ids))).rowcount or 0
-            n_runs += conn.execute(runs.delete().where(runs.c.run_id.in_(ids))).rowcount or 0
-    with engine.begin() as conn:
-        bound = sa.select(api_key_projects.c.key_id).where(api_key_projects.c.project == slug)
-        affected = list(conn.execute(bound).scalars())
-        conn.execute(api_key_projects.delete().where(api_key_projects.c.project == slug))
-        still_bound = sa.select(api_key_projects.c.key_id).where(api_key_projects.c.key_id == api_keys.c.key_id)
-        revoked = conn.execute(
-            api_keys.update()
-            .where(api_keys.c.key_id.in_(affected), api_keys.c.revoked_at.is_(None), ~sa.exists(still_bound))
-            .values(revoked_at=datetime.now(timezone.utc))
-        ).rowcount or 0
-        conn.execute(projects.delete().where(projects.c.slug == slug))
-    return Deleted(n_runs, n_steps, n_failures, revoked)

@@ -5,6 +5,9 @@ aged by ``ingested_at`` instead. Runs are removed a batch at a time, each batch 
 transaction (failures, then steps, then the runs), so the ingest writer waits at most one small
 batch for a lock — on SQLite, where a writer locks the whole file, and on PostgreSQL alike.
 
+``delete_project`` removes a whole project the same way (its runs, key bindings — revoking every key
+left bound to no project — and its row; no other project's rows are touched).
+
 Used by ``agenttracer prune --older-than`` and by a background thread in the ingest process
 (:class:`RetentionWorker`), which keeps each project's runs for its own ``retention_days``
 (``agenttracer projects create P --retention-days N``), else for ``AGENTTRACER_RETENTION_DAYS``, else
@@ -23,7 +26,7 @@ import sqlalchemy as sa
 
 from agenttracer.store.periodic import PeriodicWorker
 from agenttracer.store.rollup.marks import mark_dirty
-from agenttracer.store.schema.tables import failures, projects, runs, steps
+from agenttracer.store.schema.tables import api_key_projects, api_keys, failures, projects, runs, steps
 
 log = logging.getLogger("agenttracer.retention")
 
@@ -84,6 +87,32 @@ def count_prunable(engine: sa.Engine, cutoff: datetime, project: str | None = No
     return PruneResult(cutoff, int(n_runs), int(n_steps), int(n_failures), batches=0, dry_run=True)
 
 
+@dataclass(frozen=True)
+class RemovedBatch:
+    """What one ``delete_run_batch`` took: the runs it found, and the rows it deleted of each table."""
+
+    found: int
+    runs: int
+    steps: int
+    failures: int
+
+
+def delete_run_batch(conn: sa.Connection, condition: sa.ColumnElement[bool], batch_size: int) -> RemovedBatch:
+    """Delete up to ``batch_size`` runs matching ``condition`` with their steps and failure, in the
+    caller's transaction: the one way whole runs leave the store (retention and project deletion)."""
+    found = conn.execute(sa.select(runs.c.run_id, runs.c.started_at).where(condition).limit(batch_size)).all()
+    if not found:
+        return RemovedBatch(0, 0, 0, 0)
+    ids = [run_id for run_id, _ in found]
+    # The rollups of these runs' hours must lose them (store/rollup/refresh.py).
+    mark_dirty(conn, {started for _, started in found if started is not None})
+    # Children first: correct whether or not the database enforces ON DELETE CASCADE.
+    n_failures = conn.execute(failures.delete().where(failures.c.run_id.in_(ids))).rowcount or 0
+    n_steps = conn.execute(steps.delete().where(steps.c.run_id.in_(ids))).rowcount or 0
+    n_runs = conn.execute(runs.delete().where(runs.c.run_id.in_(ids))).rowcount or 0
+    return RemovedBatch(len(found), n_runs, n_steps, n_failures)
+
+
 def prune(
     engine: sa.Engine,
     older_than: timedelta,
@@ -107,19 +136,12 @@ def prune(
     for condition in _old_run_conditions(cutoff, project):
         while not should_stop():
             with engine.begin() as conn:
-                batch = sa.select(runs.c.run_id, runs.c.started_at).where(condition).limit(batch_size)
-                found = conn.execute(batch).all()
-                if not found:
-                    break
-                ids = [run_id for run_id, _ in found]
-                # The rollups of these runs' hours must lose them (store/rollup/refresh.py).
-                mark_dirty(conn, {started for _, started in found if started is not None})
-                # Children first: correct whether or not the database enforces ON DELETE CASCADE.
-                n_failures += conn.execute(failures.delete().where(failures.c.run_id.in_(ids))).rowcount or 0
-                n_steps += conn.execute(steps.delete().where(steps.c.run_id.in_(ids))).rowcount or 0
-                n_runs += conn.execute(runs.delete().where(runs.c.run_id.in_(ids))).rowcount or 0
+                removed = delete_run_batch(conn, condition, batch_size)
+            n_runs, n_steps, n_failures = n_runs + removed.runs, n_steps + removed.steps, n_failures + removed.failures
+            if removed.found == 0:
+                break
             batches += 1
-            if len(ids) < batch_size:
+            if removed.found < batch_size:
                 break
     return PruneResult(cutoff, n_runs, n_steps, n_failures, batches, dry_run=False)
 
@@ -197,3 +219,42 @@ def start_retention(
     if not retention_days and not retention_days_by_project(engine, None):
         return None
     return RetentionWorker(engine, retention_days or None, interval_s=interval_s, first_delay_s=first_delay_s).start()
+
+
+@dataclass(frozen=True)
+class Deleted:
+    runs: int
+    steps: int
+    failures: int
+    revoked_keys: int
+
+
+
+def delete_project(engine: sa.Engine, slug: str, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Deleted | None:
+    """Delete ``slug`` and everything in it; None when there is no such project.
+
+    Runs go a batch at a time in short transactions (as retention does), so writers of other projects
+    wait at most one batch; the project row goes last, so an interrupted delete can be run again.
+    """
+    with engine.connect() as conn:
+        if conn.execute(sa.select(projects.c.slug).where(projects.c.slug == slug)).first() is None:
+            return None
+    n_runs = n_steps = n_failures = 0
+    while True:
+        with engine.begin() as conn:
+            removed = delete_run_batch(conn, runs.c.project == slug, batch_size)
+        n_runs, n_steps, n_failures = n_runs + removed.runs, n_steps + removed.steps, n_failures + removed.failures
+        if removed.found == 0:
+            break
+    with engine.begin() as conn:
+        bound = sa.select(api_key_projects.c.key_id).where(api_key_projects.c.project == slug)
+        affected = list(conn.execute(bound).scalars())
+        conn.execute(api_key_projects.delete().where(api_key_projects.c.project == slug))
+        still_bound = sa.select(api_key_projects.c.key_id).where(api_key_projects.c.key_id == api_keys.c.key_id)
+        revoked = conn.execute(
+            api_keys.update()
+            .where(api_keys.c.key_id.in_(affected), api_keys.c.revoked_at.is_(None), ~sa.exists(still_bound))
+            .values(revoked_at=datetime.now(timezone.utc))
+        ).rowcount or 0
+        conn.execute(projects.delete().where(projects.c.slug == slug))
+    return Deleted(n_runs, n_steps, n_failures, revoked)
