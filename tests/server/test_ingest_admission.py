@@ -22,6 +22,7 @@ from agenttracer.server.ingest.admission import Limits
 from agenttracer.server.settings import Settings
 from agenttracer.store.keys import create_key
 from agenttracer.store.schema.engine import make_engine
+from tests.support.db import WriteLock
 from tests.support.events import full_run
 from tests.support.servers import serve_app
 
@@ -147,21 +148,9 @@ def test_one_key_cannot_hold_every_request_from_one_address(live_settings: Setti
         assert other.status_code == 200, other.text
 
 
-def _hold_the_write_lock(db_url: str) -> tuple[sa.Engine, sa.Connection]:
-    """A writer that holds the database's write lock (SQLite) / the runs table (PostgreSQL)."""
-    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
-    conn = engine.connect()
-    if engine.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        conn.begin()
-        conn.exec_driver_sql("LOCK TABLE runs IN EXCLUSIVE MODE")
-    return engine, conn
-
-
 def test_a_client_holds_at_most_half_the_slots_and_a_full_house_is_a_503(live_settings: Settings, db_url: str) -> None:
     app = ingest.create_app(live_settings, limits=Limits(slots=2, busy_wait_s=1.0))
-    engine, lock = _hold_the_write_lock(db_url)
+    lock = WriteLock(db_url)
     answers: dict[str, httpx.Response] = {}
     try:
         with serve_app(app) as base:
@@ -175,15 +164,11 @@ def test_a_client_holds_at_most_half_the_slots_and_a_full_house_is_a_503(live_se
             # behind its own client's batch, not in front of b, which takes the other write slot.
             threads = [send("a0", "127.0.0.2"), send("a1", "127.0.0.2"), send("b", "127.0.0.3")]
             answers["c"] = _post(base, source="127.0.0.4")  # both write slots held past busy_wait: 503
-            if engine.dialect.name == "sqlite":
-                lock.exec_driver_sql("ROLLBACK")
-            else:
-                lock.rollback()
+            lock.release()
             for t in threads:
                 t.join(30)
     finally:
-        lock.close()
-        engine.dispose()
+        lock.release()
     assert {name: answer.status_code for name, answer in answers.items()} == {"a0": 200, "a1": 503, "b": 200, "c": 503}
     for name in ("a1", "c"):
         assert answers[name].json()["error"] == "server_busy" and int(answers[name].headers["retry-after"]) > 0

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from agenttracer.store.schema.engine import make_engine
 from agenttracer.store.schema.tables import runs, steps
+from tests.support.db import WriteLock
 from tests.support.events import full_run
 from tests.support.servers import free_port, serve_process
 
@@ -35,40 +36,20 @@ def _server_cmd(db_url: str, port: int) -> tuple[list[str], dict[str, str]]:
     return [sys.executable, "-m", "agenttracer", "serve", "ingest", "--port", str(port)], env
 
 
-def _hold_the_write_lock(db_url: str) -> tuple[sa.Engine, sa.Connection]:
-    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
-    conn = engine.connect()
-    if engine.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        conn.begin()
-        conn.exec_driver_sql("LOCK TABLE runs IN EXCLUSIVE MODE")
-    return engine, conn
-
-
-def _release(engine: sa.Engine, conn: sa.Connection) -> None:
-    if engine.dialect.name == "sqlite":
-        conn.exec_driver_sql("ROLLBACK")
-    else:
-        conn.rollback()
-    conn.close()
-    engine.dispose()
-
-
 def test_a_batch_cut_off_by_sigterm_is_answered_with_what_was_stored(db_url: str, tmp_path: Path) -> None:
     port = free_port()
     cmd, env = _server_cmd(db_url, port)
     batch = full_run()
     answers: list[httpx.Response] = []
     with serve_process(cmd, env, f"http://127.0.0.1:{port}/health", tmp_path / "server.log") as proc:
-        engine, lock = _hold_the_write_lock(db_url)
+        lock = WriteLock(db_url)
         sender = threading.Thread(target=lambda: answers.append(
             httpx.post(f"http://127.0.0.1:{port}/v1/ingest", json={"events": batch}, timeout=30)))
         sender.start()
         time.sleep(0.5)  # the batch now waits for the database inside its write
         proc.send_signal(signal.SIGTERM)
         time.sleep(SHUTDOWN_TIMEOUT_S + 1.0)  # past the grace period: the server has cancelled the request
-        _release(engine, lock)
+        lock.release()
         sender.join(30)
         assert proc.wait(15) is not None
     (answer,) = answers

@@ -111,3 +111,29 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
     eng = make_engine(db_url)
     yield eng
     eng.dispose()
+
+
+class WriteLock:
+    """Holds the database's write lock (SQLite) or an exclusive lock on ``runs`` (PostgreSQL) from
+    construction until ``release()``, so a test can keep a writer waiting inside its write."""
+
+    def __init__(self, db_url: str) -> None:
+        self.engine = make_engine(db_url, poolclass=sa.pool.NullPool)
+        self.conn: sa.Connection | None = self.engine.connect()
+        if self.engine.dialect.name == "sqlite":
+            self.conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            self.conn.begin()
+            self.conn.exec_driver_sql("LOCK TABLE runs IN EXCLUSIVE MODE")
+
+    def release(self) -> None:
+        """Let the waiting writers go (a second call does nothing)."""
+        if self.conn is None:
+            return
+        if self.engine.dialect.name == "sqlite":
+            self.conn.exec_driver_sql("ROLLBACK")
+        else:
+            self.conn.rollback()
+        self.conn.close()
+        self.conn = None
+        self.engine.dispose()
