@@ -1,4 +1,4 @@
-"""The abandonment sweep (store/write/abandon.py): its cost per pass at 1 M runs on PostgreSQL, and the
+"""The abandonment sweep (store/sql/write/abandon.py): its cost per pass at 1 M runs on PostgreSQL, and the
 ingest bar with it and without it, side by side in one run.
 
 1. **Sweep cost.** A fresh schema in our own database (``at_sweep``) is migrated and filled with SQL
@@ -40,9 +40,9 @@ import sqlalchemy as sa
 from benchlib.harness import fmt, machine_description, print_table, summarize, summary_cells
 from benchlib.pg import ensure_database, server_settings, temporary_schema
 
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import upgrade
-from agenttracer.store.write.abandon import BATCH_SIZE, MAX_BATCHES, sweep
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import upgrade
+from agenttracer.store.sql.write.abandon import BATCH_SIZE, MAX_BATCHES, sweep
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/at_sweep"
 HERE = Path(__file__).resolve().parents[1]

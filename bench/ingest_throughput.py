@@ -80,8 +80,8 @@ from benchlib.harness import (
 )
 from benchlib.pg import DEFAULT_BENCH_URL, ensure_database, libpq_dsn, server_settings, temporary_schema
 
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import upgrade
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import upgrade
 
 STEPS_PER_RUN = 10.1  # what the generator produces on average (checked against the database anyway)
 CLIENT_DEADLINE_S = 300.0

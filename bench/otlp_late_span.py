@@ -72,9 +72,9 @@ def _body(spans: list[Span]) -> bytes:
 
 def load_trace(url: str, steps: int) -> None:
     """The stored trace, written with SQL as the OTLP writer would have stored it: seq in start order."""
-    from agenttracer.store.schema.engine import make_engine
-    from agenttracer.store.schema.tables import runs
-    from agenttracer.store.schema.tables import steps as steps_table
+    from agenttracer.store.sql.schema.engine import make_engine
+    from agenttracer.store.sql.schema.tables import runs
+    from agenttracer.store.sql.schema.tables import steps as steps_table
 
     engine = make_engine(url, poolclass=sa.pool.NullPool)
     columns = ("run_id", "seq", "step_type", "name", "status", "started_at", "ended_at", "latency_ms", "attempt",
@@ -125,8 +125,8 @@ def side_env(src: str | None) -> dict[str, str]:
 def measure(backend: str, pg_url: str, src: str | None, steps: int, repeat: int) -> tuple[list[float], float, float]:
     """(late-span request seconds per repeat, slowest other request during them, other request median alone)."""
     with database(backend, pg_url) as url:
-        migrate = "import sys; from agenttracer.store.schema.engine import make_engine;" \
-                  "from agenttracer.store.schema.migrate import upgrade; upgrade(make_engine(sys.argv[1]))"
+        migrate = "import sys; from agenttracer.store.sql.schema.engine import make_engine;" \
+                  "from agenttracer.store.sql.schema.migrate import upgrade; upgrade(make_engine(sys.argv[1]))"
         subprocess.run([sys.executable, "-c", migrate, url], env=side_env(src), check=True)
         load_trace(url, steps)
         port = free_port()

@@ -34,9 +34,9 @@ from benchlib.harness import fmt, free_port, percentile, print_table, server_env
 from benchlib.loader import build_rollups, load_postgres
 from benchlib.pg import libpq_dsn, schema_url
 
-from agenttracer.store.keys import create_key
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import upgrade
+from agenttracer.store.sql.keys import create_key
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import upgrade
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/at_projects"
 BAR_MS = 50.0  # DESIGN.md: every endpoint p95 < 50 ms at 1 M runs

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import upgrade
-from agenttracer.store.schema.tables import failures, runs, steps
-from agenttracer.store.write.retention import prune
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import upgrade
+from agenttracer.store.sql.schema.tables import failures, runs, steps
+from agenttracer.store.sql.write.retention import prune
 
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 PG_DB = "at_production"

@@ -54,7 +54,7 @@ from benchlib.harness import (
 from benchlib.loader import Loaded, drop_postgres, load_postgres, load_sqlite
 from benchlib.pg import DEFAULT_BENCH_URL, server_settings
 
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.schema.engine import make_engine
 
 BAR_MS = 100.0
 CASE_BUDGET_S = 40.0  # per case and round: slow cases get fewer samples (at least MIN_SAMPLES)

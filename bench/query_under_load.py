@@ -65,8 +65,8 @@ from benchlib.harness import (
 from benchlib.ingest_phases import fresh_database, migrate
 from benchlib.pg import DEFAULT_BENCH_URL, libpq_dsn
 
-from agenttracer.store.rollup.refresh import refresh
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.rollup.refresh import refresh
+from agenttracer.store.sql.schema.engine import make_engine
 
 TICK_S = 0.2
 WARM_UP_S = 8.0
@@ -113,7 +113,7 @@ def preload(url: str, backend: str, rate: float, live_minutes: float, history_ru
     engine = make_engine(url, poolclass=sa.pool.NullPool)
     refresh(engine, rebuild=True)
     try:  # the live hour's rows too, where the code has them (a deployment that has been running would)
-        from agenttracer.store.rollup.live import refresh_live
+        from agenttracer.store.sql.rollup.live import refresh_live
     except ImportError:
         pass
     else:

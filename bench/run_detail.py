@@ -40,8 +40,8 @@ import sqlalchemy as sa
 from benchlib.harness import fmt, free_port, machine_description, percentile, print_table, stop_process, wait_for_http
 from benchlib.pg import DEFAULT_BENCH_URL, ensure_database, temporary_schema
 
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import upgrade
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import upgrade
 
 BATCH = 1000
 FIRST_PAGE_BAR_BYTES = 1_000_000

@@ -91,7 +91,7 @@ import sys
 import uvicorn
 from agenttracer.server.ingest import create_app
 from agenttracer.server.settings import Settings
-from agenttracer.store.schema.migrate import upgrade
+from agenttracer.store.sql.schema.migrate import upgrade
 url, port = sys.argv[1], int(sys.argv[2])
 upgrade(url)
 uvicorn.run(create_app(Settings(database_url=url)), host="127.0.0.1", port=port, log_level="warning")

@@ -34,13 +34,13 @@ from typing import Any
 import sqlalchemy as sa
 
 import agenttracer
-from agenttracer.store.read import stats_rollup
-from agenttracer.store.read.filters import RunFilters
-from agenttracer.store.read.stats import run_stats
-from agenttracer.store.rollup.refresh import refresh
-from agenttracer.store.schema import tables
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import upgrade
+from agenttracer.store.sql.read import stats_rollup
+from agenttracer.store.sql.read.filters import RunFilters
+from agenttracer.store.sql.read.stats import run_stats
+from agenttracer.store.sql.rollup.refresh import refresh
+from agenttracer.store.sql.schema import tables
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import upgrade
 
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
 HOURS = 48

@@ -37,9 +37,9 @@ def test_a_contract_against_an_import_that_exists_is_reported_broken(tmp_path: P
     config.write_text(
         '[tool.importlinter]\nroot_packages = ["agenttracer"]\n\n'
         '[[tool.importlinter.contracts]]\nname = "probe"\ntype = "forbidden"\n'
-        'source_modules = ["agenttracer.server.query"]\nforbidden_modules = ["agenttracer.store.read"]\n'
+        'source_modules = ["agenttracer.server.query"]\nforbidden_modules = ["agenttracer.store.sql.read"]\n'
     )
     result = run("--config", str(config))
     assert result.returncode != 0
     assert "probe BROKEN" in result.stdout
-    assert "agenttracer.server.query.app -> agenttracer.store.read" in result.stdout
+    assert "agenttracer.server.query.app -> agenttracer.store.sql.read" in result.stdout

@@ -3,7 +3,7 @@
 The same generated runs feed every benchmark, in three shapes:
 
 - COPY text for PostgreSQL (``copy_lines``) and row tuples for SQLite (``sqlite_rows``), column for
-  column the ``runs`` / ``steps`` / ``failures`` tables of ``store/schema/tables.py``;
+  column the ``runs`` / ``steps`` / ``failures`` tables of ``store/sql/schema/tables.py``;
 - SDK-shaped wire events (``wire_events``), as ``POST /v1/ingest`` receives them.
 
 Distributions (all seeded, so a data set can be recognised and reused):

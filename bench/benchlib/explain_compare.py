@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timedelta, timezone
 
-from agenttracer.store.read.compare import compare_versions
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.read.compare import compare_versions
+from agenttracer.store.sql.schema.engine import make_engine
 from benchlib.explain_stats import add_common_arguments, explain, record
 
 

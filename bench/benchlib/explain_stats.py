@@ -18,9 +18,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.store.read.filters import RunFilters
-from agenttracer.store.read.stats import run_stats
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.read.filters import RunFilters
+from agenttracer.store.sql.read.stats import run_stats
+from agenttracer.store.sql.schema.engine import make_engine
 
 Recorded = list[tuple[str, Any, float]]
 

@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from agenttracer.server.ingest import app as ingest
 from agenttracer.server.ingest.metrics import IngestMetrics
 from agenttracer.server.settings import Settings
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import upgrade
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import upgrade
 from benchlib.dataset import DatasetSpec, Generator, wire_events
 from benchlib.pg import ensure_database, temporary_schema
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import psycopg
 import sqlalchemy as sa
 
-from agenttracer.store.rollup.refresh import refresh
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import current_revision, head_revision, is_known_revision, upgrade
+from agenttracer.store.sql.rollup.refresh import refresh
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import current_revision, head_revision, is_known_revision, upgrade
 
 from .dataset import (
     FAILURE_COLUMNS,

@@ -30,9 +30,9 @@ from agenttracer.cli.query_client import QueryError
 from agenttracer.server import ingest
 from agenttracer.server import query as query_module
 from agenttracer.server.settings import Settings
-from agenttracer.store.keys import create_key
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import upgrade
+from agenttracer.store.sql.keys import create_key
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import upgrade
 from tests.support.analytics_data import scenario, served_scenario
 from tests.support.rundata import RunSpec, StepSpec, ingest_runs, sample_runs
 from tests.support.servers import serve_app as serve

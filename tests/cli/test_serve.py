@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from agenttracer.cli import app
 from agenttracer.cli.serve import _check_bind, is_loopback
 from agenttracer.server.settings import Settings
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.schema.engine import make_engine
 from tests.support.events import full_run
 from tests.support.servers import free_port
 

@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.settings import Settings
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import upgrade
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import upgrade
 from tests.server.otlp_support import server_log
 from tests.support.db import BACKENDS, drop_pg_schema, new_pg_schema_url
 from tests.support.servers import serve_app

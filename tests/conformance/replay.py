@@ -180,8 +180,8 @@ def sweep_an_hour_later(db_url: str) -> int:
     """Run the abandoned-run sweep the ingest process runs, with its default timeout, as if that much time
     had passed since the replay: a run whose root never arrived (a crashed agent) is closed; settled runs
     are left alone. Returns how many runs it closed."""
-    from agenttracer.store.schema.engine import make_engine
-    from agenttracer.store.write.abandon import DEFAULT_TIMEOUT_S, sweep
+    from agenttracer.store.sql.schema.engine import make_engine
+    from agenttracer.store.sql.write.abandon import DEFAULT_TIMEOUT_S, sweep
 
     engine = make_engine(db_url, poolclass=sa.pool.NullPool)
     try:

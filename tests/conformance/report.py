@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from agenttracer.server.ingest import create_app as ingest_app
 from agenttracer.server.query import create_app as query_app
 from agenttracer.server.settings import Settings
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import upgrade
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import upgrade
 from tests.conformance import replay
 from tests.conformance.expected import expected_for, problems
 from tests.support.servers import serve_app

@@ -19,8 +19,8 @@ import yaml
 
 from agenttracer.server.ingest.metrics import IngestMetrics
 from agenttracer.server.metrics import QueryMetrics
-from agenttracer.store.rollup.live import RollupWorker
-from agenttracer.store.write.retention import RetentionWorker
+from agenttracer.store.sql.rollup.live import RollupWorker
+from agenttracer.store.sql.write.retention import RetentionWorker
 from tests.support.db import missing
 from tests.support.servers import free_port
 

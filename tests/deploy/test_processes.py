@@ -22,8 +22,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.tables import runs
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.tables import runs
 from tests.support.db import drop_pg_schema, new_pg_schema_url
 from tests.support.servers import free_port, serve_process
 

@@ -23,8 +23,8 @@ import yaml
 
 from agenttracer.server import ingest, query
 from agenttracer.server.settings import Settings
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import upgrade
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import upgrade
 from tests.deploy.observability import dashboard_exprs, instant, prometheus, short_rules
 from tests.support import events as ev
 from tests.support.servers import serve_app

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store.schema.tables import runs
+from agenttracer.store.sql.schema.tables import runs
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store.schema.tables import runs, steps
+from agenttracer.store.sql.schema.tables import runs, steps
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 
 from agenttracer.server import ui
 from agenttracer.server.settings import Settings
-from agenttracer.store.keys import create_key
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import upgrade
+from agenttracer.store.sql.keys import create_key
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import upgrade
 from tests.e2e.conftest import running_up
 from tests.e2e.seed import build_fleet, send
 from tests.support.browser import screenshot

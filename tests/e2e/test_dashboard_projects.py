@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store.keys import create_key
-from agenttracer.store.projects import create_project
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import upgrade
+from agenttracer.store.sql.keys import create_key
+from agenttracer.store.sql.projects import create_project
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import upgrade
 from tests.e2e.conftest import running_up
 from tests.e2e.seed import build_fleet, send
 from tests.support.browser import screenshot

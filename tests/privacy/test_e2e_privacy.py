@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from agenttracer import AgentTracer
 from agenttracer.privacy import REASONS
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.schema.engine import make_engine
 from tests.privacy import corpus_data
 from tests.support.capture import pg_dump, sqlite_bytes
 from tests.support.events import failure, run_end, run_start, step

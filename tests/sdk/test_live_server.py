@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from agenttracer import AgentTracer
 from agenttracer.server.settings import Settings
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.schema.engine import make_engine
 from tests.sdk.live import serve_on_port
 from tests.support.servers import free_port
 

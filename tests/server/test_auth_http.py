@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from agenttracer.server import ingest, query
 from agenttracer.server.settings import Settings
-from agenttracer.store.keys import create_key, revoke_key
+from agenttracer.store.sql.keys import create_key, revoke_key
 from tests.support.servers import serve_app
 
 

@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI
 from agenttracer.server import errors
 from agenttracer.server.auth import Principal, TokenBucketLimiter, auth_dependency, auth_required
 from agenttracer.server.settings import Settings
-from agenttracer.store.keys import create_key, revoke_key
+from agenttracer.store.sql.keys import create_key, revoke_key
 from tests.support.servers import serve_app
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from agenttracer.server import ingest, query
 from agenttracer.server.failsafe import describe_exception
 from agenttracer.server.settings import Settings
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.schema.engine import make_engine
 from tests.support.events import new_run_id, run_end, run_start, step
 from tests.support.servers import serve_app
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.schema.engine import make_engine
 from tests.support.events import failure, full_run, new_run_id, run_end, run_start, step, ts
 
 

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from agenttracer.server import ingest
 from agenttracer.server.ingest.admission import Limits
 from agenttracer.server.settings import Settings
-from agenttracer.store.keys import create_key
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.keys import create_key
+from agenttracer.store.sql.schema.engine import make_engine
 from tests.support.db import WriteLock
 from tests.support.events import full_run
 from tests.support.servers import serve_app

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 
 from agenttracer.server.ingest import create_app
 from agenttracer.server.settings import Settings
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import upgrade
-from agenttracer.store.schema.tables import rollup_dirty
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import upgrade
+from agenttracer.store.sql.schema.tables import rollup_dirty
 from tests.support.events import full_run
 from tests.support.servers import free_port, serve_app
 

@@ -25,8 +25,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.tables import runs, steps
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.tables import runs, steps
 from tests.support import events as ev
 from tests.support.servers import free_port, serve_process
 

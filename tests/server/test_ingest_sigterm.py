@@ -18,8 +18,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.tables import runs, steps
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.tables import runs, steps
 from tests.support.db import WriteLock
 from tests.support.events import full_run
 from tests.support.servers import free_port, serve_process

@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.model import EARLIEST_TIME, MAX_ATTEMPT, MAX_LATENCY_MS, MAX_SEQ
-from agenttracer.store.rollup.refresh import refresh
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.rollup.refresh import refresh
+from agenttracer.store.sql.schema.engine import make_engine
 from tests.support.events import new_run_id, run_end, run_start, step
 
 

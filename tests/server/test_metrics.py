@@ -20,9 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agenttracer.server import ingest, query
 from agenttracer.server.settings import Settings
-from agenttracer.store.keys import create_key
-from agenttracer.store.rollup.live import RollupWorker
-from agenttracer.store.write.retention import RetentionWorker
+from agenttracer.store.sql.keys import create_key
+from agenttracer.store.sql.rollup.live import RollupWorker
+from agenttracer.store.sql.write.retention import RetentionWorker
 from tests.support import events as ev
 from tests.support.servers import serve_app
 

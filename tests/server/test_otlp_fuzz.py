@@ -20,7 +20,7 @@ from agenttracer.privacy.otel import EXCEPTION_EVENT_ATTRIBUTES, SPAN_ATTRIBUTES
 from agenttracer.server.ingest.body import Problem
 from agenttracer.server.ingest.otlp_decode import JSON, PROTOBUF, decode_request
 from agenttracer.server.ingest.otlp_map import map_request
-from agenttracer.store.write.otlp_write import write_spans
+from agenttracer.store.sql.write.otlp_write import write_spans
 
 CANARY = "xxcanaryxx"
 NOW = datetime.now(timezone.utc)

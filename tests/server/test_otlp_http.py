@@ -22,8 +22,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from agenttracer.model import MAX_BATCH_BYTES
 from agenttracer.server import ingest
 from agenttracer.server.settings import Settings
-from agenttracer.store.keys import create_key
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.keys import create_key
+from agenttracer.store.sql.schema.engine import make_engine
 from tests.server.otlp_support import assert_no_canary, run_detail, runs, server_log, stored_text
 from tests.support.servers import serve_app
 

@@ -26,10 +26,10 @@ import sqlalchemy as sa
 
 from agenttracer.server import ingest, query
 from agenttracer.server.settings import Settings
-from agenttracer.store.keys import create_key
-from agenttracer.store.projects import create_project
-from agenttracer.store.schema.tables import runs, steps
-from agenttracer.store.write.retention import delete_project
+from agenttracer.store.sql.keys import create_key
+from agenttracer.store.sql.projects import create_project
+from agenttracer.store.sql.schema.tables import runs, steps
+from agenttracer.store.sql.write.retention import delete_project
 from tests.support.servers import serve_app
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

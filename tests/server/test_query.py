@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from agenttracer.server import ingest
 from agenttracer.server.query import create_app
 from agenttracer.server.settings import Settings
-from agenttracer.store.keys import create_key
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import upgrade
+from agenttracer.store.sql.keys import create_key
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import upgrade
 from tests.support.db import BACKENDS, drop_pg_schema, new_pg_schema_url
 from tests.support.rundata import T0, RunSpec, ingest_runs, insert_runs, sample_runs
 from tests.support.servers import serve_app as serve

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from agenttracer.server.query import create_app
 from agenttracer.server.query.app import DEFAULT_AGENT_PAGE_SIZE, MAX_AGENT_PAGE_SIZE
 from agenttracer.server.settings import Settings
-from agenttracer.store.projects import create_project
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.projects import create_project
+from agenttracer.store.sql.schema.engine import make_engine
 from tests.support.rundata import T0, RunSpec, insert_runs
 from tests.support.servers import serve_app
 

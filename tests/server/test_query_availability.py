@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store.keys import create_key
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.keys import create_key
+from agenttracer.store.sql.schema.engine import make_engine
 from tests.support.readers import Ingest, LoadResult, read_load
 from tests.support.rundata import T0, RunSpec, StepSpec, insert_runs
 from tests.support.servers import free_port, serve_process

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from agenttracer.server.query import create_app
 from agenttracer.server.query.coalesce import JOIN_WINDOW_S, SingleFlight
 from agenttracer.server.settings import Settings
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.schema.engine import make_engine
 from tests.support.rundata import T0, RunSpec, StepSpec, insert_runs
 from tests.support.servers import serve_app
 

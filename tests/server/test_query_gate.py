@@ -19,7 +19,7 @@ from fastapi import Request
 from agenttracer.server.query import create_app
 from agenttracer.server.query.gate import Job, ReadGate, limits
 from agenttracer.server.settings import Settings
-from agenttracer.store.schema.engine import make_engine, timed_out
+from agenttracer.store.sql.schema.engine import make_engine, timed_out
 from tests.support.rundata import T0, RunSpec, insert_runs
 from tests.support.servers import serve_app
 

@@ -18,8 +18,8 @@ import httpx
 from fastapi import FastAPI
 
 from agenttracer.server.runner import EXIT_GRACE_S, Runner, Service, bind_socket, freeze_startup_heap
-from agenttracer.store.schema.engine import SQLITE_BUSY_TIMEOUT_MS
-from agenttracer.store.schema.migrate import upgrade
+from agenttracer.store.sql.schema.engine import SQLITE_BUSY_TIMEOUT_MS
+from agenttracer.store.sql.schema.migrate import upgrade
 from tests.support.events import full_run
 from tests.support.servers import free_port
 

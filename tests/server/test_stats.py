@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from agenttracer.server.query import create_app
 from agenttracer.server.settings import Settings
 from agenttracer.server.wire import StatsResponse
-from agenttracer.store.keys import create_key
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.keys import create_key
+from agenttracer.store.sql.schema.engine import make_engine
 from tests.support.analytics_data import T0, scenario, served_scenario
 from tests.support.db import BACKENDS
 from tests.support.servers import serve_app

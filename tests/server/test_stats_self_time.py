@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from agenttracer.server.wire import StatsResponse
-from agenttracer.store.read import stats_rollup
-from agenttracer.store.rollup import selftime
-from agenttracer.store.rollup.refresh import refresh
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.read import stats_rollup
+from agenttracer.store.sql.rollup import selftime
+from agenttracer.store.sql.rollup.refresh import refresh
+from agenttracer.store.sql.schema.engine import make_engine
 
 # Three hours back, so that the refresher rolls the hour up; whole milliseconds, so that sums are exact.
 T0 = datetime.now(timezone.utc).replace(minute=10, second=0, microsecond=0) - timedelta(hours=3)

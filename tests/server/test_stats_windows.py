@@ -12,9 +12,9 @@ import sqlalchemy as sa
 
 from agenttracer.server.query import create_app
 from agenttracer.server.settings import Settings
-from agenttracer.store.read import stats_rollup
-from agenttracer.store.rollup.refresh import refresh
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.read import stats_rollup
+from agenttracer.store.sql.rollup.refresh import refresh
+from agenttracer.store.sql.schema.engine import make_engine
 from tests.support.rundata import T0, RunSpec, StepSpec, insert_runs
 from tests.support.servers import serve_app
 

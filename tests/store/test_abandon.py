@@ -12,15 +12,15 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.ingest.events import convert_event
-from agenttracer.store.read import stats_rollup
-from agenttracer.store.read.compare import compare_versions
-from agenttracer.store.read.filters import RunFilters
-from agenttracer.store.read.stats import run_stats
-from agenttracer.store.rollup.refresh import refresh
-from agenttracer.store.schema.tables import failures, runs
-from agenttracer.store.write.abandon import AbandonWorker, Closed, sweep, sweep_interval
-from agenttracer.store.write.otlp_write import write_spans
-from agenttracer.store.write.writer import Outcome, write_batch
+from agenttracer.store.sql.read import stats_rollup
+from agenttracer.store.sql.read.compare import compare_versions
+from agenttracer.store.sql.read.filters import RunFilters
+from agenttracer.store.sql.read.stats import run_stats
+from agenttracer.store.sql.rollup.refresh import refresh
+from agenttracer.store.sql.schema.tables import failures, runs
+from agenttracer.store.sql.write.abandon import AbandonWorker, Closed, sweep, sweep_interval
+from agenttracer.store.sql.write.otlp_write import write_spans
+from agenttracer.store.sql.write.writer import Outcome, write_batch
 from tests.store.test_otlp_write import rec, root
 from tests.support.events import T0, failure, new_run_id, run_end, run_start, step, ts
 
@@ -273,7 +273,7 @@ def test_a_run_a_writer_holds_is_skipped_not_waited_for_and_stays_open(engine: s
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_sweep_waiting_for_a_batch_does_not_close_the_run_the_batch_wrote(engine: sa.Engine) -> None:
-    from agenttracer.store.write.lock import write_lock
+    from agenttracer.store.sql.write.lock import write_lock
 
     held = started_run(engine)
     done: list[list[Closed]] = []

@@ -1,4 +1,4 @@
-"""The SQL building blocks of store/read/sql.py against their Python definitions, on both databases."""
+"""The SQL building blocks of store/sql/read/sql.py against their Python definitions, on both databases."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import random
 
 import sqlalchemy as sa
 
-from agenttracer.store.read.sql import combine_rank_sums, one_of, rank_sum_parts, ranked, tune
-from agenttracer.store.read.stats_math import rank_sums
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.tables import runs
+from agenttracer.store.sql.read.sql import combine_rank_sums, one_of, rank_sum_parts, ranked, tune
+from agenttracer.store.sql.read.stats_math import rank_sums
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.tables import runs
 from tests.support.rundata import T0, RunSpec, insert_runs
 
 

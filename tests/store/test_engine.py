@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store.schema.engine import PG_CONNECT_TIMEOUT_S, make_engine
+from agenttracer.store.sql.schema.engine import PG_CONNECT_TIMEOUT_S, make_engine
 from tests.support.db import missing, pg_base_url
 
 

@@ -7,8 +7,8 @@ import hashlib
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store.keys import KeyStatus, create_key, list_keys, revoke_key, verify_key
-from agenttracer.store.schema.tables import api_keys
+from agenttracer.store.sql.keys import KeyStatus, create_key, list_keys, revoke_key, verify_key
+from agenttracer.store.sql.schema.tables import api_keys
 
 
 def test_a_key_carries_its_scope_prefix_and_only_its_digest_is_stored(engine: sa.Engine) -> None:

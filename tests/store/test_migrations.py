@@ -1,4 +1,4 @@
-"""The shipped migrations build the schema that store/schema/tables.py describes, on both databases."""
+"""The shipped migrations build the schema that store/sql/schema/tables.py describes, on both databases."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from agenttracer.store.schema import tables
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.migrate import current_revision, head_revision, is_known_revision, upgrade
+from agenttracer.store.sql.schema import tables
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import current_revision, head_revision, is_known_revision, upgrade
 
 
 def test_upgrade_reaches_head_and_is_repeatable(empty_db_url: str) -> None:

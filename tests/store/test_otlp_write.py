@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.ingest.events import convert_event
-from agenttracer.store.schema.tables import failures, runs, steps
-from agenttracer.store.write.otlp_assemble import Resource, SpanRecord
-from agenttracer.store.write.otlp_write import write_spans
-from agenttracer.store.write.writer import write_batch
+from agenttracer.store.sql.schema.tables import failures, runs, steps
+from agenttracer.store.sql.write.otlp_assemble import Resource, SpanRecord
+from agenttracer.store.sql.write.otlp_write import write_spans
+from agenttracer.store.sql.write.writer import write_batch
 from tests.support.events import full_run
 
 NOW = datetime.now(timezone.utc)
@@ -263,7 +263,7 @@ def test_a_trace_id_that_is_an_sdk_run_is_refused(engine: sa.Engine) -> None:
 
 
 def test_a_run_holds_at_most_max_seq_steps(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agenttracer.store.write import otlp_write
+    from agenttracer.store.sql.write import otlp_write
 
     monkeypatch.setattr(otlp_write, "MAX_SEQ", 3)
     assert write_spans(engine, [rec(f"{i:016x}", i, i + 1) for i in range(2, 5)], NOW).accepted == 3

@@ -11,9 +11,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.store.schema.tables import runs, steps
-from agenttracer.store.write.otlp_assemble import SpanRecord
-from agenttracer.store.write.otlp_write import write_spans
+from agenttracer.store.sql.schema.tables import runs, steps
+from agenttracer.store.sql.write.otlp_assemble import SpanRecord
+from agenttracer.store.sql.write.otlp_write import write_spans
 
 NOW = datetime.now(timezone.utc)
 T0 = NOW - timedelta(hours=1)

@@ -1,4 +1,4 @@
-"""The background passes (``store/periodic.py``: the rollup refreshers, retention, the abandoned-run sweep)
+"""The background passes (``store/sql/periodic.py``: the rollup refreshers, retention, the abandoned-run sweep)
 while the database is broken under them: one summary line per failing pass, backed off, and never a stored
 value in the log.
 
@@ -21,12 +21,12 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.ingest.events import convert_event
-from agenttracer.store.periodic import MAX_BACKOFF_S, PeriodicWorker
-from agenttracer.store.rollup.live import RollupWorker
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.write.abandon import AbandonWorker
-from agenttracer.store.write.retention import RetentionWorker
-from agenttracer.store.write.writer import write_batch
+from agenttracer.store.sql.periodic import MAX_BACKOFF_S, PeriodicWorker
+from agenttracer.store.sql.rollup.live import RollupWorker
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.write.abandon import AbandonWorker
+from agenttracer.store.sql.write.retention import RetentionWorker
+from agenttracer.store.sql.write.writer import write_batch
 from tests.support.db import pg_base_url
 
 CANARIES = ("canary-agent-51d7", "canary-ver-51d7", "canary-env-51d7", "c0ffee51-d7d7-4d7d-8d7d-51d751d751d7")

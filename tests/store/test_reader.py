@@ -1,4 +1,4 @@
-"""store/read/runs.py on SQLite and PostgreSQL, through the same read-only engine the Query API uses."""
+"""store/sql/read/runs.py on SQLite and PostgreSQL, through the same read-only engine the Query API uses."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from datetime import timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store.read import runs as reader
-from agenttracer.store.read.filters import RunFilters
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.tables import runs
+from agenttracer.store.sql.read import runs as reader
+from agenttracer.store.sql.read.filters import RunFilters
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.tables import runs
 from tests.support.rundata import T0, RunSpec, StepSpec, insert_runs
 
 
@@ -278,8 +278,8 @@ def test_an_otlp_run_pages_in_start_order_whatever_order_its_spans_arrived_in(en
     seq) through the (run_id, started_at, seq) index, and a page continues after the given step."""
     from datetime import datetime
 
-    from agenttracer.store.write.otlp_assemble import SpanRecord
-    from agenttracer.store.write.otlp_write import write_spans
+    from agenttracer.store.sql.write.otlp_assemble import SpanRecord
+    from agenttracer.store.sql.write.otlp_write import write_spans
 
     run_id = "22222222-3333-4444-5555-666666666666"
     now = datetime.now(timezone.utc)

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store.schema.tables import failures, runs, steps
-from agenttracer.store.write.retention import RetentionWorker, parse_age, prune, start_retention
+from agenttracer.store.sql.schema.tables import failures, runs, steps
+from agenttracer.store.sql.write.retention import RetentionWorker, parse_age, prune, start_retention
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 

@@ -17,18 +17,18 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.ingest.events import convert_event
-from agenttracer.store.read import stats_rollup
-from agenttracer.store.read.compare import compare_versions
-from agenttracer.store.read.compare_result import Comparison
-from agenttracer.store.read.filters import RunFilters
-from agenttracer.store.read.runs import list_agents
-from agenttracer.store.read.stats import RunStats, run_stats
-from agenttracer.store.rollup.histogram import RELATIVE_ERROR
-from agenttracer.store.rollup.marks import dirty_hours, read_state
-from agenttracer.store.rollup.refresh import refresh
-from agenttracer.store.schema.tables import rollup_runs, rollup_steps
-from agenttracer.store.write.retention import prune
-from agenttracer.store.write.writer import write_batch
+from agenttracer.store.sql.read import stats_rollup
+from agenttracer.store.sql.read.compare import compare_versions
+from agenttracer.store.sql.read.compare_result import Comparison
+from agenttracer.store.sql.read.filters import RunFilters
+from agenttracer.store.sql.read.runs import list_agents
+from agenttracer.store.sql.read.stats import RunStats, run_stats
+from agenttracer.store.sql.rollup.histogram import RELATIVE_ERROR
+from agenttracer.store.sql.rollup.marks import dirty_hours, read_state
+from agenttracer.store.sql.rollup.refresh import refresh
+from agenttracer.store.sql.schema.tables import rollup_runs, rollup_steps
+from agenttracer.store.sql.write.retention import prune
+from agenttracer.store.sql.write.writer import write_batch
 
 START = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)

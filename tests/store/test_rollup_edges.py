@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store.read import stats_rollup
-from agenttracer.store.read.filters import RunFilters
-from agenttracer.store.read.sql import time_bucket
-from agenttracer.store.rollup import build
-from agenttracer.store.rollup import window as rollup_window
-from agenttracer.store.rollup.aggregates import Aggregates
-from agenttracer.store.rollup.build import aggregate_raw
-from agenttracer.store.rollup.histogram import Histogram
-from agenttracer.store.rollup.refresh import refresh
-from agenttracer.store.schema.tables import rollup_dirty, runs, steps
+from agenttracer.store.sql.read import stats_rollup
+from agenttracer.store.sql.read.filters import RunFilters
+from agenttracer.store.sql.read.sql import time_bucket
+from agenttracer.store.sql.rollup import build
+from agenttracer.store.sql.rollup import window as rollup_window
+from agenttracer.store.sql.rollup.aggregates import Aggregates
+from agenttracer.store.sql.rollup.build import aggregate_raw
+from agenttracer.store.sql.rollup.histogram import Histogram
+from agenttracer.store.sql.rollup.refresh import refresh
+from agenttracer.store.sql.schema.tables import rollup_dirty, runs, steps
 from tests.store.test_rollup import NOW, START, assert_same, exact_stats, load, run_events, stats, write
 
 # Eight and a half hours of runs, both edges mid-hour.

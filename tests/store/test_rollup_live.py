@@ -1,4 +1,4 @@
-"""The live region's rollups (``store/rollup/live.py``) on SQLite and PostgreSQL: stats, agents and compare
+"""The live region's rollups (``store/sql/rollup/live.py``) on SQLite and PostgreSQL: stats, agents and compare
 read the not-yet-hourly part of a window from minute and 10-second rows and stay exactly equal to the raw
 tables, through late events, in-flight runs and the hourly refresher taking the hour over."""
 
@@ -12,17 +12,17 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.ingest.events import convert_event
-from agenttracer.store.read import stats_rollup as analytics_rollup
-from agenttracer.store.read.filters import RunFilters
-from agenttracer.store.read.runs import list_agents
-from agenttracer.store.read.stats import RunStats, run_stats
-from agenttracer.store.rollup import window as rollup_window
-from agenttracer.store.rollup.build import FINE_GRAINS, MINUTE_GRAIN, TEN_S_GRAIN
-from agenttracer.store.rollup.live import refresh_live
-from agenttracer.store.rollup.marks import read_live, read_state
-from agenttracer.store.rollup.refresh import refresh
-from agenttracer.store.schema.tables import rollup_runs
-from agenttracer.store.write.writer import write_batch
+from agenttracer.store.sql.read import stats_rollup as analytics_rollup
+from agenttracer.store.sql.read.filters import RunFilters
+from agenttracer.store.sql.read.runs import list_agents
+from agenttracer.store.sql.read.stats import RunStats, run_stats
+from agenttracer.store.sql.rollup import window as rollup_window
+from agenttracer.store.sql.rollup.build import FINE_GRAINS, MINUTE_GRAIN, TEN_S_GRAIN
+from agenttracer.store.sql.rollup.live import refresh_live
+from agenttracer.store.sql.rollup.marks import read_live, read_state
+from agenttracer.store.sql.rollup.refresh import refresh
+from agenttracer.store.sql.schema.tables import rollup_runs
+from agenttracer.store.sql.write.writer import write_batch
 from tests.store.test_rollup import NOW, assert_same, run_events
 
 LIVE_NOW = NOW + timedelta(minutes=40)  # the hour from NOW on is live: not rolled up hourly yet

@@ -1,4 +1,4 @@
-"""Window planning (``store/rollup/window.py``) on SQLite and PostgreSQL: its work depends on the data, not on
+"""Window planning (``store/sql/rollup/window.py``) on SQLite and PostgreSQL: its work depends on the data, not on
 how far back or forward the requested window reaches, and windows reaching to the ends of the calendar
 answer the same numbers as the exact path."""
 
@@ -10,11 +10,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store.read import stats_rollup
-from agenttracer.store.read.filters import RunFilters
-from agenttracer.store.read.runs import list_agents
-from agenttracer.store.rollup import window as rollup_window
-from agenttracer.store.rollup.refresh import refresh
+from agenttracer.store.sql.read import stats_rollup
+from agenttracer.store.sql.read.filters import RunFilters
+from agenttracer.store.sql.read.runs import list_agents
+from agenttracer.store.sql.rollup import window as rollup_window
+from agenttracer.store.sql.rollup.refresh import refresh
 from tests.store.test_rollup import NOW, START, assert_same, exact_stats, load, run_events, stats, write
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -10,8 +10,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.store.schema.tables import runs, steps
-from agenttracer.store.write.writer import write_batch
+from agenttracer.store.sql.schema.tables import runs, steps
+from agenttracer.store.sql.write.writer import write_batch
 from tests.store.test_writer import NOW, incoming, run_of, write
 from tests.support.events import failure, new_run_id, run_end, run_start, step, ts
 

@@ -1,6 +1,6 @@
 """The writer's hand-made rows and SQL store and read exactly what SQLAlchemy stores and reads.
 
-``store/write/step_rows.py`` formats step timestamps and metadata itself, and ``store/write/sql.py`` sends
+``store/sql/write/step_rows.py`` formats step timestamps and metadata itself, and ``store/sql/write/sql.py`` sends
 the writer's statements through the DBAPI cursor. Steps are stored once through ``steps.insert()``
 (every column type's bind processor) and once through ``write_batch``; runs written by the writer
 are read back through SQLAlchemy and stored again through ``runs.insert()``. The rows are then
@@ -19,11 +19,11 @@ import sqlalchemy as sa
 
 from agenttracer.model import time_in_range
 from agenttracer.server.ingest.fastpath import _TIMESTAMP
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.tables import runs, steps
-from agenttracer.store.write.sql import RUN_ROW_COLUMNS, statements_for
-from agenttracer.store.write.step_rows import STEP_ROW_COLUMNS, StepRows, sqlite_text_from_wire, timestamp_binder
-from agenttracer.store.write.writer import Incoming, write_batch
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.tables import runs, steps
+from agenttracer.store.sql.write.sql import RUN_ROW_COLUMNS, statements_for
+from agenttracer.store.sql.write.step_rows import STEP_ROW_COLUMNS, StepRows, sqlite_text_from_wire, timestamp_binder
+from agenttracer.store.sql.write.writer import Incoming, write_batch
 from tests.store.test_writer import incoming, sample_run
 from tests.support.events import T0, new_run_id, run_start, step
 

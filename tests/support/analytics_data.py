@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.store.schema.tables import failures, runs, steps
+from agenttracer.store.sql.schema.tables import failures, runs, steps
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
 RUN_OVERHEAD_MS = 5.0
@@ -242,8 +242,8 @@ def served_scenario(backend: str, tmp: Path, batch: list[RunSpec]) -> Iterator[s
     from agenttracer.server import ingest as ingest_api
     from agenttracer.server import query as query_api
     from agenttracer.server.settings import Settings
-    from agenttracer.store.schema.engine import make_engine
-    from agenttracer.store.schema.migrate import upgrade
+    from agenttracer.store.sql.schema.engine import make_engine
+    from agenttracer.store.sql.schema.migrate import upgrade
     from tests.support.db import drop_pg_schema, new_pg_schema_url
     from tests.support.servers import serve_app
 

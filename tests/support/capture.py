@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.settings import Settings
-from agenttracer.store.schema.engine import make_engine
+from agenttracer.store.sql.schema.engine import make_engine
 from tests.support.servers import serve_app
 
 

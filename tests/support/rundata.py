@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from agenttracer.store.schema.tables import failures, runs, steps
+from agenttracer.store.sql.schema.tables import failures, runs, steps
 
 T0 = datetime(2026, 11, 20, 12, 0, 0, tzinfo=timezone.utc)
 

@@ -17,10 +17,10 @@ from rich.table import Table
 from agenttracer.cli.app import app
 from agenttracer.model import DEFAULT_PROJECT
 from agenttracer.server.settings import Settings
-from agenttracer.store.keys import SCOPES, create_key, list_keys, revoke_key
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.schema.tables import api_keys
-from agenttracer.store.write.retention import parse_age, prune
+from agenttracer.store.sql.keys import SCOPES, create_key, list_keys, revoke_key
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.tables import api_keys
+from agenttracer.store.sql.write.retention import parse_age, prune
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -177,7 +177,7 @@ def sweep_command(
     """Close abandoned runs now as failure / orchestration / abandoned (the ingest process does it on its own)."""
     from datetime import timedelta
 
-    from agenttracer.store.write.abandon import sweep
+    from agenttracer.store.sql.write.abandon import sweep
 
     seconds = timeout_s or Settings.from_env().run_timeout_s
     if not seconds:
@@ -215,7 +215,7 @@ def rollup_refresh_command(
     """
     from datetime import timedelta
 
-    from agenttracer.store.rollup.refresh import refresh
+    from agenttracer.store.sql.rollup.refresh import refresh
 
     settle = settle_seconds if settle_seconds is not None else Settings.from_env().rollup_settle_seconds
     engine = open_engine(database_url)

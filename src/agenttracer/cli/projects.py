@@ -13,8 +13,8 @@ from rich.table import Table
 
 from agenttracer.cli.admin import DatabaseUrl, err, open_engine
 from agenttracer.cli.app import app
-from agenttracer.store.projects import create_project, list_projects, set_retention
-from agenttracer.store.write.retention import delete_project
+from agenttracer.store.sql.projects import create_project, list_projects, set_retention
+from agenttracer.store.sql.write.retention import delete_project
 
 projects_app = typer.Typer(help="Create, list and delete projects.", no_args_is_help=True)
 app.add_typer(projects_app, name="projects")

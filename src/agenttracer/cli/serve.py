@@ -79,7 +79,7 @@ def is_loopback(host: str) -> bool:
 
 
 def _engine(settings: Any) -> Any:
-    from agenttracer.store.schema.engine import make_engine
+    from agenttracer.store.sql.schema.engine import make_engine
 
     try:
         return make_engine(settings.database_url)
@@ -88,7 +88,7 @@ def _engine(settings: Any) -> Any:
 
 
 def _migrate(settings: Any, engine: Any) -> None:
-    from agenttracer.store.schema.migrate import current_revision, upgrade
+    from agenttracer.store.sql.schema.migrate import current_revision, upgrade
 
     shown = _display_url(settings.database_url)
     try:
@@ -172,20 +172,20 @@ def _run(services: list[Any], settings: Any) -> None:
     # With AGENTTRACER_RETENTION_DAYS set, the process that serves ingest also prunes old runs.
     retention = None
     if settings.retention_days and any(svc.name == "ingest" for svc in services):
-        from agenttracer.store.write.retention import start_retention
+        from agenttracer.store.sql.write.retention import start_retention
 
         retention = start_retention(_engine(settings), settings.retention_days)
     # The process that serves ingest also keeps the rollups current (never the read-only Query API).
     rollup = None
     if any(svc.name == "ingest" for svc in services):
-        from agenttracer.store.rollup.live import start_rollup
+        from agenttracer.store.sql.rollup.live import start_rollup
 
         rollup = start_rollup(_engine(settings), settings.rollup_interval_seconds, settings.rollup_settle_seconds,
                               settings.rollup_live_interval_seconds)
     # ... and closes the runs whose events stopped (AGENTTRACER_RUN_TIMEOUT_S; 0 turns it off).
     sweeper = None
     if settings.run_timeout_s and any(svc.name == "ingest" for svc in services):
-        from agenttracer.store.write.abandon import start_sweep
+        from agenttracer.store.sql.write.abandon import start_sweep
 
         sweeper = start_sweep(_engine(settings), settings.run_timeout_s)
     for svc in services:  # the ingest app's /metrics reports this process's background workers

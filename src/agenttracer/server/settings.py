@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from agenttracer.store.schema.engine import DEFAULT_DATABASE_URL
+from agenttracer.store.sql.schema.engine import DEFAULT_DATABASE_URL
 
 ENV_PREFIX = "AGENTTRACER_"
 
@@ -36,7 +36,7 @@ class Settings:
     insecure_bind: bool = False
     retention_days: int | None = None
     # A running run with no new event for this many seconds is closed by the ingest process as
-    # failure / orchestration / abandoned (store/write/abandon.py); 0 turns the sweep off.
+    # failure / orchestration / abandoned (store/sql/write/abandon.py); 0 turns the sweep off.
     run_timeout_s: int = 3600
     # Ingest requests allowed per key per minute; 0 means unlimited.
     rate_limit_per_minute: int = 0
@@ -67,7 +67,7 @@ class Settings:
     rollup_interval_seconds: int = 60
     rollup_settle_seconds: int = 120
     # Seconds between passes of the live refresher (the newest, not yet rolled-up hour kept in 10-second
-    # and minute rows, store/rollup/live.py); 0 turns it off.
+    # and minute rows, store/sql/rollup/live.py); 0 turns it off.
     rollup_live_interval_seconds: int = 2
     # The key that seals the Query API's pagination cursors (HMAC-SHA256). Empty: a random key per
     # process, so cursors last as long as the process. Give every query process behind one load

@@ -1,10 +1,4 @@
-"""Storage, server-side only (the SDK never imports it), grouped by concern:
-
-* ``schema/`` — tables, engines, the shipped Alembic migrations;
-* ``write/`` — the writer and everything only the Ingest API and maintenance use (run state, SQL,
-  the SQLite write lock and checkpoints, retention);
-* ``rollup/`` — the hourly/daily aggregates: their one definition, dirty marks, window planning and the
-  refresher (run by the ingest process, never by the Query API);
-* ``read/`` — what the Query API reads: runs, stats, steps, compare and their SQL helpers;
-* ``keys.py`` (API keys) and ``periodic.py`` (background workers) are shared.
+"""Storage, server-side only (the SDK never imports it). ``sql/`` holds the SQLite and PostgreSQL store;
+``clickhouse/`` the ClickHouse one. The apps, jobs and CLI reach either through the store interface
+defined here.
 """

@@ -77,9 +77,9 @@ from agenttracer.server.ingest.otlp_route import add_traces_route
 from agenttracer.server.ingest.project import write_project
 from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.settings import Settings
-from agenttracer.store.schema.engine import make_engine
-from agenttracer.store.write.sqlite_checkpoint import AUTOCHECKPOINT_PAGES
-from agenttracer.store.write.writer import Incoming, Outcome, WriteReport, probe_write, write_batch
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.write.sqlite_checkpoint import AUTOCHECKPOINT_PAGES
+from agenttracer.store.sql.write.writer import Incoming, Outcome, WriteReport, probe_write, write_batch
 
 log = logging.getLogger("agenttracer.ingest")
 
@@ -217,7 +217,7 @@ def _document_request_body(app: FastAPI) -> dict[str, Any]:
 def create_app(settings: Settings, *, engine: sa.Engine | None = None, limits: Limits | None = None) -> FastAPI:
     """The write-only Ingest API bound to ``settings.database_url`` (or to ``engine``, which it then disposes
     of at shutdown as well). ``limits``: the write routes' admission limits (default: from ``settings``)."""
-    # wal_autocheckpoint: on SQLite the writer checkpoints outside its lock (store/write/sqlite_checkpoint.py).
+    # wal_autocheckpoint: on SQLite the writer checkpoints outside its lock (store/sql/write/sqlite_checkpoint.py).
     if engine is None:
         engine = make_engine(settings.database_url, wal_autocheckpoint=AUTOCHECKPOINT_PAGES)
 

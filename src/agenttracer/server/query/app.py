@@ -73,11 +73,11 @@ from agenttracer.server.wire import (
     RunPage,
     StatsResponse,
 )
-from agenttracer.store import projects as project_store
-from agenttracer.store.read import agent_pages, compare, runs, stats
-from agenttracer.store.read.cursor_seal import MAX_TOKEN_LEN
-from agenttracer.store.read.filters import RunFilters
-from agenttracer.store.schema.engine import make_engine, timed_out
+from agenttracer.store.sql import projects as project_store
+from agenttracer.store.sql.read import agent_pages, compare, runs, stats
+from agenttracer.store.sql.read.cursor_seal import MAX_TOKEN_LEN
+from agenttracer.store.sql.read.filters import RunFilters
+from agenttracer.store.sql.schema.engine import make_engine, timed_out
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -263,7 +263,7 @@ async def list_projects(request: Request) -> Response:
     return await gate(request).run(request, read)
 
 
-# --- Analytics (/v1/stats, /v1/compare): store/read/stats.py and store/read/compare.py do the work.
+# --- Analytics (/v1/stats, /v1/compare): store/sql/read/stats.py and store/sql/read/compare.py do the work.
 
 
 @router.get(

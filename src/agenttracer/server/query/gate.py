@@ -41,7 +41,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agenttracer.server.settings import Settings
-from agenttracer.store.dialect import SQLITE
+from agenttracer.store.sql.dialect import SQLITE
 
 T = TypeVar("T")
 

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from agenttracer.model import MAX_PROJECT_LEN, PROJECT_RULE, is_valid_project
 from agenttracer.server.auth import principal_of
 from agenttracer.server.query.gate import Job, ReadGate
-from agenttracer.store.projects import project_slugs
+from agenttracer.store.sql.projects import project_slugs
 
 OUTSIDE_RULE = "must be one of the projects this key may read (GET /v1/projects lists them)"
 

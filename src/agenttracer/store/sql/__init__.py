@@ -1,0 +1,10 @@
+"""The SQL store: SQLite and PostgreSQL through SQLAlchemy, grouped by concern:
+
+* ``schema/`` — tables, engines, the shipped Alembic migrations;
+* ``write/`` — the writer and everything only the Ingest API and maintenance use (run state, SQL,
+  the SQLite write lock and checkpoints, retention, the abandonment sweep);
+* ``rollup/`` — the hourly/daily aggregates: their one definition, dirty marks, window planning and the
+  refresher (run by the ingest process, never by the Query API);
+* ``read/`` — what the Query API reads: runs, stats, steps, compare and their SQL helpers;
+* ``keys.py`` (API keys), ``projects.py`` and ``periodic.py`` (background workers) are shared.
+"""

@@ -1,0 +1,70 @@
+"""Pages of the agents list (``GET /v1/agents``): newest-seen first, keyset on ``(last_seen, agent_id)``.
+
+``runs.list_agents`` orders agents by last seen, newest first, ties and never-dated agents by id;
+``page`` cuts that order after a cursor. The cursor names the last agent of a page (its last-seen time
+in microseconds and its id), sealed with the server's cursor secret like the runs list's
+(``cursor_seal.py``) and tied to the projects it was issued for, so it can neither be forged nor
+carried into another scope. An agent seen again while a client pages moves to the front of the order:
+if it was behind the cursor, that client meets it on its next listing rather than on this one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from agenttracer.model import MAX_ID_LEN, UNIX_EPOCH, has_bad_chars
+from agenttracer.store.sql.read.cursor_seal import SealError, seal, unseal
+from agenttracer.store.sql.read.runs import CursorError
+
+_MALFORMED = "cursor is not one this server issued: pass back the next_cursor value of a previous page unchanged"
+_KIND = "agents"
+
+
+@dataclass(frozen=True, order=True)
+class AgentCursor:
+    """Where a page ended, as a sort key: later-seen agents have a smaller key."""
+
+    neg_last_seen_us: int
+    agent_id: str
+
+
+def _key(agent: dict[str, Any]) -> AgentCursor:
+    seen = agent["last_seen"] or UNIX_EPOCH
+    return AgentCursor(-round((seen - UNIX_EPOCH).total_seconds() * 1_000_000), agent["agent_id"])
+
+
+def _scope_fingerprint(projects: tuple[str, ...] | None) -> str:
+    raw = "\n".join(projects) if projects is not None else "*"
+    return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+
+def page(agents: list[dict[str, Any]], limit: int,
+         after: AgentCursor | None) -> tuple[list[dict[str, Any]], AgentCursor | None]:
+    """The ``limit`` agents after ``after`` in ``agents`` (ordered as ``runs.list_agents`` returns them),
+    and the cursor of the next page (None on the last)."""
+    rest = agents if after is None else [a for a in agents if _key(a) > after]
+    items = rest[:limit]
+    return items, (_key(items[-1]) if len(rest) > limit else None)
+
+
+def encode_cursor(cursor: AgentCursor, projects: tuple[str, ...] | None, key: bytes) -> str:
+    return seal(key, {"k": _KIND, "t": cursor.neg_last_seen_us, "a": cursor.agent_id,
+                      "f": _scope_fingerprint(projects)})
+
+
+def decode_cursor(token: str, projects: tuple[str, ...] | None, key: bytes) -> AgentCursor:
+    """Open a cursor from ``encode_cursor``; CursorError saying what is wrong."""
+    try:
+        payload = unseal(key, token)
+    except SealError:
+        raise CursorError(_MALFORMED) from None
+    t, agent_id = payload.get("t"), payload.get("a")
+    if payload.get("k") != _KIND or not isinstance(t, int) or isinstance(t, bool) or not isinstance(agent_id, str):
+        raise CursorError(_MALFORMED)
+    if not 0 < len(agent_id) <= MAX_ID_LEN or has_bad_chars(agent_id):
+        raise CursorError(_MALFORMED)
+    if payload.get("f") != _scope_fingerprint(projects):
+        raise CursorError("cursor was issued for other projects: repeat the first request's project or start over")
+    return AgentCursor(t, agent_id)

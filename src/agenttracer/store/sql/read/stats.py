@@ -1,0 +1,370 @@
+"""Run statistics for ``GET /v1/stats``: outcomes, latency attribution, retries, failures, volume over time.
+
+Pure query + computation on a SQLAlchemy connection; the Query API turns the result into
+``wire.StatsResponse``. Definitions (repeated in the API field descriptions):
+
+* Rates and run latency are over *finished* runs (status other than ``running``): a running run
+  has no outcome and no duration yet. Counts by status include running runs.
+* A *retry step* is a step with ``attempt > 1``: a new attempt of an earlier step. Retry rate is
+  retry steps / all steps; run retry rate is runs with at least one retry / all runs. Time in
+  retries is the summed latency of retry steps.
+* Per-step numbers (step types and names, top failing steps, time in retries) read the steps of the
+  newest STEP_SAMPLE_RUNS matching runs when more runs match; the response says so.
+* Share of run time: the summed *self time* of a group's steps in finished runs divided by the summed
+  duration of those runs (``store/sql/rollup/selftime.py`` defines self time: nested steps are not counted
+  again in their parents, parallel steps split the time they share). The step types' shares plus the
+  untraced share (time in which no step ran) add up to 1.
+
+Run-level numbers come from the denormalised columns of ``runs`` (no join); only the per-step
+breakdown reads ``steps``, joined to the filtered runs through the primary key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from agenttracer.model import RunStatus
+from agenttracer.store.sql.dialect import as_utc, is_postgres
+from agenttracer.store.sql.read import stats_rollup
+from agenttracer.store.sql.read.filters import RunFilters, run_conditions
+from agenttracer.store.sql.read.sql import (
+    Percentiles,
+    count_if,
+    grouped_percentiles,
+    percentiles_aggregate,
+    time_bucket,
+    tune,
+)
+from agenttracer.store.sql.read.stats_math import ratio
+from agenttracer.store.sql.read.steps import FailingStep, StepBreakdown, StepGroupStats, step_breakdown
+from agenttracer.store.sql.rollup.marks import DAY, HOUR
+from agenttracer.store.sql.schema.tables import runs
+
+HOURLY_MAX_RANGE = timedelta(days=2)  # ranges up to two days get hourly buckets, longer ones daily
+MAX_FILLED_BUCKETS = 1000  # beyond this, empty buckets are not filled in
+
+
+@dataclass(frozen=True)
+class FailureCount:
+    failure_type: str | None
+    failure_code: str | None
+    count: int
+
+
+@dataclass(frozen=True)
+class RetryStats:
+    retry_steps: int
+    total_steps: int
+    retry_rate: float | None
+    runs_with_retries: int
+    total_runs: int
+    run_retry_rate: float | None
+    time_in_retries_ms: float
+    share_of_step_time: float | None
+
+
+@dataclass(frozen=True)
+class RunTime:
+    """Where the finished runs' time went, beside the step types' self time."""
+
+    total_ms: float
+    untraced_ms: float
+    untraced_share: float | None
+
+
+@dataclass(frozen=True)
+class TimeBucket:
+    start: datetime
+    runs: int
+    finished_runs: int
+    success_runs: int
+    failure_runs: int
+    success_rate: float | None
+    run_latency_ms: Percentiles
+
+
+@dataclass(frozen=True)
+class Timeline:
+    bucket: str
+    start: datetime | None
+    end: datetime | None
+    points: list[TimeBucket]
+
+
+@dataclass(frozen=True)
+class RunStats:
+    total_runs: int
+    finished_runs: int
+    status_counts: dict[str, int]
+    success_rate: float | None
+    failure_rate: float | None
+    partial_rate: float | None
+    run_latency_ms: Percentiles
+    failures_by_type: list[FailureCount]
+    failures_by_code: list[FailureCount]
+    top_failing_steps: list[FailingStep]
+    retries: RetryStats
+    step_types: list[StepGroupStats]
+    step_names: list[StepGroupStats]
+    step_names_truncated: bool
+    step_sample_runs: int
+    steps_sampled: bool
+    run_time: RunTime
+    timeline: Timeline
+    # False when latency percentiles come from the rollups' histograms (within 1 %); counts are exact.
+    latency_exact: bool = True
+    generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+def _finished() -> sa.ColumnElement[bool]:
+    return runs.c.status != RunStatus.RUNNING.value
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What either source yields — exact SQL over the raw tables, or rollups plus raw edges — and
+    ``_assemble`` turns into the one ``RunStats``."""
+
+    total: int
+    counts: dict[str, int]  # by status, running included
+    steps: int
+    retry_steps: int
+    runs_with_retries: int
+    failures: dict[tuple[str | None, str | None], int]  # by (failure_type, failure_code)
+    per_step: StepBreakdown
+    run_latency: Percentiles
+    buckets: dict[BucketKey, tuple[Any, ...]]  # _BUCKET_FIELDS per time bucket
+    bucket_latency: dict[BucketKey, Percentiles]
+    latency_exact: bool
+
+
+def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = None) -> RunStats:
+    """Everything ``GET /v1/stats`` reports for the runs matching ``filters``."""
+    now = now or datetime.now(timezone.utc)
+    tune(conn)
+    where = run_conditions(filters)
+    # min/max come from the started_at indexes; they fix the timeline's range and bucket size, and then
+    # one grouped scan of the runs gives both the timeline and (summed over buckets) the totals. Two scalar
+    # subqueries, not min() and max() in one SELECT: SQLite answers a lone min() or max() with one index
+    # lookup but scans the whole range for the pair (PostgreSQL plans both forms as two lookups).
+    bounds = sa.select(
+        sa.select(sa.func.min(runs.c.started_at)).where(*where).scalar_subquery(),
+        sa.select(sa.func.max(runs.c.started_at)).where(*where).scalar_subquery(),
+    )
+    first, last = conn.execute(bounds).one()
+    first = first if isinstance(first, datetime) else None
+    last = last if isinstance(last, datetime) else None
+    start = filters.since or first
+    end = filters.until or (max(now, last) if last else now)
+    unit = choose_bucket(start, end) if start is not None else "hour"
+    parts = None
+    if start is not None:
+        rolled = stats_rollup.collect(conn, filters, start, filters.until, unit)
+        if rolled is not None:
+            parts = _from_rollup(rolled)
+    if parts is None:
+        parts = _exact(conn, where, unit)
+    return _assemble(parts, unit, start, end, filters, now)
+
+
+def _exact(conn: sa.Connection, where: list[sa.ColumnElement[bool]], unit: str) -> _Parts:
+    """The parts from the raw tables (exact percentiles; per-step numbers over a sample of runs)."""
+    buckets, bucket_latency, run_latency = _bucket_rows(conn, where, unit)
+    totals = [sum(row[i] for row in buckets.values()) for i in range(len(_BUCKET_FIELDS))]
+    summary = dict(zip(_BUCKET_FIELDS, totals, strict=True))
+    total = int(summary["total"])
+    return _Parts(
+        total=total,
+        counts={s.value: int(summary[s.value]) for s in RunStatus},
+        steps=int(summary["steps"]),
+        retry_steps=int(summary["retries"]),
+        runs_with_retries=int(summary["runs_with_retries"]),
+        failures={(f.failure_type, f.failure_code): f.count for f in _failure_counts(conn, where)},
+        per_step=step_breakdown(conn, where, total, float(summary["run_time"]), int(summary["steps"])),
+        run_latency=run_latency,
+        buckets=buckets,
+        bucket_latency=bucket_latency,
+        latency_exact=True,
+    )
+
+
+def _from_rollup(rolled: stats_rollup.RollupStats) -> _Parts:
+    """The parts from rollups + raw parts: the same numbers as the exact path, percentiles from histograms."""
+    total = rolled.total()
+    fields = {"total": "runs", "steps": "steps", "retries": "retry_steps", "runs_with_retries": "runs_with_retries",
+              "run_time": "run_time_ms"}
+    ordered = dict(sorted(rolled.buckets.items(), key=lambda kv: (kv[0] is not None, kv[0] or datetime.min)))
+    failures: dict[tuple[str | None, str | None], int] = {}
+    for (failure_type, failure_code), n in rolled.failures.items():
+        key = (failure_type, failure_code or None)  # rollup keys hold '' for "no code"
+        failures[key] = failures.get(key, 0) + n
+    return _Parts(
+        total=total.runs,
+        counts=stats_rollup.status_counts(total),
+        steps=total.steps,
+        retry_steps=total.retry_steps,
+        runs_with_retries=total.runs_with_retries,
+        failures=failures,
+        per_step=stats_rollup.step_breakdown_from(rolled, total.runs, total.run_time_ms),
+        run_latency=stats_rollup.percentiles(total.hist),
+        buckets={key: tuple(getattr(agg, fields.get(name, name)) for name in _BUCKET_FIELDS)
+                 for key, agg in ordered.items()},
+        bucket_latency={key: stats_rollup.percentiles(agg.hist) for key, agg in ordered.items()},
+        latency_exact=False,
+    )
+
+
+def _assemble(parts: _Parts, unit: str, start: datetime | None, end: datetime, filters: RunFilters,
+              now: datetime) -> RunStats:
+    """The one place RunStats is built, whatever the source of its parts."""
+    counts, total, per_step = parts.counts, parts.total, parts.per_step
+    finished = total - counts[RunStatus.RUNNING.value]
+    by_type: dict[str | None, int] = {}
+    by_code: dict[str | None, int] = {}
+    for (failure_type, failure_code), n in parts.failures.items():
+        by_type[failure_type] = by_type.get(failure_type, 0) + n
+        by_code[failure_code] = by_code.get(failure_code, 0) + n
+    retry_time = per_step.retry_time_ms
+    return RunStats(
+        total_runs=total,
+        finished_runs=finished,
+        status_counts=counts,
+        success_rate=ratio(counts[RunStatus.SUCCESS.value], finished),
+        failure_rate=ratio(counts[RunStatus.FAILURE.value], finished),
+        partial_rate=ratio(counts[RunStatus.PARTIAL.value], finished),
+        run_latency_ms=parts.run_latency,
+        failures_by_type=sorted(
+            (FailureCount(t, None, c) for t, c in by_type.items()), key=lambda f: (-f.count, f.failure_type or "")
+        ),
+        failures_by_code=sorted(
+            (FailureCount(None, c, n) for c, n in by_code.items()), key=lambda f: (-f.count, f.failure_code or "")
+        ),
+        top_failing_steps=per_step.top_failing,
+        retries=RetryStats(
+            retry_steps=parts.retry_steps,
+            total_steps=parts.steps,
+            retry_rate=ratio(parts.retry_steps, parts.steps),
+            runs_with_retries=parts.runs_with_retries,
+            total_runs=total,
+            run_retry_rate=ratio(parts.runs_with_retries, total),
+            time_in_retries_ms=retry_time,
+            share_of_step_time=ratio(retry_time, per_step.step_time_ms),
+        ),
+        step_types=per_step.types,
+        step_names=per_step.names,
+        step_names_truncated=per_step.names_truncated,
+        step_sample_runs=per_step.sample_runs,
+        steps_sampled=per_step.sampled,
+        run_time=RunTime(total_ms=per_step.run_time_ms, untraced_ms=per_step.untraced_ms,
+                         untraced_share=ratio(per_step.untraced_ms, per_step.run_time_ms)),
+        timeline=_timeline(parts.buckets, parts.bucket_latency, unit, start, end, filters),
+        latency_exact=parts.latency_exact,
+        generated_at=now,
+    )
+
+
+def _failure_counts(conn: sa.Connection, where: list[sa.ColumnElement[bool]]) -> list[FailureCount]:
+    rows = conn.execute(
+        sa.select(runs.c.failure_type, runs.c.failure_code, sa.func.count())
+        .where(*where, runs.c.failure_type.is_not(None))
+        .group_by(runs.c.failure_type, runs.c.failure_code)
+    )
+    return [FailureCount(t, c, int(n)) for t, c, n in rows]
+
+
+def choose_bucket(start: datetime, end: datetime) -> str:
+    """Hourly buckets for ranges up to two days, daily beyond."""
+    return "hour" if end - start <= HOURLY_MAX_RANGE else "day"
+
+
+def _floor(ts: datetime, unit: str) -> datetime:
+    ts = ts.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return ts.replace(hour=0) if unit == "day" else ts
+
+
+_BUCKET_FIELDS = ("total", *(s.value for s in RunStatus), "steps", "retries", "runs_with_retries", "run_time")
+
+
+BucketKey = datetime | None
+
+
+def _bucket_rows(
+    conn: sa.Connection, where: list[sa.ColumnElement[bool]], unit: str
+) -> tuple[dict[BucketKey, tuple[Any, ...]], dict[BucketKey, Percentiles], Percentiles]:
+    """Counters and run latency percentiles per time bucket (None: runs whose start is not known yet),
+    and the run latency percentiles over all matching runs.
+    """
+    expr = time_bucket(conn, runs.c.started_at, unit)
+    finished_duration = sa.case((_finished(), runs.c.duration_ms), else_=None)
+    counters = [
+        sa.func.count(),
+        *[count_if(runs.c.status == s.value) for s in RunStatus],
+        sa.func.coalesce(sa.func.sum(runs.c.step_count), 0),
+        sa.func.coalesce(sa.func.sum(runs.c.retry_count), 0),
+        count_if(runs.c.retry_count > 0),
+        sa.func.coalesce(sa.func.sum(finished_duration), 0.0),
+    ]
+    pcts: dict[BucketKey, Percentiles] = {}
+    overall = Percentiles()
+    if is_postgres(conn):
+        # One scan: per bucket, plus the grand total (the empty grouping set) for overall percentiles.
+        # percentile_cont ignores NULLs, so running runs (NULL via the CASE) do not count.
+        rows = conn.execute(
+            sa.select(expr, sa.func.grouping(expr), *counters, percentiles_aggregate(finished_duration))
+            .where(*where)
+            .group_by(sa.func.grouping_sets(sa.tuple_(expr), sa.tuple_()))
+        ).all()
+        found = {}
+        for row in rows:
+            ps = Percentiles.of(row[-1]) if row[-1] is not None else Percentiles()
+            if row[1]:
+                overall = ps
+                continue
+            key = None if row[0] is None else as_utc(row[0])
+            found[key] = tuple(row[2:-1])
+            pcts[key] = ps
+    else:
+        rows = conn.execute(sa.select(expr, *counters).where(*where).group_by(expr)).all()
+        found = {(None if row[0] is None else as_utc(row[0])): tuple(row[1:]) for row in rows}
+        src = sa.select(expr.label("k0"), finished_duration.label("v")).where(*where).subquery()
+        pcts = {(None if k[0] is None else as_utc(k[0])): p for k, p in grouped_percentiles(conn, src).items()}
+        overall_src = sa.select(finished_duration.label("v")).where(*where).subquery()
+        overall = grouped_percentiles(conn, overall_src).get((), Percentiles())
+    # Totals are summed over the buckets in time order, the same on every database.
+    ordered = dict(sorted(found.items(), key=lambda kv: (kv[0] is not None, kv[0] or datetime.min)))
+    return ordered, pcts, overall
+
+
+def _timeline(
+    buckets: dict[BucketKey, tuple[Any, ...]],
+    latency: dict[BucketKey, Percentiles],
+    unit: str,
+    start: datetime | None,
+    end: datetime,
+    filters: RunFilters,
+) -> Timeline:
+    """Run volume and success rate per bucket over the requested range (or the data's, when open)."""
+    if start is None:
+        return Timeline(bucket=unit, start=filters.since, end=filters.until, points=[])
+    index = {name: i for i, name in enumerate(_BUCKET_FIELDS)}
+    step = HOUR if unit == "hour" else DAY
+    keys = {b for b in buckets if b is not None}
+    first_bucket, last_bucket = _floor(start, unit), _floor(end - timedelta(microseconds=1), unit)
+    if first_bucket <= last_bucket and (last_bucket - first_bucket) / step < MAX_FILLED_BUCKETS:
+        t = first_bucket
+        while t <= last_bucket:
+            keys.add(t)
+            t += step
+    points = []
+    for t in sorted(keys):
+        row = buckets.get(t)
+        n, s, x = (row[index["total"]], row[index["success"]], row[index["failure"]]) if row else (0, 0, 0)
+        f = n - row[index["running"]] if row else 0
+        points.append(TimeBucket(start=t, runs=int(n), finished_runs=int(f), success_runs=int(s),
+                                 failure_runs=int(x), success_rate=ratio(s, f),
+                                 run_latency_ms=latency.get(t, Percentiles())))
+    return Timeline(bucket=unit, start=start, end=end, points=points)
