@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from agenttracer.store.interface import Store
+from agenttracer.store.keys import Verification
 
 
 def stored_run(store: Store, run_id: str) -> dict[str, Any]:
@@ -92,3 +93,42 @@ def clear(store: Store) -> None:
         return
     for table in ("steps", "runs"):
         store.conn.command(f"TRUNCATE TABLE {table}")  # type: ignore[attr-defined]
+
+
+def stored_failures(store: Store, run_id: str) -> list[tuple[object, ...]]:
+    """The run's stored failure rows as (failure_type, failure_code, step_seq, message): none or one."""
+    engine = getattr(store, "engine", None)
+    if engine is not None:
+        from agenttracer.store.sql.schema.tables import failures
+
+        with engine.connect() as conn:
+            query = sa.select(failures.c.failure_type, failures.c.failure_code, failures.c.step_seq, failures.c.message)
+            return [tuple(r) for r in conn.execute(query.where(failures.c.run_id == run_id))]
+    run = stored_run(store, run_id)
+    if run["failure_type"] is None:
+        return []
+    return [(run["failure_type"], run["failure_code"], run["failure_step_seq"], run["failure_message"])]
+
+
+def stored_key_rows(store: Store) -> list[dict[str, Any]]:
+    """Every stored row of the API keys table (ClickHouse: the newest version of each key)."""
+    engine = getattr(store, "engine", None)
+    if engine is not None:
+        from agenttracer.store.sql.schema.tables import api_keys
+
+        with engine.connect() as conn:
+            return [dict(row) for row in conn.execute(sa.select(api_keys)).mappings()]
+    return store.conn.query("SELECT * FROM api_keys FINAL").dicts()  # type: ignore[attr-defined, no-any-return]
+
+
+def verify(store: Store, key: str) -> Verification:
+    """The key's verification as the apps get it."""
+    engine = getattr(store, "engine", None)
+    if engine is not None:
+        from agenttracer.store.sql.keys import verify_key
+
+        with engine.connect() as conn:
+            return verify_key(conn, key)
+    from agenttracer.store.clickhouse.keys import verify_key as verify_clickhouse
+
+    return verify_clickhouse(store.conn, key)  # type: ignore[attr-defined]
