@@ -106,7 +106,9 @@ def test_ports_are_published_on_loopback_unless_told_otherwise() -> None:
             assert port.startswith("${AGENTTRACER_PUBLISH_ADDR:-127.0.0.1}:"), (name, port)
 
 
-@pytest.mark.parametrize("service", ["migrate", "ingest", "query", "ui", "ch-migrate", "ch-ingest", "ch-query", "ch-ui"])
+@pytest.mark.parametrize(
+    "service", ["migrate", "ingest", "query", "ui", "ch-migrate", "ch-ingest", "ch-query", "ch-ui"]
+)
 def test_every_container_command_is_a_real_cli_command(service: str) -> None:
     command = app_services()[service]["command"]
     result = subprocess.run(
