@@ -23,8 +23,8 @@ from agenttracer.store.sql.read.sql import (
     percentiles_aggregate,
 )
 from agenttracer.store.sql.read.stats_math import ratio
+from agenttracer.store.sql.rollup.attribution import self_time_sums
 from agenttracer.store.sql.rollup.build import step_aggregates
-from agenttracer.store.sql.rollup.selftime import self_time_sums
 from agenttracer.store.sql.schema.tables import runs, steps
 
 STEP_SAMPLE_RUNS = 5_000
@@ -100,7 +100,8 @@ def step_breakdown(
         run_time = sum(float(d) for _, d in done)
         source = steps
         step_where = [one_of(conn, steps.c.run_id, [row[0] for row in sample])]
-        timed_where = [one_of(conn, steps.c.run_id, [run_id for run_id, _ in done]) if done else sa.false()]
+        # On the runs: self time is summed over the runs (and their stored self time), not read from steps.
+        timed_where = [one_of(conn, runs.c.run_id, [run_id for run_id, _ in done]) if done else sa.false()]
     else:
         source = steps.join(runs, steps.c.run_id == runs.c.run_id)
         step_where = timed_where = list(where)
