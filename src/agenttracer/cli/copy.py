@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from agenttracer.cli.app import app
 from agenttracer.cli.copy_runs import DEFAULT_SAMPLE, copy_runs, state_path, verify
+from agenttracer.store import open_store
 from agenttracer.store.transfer import DEFAULT_PAGE_RUNS, Transfer
 
 err = Console(stderr=True)
@@ -39,16 +40,12 @@ def shown_url(url: str) -> str:
 @contextmanager
 def open_transfer(url: str) -> Iterator[Transfer]:
     """The store at ``url``, migrated to the newest schema, as a ``Transfer``."""
-    from agenttracer.store.sql.schema.engine import make_engine
-    from agenttracer.store.sql.schema.migrate import upgrade
-    from agenttracer.store.sql.transfer import SqlTransfer
-
-    engine = make_engine(url)
+    store = open_store(url)
     try:
-        upgrade(engine)
-        yield SqlTransfer(engine)
+        store.migrate()
+        yield store.transfer()
     finally:
-        engine.dispose()
+        store.close()
 
 
 @app.command("copy")
