@@ -345,8 +345,8 @@ class Store(Protocol):
         project: str | None = None,
     ) -> PruneResult:
         """Delete runs (with their steps and failures) that started before ``now - older_than``, of
-        ``project`` only when given, in batches of ``batch_size`` runs (None: the backend's); ``dry_run`` counts
-        without deleting. Rollups stay
+        ``project`` only when given, in batches of ``batch_size`` runs where the backend deletes in batches
+        (None: its default); ``dry_run`` counts without deleting. Rollups stay
         consistent with what remains. Idempotent; stops between batches when ``should_stop``."""
         ...
 
