@@ -1,7 +1,11 @@
-"""Database fixtures: every storage test runs on SQLite and on the real PostgreSQL.
+"""Database fixtures: every storage test runs on SQLite and on the real PostgreSQL; the tests that reach
+storage through the store interface also run on ClickHouse, embedded through chdb.
 
 PostgreSQL is found at ``AGENTTRACER_TEST_PG_URL`` (default: the local server, database ``test``).
 Each test gets its own schema, so parallel runs and parallel sessions never see each other's rows.
+chdb binds one embedded server to one directory per process (store/clickhouse/connection.py), so a
+pytest process keeps one chdb directory for the whole session and each test gets a fresh database in
+it (``chdb:///dir?database=at_test_<hex>``), dropped afterwards.
 When PostgreSQL cannot be reached the tests that need it skip with a clear message — unless
 ``AGENTTRACER_TEST_STRICT=1`` (set by .ci/run), where a missing PostgreSQL is a failure.
 """
@@ -21,6 +25,8 @@ from agenttracer.store.sql.schema.migrate import upgrade
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 BACKENDS = ("sqlite", "postgresql")
+# Every store: the SQL ones and ClickHouse (embedded). For tests that go through the store interface.
+STORE_BACKENDS = (*BACKENDS, "chdb")
 
 
 def strict() -> bool:
@@ -137,3 +143,55 @@ class WriteLock:
         self.conn.close()
         self.conn = None
         self.engine.dispose()
+
+
+_chdb_dir: Path | None = None
+
+
+def chdb_dir() -> Path:
+    """This pytest process's chdb directory (one per process: chdb cannot switch directories)."""
+    global _chdb_dir
+    if _chdb_dir is None:
+        import tempfile
+
+        _chdb_dir = Path(tempfile.mkdtemp(prefix="agenttracer-chdb-"))
+    return _chdb_dir
+
+
+def new_chdb_url() -> str:
+    """A URL naming a fresh, empty database in this process's chdb directory (created on first connect)."""
+    return f"chdb://{chdb_dir().as_posix()}?database=at_test_{uuid.uuid4().hex[:12]}"
+
+
+def drop_chdb_database(url: str) -> None:
+    from agenttracer.store.clickhouse.connection import connect
+
+    conn = connect(url)
+    try:
+        conn.command(f"DROP DATABASE IF EXISTS {conn.database} SYNC")
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def empty_chdb_url() -> Iterator[str]:
+    """A URL for an empty ClickHouse database (embedded, chdb), dropped after the test."""
+    url = new_chdb_url()
+    try:
+        yield url
+    finally:
+        drop_chdb_database(url)
+
+
+@pytest.fixture
+def chdb_url(empty_chdb_url: str) -> str:
+    """A URL for a freshly migrated ClickHouse database (embedded, chdb)."""
+    from agenttracer.store.clickhouse.connection import connect
+    from agenttracer.store.clickhouse.schema.migrate import upgrade as ch_upgrade
+
+    conn = connect(empty_chdb_url)
+    try:
+        ch_upgrade(conn)
+    finally:
+        conn.close()
+    return empty_chdb_url

@@ -1,0 +1,11 @@
+"""The ClickHouse store: a ClickHouse server (``clickhouse://``, via clickhouse-connect) or the same engine
+embedded in the process (``chdb:///dir``, via chdb), behind the same store interface as ``store/sql``.
+
+* ``connection.py`` — the one adapter over both drivers (same SQL, same Python values back);
+* ``schema/`` — the versioned migrations (``schema/migrations/v*.py``) and their runner;
+* ``write/`` — SDK batches, OTLP spans, the abandonment sweep and retention, without transactions;
+* ``read/`` — what the Query API reads;
+* ``keys.py`` and ``projects.py`` — API keys and projects.
+
+Only this package imports chdb or clickhouse_connect (import contracts in pyproject.toml).
+"""

@@ -1,0 +1,363 @@
+"""One small connection API over the two ways to reach ClickHouse: embedded (chdb) and a server.
+
+``connect(url)`` takes
+
+- ``chdb:///path/to/dir[?database=name]``: the engine inside this process (the ``chdb`` package), its
+  data in ``dir``. chdb runs one embedded server per process and it is bound to the first directory
+  opened: a second directory in the same process is refused until every session on the first is
+  closed, and a second process cannot open a directory one process holds (the directory is locked).
+  Several sessions on the same directory coexist, each with its own current database, and a session
+  is safe to share between threads. So every ``Connection`` owns one session pinned (``USE``) to its
+  database, and the tests run one directory per pytest process with one database per test.
+- ``clickhouse://user:password@host:8123/db`` (``clickhouses://`` for TLS, port 8443 by default): a
+  server over HTTP through ``clickhouse-connect``.
+
+Both send the same SQL text: parameters are ClickHouse's own ``{name:Type}`` placeholders, bound by
+the engine (never formatted into the text), settings are passed alongside, and rows are inserted as
+``JSONEachRow`` (same bytes on both). Results come back as Python values: timestamps as aware UTC
+datetimes, NULL as None, arrays as lists.
+
+Errors of either driver are raised as ``ClickHouseError`` with the server's error ``code`` (0 when the
+driver did not say), so callers classify them (timeout, unavailable) without importing a driver.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import orjson
+
+CHDB_SCHEME = "chdb"
+SERVER_SCHEMES = ("clickhouse", "clickhouses")
+DEFAULT_DATABASE = "default"
+_DATABASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_CODE_RE = re.compile(r"Code: (\d+)")
+
+# ClickHouse error codes the store reacts to.
+TIMEOUT_EXCEEDED = 159
+QUERY_WAS_CANCELLED = 394
+NETWORK_ERROR = 210
+UNKNOWN_DATABASE = 81
+
+
+class ClickHouseError(Exception):
+    """A statement failed; ``code`` is ClickHouse's error code (0: the driver gave none, e.g. no connection)."""
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @classmethod
+    def from_driver(cls, exc: BaseException) -> ClickHouseError:
+        code = getattr(exc, "code", None)
+        if not isinstance(code, int):
+            match = _CODE_RE.search(str(exc))
+            code = int(match.group(1)) if match else 0
+        return cls(str(exc), code)
+
+
+@dataclass(frozen=True)
+class Result:
+    """A query's answer: column names and rows of Python values."""
+
+    column_names: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.column_names, row, strict=True)) for row in self.rows]
+
+
+Params = Mapping[str, Any] | None
+Settings = Mapping[str, Any] | None
+
+
+class Connection(Protocol):
+    """What the store needs of ClickHouse; both implementations send the same SQL."""
+
+    url: str
+    database: str
+
+    def command(self, sql: str, params: Params = None, settings: Settings = None) -> None:
+        """Run a statement that returns nothing (DDL, DELETE, ALTER)."""
+
+    def query(self, sql: str, params: Params = None, settings: Settings = None) -> Result:
+        """Run a SELECT (no FORMAT clause) and return its rows."""
+
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        token: str | None = None,
+        settings: Settings = None,
+    ) -> None:
+        """Insert ``rows`` synchronously: stored when this returns. ``token`` is the insert's
+        deduplication token: the same insert again with the same token is dropped by the table."""
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed store URL."""
+
+    scheme: str
+    database: str
+    path: str = ""  # chdb: the data directory
+    host: str = ""
+    port: int = 0
+    username: str = "default"
+    password: str = ""
+
+
+def parse_url(url: str) -> Target:
+    """Read a ``chdb://`` or ``clickhouse(s)://`` URL; ValueError naming what is wrong."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    if parts.scheme == CHDB_SCHEME:
+        if parts.netloc or not parts.path.startswith("/"):
+            raise ValueError("a chdb URL names an absolute directory: chdb:///path/to/dir")
+        database = query.get("database", [DEFAULT_DATABASE])[0]
+        _check_database(database)
+        return Target(CHDB_SCHEME, database, path=unquote(parts.path))
+    if parts.scheme in SERVER_SCHEMES:
+        if not parts.hostname:
+            raise ValueError("a clickhouse URL names a host: clickhouse://user:password@host:8123/db")
+        database = unquote(parts.path.strip("/")) or DEFAULT_DATABASE
+        _check_database(database)
+        secure = parts.scheme == "clickhouses"
+        return Target(
+            parts.scheme,
+            database,
+            host=parts.hostname,
+            port=parts.port or (8443 if secure else 8123),
+            username=unquote(parts.username or "default"),
+            password=unquote(parts.password or ""),
+        )
+    raise ValueError(f"not a ClickHouse URL (scheme {parts.scheme!r}): use chdb:///dir or clickhouse://host:8123/db")
+
+
+def _check_database(name: str) -> None:
+    if not _DATABASE_RE.fullmatch(name):
+        raise ValueError("database: letters, digits and '_', not starting with a digit, at most 63 characters")
+
+
+def connect(url: str) -> Connection:
+    """Open a connection to the database ``url`` names, creating the database if it does not exist."""
+    target = parse_url(url)
+    if target.scheme == CHDB_SCHEME:
+        return ChdbConnection(url, target)
+    return ServerConnection(url, target)
+
+
+def _settings_clause(settings: Settings) -> str:
+    if not settings:
+        return ""
+    return " SETTINGS " + ", ".join(f"{name} = {_setting_literal(value)}" for name, value in settings.items())
+
+
+def _setting_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def _insert_sql(table: str, columns: Sequence[str], token: str | None, settings: Settings) -> str:
+    merged = {**_INSERT_SETTINGS, **(settings or {})}
+    if token is not None:
+        merged["insert_deduplication_token"] = token
+    return f"INSERT INTO {table} ({', '.join(columns)}){_settings_clause(merged)} FORMAT JSONEachRow"
+
+
+# Timestamps go in as ISO 8601 text (orjson's form of an aware datetime).
+_INSERT_SETTINGS: dict[str, Any] = {"date_time_input_format": "best_effort"}
+# 64-bit integers as JSON numbers, NaN/inf as strings (plain JSON has no literal for them).
+_CHDB_OUTPUT_SETTINGS: dict[str, Any] = {
+    "output_format_json_quote_64bit_integers": 0,
+    "output_format_json_quote_denormals": 1,
+}
+
+
+def _rows_json(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
+    return b"\n".join(orjson.dumps(dict(zip(columns, row, strict=True))) for row in rows)
+
+
+class ChdbConnection:
+    """The embedded engine: one chdb session on the directory, pinned to the database."""
+
+    def __init__(self, url: str, target: Target) -> None:
+        from chdb import session
+
+        self.url = url
+        self.database = target.database
+        try:
+            self._session: Any = session.Session(target.path)
+            self._session.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+            self._session.query(f"USE {self.database}")
+        except Exception as exc:
+            raise ClickHouseError.from_driver(exc) from None
+
+    def _run(self, sql: str, fmt: str, params: Params) -> Any:
+        try:
+            return self._session.query(sql, fmt, params=dict(params) if params else None)
+        except Exception as exc:
+            raise ClickHouseError.from_driver(exc) from None
+
+    def command(self, sql: str, params: Params = None, settings: Settings = None) -> None:
+        self._run(sql + _settings_clause(settings), "CSV", params)
+
+    def query(self, sql: str, params: Params = None, settings: Settings = None) -> Result:
+        merged = {**_CHDB_OUTPUT_SETTINGS, **(settings or {})}
+        text = sql + _settings_clause(merged) + " FORMAT JSONCompactEachRowWithNamesAndTypes"
+        raw = self._run(text, "JSONCompactEachRowWithNamesAndTypes", params).bytes()
+        lines = raw.splitlines()
+        if not lines:
+            return Result((), [])
+        names = tuple(orjson.loads(lines[0]))
+        types = orjson.loads(lines[1])
+        decoders = [_decoder(t) for t in types]
+        rows = []
+        for line in lines[2:]:
+            values = orjson.loads(line)
+            rows.append(tuple(decode(v) for decode, v in zip(decoders, values, strict=True)))
+        return Result(names, rows)
+
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        token: str | None = None,
+        settings: Settings = None,
+    ) -> None:
+        if not rows:
+            return
+        sql = _insert_sql(table, columns, token, settings)
+        self._run(sql + "\n" + _rows_json(columns, rows).decode(), "CSV", None)
+
+    def close(self) -> None:
+        session, self._session = getattr(self, "_session", None), None
+        if session is not None:
+            session.close()
+
+
+class ServerConnection:
+    """A ClickHouse server over HTTP (clickhouse-connect); the same SQL as ``ChdbConnection``."""
+
+    def __init__(self, url: str, target: Target) -> None:
+        import clickhouse_connect
+
+        self.url = url
+        self.database = target.database
+        try:
+            self._client = clickhouse_connect.get_client(
+                host=target.host,
+                port=target.port,
+                username=target.username,
+                password=target.password,
+                secure=target.scheme == "clickhouses",
+                # Several threads share a client; clickhouse-connect then needs no session id.
+                autogenerate_session_id=False,
+            )
+            self._client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+            self._client.database = self.database
+        except Exception as exc:
+            raise ClickHouseError.from_driver(exc) from None
+
+    def command(self, sql: str, params: Params = None, settings: Settings = None) -> None:
+        try:
+            self._client.command(sql, parameters=dict(params) if params else None, settings=dict(settings or {}))
+        except Exception as exc:
+            raise ClickHouseError.from_driver(exc) from None
+
+    def query(self, sql: str, params: Params = None, settings: Settings = None) -> Result:
+        try:
+            result = self._client.query(sql, parameters=dict(params) if params else None, settings=dict(settings or {}))
+        except Exception as exc:
+            raise ClickHouseError.from_driver(exc) from None
+        return Result(tuple(result.column_names), [tuple(_server_value(v) for v in row) for row in result.result_rows])
+
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        token: str | None = None,
+        settings: Settings = None,
+    ) -> None:
+        if not rows:
+            return
+        merged = {**_INSERT_SETTINGS, **(settings or {})}
+        if token is not None:
+            merged["insert_deduplication_token"] = token
+        try:
+            self._client.raw_insert(
+                table, list(columns), insert_block=_rows_json(columns, rows), settings=merged, fmt="JSONEachRow"
+            )
+        except Exception as exc:
+            raise ClickHouseError.from_driver(exc) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _server_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    if isinstance(value, list):
+        return [_server_value(v) for v in value]
+    return value
+
+
+# --- Decoding chdb's JSON rows into the Python values clickhouse-connect returns.
+
+Decoder = Any  # Callable[[Any], Any]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _float(value: Any) -> Any:
+    return float(value) if isinstance(value, str) else value  # "nan", "inf", "-inf"
+
+
+def _datetime(value: Any) -> Any:
+    if value is None:
+        return None
+    text = value if "." in value else value + ".000000"
+    return datetime.strptime(text[:26], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc)
+
+
+def _date(value: Any) -> Any:
+    return None if value is None else date.fromisoformat(value)
+
+
+def _decoder(type_name: str) -> Decoder:
+    for wrapper in ("Nullable(", "LowCardinality("):
+        if type_name.startswith(wrapper):
+            inner = _decoder(type_name[len(wrapper) : -1])
+            return lambda v: None if v is None else inner(v)
+    if type_name.startswith("Array("):
+        item = _decoder(type_name[6:-1])
+        return lambda v: [item(x) for x in v]
+    if type_name.startswith("DateTime"):
+        return _datetime
+    if type_name.startswith("Date"):
+        return _date
+    if type_name.startswith("Float"):
+        return _float
+    if type_name == "Bool":
+        return bool
+    return _identity
