@@ -14,7 +14,7 @@ from typing import Any
 
 from agenttracer.model import RunStatus, StepStatus
 from agenttracer.store.clickhouse.read.filters import matching_runs
-from agenttracer.store.clickhouse.read.sql import Params, Queryable, in_projects, latest_steps
+from agenttracer.store.clickhouse.read.sql import Params, Queryable, fetch, in_projects, latest_steps
 from agenttracer.store.sql.read.compare import (
     BASE,
     CANDIDATE,
@@ -53,11 +53,11 @@ def compare_versions(
         f = RunFilters(agent_id=agent_id, agent_version=version, environment=environment, since=since,
                        until=until, projects=projects)
         matching = matching_runs(f, (*_SAMPLE, "started_at"), params)
-        counted = client.query(
+        counted = fetch(client,
             f"SELECT countIf(status != '{RunStatus.RUNNING.value}'), countIf(status = '{RunStatus.RUNNING.value}') "
             f"FROM {matching}", params)[0]
         in_window[gv] = (int(counted[0]), int(counted[1]))
-        rows = client.query(
+        rows = fetch(client,
             f"SELECT {', '.join(_SAMPLE)} FROM {matching} AND status != '{RunStatus.RUNNING.value}' "
             "ORDER BY started_at DESC, run_id DESC LIMIT {limit:UInt64}", params)
         sample[gv] = [SampleRun(r[0], r[1], None if r[2] is None else float(r[2]), *r[3:]) for r in rows]
@@ -72,7 +72,7 @@ def _steps(client: Queryable, sample: dict[int, list[SampleRun]], projects: tupl
     params: Params = {"ids": list(group)}
     scope = [*in_projects(projects, params), "run_id IN {ids:Array(String)}"]
     columns = ("run_id", "seq", "step_type", "latency_ms", "status", "attempt", "retry_of_seq", "parent_seq")
-    rows = client.query(
+    rows = fetch(client,
         f"SELECT {', '.join(columns)} FROM {latest_steps(columns, scope)} ORDER BY run_id, seq", params
     ) if group else []
     latencies: dict[tuple[int, str], list[float]] = {}

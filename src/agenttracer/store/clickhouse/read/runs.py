@@ -18,6 +18,7 @@ from agenttracer.store.clickhouse.read.sql import (
     Params,
     Queryable,
     at,
+    fetch,
     from_micros,
     in_projects,
     latest_runs,
@@ -81,7 +82,7 @@ def list_runs(
         candidates = (f"SELECT started_at, run_id FROM runs WHERE {where([*pre, *window])} "
                       "ORDER BY started_at DESC, run_id DESC LIMIT {k:UInt64}")
         scope = where([*in_projects(filters.projects, params), "run_id IN (SELECT run_id FROM candidates)"])
-        rows = client.query(
+        rows = fetch(client,
             f"WITH candidates AS ({candidates}), "
             "(SELECT count() FROM candidates) AS found, "
             "(SELECT min((started_at, run_id)) FROM candidates) AS low "
@@ -106,7 +107,7 @@ def runs_with_prefix(client: Queryable, prefix: str, limit: int,
     """Up to ``limit`` run ids of ``projects`` beginning with ``prefix`` (stored form), in id order."""
     params: Params = {"prefix": prefix, "limit": limit}
     scope = where([*in_projects(projects, params), "startsWith(run_id, {prefix:String})"])
-    rows = client.query(
+    rows = fetch(client,
         f"SELECT run_id FROM {latest_runs(['run_id'], [scope])} ORDER BY run_id LIMIT {{limit:UInt64}}", params)
     return [row[0] for row in rows]
 
@@ -124,7 +125,7 @@ def get_run(
     ``next_steps_after`` the seq to pass back for the following page, None after the last one."""
     params: Params = {"run_id": run_id, "after": steps_after, "limit": steps_limit + 1}
     scope = [*in_projects(projects, params), "run_id = {run_id:String}"]
-    found = client.query(
+    found = fetch(client,
         f"SELECT {_select(RUN_COLUMNS + _FAILURE_COLUMNS)} FROM {latest_runs(RUN_COLUMNS + _FAILURE_COLUMNS, scope)}",
         params)
     if not found:
@@ -146,7 +147,7 @@ def get_run(
             page = "1"
     else:
         order, page = "seq", "seq > {after:UInt32}"
-    rows = client.query(f"SELECT {_select(STEP_COLUMNS)} FROM {steps} AND {page} "
+    rows = fetch(client, f"SELECT {_select(STEP_COLUMNS)} FROM {steps} AND {page} "
                         f"ORDER BY {order} LIMIT {{limit:UInt64}}", params)
     step_rows = [_step(r) for r in rows]
     next_after = None
@@ -170,7 +171,7 @@ def list_agents(client: Queryable, projects: tuple[str, ...] | None = None) -> l
     newest first, as ``store/sql/read/runs.list_agents`` answers."""
     params: Params = {}
     scope = [*in_projects(projects, params), "agent_id != ''"]
-    rows = client.query(
+    rows = fetch(client,
         f"SELECT agent_id, agent_version, environment, count(), max({us('started_at')}) "
         f"FROM {latest_runs(('agent_id', 'agent_version', 'environment', 'started_at'), scope)} "
         "GROUP BY agent_id, agent_version, environment", params)
@@ -181,5 +182,5 @@ def list_agents(client: Queryable, projects: tuple[str, ...] | None = None) -> l
 
 def ping(client: Queryable) -> None:
     """Raise if the database cannot answer a trivial query on the runs table."""
-    client.query("SELECT count() FROM (SELECT run_id FROM runs LIMIT 1)")
+    fetch(client, "SELECT count() FROM (SELECT run_id FROM runs LIMIT 1)")
 

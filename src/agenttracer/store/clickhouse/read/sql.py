@@ -15,19 +15,28 @@ newest version only, after ``latest_runs`` has picked it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any
 
 from agenttracer.model import UNIX_EPOCH
+from agenttracer.store.clickhouse.connection import Connection
 
 Params = dict[str, Any]
 
 
-class Queryable(Protocol):
-    """What the reads need of a connection: rows of one SELECT, with parameters bound server-side."""
+Queryable = Connection
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+def fetch(conn: Connection, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+    """The rows of one SELECT; array parameters are passed as ClickHouse literals, which chdb binds
+    (clickhouse-connect takes them either way)."""
+    bound = {k: _literal(v) if isinstance(v, (list, tuple)) else v for k, v in (params or {}).items()}
+    return conn.query(sql, bound).rows
+
+
+def _literal(values: Sequence[Any]) -> str:
+    return "[" + ",".join("'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values) + "]"
 
 
 def micros(moment: datetime) -> int:

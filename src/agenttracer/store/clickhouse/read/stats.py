@@ -15,7 +15,7 @@ from typing import Any
 
 from agenttracer.model import RunStatus
 from agenttracer.store.clickhouse.read.filters import matching_runs
-from agenttracer.store.clickhouse.read.sql import Params, Queryable, from_micros, us
+from agenttracer.store.clickhouse.read.sql import Params, Queryable, fetch, from_micros, us
 from agenttracer.store.clickhouse.read.steps import QUANTILES_SQL, percentiles, step_breakdown
 from agenttracer.store.sql.read.filters import RunFilters
 from agenttracer.store.sql.read.sql import Percentiles
@@ -42,7 +42,7 @@ def run_stats(client: Queryable, filters: RunFilters, now: datetime | None = Non
     now = now or datetime.now(timezone.utc)
     params: Params = {}
     matching = matching_runs(filters, STATS_COLUMNS, params)
-    first, last, n = client.query(
+    first, last, n = fetch(client,
         f"SELECT min({us('started_at')}), max({us('started_at')}), count() FROM {matching}", params)[0]
     # (min() and max() over no rows answer the epoch in ClickHouse, not NULL.)
     first_at, last_at = (from_micros(first), from_micros(last)) if int(n) else (None, None)
@@ -59,7 +59,7 @@ def _exact(client: Queryable, matching: str, params: Params, unit: str,
     totals = [sum(row[i] for row in buckets.values()) for i in range(len(_BUCKET_FIELDS))]
     summary = dict(zip(_BUCKET_FIELDS, totals, strict=True))
     total = int(summary["total"])
-    failures = client.query(
+    failures = fetch(client,
         f"SELECT failure_type, failure_code, count() FROM {matching} AND failure_type IS NOT NULL "
         "GROUP BY failure_type, failure_code", params)
     return _Parts(
@@ -88,7 +88,7 @@ def _bucket_rows(client: Queryable, matching: str, params: Params, unit: str
         "sum(step_count)", "sum(retry_count)", "countIf(retry_count > 0)",
         f"sumIf(ifNull(duration_ms, 0), {_FINISHED})",
     ])
-    rows = client.query(
+    rows = fetch(client,
         f"SELECT {bucket} AS b, grouping(b), {counters}, countIf({_TIMED}), "
         f"{QUANTILES_SQL}(if({_TIMED}, duration_ms, NULL)) FROM {matching} "
         "GROUP BY GROUPING SETS ((b), ())", params)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from agenttracer.model import RunStatus, StepStatus
-from agenttracer.store.clickhouse.read.sql import Params, Queryable, in_projects, latest_steps, us
+from agenttracer.store.clickhouse.read.sql import Params, Queryable, fetch, in_projects, latest_steps, us
 from agenttracer.store.sql.read.sql import Percentiles
 from agenttracer.store.sql.read.stats_math import ratio
 from agenttracer.store.sql.read.steps import (
@@ -46,13 +46,13 @@ def step_breakdown(client: Queryable, matching: str, params: Params, projects: t
     params = {**params, "sample": STEP_SAMPLE_RUNS}
     runs_sql = (f"SELECT run_id, status, duration_ms, {us('started_at')}, {us('ended_at')} FROM {matching} "
                 "ORDER BY started_at DESC, run_id DESC LIMIT {sample:UInt64}")
-    runs = {r[0]: r for r in client.query(runs_sql, params)}
+    runs = {r[0]: r for r in fetch(client, runs_sql, params)}
     if sampled:
         run_time = sum(float(r[2]) for r in runs.values() if r[1] != RunStatus.RUNNING.value and r[2] is not None)
     ids = {"ids": list(runs)}
     scope = [*in_projects(projects, ids), "run_id IN {ids:Array(String)}"]
     steps_from = latest_steps(_STEP_COLUMNS, scope)
-    rows = client.query(
+    rows = fetch(client,
         f"SELECT step_type, name, grouping(name), count(), countIf(status = '{StepStatus.ERROR.value}'), "
         "countIf(attempt > 1), sum(latency_ms), sumIf(latency_ms, attempt > 1), "
         f"{QUANTILES_SQL}(latency_ms) FROM {steps_from} "
@@ -102,7 +102,7 @@ def _self_time_sums(client: Queryable, steps_from: str, params: Params,
     sums: dict[tuple[str, str], float] = {}
     if not timed:
         return sums
-    rows = client.query(
+    rows = fetch(client,
         f"SELECT run_id, seq, parent_seq, {us('started_at')}, {us('ended_at')}, step_type, name FROM {steps_from} "
         "ORDER BY run_id", params)
     by_run: dict[str, list[tuple[Any, ...]]] = {}
