@@ -17,18 +17,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from agenttracer.model import UNIX_EPOCH
-from agenttracer.store.clickhouse.connection import Connection
+from agenttracer.store.clickhouse.connection import Params as ConnParams
+from agenttracer.store.clickhouse.connection import Result, Settings
 
 Params = dict[str, Any]
 
 
-Queryable = Connection
+class Queryable(Protocol):
+    """What the reads need of a connection (``connection.Connection`` has it): one SELECT's rows."""
+
+    def query(self, sql: str, params: ConnParams = None, settings: Settings = None) -> Result: ...
 
 
-def fetch(conn: Connection, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+def fetch(conn: Queryable, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
     """The rows of one SELECT; array parameters are passed as ClickHouse literals, which chdb binds
     (clickhouse-connect takes them either way)."""
     bound = {k: _literal(v) if isinstance(v, (list, tuple)) else v for k, v in (params or {}).items()}
