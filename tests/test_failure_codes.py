@@ -37,6 +37,7 @@ from agenttracer.failure_codes import (
     PROVIDER_ERROR_CODES,
     failure_code_for_class_name,
     failure_code_for_exception,
+    failure_code_for_message,
     failure_code_for_status,
 )
 from agenttracer.model import FAILURE_CODES
@@ -301,6 +302,35 @@ def test_class_name_falls_back_to_the_span_status(name: str | None, status: int 
 )
 def test_http_status_codes(status: int, code: str) -> None:
     assert failure_code_for_status(status) == code
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("Error code: 429 - {'error': {'message': 'Rate limit reached for requests'}}", "rate_limited"),  # openai
+        ("Error getting response: {'error': 'Error code: 429 - slow down'}", "rate_limited"),  # Agents SDK span
+        ("status_code: 503, model_name: gpt-4o, body: {}", "server_error"),  # Pydantic AI
+        ("upstream answered HTTP 401", "auth_error"),
+        ("HTTP/1.1 504 Gateway Timeout", "timeout"),
+        ("statusCode: 404", "not_found"),
+        ("Rate limit reached for requests", "rate_limited"),  # the provider's wording, no status
+        ("you have been rate-limited, retry later", "rate_limited"),
+        ("rate_limit_error", "rate_limited"),  # anthropic's error type
+        ("429 Client Error: Too Many Requests for url", "rate_limited"),  # requests
+        # a number, or the words, as data: no provider's wording
+        ("order 429 not found", None),
+        ("lookup failed for customer 429", None),
+        ("what is my rate limit?", None),
+        ("Error code: 200", None),
+        ("error code 4290", None),
+        ("", None),
+        (None, None),
+        ("x" * 5000 + " Error code: 429", None),  # only the message's head is scanned
+    ],
+)
+def test_message_classifier_reads_only_a_providers_status_or_rate_limit_wording(message: str | None,
+                                                                               code: str | None) -> None:
+    assert failure_code_for_message(message) == code
 
 
 def test_class_name_classifier_agrees_with_the_instance_classifier_on_leaf_classes() -> None:

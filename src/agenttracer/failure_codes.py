@@ -17,8 +17,13 @@ does the HTTP status the exception carries (``status_code``, ``code``, ``status`
 answer (OpenAI's ``context_length_exceeded``; botocore's ``Error.Code``, which names the modelled
 exception). docs/failure-handling.md has the tables in prose.
 
-Only names, integers and short provider codes are looked at: never an exception's message.
-Standard library only; total (never raises).
+From an exception object, only names, integers and short provider codes are looked at. An error
+known only by name may also have a message (an OTLP span's status message or its exception event's
+``exception.message``) when the name is generic or missing: ``failure_code_for_message`` then looks
+in it for one thing only, a provider's HTTP status or rate-limit wording (``Error code: 429``,
+``status_code: 503``, ``Rate limit reached``), by a tight pattern over its first
+``MESSAGE_SCAN_CHARS`` characters. It returns a code and nothing of the message; the caller keeps
+neither. Standard library only; total (never raises).
 """
 
 from __future__ import annotations
@@ -202,6 +207,19 @@ _REFINABLE = frozenset({GENERIC_HTTP_CODE, "bad_request", DEFAULT_EXCEPTION_CODE
 _CLASS_REPR = re.compile(r"<class '([^'<>]{1,200})'>")
 _MAX_NAME = 256
 
+# How much of an error message is scanned: providers put the status first ("Error code: 429 - {...}").
+MESSAGE_SCAN_CHARS = 1024
+# A provider's 4xx/5xx status as clients word it: openai/anthropic "Error code: 429", Pydantic AI
+# "status_code: 429", "status code 429", "statusCode: 429", "HTTP 429", "HTTP/1.1 429". A number
+# without those words is never enough: "order 429 not found" is data.
+_STATUS_WORDING = re.compile(
+    r"(?:\berror code|\bstatus[ _]?code|\bhttp(?:/\d(?:\.\d)?)?(?: status)?)[ :=]{0,3}([45]\d\d)\b",
+    re.IGNORECASE)
+# Rate-limit wording of providers and gateways: "Rate limit reached/exceeded", "rate limited",
+# "rate_limit_exceeded", "rate_limit_error", "Too Many Requests".
+_RATE_LIMIT_WORDING = re.compile(
+    r"\brate[ _-]?limit(?:ed\b|[ _-]?(?:reached|exceeded|error)\b)|\btoo many requests\b", re.IGNORECASE)
+
 
 def failure_code_for_status(status: int) -> str:
     """The failure code an HTTP status stands for: 408/504 timeout, 429 and 402 rate_limited,
@@ -260,6 +278,19 @@ def failure_code_for_class_name(name: str | None, status: int | None = None) -> 
     if code in FALLBACK_CODES:
         return _status_or(status, code)
     return code
+
+
+def failure_code_for_message(message: object) -> str | None:
+    """The code a provider's status wording or rate-limit wording in an error message stands for
+    (see ``_STATUS_WORDING``), else None. Only for errors whose name said nothing specific; the
+    message is matched, never kept."""
+    if not isinstance(message, str) or not message:
+        return None
+    head = message[:MESSAGE_SCAN_CHARS]
+    match = _STATUS_WORDING.search(head)
+    if match is not None:
+        return failure_code_for_status(int(match.group(1)))
+    return "rate_limited" if _RATE_LIMIT_WORDING.search(head) else None
 
 
 def _status_or(status: int | None, code: str) -> str:

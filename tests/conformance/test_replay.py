@@ -27,20 +27,7 @@ RECORDINGS = replay.recordings()
 
 # Expectations main does not meet yet, each with the exact mismatch (`python -m tests.conformance.report
 # --gaps` prints it) and its cause: strict, so the change that meets one fails here until it is removed.
-_LLAMAINDEX = ("OpenInference marks OpenAI._prepare_chat_with_tools as an LLM span (no model call, no tokens), "
-               "so every model call of a FunctionAgent counts twice")
-GAPS: dict[tuple[str, str], str] = {
-    ("llamaindex", "clean"): f"main: 4 answered llm steps, expected 2: {_LLAMAINDEX}",
-    ("llamaindex", "rate_limited"): f"main: 3 answered llm steps, expected 1: {_LLAMAINDEX}",
-    ("llamaindex", "retry"): f"main: 6 answered llm steps, expected 3: {_LLAMAINDEX}",
-    ("llamaindex", "tool_fails"): f"main: 4 answered llm steps, expected 2: {_LLAMAINDEX}",
-    ("openai-agents-openinference", "rate_limited"): (
-        "main: failure ('model', 'unhandled_exception'), expected ('model', 'rate_limited'): the generation "
-        "span says 429 only in its status message (never read); it has no exception event or error.type"),
-    ("vercel-ai", "rate_limited"): (
-        "main: failure ('model', 'http_error'), expected ('model', 'rate_limited'): the AI SDK exports the "
-        "provider's error as AI_APICallError without its HTTP status (only its message says 429)"),
-}
+GAPS: dict[tuple[str, str], str] = {}
 
 
 def _cases() -> list[pytest.param]:

@@ -97,6 +97,37 @@ def test_only_allow_listed_metadata_reaches_the_wrapped_exporter() -> None:
     assert stats["attributes_dropped"] >= 9
 
 
+def _failed_span(status: str, exc: Exception, attributes: dict[str, Any]) -> ReadableSpan:
+    inner = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(MetadataOnlySpanExporter(inner)))
+    with provider.get_tracer("t").start_as_current_span("call", attributes=attributes,
+                                                        record_exception=False, set_status_on_exception=False) as span:
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, status))
+    provider.shutdown()
+    (exported,) = inner.get_finished_spans()
+    assert CANARIES["exception"] not in exported.to_json()
+    return exported
+
+
+def test_a_providers_status_wording_in_a_message_leaves_as_its_code_without_the_message() -> None:
+    class APICallError(Exception):  # a generic client error: its message is all that says 429
+        pass
+
+    said = f"Error code: 429 - {CANARIES['exception']}"
+    span = _failed_span(said, APICallError(said), {"gen_ai.operation.name": "chat"})
+    assert dict(span.attributes or {}) == {"gen_ai.operation.name": "chat", "error.type": "rate_limited"}
+    rate = _failed_span(CANARIES["exception"], APICallError(f"Rate limit reached {CANARIES['exception']}"), {})
+    assert dict(rate.attributes or {}) == {"error.type": "rate_limited"}
+    # A specific class, an HTTP status attribute or a number that is only data: nothing is added.
+    assert dict(_failed_span(said, TimeoutError(said), {}).attributes or {}) == {}
+    assert dict(_failed_span(said, APICallError(), {"http.response.status_code": 503}).attributes or {}) == {
+        "http.response.status_code": 503}
+    plain = f"order 429 not found {CANARIES['exception']}"
+    assert dict(_failed_span(plain, ValueError(plain), {}).attributes or {}) == {}
+
+
 def test_a_span_that_cannot_be_rebuilt_is_dropped_not_exported_as_it_was() -> None:
     inner = InMemorySpanExporter()
     exporter = MetadataOnlySpanExporter(inner)

@@ -117,12 +117,12 @@ def metric(ingest_url: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-@pytest.mark.parametrize(("script", "agent_id", "step_names"), [
-    (SDK_AGENT, "crashing-sdk-agent", ["decide", "lookup"]),
-    (OTLP_AGENT, "crashing-otlp-agent", ["lookup"]),
+@pytest.mark.parametrize(("script", "agent_id", "step_names", "source"), [
+    (SDK_AGENT, "crashing-sdk-agent", ["decide", "lookup"], "sdk"),
+    (OTLP_AGENT, "crashing-otlp-agent", ["lookup"], "otlp"),
 ], ids=["sdk", "otlp"])
 def test_a_killed_agents_run_is_closed_as_abandoned_and_counted(
-    servers: tuple[str, str], tmp_path: Path, script: str, agent_id: str, step_names: list[str]
+    servers: tuple[str, str], tmp_path: Path, script: str, agent_id: str, step_names: list[str], source: str
 ) -> None:
     ingest_url, query_url = servers
     run_id = start_and_kill(script, ingest_url, tmp_path)
@@ -132,6 +132,7 @@ def test_a_killed_agents_run_is_closed_as_abandoned_and_counted(
     run = detail["run"]
     assert (run["status"], run["failure_type"], run["failure_code"]) == ("failure", "orchestration", "abandoned")
     assert run["agent_id"] == agent_id
+    assert (run["source"], run["abandoned"]) == (source, True)  # the detail says whose verdict this is
     assert [s["name"] for s in detail["steps"]] == step_names
     # Ended at its last step's end, not when the server noticed.
     assert run["ended_at"] == max(s["ended_at"] for s in detail["steps"])

@@ -30,10 +30,10 @@ def kv(key: str, value: Any) -> KeyValue:
 
 
 def one(attrs: dict[str, Any], name: str = "op", parent: bytes = b"\x09" * 8, error: bool = False,
-        events: list[tuple[str, dict[str, Any]]] = ()) -> SpanRecord:  # type: ignore[assignment]
+        events: list[tuple[str, dict[str, Any]]] = (), message: str = "secret") -> SpanRecord:  # type: ignore[assignment]
     span = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, parent_span_id=parent, name=name,
                 start_time_unix_nano=T, end_time_unix_nano=T + 5_000_000,
-                status=Status(code=Status.STATUS_CODE_ERROR if error else Status.STATUS_CODE_OK, message="secret"))
+                status=Status(code=Status.STATUS_CODE_ERROR if error else Status.STATUS_CODE_OK, message=message))
     span.attributes.extend(kv(k, v) for k, v in attrs.items())
     for event_name, event_attrs in events:
         span.events.add(name=event_name).attributes.extend(kv(k, v) for k, v in event_attrs.items())
@@ -114,6 +114,55 @@ def test_names_come_from_the_tool_or_the_span_through_the_name_check() -> None:
 def test_failure_codes(attrs: dict[str, Any], events: list[tuple[str, dict[str, Any]]], code: str) -> None:
     record = one(attrs, error=True, events=events)
     assert record.error and record.failure_code == code
+
+
+@pytest.mark.parametrize(
+    ("attrs", "events", "message", "code"),
+    [
+        # the Agents SDK via OpenInference: the 429 is only in the status message
+        ({"openinference.span.kind": "LLM"}, [], "Error getting response: {'error': 'Error code: 429 - x'}",
+         "rate_limited"),
+        # the Vercel AI SDK: a generic class, the provider's wording only in the exception message
+        ({}, [("exception", {"exception.type": "AI_APICallError", "exception.message": "Rate limit reached"})], "",
+         "rate_limited"),
+        ({"error.type": "httpx.HTTPStatusError"}, [], "Server error '503 Service Unavailable' status code 503",
+         "server_error"),
+        # a specific class or a status attribute wins over the message
+        ({}, [("exception", {"exception.type": "TimeoutError"})], "Error code: 429", "timeout"),
+        ({"http.response.status_code": 401}, [], "Error code: 429", "auth_error"),
+        # a number in the message is data unless a provider's wording states it
+        ({}, [("exception", {"exception.type": "ValueError", "exception.message": "order 429 is missing"})],
+         "order 429 is missing", "unhandled_exception"),
+    ],
+)
+def test_an_error_spans_message_is_read_only_for_a_providers_status(
+        attrs: dict[str, Any], events: list[tuple[str, dict[str, Any]]], message: str, code: str) -> None:
+    record = one(attrs, error=True, events=events, message=message)
+    assert record.failure_code == code
+    assert "429" not in repr(record.meta) and "Rate limit" not in repr(record.meta)  # matched, never kept
+
+
+def test_a_message_on_a_span_that_did_not_fail_is_not_read() -> None:
+    record = one({"pydantic_ai.tool.retry.cause": "unknown_cause"}, message="Error code: 429")
+    assert (record.error, record.failure_code) == (True, "unhandled_exception")
+
+
+@pytest.mark.parametrize(
+    ("name", "attrs", "step_type"),
+    [
+        # OpenInference's LlamaIndex instrumentation types this helper LLM: it calls no model, reports no tokens
+        ("OpenAI._prepare_chat_with_tools", {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini"},
+         "other"),
+        ("OpenAI.achat", {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini"}, "llm"),
+        ("OpenAI._achat", {"openinference.span.kind": "LLM", "llm.token_count.prompt": 31}, "llm"),  # it has tokens
+        ("OpenAI.__call__", {"openinference.span.kind": "LLM"}, "llm"),  # a dunder is not a private helper
+        ("chat gpt-4o", {"gen_ai.operation.name": "chat"}, "llm"),
+        ("Tools._prepare", {"openinference.span.kind": "TOOL", "tool.name": "lookup"}, "tool"),  # only llm spans
+    ],
+)
+def test_a_private_helper_typed_llm_without_tokens_is_not_a_model_call(name: str, attrs: dict[str, Any],
+                                                                       step_type: str) -> None:
+    assert one(attrs, name=name).step_type == step_type
 
 
 def test_a_retry_marker_makes_an_error_step_and_an_explicit_attempt() -> None:

@@ -52,6 +52,7 @@ def test_walking_the_pages_returns_every_step_once_with_exact_totals_on_each(big
         errors = STEPS // 10
         assert (run["step_count"], run["error_step_count"], run["retry_count"]) == (STEPS, errors, errors)
         assert run["status"] == "success" and run["duration_ms"] is not None
+        assert (run["source"], run["abandoned"]) == ("sdk", False)
         seqs += [s["seq"] for s in body["steps"]]
         after = body["next_steps_after"]
         if after is not None:

@@ -10,6 +10,10 @@ the one list the Ingest API applies to ``/v1/traces`` too:
 * events: name and time only, except ``exception`` events, which keep ``exception.type`` (never the
   message or the stack trace);
 * links: the linked span context only; status: the code only (never the description);
+* an error span whose class names and HTTP status say nothing specific, but whose status description
+  or exception message holds a provider's status or rate-limit wording, gets the code that wording
+  stands for as ``error.type`` (``failure_codes.failure_code_for_message``, the server's rule for the
+  messages it would otherwise have matched itself); nothing of the message is kept;
 * the span name passes the same name policy as step names (a name holding PII or prose is redacted).
 
 Ids, parents, kinds and times are kept, so traces stay whole. A span that cannot be rebuilt is dropped
@@ -25,7 +29,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agenttracer import privacy
+from agenttracer.failure_codes import FALLBACK_CODES, failure_code_for_class_name, failure_code_for_message
 from agenttracer.integrations._common import missing_framework
+from agenttracer.model import FAILURE_CODES
 from agenttracer.privacy.otel import (
     EXCEPTION_EVENT_ATTRIBUTES,
     RESOURCE_ATTRIBUTES,
@@ -39,11 +45,13 @@ try:
     from opentelemetry.sdk.trace import Event, ReadableSpan
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-    from opentelemetry.trace import Link, Status
+    from opentelemetry.trace import Link, Status, StatusCode
 except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise missing_framework("otel", "opentelemetry-sdk") from exc
 
 _EXCEPTION_EVENT = "exception"
+_ERROR_TYPE, _HTTP_STATUS, _EXCEPTION_TYPE, _EXCEPTION_MESSAGE = (
+    "error.type", "http.response.status_code", "exception.type", "exception.message")
 _RESOURCE_CACHE = 64  # distinct Resource objects remembered (a process usually has one)
 
 
@@ -100,12 +108,17 @@ class MetadataOnlySpanExporter(SpanExporter):
         counts["attributes_dropped"] += sum(len(link.attributes or {}) for link in span.links or ())
         status = span.status
         scope = span.instrumentation_scope
+        attributes = _filtered(span.attributes, SPAN_ATTRIBUTES, counts)
+        if status is not None and status.status_code is StatusCode.ERROR:
+            code = _code_from_messages(span, attributes, events)
+            if code is not None:
+                attributes[_ERROR_TYPE] = code
         return ReadableSpan(
             name=name,
             context=span.context,
             parent=span.parent,
             resource=self._resource(span.resource, counts),
-            attributes=_filtered(span.attributes, SPAN_ATTRIBUTES, counts),
+            attributes=attributes,
             events=events,
             links=links,
             kind=span.kind,
@@ -135,6 +148,23 @@ class MetadataOnlySpanExporter(SpanExporter):
             self._resources.clear()
         self._resources[id(resource)] = (resource, clean)
         return clean
+
+
+def _code_from_messages(span: ReadableSpan, attributes: Mapping[str, Any], events: Sequence[Event]) -> str | None:
+    """The code a provider's wording in an error span's status description or exception message stands
+    for, when its kept class names and HTTP status say nothing specific (the server's precedence)."""
+    if _HTTP_STATUS in attributes or attributes.get(_ERROR_TYPE) in FAILURE_CODES:
+        return None
+    names = [attributes.get(_ERROR_TYPE), *((e.attributes or {}).get(_EXCEPTION_TYPE) for e in events)]
+    if any(isinstance(n, str) and failure_code_for_class_name(n) not in FALLBACK_CODES for n in names):
+        return None
+    messages = [span.status.description, *((e.attributes or {}).get(_EXCEPTION_MESSAGE)
+                                           for e in span.events or () if e.name == _EXCEPTION_EVENT)]
+    for message in messages:
+        code = failure_code_for_message(message)
+        if code is not None:
+            return code
+    return None
 
 
 def _filtered(attributes: Mapping[str, Any] | None, allowed: Mapping[str, Allowed],

@@ -560,6 +560,11 @@ export interface components {
          * @description One run as listed: identity, outcome, timing and the counters kept by the writer.
          */
         RunSummary: {
+            /**
+             * Abandoned
+             * @description True while the run's failure is the abandoned-run sweep's verdict (no event for AGENTTRACER_RUN_TIMEOUT_S seconds): a run end or root span that arrives later replaces it.
+             */
+            abandoned: boolean;
             /** Agent Id */
             agent_id: string | null;
             /** Agent Version */
@@ -608,6 +613,12 @@ export interface components {
              * @description UUID assigned by the SDK.
              */
             run_id: string;
+            /**
+             * Source
+             * @description The write path that created the run: 'sdk' (POST /v1/ingest: the SDK and the native integrations) or 'otlp' (POST /v1/traces); the other path's events are refused for it.
+             * @enum {string}
+             */
+            source: "sdk" | "otlp";
             /** Started At */
             started_at: string | null;
             status: components["schemas"]["RunStatus"];

@@ -10,7 +10,7 @@ const at = (ms: number) => new Date(T0 + ms).toISOString();
 const run: RunSummary = {
   run_id: "r1", project: "default", agent_id: "a", agent_version: "v1", environment: "prod", status: "success",
   started_at: at(0), ended_at: at(1000), duration_ms: 1000, step_count: 3, error_step_count: 1, retry_count: 1,
-  failure_type: null, failure_code: null, meta: {}, meta_removed: 0,
+  failure_type: null, failure_code: null, meta: {}, meta_removed: 0, source: "sdk", abandoned: false,
 };
 
 function step(seq: number, start: number, end: number, extra: Partial<Step> = {}): Step {

@@ -20,6 +20,8 @@ function step(seq: number): Step {
   };
 }
 
+let abandoned = false; // the run's failure is the abandoned-run sweep's verdict
+
 function page(after: number): RunDetail {
   const seqs = Array.from({ length: TOTAL }, (_, i) => i + 1).filter((s) => s > after).slice(0, PAGE);
   const last = seqs[seqs.length - 1] ?? after;
@@ -28,6 +30,7 @@ function page(after: number): RunDetail {
       run_id: RUN_ID, project: "default", agent_id: "support-agent", agent_version: "v1", environment: "prod", status: "failure",
       started_at: "2026-11-25T09:00:00Z", ended_at: "2026-11-25T09:00:09Z", duration_ms: 9000, step_count: TOTAL,
       error_step_count: 1, retry_count: 0, failure_type: "tool", failure_code: "timeout", meta: {}, meta_removed: 0,
+      source: "otlp", abandoned,
     },
     steps: seqs.map(step),
     next_steps_after: last < TOTAL ? last : null,
@@ -47,7 +50,23 @@ describe("RunDetailPage", () => {
     });
     vi.stubGlobal("fetch", fetchMock);
   });
-  afterEach(() => vi.unstubAllGlobals());
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    abandoned = false;
+  });
+
+  it("says which path sent the run and whether its failure is the abandoned-run sweep's", async () => {
+    renderAt(<RunDetailPage />, `/runs/${RUN_ID}`, "/runs/:runId");
+    expect(await screen.findByTestId("run-source")).toHaveTextContent("OTLP (/v1/traces)");
+    expect(screen.getByTestId("failure-panel")).toBeInTheDocument();
+    expect(screen.queryByTestId("abandoned-note")).toBeNull();
+  });
+
+  it("explains an abandoned run's failure in the failure panel", async () => {
+    abandoned = true;
+    renderAt(<RunDetailPage />, `/runs/${RUN_ID}`, "/runs/:runId");
+    expect(await screen.findByTestId("abandoned-note")).toHaveTextContent("closed it");
+  });
 
   it("shows the whole run's totals, links a failing step beyond the loaded pages, and loads more steps", async () => {
     renderAt(<RunDetailPage />, `/runs/${RUN_ID}`, "/runs/:runId");

@@ -42,6 +42,12 @@ function FailurePanel({ detail, step, pending, onShowStep }: {
         Failed: {f.failure_type} / {f.failure_code}
       </h2>
       {f.message && <p className="mt-1 text-sm text-red-900 dark:text-red-200">{f.message}</p>}
+      {detail.run.abandoned && (
+        <p className="mt-1 text-sm text-red-900 dark:text-red-200" data-testid="abandoned-note">
+          No event of this run arrived for the run timeout, so the server closed it (the process may have been
+          killed). An end that arrives later replaces this verdict.
+        </p>
+      )}
       <p className="mt-2 text-sm text-red-800 dark:text-red-300">
         {step ? (
           <>
@@ -162,7 +168,8 @@ export function RunDetailPage() {
         subtitle={
           <>
             project <span data-testid="run-project"><Code>{run.project}</Code></span> · version <Code>{run.agent_version ?? "?"}</Code> ·{" "}
-            {run.environment ?? "?"} · started {formatDateTime(run.started_at)}
+            {run.environment ?? "?"} · started {formatDateTime(run.started_at)} · sent over{" "}
+            <span data-testid="run-source">{run.source === "otlp" ? "OTLP (/v1/traces)" : "the SDK (/v1/ingest)"}</span>
           </>
         }
       />

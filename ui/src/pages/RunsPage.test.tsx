@@ -10,7 +10,8 @@ function run(id: string, extra: Partial<RunSummary> = {}): RunSummary {
   return {
     run_id: id, project: "default", agent_id: "support-agent", agent_version: "v1", environment: "prod", status: "success",
     started_at: "2026-11-25T09:00:00Z", ended_at: "2026-11-25T09:00:01Z", duration_ms: 1000, step_count: 3,
-    error_step_count: 0, retry_count: 0, failure_type: null, failure_code: null, meta: {}, meta_removed: 0, ...extra,
+    error_step_count: 0, retry_count: 0, failure_type: null, failure_code: null, meta: {}, meta_removed: 0,
+    source: "sdk", abandoned: false, ...extra,
   };
 }
 

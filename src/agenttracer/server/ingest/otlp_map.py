@@ -2,9 +2,12 @@
 
 A trace is a run (``run_id`` is the trace id written as a UUID); a span is a step, except the root
 span of an agent, workflow or chain, which is the run itself. Only allow-listed attributes are read
-(``agenttracer.privacy.otel``): every other key is counted and its value never converted; span
-status messages are never read; of span events only the ``exception`` event's ``exception.type`` is
-read; links are counted. ``docs/otlp.md`` has the tables below in prose.
+(``agenttracer.privacy.otel``): every other key is counted and its value never converted; of span
+events only the ``exception`` event's ``exception.type`` is kept; links are counted. One exception,
+never stored: when an error span's class names say nothing specific, its status message and
+``exception.message`` are matched against the classifier's provider-status and rate-limit patterns
+(``failure_codes.failure_code_for_message``) and only the resulting code is kept. ``docs/otlp.md``
+has the tables below in prose.
 
 Per-span refusals (the span is left out, the rest of the request is stored) name the field and the
 rule; they never quote a value. The SDK path's text rule holds here too (``model.text_rule_broken``): a
@@ -16,6 +19,7 @@ value.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +35,7 @@ from agenttracer.failure_codes import (
     FALLBACK_CODES,
     GENERIC_HTTP_CODE,
     failure_code_for_class_name,
+    failure_code_for_message,
     failure_code_for_status,
 )
 from agenttracer.model import (
@@ -120,6 +125,10 @@ _TYPE_SOURCES: tuple[tuple[str, dict[str, StepType | None], bool], ...] = (
 # Pydantic AI's retry causes -> failure codes of the failed attempt.
 RETRY_CAUSE_CODES = {"model_retry": "invalid_output", "validation_error": "schema_invalid"}
 
+# A span named as a private method of a class (not a dunder): ``OpenAI._prepare_chat_with_tools``.
+_PRIVATE_METHOD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}\._(?!_)[A-Za-z0-9_]{1,128}")
+_TOKEN_KEY_PREFIX = "tokens_"  # stored names of the token counts (tokens_in, tokens_out, …)
+EXCEPTION_MESSAGE_KEY = "exception.message"  # matched for a status code on error spans, never kept
 LANGCHAIN_TAGS_KEY = "tag.tags"  # read only for retry:attempt:N, nothing of it is kept
 
 _SPAN = SPAN_ATTRIBUTES
@@ -301,6 +310,8 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
     dropped += len(span.links)
 
     step_type = _step_type(meta, parent is None)
+    if step_type is StepType.LLM and _is_model_helper(span.name, meta):
+        step_type = StepType.OTHER
     raw_name = meta.get("tool_name") if step_type is StepType.TOOL else None
     if raw_name is None and step_type is StepType.TOOL:
         raw_name = meta.get("entity_name")  # Traceloop's @tool: the decorated function's name
@@ -314,6 +325,8 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
             explicit_attempt = attempt
     error = span.status.code == _ERROR or isinstance(meta.get("retry_cause"), str)
     failure_code = _failure_code(meta, error_class) if error else None
+    if failure_code in FALLBACK_CODES and span.status.code == _ERROR:
+        failure_code = _code_from_messages(span) or failure_code
     agent_name = meta.get("agent_name")
     if agent_name is None and meta.get("traceloop_kind") == "agent":
         agent_name = meta.get("entity_name")
@@ -337,6 +350,29 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
         dropped=dropped,
         resource=resource,
     )
+
+
+def _is_model_helper(span_name: str, meta: dict[str, Any]) -> bool:
+    """Whether an ``llm`` span is a framework's helper around a model call rather than the call: it
+    is named as a private method (``Owner._name``: OpenInference's LlamaIndex instrumentation types
+    every traced method of an LLM object as LLM, ``OpenAI._prepare_chat_with_tools`` among them) and
+    reports no token counts."""
+    return _PRIVATE_METHOD.fullmatch(span_name) is not None and not any(
+        key.startswith(_TOKEN_KEY_PREFIX) for key in meta)
+
+
+def _code_from_messages(span: Span) -> str | None:
+    """The code a provider's status or rate-limit wording in the error span's status message or
+    exception message stands for; the text is matched in place and goes nowhere else."""
+    code = failure_code_for_message(span.status.message)
+    for event in span.events:
+        if code is not None:
+            break
+        if event.name == "exception":
+            for kv in event.attributes:
+                if kv.key == EXCEPTION_MESSAGE_KEY and kv.value.WhichOneof("value") == "string_value":
+                    code = failure_code_for_message(kv.value.string_value)
+    return code
 
 
 def _step_type(meta: dict[str, Any], is_root: bool) -> StepType | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -50,6 +51,12 @@ class RunSummary(_Out):
     failure_code: str | None
     meta: dict[str, MetaValue] = Field(description="Safe metadata that passed the privacy policy.")
     meta_removed: int = Field(description="How many metadata keys the privacy policy removed.")
+    source: Literal["sdk", "otlp"] = Field(
+        description="The write path that created the run: 'sdk' (POST /v1/ingest: the SDK and the native "
+                    "integrations) or 'otlp' (POST /v1/traces); the other path's events are refused for it.")
+    abandoned: bool = Field(
+        description="True while the run's failure is the abandoned-run sweep's verdict (no event for "
+                    "AGENTTRACER_RUN_TIMEOUT_S seconds): a run end or root span that arrives later replaces it.")
 
 
 class StepOut(_Out):

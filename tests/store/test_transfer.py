@@ -1,0 +1,151 @@
+"""The Transfer contract (store/transfer.py) and `agenttracer copy`'s resumable walk (cli/copy_runs.py), on
+every store: export pages every run once in run_id order, import stores each run once however often it
+is given, projects and key hashes travel, and a copy interrupted mid-way continues from its checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from agenttracer.cli.copy_runs import CopyState, compare_runs, copy_runs, verify
+from agenttracer.store.sql.keys import KeyStatus, create_key, verify_key
+from agenttracer.store.sql.projects import create_project
+from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.sql.schema.migrate import upgrade
+from agenttracer.store.sql.transfer import SqlTransfer
+from agenttracer.store.transfer import Imported, StoredRun, Transfer
+from tests.support.rundata import T0, RunSpec, StepSpec, insert_runs, sample_runs
+
+
+@pytest.fixture
+def source(engine: sa.Engine) -> Transfer:
+    """The store under test, holding 25 runs (the sample fleet and 15 more)."""
+    extra = [RunSpec("bulk-agent", "v1", "production", T0 + timedelta(minutes=i), "success",
+                     [StepSpec(1, "tool", "lookup", 0, 5.5 + i)]) for i in range(15)]
+    insert_runs(engine, sample_runs() + extra)
+    return SqlTransfer(engine)
+
+
+@pytest.fixture
+def destination(tmp_path: Path) -> Iterator[SqlTransfer]:
+    engine = make_engine(f"sqlite:///{(tmp_path / 'destination.db').as_posix()}")
+    upgrade(engine)
+    yield SqlTransfer(engine)
+    engine.dispose()
+
+
+def walk(transfer: Transfer, page: int) -> list[StoredRun]:
+    out: list[StoredRun] = []
+    while batch := transfer.export_runs(out[-1].run.run_id if out else None, page):
+        assert len(batch) <= page
+        out += batch
+    return out
+
+
+def test_export_pages_walk_every_run_once_in_run_id_order_with_its_steps(source: Transfer) -> None:
+    every = walk(source, 4)
+    ids = [item.run.run_id for item in every]
+    assert len(ids) == 25 and ids == sorted(ids)
+    assert walk(source, 1000) == every  # the page size changes nothing
+    failed = [item for item in every if item.run.failure_type == "tool"]
+    assert failed and all(item.failure is not None and item.failure.failure_code == "timeout" for item in failed)
+    retried = failed[0]
+    assert [s.seq for s in retried.steps] == sorted(s.seq for s in retried.steps)
+    assert any(s.retry_of_seq is not None for s in retried.steps)
+
+
+def test_importing_a_page_twice_stores_it_once(source: Transfer, destination: Transfer) -> None:
+    page = source.export_runs(None, 10)
+    first = destination.import_runs(page)
+    again = destination.import_runs(page + page[:2])  # a repeat inside the page too
+    assert (first.runs, first.skipped) == (10, [])
+    assert again.runs == 0 and len(again.skipped) == 12
+    assert sum(c.runs for c in destination.counts().values()) == 10
+    ids = [item.run.run_id for item in page]
+    assert compare_runs(page, destination.runs_by_id(ids)) == []
+    assert destination.runs_by_id(ids) == page  # field by field, verdicts and counters as stored
+
+
+def test_projects_and_key_hashes_travel_and_the_same_key_opens_the_copy(
+    engine: sa.Engine, source: Transfer, destination: SqlTransfer
+) -> None:
+    create_project(engine, "team-b", retention_days=7)
+    _, key = create_key(engine, "read", projects=["team-b"])
+    access = source.export_access()
+    destination.import_access(access)
+    destination.import_access(access)  # again: nothing changes, nothing fails
+    copied = destination.export_access()
+    assert copied.keys == access.keys
+    # Every store starts with a `default` project of its own; the others arrive as they were.
+    assert [p for p in copied.projects if p.slug != "default"] == [p for p in access.projects if p.slug != "default"]
+    with destination._engine.connect() as conn:
+        verification = verify_key(conn, key)
+    assert verification.status is KeyStatus.VALID
+    assert verification.key is not None and verification.key.projects == ("team-b",)
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAfter:
+    """A destination that stores ``pages`` pages and then dies after storing the next one, before the
+    copy could write its checkpoint: the worst moment to be interrupted."""
+
+    def __init__(self, inner: Transfer, pages: int) -> None:
+        self.inner, self.pages = inner, pages
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def import_runs(self, runs: Sequence[StoredRun]) -> Imported:
+        done = self.inner.import_runs(runs)
+        self.pages -= 1
+        if self.pages < 0:
+            raise Crash
+        return done
+
+
+class Recording:
+    def __init__(self, inner: Transfer) -> None:
+        self.inner, self.afters = inner, list[str | None]()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def export_runs(self, after: str | None, limit: int) -> list[StoredRun]:
+        self.afters.append(after)
+        return self.inner.export_runs(after, limit)
+
+
+def test_an_interrupted_copy_continues_from_its_checkpoint_and_stores_nothing_twice(
+    source: Transfer, destination: Transfer, tmp_path: Path
+) -> None:
+    state = tmp_path / "copy.json"
+    with pytest.raises(Crash):
+        copy_runs(source, CrashAfter(destination, 2), state, page_runs=5)  # type: ignore[arg-type]
+    checkpoint = CopyState.load(state)
+    assert checkpoint.walked == 10 and checkpoint.after is not None
+
+    recording = Recording(source)
+    report = copy_runs(recording, destination, state, page_runs=5)  # type: ignore[arg-type]
+    assert recording.afters[0] == checkpoint.after  # continued, did not start over
+    assert report.skipped == 5  # only the page stored at the crash came again, and was stored once
+    assert report.copied_runs == 10 and report.walked == 25
+    assert not state.exists()  # finished: a later run walks everything again
+    assert verify(source, destination, [item.run.run_id for item in walk(source, 100)]) == []
+
+
+def test_verify_names_what_differs(source: Transfer, destination: SqlTransfer) -> None:
+    every = walk(source, 100)
+    destination.import_runs(every)
+    victim = next(item.run.run_id for item in every if item.steps)
+    with destination._engine.begin() as conn:
+        conn.execute(sa.text("UPDATE steps SET latency_ms = latency_ms + 1 WHERE run_id = :r"), {"r": victim})
+    found = verify(source, destination, [victim])
+    assert found and all(m.where == f"run {victim}" for m in found)
+    assert any(m.what.endswith(".latency_ms") for m in found)
