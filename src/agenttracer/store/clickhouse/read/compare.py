@@ -15,6 +15,9 @@ from typing import Any
 from agenttracer.model import RunStatus, StepStatus
 from agenttracer.store.clickhouse.read.filters import matching_runs
 from agenttracer.store.clickhouse.read.sql import Params, Queryable, fetch, in_projects, latest_steps
+from agenttracer.store.compare_result import Comparison
+from agenttracer.store.filters import RunFilters
+from agenttracer.store.results import Percentiles
 from agenttracer.store.sql.read.compare import (
     BASE,
     CANDIDATE,
@@ -24,10 +27,8 @@ from agenttracer.store.sql.read.compare import (
     assemble,
     step_type_comparisons,
 )
-from agenttracer.store.sql.read.compare_result import Comparison
-from agenttracer.store.sql.read.filters import RunFilters
-from agenttracer.store.sql.read.sql import SHAPE_SEPARATOR, Key, Percentiles
-from agenttracer.store.sql.read.stats_math import QUANTILES, percentile_cont, rank_sums
+from agenttracer.store.sql.read.sql import SHAPE_SEPARATOR, Key
+from agenttracer.store.stats_math import QUANTILES, percentile_cont, rank_sums
 
 _SAMPLE = tuple(c.name for c in SAMPLE_COLUMNS)
 

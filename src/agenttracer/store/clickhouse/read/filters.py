@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agenttracer.store.clickhouse.read.sql import Params, at, in_projects, latest_runs, micros, where
-from agenttracer.store.sql.read.filters import RunFilters
+from agenttracer.store.filters import RunFilters
 
 IDENTITY = ("agent_id", "agent_version", "environment")
 

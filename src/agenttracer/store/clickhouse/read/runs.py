@@ -28,8 +28,9 @@ from agenttracer.store.clickhouse.read.sql import (
     us,
     where,
 )
-from agenttracer.store.sql.read.filters import RunFilters
-from agenttracer.store.sql.read.runs import Cursor, assemble_agents
+from agenttracer.store.cursors import Cursor
+from agenttracer.store.filters import RunFilters
+from agenttracer.store.sql.read.runs import assemble_agents
 
 # The columns of a run in an answer (store/sql/read/runs.py RUN_DETAIL_COLUMNS), as selected here.
 RUN_COLUMNS = ("run_id", "project", "agent_id", "agent_version", "environment", "status", "started_at",

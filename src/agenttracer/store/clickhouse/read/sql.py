@@ -33,14 +33,8 @@ class Queryable(Protocol):
 
 
 def fetch(conn: Queryable, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
-    """The rows of one SELECT; array parameters are passed as ClickHouse literals, which chdb binds
-    (clickhouse-connect takes them either way)."""
-    bound = {k: _literal(v) if isinstance(v, (list, tuple)) else v for k, v in (params or {}).items()}
-    return conn.query(sql, bound).rows
-
-
-def _literal(values: Sequence[Any]) -> str:
-    return "[" + ",".join("'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values) + "]"
+    """The rows of one SELECT."""
+    return conn.query(sql, params).rows
 
 
 def micros(moment: datetime) -> int:

@@ -17,8 +17,8 @@ from agenttracer.model import RunStatus
 from agenttracer.store.clickhouse.read.filters import matching_runs
 from agenttracer.store.clickhouse.read.sql import Params, Queryable, fetch, from_micros, us
 from agenttracer.store.clickhouse.read.steps import QUANTILES_SQL, percentiles, step_breakdown
-from agenttracer.store.sql.read.filters import RunFilters
-from agenttracer.store.sql.read.sql import Percentiles
+from agenttracer.store.filters import RunFilters
+from agenttracer.store.results import Percentiles
 from agenttracer.store.sql.read.stats import (
     _BUCKET_FIELDS,
     BucketKey,

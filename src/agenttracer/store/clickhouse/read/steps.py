@@ -15,17 +15,17 @@ from typing import Any
 
 from agenttracer.model import RunStatus, StepStatus
 from agenttracer.store.clickhouse.read.sql import Params, Queryable, fetch, in_projects, latest_steps, us
-from agenttracer.store.sql.read.sql import Percentiles
-from agenttracer.store.sql.read.stats_math import ratio
-from agenttracer.store.sql.read.steps import (
+from agenttracer.store.results import (
     STEP_NAME_LIMIT,
     STEP_SAMPLE_RUNS,
+    Percentiles,
     StepBreakdown,
     StepGroupStats,
-    _top_failing,
     untraced,
 )
+from agenttracer.store.sql.read.steps import _top_failing
 from agenttracer.store.sql.rollup.selftime import self_times
+from agenttracer.store.stats_math import ratio
 
 QUANTILES_SQL = "quantilesExactInclusive(0.5, 0.95, 0.99)"
 _STEP_COLUMNS = ("run_id", "seq", "step_type", "name", "status", "attempt", "latency_ms", "parent_seq",
