@@ -1,4 +1,4 @@
-"""SQL building blocks of the ClickHouse reads: the client they need, filters, newest versions, times.
+"""SQL building blocks of the ClickHouse reads and rollups: the client they need, newest versions, times.
 
 Every statement is sent with server-side parameters (``{name:Type}``), which chdb and
 clickhouse-connect bind the same way. Times travel as integer microseconds since the epoch

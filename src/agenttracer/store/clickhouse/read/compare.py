@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from agenttracer.model import RunStatus, StepStatus
+from agenttracer.store.clickhouse.newest import Params, Queryable, fetch, in_projects, latest_steps
 from agenttracer.store.clickhouse.read.filters import matching_runs
-from agenttracer.store.clickhouse.read.sql import Params, Queryable, fetch, in_projects, latest_steps
 from agenttracer.store.compare_result import Comparison
 from agenttracer.store.filters import RunFilters
 from agenttracer.store.results import Percentiles

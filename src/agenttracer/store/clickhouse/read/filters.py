@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agenttracer.store.clickhouse.read.sql import Params, at, in_projects, latest_runs, micros, where
+from agenttracer.store.clickhouse.newest import Params, at, in_projects, latest_runs, micros, where
 from agenttracer.store.filters import RunFilters
 
 IDENTITY = ("agent_id", "agent_version", "environment")
@@ -62,15 +62,16 @@ def time_window(f: RunFilters) -> list[str]:
     return out
 
 
-def matching_runs(f: RunFilters, columns: Sequence[str], params: Params) -> str:
-    """``FROM`` text: the newest versions of the runs matching ``f``, with ``columns``.
+def matching_runs(f: RunFilters, columns: Sequence[str], params: Params, narrow: Sequence[str] = ()) -> str:
+    """``FROM`` text: the newest versions of the runs matching ``f``, with ``columns``; ``narrow``:
+    conditions on the time columns a newest version must also meet (they narrow the scan as well).
 
     With a time window, the runs with a version in it are found first and every version of those is
     then read, so a run whose start moved (a late ``run_start``) is judged by its newest version.
     """
     pre = stable(f, params)
-    post = newest(f, params)
-    window = time_window(f)
+    post = [*newest(f, params), *narrow]
+    window = [*time_window(f), *narrow]
     if window:
         scope = where([*pre, *window])
         pre = [*in_projects(f.projects, params), f"run_id IN (SELECT run_id FROM runs WHERE {scope})"]

@@ -13,8 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agenttracer.store.clickhouse.read.filters import newest, stable
-from agenttracer.store.clickhouse.read.sql import (
+from agenttracer.store.clickhouse.newest import (
     Params,
     Queryable,
     at,
@@ -28,6 +27,7 @@ from agenttracer.store.clickhouse.read.sql import (
     us,
     where,
 )
+from agenttracer.store.clickhouse.read.filters import newest, stable
 from agenttracer.store.cursors import Cursor
 from agenttracer.store.filters import RunFilters
 from agenttracer.store.sql.read.runs import assemble_agents

@@ -14,9 +14,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from agenttracer.model import RunStatus
+from agenttracer.store.clickhouse.newest import Params, Queryable, fetch, from_micros, us
+from agenttracer.store.clickhouse.read import stats_rollup
 from agenttracer.store.clickhouse.read.filters import matching_runs
-from agenttracer.store.clickhouse.read.sql import Params, Queryable, fetch, from_micros, us
-from agenttracer.store.clickhouse.read.steps import QUANTILES_SQL, percentiles, step_breakdown
+from agenttracer.store.clickhouse.read.steps import QUANTILES_SQL, newest_sample, percentiles, step_breakdown
 from agenttracer.store.filters import RunFilters
 from agenttracer.store.results import Percentiles
 from agenttracer.store.sql.read.stats import (
@@ -49,7 +50,9 @@ def run_stats(client: Queryable, filters: RunFilters, now: datetime | None = Non
     start = filters.since or first_at
     end = filters.until or (max(now, last_at) if last_at else now)
     unit = choose_bucket(start, end) if start is not None else "hour"
-    parts = _exact(client, matching, params, unit, filters.projects)
+    parts = stats_rollup.collect(client, filters, start, end, unit) if start is not None else None
+    if parts is None:
+        parts = _exact(client, matching, params, unit, filters.projects)
     return _assemble(parts, unit, start, end, filters, now)
 
 
@@ -69,7 +72,8 @@ def _exact(client: Queryable, matching: str, params: Params, unit: str,
         retry_steps=int(summary["retries"]),
         runs_with_retries=int(summary["runs_with_retries"]),
         failures={(t, c): FailureCount(t, c, int(n)).count for t, c, n in failures},
-        per_step=step_breakdown(client, matching, params, projects, total, float(summary["run_time"])),
+        per_step=step_breakdown(client, newest_sample(client, matching, params), projects, total,
+                                float(summary["run_time"])),
         run_latency=run_latency,
         buckets=buckets,
         bucket_latency=bucket_latency,

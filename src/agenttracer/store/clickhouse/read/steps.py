@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from agenttracer.model import RunStatus, StepStatus
-from agenttracer.store.clickhouse.read.sql import Params, Queryable, fetch, in_projects, latest_steps, us
+from agenttracer.store.clickhouse.newest import Params, Queryable, fetch, in_projects, latest_steps, us
 from agenttracer.store.results import (
     STEP_NAME_LIMIT,
     STEP_SAMPLE_RUNS,
@@ -37,16 +37,24 @@ def percentiles(values: list[float] | None, n: int) -> Percentiles:
     return Percentiles.of(list(values)) if n and values else Percentiles()
 
 
-def step_breakdown(client: Queryable, matching: str, params: Params, projects: tuple[str, ...] | None,
+# What the breakdown reads of a sampled run: run_id, status, duration_ms, started_at and ended_at (µs).
+SampleRow = tuple[Any, ...]
+SAMPLE_SELECT = f"run_id, status, duration_ms, {us('started_at')}, {us('ended_at')}"
+
+
+def newest_sample(client: Queryable, matching: str, params: Params) -> list[SampleRow]:
+    """The newest STEP_SAMPLE_RUNS runs of ``matching`` (a FROM text of runs' newest versions)."""
+    return fetch(client, f"SELECT {SAMPLE_SELECT} FROM {matching} ORDER BY started_at DESC, run_id DESC "
+                 "LIMIT {sample:UInt64}", {**params, "sample": STEP_SAMPLE_RUNS})
+
+
+def step_breakdown(client: Queryable, sample: list[SampleRow], projects: tuple[str, ...] | None,
                    total_runs: int, run_time: float) -> StepBreakdown:
-    """Per step type and per (type, name) numbers for the runs of ``matching`` (a FROM text of runs'
-    newest versions with run_id, started_at, status, duration_ms, ended_at); ``run_time`` is the
-    matching finished runs' summed duration."""
+    """Per step type and per (type, name) numbers for the steps of ``sample`` (``newest_sample``: every
+    matching run when at most STEP_SAMPLE_RUNS match); ``run_time`` is the matching finished runs'
+    summed duration, recomputed over the sample when it is one."""
     sampled = total_runs > STEP_SAMPLE_RUNS
-    params = {**params, "sample": STEP_SAMPLE_RUNS}
-    runs_sql = (f"SELECT run_id, status, duration_ms, {us('started_at')}, {us('ended_at')} FROM {matching} "
-                "ORDER BY started_at DESC, run_id DESC LIMIT {sample:UInt64}")
-    runs = {r[0]: r for r in fetch(client, runs_sql, params)}
+    runs = {r[0]: r for r in sample}
     if sampled:
         run_time = sum(float(r[2]) for r in runs.values() if r[1] != RunStatus.RUNNING.value and r[2] is not None)
     ids = {"ids": list(runs)}
