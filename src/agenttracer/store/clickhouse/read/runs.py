@@ -138,7 +138,13 @@ def get_run(
     if failure_type is not None:
         failure = {"failure_type": failure_type, "failure_code": failure_code or "", "step_seq": step_seq,
                    "message": message, "recorded_at": from_micros(recorded)}
-    steps = latest_steps(STEP_COLUMNS, scope)
+    # The steps' sorting key starts (project, agent_id, hour): naming the run's project, agent (or '' for
+    # steps stored before its start arrived) and start (no step starts before its run) reads only the
+    # granules of that agent's hours from the run's start on, instead of probing every part's run_id index.
+    params.update(project=run["project"], agent=row[RUN_COLUMNS.index("agent_id")] or "",
+                  start=micros(run["started_at"]))
+    steps = latest_steps(STEP_COLUMNS, [*scope, "project = {project:String}", "agent_id IN ({agent:String}, '')",
+                                        f"started_at >= {at('start')}"])
     # A run's steps are all SDK steps or all OTLP spans (one writer per run: runs.source).
     if run["source"] == "otlp":
         order = "started_at, seq"
