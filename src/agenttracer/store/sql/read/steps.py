@@ -25,8 +25,8 @@ from agenttracer.store.results import (
 )
 from agenttracer.store.sql.dialect import is_postgres
 from agenttracer.store.sql.read.sql import Key, grouped_percentiles, one_of, percentiles_aggregate
+from agenttracer.store.sql.rollup.attribution import self_time_sums
 from agenttracer.store.sql.rollup.build import step_aggregates
-from agenttracer.store.sql.rollup.selftime import self_time_sums
 from agenttracer.store.sql.schema.tables import runs, steps
 from agenttracer.store.stats_math import ratio
 
@@ -57,7 +57,8 @@ def step_breakdown(
         run_time = sum(float(d) for _, d in done)
         source = steps
         step_where = [one_of(conn, steps.c.run_id, [row[0] for row in sample])]
-        timed_where = [one_of(conn, steps.c.run_id, [run_id for run_id, _ in done]) if done else sa.false()]
+        # On the runs: self time is summed over the runs (and their stored self time), not read from steps.
+        timed_where = [one_of(conn, runs.c.run_id, [run_id for run_id, _ in done]) if done else sa.false()]
     else:
         source = steps.join(runs, steps.c.run_id == runs.c.run_id)
         step_where = timed_where = list(where)

@@ -35,6 +35,7 @@ from agenttracer.store.records import LiveResult, RefreshResult
 from agenttracer.store.sql.periodic import PeriodicWorker
 from agenttracer.store.sql.read.sql import time_bucket
 from agenttracer.store.sql.rollup.aggregates import Aggregates
+from agenttracer.store.sql.rollup.attribution import attribute
 from agenttracer.store.sql.rollup.build import MINUTE_GRAIN, TEN_S_GRAIN, aggregate_raw, rollup_keys
 from agenttracer.store.sql.rollup.marks import (
     LIVE_STATE_ID,
@@ -135,6 +136,7 @@ def _recompute(conn: sa.Connection, intervals: list[Interval]) -> int:
     keys = [bucket, *rollup_keys()]
     flags = (True, False, False, False, False)
     in_intervals = sa.or_(*[sa.and_(runs.c.started_at >= a, runs.c.started_at < b) for a, b in intervals])
+    attribute(conn, [in_intervals])  # runs that finished (or changed) since: their self time, stored once
     agg = aggregate_raw(conn, [in_intervals], keys, keys, time_keys=flags, step_time_keys=flags)
     per_bucket: dict[datetime, Aggregates] = {}
 

@@ -41,6 +41,7 @@ from agenttracer.store.records import RefreshResult
 from agenttracer.store.sql.dialect import bind_processor, is_postgres, paramstyle_marks
 from agenttracer.store.sql.dialect import identity as unchanged
 from agenttracer.store.sql.rollup.aggregates import Aggregates, RunAgg, StepAgg
+from agenttracer.store.sql.rollup.attribution import attribute
 from agenttracer.store.sql.rollup.build import FINE_GRAINS, LEVELS, aggregate_raw, project, rollup_keys
 from agenttracer.store.sql.rollup.marks import DAY, HOUR, dirty_hours, floor_day, floor_hour, read_state
 from agenttracer.store.sql.schema.tables import (
@@ -211,7 +212,9 @@ def _roll_hour(conn: sa.Connection, hour: datetime) -> None:
     """Replace the hourly rollup rows of ``hour`` with a fresh computation from the raw tables."""
     _delete_bucket(conn, "hour", hour)
     keys = rollup_keys()
-    agg = aggregate_raw(conn, [runs.c.started_at >= hour, runs.c.started_at < hour + HOUR], keys, keys)
+    in_hour = [runs.c.started_at >= hour, runs.c.started_at < hour + HOUR]
+    attribute(conn, in_hour)  # the hour's finished runs whose stored self time is missing or stale
+    agg = aggregate_raw(conn, in_hour, keys, keys)
     write_levels(conn, "hour", hour, agg)
 
 

@@ -291,6 +291,23 @@ rollup_steps = sa.Table(
     sa.Index(None, "grain", "bucket_start"),
 )
 
+# Stored self time (store/sql/rollup/attribution.py): per finished run and (step_type, name), the summed self
+# time of its steps (store/sql/rollup/selftime.py), written by the rollup refreshers so that stats and rollups
+# sum it in SQL instead of walking each run's steps. The ``run_*`` columns are what it was computed from:
+# the run's step count (steps are only ever added) and its two ends. A row counts only while they equal the
+# run's, so a late step or a moved end makes the run's rows stale until the next refresh recomputes them.
+step_self_time = sa.Table(
+    "step_self_time",
+    metadata,
+    sa.Column("run_id", sa.String(RUN_ID_LEN), sa.ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("step_type", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(MAX_NAME_LEN), primary_key=True),
+    sa.Column("self_ms", sa.Float(), nullable=False),
+    sa.Column("run_steps", sa.Integer(), nullable=False),
+    sa.Column("run_started_at", UTCDateTime(), nullable=False),
+    sa.Column("run_ended_at", UTCDateTime(), nullable=False),
+)
+
 # One row per (write transaction, touched hour): the writer appends, the refresher deletes the rows it
 # has folded in. Appending (no upsert of a per-hour counter) keeps concurrent ingest batches from
 # queueing on one hot row.
