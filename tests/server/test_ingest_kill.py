@@ -79,7 +79,8 @@ class Client(threading.Thread):
                 r = None
             if r is not None and r.status_code == 200:
                 results = r.json()["results"]
-                assert all(res["status"] in ("accepted", "duplicate") for res in results), [r for r in results if r["status"] not in ("accepted", "duplicate")]
+                refused = [res for res in results if res["status"] not in ("accepted", "duplicate")]
+                assert not refused, refused
                 return {res["seq"] for res in results if res["type"] == "step"}
             # Only what the SDK retries may be retried here: no answer, or a "try again" status.
             assert r is None or r.status_code in (429, 502, 503, 504), (r.status_code, r.text[:300])
