@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agenttracer.model import UNIX_EPOCH
 from agenttracer.store.clickhouse.newest import (
     Params,
     Queryable,
@@ -47,6 +48,8 @@ def _run(row: tuple[Any, ...]) -> dict[str, Any]:
     out = dict(zip(RUN_COLUMNS, row, strict=True))
     for name in _TIMES:
         out[name] = from_micros(out[name])
+    if out["started_at"] == UNIX_EPOCH:  # not known yet: the SQL store's NULL
+        out["started_at"] = None
     for name in ("agent_id", "agent_version", "environment"):
         out[name] = none_if_empty(out[name])
     out["meta"] = json.loads(out["meta"]) if out["meta"] else {}
@@ -63,9 +66,9 @@ def list_runs(
     params: Params = {"limit": limit + 1}
     keyset = []
     if cursor is not None:
-        if cursor.started_at is None:  # every stored run is dated: nothing sorts after an undated one
-            return [], None
-        params["cur_t"], params["cur_r"] = micros(cursor.started_at), cursor.run_id
+        # A run whose start is not known is stored at the epoch (the sorting key has no NULL): last, by id.
+        params["cur_t"] = micros(cursor.started_at or UNIX_EPOCH)
+        params["cur_r"] = cursor.run_id
         keyset.append(f"(started_at, run_id) < ({at('cur_t')}, {{cur_r:String}})")
     rows = fetch(client, f"SELECT {_select(RUN_COLUMNS)} FROM {matching_runs(filters, RUN_COLUMNS, params, keyset)} "
                  "ORDER BY started_at DESC, run_id DESC LIMIT {limit:UInt64}", params)
@@ -115,7 +118,7 @@ def get_run(
     # steps stored before its start arrived) and start (no step starts before its run) reads only the
     # granules of that agent's hours from the run's start on, instead of probing every part's run_id index.
     params.update(project=run["project"], agent=row[RUN_COLUMNS.index("agent_id")] or "",
-                  start=micros(run["started_at"]))
+                  start=micros(run["started_at"] or UNIX_EPOCH))
     steps = latest_steps(STEP_COLUMNS, [*scope, "project = {project:String}", "agent_id IN ({agent:String}, '')",
                                         f"started_at >= {at('start')}"])
     # A run's steps are all SDK steps or all OTLP spans (one writer per run: runs.source).
