@@ -106,7 +106,9 @@ def test_ports_are_published_on_loopback_unless_told_otherwise() -> None:
             assert port.startswith("${AGENTTRACER_PUBLISH_ADDR:-127.0.0.1}:"), (name, port)
 
 
-@pytest.mark.parametrize("service", ["migrate", "ingest", "query", "ui"])
+@pytest.mark.parametrize(
+    "service", ["migrate", "ingest", "query", "ui", "ch-migrate", "ch-ingest", "ch-query", "ch-ui"]
+)
 def test_every_container_command_is_a_real_cli_command(service: str) -> None:
     command = app_services()[service]["command"]
     result = subprocess.run(
@@ -140,3 +142,80 @@ def test_dockerfile_runs_the_cli_and_copies_only_what_exists() -> None:
     build = app_services()["ingest"]["build"]
     assert (DEPLOY / build["context"]).resolve() == ROOT
     assert (ROOT / build["dockerfile"]).resolve() == DOCKERFILE
+
+
+# --- The ClickHouse profile (`docker compose --profile clickhouse up -d`) ---------------------------------
+
+CLICKHOUSE_SERVICES = {"clickhouse", "ch-migrate", "ch-ingest", "ch-ingest-lb", "ch-query", "ch-ui"}
+CLICKHOUSE_URL = "clickhouse://agenttracer:${CLICKHOUSE_PASSWORD:-agenttracer}@clickhouse:8123/agenttracer"
+
+
+def test_the_clickhouse_services_start_only_with_their_profile() -> None:
+    """Compose starts a service with ``profiles`` only when one of them is named (`--profile clickhouse`);
+    the ones without run on a plain `docker compose up`."""
+    services = compose()["services"]
+    by_profile = {name: tuple(svc.get("profiles", ())) for name, svc in services.items()}
+    assert {name for name, p in by_profile.items() if p == ("clickhouse",)} == CLICKHOUSE_SERVICES
+    assert {name for name, p in by_profile.items() if not p} == {"postgres", "migrate", "ingest", "query", "ui"}
+
+
+def test_the_clickhouse_server_is_the_official_image_pinned_with_a_volume_and_a_healthcheck() -> None:
+    spec = compose()
+    server = spec["services"]["clickhouse"]
+    image, _, tag = server["image"].partition(":")
+    assert image == "clickhouse/clickhouse-server"
+    assert re.fullmatch(r"2[56]\.\d+", tag), "pin a 25.x/26.x release, never latest"
+    volume, path = server["volumes"][0].split(":")[:2]
+    assert volume in spec["volumes"] and path == "/var/lib/clickhouse"
+    probe = server["healthcheck"]["test"]
+    assert probe[:2] == ["CMD", "clickhouse-client"] and "SELECT 1" in probe
+    assert server["environment"]["CLICKHOUSE_DB"] == "agenttracer"
+    assert "ports" not in server  # the database stays on the compose network
+
+
+def test_the_clickhouse_apps_use_the_server_and_start_after_their_migration() -> None:
+    services = compose()["services"]
+    for name in ("ch-migrate", "ch-ingest", "ch-query", "ch-ui"):
+        assert services[name]["environment"]["AGENTTRACER_DATABASE_URL"] == CLICKHOUSE_URL, name
+        assert services[name]["image"] == AGENTTRACER_IMAGE
+    for name in ("migrate", "ingest", "query", "ui"):  # the PostgreSQL stack is unchanged
+        assert services[name]["environment"]["AGENTTRACER_DATABASE_URL"].startswith("postgresql://")
+    assert services["ch-migrate"]["command"] == ["migrate"]
+    assert services["ch-migrate"]["depends_on"] == {"clickhouse": {"condition": "service_healthy"}}
+    for name in ("ch-ingest", "ch-query"):
+        assert services[name]["depends_on"] == {"ch-migrate": {"condition": "service_completed_successfully"}}
+        port = 8000 if name == "ch-ingest" else 8001
+        assert f"http://127.0.0.1:{port}/health" in " ".join(services[name]["healthcheck"]["test"])
+    assert services["ch-ui"]["environment"]["AGENTTRACER_PUBLIC_QUERY_URL"].endswith(":8101}")
+
+
+def test_several_ingest_replicas_answer_on_one_address() -> None:
+    services = compose()["services"]
+    assert services["ch-ingest"]["deploy"]["replicas"] >= 2
+    assert "ports" not in services["ch-ingest"]  # replicas cannot share a host port: the balancer has it
+    balancer = services["ch-ingest-lb"]
+    assert published(balancer) == [8000] and balancer["ports"][0].split(":")[-2] == "8100"
+    assert balancer["depends_on"] == {"ch-ingest": {"condition": "service_healthy"}}
+    conf_path = balancer["volumes"][0].split(":")[0]
+    conf = (DEPLOY / conf_path).read_text()
+    assert "listen 8000;" in conf and "http://ch-ingest:8000" in conf
+    assert "resolver 127.0.0.11" in conf  # re-resolved, so replicas added by --scale get traffic
+
+
+def test_both_stacks_publish_distinct_host_ports_on_loopback_unless_told_otherwise() -> None:
+    host_ports: list[str] = []
+    for name, service in compose()["services"].items():
+        for port in service.get("ports", []):
+            assert port.startswith("${AGENTTRACER_PUBLISH_ADDR:-127.0.0.1}:"), (name, port)
+            host_ports.append(port.split(":")[-2])
+    assert len(host_ports) == len(set(host_ports)), host_ports
+
+
+def test_the_image_can_reach_a_clickhouse_server_without_the_embedded_engine() -> None:
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert [d.split(">")[0] for d in extras["clickhouse-client"]] == ["clickhouse-connect"]
+    assert "agenttracer[clickhouse-client]" in extras["clickhouse"]  # one definition of the client's version
+    install = re.search(r'pip install "\.\[([^\]]+)\]"', DOCKERFILE.read_text())
+    assert install is not None and set(install.group(1).split(",")) == {"server", "clickhouse-client"}

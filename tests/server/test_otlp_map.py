@@ -13,7 +13,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from agenttracer.privacy.otel import SPAN_ATTRIBUTES, Kind
 from agenttracer.server.ingest.otlp_map import map_request
-from agenttracer.store.sql.write.otlp_assemble import SpanRecord
+from agenttracer.store.otlp_assemble import SpanRecord
 
 NOW = datetime.now(timezone.utc)
 T = time.time_ns() - 10**9

@@ -12,15 +12,17 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.ingest.events import convert_event
+from agenttracer.store.filters import RunFilters
+from agenttracer.store.records import Closed
+from agenttracer.store.run_state import Outcome
 from agenttracer.store.sql.read import stats_rollup
 from agenttracer.store.sql.read.compare import compare_versions
-from agenttracer.store.sql.read.filters import RunFilters
 from agenttracer.store.sql.read.stats import run_stats
 from agenttracer.store.sql.rollup.refresh import refresh
 from agenttracer.store.sql.schema.tables import failures, runs
-from agenttracer.store.sql.write.abandon import AbandonWorker, Closed, sweep, sweep_interval
+from agenttracer.store.sql.write.abandon import AbandonWorker, sweep, sweep_interval
 from agenttracer.store.sql.write.otlp_write import write_spans
-from agenttracer.store.sql.write.writer import Outcome, write_batch
+from agenttracer.store.sql.write.writer import write_batch
 from tests.store.test_otlp_write import rec, root
 from tests.support.events import T0, failure, new_run_id, run_end, run_start, step, ts
 

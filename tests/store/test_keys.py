@@ -7,7 +7,8 @@ import hashlib
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.store.sql.keys import KeyStatus, create_key, list_keys, revoke_key, verify_key
+from agenttracer.store.keys import KeyStatus
+from agenttracer.store.sql.keys import create_key, list_keys, revoke_key, verify_key
 from agenttracer.store.sql.schema.tables import api_keys
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from agenttracer.store.sql.write.otlp_assemble import SpanRecord, Stored, assemble, verdict
+from agenttracer.store.otlp_assemble import SpanRecord, Stored, assemble, verdict
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.ingest.events import convert_event
+from agenttracer.store.otlp_assemble import Resource, SpanRecord
 from agenttracer.store.sql.schema.tables import failures, runs, steps
-from agenttracer.store.sql.write.otlp_assemble import Resource, SpanRecord
 from agenttracer.store.sql.write.otlp_write import write_spans
 from agenttracer.store.sql.write.writer import write_batch
 from tests.support.events import full_run

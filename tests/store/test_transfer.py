@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.cli.copy_runs import CopyState, compare_runs, copy_runs, verify
-from agenttracer.store.sql.keys import KeyStatus, create_key, verify_key
+from agenttracer.store.keys import KeyStatus
+from agenttracer.store.sql.keys import create_key, verify_key
 from agenttracer.store.sql.projects import create_project
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.schema.migrate import upgrade

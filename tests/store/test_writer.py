@@ -13,8 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.ingest.events import convert_event
+from agenttracer.store.records import WriteReport
+from agenttracer.store.run_state import Incoming, Outcome
 from agenttracer.store.sql.schema.tables import failures, runs, steps
-from agenttracer.store.sql.write.writer import Incoming, Outcome, WriteReport, write_batch
+from agenttracer.store.sql.write.writer import write_batch
 from tests.support.events import T0, failure, new_run_id, run_end, run_start, step, ts
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)

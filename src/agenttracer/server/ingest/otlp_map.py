@@ -62,7 +62,7 @@ from agenttracer.privacy.otel import (
     judge,
     retry_attempt_from_tags,
 )
-from agenttracer.store.sql.write.otlp_assemble import Resource, SpanRecord
+from agenttracer.store.otlp_assemble import Resource, SpanRecord
 
 # gen_ai.operation.name -> step type; None: an agent or workflow (the run itself when it is the root).
 OPERATION_STEP_TYPES: dict[str, StepType | None] = {

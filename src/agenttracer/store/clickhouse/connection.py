@@ -41,24 +41,35 @@ _CODE_RE = re.compile(r"Code: (\d+)")
 # ClickHouse error codes the store reacts to.
 TIMEOUT_EXCEEDED = 159
 QUERY_WAS_CANCELLED = 394
-NETWORK_ERROR = 210
-UNKNOWN_DATABASE = 81
+READONLY = 164
+NOT_ENOUGH_SPACE = 243
+TABLE_IS_READ_ONLY = 242
+# "Not there right now, try again": no connection (no code), network, too many queries, out of memory,
+# read-only or full (a replica in trouble, a full disk).
+UNAVAILABLE_CODES = frozenset({0, 3, 202, 203, 209, 210, 241, 242, 243, 425, 999})
+CANNOT_WRITE_CODES = frozenset({READONLY, TABLE_IS_READ_ONLY, NOT_ENOUGH_SPACE})
 
 
 class ClickHouseError(Exception):
-    """A statement failed; ``code`` is ClickHouse's error code (0: the driver gave none, e.g. no connection)."""
+    """A statement failed; ``code`` is ClickHouse's error code (0: the driver gave none, e.g. no connection).
+    The message is the driver's and may quote values of the statement: never log it."""
 
     def __init__(self, message: str, code: int = 0) -> None:
         super().__init__(message)
         self.code = code
 
-    @classmethod
-    def from_driver(cls, exc: BaseException) -> ClickHouseError:
+    @staticmethod
+    def from_driver(exc: BaseException) -> ClickHouseError:
         code = getattr(exc, "code", None)
         if not isinstance(code, int):
             match = _CODE_RE.search(str(exc))
             code = int(match.group(1)) if match else 0
-        return cls(str(exc), code)
+        kind = ClickHouseUnavailable if code in UNAVAILABLE_CODES else ClickHouseError
+        return kind(str(exc), code)
+
+
+class ClickHouseUnavailable(ClickHouseError):
+    """The database cannot answer right now (unreachable, overloaded, read-only, full): retry later."""
 
 
 @dataclass(frozen=True)
@@ -207,8 +218,9 @@ class ChdbConnection:
             raise ClickHouseError.from_driver(exc) from None
 
     def _run(self, sql: str, fmt: str, params: Params) -> Any:
+        text = {name: _param_text(value) for name, value in params.items()} if params else None
         try:
-            return self._session.query(sql, fmt, params=dict(params) if params else None)
+            return self._session.query(sql, fmt, params=text)
         except Exception as exc:
             raise ClickHouseError.from_driver(exc) from None
 
@@ -251,6 +263,43 @@ class ChdbConnection:
             session.close()
 
 
+def _utc_text(value: datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _server_param(value: Any) -> Any:
+    """clickhouse-connect binds Python values itself; timestamps go as UTC text with microseconds."""
+    if isinstance(value, datetime):
+        return _utc_text(value)
+    return value
+
+
+def _param_text(value: Any) -> str:
+    """A query parameter in ClickHouse's text form (chdb hands the engine text, not Python values)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_quoted(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return _utc_text(value)
+    if isinstance(value, str):
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+    return str(value)
+
+
+def _quoted(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, (str, datetime)):
+        text = _utc_text(value) if isinstance(value, datetime) else value
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return _param_text(value)
+
+
 class ServerConnection:
     """A ClickHouse server over HTTP (clickhouse-connect); the same SQL as ``ChdbConnection``."""
 
@@ -276,13 +325,13 @@ class ServerConnection:
 
     def command(self, sql: str, params: Params = None, settings: Settings = None) -> None:
         try:
-            self._client.command(sql, parameters=dict(params) if params else None, settings=dict(settings or {}))
+            self._client.command(sql, parameters=_server_params(params), settings=dict(settings or {}))
         except Exception as exc:
             raise ClickHouseError.from_driver(exc) from None
 
     def query(self, sql: str, params: Params = None, settings: Settings = None) -> Result:
         try:
-            result = self._client.query(sql, parameters=dict(params) if params else None, settings=dict(settings or {}))
+            result = self._client.query(sql, parameters=_server_params(params), settings=dict(settings or {}))
         except Exception as exc:
             raise ClickHouseError.from_driver(exc) from None
         return Result(tuple(result.column_names), [tuple(_server_value(v) for v in row) for row in result.result_rows])
@@ -310,6 +359,10 @@ class ServerConnection:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _server_params(params: Params) -> dict[str, Any] | None:
+    return {name: _server_param(value) for name, value in params.items()} if params else None
 
 
 def _server_value(value: Any) -> Any:

@@ -11,6 +11,11 @@ The rest of ``store/`` asks these questions instead of comparing ``dialect.name`
   ``bind_processor`` and ``paramstyle_marks`` (``?`` or ``%s``, with a ``::json`` cast on PostgreSQL);
 * what a timestamp read back looks like — ``as_utc`` turns either backend's value (SQLite's text or
   naive datetime, PostgreSQL's aware one) into an aware UTC datetime;
+* how a timestamp is read as integer microseconds since the epoch in bulk — ``epoch_micros`` (the SQL
+  expression) with ``epoch_micros_reader`` (what turns each value it gives into an int), and as the stored
+  value itself, to be written back unchanged — ``stored_timestamp``;
+* how a large join's rows come back — ``streams_ordered_join`` (in an index's order without a sort) and
+  ``holds_whole_result`` (the client holds a result unless it asks for a server-side cursor);
 * whether this process must serialise its own writes — ``needs_process_write_lock`` (SQLite has a
   single writer; PostgreSQL locks rows).
 
@@ -22,11 +27,13 @@ belongs to. Engine options per backend live in ``store/sql/schema/engine.py``, w
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+
+from agenttracer.model import UNIX_EPOCH
 
 POSTGRESQL = "postgresql"
 SQLITE = "sqlite"
@@ -107,3 +114,47 @@ def as_utc(value: Any) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError(f"unexpected timestamp value {value!r}")
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def epoch_micros(bind: Bind, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """A timestamp column as bulk readers take it: PostgreSQL gives integer microseconds since the epoch
+    (exact: ``extract`` returns a numeric); SQLite gives its stored text as it is, for
+    ``epoch_micros_reader`` to convert (SQLite's date functions cost several times more per value)."""
+    if is_postgres(bind):
+        return sa.cast(sa.extract("epoch", column) * 1_000_000, sa.BigInteger)
+    return sa.type_coerce(column, sa.String)
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _sqlite_micros(text: str) -> int:
+    moment = datetime.fromisoformat(text)
+    # The writer stores naive UTC; rows written by other tools (or by hand) may carry an offset.
+    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+    return (moment - UNIX_EPOCH) // _MICROSECOND
+
+
+def epoch_micros_reader(bind: Bind) -> Callable[[Any], int]:
+    """What turns a value of an ``epoch_micros`` column into integer microseconds since the epoch."""
+    return identity if is_postgres(bind) else _sqlite_micros
+
+
+def stored_timestamp(bind: Bind, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """A timestamp column read as the driver's value of what is stored, so that writing it back through the
+    driver stores exactly the same value (SQLite's text, compared as text; PostgreSQL's timestamptz)."""
+    if is_postgres(bind):
+        return sa.type_coerce(column, sa.DateTime(timezone=True))
+    return sa.type_coerce(column, sa.String)
+
+
+def streams_ordered_join(bind: Bind) -> bool:
+    """PostgreSQL gives a join's rows in an index's order (the runs' (started_at, run_id)) without sorting;
+    SQLite sorts such a join in a temporary B-tree, which cost more than grouping the rows in memory."""
+    return is_postgres(bind)
+
+
+def holds_whole_result(bind: Bind) -> bool:
+    """PostgreSQL's client receives a whole result at once unless it reads through a server-side cursor;
+    SQLite's cursor steps through the result as it is read."""
+    return is_postgres(bind)

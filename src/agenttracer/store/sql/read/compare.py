@@ -32,9 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from agenttracer.model import RunStatus, StepStatus, StepType
-from agenttracer.store.sql.dialect import is_postgres
-from agenttracer.store.sql.read import stats_rollup
-from agenttracer.store.sql.read.compare_result import (
+from agenttracer.store.compare_result import (
     Comparison,
     Delta,
     FailureMixRow,
@@ -43,12 +41,15 @@ from agenttracer.store.sql.read.compare_result import (
     StepTypeComparison,
     VersionSide,
 )
-from agenttracer.store.sql.read.filters import RunFilters, run_conditions
+from agenttracer.store.filters import RunFilters
+from agenttracer.store.results import Percentiles
+from agenttracer.store.sql.dialect import is_postgres
+from agenttracer.store.sql.read import stats_rollup
+from agenttracer.store.sql.read.filters import run_conditions
 from agenttracer.store.sql.read.sql import (
     SHAPE_SEPARATOR,
     Key,
     Members,
-    Percentiles,
     bytewise,
     combine_rank_sums,
     count_if,
@@ -59,7 +60,8 @@ from agenttracer.store.sql.read.sql import (
     run_shapes_select,
     tune,
 )
-from agenttracer.store.sql.read.stats_math import (
+from agenttracer.store.sql.schema.tables import runs, steps
+from agenttracer.store.stats_math import (
     ALPHA,
     MIN_EXPECTED,
     MIN_SAMPLE,
@@ -72,7 +74,6 @@ from agenttracer.store.sql.read.stats_math import (
     ratio,
     two_proportion_z,
 )
-from agenttracer.store.sql.schema.tables import runs, steps
 
 COMPARE_SAMPLE_RUNS = 2_000
 TOP_SHAPES = 10

@@ -3,7 +3,7 @@
 The rollup tables (``store/sql/schema/tables.py``) hold, per time bucket and identity, the numbers ``GET
 /v1/stats`` and ``GET /v1/agents`` need: run counts per status, summed steps / retries / run time,
 failure counts, per-step counts and latency sums, and mergeable latency histograms
-(``store/sql/rollup/histogram.py``). This module is the one definition of those numbers:
+(``store/histogram.py``). This module is the one definition of those numbers:
 
 * ``aggregate_raw`` computes them from ``runs`` / ``steps`` for any set of run conditions, grouped by
   caller-chosen keys — the refresher (``store/sql/rollup/refresh.py``) calls it for one hour grouped by
@@ -30,18 +30,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from agenttracer.model import RunStatus, StepStatus
+from agenttracer.store.histogram import BOUNDS, bucket_of
 from agenttracer.store.sql.dialect import as_utc, is_postgres
 from agenttracer.store.sql.read.sql import count_if
 from agenttracer.store.sql.rollup.aggregates import Aggregates, Key, RunAgg, StepAgg, later_of
-from agenttracer.store.sql.rollup.histogram import BOUNDS, bucket_of
-from agenttracer.store.sql.rollup.selftime import (
-    SelfTimeSums,
-    interval_columns,
-    run_order,
-    self_time_sums,
-    stream_rows,
-    timed_run,
-)
+from agenttracer.store.sql.rollup.attribution import self_time_sums
+from agenttracer.store.sql.rollup.selftime import stream_rows
 from agenttracer.store.sql.schema.tables import rollup_failures, rollup_runs, rollup_steps, runs, steps
 
 # Bucket grains: hourly and daily rows (store/sql/rollup/refresh.py) and, for the live region between
@@ -185,7 +179,7 @@ def aggregate_raw(
 def step_aggregates() -> list[sa.ColumnElement[Any]]:
     """The per-step numbers of a group of steps, in this order: steps, error steps, retry steps (attempt > 1),
     summed latency, summed latency of retries. The one definition, used here for the rollups and by the
-    exact per-step stats (``store/sql/read/steps.py``); self time comes from ``selftime.self_time_sums``."""
+    exact per-step stats (``store/sql/read/steps.py``); self time comes from ``attribution.self_time_sums``."""
     retry = steps.c.attempt > 1
     return [
         sa.func.count(),
@@ -219,7 +213,6 @@ def _aggregate_steps(
             found = out.steps[key] = StepAgg()
         return found
 
-    self_ms: dict[tuple[Any, ...], float]
     if is_postgres(conn):
         # One pass: each group's latencies as one array (bucketed here), or grouped by bucket too and
         # the counters summed over a group's buckets here.
@@ -238,17 +231,12 @@ def _aggregate_steps(
             agg.retries += int(retries)
             agg.latency_ms += float(latency)
             agg.retry_latency_ms += float(retry_latency)
-        self_ms = self_time_sums(conn, where, step_keys, total_steps)
     else:
-        # One scan gives both the counters and the intervals that self time needs.
-        columns = [*keys, steps.c.latency_ms, steps.c.status, steps.c.attempt, timed_run(), *interval_columns(conn)]
-        sums = SelfTimeSums(conn, nk, nk + 4)
-        query = sa.select(*columns).select_from(source).where(*where).order_by(*run_order(conn))
+        # Bucketed here: SQLite has no width_bucket, and one scan of the rows gives every counter.
+        query = sa.select(*keys, steps.c.latency_ms, steps.c.status, steps.c.attempt).select_from(source).where(*where)
         for chunk in stream_rows(conn, query, total_steps):
             _add_step_rows(chunk, nk, agg_for)
-            sums.add(row for row in chunk if row[nk + 3])
-        self_ms = sums.finish()
-    for key, ms in self_ms.items():
+    for key, ms in self_time_sums(conn, where, step_keys, total_steps).items():
         agg_for(key).self_ms += ms
 
 

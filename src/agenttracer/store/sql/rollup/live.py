@@ -26,15 +26,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.store.records import LiveResult, RefreshResult
 from agenttracer.store.sql.periodic import PeriodicWorker
 from agenttracer.store.sql.read.sql import time_bucket
 from agenttracer.store.sql.rollup.aggregates import Aggregates
+from agenttracer.store.sql.rollup.attribution import attribute
 from agenttracer.store.sql.rollup.build import MINUTE_GRAIN, TEN_S_GRAIN, aggregate_raw, rollup_keys
 from agenttracer.store.sql.rollup.marks import (
     LIVE_STATE_ID,
@@ -51,7 +52,6 @@ from agenttracer.store.sql.rollup.refresh import (
     DEFAULT_INTERVAL_S,
     DEFAULT_SETTLE,
     ROLLUP_TABLES,
-    RefreshResult,
     merge_buckets,
     refresh,
     refresher_connection,
@@ -70,15 +70,6 @@ STEP_SPAN = timedelta(minutes=1)
 DEFAULT_LIVE_INTERVAL_S = 2.0
 
 Interval = tuple[datetime, datetime]
-
-
-@dataclass(frozen=True)
-class LiveResult:
-    buckets: int  # 10-second buckets recomputed (new and dirty ones)
-    minutes: int  # minute rows rewritten
-    live_until: datetime | None
-    seconds: float
-    skipped: bool = False  # another refresher held the lock
 
 
 def _set_live(conn: sa.Connection, value: datetime) -> None:
@@ -145,6 +136,7 @@ def _recompute(conn: sa.Connection, intervals: list[Interval]) -> int:
     keys = [bucket, *rollup_keys()]
     flags = (True, False, False, False, False)
     in_intervals = sa.or_(*[sa.and_(runs.c.started_at >= a, runs.c.started_at < b) for a, b in intervals])
+    attribute(conn, [in_intervals])  # runs that finished (or changed) since: their self time, stored once
     agg = aggregate_raw(conn, [in_intervals], keys, keys, time_keys=flags, step_time_keys=flags)
     per_bucket: dict[datetime, Aggregates] = {}
 

@@ -31,16 +31,17 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
+from agenttracer.store.records import RefreshResult
 from agenttracer.store.sql.dialect import bind_processor, is_postgres, paramstyle_marks
 from agenttracer.store.sql.dialect import identity as unchanged
 from agenttracer.store.sql.rollup.aggregates import Aggregates, RunAgg, StepAgg
+from agenttracer.store.sql.rollup.attribution import attribute
 from agenttracer.store.sql.rollup.build import FINE_GRAINS, LEVELS, aggregate_raw, project, rollup_keys
 from agenttracer.store.sql.rollup.marks import DAY, HOUR, dirty_hours, floor_day, floor_hour, read_state
 from agenttracer.store.sql.schema.tables import (
@@ -61,16 +62,6 @@ ROLLUP_TABLES = (rollup_runs, rollup_failures, rollup_steps)
 
 
 # --- the refresher -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RefreshResult:
-    hours: int  # hours recomputed (dirty ones and newly closed ones)
-    days: int  # daily rows rewritten
-    rolled_until: datetime | None
-    dirty_left: int  # hours still marked dirty afterwards (written to while the refresher ran)
-    seconds: float
-    skipped: bool = False  # another refresher held the lock
 
 
 @contextmanager
@@ -221,7 +212,9 @@ def _roll_hour(conn: sa.Connection, hour: datetime) -> None:
     """Replace the hourly rollup rows of ``hour`` with a fresh computation from the raw tables."""
     _delete_bucket(conn, "hour", hour)
     keys = rollup_keys()
-    agg = aggregate_raw(conn, [runs.c.started_at >= hour, runs.c.started_at < hour + HOUR], keys, keys)
+    in_hour = [runs.c.started_at >= hour, runs.c.started_at < hour + HOUR]
+    attribute(conn, in_hour)  # the hour's finished runs whose stored self time is missing or stale
+    agg = aggregate_raw(conn, in_hour, keys, keys)
     write_levels(conn, "hour", hour, agg)
 
 

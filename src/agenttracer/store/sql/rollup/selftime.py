@@ -18,26 +18,23 @@ Intervals are clipped before they are attributed: a top-level step to its run, a
 the step top-level. Times are integer microseconds (exact on both databases); the result is in
 milliseconds.
 
-``self_times`` is the definition, a pure function of one run's steps. ``self_time_sums`` reads the
-step intervals of whole runs and sums their self times by group: the one place the rollups
-(``store/sql/rollup/build.py``, also every raw part of ``/v1/stats``) and the exact per-step stats
-(``store/sql/read/steps.py``) get them from. It is computed when aggregates are built rather than stored
-with each step because a step's self time depends on every other step of its run that overlaps it —
-a parent, a late child, a parallel sibling — which arrive in any order and in any batch; the
-aggregates are always rebuilt from whole runs (a run's steps are bucketed by the run's start), so a
-late step only marks its run's bucket dirty, and ingest never reads or rewrites stored steps for it.
+``self_times`` is the definition, a pure function of one run's steps; ``SelfTimeSums`` applies it to
+step rows of whole runs as they stream from the database and sums the results by group. Self time is
+stored once a run has finished (``store/sql/rollup/attribution.py``, which every reader of self time goes
+through) rather than with each step, because a step's self time depends on every other step of its run
+that overlaps it — a parent, a late child, a parallel sibling — which arrive in any order and in any
+batch: ingest never reads or rewrites stored steps for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
 
 from agenttracer.model import RunStatus
-from agenttracer.store.sql.dialect import is_postgres
+from agenttracer.store.sql.dialect import epoch_micros, epoch_micros_reader, holds_whole_result, streams_ordered_join
 from agenttracer.store.sql.schema.tables import runs, steps
 
 # (seq, parent_seq, started_at µs, ended_at µs)
@@ -152,32 +149,6 @@ def _sequential(start: int, end: int, steps: Sequence[StepInterval]) -> tuple[li
     return out, max(0, end - start - covered) / 1000.0
 
 
-_EPOCH = datetime(1970, 1, 1)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _sqlite_micros(text: str) -> int:
-    # SQLite's naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff' (store/sql/write/step_rows.py); parsed here, not in
-    # SQL, because SQLite's date functions cost several times more per value than this.
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is not None:
-        # Rows written by other tools (or by hand) may carry an offset; the writer's own are naive UTC.
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def _same(value: int) -> int:
-    return value
-
-
-def _time_column(conn: sa.Connection, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-    """A timestamp column as ``SelfTimeSums`` reads it: integer microseconds since the epoch on
-    PostgreSQL (exact: ``extract`` gives a numeric), SQLite's stored text as it is."""
-    if is_postgres(conn):
-        return sa.cast(sa.extract("epoch", column) * 1_000_000, sa.BigInteger)
-    return sa.type_coerce(column, sa.String)
-
-
 def timed_run() -> sa.ColumnElement[bool]:
     """Runs that have a duration to attribute: finished, with both ends known."""
     return sa.and_(runs.c.status != RunStatus.RUNNING.value, runs.c.duration_ms.is_not(None),
@@ -187,7 +158,7 @@ def timed_run() -> sa.ColumnElement[bool]:
 def interval_columns(conn: sa.Connection) -> list[sa.ColumnElement[Any]]:
     """What ``SelfTimeSums`` reads of a step row (from ``steps`` joined to ``runs``): run id, seq, parent
     seq, the step's start and end and the run's start and end (microseconds)."""
-    return [steps.c.run_id, steps.c.seq, steps.c.parent_seq, *(_time_column(conn, c) for c in (
+    return [steps.c.run_id, steps.c.seq, steps.c.parent_seq, *(epoch_micros(conn, c) for c in (
         steps.c.started_at, steps.c.ended_at, runs.c.started_at, runs.c.ended_at))]
 
 
@@ -201,7 +172,7 @@ CHUNK_ROWS = 10_000
 
 def run_order(conn: sa.Connection) -> tuple[sa.ColumnElement[Any], ...]:
     """The ORDER BY that ``SelfTimeSums`` wants on this database (none on SQLite)."""
-    return RUN_ORDER if is_postgres(conn) else ()
+    return RUN_ORDER if streams_ordered_join(conn) else ()
 
 
 class SelfTimeSums:
@@ -210,9 +181,8 @@ class SelfTimeSums:
 
     def __init__(self, conn: sa.Connection, nk: int, at: int) -> None:
         self.sums: dict[tuple[Any, ...], float] = {}
-        pg = is_postgres(conn)
-        self._us = _same if pg else _sqlite_micros
-        self._ordered = pg
+        self._us = epoch_micros_reader(conn)
+        self._ordered = streams_ordered_join(conn)
         self._nk, self._at = nk, at
         self._run: Any = None
         self._rows: list[Sequence[Any]] = []
@@ -266,9 +236,9 @@ def stream_rows(conn: sa.Connection, query: sa.Select[Any], expected: int) -> It
     """The rows of ``query`` in chunks (``expected``: about how many). Self time reads every step row of the
     runs it covers, so this is its hot loop: the driver's plain tuples where possible — SQLAlchemy's Row
     objects cost about a third of the fetch, and the columns read here need no conversion
-    (``_time_column``). SQLite's cursor steps through the result as it is read: always chunked. PostgreSQL's
+    (``dialect.epoch_micros``). SQLite's cursor steps through the result as it is read: always chunked. PostgreSQL's
     client holds a whole result: a server-side cursor above PG_FETCH_ALL_MAX rows."""
-    if is_postgres(conn) and expected > PG_FETCH_ALL_MAX:
+    if holds_whole_result(conn) and expected > PG_FETCH_ALL_MAX:
         yield from conn.execute(query.execution_options(yield_per=CHUNK_ROWS)).partitions()
         return
     result = conn.execute(query)
@@ -277,21 +247,3 @@ def stream_rows(conn: sa.Connection, query: sa.Select[Any], expected: int) -> It
             yield chunk
     finally:
         result.close()
-
-
-def self_time_sums(
-    conn: sa.Connection, where: list[sa.ColumnElement[bool]], keys: list[sa.ColumnElement[Any]], expected: int
-) -> dict[tuple[Any, ...], float]:
-    """Summed self time (ms) of the steps of the timed runs matching ``where`` (conditions on ``runs`` or
-    ``steps``), by ``keys`` (per-run expressions) + (step_type, name). Keys are returned as the driver
-    gives them. ``expected``: an upper bound of the steps read (from the runs' step counts)."""
-    nk = len(keys) + 2
-    query = (
-        sa.select(*keys, steps.c.step_type, steps.c.name, *interval_columns(conn))
-        .select_from(steps.join(runs, steps.c.run_id == runs.c.run_id))
-        .where(*where, timed_run())
-    )
-    sums = SelfTimeSums(conn, nk, nk)
-    for chunk in stream_rows(conn, query.order_by(*run_order(conn)), expected):
-        sums.add(chunk)
-    return sums.finish()

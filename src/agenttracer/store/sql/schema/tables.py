@@ -225,10 +225,10 @@ api_key_projects = sa.Table(
 # of scanning millions of runs. Only the rollup refresher writes them; each row is a pure function of the
 # raw tables for its time bucket. ``level`` says which identity columns the row keeps (ROLLUP_AGENT |
 # ROLLUP_VERSION | ROLLUP_ENVIRONMENT bits); the others hold ''. A run without identity yet (a
-# placeholder) has '' in all three. Histograms (store/sql/rollup/histogram.py) are JSON arrays of integers that the
+# placeholder) has '' in all three. Histograms (store/histogram.py) are JSON arrays of integers that the
 # refresher computes from latencies: they never hold text from a request.
 
-ROLLUP_GRAIN_LEN = 4  # 'hour' | 'day' | 'min' | '10s' (store/sql/rollup.py)
+ROLLUP_GRAIN_LEN = 4  # 'hour' | 'day' | 'min' | '10s' (store/sql/rollup/build.py)
 
 
 def _rollup_key() -> list[sa.Column[Any]]:
@@ -289,6 +289,23 @@ rollup_steps = sa.Table(
     sa.Column("self_ms", sa.Float(), nullable=False, server_default="0"),
     sa.Column("latency_hist", sa.JSON(), nullable=False),
     sa.Index(None, "grain", "bucket_start"),
+)
+
+# Stored self time (store/sql/rollup/attribution.py): per finished run and (step_type, name), the summed self
+# time of its steps (store/sql/rollup/selftime.py), written by the rollup refreshers so that stats and rollups
+# sum it in SQL instead of walking each run's steps. The ``run_*`` columns are what it was computed from:
+# the run's step count (steps are only ever added) and its two ends. A row counts only while they equal the
+# run's, so a late step or a moved end makes the run's rows stale until the next refresh recomputes them.
+step_self_time = sa.Table(
+    "step_self_time",
+    metadata,
+    sa.Column("run_id", sa.String(RUN_ID_LEN), sa.ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("step_type", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(MAX_NAME_LEN), primary_key=True),
+    sa.Column("self_ms", sa.Float(), nullable=False),
+    sa.Column("run_steps", sa.Integer(), nullable=False),
+    sa.Column("run_started_at", UTCDateTime(), nullable=False),
+    sa.Column("run_ended_at", UTCDateTime(), nullable=False),
 )
 
 # One row per (write transaction, touched hour): the writer appends, the refresher deletes the rows it

@@ -23,8 +23,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.store.otlp_assemble import SpanRecord, Stored, is_agent
 from agenttracer.store.sql.schema.tables import VERDICT_STEP, steps
-from agenttracer.store.sql.write.otlp_assemble import SpanRecord, Stored, is_agent
 
 VERDICT_ROWS = 10_000
 MAX_DEPTH = 64  # parents walked up from an agent step in error

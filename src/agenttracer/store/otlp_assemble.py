@@ -28,6 +28,11 @@ from typing import Any
 from agenttracer.verdict import ActionKey, StepFacts, Verdict, judge, link_retries, next_attempt
 
 # gen_ai.operation.name values and span kinds that make a span an agent's own (docs/otlp.md).
+# What a run assembled from spans is called when its resource names no service, version or environment.
+DEFAULT_AGENT_ID = "unknown_service"
+DEFAULT_VERSION = "unversioned"
+DEFAULT_ENVIRONMENT = "development"
+
 AGENT_OPERATIONS = frozenset({"invoke_agent", "create_agent"})
 AGENT_KINDS = frozenset({"agent"})
 

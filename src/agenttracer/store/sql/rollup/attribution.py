@@ -1,0 +1,126 @@
+"""Stored self time: each finished run's self time per (step type, name), computed once and summed in SQL.
+
+Self time (``store/sql/rollup/selftime.py``) is a function of a whole run — every step that overlaps a
+step, and the run's bounds — so it cannot be known when a step is written, whose parent, late child or
+parallel sibling may come in any later batch. The rollup refreshers compute it instead, once a run has
+finished: ``attribute`` is called for the runs of each bucket they recompute (``refresh.py`` for an
+hour, ``live.py`` for 10-second buckets), and writes one ``step_self_time`` row per run and (step_type,
+name), with what the computation read of the run: its step count and its two ends. Nothing else moves a
+run's self time — steps are only ever added (a parent adopted later comes with a new step), never
+changed — so a row counts while those three still equal the run's; a late step or a late end makes the
+run's rows stale, and marks the run's bucket dirty, so the refresher's next pass recomputes them.
+
+``self_time_sums`` is what every reader of self time calls (the rollup build, the raw parts of
+``/v1/stats``, the exact per-step stats): the stored rows of the runs whose stamp is current, summed by
+the database, plus — for finished runs not attributed yet (a refresher has not passed since they
+changed) — self time computed from their steps on the spot, by the same definition. So answers are
+exact whether or not a refresher has run, and cheap once it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from agenttracer.store.sql.dialect import is_postgres, stored_timestamp
+from agenttracer.store.sql.rollup.selftime import SelfTimeSums, interval_columns, run_order, stream_rows, timed_run
+from agenttracer.store.sql.schema.tables import runs, step_self_time, steps
+
+_ROW_COLUMNS = ("run_id", "step_type", "name", "self_ms", "run_steps", "run_started_at", "run_ended_at")
+
+
+def _current(a: sa.Table) -> sa.ColumnElement[bool]:
+    """A stored row of the run it names, computed from what the run is now."""
+    return sa.and_(a.c.run_id == runs.c.run_id, a.c.run_steps == runs.c.step_count,
+                   a.c.run_started_at == runs.c.started_at, a.c.run_ended_at == runs.c.ended_at)
+
+
+def attributed() -> sa.ColumnElement[bool]:
+    """Runs whose stored self time is current."""
+    return sa.exists().where(_current(step_self_time))
+
+
+def attribute(conn: sa.Connection, where: list[sa.ColumnElement[bool]]) -> int:
+    """Compute and store the self time of the finished runs matching ``where`` (conditions on ``runs``) that
+    have no current rows; return how many runs were attributed. For the refreshers, in their transaction."""
+    pending = [*where, timed_run(), ~attributed()]
+    expected = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(runs.c.step_count), 0)).where(*pending)).scalar()
+    if not expected:
+        return 0
+    ends = (stored_timestamp(conn, runs.c.started_at), stored_timestamp(conn, runs.c.ended_at))
+    keys = [runs.c.run_id, runs.c.step_count, *ends, steps.c.step_type, steps.c.name]
+    query = (
+        sa.select(*keys, *interval_columns(conn))
+        .select_from(steps.join(runs, steps.c.run_id == runs.c.run_id))
+        .where(*pending)
+        .order_by(*run_order(conn))
+    )
+    sums = SelfTimeSums(conn, len(keys), len(keys))
+    for chunk in stream_rows(conn, query, int(expected)):
+        sums.add(chunk)
+    rows = sorted((run_id, step_type, name, ms, n, started, ended)
+                  for (run_id, n, started, ended, step_type, name), ms in sums.finish().items())
+    _replace(conn, rows)
+    return len({row[0] for row in rows})
+
+
+def _replace(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Replace the stored rows of the runs in ``rows`` with ``rows`` (straight to the driver: an hour's
+    worth through SQLAlchemy's per-row parameter handling cost more than computing them)."""
+    if not rows:
+        return
+    run_ids = sorted({row[0] for row in rows})
+    names = ", ".join(_ROW_COLUMNS)
+    if is_postgres(conn):
+        columns = list(zip(*rows, strict=True))
+        conn.exec_driver_sql("DELETE FROM step_self_time WHERE run_id = ANY(%s::varchar[])", (run_ids,))
+        conn.exec_driver_sql(
+            f"INSERT INTO step_self_time ({names}) SELECT * FROM unnest(%s::varchar[], %s::varchar[],"
+            " %s::varchar[], %s::float8[], %s::int[], %s::timestamptz[], %s::timestamptz[])",
+            tuple(list(c) for c in columns),
+        )
+        return
+    conn.exec_driver_sql("DELETE FROM step_self_time WHERE run_id = ?", [(r,) for r in run_ids])
+    conn.exec_driver_sql(f"INSERT INTO step_self_time ({names}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def self_time_sums(
+    conn: sa.Connection, where: list[sa.ColumnElement[bool]], keys: list[sa.ColumnElement[Any]], expected: int
+) -> dict[tuple[Any, ...], float]:
+    """Summed self time (ms) of the steps of the finished runs matching ``where`` (conditions on ``runs``), by
+    ``keys`` (per-run expressions) + (step_type, name). Keys are returned as the driver gives them.
+    ``expected``: an upper bound of the steps read (from the runs' step counts)."""
+    a = step_self_time
+    stored = conn.execute(
+        sa.select(*keys, a.c.step_type, a.c.name, sa.func.sum(a.c.self_ms))
+        .select_from(a.join(runs, _current(a)))
+        .where(*where, timed_run())
+        .group_by(*keys, a.c.step_type, a.c.name)
+    )
+    nk = len(keys) + 2
+    sums: dict[tuple[Any, ...], float] = {tuple(row[:nk]): float(row[nk]) for row in stored}
+    _add(sums, _computed_sums(conn, [*where, ~attributed()], keys, expected).items())
+    return sums
+
+
+def _add(into: dict[tuple[Any, ...], float], items: Iterable[tuple[tuple[Any, ...], float]]) -> None:
+    for key, ms in items:
+        into[key] = into.get(key, 0.0) + ms
+
+
+def _computed_sums(
+    conn: sa.Connection, where: Sequence[sa.ColumnElement[bool]], keys: list[sa.ColumnElement[Any]], expected: int
+) -> dict[tuple[Any, ...], float]:
+    """Self time summed as ``self_time_sums`` does, computed from the steps of the runs matching ``where``."""
+    nk = len(keys) + 2
+    query = (
+        sa.select(*keys, steps.c.step_type, steps.c.name, *interval_columns(conn))
+        .select_from(steps.join(runs, steps.c.run_id == runs.c.run_id))
+        .where(*where, timed_run())
+    )
+    sums = SelfTimeSums(conn, nk, nk)
+    for chunk in stream_rows(conn, query.order_by(*run_order(conn)), expected):
+        sums.add(chunk)
+    return sums.finish()

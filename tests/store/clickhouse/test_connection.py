@@ -1,0 +1,56 @@
+"""The ClickHouse adapter: URLs, parameters bound by the engine whatever they hold, values back as Python
+values, and errors classified without a driver import."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from agenttracer.store.clickhouse.connection import (
+    ClickHouseError,
+    ClickHouseUnavailable,
+    connect,
+    parse_url,
+)
+
+
+def test_urls_name_a_directory_or_a_server_and_a_database() -> None:
+    embedded = parse_url("chdb:///var/lib/at?database=prod_1")
+    assert (embedded.scheme, embedded.path, embedded.database) == ("chdb", "/var/lib/at", "prod_1")
+    server = parse_url("clickhouse://writer:s%40cret@ch.internal:8123/agenttracer")
+    assert (server.host, server.port, server.username, server.password, server.database) == (
+        "ch.internal", 8123, "writer", "s@cret", "agenttracer")  # fmt: skip
+    assert parse_url("clickhouses://ch.internal").port == 8443
+    for bad in ("chdb://relative/dir", "chdb:///dir?database=1x", "clickhouse:///db", "mysql://h/db"):
+        with pytest.raises(ValueError):
+            parse_url(bad)
+
+
+def test_parameters_round_trip_whatever_they_hold(empty_chdb_url: str) -> None:
+    conn = connect(empty_chdb_url)
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+    texts = ["plain", "it's", "back\\slash", "tab\there", "new\nline", "", "{x:String}"]
+    try:
+        row = conn.query(
+            "SELECT {ids:Array(String)} AS ids, {t:DateTime64(6, 'UTC')} AS t, {n:Nullable(String)} AS n,"
+            " {s:String} AS s, {b:Bool} AS b, {f:Float64} AS f, nan AS x",
+            {"ids": texts, "t": moment, "n": None, "s": "it's \\ a\ttab", "b": True, "f": 1.5},
+        ).rows[0]
+    finally:
+        conn.close()
+    assert row[:6] == (texts, moment, None, "it's \\ a\ttab", True, 1.5)
+    assert row[6] != row[6]  # NaN comes back as a float NaN
+
+
+def test_errors_carry_the_code_and_say_when_to_retry(empty_chdb_url: str) -> None:
+    conn = connect(empty_chdb_url)
+    try:
+        with pytest.raises(ClickHouseError) as failed:
+            conn.query("SELECT * FROM no_such_table")
+    finally:
+        conn.close()
+    assert failed.value.code == 60 and not isinstance(failed.value, ClickHouseUnavailable)
+    assert isinstance(ClickHouseError.from_driver(ConnectionRefusedError("refused")), ClickHouseUnavailable)
+    out_of_memory = RuntimeError("Code: 241. DB::Exception: memory limit")
+    assert isinstance(ClickHouseError.from_driver(out_of_memory), ClickHouseUnavailable)
