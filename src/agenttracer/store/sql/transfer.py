@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.store.projects import ProjectInfo
 from agenttracer.store.sql.dialect import insert
 from agenttracer.store.sql.rollup.marks import mark_dirty
 from agenttracer.store.sql.schema.tables import api_key_projects, api_keys, failures, projects, runs, steps
@@ -27,7 +28,6 @@ from agenttracer.store.transfer import (
     FailureRecord,
     Imported,
     KeyRecord,
-    ProjectRecord,
     RunRecord,
     StepRecord,
     StoredCounts,
@@ -113,7 +113,7 @@ class SqlTransfer:
             project_rows = conn.execute(
                 sa.select(projects.c.slug, projects.c.retention_days, projects.c.created_at).order_by(projects.c.slug)
             )
-            found = tuple(ProjectRecord(**row._mapping) for row in project_rows)
+            found = tuple(ProjectInfo(**row._mapping) for row in project_rows)
             bound: dict[str, list[str]] = defaultdict(list)
             binding_rows = conn.execute(sa.select(api_key_projects).order_by(api_key_projects.c.project))
             for key_id, project in binding_rows:

@@ -7,7 +7,7 @@ transaction. The indexes are the partial ones over OTLP steps (``store/sql/schem
 * the request's own span ids and their parents: one lookup each in (run_id, span_id);
 * the run's highest seq: one probe of the primary key;
 * the stored steps waiting for one of the new spans as their parent: (run_id, parent_span_id), at most
-  ``MAX_ADOPTED`` per request (the others keep no parent: a parent that arrives after more of its
+  ``otlp_assemble.MAX_ADOPTED`` per request (the others keep no parent: a parent that arrives after more of its
   children than that would otherwise make one small request update them all);
 * the run's error and retry steps, at most ``VERDICT_ROWS`` (past it the run's verdict treats the
   rest as unrecovered errors);
@@ -23,13 +23,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.store import otlp_assemble
 from agenttracer.store.otlp_assemble import SpanRecord, Stored, is_agent
 from agenttracer.store.sql.schema.tables import VERDICT_STEP, steps
 
 VERDICT_ROWS = 10_000
 MAX_DEPTH = 64  # parents walked up from an agent step in error
 NEIGHBOUR_ROWS = 64
-MAX_ADOPTED = 10_000  # stored children one request may give their newly arrived parent
 _CHUNK = 500  # ids per IN list
 
 _OTLP = steps.c.span_id.isnot(None)
@@ -68,7 +68,7 @@ def read_stored(conn: sa.Connection, run_id: str, new: list[SpanRecord]) -> Stor
     new_ids = {s.span_id for s in new}
     stored.parents = _span_seqs(conn, run_id, sorted({s.parent_span_id for s in new if s.parent_span_id} - new_ids))
     for chunk in _chunks(sorted(new_ids)):
-        cap = MAX_ADOPTED - len(stored.orphans)
+        cap = otlp_assemble.MAX_ADOPTED - len(stored.orphans)
         if cap <= 0:
             break
         stored.orphans += [(seq, parent) for seq, parent in conn.execute(
