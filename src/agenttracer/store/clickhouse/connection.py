@@ -212,6 +212,13 @@ class ChdbConnection:
         self.database = target.database
         try:
             self._session: Any = session.Session(target.path)
+        except Exception as exc:
+            raise ClickHouseUnavailable(
+                f"cannot open the chdb directory {target.path}: another process holds it, or this process has"
+                " another chdb directory open (one directory per process: serve both APIs with `agenttracer up`)"
+                f" [{type(exc).__name__}]"
+            ) from None
+        try:
             self._session.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
             self._session.query(f"USE {self.database}")
         except Exception as exc:
