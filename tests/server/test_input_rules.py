@@ -14,7 +14,7 @@ import pytest
 from agenttracer.model import EARLIEST_TIME, MAX_ATTEMPT, MAX_LATENCY_MS, MAX_SEQ
 from agenttracer.server.settings import Settings
 from agenttracer.store import open_store
-from tests.support.events import new_run_id, run_end, run_start, step
+from tests.support.events import failure, new_run_id, run_end, run_start, step
 
 
 @pytest.fixture
@@ -65,6 +65,9 @@ def _hostile(run_id: str) -> list[tuple[dict[str, Any], str, str]]:
         (run_start(run_id, agent_id="agent\x00x", started_at=t), "agent_id", "control_characters"),
         (run_start(run_id, environment="prod\n", started_at=t), "environment", "control_characters"),
         (step(run_id, 2, started_at=t, ended_at=t, failure_code="timeout_x\n"), "failure_code", "failure_code_format"),
+        # The sweep's code: a run it closed forgets that failure when reopened, so an agent may not send it.
+        (failure(run_id, failure_type="orchestration", failure_code="abandoned"), "failure_code",
+         "server_failure_code"),
         # Timestamps are ISO 8601 text only: numeric strings are not read as Unix times.
         (run_start(run_id, started_at="0"), "started_at", "timestamp_format"),
         (run_start(run_id, started_at="1765100000.5"), "started_at", "timestamp_format"),

@@ -7,10 +7,8 @@ conversion of DateTime64 is.
 
 A run or a step is stored as several rows while it changes (a late ``run_end``, a late span that
 re-judges a run); the newest ``version`` wins and ``is_deleted`` = 1 marks a tombstone
-(store/clickhouse/schema). A run's identity (agent, version, environment) is '' until its start
-arrives and never changes once set, and its project never changes: conditions on those may be
-applied to every version of a row; any other condition (status, failure, time) is applied to the
-newest version only, after ``latest_runs`` has picked it.
+(store/clickhouse/schema). ``latest_runs`` / ``latest_steps`` give the newest versions; conditions on
+what changes between versions (status, failure) are applied to them, after the merge.
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ class Queryable(Protocol):
 
 def fetch(conn: Queryable, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
     """The rows of one SELECT."""
-    return conn.query(sql, params).rows
+    return conn.query(sql, params, FINAL_SETTINGS).rows
 
 
 def micros(moment: datetime) -> int:
@@ -73,19 +71,29 @@ def where(conds: Sequence[str]) -> str:
     return " AND ".join(conds) if conds else "1"
 
 
+# The same sorting key never spans two partitions (both tables are partitioned by the month of a time in
+# their key), so FINAL may merge each partition on its own: in parallel, and without reading across them.
+FINAL_SETTINGS = {"do_not_merge_across_partitions_select_final": 1}
+
+
 def latest_runs(columns: Sequence[str], pre: Sequence[str]) -> str:
-    """A subquery of the newest version of every run with a row matching ``pre`` (conditions on the
-    stable columns: project, identity, ids), tombstones removed; ``columns`` are selected from it."""
-    cols = ", ".join(dict.fromkeys([*columns, "is_deleted"]))
-    return (f"(SELECT {cols} FROM runs WHERE {where(pre)} "
-            f"ORDER BY run_id, version DESC LIMIT 1 BY run_id) WHERE is_deleted = 0")
+    """A subquery of the newest version of every run matching ``pre``, tombstones removed, then ``WHERE
+    1`` for the caller's conditions on the newest version; ``columns`` are selected from it.
+
+    ``FINAL`` keeps the newest version per sorting key and drops it when that is a tombstone; a run is
+    one key at a time, because the writer tombstones the old key whenever a newer version moves it (a
+    late ``run_start`` dating it earlier, its agent becoming known). ``pre`` may name the key columns
+    (project, agent_id, started_at, run_id) and the identity, which narrow what is merged; conditions
+    on anything that changes between versions (status, failure, ends) belong after it.
+    """
+    cols = ", ".join(columns)
+    return f"(SELECT {cols} FROM runs FINAL WHERE {where(pre)}) WHERE 1"
 
 
 def latest_steps(columns: Sequence[str], pre: Sequence[str]) -> str:
-    """As ``latest_runs`` for steps: the newest version of each (run_id, seq) with a row matching ``pre``."""
-    cols = ", ".join(dict.fromkeys([*columns, "is_deleted"]))
-    return (f"(SELECT {cols} FROM steps WHERE {where(pre)} "
-            f"ORDER BY run_id, seq, version DESC LIMIT 1 BY run_id, seq) WHERE is_deleted = 0")
+    """As ``latest_runs`` for steps: the newest version of each (run_id, seq) matching ``pre``."""
+    cols = ", ".join(columns)
+    return f"(SELECT {cols} FROM steps FINAL WHERE {where(pre)}) WHERE 1"
 
 
 def none_if_empty(value: Any) -> Any:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from agenttracer.model import RunStatus
 from agenttracer.store.clickhouse.connection import Connection
-from agenttracer.store.clickhouse.newest import Params, Queryable, at, fetch, latest_runs, micros
+from agenttracer.store.clickhouse.newest import FINAL_SETTINGS, Params, Queryable, at, fetch, latest_runs, micros
 
 # A unit as one string: project, agent_id and the hour's epoch seconds, unit-separated.
 UNIT = "concat(project, char(31), agent_id, char(31), toString(toUnixTimestamp(toStartOfHour(started_at))))"
@@ -98,14 +98,13 @@ def _recompute(conn: Connection, units: list[str], raw: dict[str, tuple[int, int
         f"INSERT INTO rollup_runs ({columns}, rolled_version, is_deleted) "
         f"SELECT {columns}, {retract}, 1 FROM rollup_runs FINAL WHERE {STORED_UNIT} IN {{units:Array(String)}}",
         params)
-    candidates = f"run_id IN (SELECT run_id FROM runs WHERE {UNIT} IN {{units:Array(String)}})"
-    newest = latest_runs(_RUN_COLUMNS, [candidates])
+    newest = latest_runs(_RUN_COLUMNS, [f"{UNIT} IN {{units:Array(String)}}"])
     conn.command(
         f"INSERT INTO rollup_runs ({columns}, rolled_version, is_deleted) "
         f"SELECT project, agent_id, agent_version, environment, toStartOfHour(started_at) AS h, "
-        f"{', '.join(AGGREGATES)}, {version}, 0 FROM {newest} AND {UNIT} IN {{units:Array(String)}} "
+        f"{', '.join(AGGREGATES)}, {version}, 0 FROM {newest} "
         "GROUP BY project, agent_id, agent_version, environment, h",
-        params)
+        params, FINAL_SETTINGS)
     rows = []
     for unit in units:
         project, agent_id, hour = unit.split("\x1f")

@@ -1,9 +1,8 @@
 """``RunFilters`` as ClickHouse conditions, split by what each may see (``store/clickhouse/read/sql.py``).
 
-``stable`` conditions hold for every version of a run (project, identity, step names) and may cut the
-rows before the newest version is picked; ``newest`` conditions (status, failure, time) hold for the
-newest version only. ``matching_runs`` combines them into the subquery of the matching runs' newest
-versions, exact whatever versions are stored.
+``stable`` conditions hold for every version of a run (project, identity, step names) and, with the
+time window (a sorting-key column), narrow what ``FINAL`` merges; ``newest`` conditions (status,
+failure) are applied to the merged newest versions. ``matching_runs`` combines them.
 """
 
 from __future__ import annotations
@@ -43,36 +42,23 @@ def newest(f: RunFilters, params: Params) -> list[str]:
         if value is not None:
             params[name] = value
             conds.append(f"{name} = {{{name}:String}}")
-    if f.since is not None:
-        params["since"] = micros(f.since)
-        conds.append(f"started_at >= {at('since')}")
-    if f.until is not None:
-        params["until"] = micros(f.until)
-        conds.append(f"started_at < {at('until')}")
     return conds
 
 
-def time_window(f: RunFilters) -> list[str]:
-    """The window as conditions on any version (only to narrow which runs are looked at)."""
+def time_window(f: RunFilters, params: Params) -> list[str]:
+    """The window on ``started_at`` (a sorting-key column: it narrows the merge)."""
     out = []
     if f.since is not None:
+        params["since"] = micros(f.since)
         out.append(f"started_at >= {at('since')}")
     if f.until is not None:
+        params["until"] = micros(f.until)
         out.append(f"started_at < {at('until')}")
     return out
 
 
 def matching_runs(f: RunFilters, columns: Sequence[str], params: Params, narrow: Sequence[str] = ()) -> str:
-    """``FROM`` text: the newest versions of the runs matching ``f``, with ``columns``; ``narrow``:
-    conditions on the time columns a newest version must also meet (they narrow the scan as well).
-
-    With a time window, the runs with a version in it are found first and every version of those is
-    then read, so a run whose start moved (a late ``run_start``) is judged by its newest version.
-    """
-    pre = stable(f, params)
-    post = [*newest(f, params), *narrow]
-    window = [*time_window(f), *narrow]
-    if window:
-        scope = where([*pre, *window])
-        pre = [*in_projects(f.projects, params), f"run_id IN (SELECT run_id FROM runs WHERE {scope})"]
-    return f"{latest_runs(columns, pre)} AND {where(post)}"
+    """``FROM`` text: the newest versions of the runs matching ``f``, with ``columns``; ``narrow``: more
+    conditions on the sorting key's columns (the rollup reader's hours)."""
+    scope = [*stable(f, params), *time_window(f, params), *narrow]
+    return f"{latest_runs(columns, scope)} AND {where(newest(f, params))}"

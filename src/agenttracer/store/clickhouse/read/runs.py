@@ -1,11 +1,7 @@
 """The runs list (keyset pagination), runs by id prefix, paged run detail, agents and ping, on ClickHouse.
 
 The same answers as ``store/sql/read/runs.py`` (and its cursors, sealed by the same code): newest first
-on ``(started_at, run_id)``, each run once, as its newest version says. ClickHouse has no unique
-index: the list finds the newest rows in its order first (``_candidates``: the sorting key starts with
-project and agent, then time, so this reads few granules), then the newest version of each of those
-runs, and keeps what lies above the last candidate — anything below it may have newer versions the
-candidates did not include, and is left for a larger pass or the next page.
+on ``(started_at, run_id)``, each run once, as its newest version says (``newest.latest_runs``).
 """
 
 from __future__ import annotations
@@ -13,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agenttracer.model import UNIX_EPOCH
 from agenttracer.store.clickhouse.newest import (
     Params,
     Queryable,
@@ -27,7 +24,7 @@ from agenttracer.store.clickhouse.newest import (
     us,
     where,
 )
-from agenttracer.store.clickhouse.read.filters import newest, stable
+from agenttracer.store.clickhouse.read.filters import matching_runs
 from agenttracer.store.cursors import Cursor
 from agenttracer.store.filters import RunFilters
 from agenttracer.store.sql.read.runs import assemble_agents
@@ -41,8 +38,6 @@ STEP_COLUMNS = ("seq", "step_type", "name", "status", "started_at", "ended_at", 
                 "retry_of_seq", "parent_seq", "error_class", "failure_code", "meta", "meta_removed", "span_id",
                 "parent_span_id")
 _FAILURE_COLUMNS = ("failure_type", "failure_code", "failure_step_seq", "failure_message", "failure_recorded_at")
-# Candidate rows read per pass of the runs list: a few versions per listed run, then 4× per pass.
-_FIRST_PASS = 256
 
 
 def _select(columns: tuple[str, ...]) -> str:
@@ -53,6 +48,8 @@ def _run(row: tuple[Any, ...]) -> dict[str, Any]:
     out = dict(zip(RUN_COLUMNS, row, strict=True))
     for name in _TIMES:
         out[name] = from_micros(out[name])
+    if out["started_at"] == UNIX_EPOCH:  # not known yet: the SQL store's NULL
+        out["started_at"] = None
     for name in ("agent_id", "agent_version", "environment"):
         out[name] = none_if_empty(out[name])
     out["meta"] = json.loads(out["meta"]) if out["meta"] else {}
@@ -67,36 +64,15 @@ def list_runs(
 ) -> tuple[list[dict[str, Any]], Cursor | None]:
     """Up to ``limit`` runs matching ``filters``, newest first, after ``cursor``; plus the next cursor."""
     params: Params = {"limit": limit + 1}
-    pre = stable(filters, params)
-    post = newest(filters, params)
+    keyset = []
     if cursor is not None:
-        if cursor.started_at is None:  # every stored run is dated: nothing sorts after an undated one
-            return [], None
-        params["cur_t"], params["cur_r"] = micros(cursor.started_at), cursor.run_id
-        after = f"(started_at, run_id) < ({at('cur_t')}, {{cur_r:String}})"
-        pre.append(after)
-        post.append(after)
-    window = [c for c in post if c.startswith("started_at")]
-    size = _FIRST_PASS + 4 * (limit + 1)
-    while True:
-        params["k"] = size
-        candidates = (f"SELECT started_at, run_id FROM runs WHERE {where([*pre, *window])} "
-                      "ORDER BY started_at DESC, run_id DESC LIMIT {k:UInt64}")
-        scope = where([*in_projects(filters.projects, params), "run_id IN (SELECT run_id FROM candidates)"])
-        rows = fetch(client,
-            f"WITH candidates AS ({candidates}), "
-            "(SELECT count() FROM candidates) AS found, "
-            "(SELECT min((started_at, run_id)) FROM candidates) AS low "
-            f"SELECT {_select(RUN_COLUMNS)}, found FROM {latest_runs(RUN_COLUMNS, [scope])} "
-            f"AND {where(post)} AND (found < {{k:UInt64}} OR (started_at, run_id) >= low) "
-            "ORDER BY started_at DESC, run_id DESC LIMIT {limit:UInt64}",
-            params,
-        )
-        exhausted = not rows or int(rows[0][-1]) < size
-        if len(rows) > limit or exhausted:
-            break
-        size *= 4
-    items = [_run(row[:-1]) for row in rows]
+        # A run whose start is not known is stored at the epoch (the sorting key has no NULL): last, by id.
+        params["cur_t"] = micros(cursor.started_at or UNIX_EPOCH)
+        params["cur_r"] = cursor.run_id
+        keyset.append(f"(started_at, run_id) < ({at('cur_t')}, {{cur_r:String}})")
+    rows = fetch(client, f"SELECT {_select(RUN_COLUMNS)} FROM {matching_runs(filters, RUN_COLUMNS, params, keyset)} "
+                 "ORDER BY started_at DESC, run_id DESC LIMIT {limit:UInt64}", params)
+    items = [_run(row) for row in rows]
     if len(items) <= limit:
         return items, None
     items = items[:limit]
@@ -142,7 +118,7 @@ def get_run(
     # steps stored before its start arrived) and start (no step starts before its run) reads only the
     # granules of that agent's hours from the run's start on, instead of probing every part's run_id index.
     params.update(project=run["project"], agent=row[RUN_COLUMNS.index("agent_id")] or "",
-                  start=micros(run["started_at"]))
+                  start=micros(run["started_at"] or UNIX_EPOCH))
     steps = latest_steps(STEP_COLUMNS, [*scope, "project = {project:String}", "agent_id IN ({agent:String}, '')",
                                         f"started_at >= {at('start')}"])
     # A run's steps are all SDK steps or all OTLP spans (one writer per run: runs.source).

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from agenttracer.store.clickhouse import keys as key_rows
+from agenttracer.store.clickhouse import projects as project_rows
 from agenttracer.store.clickhouse.connection import Connection, Result, Settings
 from agenttracer.store.clickhouse.connection import Params as ConnParams
 from agenttracer.store.clickhouse.read import compare, runs, stats
@@ -24,6 +26,8 @@ from agenttracer.store.compare_result import Comparison
 from agenttracer.store.cursors import Cursor
 from agenttracer.store.filters import RunFilters
 from agenttracer.store.interface import ShouldStop, Stopped
+from agenttracer.store.keys import Verification
+from agenttracer.store.projects import ProjectInfo
 from agenttracer.store.results import RunStats
 
 # A KILL QUERY is one short statement; past this the cancel is given up (the statement timeout still holds).
@@ -109,3 +113,25 @@ class ClickHouseReader:
 
     def ping(self) -> None:
         runs.ping(self._q)
+
+    # Keys and projects: small tables, read by store/clickhouse/keys.py and projects.py.
+
+    def list_projects(self, only: frozenset[str] | None = None) -> list[ProjectInfo]:
+        self._check()
+        return project_rows.list_projects(self.conn, only)
+
+    def project_slugs(self) -> tuple[str, ...]:
+        self._check()
+        return project_rows.project_slugs(self.conn)
+
+    def verify_key(self, key: str) -> Verification:
+        self._check()
+        return key_rows.verify_key(self.conn, key)
+
+    def any_key_exists(self) -> bool:
+        self._check()
+        return key_rows.any_key_exists(self.conn)
+
+    def _check(self) -> None:
+        if self._stopped():
+            raise Stopped()

@@ -43,10 +43,12 @@ def run_stats(client: Queryable, filters: RunFilters, now: datetime | None = Non
     now = now or datetime.now(timezone.utc)
     params: Params = {}
     matching = matching_runs(filters, STATS_COLUMNS, params)
-    first, last, n = fetch(client,
-        f"SELECT min({us('started_at')}), max({us('started_at')}), count() FROM {matching}", params)[0]
-    # (min() and max() over no rows answer the epoch in ClickHouse, not NULL.)
-    first_at, last_at = (from_micros(first), from_micros(last)) if int(n) else (None, None)
+    first_at = last_at = None
+    if filters.since is None or filters.until is None:  # the data's own range closes an open window
+        first, last, n = fetch(client,
+            f"SELECT min({us('started_at')}), max({us('started_at')}), count() FROM {matching}", params)[0]
+        # (min() and max() over no rows answer the epoch in ClickHouse, not NULL.)
+        first_at, last_at = (from_micros(first), from_micros(last)) if int(n) else (None, None)
     start = filters.since or first_at
     end = filters.until or (max(now, last_at) if last_at else now)
     unit = choose_bucket(start, end) if start is not None else "hour"
