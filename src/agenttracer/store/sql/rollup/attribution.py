@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.store.sql.dialect import is_postgres, stored_timestamp
+from agenttracer.store.sql.dialect import has_lateral, is_postgres, stored_timestamp
 from agenttracer.store.sql.rollup.selftime import SelfTimeSums, interval_columns, run_order, stream_rows, timed_run
 from agenttracer.store.sql.schema.tables import runs, step_self_time, steps
 
@@ -42,19 +42,33 @@ def attributed() -> sa.ColumnElement[bool]:
     return sa.exists().where(_current(step_self_time))
 
 
+def _without_current_rows(conn: sa.Connection, source: sa.FromClause) -> tuple[sa.FromClause, sa.ColumnElement[bool]]:
+    """``source`` (which joins ``runs``) and the condition that keeps its runs without current rows.
+
+    On PostgreSQL a LATERAL probe of the primary key per run: as NOT EXISTS, the planner hashed the
+    whole table whenever it was small or not analyzed yet (every hour of a first build, while it fills).
+    """
+    if has_lateral(conn):
+        found = sa.select(sa.literal(1).label("found")).where(_current(step_self_time)).limit(1).lateral("found")
+        return source.outerjoin(found, sa.true()), found.c.found.is_(None)
+    return source, ~attributed()
+
+
 def attribute(conn: sa.Connection, where: list[sa.ColumnElement[bool]]) -> int:
     """Compute and store the self time of the finished runs matching ``where`` (conditions on ``runs``) that
     have no current rows; return how many runs were attributed. For the refreshers, in their transaction."""
-    pending = [*where, timed_run(), ~attributed()]
-    expected = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(runs.c.step_count), 0)).where(*pending)).scalar()
+    run_source, missing = _without_current_rows(conn, runs)
+    total = sa.func.coalesce(sa.func.sum(runs.c.step_count), 0)
+    expected = conn.execute(sa.select(total).select_from(run_source).where(*where, timed_run(), missing)).scalar()
     if not expected:
         return 0
     ends = (stored_timestamp(conn, runs.c.started_at), stored_timestamp(conn, runs.c.ended_at))
     keys = [runs.c.run_id, runs.c.step_count, *ends, steps.c.step_type, steps.c.name]
+    source, missing = _without_current_rows(conn, steps.join(runs, steps.c.run_id == runs.c.run_id))
     query = (
         sa.select(*keys, *interval_columns(conn))
-        .select_from(steps.join(runs, steps.c.run_id == runs.c.run_id))
-        .where(*pending)
+        .select_from(source)
+        .where(*where, timed_run(), missing)
         .order_by(*run_order(conn))
     )
     sums = SelfTimeSums(conn, len(keys), len(keys))
@@ -93,15 +107,22 @@ def self_time_sums(
     ``keys`` (per-run expressions) + (step_type, name). Keys are returned as the driver gives them.
     ``expected``: an upper bound of the steps read (from the runs' step counts)."""
     a = step_self_time
+    own: sa.FromClause
+    if has_lateral(conn):
+        # A probe of the primary key per run, whatever the planner thinks of the table's size (see above).
+        own = sa.select(a.c.step_type, a.c.name, a.c.self_ms).where(_current(a)).lateral("own")
+        source = runs.join(own, sa.true())
+    else:
+        own, source = a, a.join(runs, _current(a))
     stored = conn.execute(
-        sa.select(*keys, a.c.step_type, a.c.name, sa.func.sum(a.c.self_ms))
-        .select_from(a.join(runs, _current(a)))
+        sa.select(*keys, own.c.step_type, own.c.name, sa.func.sum(own.c.self_ms))
+        .select_from(source)
         .where(*where, timed_run())
-        .group_by(*keys, a.c.step_type, a.c.name)
+        .group_by(*keys, own.c.step_type, own.c.name)
     )
     nk = len(keys) + 2
     sums: dict[tuple[Any, ...], float] = {tuple(row[:nk]): float(row[nk]) for row in stored}
-    _add(sums, _computed_sums(conn, [*where, ~attributed()], keys, expected).items())
+    _add(sums, _computed_sums(conn, where, keys, expected).items())
     return sums
 
 
@@ -113,12 +134,14 @@ def _add(into: dict[tuple[Any, ...], float], items: Iterable[tuple[tuple[Any, ..
 def _computed_sums(
     conn: sa.Connection, where: Sequence[sa.ColumnElement[bool]], keys: list[sa.ColumnElement[Any]], expected: int
 ) -> dict[tuple[Any, ...], float]:
-    """Self time summed as ``self_time_sums`` does, computed from the steps of the runs matching ``where``."""
+    """Self time summed as ``self_time_sums`` does, computed from the steps of the runs matching ``where`` that
+    have no current stored rows."""
     nk = len(keys) + 2
+    source, missing = _without_current_rows(conn, steps.join(runs, steps.c.run_id == runs.c.run_id))
     query = (
         sa.select(*keys, steps.c.step_type, steps.c.name, *interval_columns(conn))
-        .select_from(steps.join(runs, steps.c.run_id == runs.c.run_id))
-        .where(*where, timed_run())
+        .select_from(source)
+        .where(*where, timed_run(), missing)
     )
     sums = SelfTimeSums(conn, nk, nk)
     for chunk in stream_rows(conn, query.order_by(*run_order(conn)), expected):
