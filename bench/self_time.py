@@ -35,8 +35,8 @@ from typing import Any
 import sqlalchemy as sa
 
 import agenttracer
+from agenttracer.store.filters import RunFilters
 from agenttracer.store.sql.read import stats_rollup
-from agenttracer.store.sql.read.filters import RunFilters
 from agenttracer.store.sql.read.stats import run_stats
 from agenttracer.store.sql.rollup.refresh import refresh
 from agenttracer.store.sql.schema import tables

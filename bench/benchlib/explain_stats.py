@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.store.sql.read.filters import RunFilters
+from agenttracer.store.filters import RunFilters
 from agenttracer.store.sql.read.stats import run_stats
 from agenttracer.store.sql.schema.engine import make_engine
 

@@ -77,7 +77,12 @@ def _marker_matches(row: tuple[object, ...] | None, spec: DatasetSpec) -> bool:
 # --- PostgreSQL -----------------------------------------------------------------------------------
 
 
-def load_postgres(base_url: str, spec: DatasetSpec, *, force: bool = False, log: bool = True) -> Loaded:
+def load_postgres(
+    base_url: str, spec: DatasetSpec, *, force: bool = False, log: bool = True, rollups: bool = True
+) -> Loaded:
+    """The data set in schema ``ds_<runs>`` of ``base_url``'s database. ``rollups`` False leaves the rollup
+    tables as they are (empty after a fresh load): for benchmarks that read only runs and steps, which
+    then skip the longest part of a load."""
     ensure_database(base_url)
     schema = f"ds_{spec.runs}"
     url = schema_url(base_url, schema)
@@ -100,7 +105,7 @@ def load_postgres(base_url: str, spec: DatasetSpec, *, force: bool = False, log:
         if marker[4] == head or not is_known_revision(marker[4]):
             # A revision this code does not know was applied by a newer checkout (a branch adding an
             # index, say): the tables this code reads are still there, so measure on them as they are.
-            took, rolled = build_rollups(url)
+            took, rolled = build_rollups(url) if rollups else (0.0, "rollups not built")
             note = "" if marker[4] == head else f" (at {marker[4]}, newer than this code's {head})"
             return Loaded(url, spec.runs, int(marker[3]), marker[4], True, took, f"reused as loaded{note}; {rolled}")
         t0 = time.perf_counter()
@@ -112,7 +117,7 @@ def load_postgres(base_url: str, spec: DatasetSpec, *, force: bool = False, log:
             for table in DATA_TABLES:
                 conn.execute(f"ANALYZE {table}")
         migrated = time.perf_counter() - t0
-        _, rolled = build_rollups(url)
+        _, rolled = build_rollups(url) if rollups else (0.0, "rollups not built")
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")  # the rollup tables are new: give the planner their statistics
         took = time.perf_counter() - t0
@@ -142,7 +147,8 @@ def load_postgres(base_url: str, spec: DatasetSpec, *, force: bool = False, log:
         for table in DATA_TABLES:
             conn.execute(f"VACUUM (ANALYZE) {table}")
         timings["vacuum"] = time.perf_counter() - t
-        timings["rollups"], _ = build_rollups(url)
+        if rollups:
+            timings["rollups"], _ = build_rollups(url)
         conn.execute("VACUUM ANALYZE")
         conn.execute(
             "CREATE TABLE bench_dataset (generator_version int, seed bigint, runs int, steps bigint, revision text,"

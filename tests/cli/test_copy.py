@@ -1,5 +1,6 @@
-"""`agenttracer copy --from URL --to URL`: a round trip SQLite -> PostgreSQL -> SQLite answers every Query
-API request the same, keys keep working, and a copy that does not match says so with exit code 1."""
+"""`agenttracer copy --from URL --to URL`: a round trip SQLite -> PostgreSQL -> SQLite, or through ClickHouse,
+answers every Query API request the same, keys keep working, and a copy that does not match says so with
+exit code 1."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from agenttracer.store.sql.keys import create_key
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.schema.migrate import upgrade
 from agenttracer.store.sql.schema.tables import runs
-from tests.support.db import drop_pg_schema, new_pg_schema_url
+from tests.support.db import drop_chdb_database, drop_pg_schema, new_chdb_url, new_pg_schema_url
 from tests.support.rundata import T0, events, ingest_runs, sample_runs
 from tests.support.servers import serve_app
 
@@ -96,6 +97,7 @@ def _ok(resp: httpx.Response) -> Any:
     return body
 
 
+@pytest.mark.slow
 def test_a_round_trip_sqlite_postgresql_sqlite_answers_every_request_the_same(tmp_path: Path, pg_url: str) -> None:
     source, key = _filled_sqlite(tmp_path)
     back = f"sqlite:///{(tmp_path / 'back.db').as_posix()}"
@@ -110,6 +112,22 @@ def test_a_round_trip_sqlite_postgresql_sqlite_answers_every_request_the_same(tm
     assert len(expected["runs/default"]) == 3 and len(expected["runs/team-b"][0]) == 3
     assert _answers(pg_url, key) == expected  # the key's hash travelled too: the same key reads each copy
     assert _answers(back, key) == expected
+
+
+@pytest.mark.slow
+def test_a_round_trip_through_clickhouse_answers_every_request_the_same(tmp_path: Path) -> None:
+    source, key = _filled_sqlite(tmp_path)
+    clickhouse = new_chdb_url()
+    back = f"sqlite:///{(tmp_path / 'back.db').as_posix()}"
+    try:
+        code, err = copy(source, clickhouse, tmp_path)
+        assert code == 0, err
+        assert "verified" in err
+        code, err = copy(clickhouse, back, tmp_path)
+        assert code == 0, err
+    finally:
+        drop_chdb_database(clickhouse)
+    assert _answers(back, key) == _answers(source, key)
 
 
 def test_copying_again_stores_nothing_twice(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from agenttracer.cli import app
-from agenttracer.store.sql.keys import KeyStatus, verify_key
+from agenttracer.store.keys import KeyStatus
+from agenttracer.store.sql.keys import verify_key
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.schema.tables import failures, runs, steps
 from agenttracer.store.sql.write.retention import RetentionWorker

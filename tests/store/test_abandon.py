@@ -1,6 +1,6 @@
-"""The abandonment sweep on SQLite and PostgreSQL: which runs it closes and how, bounded passes, one close
-per run however many sweepers run, late events that settle or reopen a closed run, and stats, compare and
-the rollups counting the closed runs as failures."""
+"""The abandonment sweep: which runs it closes and how, late events that settle or reopen a closed run (on
+every store: SQLite, PostgreSQL, ClickHouse); bounded passes, one close per run however many sweepers run,
+and stats, compare and the rollups counting the closed runs as failures (SQL store)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,20 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.ingest.events import convert_event
+from agenttracer.store.filters import RunFilters
+from agenttracer.store.interface import Store
+from agenttracer.store.records import Closed
+from agenttracer.store.run_state import Outcome
 from agenttracer.store.sql.read import stats_rollup
 from agenttracer.store.sql.read.compare import compare_versions
-from agenttracer.store.sql.read.filters import RunFilters
 from agenttracer.store.sql.read.stats import run_stats
 from agenttracer.store.sql.rollup.refresh import refresh
 from agenttracer.store.sql.schema.tables import failures, runs
-from agenttracer.store.sql.write.abandon import AbandonWorker, Closed, sweep, sweep_interval
-from agenttracer.store.sql.write.otlp_write import write_spans
-from agenttracer.store.sql.write.writer import Outcome, write_batch
+from agenttracer.store.sql.write.abandon import AbandonWorker, sweep, sweep_interval
+from agenttracer.store.sql.write.writer import write_batch
 from tests.store.test_otlp_write import rec, root
 from tests.support.events import T0, failure, new_run_id, run_end, run_start, step, ts
+from tests.support.stored import stored_failures, stored_run
 
 ROOT_SPAN = root()
 
@@ -31,79 +34,81 @@ QUIET = T0 + timedelta(minutes=2)  # when the runs below last received an event 
 NOW = T0 + 3 * HOUR  # when the sweep runs
 
 
-def write(engine: sa.Engine, events: list[dict[str, Any]], at: datetime = QUIET) -> list[Outcome]:
+def write(target: Store | sa.Engine, events: list[dict[str, Any]], at: datetime = QUIET) -> list[Outcome]:
     items = []
     for i, raw in enumerate(events):
         result, item = convert_event(i, raw, at)
         assert item is not None, result["errors"]
         items.append(item)
-    return write_batch(engine, items, now=at)
+    if isinstance(target, sa.Engine):
+        return write_batch(target, items, now=at)
+    return target.write_batch(items, now=at)
 
 
-def started_run(engine: sa.Engine, steps: int = 2, at: datetime = QUIET, **identity: str) -> str:
+def started_run(target: Store | sa.Engine, steps: int = 2, at: datetime = QUIET, **identity: str) -> str:
     run_id = new_run_id()
-    write(engine, [run_start(run_id, **identity), *(step(run_id, i) for i in range(1, steps + 1))], at)
+    write(target, [run_start(run_id, **identity), *(step(run_id, i) for i in range(1, steps + 1))], at)
     return run_id
 
 
-def run_row(engine: sa.Engine, run_id: str) -> dict[str, Any]:
-    with engine.connect() as conn:
-        return dict(conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().one())
+def run_row(target: Store | sa.Engine, run_id: str) -> dict[str, Any]:
+    if isinstance(target, sa.Engine):
+        with target.connect() as conn:
+            return dict(conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().one())
+    return stored_run(target, run_id)
 
 
-def failure_rows(engine: sa.Engine, run_id: str) -> list[tuple[Any, ...]]:
-    with engine.connect() as conn:
-        query = sa.select(failures.c.failure_type, failures.c.failure_code, failures.c.step_seq, failures.c.message)
-        return [tuple(r) for r in conn.execute(query.where(failures.c.run_id == run_id))]
+def failure_rows(store: Store, run_id: str) -> list[tuple[Any, ...]]:
+    return stored_failures(store, run_id)
 
 
-def verdict(engine: sa.Engine, run_id: str) -> tuple[Any, ...]:
-    row = run_row(engine, run_id)
+def verdict(target: Store | sa.Engine, run_id: str) -> tuple[Any, ...]:
+    row = run_row(target, run_id)
     return row["status"], row["failure_type"], row["failure_code"], bool(row["abandoned"])
 
 
 ABANDONED = ("failure", "orchestration", "abandoned", True)
 
 
-def test_a_quiet_running_run_is_closed_at_its_last_event_and_nothing_else_is(engine: sa.Engine) -> None:
-    quiet = started_run(engine, steps=3)
-    recent = started_run(engine, at=NOW - timedelta(minutes=10))
+def test_a_quiet_running_run_is_closed_at_its_last_event_and_nothing_else_is(store: Store) -> None:
+    quiet = started_run(store, steps=3)
+    recent = started_run(store, at=NOW - timedelta(minutes=10))
     finished = new_run_id()
-    write(engine, [run_start(finished), step(finished, 1), run_end(finished)])
+    write(store, [run_start(finished), step(finished, 1), run_end(finished)])
 
-    result = sweep(engine, HOUR, now=NOW)
+    result = store.sweep(HOUR, now=NOW)
 
     assert [c.run_id for c in result.closed] == [quiet]
     assert result.cutoff == NOW - HOUR
-    assert verdict(engine, quiet) == ABANDONED
-    row = run_row(engine, quiet)
+    assert verdict(store, quiet) == ABANDONED
+    row = run_row(store, quiet)
     # Its end is its last event (step 3 ended at ts(3.5)), not the time of the sweep.
     assert row["ended_at"] == T0 + timedelta(seconds=3.5) and row["duration_ms"] == 3500.0
-    assert failure_rows(engine, quiet) == [("orchestration", "abandoned", None, None)]
-    assert verdict(engine, recent) == ("running", None, None, False)
-    assert verdict(engine, finished) == ("success", None, None, False)
-    assert failure_rows(engine, recent) == failure_rows(engine, finished) == []
+    assert failure_rows(store, quiet) == [("orchestration", "abandoned", None, None)]
+    assert verdict(store, recent) == ("running", None, None, False)
+    assert verdict(store, finished) == ("success", None, None, False)
+    assert failure_rows(store, recent) == failure_rows(store, finished) == []
 
 
-def test_a_run_with_only_its_start_ends_where_it_started(engine: sa.Engine) -> None:
-    run_id = started_run(engine, steps=0)
-    sweep(engine, HOUR, now=NOW)
-    row = run_row(engine, run_id)
-    assert verdict(engine, run_id) == ABANDONED
+def test_a_run_with_only_its_start_ends_where_it_started(store: Store) -> None:
+    run_id = started_run(store, steps=0)
+    store.sweep(HOUR, now=NOW)
+    row = run_row(store, run_id)
+    assert verdict(store, run_id) == ABANDONED
     assert (row["ended_at"], row["duration_ms"]) == (T0, 0.0)
 
 
-def test_a_failure_the_agent_recorded_stays_the_runs_one_failure(engine: sa.Engine) -> None:
+def test_a_failure_the_agent_recorded_stays_the_runs_one_failure(store: Store) -> None:
     run_id = new_run_id()
-    write(engine, [run_start(run_id), step(run_id, 1, status="error", failure_code="timeout"),
+    write(store, [run_start(run_id), step(run_id, 1, status="error", failure_code="timeout"),
                    failure(run_id, step_seq=1, recorded_at=ts(50))])
 
-    closed = sweep(engine, HOUR, now=NOW).closed
+    closed = store.sweep(HOUR, now=NOW).closed
 
     assert closed == [Closed(run_id, "default", "support-agent", "v1.0.0", "production", "tool", "timeout")]
-    assert verdict(engine, run_id) == ("failure", "tool", "timeout", True)
-    assert run_row(engine, run_id)["ended_at"] == T0 + timedelta(seconds=50)  # the failure was the last event
-    assert failure_rows(engine, run_id) == [("tool", "timeout", 1, None)]
+    assert verdict(store, run_id) == ("failure", "tool", "timeout", True)
+    assert run_row(store, run_id)["ended_at"] == T0 + timedelta(seconds=50)  # the failure was the last event
+    assert failure_rows(store, run_id) == [("tool", "timeout", 1, None)]
 
 
 def test_a_pass_is_bounded_and_takes_the_quietest_runs_first(engine: sa.Engine) -> None:
@@ -142,71 +147,69 @@ def test_concurrent_sweepers_close_each_run_once(engine: sa.Engine) -> None:
     assert [tuple(s) for s in statuses] == [("failure", 40)]
 
 
-def test_a_late_run_end_replaces_the_abandoned_verdict(engine: sa.Engine) -> None:
-    ok, failed = started_run(engine), started_run(engine)
-    sweep(engine, HOUR, now=NOW)
+def test_a_late_run_end_replaces_the_abandoned_verdict(store: Store) -> None:
+    ok, failed = started_run(store), started_run(store)
+    store.sweep(HOUR, now=NOW)
     late = NOW + timedelta(minutes=1)
 
-    assert [o.status for o in write(engine, [run_end(ok)], late)] == ["accepted"]
-    outcomes = write(engine, [failure(failed, failure_type="model", failure_code="rate_limited"),
+    assert [o.status for o in write(store, [run_end(ok)], late)] == ["accepted"]
+    outcomes = write(store, [failure(failed, failure_type="model", failure_code="rate_limited"),
                               run_end(failed, status="failure")], late)
     assert [o.status for o in outcomes] == ["accepted", "accepted"]
 
-    assert verdict(engine, ok) == ("success", None, None, False)
-    assert run_row(engine, ok)["ended_at"] == T0 + timedelta(seconds=60)
-    assert failure_rows(engine, ok) == []
-    assert verdict(engine, failed) == ("failure", "model", "rate_limited", False)
-    assert failure_rows(engine, failed) == [("model", "rate_limited", None, None)]
+    assert verdict(store, ok) == ("success", None, None, False)
+    assert run_row(store, ok)["ended_at"] == T0 + timedelta(seconds=60)
+    assert failure_rows(store, ok) == []
+    assert verdict(store, failed) == ("failure", "model", "rate_limited", False)
+    assert failure_rows(store, failed) == [("model", "rate_limited", None, None)]
 
 
-def test_a_late_step_reopens_the_run_until_it_ends_or_goes_quiet_again(engine: sa.Engine) -> None:
-    run_id = started_run(engine)
-    sweep(engine, HOUR, now=NOW)
+def test_a_late_step_reopens_the_run_until_it_ends_or_goes_quiet_again(store: Store) -> None:
+    run_id = started_run(store)
+    store.sweep(HOUR, now=NOW)
     late = NOW + timedelta(minutes=1)
 
-    assert [o.status for o in write(engine, [step(run_id, 3)], late)] == ["accepted"]
-    row = run_row(engine, run_id)
-    assert verdict(engine, run_id) == ("running", None, None, False)
+    assert [o.status for o in write(store, [step(run_id, 3)], late)] == ["accepted"]
+    row = run_row(store, run_id)
+    assert verdict(store, run_id) == ("running", None, None, False)
     assert (row["ended_at"], row["duration_ms"], row["step_count"]) == (None, None, 3)
-    assert failure_rows(engine, run_id) == []
+    assert failure_rows(store, run_id) == []
 
-    assert sweep(engine, HOUR, now=late + timedelta(minutes=30)).closed == []  # not quiet long enough
-    assert [c.run_id for c in sweep(engine, HOUR, now=late + 2 * HOUR).closed] == [run_id]
-    assert verdict(engine, run_id) == ABANDONED
+    assert store.sweep(HOUR, now=late + timedelta(minutes=30)).closed == []  # not quiet long enough
+    assert [c.run_id for c in store.sweep(HOUR, now=late + 2 * HOUR).closed] == [run_id]
+    assert verdict(store, run_id) == ABANDONED
 
 
-def test_a_replay_of_stored_events_leaves_a_closed_run_closed(engine: sa.Engine) -> None:
-    run_id = started_run(engine)
-    sweep(engine, HOUR, now=NOW)
-    outcomes = write(engine, [run_start(run_id), step(run_id, 1), step(run_id, 2)], NOW + timedelta(minutes=1))
+def test_a_replay_of_stored_events_leaves_a_closed_run_closed(store: Store) -> None:
+    run_id = started_run(store)
+    store.sweep(HOUR, now=NOW)
+    outcomes = write(store, [run_start(run_id), step(run_id, 1), step(run_id, 2)], NOW + timedelta(minutes=1))
     assert [o.status for o in outcomes] == ["duplicate"] * 3
-    assert verdict(engine, run_id) == ABANDONED
-    assert failure_rows(engine, run_id) == [("orchestration", "abandoned", None, None)]
+    assert verdict(store, run_id) == ABANDONED
+    assert failure_rows(store, run_id) == [("orchestration", "abandoned", None, None)]
 
 
-def test_an_otlp_run_without_its_root_is_closed_and_a_late_root_settles_it(engine: sa.Engine) -> None:
+def test_an_otlp_run_without_its_root_is_closed_and_a_late_root_settles_it(store: Store) -> None:
     written_at = datetime.now(timezone.utc)
     span = rec("00000000000000a1", 5, 10)
-    write_spans(engine, [span], written_at)
-    with engine.begin() as conn:  # the spans' run went quiet two hours ago
-        conn.execute(runs.update().values(updated_at=written_at - 2 * HOUR))
-    [closed] = sweep(engine, HOUR, now=written_at).closed
-    assert verdict(engine, closed.run_id) == ABANDONED
-    assert run_row(engine, closed.run_id)["ended_at"] == span.ended_at
+    store.write_spans([span], written_at - 2 * HOUR)  # the spans' run went quiet two hours ago
+    [closed] = store.sweep(HOUR, now=written_at).closed
+    assert verdict(store, closed.run_id) == ABANDONED
+    assert run_row(store, closed.run_id)["ended_at"] == span.ended_at
 
-    assert write_spans(engine, [ROOT_SPAN], written_at).accepted == 1
-    assert verdict(engine, closed.run_id) == ("success", None, None, False)
-    assert run_row(engine, closed.run_id)["ended_at"] == ROOT_SPAN.ended_at
-    assert failure_rows(engine, closed.run_id) == []
+    assert store.write_spans([ROOT_SPAN], written_at).accepted == 1
+    assert verdict(store, closed.run_id) == ("success", None, None, False)
+    assert run_row(store, closed.run_id)["ended_at"] == ROOT_SPAN.ended_at
+    assert failure_rows(store, closed.run_id) == []
 
 
-def test_a_late_span_without_the_root_reopens_an_otlp_run(engine: sa.Engine) -> None:
+def test_a_late_span_without_the_root_reopens_an_otlp_run(store: Store) -> None:
     written_at = datetime.now(timezone.utc)
-    write_spans(engine, [rec("00000000000000a1", 5, 10)], written_at - 2 * HOUR)
-    [closed] = sweep(engine, HOUR, now=written_at).closed
-    assert write_spans(engine, [rec("00000000000000a2", 20, 30)], written_at).accepted == 1
-    assert verdict(engine, closed.run_id) == ("running", None, None, False)
-    assert failure_rows(engine, closed.run_id) == []
+    store.write_spans([rec("00000000000000a1", 5, 10)], written_at - 2 * HOUR)
+    [closed] = store.sweep(HOUR, now=written_at).closed
+    assert store.write_spans([rec("00000000000000a2", 20, 30)], written_at).accepted == 1
+    assert verdict(store, closed.run_id) == ("running", None, None, False)
+    assert failure_rows(store, closed.run_id) == []
 
 
 @pytest.fixture

@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from agenttracer.store.filters import RunFilters
 from agenttracer.store.sql.read import compare, steps
 from agenttracer.store.sql.read.compare import compare_versions
-from agenttracer.store.sql.read.filters import RunFilters
 from agenttracer.store.sql.read.stats import run_stats
-from agenttracer.store.sql.read.stats_math import INSUFFICIENT, NOT_SIGNIFICANT, SIGNIFICANT
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.schema.migrate import upgrade
+from agenttracer.store.stats_math import INSUFFICIENT, NOT_SIGNIFICANT, SIGNIFICANT
 from tests.support.analytics_data import T0, RunSpec, StepSpec, insert_rows, scenario
 from tests.support.db import BACKENDS, drop_pg_schema, new_pg_schema_url
 

@@ -1,4 +1,4 @@
-"""The statistics in store/sql/read/stats_math.py, cross-checked against numpy/scipy and against worked examples.
+"""The statistics in store/stats_math.py, cross-checked against numpy/scipy and against worked examples.
 
 scipy is a dev-only dependency used here to check our standard-library implementation; the product
 never imports it.
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from agenttracer.store.sql.read.stats_math import (
+from agenttracer.store.stats_math import (
     ALPHA,
     INSUFFICIENT,
     MIN_SAMPLE,

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from agenttracer.store.sql.read.stats_math import QUANTILES, percentile_cont
-from agenttracer.store.sql.rollup import histogram
-from agenttracer.store.sql.rollup.histogram import BOUNDS, RELATIVE_ERROR, Histogram, bucket_of
+from agenttracer.store import histogram
+from agenttracer.store.histogram import BOUNDS, RELATIVE_ERROR, Histogram, bucket_of
+from agenttracer.store.stats_math import QUANTILES, percentile_cont
 
 
 def test_the_error_bound_is_under_one_percent() -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.store.otlp_assemble import SpanRecord
 from agenttracer.store.sql.schema.tables import runs, steps
-from agenttracer.store.sql.write.otlp_assemble import SpanRecord
 from agenttracer.store.sql.write.otlp_write import write_spans
 
 NOW = datetime.now(timezone.utc)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from agenttracer.server import query
 from agenttracer.server.settings import Settings
-from agenttracer.store.sql.keys import hash_key
+from agenttracer.store.keys import hash_key
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.schema.migrate import current_revision, downgrade, head_revision, upgrade
 from tests.support.servers import serve_app

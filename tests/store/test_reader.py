@@ -13,8 +13,9 @@ from datetime import timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from agenttracer.store import cursors
+from agenttracer.store.filters import RunFilters
 from agenttracer.store.sql.read import runs as reader
-from agenttracer.store.sql.read.filters import RunFilters
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.schema.tables import runs
 from tests.support.rundata import T0, RunSpec, StepSpec, insert_runs
@@ -38,7 +39,7 @@ def _walk(ro: sa.Engine, filters: RunFilters, limit: int) -> list[str]:
             if nxt is None:
                 return seen
             # Round-trip through the opaque form, as a client would.
-            cursor = reader.decode_cursor(reader.encode_cursor(nxt, filters, KEY), filters, KEY)
+            cursor = cursors.decode_cursor(cursors.encode_cursor(nxt, filters, KEY), filters, KEY)
 
 
 def _insert_undated(engine: sa.Engine, run_id: str) -> None:
@@ -142,29 +143,29 @@ def _sealed_raw(body: bytes, key: bytes = KEY) -> str:
     ],
 )
 def test_malformed_cursors_are_refused_with_a_reason(token: str) -> None:
-    with pytest.raises(reader.CursorError, match="cursor"):
-        reader.decode_cursor(token, RunFilters(), KEY)
+    with pytest.raises(cursors.CursorError, match="cursor"):
+        cursors.decode_cursor(token, RunFilters(), KEY)
 
 
 def test_a_cursor_is_bound_to_its_filters() -> None:
-    cursor = reader.Cursor(T0, "abc")
-    token = reader.encode_cursor(cursor, RunFilters(agent_id="a"), KEY)
-    assert reader.decode_cursor(token, RunFilters(agent_id="a"), KEY) == cursor
-    with pytest.raises(reader.CursorError, match="different filters"):
-        reader.decode_cursor(token, RunFilters(agent_id="b"), KEY)
+    cursor = cursors.Cursor(T0, "abc")
+    token = cursors.encode_cursor(cursor, RunFilters(agent_id="a"), KEY)
+    assert cursors.decode_cursor(token, RunFilters(agent_id="a"), KEY) == cursor
+    with pytest.raises(cursors.CursorError, match="different filters"):
+        cursors.decode_cursor(token, RunFilters(agent_id="b"), KEY)
 
 
 def test_an_edited_cursor_is_refused() -> None:
-    token = reader.encode_cursor(reader.Cursor(T0, "abc"), RunFilters(), KEY)
+    token = cursors.encode_cursor(cursors.Cursor(T0, "abc"), RunFilters(), KEY)
     body, _, tag = token.partition(".")
     # Any change of the payload, e.g. an earlier time, breaks the seal.
     payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     payload["t"] = "0001-01-01T00:00:00+00:00"
     edited = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=") + "." + tag
-    with pytest.raises(reader.CursorError, match="not one this server issued"):
-        reader.decode_cursor(edited, RunFilters(), KEY)
-    with pytest.raises(reader.CursorError, match="not one this server issued"):
-        reader.decode_cursor(token, RunFilters(), b"another key")
+    with pytest.raises(cursors.CursorError, match="not one this server issued"):
+        cursors.decode_cursor(edited, RunFilters(), KEY)
+    with pytest.raises(cursors.CursorError, match="not one this server issued"):
+        cursors.decode_cursor(token, RunFilters(), b"another key")
 
 
 def test_ping_works_on_the_read_only_engine(ro: sa.Engine) -> None:
@@ -278,7 +279,7 @@ def test_an_otlp_run_pages_in_start_order_whatever_order_its_spans_arrived_in(en
     seq) through the (run_id, started_at, seq) index, and a page continues after the given step."""
     from datetime import datetime
 
-    from agenttracer.store.sql.write.otlp_assemble import SpanRecord
+    from agenttracer.store.otlp_assemble import SpanRecord
     from agenttracer.store.sql.write.otlp_write import write_spans
 
     run_id = "22222222-3333-4444-5555-666666666666"

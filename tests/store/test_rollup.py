@@ -17,13 +17,14 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.ingest.events import convert_event
+from agenttracer.store.compare_result import Comparison
+from agenttracer.store.filters import RunFilters
+from agenttracer.store.histogram import RELATIVE_ERROR
+from agenttracer.store.results import RunStats
 from agenttracer.store.sql.read import stats_rollup
 from agenttracer.store.sql.read.compare import compare_versions
-from agenttracer.store.sql.read.compare_result import Comparison
-from agenttracer.store.sql.read.filters import RunFilters
 from agenttracer.store.sql.read.runs import list_agents
-from agenttracer.store.sql.read.stats import RunStats, run_stats
-from agenttracer.store.sql.rollup.histogram import RELATIVE_ERROR
+from agenttracer.store.sql.read.stats import run_stats
 from agenttracer.store.sql.rollup.marks import dirty_hours, read_state
 from agenttracer.store.sql.rollup.refresh import refresh
 from agenttracer.store.sql.schema.tables import rollup_runs, rollup_steps

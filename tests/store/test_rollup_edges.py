@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from agenttracer.store.filters import RunFilters
+from agenttracer.store.histogram import Histogram
 from agenttracer.store.sql.read import stats_rollup
-from agenttracer.store.sql.read.filters import RunFilters
 from agenttracer.store.sql.read.sql import time_bucket
 from agenttracer.store.sql.rollup import build
 from agenttracer.store.sql.rollup import window as rollup_window
 from agenttracer.store.sql.rollup.aggregates import Aggregates
 from agenttracer.store.sql.rollup.build import aggregate_raw
-from agenttracer.store.sql.rollup.histogram import Histogram
 from agenttracer.store.sql.rollup.refresh import refresh
 from agenttracer.store.sql.schema.tables import rollup_dirty, runs, steps
 from tests.store.test_rollup import NOW, START, assert_same, exact_stats, load, run_events, stats, write

@@ -12,10 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.ingest.events import convert_event
+from agenttracer.store.filters import RunFilters
+from agenttracer.store.results import RunStats
 from agenttracer.store.sql.read import stats_rollup as analytics_rollup
-from agenttracer.store.sql.read.filters import RunFilters
 from agenttracer.store.sql.read.runs import list_agents
-from agenttracer.store.sql.read.stats import RunStats, run_stats
+from agenttracer.store.sql.read.stats import run_stats
 from agenttracer.store.sql.rollup import window as rollup_window
 from agenttracer.store.sql.rollup.build import FINE_GRAINS, MINUTE_GRAIN, TEN_S_GRAIN
 from agenttracer.store.sql.rollup.live import refresh_live

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from agenttracer.store.filters import RunFilters
 from agenttracer.store.sql.read import stats_rollup
-from agenttracer.store.sql.read.filters import RunFilters
 from agenttracer.store.sql.read.runs import list_agents
 from agenttracer.store.sql.rollup import window as rollup_window
 from agenttracer.store.sql.rollup.refresh import refresh

@@ -8,10 +8,9 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from agenttracer.store.run_state import Outcome, other_source_rule
 from agenttracer.store.sql.schema.tables import runs, steps
 from agenttracer.store.sql.write.otlp_write import write_spans
-from agenttracer.store.sql.write.run_state import other_source_rule
-from agenttracer.store.sql.write.writer import Outcome
 from tests.store.test_abandon import write
 from tests.store.test_otlp_write import NOW, RUN, rec, root
 from tests.support.events import failure, new_run_id, run_end, run_start, step

@@ -4,30 +4,80 @@ is given, projects and key hashes travel, and a copy interrupted mid-way continu
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from agenttracer.cli.copy import open_transfer
 from agenttracer.cli.copy_runs import CopyState, compare_runs, copy_runs, verify
-from agenttracer.store.sql.keys import KeyStatus, create_key, verify_key
+from agenttracer.store.keys import KeyStatus
+from agenttracer.store.sql.keys import create_key, verify_key
 from agenttracer.store.sql.projects import create_project
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.schema.migrate import upgrade
+from agenttracer.store.sql.schema.tables import runs
 from agenttracer.store.sql.transfer import SqlTransfer
 from agenttracer.store.transfer import Imported, StoredRun, Transfer
+from tests.support.db import STORE_BACKENDS, drop_chdb_database, drop_pg_schema, new_chdb_url, new_pg_schema_url
 from tests.support.rundata import T0, RunSpec, StepSpec, insert_runs, sample_runs
 
 
+@pytest.fixture(params=STORE_BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty store of each kind: SQLite, PostgreSQL, ClickHouse (embedded)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{(tmp_path / 'store.db').as_posix()}"
+    elif request.param == "postgresql":
+        url, schema = new_pg_schema_url()
+        yield url
+        drop_pg_schema(schema)
+    else:
+        url = new_chdb_url()
+        yield url
+        drop_chdb_database(url)
+
+
 @pytest.fixture
-def source(engine: sa.Engine) -> Transfer:
-    """The store under test, holding 25 runs (the sample fleet and 15 more)."""
+def store(store_url: str) -> Iterator[Transfer]:
+    """The store under test, migrated and empty."""
+    with open_transfer(store_url) as transfer:
+        yield transfer
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[sa.Engine]:
+    """A SQLite store the sample is made in (rows written directly, as tests/support/rundata.py does)."""
+    eng = make_engine(f"sqlite:///{(tmp_path / 'sample.db').as_posix()}")
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def sample(engine: sa.Engine) -> list[StoredRun]:
+    """25 stored runs as a SQLite/PostgreSQL store exports them: the sample fleet, 15 more, and a run
+    that only a failure event has reached (no identity, no start time, still running)."""
     extra = [RunSpec("bulk-agent", "v1", "production", T0 + timedelta(minutes=i), "success",
                      [StepSpec(1, "tool", "lookup", 0, 5.5 + i)]) for i in range(15)]
     insert_runs(engine, sample_runs() + extra)
-    return SqlTransfer(engine)
+    now = datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(runs.insert().values(run_id=str(uuid.uuid4()), status="running", failure_type="model",
+                                          failure_code="timeout", ingested_at=now, updated_at=now))
+    every = SqlTransfer(engine).export_runs(None, 1000)
+    assert len(every) == 26
+    return every
+
+
+@pytest.fixture
+def source(store: Transfer, sample: list[StoredRun]) -> Transfer:
+    """The store under test, holding the sample."""
+    assert store.import_runs(sample).runs == len(sample)
+    return store
 
 
 @pytest.fixture
@@ -49,7 +99,7 @@ def walk(transfer: Transfer, page: int) -> list[StoredRun]:
 def test_export_pages_walk_every_run_once_in_run_id_order_with_its_steps(source: Transfer) -> None:
     every = walk(source, 4)
     ids = [item.run.run_id for item in every]
-    assert len(ids) == 25 and ids == sorted(ids)
+    assert len(ids) == 26 and ids == sorted(ids)
     assert walk(source, 1000) == every  # the page size changes nothing
     failed = [item for item in every if item.run.failure_type == "tool"]
     assert failed and all(item.failure is not None and item.failure.failure_code == "timeout" for item in failed)
@@ -58,30 +108,39 @@ def test_export_pages_walk_every_run_once_in_run_id_order_with_its_steps(source:
     assert any(s.retry_of_seq is not None for s in retried.steps)
 
 
-def test_importing_a_page_twice_stores_it_once(source: Transfer, destination: Transfer) -> None:
-    page = source.export_runs(None, 10)
-    first = destination.import_runs(page)
-    again = destination.import_runs(page + page[:2])  # a repeat inside the page too
+def test_runs_come_back_exactly_as_they_were_imported(source: Transfer, sample: list[StoredRun]) -> None:
+    """Field by field — statuses, verdicts, counters, metadata, a run without identity or start."""
+    assert walk(source, 7) == sample
+    assert source.runs_by_id([sample[5].run.run_id, "no-such-run"]) == [sample[5]]
+    counts = source.counts()
+    assert counts["default"].runs == 26 and counts["default"].steps == sum(len(i.steps) for i in sample)
+    assert counts["default"].failures == sum(i.failure is not None for i in sample) > 0
+
+
+def test_importing_a_page_twice_stores_it_once(store: Transfer, sample: list[StoredRun]) -> None:
+    page = sample[:10]
+    first = store.import_runs(page)
+    again = store.import_runs(page + page[:2])  # a repeat inside the page too
     assert (first.runs, first.skipped) == (10, [])
     assert again.runs == 0 and len(again.skipped) == 12
-    assert sum(c.runs for c in destination.counts().values()) == 10
-    ids = [item.run.run_id for item in page]
-    assert compare_runs(page, destination.runs_by_id(ids)) == []
-    assert destination.runs_by_id(ids) == page  # field by field, verdicts and counters as stored
+    assert sum(c.runs for c in store.counts().values()) == 10
+    assert store.counts()["default"].steps == sum(len(item.steps) for item in page)
+    assert compare_runs(page, store.runs_by_id([item.run.run_id for item in page])) == []
 
 
 def test_projects_and_key_hashes_travel_and_the_same_key_opens_the_copy(
-    engine: sa.Engine, source: Transfer, destination: SqlTransfer
+    engine: sa.Engine, store: Transfer, destination: SqlTransfer
 ) -> None:
     create_project(engine, "team-b", retention_days=7)
     _, key = create_key(engine, "read", projects=["team-b"])
-    access = source.export_access()
-    destination.import_access(access)
-    destination.import_access(access)  # again: nothing changes, nothing fails
-    copied = destination.export_access()
+    access = SqlTransfer(engine).export_access()
+    store.import_access(access)
+    store.import_access(access)  # again: nothing changes, nothing fails
+    copied = store.export_access()
     assert copied.keys == access.keys
-    # Every store starts with a `default` project of its own; the others arrive as they were.
+    # A store may start with a `default` project of its own; the others arrive as they were.
     assert [p for p in copied.projects if p.slug != "default"] == [p for p in access.projects if p.slug != "default"]
+    destination.import_access(copied)  # and on into another store, where the key is checked
     with destination._engine.connect() as conn:
         verification = verify_key(conn, key)
     assert verification.status is KeyStatus.VALID
@@ -135,7 +194,7 @@ def test_an_interrupted_copy_continues_from_its_checkpoint_and_stores_nothing_tw
     report = copy_runs(recording, destination, state, page_runs=5)  # type: ignore[arg-type]
     assert recording.afters[0] == checkpoint.after  # continued, did not start over
     assert report.skipped == 5  # only the page stored at the crash came again, and was stored once
-    assert report.copied_runs == 10 and report.walked == 25
+    assert report.copied_runs == 11 and report.walked == 26
     assert not state.exists()  # finished: a later run walks everything again
     assert verify(source, destination, [item.run.run_id for item in walk(source, 100)]) == []
 

@@ -1,5 +1,5 @@
-"""The writer on SQLite and PostgreSQL: exact run counters under replays and any arrival order,
-conflicts refused, and concurrent batches that neither fail nor double count."""
+"""The writer on every store (SQLite, PostgreSQL, ClickHouse): exact run counters under replays and any
+arrival order, conflicts refused, and concurrent batches that neither fail nor double count."""
 
 from __future__ import annotations
 
@@ -13,9 +13,13 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.ingest.events import convert_event
-from agenttracer.store.sql.schema.tables import failures, runs, steps
-from agenttracer.store.sql.write.writer import Incoming, Outcome, WriteReport, write_batch
+from agenttracer.store.interface import Store
+from agenttracer.store.records import WriteReport
+from agenttracer.store.run_state import Incoming, Outcome
+from agenttracer.store.sql.schema.tables import steps
+from agenttracer.store.sql.write.writer import write_batch
 from tests.support.events import T0, failure, new_run_id, run_end, run_start, step, ts
+from tests.support.stored import stored_run, table_counts
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
@@ -29,19 +33,12 @@ def incoming(events: list[dict[str, Any]]) -> list[Incoming]:
     return out
 
 
-def write(engine: sa.Engine, events: list[dict[str, Any]]) -> list[Outcome]:
-    return write_batch(engine, incoming(events), now=NOW)
+def write(store: Store, events: list[dict[str, Any]]) -> list[Outcome]:
+    return store.write_batch(incoming(events), now=NOW)
 
 
-def run_of(engine: sa.Engine, run_id: str) -> dict[str, Any]:
-    with engine.connect() as conn:
-        return dict(conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().one())
-
-
-def table_counts(engine: sa.Engine) -> tuple[int, int, int]:
-    with engine.connect() as conn:
-        count = [conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in (runs, steps, failures)]
-    return count[0], count[1], count[2]
+def run_of(store: Store, run_id: str) -> dict[str, Any]:
+    return stored_run(store, run_id)
 
 
 def sample_run(run_id: str) -> list[dict[str, Any]]:
@@ -74,16 +71,16 @@ def assert_expected(row: dict[str, Any]) -> None:
     assert {k: row[k] for k in EXPECTED} == EXPECTED
 
 
-def test_one_batch_stores_a_complete_run(engine: sa.Engine) -> None:
+def test_one_batch_stores_a_complete_run(store: Store) -> None:
     rid = new_run_id()
-    outcomes = write(engine, sample_run(rid))
+    outcomes = write(store, sample_run(rid))
     assert [o.status for o in outcomes] == ["accepted"] * 7
-    assert_expected(run_of(engine, rid))
-    assert table_counts(engine) == (1, 4, 1)
+    assert_expected(run_of(store, rid))
+    assert table_counts(store) == (1, 4, 1)
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_any_arrival_order_and_batching_with_replays_gives_the_same_run(engine: sa.Engine, seed: int) -> None:
+def test_any_arrival_order_and_batching_with_replays_gives_the_same_run(store: Store, seed: int) -> None:
     rid = new_run_id()
     events = sample_run(rid)
     rng = random.Random(seed)
@@ -91,37 +88,37 @@ def test_any_arrival_order_and_batching_with_replays_gives_the_same_run(engine: 
     rng.shuffle(shuffled)
     cuts = sorted(rng.sample(range(1, len(shuffled)), 3))
     for start, stop in itertools.pairwise([0, *cuts, len(shuffled)]):
-        write(engine, shuffled[start:stop])
-        row = run_of(engine, rid)
+        write(store, shuffled[start:stop])
+        row = run_of(store, rid)
         assert row["started_at"] is not None
-    assert_expected(run_of(engine, rid))
-    assert table_counts(engine) == (1, 4, 1)
+    assert_expected(run_of(store, rid))
+    assert table_counts(store) == (1, 4, 1)
 
 
-def test_a_run_known_only_from_steps_starts_at_its_earliest_event(engine: sa.Engine) -> None:
+def test_a_run_known_only_from_steps_starts_at_its_earliest_event(store: Store) -> None:
     rid = new_run_id()
-    write(engine, [step(rid, 5, started_at=ts(30), ended_at=ts(31))])
-    assert run_of(engine, rid)["started_at"] == datetime(2026, 11, 25, 9, 0, 30, tzinfo=timezone.utc)
-    write(engine, [step(rid, 2, started_at=ts(10), ended_at=ts(11))])
-    row = run_of(engine, rid)
+    write(store, [step(rid, 5, started_at=ts(30), ended_at=ts(31))])
+    assert run_of(store, rid)["started_at"] == datetime(2026, 11, 25, 9, 0, 30, tzinfo=timezone.utc)
+    write(store, [step(rid, 2, started_at=ts(10), ended_at=ts(11))])
+    row = run_of(store, rid)
     assert row["started_at"] == datetime(2026, 11, 25, 9, 0, 10, tzinfo=timezone.utc)
     assert (row["agent_id"], row["status"], row["step_count"]) == (None, "running", 2)
-    write(engine, [run_start(rid)])
-    assert run_of(engine, rid)["started_at"] == T0
+    write(store, [run_start(rid)])
+    assert run_of(store, rid)["started_at"] == T0
 
 
-def test_duplicates_inside_one_batch_store_once(engine: sa.Engine) -> None:
+def test_duplicates_inside_one_batch_store_once(store: Store) -> None:
     rid = new_run_id()
-    outcomes = write(engine, [step(rid, 1), step(rid, 1), run_start(rid), run_start(rid), failure(rid), failure(rid)])
+    outcomes = write(store, [step(rid, 1), step(rid, 1), run_start(rid), run_start(rid), failure(rid), failure(rid)])
     assert [o.status for o in outcomes] == ["accepted", "duplicate", "accepted", "duplicate", "accepted", "duplicate"]
-    assert table_counts(engine) == (1, 1, 1)
+    assert table_counts(store) == (1, 1, 1)
 
 
-def test_conflicts_are_rejected_and_leave_the_stored_run_alone(engine: sa.Engine) -> None:
+def test_conflicts_are_rejected_and_leave_the_stored_run_alone(store: Store) -> None:
     rid = new_run_id()
-    write(engine, sample_run(rid))
+    write(store, sample_run(rid))
     outcomes = write(
-        engine,
+        store,
         [
             run_start(rid, agent_id="other-agent"),
             run_end(rid, environment="staging", status="failure"),
@@ -138,22 +135,22 @@ def test_conflicts_are_rejected_and_leave_the_stored_run_alone(engine: sa.Engine
         ("rejected", "failure_type"),
     ]
     assert all(o.rule for o in outcomes)
-    assert_expected(run_of(engine, rid))
+    assert_expected(run_of(store, rid))
 
 
-def test_a_run_cannot_end_before_it_started(engine: sa.Engine) -> None:
+def test_a_run_cannot_end_before_it_started(store: Store) -> None:
     rid = new_run_id()
-    outcomes = write(engine, [run_end(rid, ended_at=ts(-5)), run_start(rid)])
+    outcomes = write(store, [run_end(rid, ended_at=ts(-5)), run_start(rid)])
     assert [(o.status, o.field) for o in outcomes] == [("rejected", "ended_at"), ("accepted", None)]
     later = new_run_id()
-    write(engine, [run_start(later, started_at=ts(100))])
-    assert write(engine, [run_end(later, ended_at=ts(99))])[0].field == "ended_at"
+    write(store, [run_start(later, started_at=ts(100))])
+    assert write(store, [run_end(later, ended_at=ts(99))])[0].field == "ended_at"
     ended = new_run_id()
-    write(engine, [run_end(ended, ended_at=ts(10))])
-    assert write(engine, [run_start(ended, started_at=ts(11))])[0].field == "started_at"
+    write(store, [run_end(ended, ended_at=ts(10))])
+    assert write(store, [run_start(ended, started_at=ts(11))])[0].field == "started_at"
 
 
-def test_concurrent_batches_for_the_same_runs_neither_fail_nor_double_count(engine: sa.Engine) -> None:
+def test_concurrent_batches_for_the_same_runs_neither_fail_nor_double_count(store: Store) -> None:
     run_ids = [new_run_id() for _ in range(4)]
     batches: list[list[dict[str, Any]]] = []
     for seq in range(1, 41):
@@ -166,7 +163,7 @@ def test_concurrent_batches_for_the_same_runs_neither_fail_nor_double_count(engi
     def worker(chunk: list[list[dict[str, Any]]]) -> None:
         try:
             for batch in chunk:
-                write(engine, batch)
+                write(store, batch)
         except BaseException as exc:
             errors.append(exc)
 
@@ -177,14 +174,15 @@ def test_concurrent_batches_for_the_same_runs_neither_fail_nor_double_count(engi
         t.join()
     assert not errors, errors
     for rid in run_ids:
-        row = run_of(engine, rid)
+        row = run_of(store, rid)
         assert (row["step_count"], row["retry_count"], row["agent_id"]) == (40, 8, "support-agent")
-    assert table_counts(engine) == (4, 160, 0)
+    assert table_counts(store) == (4, 160, 0)
 
 
 def test_steps_are_stored_exactly_as_sqlalchemy_reads_and_filters_them(engine: sa.Engine) -> None:
     rid = new_run_id()
-    write(engine, [step(rid, 1, started_at=ts(1.25), ended_at=ts(2), metadata={"http_status": 200, "cached": True})])
+    events = [step(rid, 1, started_at=ts(1.25), ended_at=ts(2), metadata={"http_status": 200, "cached": True})]
+    write_batch(engine, incoming(events), now=NOW)
     started = datetime(2026, 11, 25, 9, 0, 1, 250000, tzinfo=timezone.utc)
     with engine.connect() as conn:
         row = conn.execute(sa.select(steps).where(steps.c.started_at >= started)).mappings().one()
@@ -194,11 +192,11 @@ def test_steps_are_stored_exactly_as_sqlalchemy_reads_and_filters_them(engine: s
     assert (row["attempt"], row["retry_of_seq"], row["latency_ms"]) == (1, None, 500.0)
 
 
-def test_the_report_names_each_touched_runs_stored_identity(engine: sa.Engine) -> None:
+def test_the_report_names_each_touched_runs_stored_identity(store: Store) -> None:
     known, early = new_run_id(), new_run_id()
-    write(engine, [run_start(known, agent_id="billing", agent_version="3.0", environment="staging")])
+    write(store, [run_start(known, agent_id="billing", agent_version="3.0", environment="staging")])
     report = WriteReport()
-    write_batch(engine, incoming([step(known, 1), step(early, 1)]), now=NOW, report=report)
+    store.write_batch(incoming([step(known, 1), step(early, 1)]), now=NOW, report=report)
     # The run known from an earlier batch is named as stored; one whose start has not come is not yet.
     assert report.identities == {known: ("billing", "3.0", "staging"), early: (None, None, None)}
     assert report.retries == 0

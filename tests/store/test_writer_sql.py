@@ -19,11 +19,12 @@ import sqlalchemy as sa
 
 from agenttracer.model import time_in_range
 from agenttracer.server.ingest.fastpath import _TIMESTAMP
+from agenttracer.store.run_state import Incoming
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.schema.tables import runs, steps
 from agenttracer.store.sql.write.sql import RUN_ROW_COLUMNS, statements_for
 from agenttracer.store.sql.write.step_rows import STEP_ROW_COLUMNS, StepRows, sqlite_text_from_wire, timestamp_binder
-from agenttracer.store.sql.write.writer import Incoming, write_batch
+from agenttracer.store.sql.write.writer import write_batch
 from tests.store.test_writer import incoming, sample_run
 from tests.support.events import T0, new_run_id, run_start, step
 

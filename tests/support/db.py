@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from agenttracer.store.interface import Store
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.schema.migrate import upgrade
 
@@ -195,3 +196,51 @@ def chdb_url(empty_chdb_url: str) -> str:
     finally:
         conn.close()
     return empty_chdb_url
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Parametrises a test over every store: ``sqlite``, ``postgresql`` and ``chdb`` (ClickHouse, embedded)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def empty_store_url(store_backend: str, tmp_path: Path) -> Iterator[str]:
+    """A URL for an empty database (no tables) on the chosen store."""
+    if store_backend == "sqlite":
+        yield f"sqlite:///{(tmp_path / 'agenttracer.db').as_posix()}"
+    elif store_backend == "postgresql":
+        url, schema = new_pg_schema_url()
+        try:
+            yield url
+        finally:
+            drop_pg_schema(schema)
+    else:
+        url = new_chdb_url()
+        try:
+            yield url
+        finally:
+            drop_chdb_database(url)
+
+
+@pytest.fixture
+def store_url(empty_store_url: str) -> str:
+    """A URL for a freshly migrated database on the chosen store."""
+    from agenttracer.store import open_store
+
+    opened = open_store(empty_store_url)
+    try:
+        opened.migrate()
+    finally:
+        opened.close()
+    return empty_store_url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """An open store (read-write) on a freshly migrated database of the chosen backend."""
+    from agenttracer.store import open_store
+
+    opened = open_store(store_url)
+    yield opened
+    opened.close()

@@ -17,7 +17,8 @@ from rich.table import Table
 from agenttracer.cli.app import app
 from agenttracer.model import DEFAULT_PROJECT
 from agenttracer.server.settings import Settings
-from agenttracer.store.sql.keys import SCOPES, create_key, list_keys, revoke_key
+from agenttracer.store.keys import SCOPES
+from agenttracer.store.sql.keys import create_key, list_keys, revoke_key
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.schema.tables import api_keys
 from agenttracer.store.sql.write.retention import parse_age, prune

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
@@ -20,25 +19,28 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from agenttracer.cli.app import app
 from agenttracer.cli.copy_runs import DEFAULT_SAMPLE, copy_runs, state_path, verify
+from agenttracer.store import display_url
 from agenttracer.store.transfer import DEFAULT_PAGE_RUNS, Transfer
 
 err = Console(stderr=True)
 _SHOWN_MISMATCHES = 20
 
 
-def shown_url(url: str) -> str:
-    """``url`` without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 @contextmanager
 def open_transfer(url: str) -> Iterator[Transfer]:
     """The store at ``url``, migrated to the newest schema, as a ``Transfer``."""
+    if url.partition(":")[0] in ("chdb", "clickhouse", "clickhouses"):
+        from agenttracer.store.clickhouse.connection import connect
+        from agenttracer.store.clickhouse.schema.migrate import upgrade as ch_upgrade
+        from agenttracer.store.clickhouse.transfer import ClickHouseTransfer
+
+        conn = connect(url)
+        try:
+            ch_upgrade(conn)
+            yield ClickHouseTransfer(conn)
+        finally:
+            conn.close()
+        return
     from agenttracer.store.sql.schema.engine import make_engine
     from agenttracer.store.sql.schema.migrate import upgrade
     from agenttracer.store.sql.transfer import SqlTransfer
@@ -69,7 +71,7 @@ def copy_command(
     with open_transfer(source_url) as source, open_transfer(destination_url) as destination:
         destination.import_access(source.export_access())
         total = sum(c.runs for c in source.counts().values())
-        err.print(f"copying {total:,} runs: {shown_url(source_url)} -> {shown_url(destination_url)}")
+        err.print(f"copying {total:,} runs: {display_url(source_url)} -> {display_url(destination_url)}")
         columns = (TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=err, transient=False) as progress:
             task = progress.add_task("copy", total=total)

@@ -36,7 +36,8 @@ import sqlalchemy as sa
 from fastapi import HTTPException, Request
 
 from agenttracer.server.settings import Settings
-from agenttracer.store.sql.keys import KEY_PREFIXES, SCOPES, KeyStatus, any_key_exists, verify_key
+from agenttracer.store.keys import KEY_PREFIXES, SCOPES, KeyStatus
+from agenttracer.store.sql.keys import any_key_exists, verify_key
 
 # Longer than any key we issue, short enough that hashing junk costs nothing.
 MAX_PRESENTED_KEY_LEN = 256

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from agenttracer.store.sql.schema.engine import DEFAULT_DATABASE_URL
+from agenttracer.store import DEFAULT_DATABASE_URL
 
 ENV_PREFIX = "AGENTTRACER_"
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from agenttracer.store.projects import ProjectInfo
+
 # How many runs one page holds by default: big enough for bulk inserts, small enough that a page of
 # runs with a few hundred steps each stays a few tens of MB in memory.
 DEFAULT_PAGE_RUNS = 500
@@ -88,13 +90,6 @@ class StoredRun:
 
 
 @dataclass(frozen=True, slots=True)
-class ProjectRecord:
-    slug: str
-    retention_days: int | None
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class KeyRecord:
     """An API key as stored: its hash, never its secret, and the projects it is bound to."""
 
@@ -114,7 +109,7 @@ class KeyRecord:
 class Access:
     """Everything about who may read and write what: projects and keys."""
 
-    projects: tuple[ProjectRecord, ...] = ()
+    projects: tuple[ProjectInfo, ...] = ()
     keys: tuple[KeyRecord, ...] = ()
 
 

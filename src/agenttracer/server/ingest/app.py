@@ -77,9 +77,11 @@ from agenttracer.server.ingest.otlp_route import add_traces_route
 from agenttracer.server.ingest.project import write_project
 from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.settings import Settings
+from agenttracer.store.records import WriteReport
+from agenttracer.store.run_state import Incoming, Outcome
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.write.sqlite_checkpoint import AUTOCHECKPOINT_PAGES
-from agenttracer.store.sql.write.writer import Incoming, Outcome, WriteReport, probe_write, write_batch
+from agenttracer.store.sql.write.writer import probe_write, write_batch
 
 log = logging.getLogger("agenttracer.ingest")
 

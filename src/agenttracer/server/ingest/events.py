@@ -30,7 +30,7 @@ from agenttracer.server.wire import (
     StepEvent,
     format_validation_error,
 )
-from agenttracer.store.sql.write.writer import Incoming
+from agenttracer.store.run_state import Incoming
 
 log = logging.getLogger("agenttracer.ingest")
 

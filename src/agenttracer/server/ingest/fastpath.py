@@ -42,7 +42,7 @@ from agenttracer.model import (
 from agenttracer.server.ingest.records import RUN_END, RUN_START, STEP, run_record, step_record
 from agenttracer.server.ingest.scrub import removal
 from agenttracer.server.wire import EVENT_FIELDS, MAX_RAW_TEXT_LEN
-from agenttracer.store.sql.write.run_state import Incoming
+from agenttracer.store.run_state import Incoming
 
 __all__ = ["fast_convert"]
 

@@ -36,10 +36,8 @@ from agenttracer import privacy
 from agenttracer.model import DEFAULT_PROJECT, EventType
 from agenttracer.server.agent_series import DEFAULT_IDLE_S, STEP_BOUNDS_MS, UNKNOWN, AgentSeries, Key
 from agenttracer.server.metrics import HttpMetrics
-from agenttracer.store.sql.write.abandon import Closed
-from agenttracer.store.sql.write.otlp_write import Written
-from agenttracer.store.sql.write.run_state import FAILURE, RUN_END, STEP
-from agenttracer.store.sql.write.writer import Incoming, WriteReport
+from agenttracer.store.records import Closed, WriteReport, Written
+from agenttracer.store.run_state import FAILURE, RUN_END, STEP, Incoming
 
 COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 750, 1000)

@@ -62,7 +62,7 @@ from agenttracer.privacy.otel import (
     judge,
     retry_attempt_from_tags,
 )
-from agenttracer.store.sql.write.otlp_assemble import Resource, SpanRecord
+from agenttracer.store.otlp_assemble import Resource, SpanRecord
 
 # gen_ai.operation.name -> step type; None: an agent or workflow (the run itself when it is the root).
 OPERATION_STEP_TYPES: dict[str, StepType | None] = {
@@ -323,6 +323,10 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
         attempt = meta.get("retry_attempt")
         if isinstance(attempt, int) and 1 <= attempt <= MAX_ATTEMPT:
             explicit_attempt = attempt
+    elif "retry_attempt" not in meta and len(meta) < MAX_META_KEYS:
+        # LangChain's tag number is kept where a framework's stated attempt is stored, so a late span
+        # that relinks this step later still finds it (otlp_assemble._stated).
+        meta["retry_attempt"] = explicit_attempt
     error = span.status.code == _ERROR or isinstance(meta.get("retry_cause"), str)
     failure_code = _failure_code(meta, error_class) if error else None
     if failure_code in FALLBACK_CODES and span.status.code == _ERROR:

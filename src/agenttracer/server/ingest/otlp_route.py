@@ -44,8 +44,9 @@ from agenttracer.server.ingest.otlp_decode import (
 )
 from agenttracer.server.ingest.otlp_map import map_request
 from agenttracer.server.ingest.project import write_project
-from agenttracer.store.sql.write.otlp_assemble import SpanRecord
-from agenttracer.store.sql.write.otlp_write import Written, write_spans
+from agenttracer.store.otlp_assemble import SpanRecord
+from agenttracer.store.records import Written
+from agenttracer.store.sql.write.otlp_write import write_spans
 
 log = logging.getLogger("agenttracer.ingest.otlp")
 

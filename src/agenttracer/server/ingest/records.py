@@ -13,7 +13,7 @@ from typing import Any
 
 from agenttracer.model import MAX_ERROR_CLASS_LEN, MAX_NAME_LEN
 from agenttracer.server.ingest.scrub import scrub_message, scrub_metadata, scrub_name
-from agenttracer.store.sql.write.run_state import FAILURE, RUN_END, RUN_START, STEP, Incoming
+from agenttracer.store.run_state import FAILURE, RUN_END, RUN_START, STEP, Incoming
 
 __all__ = ["FAILURE", "RUN_END", "RUN_START", "STEP", "failure_record", "run_record", "step_record"]
 

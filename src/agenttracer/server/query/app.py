@@ -73,10 +73,12 @@ from agenttracer.server.wire import (
     RunPage,
     StatsResponse,
 )
+from agenttracer.store import agent_pages, cursors
+from agenttracer.store.cursor_seal import MAX_TOKEN_LEN
+from agenttracer.store.filters import RunFilters
+from agenttracer.store.results import RunStats
 from agenttracer.store.sql import projects as project_store
-from agenttracer.store.sql.read import agent_pages, compare, runs, stats
-from agenttracer.store.sql.read.cursor_seal import MAX_TOKEN_LEN
-from agenttracer.store.sql.read.filters import RunFilters
+from agenttracer.store.sql.read import compare, runs, stats
 from agenttracer.store.sql.schema.engine import make_engine, timed_out
 
 DEFAULT_PAGE_SIZE = 50
@@ -145,8 +147,8 @@ async def list_runs(
     after = None
     if cursor is not None:
         try:
-            after = runs.decode_cursor(cursor, filters, request.app.state.cursor_key)
-        except runs.CursorError as exc:
+            after = cursors.decode_cursor(cursor, filters, request.app.state.cursor_key)
+        except cursors.CursorError as exc:
             raise invalid("cursor", str(exc), code="cursor") from None
     key = request.app.state.cursor_key
 
@@ -155,7 +157,7 @@ async def list_runs(
             items, next_cursor = runs.list_runs(conn, filters, limit=limit, cursor=after)
         return render(RunPage, {
             "items": items,
-            "next_cursor": runs.encode_cursor(next_cursor, filters, key) if next_cursor is not None else None,
+            "next_cursor": cursors.encode_cursor(next_cursor, filters, key) if next_cursor is not None else None,
         })
 
     return await gate(request).run(request, read)
@@ -235,7 +237,7 @@ async def list_agents(
     if cursor is not None:
         try:
             after = agent_pages.decode_cursor(cursor, scope, key)
-        except runs.CursorError as exc:
+        except cursors.CursorError as exc:
             raise invalid("cursor", str(exc), code="cursor") from None
 
     def read(job: Job[Response]) -> Response:
@@ -276,10 +278,10 @@ async def get_stats(filters: Filters, request: Request) -> Response:
     # Identical concurrent requests share one computation (coalesce.py: the rules and the staleness bound);
     # the connection is taken only by the job that computes, once it starts: a job waiting for another's
     # computation holds a worker but no connection.
-    flights: SingleFlight[stats.RunStats] = request.app.state.stats_flights
+    flights: SingleFlight[RunStats] = request.app.state.stats_flights
 
     def read(job: Job[Response]) -> Response:
-        def compute() -> stats.RunStats:
+        def compute() -> RunStats:
             with job.connect() as conn:
                 return stats.run_stats(conn, filters)
 
@@ -424,7 +426,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> FastAP
     )
     app.state.engine = engine
     app.state.gate = read_gate
-    app.state.stats_flights = SingleFlight[stats.RunStats]()
+    app.state.stats_flights = SingleFlight[RunStats]()
     app.state.settings = settings
     errors.install(app)
     app.state.cursor_key = cursor_key(settings)

@@ -34,7 +34,7 @@ from agenttracer.model import (
     to_utc_in_range,
 )
 from agenttracer.server.query.scope import read_projects
-from agenttracer.store.sql.read.filters import RunFilters
+from agenttracer.store.filters import RunFilters
 
 TIME_RULE_DOC = (
     "From 1970-01-01T00:00:00Z to 24 h after the server's clock, else 422 (rule time_range)."

@@ -9,3 +9,14 @@ embedded in the process (``chdb:///dir``, via chdb), behind the same store inter
 
 Only this package imports chdb or clickhouse_connect (import contracts in pyproject.toml).
 """
+
+from __future__ import annotations
+
+from agenttracer.store.interface import OpenOptions, Store
+
+
+def open_store(url: str, options: OpenOptions) -> Store:
+    """Open a chdb:// or clickhouse:// URL (``agenttracer.store.open_store`` calls this)."""
+    from agenttracer.store.clickhouse.store import open_store as open_clickhouse
+
+    return open_clickhouse(url, options)

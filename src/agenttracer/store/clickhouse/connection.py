@@ -23,8 +23,11 @@ driver did not say), so callers classify them (timeout, unavailable) without imp
 
 from __future__ import annotations
 
+import queue
 import re
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Protocol
@@ -41,24 +44,35 @@ _CODE_RE = re.compile(r"Code: (\d+)")
 # ClickHouse error codes the store reacts to.
 TIMEOUT_EXCEEDED = 159
 QUERY_WAS_CANCELLED = 394
-NETWORK_ERROR = 210
-UNKNOWN_DATABASE = 81
+READONLY = 164
+NOT_ENOUGH_SPACE = 243
+TABLE_IS_READ_ONLY = 242
+# "Not there right now, try again": no connection (no code), network, too many queries, out of memory,
+# read-only or full (a replica in trouble, a full disk).
+UNAVAILABLE_CODES = frozenset({0, 3, 202, 203, 209, 210, 241, 242, 243, 425, 999})
+CANNOT_WRITE_CODES = frozenset({READONLY, TABLE_IS_READ_ONLY, NOT_ENOUGH_SPACE})
 
 
 class ClickHouseError(Exception):
-    """A statement failed; ``code`` is ClickHouse's error code (0: the driver gave none, e.g. no connection)."""
+    """A statement failed; ``code`` is ClickHouse's error code (0: the driver gave none, e.g. no connection).
+    The message is the driver's and may quote values of the statement: never log it."""
 
     def __init__(self, message: str, code: int = 0) -> None:
         super().__init__(message)
         self.code = code
 
-    @classmethod
-    def from_driver(cls, exc: BaseException) -> ClickHouseError:
+    @staticmethod
+    def from_driver(exc: BaseException) -> ClickHouseError:
         code = getattr(exc, "code", None)
         if not isinstance(code, int):
             match = _CODE_RE.search(str(exc))
             code = int(match.group(1)) if match else 0
-        return cls(str(exc), code)
+        kind = ClickHouseUnavailable if code in UNAVAILABLE_CODES else ClickHouseError
+        return kind(str(exc), code)
+
+
+class ClickHouseUnavailable(ClickHouseError):
+    """The database cannot answer right now (unreachable, overloaded, read-only, full): retry later."""
 
 
 @dataclass(frozen=True)
@@ -192,25 +206,69 @@ def _rows_json(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
 
 
 class ChdbConnection:
-    """The embedded engine: one chdb session on the directory, pinned to the database."""
+    """The embedded engine: a small pool of chdb sessions on the directory, each pinned to the database.
+
+    A chdb session must not run two statements at once: concurrent queries on one session bind each
+    other's parameters (measured on chdb 4.4: wrong answers, or "Substitution `x` is not set"). So each
+    statement takes a session of its own from the pool (at most ``POOL_SIZE``; a caller past that waits).
+    """
+
+    POOL_SIZE = 8
 
     def __init__(self, url: str, target: Target) -> None:
-        from chdb import session
-
         self.url = url
         self.database = target.database
+        self._path = target.path
+        self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._all: list[Any] = []
+        self._slots = threading.BoundedSemaphore(self.POOL_SIZE)
+        self._lock = threading.Lock()
+        self._closed = False
+        first = self._open()  # fail at connect time, not at the first statement
+        self._idle.put(first)
+
+    def _open(self) -> Any:
+        from chdb import session
+
         try:
-            self._session: Any = session.Session(target.path)
-            self._session.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-            self._session.query(f"USE {self.database}")
+            opened = session.Session(self._path)
         except Exception as exc:
+            raise ClickHouseUnavailable(
+                f"cannot open the chdb directory {self._path}: another process holds it, or this process has"
+                " another chdb directory open (one directory per process: serve both APIs with `agenttracer up`)"
+                f" [{type(exc).__name__}]"
+            ) from None
+        try:
+            opened.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+            opened.query(f"USE {self.database}")
+        except Exception as exc:
+            opened.close()
             raise ClickHouseError.from_driver(exc) from None
+        with self._lock:
+            self._all.append(opened)
+        return opened
+
+    @contextmanager
+    def _session(self) -> Iterator[Any]:
+        if self._closed:
+            raise ClickHouseError("the connection is closed")
+        with self._slots:
+            try:
+                held = self._idle.get_nowait()
+            except queue.Empty:
+                held = self._open()
+            try:
+                yield held
+            finally:
+                self._idle.put(held)
 
     def _run(self, sql: str, fmt: str, params: Params) -> Any:
-        try:
-            return self._session.query(sql, fmt, params=dict(params) if params else None)
-        except Exception as exc:
-            raise ClickHouseError.from_driver(exc) from None
+        text = {name: _param_text(value) for name, value in params.items()} if params else None
+        with self._session() as held:
+            try:
+                return held.query(sql, fmt, params=text)
+            except Exception as exc:
+                raise ClickHouseError.from_driver(exc) from None
 
     def command(self, sql: str, params: Params = None, settings: Settings = None) -> None:
         self._run(sql + _settings_clause(settings), "CSV", params)
@@ -246,9 +304,48 @@ class ChdbConnection:
         self._run(sql + "\n" + _rows_json(columns, rows).decode(), "CSV", None)
 
     def close(self) -> None:
-        session, self._session = getattr(self, "_session", None), None
-        if session is not None:
-            session.close()
+        self._closed = True
+        with self._lock:
+            sessions, self._all = self._all, []
+        for held in sessions:
+            held.close()
+
+
+def _utc_text(value: datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _server_param(value: Any) -> Any:
+    """clickhouse-connect binds Python values itself; timestamps go as UTC text with microseconds."""
+    if isinstance(value, datetime):
+        return _utc_text(value)
+    return value
+
+
+def _param_text(value: Any) -> str:
+    """A query parameter in ClickHouse's text form (chdb hands the engine text, not Python values)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_quoted(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return _utc_text(value)
+    if isinstance(value, str):
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+    return str(value)
+
+
+def _quoted(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, (str, datetime)):
+        text = _utc_text(value) if isinstance(value, datetime) else value
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return _param_text(value)
 
 
 class ServerConnection:
@@ -276,13 +373,13 @@ class ServerConnection:
 
     def command(self, sql: str, params: Params = None, settings: Settings = None) -> None:
         try:
-            self._client.command(sql, parameters=dict(params) if params else None, settings=dict(settings or {}))
+            self._client.command(sql, parameters=_server_params(params), settings=dict(settings or {}))
         except Exception as exc:
             raise ClickHouseError.from_driver(exc) from None
 
     def query(self, sql: str, params: Params = None, settings: Settings = None) -> Result:
         try:
-            result = self._client.query(sql, parameters=dict(params) if params else None, settings=dict(settings or {}))
+            result = self._client.query(sql, parameters=_server_params(params), settings=dict(settings or {}))
         except Exception as exc:
             raise ClickHouseError.from_driver(exc) from None
         return Result(tuple(result.column_names), [tuple(_server_value(v) for v in row) for row in result.result_rows])
@@ -310,6 +407,10 @@ class ServerConnection:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _server_params(params: Params) -> dict[str, Any] | None:
+    return {name: _server_param(value) for name, value in params.items()} if params else None
 
 
 def _server_value(value: Any) -> Any:

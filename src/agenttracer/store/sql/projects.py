@@ -1,7 +1,6 @@
-"""Projects: create, list and delete them, on the ``projects`` table (shared by the CLI and both APIs).
+"""Projects on the ``projects`` table: create, list, set retention (shared by the CLI and both APIs).
 
-A project is a slug (``model.PROJECT_PATTERN``) and an optional retention in days (None: the
-deployment's ``AGENTTRACER_RETENTION_DAYS``). Writes without keys create the project they name on
+Writes without keys create the project they name on
 first use (``store/sql/write/sql.py``); ``agenttracer projects create`` makes one ahead of its keys.
 
 Deleting a project (its runs, key bindings and row) is a write: ``store/sql/write/retention.py``.
@@ -9,32 +8,12 @@ Deleting a project (its runs, key bindings and row) is a write: ``store/sql/writ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from agenttracer.model import PROJECT_RULE, is_valid_project
+from agenttracer.store.projects import ProjectInfo, check_retention, check_slug
 from agenttracer.store.sql.schema.tables import projects
-
-MAX_RETENTION_DAYS = 36_500
-
-
-@dataclass(frozen=True)
-class ProjectInfo:
-    slug: str
-    retention_days: int | None
-    created_at: datetime
-
-
-def check_slug(slug: str) -> None:
-    if not is_valid_project(slug):
-        raise ValueError(f"project: {PROJECT_RULE}")
-
-
-def check_retention(days: int | None) -> None:
-    if days is not None and not 0 < days <= MAX_RETENTION_DAYS:
-        raise ValueError(f"retention days must be between 1 and {MAX_RETENTION_DAYS}")
 
 
 def create_project(engine: sa.Engine, slug: str, retention_days: int | None = None) -> ProjectInfo:

@@ -1,32 +1,13 @@
-"""The run filters shared by every read endpoint (runs list, stats, compare) and the CLI.
-
-``projects`` keeps every read inside the projects its caller may see (the Query API always sets it,
-from the key and the ``project`` parameter); None reads every project (maintenance, tests).
-"""
+"""The SQL conditions on ``runs`` for the store-neutral :class:`~agenttracer.store.filters.RunFilters`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
 import sqlalchemy as sa
 
+from agenttracer.store.filters import RunFilters
 from agenttracer.store.sql.schema.tables import runs, steps
-
-
-@dataclass(frozen=True)
-class RunFilters:
-    agent_id: str | None = None
-    agent_version: str | None = None
-    environment: str | None = None
-    status: str | None = None
-    failure_type: str | None = None
-    failure_code: str | None = None
-    step_name: str | None = None
-    since: datetime | None = None  # inclusive, on runs.started_at
-    until: datetime | None = None  # exclusive, on runs.started_at
-    projects: tuple[str, ...] | None = None  # sorted; None: every project
 
 
 def in_projects(projects: Sequence[str] | None) -> list[sa.ColumnElement[bool]]:

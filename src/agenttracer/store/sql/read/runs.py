@@ -13,19 +13,17 @@ paging at that moment may then meet that one run twice or not at all. Every othe
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.model import MAX_ID_LEN, UNIX_EPOCH, has_bad_chars
+from agenttracer.model import UNIX_EPOCH
+from agenttracer.store.cursors import Cursor
+from agenttracer.store.filters import RunFilters
 from agenttracer.store.sql.dialect import is_postgres
 from agenttracer.store.sql.read import stats_rollup
-from agenttracer.store.sql.read.cursor_seal import SealError, seal, unseal
-from agenttracer.store.sql.read.filters import RunFilters, in_projects, run_conditions
+from agenttracer.store.sql.read.filters import in_projects, run_conditions
 from agenttracer.store.sql.rollup.aggregates import later_of
 from agenttracer.store.sql.schema.tables import failures, runs, steps
 
@@ -36,66 +34,6 @@ STEP_DETAIL_COLUMNS = tuple(c.name for c in steps.columns if c.name != "run_id")
 FAILURE_DETAIL_COLUMNS = tuple(c.name for c in failures.columns if c.name != "run_id")
 
 _run_cols = [runs.c[name] for name in RUN_DETAIL_COLUMNS]
-
-
-class CursorError(ValueError):
-    """A cursor that is not one this server issued for these filters."""
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Position after the last run of a page. ``started_at`` None: inside the undated tail."""
-
-    started_at: datetime | None
-    run_id: str
-
-
-def _filters_fingerprint(f: RunFilters) -> str:
-    # Ties a cursor to the filters it was issued for, so reusing it with other filters is refused
-    # instead of silently skipping runs.
-    raw = json.dumps(asdict(f), default=str, sort_keys=True).encode()
-    return hashlib.sha256(raw).hexdigest()[:12]
-
-
-_MALFORMED = "cursor is not one this server issued: pass back the next_cursor value of a previous page unchanged"
-
-
-def encode_cursor(cursor: Cursor, filters: RunFilters, key: bytes) -> str:
-    """The ``next_cursor`` for a page ending at ``cursor``, sealed with the server's cursor secret ``key``."""
-    payload = {
-        "t": cursor.started_at.astimezone(timezone.utc).isoformat() if cursor.started_at else None,
-        "r": cursor.run_id,
-        "f": _filters_fingerprint(filters),
-    }
-    return seal(key, payload)
-
-
-def decode_cursor(token: str, filters: RunFilters, key: bytes) -> Cursor:
-    """Open a cursor from ``encode_cursor`` under the same ``key``; CursorError saying what is wrong.
-
-    The seal is checked first, so a forged or edited cursor is refused before its content is read;
-    the content is still checked in full (a cursor sealed by a buggy or older server is refused too).
-    """
-    try:
-        payload = unseal(key, token)
-    except SealError:
-        raise CursorError(_MALFORMED) from None
-    t, run_id, fingerprint = payload.get("t"), payload.get("r"), payload.get("f")
-    if not (isinstance(run_id, str) and isinstance(fingerprint, str) and (t is None or isinstance(t, str))):
-        raise CursorError(_MALFORMED)
-    if not 0 < len(run_id) <= MAX_ID_LEN or has_bad_chars(run_id):
-        raise CursorError(_MALFORMED)
-    started_at = None
-    if t is not None:
-        try:
-            started_at = datetime.fromisoformat(t)
-        except ValueError:
-            raise CursorError(_MALFORMED) from None
-        if started_at.tzinfo is None:
-            raise CursorError(_MALFORMED)
-    if fingerprint != _filters_fingerprint(filters):
-        raise CursorError("cursor was issued for different filters: repeat the first request's filters or start over")
-    return Cursor(started_at, run_id)
 
 
 def _rows(result: sa.CursorResult[Any]) -> list[dict[str, Any]]:
@@ -244,6 +182,12 @@ def list_agents(conn: sa.Connection, projects: tuple[str, ...] | None = None) ->
         conn.execute(q) if rolled is None
         else [(*identity, agg.runs, agg.last_started_at) for identity, agg in rolled.items()]
     )
+    return assemble_agents(rows)
+
+
+def assemble_agents(rows: Any) -> list[dict[str, Any]]:
+    """The agents list from rows of (agent_id, agent_version, environment, runs, last start), one per
+    identity: each agent with its versions and environments, newest first. Shared by every store."""
     agents: dict[str, dict[str, Any]] = {}
     for agent_id, version, environment, count, last_seen in rows:
         # max() over a UTCDateTime column loses the type on SQLite; normalise both backends to aware UTC.

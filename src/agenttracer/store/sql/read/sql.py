@@ -11,30 +11,17 @@ rows per group come back.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from agenttracer.store.results import Percentiles
 from agenttracer.store.sql.dialect import is_postgres
-from agenttracer.store.sql.read.stats_math import QUANTILES, RankSums, interpolate, quantile_positions
+from agenttracer.store.stats_math import QUANTILES, RankSums, interpolate, quantile_positions
 
 Key = tuple[Any, ...]
 SHAPE_SEPARATOR = ">"
-
-
-@dataclass(frozen=True)
-class Percentiles:
-    """Latency percentiles in milliseconds (None when there is no value to rank)."""
-
-    p50: float | None = None
-    p95: float | None = None
-    p99: float | None = None
-
-    @classmethod
-    def of(cls, values: Sequence[float | None]) -> Percentiles:
-        return cls(*values)
 
 
 def _keys(src: sa.Subquery) -> list[sa.ColumnElement[Any]]:

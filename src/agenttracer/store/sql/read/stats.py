@@ -21,103 +21,35 @@ breakdown reads ``steps``, joined to the filtered runs through the primary key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
 
 from agenttracer.model import RunStatus
+from agenttracer.store.filters import RunFilters
+from agenttracer.store.results import (
+    FailureCount,
+    Percentiles,
+    RetryStats,
+    RunStats,
+    RunTime,
+    StepBreakdown,
+    TimeBucket,
+    Timeline,
+)
 from agenttracer.store.sql.dialect import as_utc, is_postgres
 from agenttracer.store.sql.read import stats_rollup
-from agenttracer.store.sql.read.filters import RunFilters, run_conditions
-from agenttracer.store.sql.read.sql import (
-    Percentiles,
-    count_if,
-    grouped_percentiles,
-    percentiles_aggregate,
-    time_bucket,
-    tune,
-)
-from agenttracer.store.sql.read.stats_math import ratio
-from agenttracer.store.sql.read.steps import FailingStep, StepBreakdown, StepGroupStats, step_breakdown
+from agenttracer.store.sql.read.filters import run_conditions
+from agenttracer.store.sql.read.sql import count_if, grouped_percentiles, percentiles_aggregate, time_bucket, tune
+from agenttracer.store.sql.read.steps import step_breakdown
 from agenttracer.store.sql.rollup.marks import DAY, HOUR
 from agenttracer.store.sql.schema.tables import runs
+from agenttracer.store.stats_math import ratio
 
 HOURLY_MAX_RANGE = timedelta(days=2)  # ranges up to two days get hourly buckets, longer ones daily
 MAX_FILLED_BUCKETS = 1000  # beyond this, empty buckets are not filled in
-
-
-@dataclass(frozen=True)
-class FailureCount:
-    failure_type: str | None
-    failure_code: str | None
-    count: int
-
-
-@dataclass(frozen=True)
-class RetryStats:
-    retry_steps: int
-    total_steps: int
-    retry_rate: float | None
-    runs_with_retries: int
-    total_runs: int
-    run_retry_rate: float | None
-    time_in_retries_ms: float
-    share_of_step_time: float | None
-
-
-@dataclass(frozen=True)
-class RunTime:
-    """Where the finished runs' time went, beside the step types' self time."""
-
-    total_ms: float
-    untraced_ms: float
-    untraced_share: float | None
-
-
-@dataclass(frozen=True)
-class TimeBucket:
-    start: datetime
-    runs: int
-    finished_runs: int
-    success_runs: int
-    failure_runs: int
-    success_rate: float | None
-    run_latency_ms: Percentiles
-
-
-@dataclass(frozen=True)
-class Timeline:
-    bucket: str
-    start: datetime | None
-    end: datetime | None
-    points: list[TimeBucket]
-
-
-@dataclass(frozen=True)
-class RunStats:
-    total_runs: int
-    finished_runs: int
-    status_counts: dict[str, int]
-    success_rate: float | None
-    failure_rate: float | None
-    partial_rate: float | None
-    run_latency_ms: Percentiles
-    failures_by_type: list[FailureCount]
-    failures_by_code: list[FailureCount]
-    top_failing_steps: list[FailingStep]
-    retries: RetryStats
-    step_types: list[StepGroupStats]
-    step_names: list[StepGroupStats]
-    step_names_truncated: bool
-    step_sample_runs: int
-    steps_sampled: bool
-    run_time: RunTime
-    timeline: Timeline
-    # False when latency percentiles come from the rollups' histograms (within 1 %); counts are exact.
-    latency_exact: bool = True
-    generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
 def _finished() -> sa.ColumnElement[bool]:

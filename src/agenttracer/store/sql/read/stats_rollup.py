@@ -7,7 +7,7 @@ partial edge hour whose part outside the window is the shorter one is read as th
 that rest (``_gather``): the dashboard's mid-hour "last 24 h" reads on average half the raw steps.
 
 Counts, rates and sums are therefore always exact; latency percentiles come from the merged
-histograms, within 1 % of the exact value (``store/sql/rollup/histogram.py``). The exact path
+histograms, within 1 % of the exact value (``store/histogram.py``). The exact path
 (``store/sql/read/stats.py``) still answers, with exact percentiles, when this one does not apply:
 
 * filters the rollups do not keep: status, failure type or code, step name;
@@ -24,23 +24,25 @@ from typing import Any
 import sqlalchemy as sa
 
 from agenttracer.model import RunStatus
-from agenttracer.store.sql.read.filters import RunFilters, in_projects, run_conditions
-from agenttracer.store.sql.read.sql import Percentiles, time_bucket
-from agenttracer.store.sql.read.stats_math import ratio
-from agenttracer.store.sql.read.steps import (
+from agenttracer.store.filters import RunFilters
+from agenttracer.store.histogram import Histogram
+from agenttracer.store.results import (
     STEP_NAME_LIMIT,
     TOP_FAILING_STEPS,
     FailingStep,
+    Percentiles,
     StepBreakdown,
     StepGroupStats,
     untraced,
 )
+from agenttracer.store.sql.read.filters import in_projects, run_conditions
+from agenttracer.store.sql.read.sql import time_bucket
 from agenttracer.store.sql.rollup.aggregates import RunAgg, StepAgg
 from agenttracer.store.sql.rollup.build import FULL, aggregate_raw, identity_keys, level_for, read_rollup
-from agenttracer.store.sql.rollup.histogram import Histogram
 from agenttracer.store.sql.rollup.marks import HOUR
 from agenttracer.store.sql.rollup.window import Window, plan, raw_condition
 from agenttracer.store.sql.schema.tables import runs
+from agenttracer.store.stats_math import ratio
 
 EXACT_MAX_RUNS = 2_000
 

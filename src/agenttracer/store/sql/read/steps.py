@@ -8,70 +8,27 @@ groupings (``GROUPING SETS``) with their percentiles; SQLite runs the equivalent
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from agenttracer.model import RunStatus
-from agenttracer.store.sql.dialect import is_postgres
-from agenttracer.store.sql.read.sql import (
-    Key,
+from agenttracer.store.results import (
+    STEP_NAME_LIMIT,
+    STEP_SAMPLE_RUNS,
+    TOP_FAILING_STEPS,
+    FailingStep,
     Percentiles,
-    grouped_percentiles,
-    one_of,
-    percentiles_aggregate,
+    StepBreakdown,
+    StepGroupStats,
+    untraced,
 )
-from agenttracer.store.sql.read.stats_math import ratio
+from agenttracer.store.sql.dialect import is_postgres
+from agenttracer.store.sql.read.sql import Key, grouped_percentiles, one_of, percentiles_aggregate
 from agenttracer.store.sql.rollup.attribution import self_time_sums
 from agenttracer.store.sql.rollup.build import step_aggregates
 from agenttracer.store.sql.schema.tables import runs, steps
-
-STEP_SAMPLE_RUNS = 5_000
-TOP_FAILING_STEPS = 10
-STEP_NAME_LIMIT = 100
-
-
-@dataclass(frozen=True)
-class FailingStep:
-    step_type: str
-    name: str
-    error_count: int
-    count: int
-    error_rate: float
-
-
-@dataclass(frozen=True)
-class StepGroupStats:
-    step_type: str
-    name: str | None
-    count: int
-    error_count: int
-    error_rate: float
-    retry_count: int
-    latency_ms: Percentiles
-    total_latency_ms: float
-    self_time_ms: float  # of the group's steps in finished runs (store/sql/rollup/selftime.py)
-    share_of_run_time: float | None  # self_time_ms / the runs' summed duration
-
-
-@dataclass(frozen=True)
-class StepBreakdown:
-    types: list[StepGroupStats]
-    names: list[StepGroupStats]
-    names_truncated: bool
-    top_failing: list[FailingStep]
-    retry_time_ms: float
-    step_time_ms: float
-    sample_runs: int
-    sampled: bool
-    run_time_ms: float  # the attribution denominator: summed duration of the finished runs covered
-    untraced_ms: float  # the part of run_time_ms no step's self time covers
-
-
-def untraced(run_time_ms: float, self_times: list[float]) -> float:
-    """The run time left when every step type's self time is taken out (never below 0 by float rounding)."""
-    return max(0.0, run_time_ms - sum(self_times))
+from agenttracer.store.stats_math import ratio
 
 
 def step_breakdown(

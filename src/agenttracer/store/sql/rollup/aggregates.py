@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agenttracer.store.sql.rollup.histogram import Histogram
+from agenttracer.store.histogram import Histogram
 
 Key = tuple[Any, ...]
 

@@ -3,7 +3,7 @@
 The rollup tables (``store/sql/schema/tables.py``) hold, per time bucket and identity, the numbers ``GET
 /v1/stats`` and ``GET /v1/agents`` need: run counts per status, summed steps / retries / run time,
 failure counts, per-step counts and latency sums, and mergeable latency histograms
-(``store/sql/rollup/histogram.py``). This module is the one definition of those numbers:
+(``store/histogram.py``). This module is the one definition of those numbers:
 
 * ``aggregate_raw`` computes them from ``runs`` / ``steps`` for any set of run conditions, grouped by
   caller-chosen keys — the refresher (``store/sql/rollup/refresh.py``) calls it for one hour grouped by
@@ -30,11 +30,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from agenttracer.model import RunStatus, StepStatus
+from agenttracer.store.histogram import BOUNDS, bucket_of
 from agenttracer.store.sql.dialect import as_utc, is_postgres
 from agenttracer.store.sql.read.sql import count_if
 from agenttracer.store.sql.rollup.aggregates import Aggregates, Key, RunAgg, StepAgg, later_of
 from agenttracer.store.sql.rollup.attribution import self_time_sums
-from agenttracer.store.sql.rollup.histogram import BOUNDS, bucket_of
 from agenttracer.store.sql.rollup.selftime import stream_rows
 from agenttracer.store.sql.schema.tables import rollup_failures, rollup_runs, rollup_steps, runs, steps
 

@@ -26,12 +26,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.store.records import LiveResult, RefreshResult
 from agenttracer.store.sql.periodic import PeriodicWorker
 from agenttracer.store.sql.read.sql import time_bucket
 from agenttracer.store.sql.rollup.aggregates import Aggregates
@@ -52,7 +52,6 @@ from agenttracer.store.sql.rollup.refresh import (
     DEFAULT_INTERVAL_S,
     DEFAULT_SETTLE,
     ROLLUP_TABLES,
-    RefreshResult,
     merge_buckets,
     refresh,
     refresher_connection,
@@ -71,15 +70,6 @@ STEP_SPAN = timedelta(minutes=1)
 DEFAULT_LIVE_INTERVAL_S = 2.0
 
 Interval = tuple[datetime, datetime]
-
-
-@dataclass(frozen=True)
-class LiveResult:
-    buckets: int  # 10-second buckets recomputed (new and dirty ones)
-    minutes: int  # minute rows rewritten
-    live_until: datetime | None
-    seconds: float
-    skipped: bool = False  # another refresher held the lock
 
 
 def _set_live(conn: sa.Connection, value: datetime) -> None:

@@ -31,13 +31,13 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
+from agenttracer.store.records import RefreshResult
 from agenttracer.store.sql.dialect import bind_processor, is_postgres, paramstyle_marks
 from agenttracer.store.sql.dialect import identity as unchanged
 from agenttracer.store.sql.rollup.aggregates import Aggregates, RunAgg, StepAgg
@@ -62,16 +62,6 @@ ROLLUP_TABLES = (rollup_runs, rollup_failures, rollup_steps)
 
 
 # --- the refresher -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RefreshResult:
-    hours: int  # hours recomputed (dirty ones and newly closed ones)
-    days: int  # daily rows rewritten
-    rolled_until: datetime | None
-    dirty_left: int  # hours still marked dirty afterwards (written to while the refresher ran)
-    seconds: float
-    skipped: bool = False  # another refresher held the lock
 
 
 @contextmanager

@@ -24,8 +24,6 @@ from sqlalchemy.engine import make_url
 
 from agenttracer.store.sql.dialect import POSTGRESQL, SQLITE
 
-DEFAULT_SQLITE_PATH = Path(".agenttracer") / "agenttracer.db"
-DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_SQLITE_PATH.as_posix()}"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Without a bound, a PostgreSQL host that drops packets hangs `up`, `migrate` and every request for
 # the kernel's TCP timeout (minutes); a URL's own ?connect_timeout= wins over this.

@@ -225,10 +225,10 @@ api_key_projects = sa.Table(
 # of scanning millions of runs. Only the rollup refresher writes them; each row is a pure function of the
 # raw tables for its time bucket. ``level`` says which identity columns the row keeps (ROLLUP_AGENT |
 # ROLLUP_VERSION | ROLLUP_ENVIRONMENT bits); the others hold ''. A run without identity yet (a
-# placeholder) has '' in all three. Histograms (store/sql/rollup/histogram.py) are JSON arrays of integers that the
+# placeholder) has '' in all three. Histograms (store/histogram.py) are JSON arrays of integers that the
 # refresher computes from latencies: they never hold text from a request.
 
-ROLLUP_GRAIN_LEN = 4  # 'hour' | 'day' | 'min' | '10s' (store/sql/rollup.py)
+ROLLUP_GRAIN_LEN = 4  # 'hour' | 'day' | 'min' | '10s' (store/sql/rollup/build.py)
 
 
 def _rollup_key() -> list[sa.Column[Any]]:

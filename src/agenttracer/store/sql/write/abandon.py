@@ -35,18 +35,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
 from agenttracer.model import ABANDONED_CODE, RunStatus
+from agenttracer.store.records import Closed, SweepResult
+from agenttracer.store.run_state import ABANDONED_TYPE, RunState
 from agenttracer.store.sql.dialect import insert, is_postgres
 from agenttracer.store.sql.periodic import PeriodicWorker
 from agenttracer.store.sql.rollup.marks import mark_dirty
 from agenttracer.store.sql.schema.tables import failures, runs, steps
 from agenttracer.store.sql.write.lock import write_lock
-from agenttracer.store.sql.write.run_state import ABANDONED_TYPE, RunState
 
 log = logging.getLogger("agenttracer.sweep")
 
@@ -57,27 +57,6 @@ MAX_BATCHES = 20
 # condition visibly implies the index's.
 _RUNNING = sa.text("runs.status = 'running'")
 _FAILURE = RunStatus.FAILURE.value
-
-
-@dataclass(frozen=True, slots=True)
-class Closed:
-    """One run the sweep closed, with what the server's metrics label it by."""
-
-    run_id: str
-    project: str
-    agent_id: str | None
-    agent_version: str | None
-    environment: str | None
-    failure_type: str
-    failure_code: str
-
-
-@dataclass(slots=True)
-class SweepResult:
-    cutoff: datetime
-    closed: list[Closed] = field(default_factory=list)
-    batches: int = 0
-    seconds: float = 0.0
 
 
 def sweep_interval(timeout_s: float) -> float:

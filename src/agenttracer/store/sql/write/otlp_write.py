@@ -1,6 +1,6 @@
 """The OTLP writer: one request's mapped spans into runs, steps and failures, in one transaction.
 
-It stands beside ``store/writer.py`` (the SDK's events) and shares its machinery: the same SQLite
+It stands beside ``store/sql/write/writer.py`` (the SDK's events) and shares its machinery: the same SQLite
 single-writer lock, placeholder rows and locked reads of the touched runs (``FOR UPDATE`` in run_id
 order on PostgreSQL), the same bulk step insert (COPY / multi-row INSERT) and run update, plus the
 rollup dirty marks.
@@ -12,7 +12,7 @@ request"). Per touched run, under the run's lock:
 
 1. which of the request's span ids are stored already (``duplicate``: changes nothing);
 2. what the rule needs of the stored run, read through indexes (``store/sql/write/otlp_stored.py``),
-   and the new spans assembled onto it (``store/sql/write/otlp_assemble.py``): new steps inserted,
+   and the new spans assembled onto it (``store/otlp_assemble.py``): new steps inserted,
    stored steps whose parent arrived or whose retry link changed updated, counters moved by the
    difference;
 3. the run settles when its root span arrives: start and end from the root; status and failure by
@@ -30,21 +30,30 @@ from typing import Any
 import sqlalchemy as sa
 
 from agenttracer.model import DEFAULT_PROJECT, MAX_META_KEYS, MAX_SEQ
+from agenttracer.store.otlp_assemble import (
+    DEFAULT_AGENT_ID,
+    DEFAULT_ENVIRONMENT,
+    DEFAULT_VERSION,
+    Assembly,
+    SpanRecord,
+    Stored,
+    assemble,
+    verdict,
+)
+from agenttracer.store.records import Written
+from agenttracer.store.run_state import RunState, reopen_abandoned
 from agenttracer.store.sql.dialect import insert
 from agenttracer.store.sql.rollup.marks import mark_dirty
 from agenttracer.store.sql.schema.tables import SOURCE_OTLP, failures, runs, steps
 from agenttracer.store.sql.write import otlp_stored
 from agenttracer.store.sql.write.abandon import settle_reopened
 from agenttracer.store.sql.write.lock import write_lock
-from agenttracer.store.sql.write.otlp_assemble import Assembly, SpanRecord, Stored, assemble, verdict
-from agenttracer.store.sql.write.run_state import RunState, reopen_abandoned
 from agenttracer.store.sql.write.sqlite_checkpoint import after_commit
 from agenttracer.store.sql.write.writer import _driver_helpers
 from agenttracer.verdict import UNHANDLED
 
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 _MAX_ATTEMPTS = 3
-DEFAULT_AGENT_ID = "unknown_service"
 # Built once (per request they would cost more to build than to run).
 _THIS_RUN = runs.c.run_id == sa.bindparam("b_run_id")
 _ADD_COUNTS = runs.update().where(_THIS_RUN).values(
@@ -57,27 +66,6 @@ _THIS_STEP = sa.and_(steps.c.run_id == sa.bindparam("b_run_id"), steps.c.seq == 
 _ADOPT = steps.update().where(_THIS_STEP).values(parent_seq=sa.bindparam("b_parent"))
 _RELINK = steps.update().where(_THIS_STEP).values(attempt=sa.bindparam("b_attempt"),
                                                   retry_of_seq=sa.bindparam("b_retry_of"))
-DEFAULT_VERSION = "unversioned"
-DEFAULT_ENVIRONMENT = "development"
-
-
-@dataclass(slots=True)
-class Written:
-    """How many of the request's spans were stored now, were already stored, or were refused (their
-    trace id is the run_id of another project's run, or their run would pass MAX_SEQ steps; or, counted
-    in ``other_source`` too, their trace id is the run_id of a run the SDK sent)."""
-
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    other_source: int = 0
-    # For the server's agent-level metrics (only stored values): each touched run's identity after the
-    # commit, the runs that settled now (run_id, status), the runs that failed now (run_id, failure
-    # type, code), and the steps stored now (run_id, step_type, latency_ms).
-    identities: dict[str, tuple[str | None, str | None, str | None]] = field(default_factory=dict)
-    settled: list[tuple[str, str]] = field(default_factory=list)
-    failed: list[tuple[str, str, str]] = field(default_factory=list)
-    steps: list[dict[str, Any]] = field(default_factory=list)
 
 
 def write_spans(

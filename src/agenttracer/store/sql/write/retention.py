@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
+from agenttracer.store.records import Deleted, PruneResult
 from agenttracer.store.sql.periodic import PeriodicWorker
 from agenttracer.store.sql.rollup.marks import mark_dirty
 from agenttracer.store.sql.schema.tables import api_key_projects, api_keys, failures, projects, runs, steps
@@ -46,16 +47,6 @@ def parse_age(text: str) -> timedelta:
     if not match or int(match.group(1)) <= 0:
         raise ValueError("expected a positive age such as 30d, 12h or 90m (a bare number means days)")
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-
-
-@dataclass(frozen=True)
-class PruneResult:
-    cutoff: datetime
-    runs: int
-    steps: int
-    failures: int
-    batches: int
-    dry_run: bool
 
 
 def _old_run_conditions(cutoff: datetime, project: str | None = None) -> list[sa.ColumnElement[bool]]:
@@ -219,15 +210,6 @@ def start_retention(
     if not retention_days and not retention_days_by_project(engine, None):
         return None
     return RetentionWorker(engine, retention_days or None, interval_s=interval_s, first_delay_s=first_delay_s).start()
-
-
-@dataclass(frozen=True)
-class Deleted:
-    runs: int
-    steps: int
-    failures: int
-    revoked_keys: int
-
 
 
 def delete_project(engine: sa.Engine, slug: str, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Deleted | None:

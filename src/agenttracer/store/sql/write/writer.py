@@ -15,7 +15,7 @@ per event):
 5. update the touched runs, recomputing step_count / error_step_count / retry_count from the steps
    table, inside the same transaction, so the counters are exact under replays and any arrival order.
 
-The rules that decide each run-level event live in ``store/sql/write/run_state.py``.
+The rules that decide each run-level event live in ``store/run_state.py``.
 
 A batch is written into one project (the caller's: the ingest key's, or what a keyless client named).
 A run belongs to the project its row was created in; every event of a run stored under another
@@ -35,19 +35,14 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
 
 from agenttracer.model import DEFAULT_PROJECT
-from agenttracer.store.sql.dialect import insert
-from agenttracer.store.sql.rollup.marks import mark_dirty
-from agenttracer.store.sql.schema.tables import SOURCE_SDK, failures, rollup_dirty
-from agenttracer.store.sql.write.abandon import settle_reopened
-from agenttracer.store.sql.write.lock import write_lock
-from agenttracer.store.sql.write.run_state import (
+from agenttracer.store.records import FOREIGN_RUN_RULE, WriteReport
+from agenttracer.store.run_state import (
     FAILURE,
     RUN_END,
     RUN_START,
@@ -62,14 +57,14 @@ from agenttracer.store.sql.write.run_state import (
     other_source_rule,
     reopen_abandoned,
 )
+from agenttracer.store.sql.dialect import insert
+from agenttracer.store.sql.rollup.marks import mark_dirty
+from agenttracer.store.sql.schema.tables import SOURCE_SDK, failures, rollup_dirty
+from agenttracer.store.sql.write.abandon import settle_reopened
+from agenttracer.store.sql.write.lock import write_lock
 from agenttracer.store.sql.write.sql import Statements, statements_for
 from agenttracer.store.sql.write.sqlite_checkpoint import after_commit
 from agenttracer.store.sql.write.step_rows import StepRows
-
-__all__ = ["FOREIGN_RUN_RULE", "Incoming", "Outcome", "WriteReport", "write_batch"]
-
-# Why an event of a run stored under another project is refused (the same words on both write paths).
-FOREIGN_RUN_RULE = "is a run of another project: a run id is written from one project only"
 
 # PostgreSQL error codes worth one more try: deadlock detected, serialization failure.
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
@@ -90,23 +85,6 @@ def probe_write(engine: sa.Engine) -> None:
             conn.execute(sa.insert(rollup_dirty).values(hour=_PROBE_MARK))
         finally:
             transaction.rollback()
-
-
-Identity = tuple[str | None, str | None, str | None]
-
-
-@dataclass(slots=True)
-class WriteReport:
-    """What a caller may want to count about a write besides the outcomes (the server's metrics).
-
-    ``retries``: transactions redone (deadlock, serialization failure, a step collision); ``identities``:
-    every run the batch touched -> its (agent_id, agent_version, environment) as stored after the
-    commit (None parts while a run's start has not arrived). Only values that passed the policy and
-    were stored: never a rejected event's.
-    """
-
-    retries: int = 0
-    identities: dict[str, Identity] = field(default_factory=dict)
 
 
 def write_batch(

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from agenttracer.model import MAX_ID_LEN, UNIX_EPOCH, has_bad_chars
-from agenttracer.store.sql.read.cursor_seal import SealError, seal, unseal
-from agenttracer.store.sql.read.runs import CursorError
+from agenttracer.store.cursor_seal import SealError, seal, unseal
+from agenttracer.store.cursors import CursorError
 
 _MALFORMED = "cursor is not one this server issued: pass back the next_cursor value of a previous page unchanged"
 _KIND = "agents"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from agenttracer.store.sql.read.sql import Percentiles
-from agenttracer.store.sql.read.stats_math import TestResult
+from agenttracer.store.results import Percentiles
+from agenttracer.store.stats_math import TestResult
 
 
 @dataclass(frozen=True)

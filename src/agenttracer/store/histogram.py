@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import accumulate, repeat
 
-from agenttracer.store.sql.read.stats_math import QUANTILES, interpolate, quantile_positions
+from agenttracer.store.stats_math import QUANTILES, interpolate, quantile_positions
 
 RATIO = 1.02
 LOWEST_MS = 0.01
