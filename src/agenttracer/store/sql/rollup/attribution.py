@@ -98,23 +98,22 @@ def attribute(conn: sa.Connection, where: list[sa.ColumnElement[bool]]) -> int:
 
 
 def _replace(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Replace the stored rows of the runs in ``rows`` with ``rows`` (straight to the driver: an hour's
-    worth through SQLAlchemy's per-row parameter handling cost more than computing them)."""
+    """Store ``rows``, replacing the runs' earlier rows: an upsert is enough, because steps are only ever
+    added, so a run's (step type, name) pairs now include every pair it had (straight to the driver: an
+    hour's worth through SQLAlchemy's per-row parameter handling cost more than computing them)."""
     if not rows:
         return
-    run_ids = sorted({row[0] for row in rows})
     names = ", ".join(_ROW_COLUMNS)
+    upsert = (" ON CONFLICT (run_id, step_type, name) DO UPDATE SET "
+              + ", ".join(f"{c} = excluded.{c}" for c in _ROW_COLUMNS[3:]))
     if is_postgres(conn):
-        columns = list(zip(*rows, strict=True))
-        conn.exec_driver_sql("DELETE FROM step_self_time WHERE run_id = ANY(%s::varchar[])", (run_ids,))
         conn.exec_driver_sql(
             f"INSERT INTO step_self_time ({names}) SELECT * FROM unnest(%s::varchar[], %s::varchar[],"
-            " %s::varchar[], %s::float8[], %s::int[], %s::timestamptz[], %s::timestamptz[])",
-            tuple(list(c) for c in columns),
+            " %s::varchar[], %s::float8[], %s::int[], %s::timestamptz[], %s::timestamptz[])" + upsert,
+            tuple(list(c) for c in zip(*rows, strict=True)),
         )
         return
-    conn.exec_driver_sql("DELETE FROM step_self_time WHERE run_id = ?", [(r,) for r in run_ids])
-    conn.exec_driver_sql(f"INSERT INTO step_self_time ({names}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.exec_driver_sql(f"INSERT INTO step_self_time ({names}) VALUES (?, ?, ?, ?, ?, ?, ?)" + upsert, rows)
 
 
 def self_time_sums(
