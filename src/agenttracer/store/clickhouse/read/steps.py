@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from agenttracer.model import RunStatus, StepStatus
-from agenttracer.store.clickhouse.newest import Params, Queryable, fetch, in_projects, latest_steps, us
+from agenttracer.store.clickhouse.newest import Params, Queryable, at, fetch, in_projects, latest_steps, us
 from agenttracer.store.results import (
     STEP_NAME_LIMIT,
     STEP_SAMPLE_RUNS,
@@ -57,8 +57,14 @@ def step_breakdown(client: Queryable, sample: list[SampleRow], projects: tuple[s
     runs = {r[0]: r for r in sample}
     if sampled:
         run_time = sum(float(r[2]) for r in runs.values() if r[1] != RunStatus.RUNNING.value and r[2] is not None)
-    ids = {"ids": list(runs)}
+    ids: Params = {"ids": list(runs)}
     scope = [*in_projects(projects, ids), "run_id IN {ids:Array(String)}"]
+    starts = [int(r[3]) for r in runs.values() if r[3] is not None]
+    if starts:
+        # No step starts before its run: the sample's earliest start bounds the steps' time (a sorting-key
+        # column, and the partition key), so only the sample's hours are merged, not the table.
+        ids["first"] = min(starts)
+        scope.append(f"started_at >= {at('first')}")
     steps_from = latest_steps(_STEP_COLUMNS, scope)
     rows = fetch(client,
         f"SELECT step_type, name, grouping(name), count(), countIf(status = '{StepStatus.ERROR.value}'), "
