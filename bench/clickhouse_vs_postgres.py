@@ -54,7 +54,8 @@ from agenttracer.store.clickhouse.schema.migrate import upgrade
 BYTES_BAR = 40.0
 BYTES_RATIO_BAR = 8.0
 PERCENTILE_RATIO_BAR = 10.0
-DEFAULT_CHDB_DIR = Path("/tmp/agenttracer-bench-chdb")
+# Its own directory: chdb lets one process at a time open a directory, and other benchmarks use theirs.
+DEFAULT_CHDB_DIR = Path("/tmp/agenttracer-bench-ch-vs-pg")
 ROLLUP_TABLES = ("rollup_runs", "rollup_steps", "rollup_failures", "rollup_dirty", "rollup_state")
 
 _RUNS_SELECT = """

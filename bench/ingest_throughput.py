@@ -528,10 +528,24 @@ def metrics_cost_rows(results: dict[str, dict[str, list[float]]], backends: list
 
 # --- main -----------------------------------------------------------------------------------------
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def parse_backends(parser: argparse.ArgumentParser, value: str) -> list[str]:
+    """``--backend``: names from BACKENDS, comma-separated, or ``both``; anything else is an error (an unknown
+    name used to fall through to the PostgreSQL branch, so ``both`` measured PostgreSQL only)."""
+    names = [b.strip() for b in value.split(",") if b.strip()]
+    backends = [b for name in names for b in (BACKENDS if name == "both" else (name,))]
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown or not backends:
+        parser.error(f"--backend: expected sqlite, postgresql or both, got {value!r}")
+    return list(dict.fromkeys(backends))
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", default="sqlite,postgresql", help="comma-separated: sqlite,postgresql")
+    parser.add_argument("--backend", default="sqlite,postgresql",
+                        help="comma-separated: sqlite,postgresql (or both)")
     parser.add_argument("--steps", type=int, default=150_000, help="steps sent per repetition (all clients)")
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument("--batch", type=int, default=500, help="events per request (the SDK sends <= 500)")
@@ -548,7 +562,7 @@ def main() -> int:
                         help="also scrape /metrics every this many seconds during the run (0: not during the run)")
     args = parser.parse_args()
 
-    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    backends = parse_backends(parser, args.backend)
     runs_per_client = max(1, int(args.steps / STEPS_PER_RUN / args.clients))
     w = Workload(args.clients, runs_per_client, args.batch, args.seed)
     print(f"machine: {machine_description()}")

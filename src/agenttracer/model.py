@@ -123,6 +123,10 @@ FAILURE_CODES: dict[str, str] = {
 }
 # The code the server's abandonment sweep records (type orchestration); an agent does not send it.
 ABANDONED_CODE = "abandoned"
+# Codes only the server gives a run's failure: a failure event carrying one is refused (a run the
+# sweep closed forgets the sweep's failure when it is reopened, and could not tell an agent's from it).
+SERVER_FAILURE_CODES = frozenset({ABANDONED_CODE})
+SERVER_FAILURE_CODE_RULE = "is set by the server when a run falls silent (abandoned); an agent records another code"
 CUSTOM_CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 # Limits shared by the SDK, the wire models and the schema.
@@ -183,6 +187,7 @@ RULE_SEQ_RANGE = "seq_range"
 RULE_ATTEMPT_RANGE = "attempt_range"
 RULE_CONTROL_CHARACTERS = "control_characters"
 RULE_TEXT_LENGTH = "text_length"
+RULE_SERVER_FAILURE_CODE = "server_failure_code"
 
 # C0 controls, DEL and lone surrogates: PostgreSQL refuses NUL, SQLite's driver refuses surrogates,
 # and none belongs in a name, an id or a filter.

@@ -219,3 +219,11 @@ def test_the_image_can_reach_a_clickhouse_server_without_the_embedded_engine() -
     assert "agenttracer[clickhouse-client]" in extras["clickhouse"]  # one definition of the client's version
     install = re.search(r'pip install "\.\[([^\]]+)\]"', DOCKERFILE.read_text())
     assert install is not None and set(install.group(1).split(",")) == {"server", "clickhouse-client"}
+
+
+def test_prometheus_scrapes_the_clickhouse_apps_too() -> None:
+    config = yaml.safe_load((DEPLOY / "observability" / "prometheus.yml").read_text())
+    names = {job["job_name"]: job["dns_sd_configs"][0]["names"] for job in config["scrape_configs"]}
+    assert "ch-ingest" in names["agenttracer-ingest"] and "ch-query" in names["agenttracer-query"]
+    services = compose()["services"]
+    assert all(name in services for listed in names.values() for name in listed)

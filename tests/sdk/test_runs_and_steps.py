@@ -234,6 +234,15 @@ def test_an_invalid_failure_is_counted_as_dropped_not_raised(make_tracer: Make, 
     assert stats.delivered + stats.dropped_total == stats.produced == 3
 
 
+def test_the_servers_abandoned_code_is_not_sent_as_an_agents_failure(make_tracer: Make, server: FaultServer) -> None:
+    tracer = make_tracer(server.url)
+    with tracer.start_run() as run:
+        run.record_failure(failure_type="orchestration", failure_code="abandoned")
+    events = sent(tracer, server)
+    assert of_type(events, "failure") == [] and one(events, "run_end")["status"] == "failure"
+    assert tracer.stats().dropped == {"invalid_failure": 1}
+
+
 def test_seq_numbers_stay_unique_and_ordered_across_threads(make_tracer: Make, server: FaultServer) -> None:
     tracer = make_tracer(server.url)
     seen: dict[int, list[int]] = {}

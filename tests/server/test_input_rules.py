@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from agenttracer.model import EARLIEST_TIME, MAX_ATTEMPT, MAX_LATENCY_MS, MAX_SEQ
 from agenttracer.store.sql.rollup.refresh import refresh
 from agenttracer.store.sql.schema.engine import make_engine
-from tests.support.events import new_run_id, run_end, run_start, step
+from tests.support.events import failure, new_run_id, run_end, run_start, step
 
 
 def post(base: str, events: list[Any]) -> httpx.Response:
@@ -60,6 +60,9 @@ def _hostile(run_id: str) -> list[tuple[dict[str, Any], str, str]]:
         (run_start(run_id, agent_id="agent\x00x", started_at=t), "agent_id", "control_characters"),
         (run_start(run_id, environment="prod\n", started_at=t), "environment", "control_characters"),
         (step(run_id, 2, started_at=t, ended_at=t, failure_code="timeout_x\n"), "failure_code", "failure_code_format"),
+        # The sweep's code: a run it closed forgets that failure when reopened, so an agent may not send it.
+        (failure(run_id, failure_type="orchestration", failure_code="abandoned"), "failure_code",
+         "server_failure_code"),
         # Timestamps are ISO 8601 text only: numeric strings are not read as Unix times.
         (run_start(run_id, started_at="0"), "started_at", "timestamp_format"),
         (run_start(run_id, started_at="1765100000.5"), "started_at", "timestamp_format"),

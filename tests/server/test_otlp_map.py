@@ -174,7 +174,8 @@ def test_a_retry_marker_makes_an_error_step_and_an_explicit_attempt() -> None:
     request = ExportTraceServiceRequest()
     request.resource_spans.add().scope_spans.add().spans.append(tags)
     (record,) = map_request(request, NOW).spans
-    assert record.explicit_attempt == 3 and record.dropped == 1 and record.meta == {}
+    # Only the number is kept, where a stated attempt is stored, so a later relink still finds it.
+    assert record.explicit_attempt == 3 and record.dropped == 1 and record.meta == {"retry_attempt": 3}
 
 
 def test_metadata_is_capped_and_everything_dropped_is_counted() -> None:

@@ -68,6 +68,17 @@ def test_stated_attempts_win_and_a_stored_stated_attempt_is_kept() -> None:
     assert shape(steps) == [("a", 1, None, 1, None), ("b", 2, None, 4, 1)]
 
 
+def test_a_stored_stated_attempt_survives_a_late_span_that_relinks_it() -> None:
+    first = rec("a", 0, error=True, seq=1)
+    later = rec("c", 40, seq=2, retry_of=1, stored_attempt=5)  # LangChain said retry:attempt:5
+    later.meta["retry_attempt"] = 5  # where the mapping keeps a stated attempt
+    stored = Stored(next_seq=3, rows={1: first, 2: later}, neighbours={("tool", "t"): [later]})
+    second = rec("b", 20, error=True)  # the attempt in between arrives late
+    assemble([second], stored)
+    assert (second.attempt, second.retry_of_seq) == (2, 1)
+    assert (later.attempt, later.retry_of_seq) == (5, second.seq)  # relinked, its stated number kept
+
+
 def test_the_verdict_needs_the_root_and_counts_errors_past_the_limit_as_unrecovered() -> None:
     steps = [rec("a", 0, parent="root", kind="AGENT", step_type="other", error=True)]
     assemble(steps, Stored())

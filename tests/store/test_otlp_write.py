@@ -260,6 +260,22 @@ def test_a_trace_id_that_is_an_sdk_run_is_refused(store: Store) -> None:
     assert stored(store) == before
 
 
+def test_a_late_parent_adopts_at_most_max_adopted_stored_children(store: Store,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from agenttracer.store import otlp_assemble
+
+    monkeypatch.setattr(otlp_assemble, "MAX_ADOPTED", 3)
+    parent_id = "00000000000000b1"
+    children = [rec(f"00000000000000c{i}", 20 + i, 21 + i, parent=parent_id) for i in range(5)]
+    assert write_spans(store, children, NOW).accepted == 5
+    assert write_spans(store, [rec(parent_id, 10, 40, step_type="other")], NOW).accepted == 1
+    parents = [parent for _, parent, _, _ in by_span(store).values()]
+    # The request's work is bounded: three children got their parent, the other two stay at the top.
+    assert (parents.count(parent_id), parents.count(None)) == (3, 3)  # + the parent's own None
+    assert write_spans(store, [root()], NOW).accepted == 1
+    assert stored(store)[0]["status"] == "success"
+
+
 def test_a_run_holds_at_most_max_seq_steps(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     from agenttracer.store.clickhouse.write import otlp_write as clickhouse_otlp
     from agenttracer.store.sql.write import otlp_write

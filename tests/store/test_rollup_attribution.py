@@ -52,7 +52,7 @@ def _stored(conn: sa.Connection) -> dict[tuple[str, str, str], float]:
 
 def _sums(engine: sa.Engine) -> dict[tuple[Any, ...], float]:
     with engine.connect() as conn:
-        return self_time_sums(conn, [], [runs.c.agent_id], 10_000)
+        return self_time_sums(conn, [], [runs.c.agent_id])
 
 
 def test_the_refresher_stores_each_finished_runs_self_time(engine: sa.Engine) -> None:

@@ -89,8 +89,39 @@ def events(spec: RunSpec) -> list[dict[str, Any]]:
     return out
 
 
-def insert_runs(engine: sa.Engine, specs: list[RunSpec]) -> None:
-    """Write the runs' rows directly (bypassing the Ingest API) with the writer's denormalised counters."""
+def insert_runs(target: Any, specs: list[RunSpec], *, project: str = "default") -> None:
+    """Write the runs' rows directly (bypassing the Ingest API) with the writer's denormalised counters.
+
+    ``target``: a SQLAlchemy engine, a ClickHouse store connection, or a database URL of any store
+    (``chdb://``/``clickhouse://`` go through ``rundata_clickhouse``): the one loader of every store.
+    """
+    if isinstance(target, str):
+        if target.split(":", 1)[0] in ("chdb", "clickhouse", "clickhouses"):
+            from agenttracer.store.clickhouse.connection import connect
+
+            conn = connect(target)
+            try:
+                insert_runs(conn, specs, project=project)
+            finally:
+                conn.close()
+            return
+        from agenttracer.store.sql.schema.engine import make_engine
+
+        engine = make_engine(target, poolclass=sa.pool.NullPool)
+        try:
+            insert_runs(engine, specs, project=project)
+        finally:
+            engine.dispose()
+        return
+    if not isinstance(target, sa.Engine):
+        from tests.support.rundata_clickhouse import insert_statement, run_rows
+
+        run_table, step_table = run_rows(specs, project=project)
+        target.command(insert_statement("runs", run_table))
+        if step_table:
+            target.command(insert_statement("steps", step_table))
+        return
+    engine = target
     now = datetime.now(timezone.utc)
     with engine.begin() as conn:
         for spec in specs:
@@ -105,7 +136,7 @@ def insert_runs(engine: sa.Engine, specs: list[RunSpec]) -> None:
                     retry_count=sum(s.retry_of_seq is not None for s in spec.steps),
                     failure_type=spec.failure["failure_type"] if spec.failure else None,
                     failure_code=spec.failure["failure_code"] if spec.failure else None,
-                    meta=spec.meta, meta_removed=0, ingested_at=now, updated_at=now,
+                    meta=spec.meta, meta_removed=0, ingested_at=now, updated_at=now, project=project,
                 )
             )
             for s in spec.steps:

@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 from agenttracer import privacy
 from agenttracer.model import (
     MAX_ERROR_CLASS_LEN,
+    SERVER_FAILURE_CODE_RULE,
+    SERVER_FAILURE_CODES,
     EventType,
     FailureType,
     StepType,
@@ -196,6 +198,10 @@ class Encoder:
         if not is_valid_failure_code(failure_code):
             self._warn_once("failure_code", "record_failure(failure_code=...) must be a documented code or "
                             "match ^[a-z][a-z0-9_]{0,63}$; that failure was not sent")
+            return None, "invalid_failure"
+        if failure_code in SERVER_FAILURE_CODES:
+            self._warn_once("failure_code_server", f"record_failure(failure_code={failure_code!r}) "
+                            f"{SERVER_FAILURE_CODE_RULE}; that failure was not sent")
             return None, "invalid_failure"
         event: dict[str, Any] = {"type": _FAILURE, "run_id": run.run_id, "failure_type": failure_type,
                                  "failure_code": failure_code, "recorded_at": iso_utc(run.wall_ns(t_ns))}

@@ -33,6 +33,8 @@ DEFAULT_AGENT_ID = "unknown_service"
 DEFAULT_VERSION = "unversioned"
 DEFAULT_ENVIRONMENT = "development"
 
+# Stored children one request may give their newly arrived parent; the others keep no parent_seq.
+MAX_ADOPTED = 10_000
 AGENT_OPERATIONS = frozenset({"invoke_agent", "create_agent"})
 AGENT_KINDS = frozenset({"agent"})
 
@@ -144,7 +146,8 @@ def assemble(new: list[SpanRecord], stored: Stored) -> Assembly:
         seq_of[step.span_id] = seq
     for step in new:
         step.parent_seq = seq_of.get(step.parent_span_id) if step.parent_span_id is not None else None
-    adopted = [(seq, seq_of[parent]) for seq, parent in stored.orphans if parent in seq_of]
+    # Bounded by the request, not by how many children came before their parent (docs/otlp.md).
+    adopted = [(seq, seq_of[parent]) for seq, parent in stored.orphans if parent in seq_of][:MAX_ADOPTED]
     for seq, parent_seq in adopted:
         if seq in stored.rows:
             stored.rows[seq].parent_seq = parent_seq

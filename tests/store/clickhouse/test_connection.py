@@ -3,6 +3,9 @@ values, and errors classified without a driver import."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 from datetime import datetime, timezone
 
 import pytest
@@ -54,3 +57,44 @@ def test_errors_carry_the_code_and_say_when_to_retry(empty_chdb_url: str) -> Non
     assert isinstance(ClickHouseError.from_driver(ConnectionRefusedError("refused")), ClickHouseUnavailable)
     out_of_memory = RuntimeError("Code: 241. DB::Exception: memory limit")
     assert isinstance(ClickHouseError.from_driver(out_of_memory), ClickHouseUnavailable)
+
+
+def test_a_second_process_cannot_open_a_chdb_directory_one_process_holds(empty_chdb_url: str) -> None:
+    conn = connect(empty_chdb_url)
+    code = (
+        "from agenttracer.store.clickhouse.connection import ClickHouseUnavailable, connect\n"
+        "try:\n"
+        f"    connect({empty_chdb_url!r})\n"
+        "except ClickHouseUnavailable as exc:\n"
+        "    print(exc)\n"
+    )
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    finally:
+        conn.close()
+    assert "another process holds it" in out.stdout and "agenttracer up" in out.stdout, out.stderr[-2000:]
+
+
+def test_threads_sharing_a_connection_get_their_own_parameters(empty_chdb_url: str) -> None:
+    conn = connect(empty_chdb_url)
+    wrong: list[object] = []
+
+    def ask(k: int) -> None:
+        for i in range(60):
+            try:
+                got = conn.query("SELECT {a:UInt32} + {b:UInt32}", {"a": k, "b": i}).rows[0][0]
+            except ClickHouseError as exc:
+                wrong.append(exc.code)
+                continue
+            if got != k + i:
+                wrong.append((k, i, got))
+
+    threads = [threading.Thread(target=ask, args=(k * 1000,)) for k in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        conn.close()
+    assert wrong == []

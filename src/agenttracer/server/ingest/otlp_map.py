@@ -323,6 +323,10 @@ def _span(span: Span, resource: Resource, latest_ns: int) -> SpanRecord | Reject
         attempt = meta.get("retry_attempt")
         if isinstance(attempt, int) and 1 <= attempt <= MAX_ATTEMPT:
             explicit_attempt = attempt
+    elif "retry_attempt" not in meta and len(meta) < MAX_META_KEYS:
+        # LangChain's tag number is kept where a framework's stated attempt is stored, so a late span
+        # that relinks this step later still finds it (otlp_assemble._stated).
+        meta["retry_attempt"] = explicit_attempt
     error = span.status.code == _ERROR or isinstance(meta.get("retry_cause"), str)
     failure_code = _failure_code(meta, error_class) if error else None
     if failure_code in FALLBACK_CODES and span.status.code == _ERROR:

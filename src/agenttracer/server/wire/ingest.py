@@ -37,8 +37,11 @@ from agenttracer.model import (
     RULE_CONTROL_CHARACTERS,
     RULE_LATENCY_RANGE,
     RULE_SEQ_RANGE,
+    RULE_SERVER_FAILURE_CODE,
     RULE_TEXT_LENGTH,
     RULE_TIME_RANGE,
+    SERVER_FAILURE_CODE_RULE,
+    SERVER_FAILURE_CODES,
     TIMESTAMP_FORMAT_RULE,
     FailureType,
     StepStatus,
@@ -109,6 +112,12 @@ def _failure_code(value: str) -> str:
     return value
 
 
+def _agent_failure_code(value: str) -> str:
+    if value in SERVER_FAILURE_CODES:
+        raise PydanticCustomError(RULE_SERVER_FAILURE_CODE, SERVER_FAILURE_CODE_RULE)
+    return value
+
+
 def _bounded(max_len: int, min_len: int = 1) -> Any:
     return Field(min_length=min_len, max_length=max_len, strict=True)
 
@@ -121,6 +130,7 @@ Environment = Annotated[str, _bounded(MAX_ENVIRONMENT_LEN), AfterValidator(_no_c
 StepName = Annotated[str, _bounded(MAX_RAW_TEXT_LEN), AfterValidator(_no_control_chars)]
 ErrorClass = Annotated[str, _bounded(MAX_ERROR_CLASS_LEN), AfterValidator(_no_control_chars)]
 FailureCode = Annotated[str, _bounded(MAX_CODE_LEN), AfterValidator(_failure_code)]
+AgentFailureCode = Annotated[FailureCode, AfterValidator(_agent_failure_code)]  # a run's failure, as sent
 Seq = Annotated[int, Field(strict=True, ge=1, le=MAX_SEQ)]
 Attempt = Annotated[int, Field(strict=True, ge=1, le=MAX_ATTEMPT)]
 StepTypeField = Annotated[StepType, BeforeValidator(_step_type)]
@@ -184,7 +194,7 @@ class FailureEvent(_Event):
 
     type: Literal["failure"]
     failure_type: FailureType
-    failure_code: FailureCode
+    failure_code: AgentFailureCode
     step_seq: Seq | None = None
     message: Message | None = None
     recorded_at: Timestamp | None = None
@@ -364,6 +374,7 @@ _OWN_CODES = frozenset(
         "uuid_format",
         "timestamp_format",
         "failure_code_format",
+        RULE_SERVER_FAILURE_CODE,
         RULE_TIME_RANGE,
         RULE_CONTROL_CHARACTERS,
     }

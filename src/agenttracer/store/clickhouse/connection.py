@@ -23,8 +23,11 @@ driver did not say), so callers classify them (timeout, unavailable) without imp
 
 from __future__ import annotations
 
+import queue
 import re
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Protocol
@@ -203,26 +206,69 @@ def _rows_json(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
 
 
 class ChdbConnection:
-    """The embedded engine: one chdb session on the directory, pinned to the database."""
+    """The embedded engine: a small pool of chdb sessions on the directory, each pinned to the database.
+
+    A chdb session must not run two statements at once: concurrent queries on one session bind each
+    other's parameters (measured on chdb 4.4: wrong answers, or "Substitution `x` is not set"). So each
+    statement takes a session of its own from the pool (at most ``POOL_SIZE``; a caller past that waits).
+    """
+
+    POOL_SIZE = 8
 
     def __init__(self, url: str, target: Target) -> None:
-        from chdb import session
-
         self.url = url
         self.database = target.database
+        self._path = target.path
+        self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._all: list[Any] = []
+        self._slots = threading.BoundedSemaphore(self.POOL_SIZE)
+        self._lock = threading.Lock()
+        self._closed = False
+        first = self._open()  # fail at connect time, not at the first statement
+        self._idle.put(first)
+
+    def _open(self) -> Any:
+        from chdb import session
+
         try:
-            self._session: Any = session.Session(target.path)
-            self._session.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-            self._session.query(f"USE {self.database}")
+            opened = session.Session(self._path)
         except Exception as exc:
+            raise ClickHouseUnavailable(
+                f"cannot open the chdb directory {self._path}: another process holds it, or this process has"
+                " another chdb directory open (one directory per process: serve both APIs with `agenttracer up`)"
+                f" [{type(exc).__name__}]"
+            ) from None
+        try:
+            opened.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+            opened.query(f"USE {self.database}")
+        except Exception as exc:
+            opened.close()
             raise ClickHouseError.from_driver(exc) from None
+        with self._lock:
+            self._all.append(opened)
+        return opened
+
+    @contextmanager
+    def _session(self) -> Iterator[Any]:
+        if self._closed:
+            raise ClickHouseError("the connection is closed")
+        with self._slots:
+            try:
+                held = self._idle.get_nowait()
+            except queue.Empty:
+                held = self._open()
+            try:
+                yield held
+            finally:
+                self._idle.put(held)
 
     def _run(self, sql: str, fmt: str, params: Params) -> Any:
         text = {name: _param_text(value) for name, value in params.items()} if params else None
-        try:
-            return self._session.query(sql, fmt, params=text)
-        except Exception as exc:
-            raise ClickHouseError.from_driver(exc) from None
+        with self._session() as held:
+            try:
+                return held.query(sql, fmt, params=text)
+            except Exception as exc:
+                raise ClickHouseError.from_driver(exc) from None
 
     def command(self, sql: str, params: Params = None, settings: Settings = None) -> None:
         self._run(sql + _settings_clause(settings), "CSV", params)
@@ -258,9 +304,11 @@ class ChdbConnection:
         self._run(sql + "\n" + _rows_json(columns, rows).decode(), "CSV", None)
 
     def close(self) -> None:
-        session, self._session = getattr(self, "_session", None), None
-        if session is not None:
-            session.close()
+        self._closed = True
+        with self._lock:
+            sessions, self._all = self._all, []
+        for held in sessions:
+            held.close()
 
 
 def _utc_text(value: datetime) -> str:

@@ -4,8 +4,9 @@ server. Each method hands over to the module that does the work (``write/``, ``r
 
 Connections: the writes and jobs share one ``Connection`` (a chdb session and a clickhouse-connect
 client are both safe to share between threads); each read session opens its own, so a cancelled or
-timed-out read never disturbs a write. ``readonly`` stores run every statement with ``readonly=2``
-(reads and their settings only) on a server; on chdb the same process may hold both apps' stores.
+timed-out read never disturbs a write. The Query API's store (``readonly``) only reads, through its
+readers. chdb serves one directory per process, so the ingest and query stores of ``agenttracer up``
+share it in one process; a second process on the same directory is refused (ClickHouseUnavailable).
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ __all__ = ["ClickHouseTransfer"]
 _IDENTITY = ("agent_id", "agent_version", "environment")
 _RUN_FIELDS = [f.name for f in fields(RunRecord)]
 _STEP_FIELDS = [f.name for f in fields(StepRecord)]
+_STEP_META = _STEP_FIELDS.index("meta")
 _FAILURE_COLUMNS = ("failure_step_seq", "failure_message", "failure_recorded_at")
 _RUN_COLUMNS = [*_RUN_FIELDS, *_FAILURE_COLUMNS, "version", "is_deleted"]
 _STEP_COLUMNS = ["project", *_IDENTITY, "run_id", *_STEP_FIELDS, "version", "is_deleted"]
@@ -197,10 +198,10 @@ def _run_row(item: StoredRun) -> list[Any]:
 
 
 def _step_row(run: RunRecord, step: StepRecord) -> list[Any]:
-    values: dict[str, Any] = {name: getattr(step, name) for name in _STEP_FIELDS}
-    values["meta"] = orjson.dumps(step.meta).decode()
+    values = [getattr(step, name) for name in _STEP_FIELDS]
+    values[_STEP_META] = orjson.dumps(step.meta).decode()
     identity = [getattr(run, name) or "" for name in _IDENTITY]
-    return [run.project, *identity, run.run_id, *(values[n] for n in _STEP_FIELDS), _version(run.updated_at), 0]
+    return [run.project, *identity, run.run_id, *values, _version(run.updated_at), 0]
 
 
 def _run_record(row: dict[str, Any]) -> RunRecord:

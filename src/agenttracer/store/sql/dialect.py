@@ -16,6 +16,7 @@ The rest of ``store/`` asks these questions instead of comparing ``dialect.name`
   value itself, to be written back unchanged — ``stored_timestamp``;
 * how a large join's rows come back — ``streams_ordered_join`` (in an index's order without a sort) and
   ``holds_whole_result`` (the client holds a result unless it asks for a server-side cursor);
+* whether a join can be made a per-row index probe whatever the planner estimates — ``has_lateral``;
 * whether this process must serialise its own writes — ``needs_process_write_lock`` (SQLite has a
   single writer; PostgreSQL locks rows).
 
@@ -157,4 +158,10 @@ def streams_ordered_join(bind: Bind) -> bool:
 def holds_whole_result(bind: Bind) -> bool:
     """PostgreSQL's client receives a whole result at once unless it reads through a server-side cursor;
     SQLite's cursor steps through the result as it is read."""
+    return is_postgres(bind)
+
+
+def has_lateral(bind: Bind) -> bool:
+    """PostgreSQL has LATERAL, a join it always runs as a nested loop with the outer row's values (an index
+    probe per row); SQLite has not, and its planner probes an index from the filtered outer table anyway."""
     return is_postgres(bind)

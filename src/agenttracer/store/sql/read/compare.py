@@ -112,13 +112,13 @@ def compare_versions(
     # from these rows in Python, identically on both databases. One select per version (no IN over
     # both) lets PostgreSQL walk (agent_id, agent_version, started_at) backwards and stop early.
     newest = {
-        gv: sa.select(*_SAMPLE_COLUMNS)
+        gv: sa.select(*SAMPLE_COLUMNS)
         .where(*window, runs.c.agent_version == version, runs.c.status != RunStatus.RUNNING.value)
         .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
         .limit(COMPARE_SAMPLE_RUNS)
         for gv, version in versions.items()
     }
-    sample = {gv: [_SampleRun(*row) for row in conn.execute(stmt)] for gv, stmt in newest.items()}
+    sample = {gv: [SampleRun(*row) for row in conn.execute(stmt)] for gv, stmt in newest.items()}
     ids_only = {gv: stmt.with_only_columns(runs.c.run_id) for gv, stmt in newest.items()}
     compared = Members(conn, list(ids_only.values()), [r.run_id for gv in versions for r in sample[gv]])
     is_candidate = Members(conn, [ids_only[CANDIDATE]], [r.run_id for r in sample[CANDIDATE]])
@@ -127,10 +127,27 @@ def compare_versions(
     step_where = [compared.on(steps.c.run_id)]
     step_grp = sa.case((is_candidate.on(steps.c.run_id), CANDIDATE), else_=BASE)
 
+    step_types, shapes = _steps(conn, step_where, step_grp)
+    return assemble(agent_id, environment, since, until, versions, sample, in_window, step_types, shapes)
+
+
+def assemble(
+    agent_id: str,
+    environment: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    versions: dict[int, str],
+    sample: dict[int, list[SampleRun]],
+    in_window: dict[int, tuple[int, int]],
+    step_types: list[StepTypeComparison],
+    shapes: dict[Key, int],
+) -> Comparison:
+    """The comparison from what a store read: each version's sampled runs (``sample``, newest first),
+    its (finished, running) runs in the window, the per-step-type comparison and the run shapes' counts
+    by (``grp``, shape text). The one place a ``Comparison`` is built, whatever the store."""
     sides = {gv: _side(version, sample[gv], *in_window.get(gv, (0, 0))) for gv, version in versions.items()}
     run_mw = _rank_sums(sample, lambda r: r.duration_ms)
     steps_mw = _rank_sums(sample, lambda r: r.step_count)
-    step_types, shapes = _steps(conn, step_where, step_grp)
     a, b = sides[BASE], sides[CANDIDATE]
 
     def rate(x_a: int, n_a: int, x_b: int, n_b: int) -> Delta:
@@ -155,7 +172,7 @@ def compare_versions(
     return result
 
 
-class _SampleRun(NamedTuple):
+class SampleRun(NamedTuple):
     run_id: str
     status: str
     duration_ms: float | None
@@ -165,7 +182,7 @@ class _SampleRun(NamedTuple):
     failure_code: str | None
 
 
-_SAMPLE_COLUMNS = (
+SAMPLE_COLUMNS = (
     runs.c.run_id, runs.c.status, runs.c.duration_ms, runs.c.step_count, runs.c.retry_count,
     runs.c.failure_type, runs.c.failure_code,
 )
@@ -191,7 +208,7 @@ def _in_window(
     return {gv: (n - running.get(gv, 0), running.get(gv, 0)) for gv, n in total.items()}
 
 
-def _side(version: str, sample: list[_SampleRun], finished_in_window: int, running: int) -> VersionSide:
+def _side(version: str, sample: list[SampleRun], finished_in_window: int, running: int) -> VersionSide:
     counts = {s.value: sum(1 for r in sample if r.status == s.value) for s in RunStatus}
     counts[RunStatus.RUNNING.value] = running
     n = sum(c for s, c in counts.items() if s != RunStatus.RUNNING.value)
@@ -211,12 +228,12 @@ def _side(version: str, sample: list[_SampleRun], finished_in_window: int, runni
     )
 
 
-def _rank_sums(sample: dict[int, list[_SampleRun]], value: Callable[[_SampleRun], float | None]) -> RankSums:
+def _rank_sums(sample: dict[int, list[SampleRun]], value: Callable[[SampleRun], float | None]) -> RankSums:
     a, b = ([v for r in sample.get(gv, []) if (v := value(r)) is not None] for gv in (BASE, CANDIDATE))
     return rank_sums(a, b)
 
 
-def _failure_mix(sample: dict[int, list[_SampleRun]], n_a: int, n_b: int) -> list[FailureMixRow]:
+def _failure_mix(sample: dict[int, list[SampleRun]], n_a: int, n_b: int) -> list[FailureMixRow]:
     counts: dict[tuple[str, str], list[int]] = {}
     for gv, rows in sample.items():
         for r in rows:
@@ -284,17 +301,24 @@ def _steps(
         c[gv] += n
         c[2 + gv] += errors
         parts[(gv, step_type)] = tuple(r[4:7])
+    sums = {t: combine_rank_sums(parts.get((BASE, t)), parts.get((CANDIDATE, t))) for t in counts}
+    return step_type_comparisons(counts, sums, pcts), shapes
+
+
+def step_type_comparisons(counts: dict[str, list[int]], sums: dict[str, RankSums],
+                          pcts: dict[Key, Percentiles]) -> list[StepTypeComparison]:
+    """Per step type: ``counts`` (base steps, candidate steps, base errors, candidate errors), the
+    latencies' rank sums and the percentiles by (grp, step type), as compared rows, busiest first."""
     out = []
     for step_type, (n_a, n_b, e_a, e_b) in counts.items():
-        sums = combine_rank_sums(parts.get((BASE, step_type)), parts.get((CANDIDATE, step_type)))
         latency = PercentileDelta.of(
             pcts.get((BASE, step_type), Percentiles()), pcts.get((CANDIDATE, step_type), Percentiles()),
-            mann_whitney_u(sums),
+            mann_whitney_u(sums[step_type]),
         )
         errors_delta = Delta.of(ratio(e_a, n_a), ratio(e_b, n_b), two_proportion_z(e_a, n_a, e_b, n_b))
         out.append(StepTypeComparison(step_type, n_a, n_b, latency, errors_delta))
     out.sort(key=lambda s: (-(s.base_count + s.candidate_count), s.step_type))
-    return out, shapes
+    return out
 
 
 def _shape_rows(shapes: dict[Key, int], samples: dict[int, int]) -> list[ShapeRow]:

@@ -182,6 +182,12 @@ def list_agents(conn: sa.Connection, projects: tuple[str, ...] | None = None) ->
         conn.execute(q) if rolled is None
         else [(*identity, agg.runs, agg.last_started_at) for identity, agg in rolled.items()]
     )
+    return assemble_agents(rows)
+
+
+def assemble_agents(rows: Any) -> list[dict[str, Any]]:
+    """The agents list from rows of (agent_id, agent_version, environment, runs, last start), one per
+    identity: each agent with its versions and environments, newest first. Shared by every store."""
     agents: dict[str, dict[str, Any]] = {}
     for agent_id, version, environment, count, last_seen in rows:
         # max() over a UTCDateTime column loses the type on SQLite; normalise both backends to aware UTC.

@@ -63,7 +63,7 @@ def step_breakdown(
         source = steps.join(runs, steps.c.run_id == runs.c.run_id)
         step_where = timed_where = list(where)
     aggregates = step_aggregates()
-    self_ms = self_time_sums(conn, timed_where, [], total_steps)
+    self_ms = self_time_sums(conn, timed_where, [])
     name_pcts: dict[Key, Percentiles]
     type_pcts: dict[Key, Percentiles]
     if is_postgres(conn):

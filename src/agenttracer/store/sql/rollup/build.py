@@ -236,7 +236,7 @@ def _aggregate_steps(
         query = sa.select(*keys, steps.c.latency_ms, steps.c.status, steps.c.attempt).select_from(source).where(*where)
         for chunk in stream_rows(conn, query, total_steps):
             _add_step_rows(chunk, nk, agg_for)
-    for key, ms in self_time_sums(conn, where, step_keys, total_steps).items():
+    for key, ms in self_time_sums(conn, where, step_keys).items():
         agg_for(key).self_ms += ms
 
 

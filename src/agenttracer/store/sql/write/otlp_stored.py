@@ -6,7 +6,9 @@ transaction. The indexes are the partial ones over OTLP steps (``store/sql/schem
 
 * the request's own span ids and their parents: one lookup each in (run_id, span_id);
 * the run's highest seq: one probe of the primary key;
-* the stored steps waiting for one of the new spans as their parent: (run_id, parent_span_id);
+* the stored steps waiting for one of the new spans as their parent: (run_id, parent_span_id), at most
+  ``otlp_assemble.MAX_ADOPTED`` per request (the others keep no parent: a parent that arrives after more of its
+  children than that would otherwise make one small request update them all);
 * the run's error and retry steps, at most ``VERDICT_ROWS`` (past it the run's verdict treats the
   rest as unrecovered errors);
 * per action (step type and name) of the new spans: the stored attempt that ended last before the
@@ -21,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.store import otlp_assemble
 from agenttracer.store.otlp_assemble import SpanRecord, Stored, is_agent
 from agenttracer.store.sql.schema.tables import VERDICT_STEP, steps
 
@@ -37,7 +40,8 @@ _SPAN_IDS = sa.select(steps.c.span_id, steps.c.seq).where(
     _RUN, steps.c.span_id.in_(sa.bindparam("ids", expanding=True)))
 _TOP = sa.select(sa.func.max(steps.c.seq)).where(_RUN)
 _ORPHANS = sa.select(steps.c.seq, steps.c.parent_span_id).where(
-    _RUN, steps.c.parent_seq.is_(None), steps.c.parent_span_id.in_(sa.bindparam("ids", expanding=True)))
+    _RUN, steps.c.parent_seq.is_(None), steps.c.parent_span_id.in_(sa.bindparam("ids", expanding=True))
+).limit(sa.bindparam("cap", type_=sa.Integer))
 _VERDICT_ROWS = sa.select(*steps.c).where(_RUN, _OTLP, sa.text(f"({VERDICT_STEP})")).order_by(
     steps.c.seq).limit(VERDICT_ROWS + 1)
 _ACTION = sa.select(*steps.c).where(_RUN, steps.c.name == sa.bindparam("name"), _OTLP,
@@ -64,7 +68,11 @@ def read_stored(conn: sa.Connection, run_id: str, new: list[SpanRecord]) -> Stor
     new_ids = {s.span_id for s in new}
     stored.parents = _span_seqs(conn, run_id, sorted({s.parent_span_id for s in new if s.parent_span_id} - new_ids))
     for chunk in _chunks(sorted(new_ids)):
-        stored.orphans += [(seq, parent) for seq, parent in conn.execute(_ORPHANS, {"run_id": run_id, "ids": chunk})]
+        cap = otlp_assemble.MAX_ADOPTED - len(stored.orphans)
+        if cap <= 0:
+            break
+        stored.orphans += [(seq, parent) for seq, parent in conn.execute(
+            _ORPHANS, {"run_id": run_id, "ids": chunk, "cap": cap})]
     rows = _records(conn, run_id, conn.execute(_VERDICT_ROWS, {"run_id": run_id}))
     stored.truncated = len(rows) > VERDICT_ROWS
     stored.rows = {r.seq: r for r in rows[:VERDICT_ROWS]}
