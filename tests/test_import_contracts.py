@@ -32,14 +32,14 @@ def test_every_contract_is_kept() -> None:
 
 
 def test_a_contract_against_an_import_that_exists_is_reported_broken(tmp_path: Path) -> None:
-    # The Query API does read through store.read: forbidding that must fail, naming the chain.
+    # The Query API does read through the store interface: forbidding that must fail, naming the chain.
     config = tmp_path / "contracts.toml"
     config.write_text(
         '[tool.importlinter]\nroot_packages = ["agenttracer"]\n\n'
         '[[tool.importlinter.contracts]]\nname = "probe"\ntype = "forbidden"\n'
-        'source_modules = ["agenttracer.server.query"]\nforbidden_modules = ["agenttracer.store.sql.read"]\n'
+        'source_modules = ["agenttracer.server.query"]\nforbidden_modules = ["agenttracer.store.interface"]\n'
     )
     result = run("--config", str(config))
     assert result.returncode != 0
     assert "probe BROKEN" in result.stdout
-    assert "agenttracer.server.query.app -> agenttracer.store.sql.read" in result.stdout
+    assert "agenttracer.server.query.app -> agenttracer.store.interface" in result.stdout

@@ -6,10 +6,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from agenttracer.cli import app
+from agenttracer.cli.admin import parse_age
 from agenttracer.store.keys import KeyStatus
 from agenttracer.store.sql.keys import verify_key
 from agenttracer.store.sql.schema.engine import make_engine
@@ -126,3 +128,17 @@ def test_sweep_closes_quiet_running_runs_once(db_url: str) -> None:
         statuses = sorted(conn.execute(sa.select(runs.c.status, runs.c.failure_code)).all())
     assert [tuple(s) for s in statuses] == [("failure", "abandoned"), ("failure", "abandoned"), ("running", None)]
     engine.dispose()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("30d", timedelta(days=30)), ("12h", timedelta(hours=12)), ("90m", timedelta(minutes=90)),
+    ("7", timedelta(days=7)), (" 2D ", timedelta(days=2)),
+])
+def test_ages_are_written_with_a_unit(text: str, expected: timedelta) -> None:
+    assert parse_age(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "0d", "-3d", "3w", "d", "1.5d"])
+def test_bad_ages_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="positive age such as 30d"):
+        parse_age(text)

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from agenttracer.cli import app
 from agenttracer.cli.serve import _check_bind, is_loopback
 from agenttracer.server.settings import Settings
+from agenttracer.store import open_store
 from agenttracer.store.sql.schema.engine import make_engine
 from tests.support.events import full_run
 from tests.support.servers import free_port
@@ -189,12 +190,12 @@ def test_a_non_loopback_host_is_refused_while_auth_is_off(tmp_path: Path, comman
 
 
 def test_insecure_bind_warns_and_auth_on_allows_any_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'b.db'}")
-    _check_bind(Settings(host="0.0.0.0", insecure_bind=True), engine)
+    store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+    _check_bind(Settings(host="0.0.0.0", insecure_bind=True), store)
     assert "authentication OFF" in capsys.readouterr().err
-    _check_bind(Settings(host="0.0.0.0", require_auth=True), engine)
+    _check_bind(Settings(host="0.0.0.0", require_auth=True), store)
     assert capsys.readouterr().err == ""
-    engine.dispose()
+    store.close()
 
 
 def test_loopback_detection() -> None:

@@ -20,6 +20,7 @@ from agenttracer.server import errors
 from agenttracer.server.auth import Principal, TokenBucketLimiter, auth_dependency, auth_required
 from agenttracer.server.settings import Settings
 from agenttracer.store.sql.keys import create_key, revoke_key
+from agenttracer.store.sql.store import SqlStore
 from tests.support.servers import serve_app
 
 
@@ -29,7 +30,7 @@ def make_client(
 ) -> Iterator[httpx.Client]:
     app = FastAPI()
     errors.install(app)  # the answers' shape, as in both real apps
-    guard = auth_dependency(Settings(**settings), engine, scope, clock=clock)  # type: ignore[arg-type]
+    guard = auth_dependency(Settings(**settings), SqlStore(engine), scope, clock=clock)  # type: ignore[arg-type]
 
     @app.get("/v1/thing")
     def thing(who: Principal = Depends(guard)) -> dict[str, str | None]:
@@ -46,12 +47,12 @@ def read_client(engine: sa.Engine) -> Iterator[httpx.Client]:
 
 
 def test_with_no_key_anywhere_the_api_is_open(read_client: httpx.Client, engine: sa.Engine) -> None:
-    assert auth_required(Settings(), engine) is False
+    assert auth_required(Settings(), SqlStore(engine)) is False
     assert read_client.get("/v1/thing").json() == {"key_id": None}
 
 
 def test_require_auth_closes_the_api_before_any_key_exists(engine: sa.Engine) -> None:
-    assert auth_required(Settings(require_auth=True), engine) is True
+    assert auth_required(Settings(require_auth=True), SqlStore(engine)) is True
     with make_client(engine, "read", require_auth=True) as client:
         resp = client.get("/v1/thing")
     assert resp.status_code == 401
@@ -62,7 +63,7 @@ def test_require_auth_closes_the_api_before_any_key_exists(engine: sa.Engine) ->
 
 def test_once_a_key_exists_requests_need_one(read_client: httpx.Client, engine: sa.Engine) -> None:
     info, key = create_key(engine, "read")
-    assert auth_required(Settings(), engine) is True
+    assert auth_required(Settings(), SqlStore(engine)) is True
     assert read_client.get("/v1/thing").status_code == 401
     assert read_client.get("/v1/thing", headers={"Authorization": f"Bearer {key}"}).json() == {
         "key_id": info.key_id
@@ -133,7 +134,7 @@ def test_a_revoked_key_stops_on_the_next_request(read_client: httpx.Client, engi
 def test_revoking_the_last_key_keeps_the_api_closed(read_client: httpx.Client, engine: sa.Engine) -> None:
     info, _ = create_key(engine, "read")
     revoke_key(engine, info.key_id)
-    assert auth_required(Settings(), engine) is True
+    assert auth_required(Settings(), SqlStore(engine)) is True
     assert read_client.get("/v1/thing").status_code == 401
 
 
@@ -158,7 +159,7 @@ def test_the_read_api_is_never_rate_limited(engine: sa.Engine) -> None:
 
 def test_unknown_scope_is_a_programming_error(engine: sa.Engine) -> None:
     with pytest.raises(ValueError, match="scope must be one of"):
-        auth_dependency(Settings(), engine, "admin")
+        auth_dependency(Settings(), SqlStore(engine), "admin")
 
 
 class FakeClock:

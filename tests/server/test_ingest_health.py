@@ -12,9 +12,11 @@ import sqlalchemy as sa
 
 from agenttracer.server.ingest import create_app
 from agenttracer.server.settings import Settings
+from agenttracer.store import open_store
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.schema.migrate import upgrade
 from agenttracer.store.sql.schema.tables import rollup_dirty
+from agenttracer.store.sql.store import SqlStore
 from tests.support.events import full_run
 from tests.support.servers import free_port, serve_app
 
@@ -58,7 +60,7 @@ def test_database_down_gives_503_with_retry_after(kind: str, tmp_path: Path) -> 
 def test_health_is_503_when_the_database_refuses_writes(db_url: str, backend: str) -> None:
     """A database that answers reads but refuses writes (SQLite opened read-only, a PostgreSQL session in
     read-only mode) cannot take a single batch: health says so instead of "ok"."""
-    app = create_app(Settings(database_url=db_url), engine=make_engine(db_url, readonly=True))
+    app = create_app(Settings(database_url=db_url), store=open_store(db_url, readonly=True))
     with serve_app(app) as base:
         health = httpx.get(f"{base}/health", timeout=10)
         assert health.status_code == 503, health.text
@@ -101,7 +103,7 @@ def test_health_stays_503_on_a_full_disk_until_a_batch_is_stored(tmp_path: Path)
     with engine.connect() as conn:
         cap[0] = int(conn.exec_driver_sql("PRAGMA page_count").scalar() or 0)
     big = [*full_run(steps=400)]
-    with serve_app(create_app(Settings(database_url=url), engine=engine)) as base:
+    with serve_app(create_app(Settings(database_url=url), store=SqlStore(engine))) as base:
         failed = httpx.post(f"{base}/v1/ingest", json={"events": big}, timeout=30)
         assert failed.status_code == 503, failed.text
         # The rolled-back probe still passes on this disk: only the remembered failure (no time limit) says so.

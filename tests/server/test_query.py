@@ -309,7 +309,7 @@ def test_the_query_engine_refuses_writes_on_the_real_database(db_url: str, state
     writer = make_engine(db_url, poolclass=sa.pool.NullPool)
     insert_runs(writer, [spec])
     app = create_app(Settings(database_url=db_url))
-    engine: sa.Engine = app.state.engine
+    engine: sa.Engine = app.state.store.engine
     with pytest.raises(sa.exc.DBAPIError) as info, engine.begin() as conn:
         conn.execute(sa.text(statement))
     assert "read" in str(info.value).lower()  # "readonly database" / "read-only transaction"

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.query import create_app
-from agenttracer.server.query.app import DEFAULT_AGENT_PAGE_SIZE, MAX_AGENT_PAGE_SIZE
+from agenttracer.server.query.runs import DEFAULT_AGENT_PAGE_SIZE, MAX_AGENT_PAGE_SIZE
 from agenttracer.server.settings import Settings
 from agenttracer.store.sql.projects import create_project
 from agenttracer.store.sql.schema.engine import make_engine

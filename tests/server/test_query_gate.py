@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -46,7 +47,8 @@ class Endless:
         self.stopped_by_database = False
 
     def __call__(self, job: Job[int]) -> int:
-        with job.connect() as conn:
+        with job.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]  # the SQL store's session: its connection
             self.started.set()
             try:
                 return int(conn.execute(ENDLESS).scalar_one())
@@ -89,7 +91,6 @@ def _leave_after(client: httpx.Client, path: str, seconds: float) -> None:
 def test_sizes_are_derived_from_each_other() -> None:
     sizes = limits(Settings(query_workers=3, query_queue=0, query_timeout_ms=2500))
     assert (sizes.workers, sizes.queue, sizes.deadline_s) == (3, 24, 2.5)
-    assert sizes.engine_options()["pool_size"] == 3 and sizes.engine_options()["max_overflow"] == 0
     assert limits(Settings(query_workers=3, query_queue=5, query_timeout_ms=0)).queue == 5
     assert limits(Settings(query_timeout_ms=0)).deadline_s is None
 

@@ -12,7 +12,7 @@ import json
 import httpx
 import pytest
 
-from agenttracer.server.query.app import DEFAULT_STEP_PAGE_SIZE, MAX_STEP_PAGE_SIZE
+from agenttracer.server.query.runs import DEFAULT_STEP_PAGE_SIZE, MAX_STEP_PAGE_SIZE
 from tests.support import events as ev
 
 STEPS = DEFAULT_STEP_PAGE_SIZE + 201  # more than one default page, not a multiple of it

@@ -276,7 +276,7 @@ def test_a_run_a_writer_holds_is_skipped_not_waited_for_and_stays_open(engine: s
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_sweep_waiting_for_a_batch_does_not_close_the_run_the_batch_wrote(engine: sa.Engine) -> None:
-    from agenttracer.store.sql.write.lock import write_lock
+    from agenttracer.store.sql.lock import write_lock
 
     held = started_run(engine)
     done: list[list[Closed]] = []

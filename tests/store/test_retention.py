@@ -6,11 +6,10 @@ import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import pytest
 import sqlalchemy as sa
 
 from agenttracer.store.sql.schema.tables import failures, runs, steps
-from agenttracer.store.sql.write.retention import RetentionWorker, parse_age, prune, start_retention
+from agenttracer.store.sql.write.retention import RetentionWorker, prune, start_retention
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
@@ -104,20 +103,6 @@ def test_ingest_can_write_between_batches(engine: sa.Engine) -> None:
     result = prune(engine, timedelta(days=30), batch_size=2, now=NOW, should_stop=between_batches)
     assert result.runs == 6 and result.batches == 3
     assert remaining_run_ids(engine) == set(written)
-
-
-@pytest.mark.parametrize(("text", "expected"), [
-    ("30d", timedelta(days=30)), ("12h", timedelta(hours=12)), ("90m", timedelta(minutes=90)),
-    ("7", timedelta(days=7)), (" 2D ", timedelta(days=2)),
-])
-def test_ages_are_written_with_a_unit(text: str, expected: timedelta) -> None:
-    assert parse_age(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "0d", "-3d", "3w", "d", "1.5d"])
-def test_bad_ages_are_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="positive age such as 30d"):
-        parse_age(text)
 
 
 def test_the_worker_prunes_in_the_background_and_stops_promptly(engine: sa.Engine) -> None:

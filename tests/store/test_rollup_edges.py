@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from agenttracer.store.filters import RunFilters
 from agenttracer.store.histogram import Histogram
+from agenttracer.store.sql.expressions import time_bucket
 from agenttracer.store.sql.read import stats_rollup
-from agenttracer.store.sql.read.sql import time_bucket
 from agenttracer.store.sql.rollup import build
 from agenttracer.store.sql.rollup import window as rollup_window
 from agenttracer.store.sql.rollup.aggregates import Aggregates

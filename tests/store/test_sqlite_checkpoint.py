@@ -12,9 +12,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.store.sql.lock import write_lock
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.write import sqlite_checkpoint
-from agenttracer.store.sql.write.lock import write_lock
 from agenttracer.store.sql.write.writer import write_batch
 from tests.store.test_writer import NOW, incoming
 from tests.support.events import new_run_id, step

@@ -7,9 +7,11 @@ everything else on stderr, so ``KEY=$(agenttracer keys create --scope ingest)`` 
 
 from __future__ import annotations
 
+import re
 import sys
+from datetime import timedelta
+from typing import NoReturn
 
-import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -17,11 +19,9 @@ from rich.table import Table
 from agenttracer.cli.app import app
 from agenttracer.model import DEFAULT_PROJECT
 from agenttracer.server.settings import Settings
+from agenttracer.store import open_store
+from agenttracer.store.interface import Store
 from agenttracer.store.keys import SCOPES
-from agenttracer.store.sql.keys import create_key, list_keys, revoke_key
-from agenttracer.store.sql.schema.engine import make_engine
-from agenttracer.store.sql.schema.tables import api_keys
-from agenttracer.store.sql.write.retention import parse_age, prune
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -37,19 +37,42 @@ DatabaseUrl = typer.Option(
 )
 
 
-def open_engine(database_url: str | None) -> sa.Engine:
+_DURATION = re.compile(r"^\s*(\d+)\s*([dhm]?)\s*$")
+_UNIT_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "": 86_400}
+
+
+def parse_age(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m`` or a bare number of days → a positive timedelta."""
+    match = _DURATION.match(text.lower())
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError("expected a positive age such as 30d, 12h or 90m (a bare number means days)")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def _cannot_open(exc: BaseException) -> NoReturn:
+    first = (str(exc).splitlines() or [""])[0]
+    err.print(f"[red]cannot open the database:[/red] {type(exc).__name__}: {first}")
+    raise typer.Exit(2) from None
+
+
+def open_migrated_store(database_url: str | None) -> Store:
+    """The store the command works on (close it when done); exit 2 when it cannot be opened or was never
+    migrated."""
     url = Settings.from_env(database_url=database_url).database_url
     try:
-        engine = make_engine(url, poolclass=sa.pool.NullPool)
-        with engine.connect() as conn:
-            migrated = sa.inspect(conn).has_table(api_keys.name)
-    except (ValueError, sa.exc.SQLAlchemyError) as exc:
-        err.print(f"[red]cannot open the database:[/red] {type(exc).__name__}: {str(exc).splitlines()[0]}")
-        raise typer.Exit(2) from None
+        store = open_store(url)
+    except Exception as exc:  # a malformed URL, or a backend that cannot be set up: said in one line
+        _cannot_open(exc)
+    try:
+        migrated = store.current_revision() is not None
+    except store.database_errors as exc:
+        store.close()
+        _cannot_open(exc)
     if not migrated:
+        store.close()
         err.print("[red]the database has no AgentTracer tables yet:[/red] run `agenttracer migrate` first")
         raise typer.Exit(2)
-    return engine
+    return store
 
 
 @keys_app.command("create")
@@ -67,14 +90,14 @@ def keys_create(
     if scope not in SCOPES:
         err.print(f"[red]--scope must be one of: {', '.join(SCOPES)}[/red]")
         raise typer.Exit(2)
-    engine = open_engine(database_url)
+    store = open_migrated_store(database_url)
     try:
-        info, key = create_key(engine, scope, name, projects=project or [DEFAULT_PROJECT], admin=admin)
+        info, key = store.create_key(scope, name, projects=project or [DEFAULT_PROJECT], admin=admin)
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     finally:
-        engine.dispose()
+        store.close()
     bound = "every project (admin)" if info.admin else "project " + ", ".join(info.projects)
     err.print(f"created {info.key_id} (scope {info.scope}, {bound}{', name ' + info.name if info.name else ''}).")
     err.print("This is the only time the key is shown: keep it in your secret store.")
@@ -84,11 +107,11 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(database_url: str | None = DatabaseUrl) -> None:
     """List keys: id, scope, name, the key's prefix and last four characters, created, revoked."""
-    engine = open_engine(database_url)
+    store = open_migrated_store(database_url)
     try:
-        keys = list_keys(engine)
+        keys = store.list_keys()
     finally:
-        engine.dispose()
+        store.close()
     if not keys:
         err.print(
             "no API keys yet: the APIs accept requests without a key unless AGENTTRACER_REQUIRE_AUTH=1 "
@@ -115,11 +138,11 @@ def keys_revoke(
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Revoke a key. Both APIs refuse it from the next request on."""
-    engine = open_engine(database_url)
+    store = open_migrated_store(database_url)
     try:
-        found = revoke_key(engine, key_id)
+        found = store.revoke_key(key_id)
     finally:
-        engine.dispose()
+        store.close()
     if not found:
         err.print(f"[red]no key with id {key_id!r}[/red]")
         raise typer.Exit(1)
@@ -151,11 +174,11 @@ def prune_command(
     except ValueError as exc:
         err.print(f"[red]--older-than: {exc}[/red]")
         raise typer.Exit(2) from None
-    engine = open_engine(database_url)
+    store = open_migrated_store(database_url)
     try:
-        result = prune(engine, age, batch_size=batch_size, dry_run=dry_run)
+        result = store.prune(age, batch_size=batch_size, dry_run=dry_run)
     finally:
-        engine.dispose()
+        store.close()
     verb = "would delete" if dry_run else "deleted"
     typer.echo(
         f"{verb} {result.runs} runs, {result.steps} steps, {result.failures} failures "
@@ -176,20 +199,16 @@ def sweep_command(
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Close abandoned runs now as failure / orchestration / abandoned (the ingest process does it on its own)."""
-    from datetime import timedelta
-
-    from agenttracer.store.sql.write.abandon import sweep
-
     seconds = timeout_s or Settings.from_env().run_timeout_s
     if not seconds:
         err.print("[red]say after how long: --timeout-s 3600 (AGENTTRACER_RUN_TIMEOUT_S is 0)[/red]")
         raise typer.Exit(2)
-    engine = open_engine(database_url)
+    store = open_migrated_store(database_url)
     try:
         # Every abandoned run, still in short transactions of a bounded number of runs each.
-        result = sweep(engine, timedelta(seconds=seconds), max_batches=sys.maxsize)
+        result = store.sweep(timedelta(seconds=seconds), max_batches=sys.maxsize)
     finally:
-        engine.dispose()
+        store.close()
     since = result.cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")
     typer.echo(f"closed {len(result.closed)} abandoned runs with no event since {since} ({result.batches} batches)")
 
@@ -214,16 +233,12 @@ def rollup_refresh_command(
     The ingest server does this in the background every AGENTTRACER_ROLLUP_INTERVAL_SECONDS; run it
     by hand after a bulk load that bypassed the Ingest API, or with --all to rebuild from scratch.
     """
-    from datetime import timedelta
-
-    from agenttracer.store.sql.rollup.refresh import refresh
-
     settle = settle_seconds if settle_seconds is not None else Settings.from_env().rollup_settle_seconds
-    engine = open_engine(database_url)
+    store = open_migrated_store(database_url)
     try:
-        result = refresh(engine, settle=timedelta(seconds=settle), rebuild=rebuild)
+        result = store.refresh_rollups(settle=timedelta(seconds=settle), rebuild=rebuild)
     finally:
-        engine.dispose()
+        store.close()
     if result.skipped:
         err.print("[yellow]another refresher is working on this database; nothing done[/yellow]")
         raise typer.Exit(1)

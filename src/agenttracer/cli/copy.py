@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from agenttracer.cli.app import app
 from agenttracer.cli.copy_runs import DEFAULT_SAMPLE, copy_runs, state_path, verify
-from agenttracer.store import display_url
+from agenttracer.store import display_url, open_store
 from agenttracer.store.transfer import DEFAULT_PAGE_RUNS, Transfer
 
 err = Console(stderr=True)
@@ -29,28 +29,12 @@ _SHOWN_MISMATCHES = 20
 @contextmanager
 def open_transfer(url: str) -> Iterator[Transfer]:
     """The store at ``url``, migrated to the newest schema, as a ``Transfer``."""
-    if url.partition(":")[0] in ("chdb", "clickhouse", "clickhouses"):
-        from agenttracer.store.clickhouse.connection import connect
-        from agenttracer.store.clickhouse.schema.migrate import upgrade as ch_upgrade
-        from agenttracer.store.clickhouse.transfer import ClickHouseTransfer
-
-        conn = connect(url)
-        try:
-            ch_upgrade(conn)
-            yield ClickHouseTransfer(conn)
-        finally:
-            conn.close()
-        return
-    from agenttracer.store.sql.schema.engine import make_engine
-    from agenttracer.store.sql.schema.migrate import upgrade
-    from agenttracer.store.sql.transfer import SqlTransfer
-
-    engine = make_engine(url)
+    store = open_store(url)
     try:
-        upgrade(engine)
-        yield SqlTransfer(engine)
+        store.migrate()
+        yield store.transfer()
     finally:
-        engine.dispose()
+        store.close()
 
 
 @app.command("copy")

@@ -11,10 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agenttracer.cli.admin import DatabaseUrl, err, open_engine
+from agenttracer.cli.admin import DatabaseUrl, err, open_migrated_store
 from agenttracer.cli.app import app
-from agenttracer.store.sql.projects import create_project, list_projects, set_retention
-from agenttracer.store.sql.write.retention import delete_project
 
 projects_app = typer.Typer(help="Create, list and delete projects.", no_args_is_help=True)
 app.add_typer(projects_app, name="projects")
@@ -32,14 +30,14 @@ def projects_create(
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Create a project."""
-    engine = open_engine(database_url)
+    store = open_migrated_store(database_url)
     try:
-        info = create_project(engine, slug, retention_days)
+        info = store.create_project(slug, retention_days)
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     finally:
-        engine.dispose()
+        store.close()
     kept = f"{info.retention_days} days" if info.retention_days else "the deployment's retention"
     err.print(f"created project {info.slug} (runs kept: {kept})")
 
@@ -47,12 +45,12 @@ def projects_create(
 @projects_app.command("list")
 def projects_list(database_url: str | None = DatabaseUrl) -> None:
     """List projects with their retention and creation time."""
-    engine = open_engine(database_url)
+    store = open_migrated_store(database_url)
     try:
-        with engine.connect() as conn:
-            found = list_projects(conn)
+        with store.reader() as reader:
+            found = reader.list_projects()
     finally:
-        engine.dispose()
+        store.close()
     table = Table("project", "retention", "created", box=None)
     for p in found:
         table.add_row(p.slug, f"{p.retention_days} d" if p.retention_days else "default",
@@ -67,14 +65,14 @@ def projects_retention(
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Set a project's own retention (leave --retention-days out to fall back to the deployment's)."""
-    engine = open_engine(database_url)
+    store = open_migrated_store(database_url)
     try:
-        found = set_retention(engine, slug, retention_days)
+        found = store.set_retention(slug, retention_days)
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     finally:
-        engine.dispose()
+        store.close()
     if not found:
         err.print(f"[red]no project {slug!r}[/red]")
         raise typer.Exit(1)
@@ -92,11 +90,11 @@ def projects_delete(
     if not yes:
         err.print(f"[red]this deletes every run of {slug}: repeat with --yes to confirm[/red]")
         raise typer.Exit(2)
-    engine = open_engine(database_url)
+    store = open_migrated_store(database_url)
     try:
-        deleted = delete_project(engine, slug)
+        deleted = store.delete_project(slug)
     finally:
-        engine.dispose()
+        store.close()
     if deleted is None:
         err.print(f"[red]no project {slug!r}[/red]")
         raise typer.Exit(1)

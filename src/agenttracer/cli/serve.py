@@ -60,12 +60,9 @@ def _settings(**overrides: Any) -> Any:
 
 
 def _display_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from agenttracer.store import display_url
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable database URL>"
+    return display_url(url)
 
 
 def is_loopback(host: str) -> bool:
@@ -78,34 +75,32 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _engine(settings: Any) -> Any:
-    from agenttracer.store.sql.schema.engine import make_engine
+def _store(settings: Any) -> Any:
+    from agenttracer.store import open_store
 
     try:
-        return make_engine(settings.database_url)
+        return open_store(settings.database_url)
     except Exception as exc:
         raise _fail(f"bad database URL {_display_url(settings.database_url)}: {exc}", 2) from None
 
 
-def _migrate(settings: Any, engine: Any) -> None:
-    from agenttracer.store.sql.schema.migrate import current_revision, upgrade
-
+def _migrate(settings: Any, store: Any) -> None:
     shown = _display_url(settings.database_url)
     try:
-        before = current_revision(engine)
-        upgrade(engine)
-        after = current_revision(engine)
+        before = store.current_revision()
+        store.migrate()
+        after = store.current_revision()
     except Exception as exc:
         raise _fail(f"cannot migrate {shown}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
     change = f"{before or 'empty'} -> {after}" if before != after else f"already at {after}"
     typer.echo(f"database {shown}: schema {change}", err=True)
 
 
-def _check_bind(settings: Any, engine: Any) -> None:
+def _check_bind(settings: Any, store: Any) -> None:
     """Refuse to expose an unauthenticated server beyond this machine unless explicitly allowed."""
     from agenttracer.server.auth import auth_required
 
-    if is_loopback(settings.host) or auth_required(settings, engine):
+    if is_loopback(settings.host) or auth_required(settings, store):
         return
     if not settings.insecure_bind:
         raise _fail(
@@ -169,30 +164,22 @@ def _run(services: list[Any], settings: Any) -> None:
             typer.echo(f"  {_LABELS.get(svc.name, svc.name):<11} {url}{extra}", err=True)
         typer.echo("AgentTracer is up. Press Ctrl-C to stop.", err=True)
 
-    # With AGENTTRACER_RETENTION_DAYS set, the process that serves ingest also prunes old runs.
-    retention = None
-    if settings.retention_days and any(svc.name == "ingest" for svc in services):
-        from agenttracer.store.sql.write.retention import start_retention
-
-        retention = start_retention(_engine(settings), settings.retention_days)
-    # The process that serves ingest also keeps the rollups current (never the read-only Query API).
-    rollup = None
+    # The process that serves ingest also runs the background jobs (never the read-only Query API): with
+    # AGENTTRACER_RETENTION_DAYS set it prunes old runs, it keeps the rollups current, and it closes the
+    # runs whose events stopped (AGENTTRACER_RUN_TIMEOUT_S; 0 turns that off).
+    jobs_store = workers = None
     if any(svc.name == "ingest" for svc in services):
-        from agenttracer.store.sql.rollup.live import start_rollup
-
-        rollup = start_rollup(_engine(settings), settings.rollup_interval_seconds, settings.rollup_settle_seconds,
-                              settings.rollup_live_interval_seconds)
-    # ... and closes the runs whose events stopped (AGENTTRACER_RUN_TIMEOUT_S; 0 turns it off).
-    sweeper = None
-    if settings.run_timeout_s and any(svc.name == "ingest" for svc in services):
-        from agenttracer.store.sql.write.abandon import start_sweep
-
-        sweeper = start_sweep(_engine(settings), settings.run_timeout_s)
+        jobs_store = _store(settings)
+        workers = jobs_store.start_workers(
+            retention_days=settings.retention_days, rollup_interval_s=settings.rollup_interval_seconds,
+            rollup_settle_s=settings.rollup_settle_seconds,
+            rollup_live_interval_s=settings.rollup_live_interval_seconds, run_timeout_s=settings.run_timeout_s,
+        )
     for svc in services:  # the ingest app's /metrics reports this process's background workers
         metrics = getattr(svc.app.state, "metrics", None) if svc.name == "ingest" else None
-        if metrics is not None:
-            metrics.watch_workers(rollup=rollup, retention=retention, sweep=sweeper)
-    freeze_startup_heap()  # the apps, engines and workers above are built: they live as long as we do
+        if metrics is not None and workers is not None:
+            metrics.watch_workers(rollup=workers.rollup, retention=workers.retention, sweep=workers.sweep)
+    freeze_startup_heap()  # the apps, stores and workers above are built: they live as long as we do
     try:
         # logging levels were set above
         timeouts = ConnectionTimeouts(header_s=settings.header_timeout_seconds, idle_s=settings.idle_timeout_seconds)
@@ -200,15 +187,10 @@ def _run(services: list[Any], settings: Any) -> None:
     except StartupError as exc:
         raise _fail(str(exc)) from None
     finally:
-        if retention is not None:
-            retention.stop()
-            retention.engine.dispose()
-        if rollup is not None:
-            rollup.stop()
-            rollup.engine.dispose()
-        if sweeper is not None:
-            sweeper.stop()
-            sweeper.engine.dispose()
+        if workers is not None:
+            workers.stop()
+        if jobs_store is not None:
+            jobs_store.close()
     typer.echo("AgentTracer stopped.", err=True)
 
 
@@ -248,12 +230,12 @@ def up(
     )
     if not no_ui:
         settings = _with_dashboard_origin(settings)
-    engine = _engine(settings)
+    store = _store(settings)
     try:
-        _migrate(settings, engine)
-        _check_bind(settings, engine)
+        _migrate(settings, store)
+        _check_bind(settings, store)
     finally:
-        engine.dispose()
+        store.close()
     parts = [(Part.ingest, settings.ingest_port), (Part.query, settings.query_port)]
     if not no_ui:
         parts.append((Part.ui, settings.ui_port))
@@ -275,11 +257,11 @@ def serve_part(
     from agenttracer.server.runner import Service
 
     settings = _settings(host=host, database_url=database_url, insecure_bind=insecure_bind or None, log_level=log_level)
-    engine = _engine(settings)
+    store = _store(settings)
     try:
-        _check_bind(settings, engine)
+        _check_bind(settings, store)
     finally:
-        engine.dispose()
+        store.close()
     default_port = {Part.ingest: settings.ingest_port, Part.query: settings.query_port, Part.ui: settings.ui_port}
     chosen = port if port is not None else default_port[part]
     _run([Service(part.value, _factory(part)(settings), settings.host, chosen)], settings)
@@ -289,8 +271,8 @@ def serve_part(
 def migrate(database_url: DbOpt = None) -> None:
     """Bring the database schema to the newest version (safe to run repeatedly)."""
     settings = _settings(database_url=database_url)
-    engine = _engine(settings)
+    store = _store(settings)
     try:
-        _migrate(settings, engine)
+        _migrate(settings, store)
     finally:
-        engine.dispose()
+        store.close()

@@ -1,7 +1,7 @@
 """API keys and access control for both APIs, and per-key rate limiting on ingest.
 
-Every ``/v1`` route of the Ingest API carries ``auth_dependency(settings, engine, "ingest")`` and every
-``/v1`` route of the Query API ``auth_dependency(settings, engine, "read")``. The rules:
+Every ``/v1`` route of the Ingest API carries ``auth_dependency(settings, store, "ingest")`` and every
+``/v1`` route of the Query API ``auth_dependency(settings, store, "read")``. The rules:
 
 * Auth is *on* when ``AGENTTRACER_REQUIRE_AUTH=1`` or once any key has been created. Revoked keys
   still count: revoking the last key locks the APIs rather than quietly opening them again.
@@ -32,12 +32,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import HTTPException, Request
 
 from agenttracer.server.settings import Settings
+from agenttracer.store.interface import Reader, Store
 from agenttracer.store.keys import KEY_PREFIXES, SCOPES, KeyStatus
-from agenttracer.store.sql.keys import any_key_exists, verify_key
 
 # Longer than any key we issue, short enough that hashing junk costs nothing.
 MAX_PRESENTED_KEY_LEN = 256
@@ -93,17 +92,15 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
-def auth_required(settings: Settings, engine: sa.Engine) -> bool:
+def auth_required(settings: Settings, store: Store) -> bool:
     """True when the APIs demand keys: ``AGENTTRACER_REQUIRE_AUTH=1`` or any key has been created."""
     if settings.require_auth:
         return True
     try:
-        with engine.connect() as conn:
-            return any_key_exists(conn)
-    except sa.exc.OperationalError:
+        with store.reader() as reader:
+            return reader.any_key_exists()
+    except store.database_errors:
         # No database (or no schema) yet: no key can exist. Callers run migrations before serving.
-        return False
-    except sa.exc.ProgrammingError:
         return False
 
 
@@ -150,12 +147,12 @@ class TokenBucketLimiter:
 
 def auth_dependency(
     settings: Settings,
-    engine: sa.Engine,
+    store: Store,
     scope: str,
     *,
     clock: Callable[[], float] = time.monotonic,
     on_rate_limited: Callable[[], object] | None = None,
-    connect: Callable[[], AbstractContextManager[sa.Connection]] | None = None,
+    reader: Callable[[], AbstractContextManager[Reader]] | None = None,
 ) -> Callable[..., Any]:
     """A FastAPI dependency that admits a request to an API of ``scope`` ('ingest' or 'read').
 
@@ -163,11 +160,11 @@ def auth_dependency(
     raises 401/403 (with ``WWW-Authenticate``) or, on ingest with a
     rate limit set, 429 with ``Retry-After`` (calling ``on_rate_limited`` first, for the metrics).
     It is a plain function, so FastAPI runs its one small query in the thread pool instead of on the
-    event loop. ``connect`` (default ``engine.connect``) gives the connection for that query: the Query
-    API passes the connection of the read job the check runs in (server/query/gate.py), so a request
+    event loop. ``reader`` (default ``store.reader``) gives the read session for that query: the Query
+    API passes the session of the read job the check runs in (server/query/gate.py), so a request
     never holds one connection while it waits for another.
     """
-    connect_db = connect if connect is not None else engine.connect
+    open_reader = reader if reader is not None else store.reader
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     limiter = (
@@ -212,16 +209,16 @@ def auth_dependency(
                 raise _error(401, "unauthorized", f"this API needs an API key of scope '{scope}'", REALM)
             if clock() < open_until[0]:
                 return ANONYMOUS
-            with connect_db() as conn:
-                if any_key_exists(conn):
+            with open_reader() as session:
+                if session.any_key_exists():
                     raise _error(401, "unauthorized", f"this API needs an API key of scope '{scope}'", REALM)
             if settings.no_key_cache_seconds > 0:
                 open_until[0] = clock() + settings.no_key_cache_seconds
             return ANONYMOUS
         if len(key) > MAX_PRESENTED_KEY_LEN or not key.startswith(tuple(KEY_PREFIXES.values())):
             raise _error(401, "invalid_key", "the API key is not valid", invalid)
-        with connect_db() as conn:
-            result = verify_key(conn, key)
+        with open_reader() as session:
+            result = session.verify_key(key)
         if result.status is KeyStatus.REVOKED:
             raise _error(401, "revoked_key", "the API key has been revoked", invalid)
         if result.status is not KeyStatus.VALID or result.key is None:

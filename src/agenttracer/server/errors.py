@@ -21,14 +21,11 @@ import logging
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 RETRY_AFTER_SECONDS = 2
-# Errors that mean "the database is not there right now", not "this request is wrong".
-UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
           413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_parameters", 429: "rate_limited",

@@ -1,6 +1,6 @@
 """What both APIs do around every request: its request id, its metrics, its log line; and ``GET /metrics``.
 
-``install(app, settings, engine, metrics)`` is called once by each ``create_app``:
+``install(app, settings, store, metrics)`` is called once by each ``create_app``:
 
 - **Request id.** ``X-Request-ID`` from the client is kept when it is 1..128 characters of
   ``[A-Za-z0-9._:-]`` that the privacy policy keeps verbatim; otherwise (absent, too long, another
@@ -33,7 +33,6 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -43,6 +42,7 @@ from agenttracer.server.auth import auth_dependency
 from agenttracer.server.logs import REQUEST_ID
 from agenttracer.server.metrics import HttpMetrics
 from agenttracer.server.settings import Settings
+from agenttracer.store.interface import Store
 
 access_log = logging.getLogger("agenttracer.access")
 
@@ -151,7 +151,7 @@ class ObserveMiddleware:
             REQUEST_ID.reset(token)
 
 
-def install(app: FastAPI, settings: Settings, engine: sa.Engine, metrics: HttpMetrics | None) -> None:
+def install(app: FastAPI, settings: Settings, store: Store, metrics: HttpMetrics | None) -> None:
     """Wrap ``app`` in ``ObserveMiddleware`` and, with ``metrics``, serve ``GET /metrics``."""
     app.state.metrics = metrics
     app.add_middleware(ObserveMiddleware, metrics=metrics)
@@ -161,7 +161,7 @@ def install(app: FastAPI, settings: Settings, engine: sa.Engine, metrics: HttpMe
     guard = (
         _token_guard(settings.metrics_token)
         if settings.metrics_token
-        else auth_dependency(settings, engine, "read")
+        else auth_dependency(settings, store, "read")
     )
 
     # Not in the OpenAPI document: it is Prometheus's text format, not part of the JSON API.

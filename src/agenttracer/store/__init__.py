@@ -26,6 +26,7 @@ BACKENDS: dict[str, str] = {
     "postgresql": "agenttracer.store.sql",
     "postgres": "agenttracer.store.sql",
     "clickhouse": "agenttracer.store.clickhouse",
+    "clickhouses": "agenttracer.store.clickhouse",
     "chdb": "agenttracer.store.clickhouse",
 }
 

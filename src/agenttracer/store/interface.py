@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -56,6 +56,7 @@ from agenttracer.store.records import (
 )
 from agenttracer.store.results import RunStats
 from agenttracer.store.run_state import Incoming, Outcome
+from agenttracer.store.transfer import Transfer
 
 # A callable a long job polls between units of work: True asks it to stop after the unit in flight.
 ShouldStop = Callable[[], bool]
@@ -199,12 +200,17 @@ class Workers:
     rollup: RollupProgress | None = None
     retention: RetentionProgress | None = None
     sweep: SweepProgress | None = None
+    # What the store releases once the workers have stopped (their connections).
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def stop(self) -> None:
-        """Stop each worker after its unit of work in flight (idempotent)."""
+        """Stop each worker after its unit of work in flight, then release what they held (idempotent)."""
         for worker in (self.rollup, self.retention, self.sweep):
             if worker is not None:
                 worker.stop()
+        closers, self.closers = self.closers, []
+        for close in closers:
+            close()
 
 
 class Store(Protocol):
@@ -332,13 +338,15 @@ class Store(Protocol):
         self,
         older_than: timedelta,
         *,
+        batch_size: int | None = None,
         dry_run: bool = False,
         now: datetime | None = None,
         should_stop: ShouldStop = lambda: False,
         project: str | None = None,
     ) -> PruneResult:
         """Delete runs (with their steps and failures) that started before ``now - older_than``, of
-        ``project`` only when given, in bounded batches; ``dry_run`` counts without deleting. Rollups stay
+        ``project`` only when given, in batches of ``batch_size`` runs where the backend deletes in batches
+        (None: its default); ``dry_run`` counts without deleting. Rollups stay
         consistent with what remains. Idempotent; stops between batches when ``should_stop``."""
         ...
 
@@ -373,6 +381,11 @@ class Store(Protocol):
         ``retention_days`` is set (then projects with their own retention are pruned by theirs), the
         rollup refresher unless ``rollup_interval_s`` is 0, the abandoned-run sweep unless
         ``run_timeout_s`` is 0. Each worker survives failed passes (backing off) and logs no values."""
+        ...
+
+    def transfer(self) -> Transfer:
+        """Bulk export and import of the stored runs, projects and keys (``agenttracer copy``; contracts in
+        ``store/transfer.py``), on this store's connections."""
         ...
 
     def close(self) -> None:

@@ -53,7 +53,6 @@ from datetime import datetime, timezone
 from operator import itemgetter
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -63,7 +62,6 @@ from agenttracer.server import errors, wire
 from agenttracer.server.auth import ANONYMOUS, Principal, auth_dependency, principal_of
 from agenttracer.server.errors import (
     RETRY_AFTER_SECONDS,
-    UNAVAILABLE,
     database_unavailable,
     health_response,
     json_response,
@@ -77,11 +75,10 @@ from agenttracer.server.ingest.otlp_route import add_traces_route
 from agenttracer.server.ingest.project import write_project
 from agenttracer.server.observe import count_db_error, install
 from agenttracer.server.settings import Settings
+from agenttracer.store import open_store
+from agenttracer.store.interface import Store
 from agenttracer.store.records import WriteReport
 from agenttracer.store.run_state import Incoming, Outcome
-from agenttracer.store.sql.schema.engine import make_engine
-from agenttracer.store.sql.write.sqlite_checkpoint import AUTOCHECKPOINT_PAGES
-from agenttracer.store.sql.write.writer import probe_write, write_batch
 
 log = logging.getLogger("agenttracer.ingest")
 
@@ -91,26 +88,13 @@ _REMOVED = itemgetter("removed")
 _COUNTS = ("accepted", "duplicates", "rejected", "removed")
 
 
-# SQLSTATEs of a database that is there but cannot take writes now: a read-only transaction (a standby,
-# default_transaction_read_only) and the "insufficient resources" class (disk full, out of memory).
-_CANNOT_WRITE_SQLSTATES = ("25006", "53")
-
-
-def _cannot_write(exc: Exception) -> bool:
-    """Whether a failed write means "retry later" (503), not a fault of the batch."""
-    if isinstance(exc, UNAVAILABLE):
-        return True
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
-    return sqlstate.startswith(_CANNOT_WRITE_SQLSTATES)
-
-
 def _unavailable(exc: BaseException) -> Response:
     return database_unavailable("ingest", exc, "database: unavailable, retry later",
                                 "must be reachable; nothing was stored, retry later")
 
 
 def process_batch(
-    engine: sa.Engine,
+    store: Store,
     body: bytes,
     metrics: IngestMetrics | None = None,
     principal: Principal = ANONYMOUS,
@@ -142,7 +126,7 @@ def process_batch(
 
     report = WriteReport() if metrics is not None else None
     started = time.perf_counter()
-    for outcome in _store(engine, incoming, now, report, project):
+    for outcome in _store(store, incoming, now, report, project):
         result = results[outcome.index]
         result["status"] = outcome.status
         if outcome.status == "rejected":
@@ -170,7 +154,7 @@ def process_batch(
 
 
 def _store(
-    engine: sa.Engine, incoming: list[Incoming], now: datetime, report: WriteReport | None, project: str
+    store: Store, incoming: list[Incoming], now: datetime, report: WriteReport | None, project: str
 ) -> list[Outcome]:
     """``write_batch``, total: when the batch fails for a reason other than a database that cannot take
     writes now (that is a 503), each event is stored on its own so that only the event(s) that fail
@@ -179,18 +163,18 @@ def _store(
     Slow (one transaction per event) but only ever taken after a server bug; the log names the bug.
     """
     try:
-        return write_batch(engine, incoming, now=now, report=report, project=project)
+        return store.write_batch(incoming, now=now, report=report, project=project)
     except Exception as exc:
-        if _cannot_write(exc):
+        if store.cannot_write(exc):
             raise
         log.error("ingest: a batch of %d events failed (%s): storing them one by one", len(incoming),
                   describe_exception(exc))
     outcomes: list[Outcome] = []
     for item in incoming:
         try:
-            outcomes += write_batch(engine, [item], now=now, report=report, project=project)
+            outcomes += store.write_batch([item], now=now, report=report, project=project)
         except Exception as exc:
-            if _cannot_write(exc):
+            if store.cannot_write(exc):
                 raise
             log.error("ingest: event %d could not be stored (%s): rejected it alone", item.index,
                       describe_exception(exc))
@@ -216,17 +200,17 @@ def _document_request_body(app: FastAPI) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def create_app(settings: Settings, *, engine: sa.Engine | None = None, limits: Limits | None = None) -> FastAPI:
-    """The write-only Ingest API bound to ``settings.database_url`` (or to ``engine``, which it then disposes
-    of at shutdown as well). ``limits``: the write routes' admission limits (default: from ``settings``)."""
-    # wal_autocheckpoint: on SQLite the writer checkpoints outside its lock (store/sql/write/sqlite_checkpoint.py).
-    if engine is None:
-        engine = make_engine(settings.database_url, wal_autocheckpoint=AUTOCHECKPOINT_PAGES)
+def create_app(settings: Settings, *, store: Store | None = None, limits: Limits | None = None) -> FastAPI:
+    """The write-only Ingest API bound to ``settings.database_url`` (or to ``store``, which it then closes
+    at shutdown as well). ``limits``: the write routes' admission limits (default: from ``settings``)."""
+    if store is None:
+        store = open_store(settings.database_url)
+    opened = store
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        engine.dispose()
+        opened.close()
 
     app = FastAPI(
         title="AgentTracer Ingest API",
@@ -234,7 +218,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, limits: L
         description="Write-only: batches of run, step and failure events from the SDK.",
         lifespan=lifespan,
     )
-    app.state.engine = engine
+    app.state.store = store
     app.state.settings = settings
     # Failsafe first, so it is inside the metrics middleware, which then counts its 500s.
     app.add_middleware(Failsafe)
@@ -242,7 +226,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, limits: L
         IngestMetrics(settings.metrics_max_agent_series, settings.metrics_agent_series_idle_seconds)
         if settings.metrics_enabled else None
     )
-    install(app, settings, engine, metrics)
+    install(app, settings, store, metrics)
     errors.install(app)
     admission = Admission(limits or Limits.from_settings(settings), metrics.busy.inc if metrics else None)
     app.state.admission = admission
@@ -257,18 +241,18 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, limits: L
         count_db_error(app, exc)
         return _unavailable(exc)
 
-    for kind in UNAVAILABLE:
+    for kind in store.unavailable_errors:
         app.add_exception_handler(kind, _db_down)
 
     # Both write routes: the same keys and rate limit, the same handling of a database that fails.
     on_rate_limited = metrics.rate_limited.inc if metrics else None
-    auth = [Depends(auth_dependency(settings, engine, "ingest", on_rate_limited=on_rate_limited))]
+    auth = [Depends(auth_dependency(settings, store, "ingest", on_rate_limited=on_rate_limited))]
 
     def db_failed(exc: Exception) -> bool:
         """Count a database error of a write; True when the client should retry later (nothing was
         stored), False when it is not the database's state but a fault to surface."""
         count_db_error(app, exc)
-        if not _cannot_write(exc):
+        if not opened.cannot_write(exc):
             return False
         write_failure[:] = [type(getattr(exc, "orig", None) or exc).__name__, time.monotonic()]
         return True
@@ -303,9 +287,9 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, limits: L
         try:
             async with admission.request(request) as body:
                 status, payload = await settle(
-                    process_batch, engine, body, metrics, principal_of(request), request.headers.get(PROJECT_HEADER)
+                    process_batch, store, body, metrics, principal_of(request), request.headers.get(PROJECT_HEADER)
                 )
-        except (sa.exc.DBAPIError, *UNAVAILABLE) as exc:
+        except store.database_errors as exc:
             if not db_failed(exc):
                 raise
             return _unavailable(exc)
@@ -314,7 +298,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, limits: L
         return json_response(status, payload)
 
     add_traces_route(
-        app, engine, admission, auth, db_failed, write_failure.clear, metrics, (RETRY_AFTER_SECONDS, UNAVAILABLE),
+        app, store, admission, auth, db_failed, write_failure.clear, metrics, RETRY_AFTER_SECONDS,
     )
 
     @app.get("/health", summary="Liveness, database reachability and whether it takes writes.",
@@ -322,13 +306,13 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, limits: L
              responses={503: {"model": wire.HealthResponse, "description": "The database is unreachable or "
                               "refuses writes."}})
     async def health() -> Response:
-        backend = engine.dialect.name
+        backend = opened.backend
 
         def down(database: str, detail: str) -> Response:
             return health_response("ingest", backend, database, detail)
 
         try:
-            await run_in_threadpool(_ping, engine)
+            await run_in_threadpool(opened.ping)
         except Exception as exc:  # any failure to reach the database means "down"
             count_db_error(app, exc)
             return down("unreachable", type(exc).__name__)
@@ -337,7 +321,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, limits: L
             return down("not_writable", f"{write_failure[0]}: the last batch write failed {age:.0f} s ago and "
                         "none has been stored since")
         try:
-            await run_in_threadpool(probe_write, engine)
+            await run_in_threadpool(opened.probe_write)
         except Exception as exc:  # the database answers but will not write: ingest cannot work
             count_db_error(app, exc)
             return down("not_writable", f"{type(exc).__name__}: the database refuses writes")
@@ -345,7 +329,3 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, limits: L
 
     return app
 
-
-def _ping(engine: sa.Engine) -> None:
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT 1"))

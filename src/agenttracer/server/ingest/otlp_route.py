@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
@@ -44,9 +43,9 @@ from agenttracer.server.ingest.otlp_decode import (
 )
 from agenttracer.server.ingest.otlp_map import map_request
 from agenttracer.server.ingest.project import write_project
+from agenttracer.store.interface import Store
 from agenttracer.store.otlp_assemble import SpanRecord
 from agenttracer.store.records import Written
-from agenttracer.store.sql.write.otlp_write import write_spans
 
 log = logging.getLogger("agenttracer.ingest.otlp")
 
@@ -83,7 +82,7 @@ def _by_project(principal: Principal, header: str | None, spans: list[SpanRecord
 
 
 def process_traces(
-    engine: sa.Engine, body: bytes, media: str, principal: Principal = ANONYMOUS, header_project: str | None = None
+    store: Store, body: bytes, media: str, principal: Principal = ANONYMOUS, header_project: str | None = None
 ) -> TracesOutcome:
     """Decode, map, scrub and store one export request of ``principal``."""
     request = decode_request(body, media)
@@ -95,7 +94,7 @@ def process_traces(
     projects: dict[str, str] = {}
     for project, spans in _by_project(principal, header_project, mapped.spans).items():
         projects.update((span.run_id, project) for span in spans)
-        part = write_spans(engine, spans, now, project=project)
+        part = store.write_spans(spans, now, project=project)
         written.accepted += part.accepted
         written.duplicates += part.duplicates
         written.rejected += part.rejected
@@ -150,20 +149,19 @@ _STATUS = {
 
 def add_traces_route(
     app: FastAPI,
-    engine: sa.Engine,
+    store: Store,
     admission: Admission,
     auth: list[Any],
     db_failed: Callable[[Exception], bool],
     on_stored: Callable[[], None],
     metrics: IngestMetrics | None,
-    limits: tuple[int, tuple[type[Exception], ...]],
+    retry_after: int,
 ) -> None:
     """Register ``POST /v1/traces`` on the Ingest API, sharing ``/v1/ingest``'s auth dependencies, admission
     (``admission.py``: client share, body before slot, write slots) and handling of database failures
-    (``db_failed``: counts the error; True when the client should retry later). ``limits``: the Ingest
-    API's Retry-After and the exceptions that mean the database is unavailable."""
-    retry_after, unavailable = limits
-    database_errors: tuple[type[Exception], ...] = (sa.exc.DBAPIError, *unavailable)
+    (``db_failed``: counts the error; True when the client should retry later). ``retry_after``: the Ingest
+    API's Retry-After in seconds."""
+    database_errors = store.database_errors
 
     def _status(media: str, problem: Problem) -> Response:
         return Response(
@@ -202,7 +200,7 @@ def add_traces_route(
         try:
             async with admission.request(request, MEDIA_TYPES) as body:
                 outcome = await settle(
-                    process_traces, engine, body, media, principal_of(request), request.headers.get(PROJECT_HEADER)
+                    process_traces, store, body, media, principal_of(request), request.headers.get(PROJECT_HEADER)
                 )
         except Problem as problem:
             return _status(media, problem)

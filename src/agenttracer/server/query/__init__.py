@@ -1,4 +1,4 @@
-"""The read-only Query API (:8001): runs, run detail, agents, stats and compare (``app``)."""
+"""The read-only Query API (:8001): runs, run detail, agents, projects, stats and compare (``app``)."""
 
 from agenttracer.server.query.app import create_app
 

@@ -3,9 +3,9 @@
 Every piece of database work of a Query API request (its key check, its read) is a *job* handed to
 ``ReadGate.run``. The rules that keep the API available however many clients read at once:
 
-* **One resource at a time.** A job runs on one of ``workers`` threads, and the read engine's pool has
-  exactly ``workers`` connections (``max_overflow=0``): a running job can always check out its one
-  connection at once, and it never waits for anything else while holding it. Between jobs a request
+* **One resource at a time.** A job runs on one of ``workers`` threads, and the read store has exactly
+  ``workers`` connections (``open_store(..., connections=workers)``): a running job can always open its
+  one read session at once, and it never waits for anything else while holding it. Between jobs a request
   holds nothing (no thread, no connection), so no set of requests can wait on each other.
 * **A bounded queue in front.** At most ``queue`` jobs wait for a worker; one more is refused at once with
   :class:`Overloaded` (the app answers 503 with ``Retry-After``) instead of piling up. While the queue is
@@ -13,14 +13,15 @@ Every piece of database work of a Query API request (its key check, its read) is
   check, so a flood of refused requests costs the event loop (and ``/health`` behind it) little.
 * **A deadline per request.** It starts when the request's first job is submitted and lasts
   ``deadline_s`` (the ``query_timeout_ms`` setting). A job still queued at the deadline never runs; a
-  running one is stopped: PostgreSQL gets a cancel request, SQLite's progress handler interrupts the
-  statement. The request is answered :class:`DeadlinePassed` right at the deadline.
+  running one is stopped through its store session (``Reader.cancel``: a cancel request on PostgreSQL,
+  an interrupt on SQLite; the session's ``should_stop`` is polled too where the backend can). The request
+  is answered :class:`DeadlinePassed` right at the deadline.
 * **A client that leaves stops its work** the same way (its queued job is skipped, its running
   statement cancelled): a disconnect is noticed by waiting on the request's ASGI ``receive``.
 
 Sizes come from :func:`limits` (settings ``query_workers`` and ``query_queue``), so the pool, the workers
 and the queue are derived from each other in one place. ``/health`` does not pass through here
-(server/query/app.py gives it its own connection), so it never queues behind reads.
+(server/query/app.py gives it a small store of its own), so it never queues behind reads.
 """
 
 from __future__ import annotations
@@ -35,23 +36,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agenttracer.server.settings import Settings
-from agenttracer.store.sql.dialect import SQLITE
+from agenttracer.store.interface import Reader, Stopped, Store
 
 T = TypeVar("T")
 
 # Jobs allowed to wait per worker when ``query_queue`` is 0: at tens of milliseconds per read, a full
 # queue drains in well under a second.
 QUEUE_PER_WORKER = 8
-# SQLite calls the progress handler every this many virtual-machine instructions (~0.1 ms of work).
-PROGRESS_EVERY = 2_000
-# A PostgreSQL cancel request is a short-lived connection of its own; past this it is given up.
-CANCEL_TIMEOUT_S = 2.0
 _DEADLINE_KEY = "read_deadline"
 _current = threading.local()  # the job a worker thread is running
 
@@ -72,13 +68,9 @@ class ClientGone(Exception):
 class Limits:
     """The Query API's concurrency sizes, derived from each other."""
 
-    workers: int  # threads running jobs, and connections in the read engine's pool (one each)
+    workers: int  # threads running jobs, and connections of the read store (one each)
     queue: int  # jobs waiting for a worker before a new one is refused
     deadline_s: float | None  # per request; None: no deadline
-
-    def engine_options(self) -> dict[str, Any]:
-        """Pool options for the read engine: one connection per worker, never more, never a wait."""
-        return {"pool_size": self.workers, "max_overflow": 0, "pool_timeout": 5}
 
 
 def limits(settings: Settings) -> Limits:
@@ -92,52 +84,44 @@ def limits(settings: Settings) -> Limits:
 class Job(Generic[T]):
     """One piece of work: queued, then running on a worker, then done; stoppable at any point."""
 
-    def __init__(self, fn: Callable[[Job[T]], T], deadline: float | None, engine: sa.Engine) -> None:
+    def __init__(self, fn: Callable[[Job[T]], T], deadline: float | None, store: Store) -> None:
         self._fn = fn
         self.deadline = deadline
-        self._engine = engine
+        self._store = store
         self._stopped = False
         self._lock = threading.Lock()
-        self._dbapi: Any = None  # the running statement's driver connection, for a cancel request
-        self.connected = False  # whether the job checked out a connection
+        self._session: Reader | None = None  # the open read session, for a cancel
+        self.connected = False  # whether the job opened a read session
 
     def should_stop(self) -> bool:
-        """True once stopped or past the deadline (SQLite's progress handler asks this)."""
+        """True once stopped or past the deadline (the read session polls this where it can)."""
         return self._stopped or (self.deadline is not None and time.monotonic() > self.deadline)
 
     def stop(self) -> None:
-        """Stop the work: a queued job will not run, a running PostgreSQL statement gets a cancel request."""
+        """Stop the work: a queued job will not run, a running one has its statement cancelled."""
         self._stopped = True
-        if self._dbapi is not None and hasattr(self._dbapi, "cancel_safe"):
-            # The cancel request opens a connection of its own: not on the event loop.
-            threading.Thread(target=self._cancel, name="query-cancel", daemon=True).start()
-
-    def _cancel(self) -> None:
         with self._lock:
-            # Under the lock: the connection is not handed back to the pool (and to another job) meanwhile.
-            if self._dbapi is not None:
-                with contextlib.suppress(Exception):
-                    self._dbapi.cancel_safe(timeout=CANCEL_TIMEOUT_S)
+            # Under the lock: the session is not handed back (and to another job) meanwhile.
+            if self._session is not None:
+                self._session.cancel()
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[sa.Connection]:
-        """The job's one connection (checked out on first use, returned when the job ends)."""
-        with self._engine.connect() as conn:
-            self.connected = True
-            dbapi = conn.connection.dbapi_connection
-            if self._engine.dialect.name == SQLITE:
-                dbapi.set_progress_handler(self.should_stop, PROGRESS_EVERY)  # type: ignore[union-attr]
-            with self._lock:
-                self._dbapi = dbapi
-            try:
-                if self._stopped:  # stopped while connecting: stop() saw no statement to cancel
-                    raise DeadlinePassed()
-                yield conn
-            finally:
+    def reader(self) -> Iterator[Reader]:
+        """The job's one read session (opened on first use, closed when the block ends)."""
+        try:
+            with self._store.reader(self.should_stop) as session:
+                self.connected = True
                 with self._lock:
-                    self._dbapi = None
-                if self._engine.dialect.name == SQLITE:
-                    dbapi.set_progress_handler(None, PROGRESS_EVERY)  # type: ignore[union-attr]
+                    self._session = session
+                try:
+                    if self._stopped:  # stopped while opening: stop() saw no statement to cancel
+                        raise DeadlinePassed()
+                    yield session
+                finally:
+                    with self._lock:
+                        self._session = None
+        except Stopped:
+            raise DeadlinePassed() from None
 
     def execute(self) -> T:
         if self.should_stop():
@@ -148,8 +132,8 @@ class Job(Generic[T]):
 class ReadGate:
     """The workers, the queue and the deadlines of one Query API app (module docstring: the rules)."""
 
-    def __init__(self, engine: sa.Engine, sizes: Limits) -> None:
-        self.engine = engine
+    def __init__(self, store: Store, sizes: Limits) -> None:
+        self.store = store
         self.limits = sizes
         self._executor = ThreadPoolExecutor(max_workers=sizes.workers, thread_name_prefix="query-read")
         self._lock = threading.Lock()
@@ -167,7 +151,7 @@ class ReadGate:
         return deadline
 
     async def run(self, request: Request, fn: Callable[[Job[T]], T]) -> T:
-        """Run ``fn(job)`` on a worker within the request's deadline; ``job.connect()`` gives its connection.
+        """Run ``fn(job)`` on a worker within the request's deadline; ``job.reader()`` gives its read session.
 
         Raises :class:`Overloaded`, :class:`DeadlinePassed` or :class:`ClientGone` (work stopped), or what
         ``fn`` raised.
@@ -177,7 +161,7 @@ class ReadGate:
                 self.rejected += 1
                 raise Overloaded()
             self.waiting += 1
-        job: Job[T] = Job(fn, self.deadline(request), self.engine)
+        job: Job[T] = Job(fn, self.deadline(request), self.store)
         context = contextvars.copy_context()  # the request id reaches the worker's log records
         future = asyncio.wrap_future(self._executor.submit(context.run, self._start, job))
         gone: asyncio.Future[Any] = asyncio.ensure_future(_disconnected(request))
@@ -214,12 +198,12 @@ class ReadGate:
             _current.job = None
 
     @staticmethod
-    def connect() -> contextlib.AbstractContextManager[sa.Connection]:
-        """The connection of the job running on this worker thread (for code that takes a ``connect``)."""
+    def reader() -> contextlib.AbstractContextManager[Reader]:
+        """The read session of the job running on this worker thread (for code that takes a ``reader``)."""
         job: Job[Any] | None = getattr(_current, "job", None)
         if job is None:
-            raise RuntimeError("ReadGate.connect() outside a job")
-        return job.connect()
+            raise RuntimeError("ReadGate.reader() outside a job")
+        return job.reader()
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

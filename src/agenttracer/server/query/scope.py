@@ -20,7 +20,6 @@ from fastapi.exceptions import RequestValidationError
 from agenttracer.model import MAX_PROJECT_LEN, PROJECT_RULE, is_valid_project
 from agenttracer.server.auth import principal_of
 from agenttracer.server.query.gate import Job, ReadGate
-from agenttracer.store.sql.projects import project_slugs
 
 OUTSIDE_RULE = "must be one of the projects this key may read (GET /v1/projects lists them)"
 
@@ -53,5 +52,5 @@ async def read_projects(request: Request, project: ProjectParam = None) -> tuple
 
 
 def _every_project(job: Job[tuple[str, ...]]) -> tuple[str, ...]:
-    with job.connect() as conn:
-        return project_slugs(conn)
+    with job.reader() as reader:
+        return reader.project_slugs()

@@ -15,8 +15,8 @@ from agenttracer.model import (
 )
 
 #
-# Responses of GET /v1/stats and GET /v1/compare. Built from the dataclasses of store/sql/read/stats.py and
-# store/sql/read/compare.py (same field names). Latencies are milliseconds; rates are fractions in
+# Responses of GET /v1/stats and GET /v1/compare. Built from the dataclasses of store/results.py and
+# store/compare_result.py (same field names). Latencies are milliseconds; rates are fractions in
 # [0, 1] and null when there is nothing to divide by; percentiles use PostgreSQL's percentile_cont
 # definition (linear interpolation between the two nearest ranks) on every database.
 

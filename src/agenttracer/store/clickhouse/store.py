@@ -27,6 +27,7 @@ from agenttracer.store.clickhouse.connection import (
     connect,
 )
 from agenttracer.store.clickhouse.schema import migrate as migrations
+from agenttracer.store.clickhouse.transfer import ClickHouseTransfer
 from agenttracer.store.clickhouse.write import abandon, otlp_write, retention, writer
 from agenttracer.store.clickhouse.write.workers import RetentionWorker, SweepWorker
 from agenttracer.store.interface import OpenOptions, Reader, ShouldStop, Stopped, Workers
@@ -35,6 +36,7 @@ from agenttracer.store.otlp_assemble import SpanRecord
 from agenttracer.store.projects import ProjectInfo
 from agenttracer.store.records import Deleted, PruneResult, RefreshResult, SweepResult, WriteReport, Written
 from agenttracer.store.run_state import Incoming, Outcome
+from agenttracer.store.transfer import Transfer
 
 
 def open_store(url: str, options: OpenOptions) -> ClickHouseStore:
@@ -141,6 +143,7 @@ class ClickHouseStore:
         self,
         older_than: timedelta,
         *,
+        batch_size: int | None = None,  # no per-batch transactions here: partitions drop whole, the rest at once
         dry_run: bool = False,
         now: datetime | None = None,
         should_stop: ShouldStop = lambda: False,
@@ -178,6 +181,9 @@ class ClickHouseStore:
         if run_timeout_s:
             workers.sweep = SweepWorker(self.conn, run_timeout_s).start()
         return workers
+
+    def transfer(self) -> Transfer:
+        return ClickHouseTransfer(self.conn)
 
     def close(self) -> None:
         self.conn.close()

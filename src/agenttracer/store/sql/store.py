@@ -39,8 +39,10 @@ from agenttracer.store.sql.read import compare, runs, stats
 from agenttracer.store.sql.rollup import live, refresh
 from agenttracer.store.sql.schema import migrate
 from agenttracer.store.sql.schema.engine import make_engine, timed_out
+from agenttracer.store.sql.transfer import SqlTransfer
 from agenttracer.store.sql.write import abandon, otlp_write, retention, writer
 from agenttracer.store.sql.write.sqlite_checkpoint import AUTOCHECKPOINT_PAGES
+from agenttracer.store.transfer import Transfer
 
 # SQLite calls the progress handler every this many virtual-machine instructions (~0.1 ms of work).
 PROGRESS_EVERY = 2_000
@@ -83,16 +85,18 @@ class SqlReader:
 
     def cancel(self) -> None:
         self._cancelled = True
-        with self._lock:
-            dbapi = self._dbapi
-            if dbapi is not None and not hasattr(dbapi, "cancel_safe"):
-                # sqlite3: interrupt() is thread-safe and returns at once; under the lock, so the connection
-                # has not gone back to the pool (and to another session) meanwhile.
-                dbapi.interrupt()
-                return
-        if dbapi is not None:
+        dbapi = self._dbapi
+        if dbapi is None:
+            return
+        if hasattr(dbapi, "cancel_safe"):
             # A PostgreSQL cancel request opens a connection of its own: never on the caller's thread.
             threading.Thread(target=self._send_cancel, name="query-cancel", daemon=True).start()
+            return
+        with self._lock:
+            # sqlite3: interrupt() is thread-safe and returns at once; under the lock, so the connection
+            # has not gone back to the pool (and to another session) meanwhile.
+            if self._dbapi is not None:
+                self._dbapi.interrupt()
 
     def _send_cancel(self) -> None:
         with self._lock:
@@ -261,13 +265,15 @@ class SqlStore:
         self,
         older_than: timedelta,
         *,
+        batch_size: int | None = None,
         dry_run: bool = False,
         now: datetime | None = None,
         should_stop: ShouldStop = lambda: False,
         project: str | None = None,
     ) -> PruneResult:
         return retention.prune(self.engine, older_than, dry_run=dry_run, now=now, should_stop=should_stop,
-                               project=project)
+                               project=project,
+                               batch_size=retention.DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
 
     def sweep(
         self, timeout: timedelta, *, now: datetime | None = None, max_batches: int | None = None,
@@ -294,13 +300,21 @@ class SqlStore:
     ) -> Workers:
         # Each worker on an engine of its own: its passes never take a connection an API request needs.
         workers = Workers()
+
+        def engine() -> sa.Engine:
+            own = make_engine(self.url)
+            workers.closers.append(own.dispose)
+            return own
+
         if retention_days:
-            workers.retention = retention.start_retention(make_engine(self.url), retention_days)
-        workers.rollup = live.start_rollup(make_engine(self.url), rollup_interval_s, rollup_settle_s,
-                                           rollup_live_interval_s)
+            workers.retention = retention.start_retention(engine(), retention_days)
+        workers.rollup = live.start_rollup(engine(), rollup_interval_s, rollup_settle_s, rollup_live_interval_s)
         if run_timeout_s:
-            workers.sweep = abandon.start_sweep(make_engine(self.url), run_timeout_s)
+            workers.sweep = abandon.start_sweep(engine(), run_timeout_s)
         return workers
+
+    def transfer(self) -> Transfer:
+        return SqlTransfer(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 
 from agenttracer.store.projects import ProjectInfo
 from agenttracer.store.sql.dialect import insert
+from agenttracer.store.sql.lock import write_lock
 from agenttracer.store.sql.rollup.marks import mark_dirty
 from agenttracer.store.sql.schema.tables import api_key_projects, api_keys, failures, projects, runs, steps
-from agenttracer.store.sql.write.lock import write_lock
 from agenttracer.store.transfer import (
     Access,
     FailureRecord,

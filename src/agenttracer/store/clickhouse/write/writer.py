@@ -16,7 +16,7 @@ Steps go in before their run's new version, so a write interrupted between the t
 row behind its steps, never ahead: the client, which got no answer, sends the batch again; its steps
 are then duplicates and the run's row is written with counters recounted from the stored steps.
 
-Concurrency: batches of this process that touch the same run take turns (striped locks by run_id).
+Concurrency: batches of this process that touch the same run take turns (a lock per run_id).
 Two PROCESSES writing events of the same run at the same instant each decide against what they read;
 the newest run version wins and the counters are recounted by the run's next write. The SDK sends one
 run's batches one after another, so this needs a client retrying while its first attempt still runs.
@@ -31,9 +31,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -73,20 +72,54 @@ __all__ = ["probe_write", "write_batch"]
 
 SOURCE_SDK = "sdk"
 _KIND_ORDER = {RUN_START: 0, STEP: 1, FAILURE: 1, RUN_END: 2}
-_STRIPES = tuple(threading.Lock() for _ in range(64))
+class _RunLocks:
+    """One lock per run_id in use, made on demand and dropped when its last holder leaves: batches that
+    share no run never wait for each other."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held: dict[str, tuple[threading.Lock, int]] = {}
+
+    def _take(self, run_ids: list[str]) -> list[threading.Lock]:
+        with self._mutex:
+            locks = []
+            for run_id in run_ids:
+                lock, users = self._held.get(run_id) or (threading.Lock(), 0)
+                self._held[run_id] = (lock, users + 1)
+                locks.append(lock)
+            return locks
+
+    def _leave(self, run_ids: list[str]) -> None:
+        with self._mutex:
+            for run_id in run_ids:
+                lock, users = self._held[run_id]
+                if users == 1:
+                    del self._held[run_id]
+                else:
+                    self._held[run_id] = (lock, users - 1)
+
+    @contextmanager
+    def hold(self, run_ids: Sequence[str]) -> Iterator[None]:
+        ordered = sorted(set(run_ids))  # one order for everyone: batches cannot deadlock
+        locks = self._take(ordered)
+        taken: list[threading.Lock] = []
+        try:
+            for lock in locks:
+                lock.acquire()
+                taken.append(lock)
+            yield
+        finally:
+            for lock in reversed(taken):
+                lock.release()
+            self._leave(ordered)
 
 
-@contextmanager
-def run_locks(run_ids: Sequence[str]) -> Iterator[None]:
-    """This process's turn on ``run_ids`` (striped locks, taken in one order so batches cannot deadlock)."""
-    stripes = sorted({zlib.crc32(run_id.encode()) % len(_STRIPES) for run_id in run_ids})
-    for stripe in stripes:
-        _STRIPES[stripe].acquire()
-    try:
-        yield
-    finally:
-        for stripe in reversed(stripes):
-            _STRIPES[stripe].release()
+_RUN_LOCKS = _RunLocks()
+
+
+def run_locks(run_ids: Sequence[str]) -> AbstractContextManager[None]:
+    """This process's turn on ``run_ids``: batches touching a common run take turns, others run at once."""
+    return _RUN_LOCKS.hold(run_ids)
 
 
 def probe_write(conn: Connection) -> None:

@@ -44,6 +44,7 @@ from agenttracer.store.compare_result import (
 from agenttracer.store.filters import RunFilters
 from agenttracer.store.results import Percentiles
 from agenttracer.store.sql.dialect import is_postgres
+from agenttracer.store.sql.expressions import count_if
 from agenttracer.store.sql.read import stats_rollup
 from agenttracer.store.sql.read.filters import run_conditions
 from agenttracer.store.sql.read.sql import (
@@ -52,7 +53,6 @@ from agenttracer.store.sql.read.sql import (
     Members,
     bytewise,
     combine_rank_sums,
-    count_if,
     grouped_percentiles,
     percentiles_aggregate,
     rank_sum_parts,

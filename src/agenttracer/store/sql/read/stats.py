@@ -40,9 +40,10 @@ from agenttracer.store.results import (
     Timeline,
 )
 from agenttracer.store.sql.dialect import as_utc, is_postgres
+from agenttracer.store.sql.expressions import count_if, time_bucket
 from agenttracer.store.sql.read import stats_rollup
 from agenttracer.store.sql.read.filters import run_conditions
-from agenttracer.store.sql.read.sql import count_if, grouped_percentiles, percentiles_aggregate, time_bucket, tune
+from agenttracer.store.sql.read.sql import grouped_percentiles, percentiles_aggregate, tune
 from agenttracer.store.sql.read.steps import step_breakdown
 from agenttracer.store.sql.rollup.marks import DAY, HOUR
 from agenttracer.store.sql.schema.tables import runs

@@ -35,8 +35,8 @@ from agenttracer.store.results import (
     StepGroupStats,
     untraced,
 )
+from agenttracer.store.sql.expressions import time_bucket
 from agenttracer.store.sql.read.filters import in_projects, run_conditions
-from agenttracer.store.sql.read.sql import time_bucket
 from agenttracer.store.sql.rollup.aggregates import RunAgg, StepAgg
 from agenttracer.store.sql.rollup.build import FULL, aggregate_raw, identity_keys, level_for, read_rollup
 from agenttracer.store.sql.rollup.marks import HOUR

@@ -40,6 +40,7 @@ import sqlalchemy as sa
 from agenttracer.store.records import RefreshResult
 from agenttracer.store.sql.dialect import bind_processor, is_postgres, paramstyle_marks
 from agenttracer.store.sql.dialect import identity as unchanged
+from agenttracer.store.sql.lock import write_lock
 from agenttracer.store.sql.rollup.aggregates import Aggregates, RunAgg, StepAgg
 from agenttracer.store.sql.rollup.attribution import attribute
 from agenttracer.store.sql.rollup.build import FINE_GRAINS, LEVELS, aggregate_raw, project, rollup_keys
@@ -52,7 +53,6 @@ from agenttracer.store.sql.schema.tables import (
     rollup_steps,
     runs,
 )
-from agenttracer.store.sql.write.lock import write_lock
 
 log = logging.getLogger("agenttracer.rollup")
 

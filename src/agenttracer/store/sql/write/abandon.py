@@ -43,10 +43,10 @@ from agenttracer.model import ABANDONED_CODE, RunStatus
 from agenttracer.store.records import Closed, SweepResult
 from agenttracer.store.run_state import ABANDONED_TYPE, RunState
 from agenttracer.store.sql.dialect import insert, is_postgres
+from agenttracer.store.sql.lock import write_lock
 from agenttracer.store.sql.periodic import PeriodicWorker
 from agenttracer.store.sql.rollup.marks import mark_dirty
 from agenttracer.store.sql.schema.tables import failures, runs, steps
-from agenttracer.store.sql.write.lock import write_lock
 
 log = logging.getLogger("agenttracer.sweep")
 

@@ -1,9 +1,9 @@
 """The OTLP writer: one request's mapped spans into runs, steps and failures, in one transaction.
 
-It stands beside ``store/sql/write/writer.py`` (the SDK's events) and shares its machinery: the same SQLite
-single-writer lock, placeholder rows and locked reads of the touched runs (``FOR UPDATE`` in run_id
-order on PostgreSQL), the same bulk step insert (COPY / multi-row INSERT) and run update, plus the
-rollup dirty marks.
+It stands beside ``store/sql/write/writer.py`` (the SDK's events) and shares its machinery: the one
+transaction skeleton (``transaction.py``: the SQLite single-writer lock, retries, driver errors),
+placeholder rows and locked reads of the touched runs (``FOR UPDATE`` in run_id order on PostgreSQL),
+the same bulk step insert (COPY / multi-row INSERT) and run update, plus the rollup dirty marks.
 
 What differs is identity and order. An SDK step is identified by (run_id, seq) with seq chosen by
 the SDK; a span is identified by its span id and gets the next free seq of its run when it arrives,
@@ -47,13 +47,9 @@ from agenttracer.store.sql.rollup.marks import mark_dirty
 from agenttracer.store.sql.schema.tables import SOURCE_OTLP, failures, runs, steps
 from agenttracer.store.sql.write import otlp_stored
 from agenttracer.store.sql.write.abandon import settle_reopened
-from agenttracer.store.sql.write.lock import write_lock
-from agenttracer.store.sql.write.sqlite_checkpoint import after_commit
-from agenttracer.store.sql.write.writer import _driver_helpers
+from agenttracer.store.sql.write.transaction import driver_helpers, write_transaction
 from agenttracer.verdict import UNHANDLED
 
-_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
-_MAX_ATTEMPTS = 3
 # Built once (per request they would cost more to build than to run).
 _THIS_RUN = runs.c.run_id == sa.bindparam("b_run_id")
 _ADD_COUNTS = runs.update().where(_THIS_RUN).values(
@@ -87,19 +83,14 @@ def write_spans(
             run[span.span_id] = span
     if not by_run:
         return written
-    failed = 0
-    while True:
-        try:
-            with write_lock(engine), engine.begin() as conn:
-                report = Written()
-                accepted, duplicates, rejected = _write(conn, by_run, now, report, project)
-            after_commit(engine)
-            break
-        except sa.exc.DBAPIError as exc:
-            failed += 1
-            if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES and failed < _MAX_ATTEMPTS:
-                continue
-            raise
+    report = Written()
+
+    def attempt(conn: sa.Connection) -> tuple[int, int, int]:
+        nonlocal report
+        report = Written()  # a transaction run again reports afresh
+        return _write(conn, by_run, now, report, project)
+
+    accepted, duplicates, rejected = write_transaction(engine, attempt)
     written.accepted += accepted
     written.duplicates += duplicates
     written.rejected += rejected
@@ -113,7 +104,7 @@ def write_spans(
 def _write(
     conn: sa.Connection, by_run: dict[str, dict[str, SpanRecord]], now: datetime, report: Written, project: str
 ) -> tuple[int, int, int]:
-    rows_for, sql = _driver_helpers(conn.dialect)
+    rows_for, sql = driver_helpers(conn.dialect)
     run_ids = sorted(by_run)
     starts = [(run_id, min(s.started_at for s in by_run[run_id].values())) for run_id in run_ids]
     created = sql.insert_placeholders(conn, starts, now, project, SOURCE_OTLP)

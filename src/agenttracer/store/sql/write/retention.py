@@ -17,7 +17,6 @@ for ever: one prune per project with a retention, each inside its project only.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -36,18 +35,6 @@ DEFAULT_INTERVAL_S = 3600.0
 # The first pass runs shortly after the process starts (a pass with nothing to do is one indexed
 # query), so a server that was down for a while catches up at once.
 FIRST_PASS_DELAY_S = 1.0
-
-_DURATION = re.compile(r"^\s*(\d+)\s*([dhm]?)\s*$")
-_UNIT_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "": 86_400}
-
-
-def parse_age(text: str) -> timedelta:
-    """``30d``, ``12h``, ``90m`` or a bare number of days → a positive timedelta."""
-    match = _DURATION.match(text.lower())
-    if not match or int(match.group(1)) <= 0:
-        raise ValueError("expected a positive age such as 30d, 12h or 90m (a bare number means days)")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-
 
 def _old_run_conditions(cutoff: datetime, project: str | None = None) -> list[sa.ColumnElement[bool]]:
     """Two separate conditions rather than one OR, so each batch is a short range scan of the

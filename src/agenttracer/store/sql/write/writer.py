@@ -26,14 +26,13 @@ What needs no stored state is decided before the transaction (``_Plan``): in-bat
 step (the first occurrence is the one stored, any later one is a ``duplicate`` whatever it says, as
 ``ON CONFLICT DO NOTHING`` would have it), each run's earliest step time and the steps' DBAPI rows.
 
-On SQLite all writes of this process go through one lock (SQLite has a single writer anyway; the lock
-keeps our own requests from contending for it) and every transaction starts with a write, so the
+The transaction itself (the SQLite write lock, retries of deadlocks, driver errors as SQLAlchemy's) is
+``transaction.py``'s, shared with the OTLP writer; every transaction starts with a write, so SQLite's
 busy timeout applies instead of an immediate "database is locked".
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -58,18 +57,13 @@ from agenttracer.store.run_state import (
     reopen_abandoned,
 )
 from agenttracer.store.sql.dialect import insert
+from agenttracer.store.sql.lock import write_lock
 from agenttracer.store.sql.rollup.marks import mark_dirty
 from agenttracer.store.sql.schema.tables import SOURCE_SDK, failures, rollup_dirty
 from agenttracer.store.sql.write.abandon import settle_reopened
-from agenttracer.store.sql.write.lock import write_lock
-from agenttracer.store.sql.write.sql import Statements, statements_for
-from agenttracer.store.sql.write.sqlite_checkpoint import after_commit
-from agenttracer.store.sql.write.step_rows import StepRows
+from agenttracer.store.sql.write.sql import Statements
+from agenttracer.store.sql.write.transaction import driver_helpers, write_transaction
 
-# PostgreSQL error codes worth one more try: deadlock detected, serialization failure.
-_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
-_UNIQUE_VIOLATION = "23505"
-_MAX_ATTEMPTS = 3
 # Processing order inside one run: the start first, the end last, so in-batch checks see both.
 _KIND_ORDER = {RUN_START: 0, STEP: 1, FAILURE: 1, RUN_END: 2}
 
@@ -107,29 +101,22 @@ def write_batch(
     # by run, in-batch repeats of a step, each run's earliest step time and the DBAPI row of every
     # step, so the critical section is only the SQL and the decisions that need the stored state.
     plan = _Plan(events, engine.dialect)
-    failed_attempts = 0
-    while True:
-        try:
-            with write_lock(engine), engine.begin() as conn:
-                decided = _write_wrapped(conn, plan, now, project)
-            after_commit(engine)  # SQLite: now and then a WAL checkpoint, outside the lock
-            break
-        except sa.exc.DBAPIError as exc:
-            sqlstate = getattr(exc.orig, "sqlstate", None)
-            if sqlstate == _UNIQUE_VIOLATION and not plan.safe_steps:
-                # A step collided with a stored one after all: redo the batch the conflict-proof way.
-                # Not counted as a failed attempt (it can happen once), so a batch that already used
-                # its retries on deadlocks still gets its conflict-proof attempt.
-                plan.safe_steps = True
-                if report is not None:
-                    report.retries += 1
-                continue
-            failed_attempts += 1
-            if sqlstate in _RETRYABLE_SQLSTATES and failed_attempts < _MAX_ATTEMPTS:
-                if report is not None:
-                    report.retries += 1
-                continue
-            raise
+
+    def conflict_proof() -> bool:
+        # A step collided with a stored one after all: redo the batch the conflict-proof way. Not counted
+        # as a failed attempt (it can happen once), so a batch that already used its retries on deadlocks
+        # still gets its conflict-proof attempt.
+        if plan.safe_steps:
+            return False
+        plan.safe_steps = True
+        return True
+
+    def count_retry() -> None:
+        if report is not None:
+            report.retries += 1
+
+    decided = write_transaction(engine, lambda conn: _write(conn, plan, now, project), on_retry=count_retry,
+                                on_unique_violation=conflict_proof)
     # The step outcomes were decided as lists of event indices; their objects are built here, after
     # the lock is released.
     outcomes, accepted, stored, states, foreign = decided
@@ -159,18 +146,6 @@ def _by_index(outcome: Outcome) -> int:
 _Decided = tuple[list[Outcome], list[int], list[int], dict[str, RunState], dict[str, str]]
 
 
-def _write_wrapped(conn: sa.Connection, plan: _Plan, now: datetime, project: str) -> _Decided:
-    """``_write``, with errors of the statements sent straight to the driver raised as SQLAlchemy's
-    (so callers see OperationalError & co. whichever way a statement went), parameters hidden."""
-    dbapi_error = conn.dialect.loaded_dbapi.Error
-    try:
-        return _write(conn, plan, now, project)
-    except dbapi_error as exc:
-        raise sa.exc.DBAPIError.instance(
-            None, None, exc, dbapi_error, hide_parameters=True, dialect=conn.dialect
-        ) from None
-
-
 class _RunSteps:
     """One run's steps in a batch, first occurrence of each seq only: event indices, seqs and rows."""
 
@@ -198,7 +173,7 @@ class _Plan:
     """
 
     def __init__(self, events: Sequence[Incoming], dialect: sa.Dialect) -> None:
-        rows, self.sql = _driver_helpers(dialect)
+        rows, self.sql = driver_helpers(dialect)
         row = rows.row
         step_time: dict[str, datetime] = {}
         steps_of: dict[str, _RunSteps] = {}
@@ -249,17 +224,6 @@ class _Plan:
         ]
         # Steps by the conflict-proof path (only after a unique violation, which should never happen).
         self.safe_steps = False
-
-
-_HELPERS: weakref.WeakKeyDictionary[sa.Dialect, tuple[StepRows, Statements]] = weakref.WeakKeyDictionary()
-
-
-def _driver_helpers(dialect: sa.Dialect) -> tuple[StepRows, Statements]:
-    """Row preparation and statements for ``dialect``, built once per engine (they look up processors)."""
-    helpers = _HELPERS.get(dialect)
-    if helpers is None:
-        helpers = _HELPERS[dialect] = (StepRows(dialect), statements_for(dialect))
-    return helpers
 
 
 def _write(conn: sa.Connection, plan: _Plan, now: datetime, project: str) -> _Decided:
