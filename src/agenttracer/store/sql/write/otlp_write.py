@@ -29,17 +29,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.model import DEFAULT_PROJECT, MAX_META_KEYS, MAX_SEQ
+from agenttracer.model import DEFAULT_PROJECT, MAX_SEQ
 from agenttracer.store.otlp_assemble import (
-    DEFAULT_AGENT_ID,
-    DEFAULT_ENVIRONMENT,
-    DEFAULT_VERSION,
     Assembly,
     SpanRecord,
     Stored,
     assemble,
-    verdict,
 )
+from agenttracer.store.otlp_settle import new_spans, settle, step_columns
+from agenttracer.store.otlp_settle import report as report_run
 from agenttracer.store.records import Written
 from agenttracer.store.run_state import RunState, reopen_abandoned
 from agenttracer.store.sql.dialect import insert
@@ -48,7 +46,6 @@ from agenttracer.store.sql.schema.tables import SOURCE_OTLP, failures, runs, ste
 from agenttracer.store.sql.write import otlp_stored
 from agenttracer.store.sql.write.abandon import settle_reopened
 from agenttracer.store.sql.write.transaction import driver_helpers, write_transaction
-from agenttracer.verdict import UNHANDLED
 
 # Built once (per request they would cost more to build than to run).
 _THIS_RUN = runs.c.run_id == sa.bindparam("b_run_id")
@@ -132,7 +129,7 @@ def _write(
             report.other_source += len(spans)
             continue
         known = set() if fresh_run else otlp_stored.stored_span_ids(conn, run_id, list(spans))
-        fresh, root = _new_spans(spans, known, state.row["root_span_id"])
+        fresh, root = new_spans(spans, known, state.row["root_span_id"])
         duplicates += len(spans) - len(fresh)
         if not fresh:
             continue
@@ -143,7 +140,7 @@ def _write(
             continue
         accepted += len(fresh)
         assembly = assemble(new_steps, stored)
-        new_rows += [rows_for.row(_step_values(s)) for s in new_steps]
+        new_rows += [rows_for.row(step_columns(s)) for s in new_steps]
         _update_stored(conn, run_id, assembly)
         retries = sum(s.attempt > 1 for s in new_steps) + assembly.retry_delta
         counts.append((len(new_steps), sum(s.error for s in new_steps), retries, run_id))
@@ -153,7 +150,7 @@ def _write(
             settle_reopened(conn, [state])
         was = state.row["status"]
         _settle(conn, state, root, assembly, stored.truncated, fresh, now, pending)
-        _report(report, state.row, was, root is not None, new_steps)
+        report_run(report, state.row, was, root is not None, new_steps)
 
     if new_rows:
         sql.insert_steps(conn, new_rows)
@@ -170,35 +167,6 @@ def _add_counts(conn: sa.Connection, counts: list[tuple[int, int, int, str]]) ->
     conn.execute(_ADD_COUNTS, [{"b_steps": a, "b_errors": b, "b_retries": c, "b_run_id": r} for a, b, c, r in counts])
 
 
-def _new_spans(
-    spans: dict[str, SpanRecord], known: set[str], root_seen: str | None
-) -> tuple[list[SpanRecord], SpanRecord | None]:
-    """The spans not stored yet, and among them the run's root (the first parentless span, unless
-    the run already has one: a second parentless span of one trace is a step of it)."""
-    fresh: list[SpanRecord] = []
-    root: SpanRecord | None = None
-    for span in spans.values():
-        if span.span_id in known or span.span_id == root_seen:
-            continue
-        fresh.append(span)
-        if span.is_root:
-            if root is None and root_seen is None:
-                root = span
-            elif span.step_type is None:
-                span.step_type = "other"
-    return fresh, root
-
-
-def _report(report: Written, row: dict[str, Any], was: str, settled: bool, new_steps: list[SpanRecord]) -> None:
-    run_id = row["run_id"]
-    report.identities[run_id] = (row["agent_id"], row["agent_version"], row["environment"])
-    report.steps += [{"run_id": run_id, "step_type": s.step_type, "latency_ms": s.latency_ms} for s in new_steps]
-    if settled:
-        report.settled.append((run_id, row["status"]))
-    if row["status"] == "failure" and was != "failure":
-        report.failed.append((run_id, row["failure_type"], row["failure_code"]))
-
-
 def _update_stored(conn: sa.Connection, run_id: str, assembly: Assembly) -> None:
     """Write the stored steps this request adopted (their parent arrived) or relinked."""
     if assembly.adopted:
@@ -209,66 +177,17 @@ def _update_stored(conn: sa.Connection, run_id: str, assembly: Assembly) -> None
                                for seq, a, r in assembly.relinked])
 
 
-def _step_values(step: SpanRecord) -> dict[str, Any]:
-    return {
-        "run_id": step.run_id,
-        "seq": step.seq,
-        "step_type": step.step_type,
-        "name": step.name,
-        "status": "error" if step.error else "ok",
-        "started_at": step.started_at,
-        "ended_at": step.ended_at,
-        "latency_ms": step.latency_ms,
-        "attempt": step.attempt,
-        "retry_of_seq": step.retry_of_seq,
-        "parent_seq": step.parent_seq,
-        "error_class": step.error_class,
-        "failure_code": step.failure_code,
-        "meta": step.meta,
-        "meta_removed": step.dropped,
-        "span_id": step.span_id,
-        "parent_span_id": step.parent_span_id,
-    }
-
-
 def _settle(conn: sa.Connection, state: RunState, root: SpanRecord | None, assembly: Assembly, truncated: bool,
             fresh: list[SpanRecord], now: datetime, pending: _Pending) -> None:
-    """Update the run row from its spans (``state.fallback_start`` carries the new start) and, once
-    its root has arrived, judge it (agenttracer.verdict) and write or clear its failure."""
+    """Settle the run row by the shared rules (``store/otlp_settle.py``) and queue what they decided."""
     row = state.row
-    state.dirty = True
-    row["meta_removed"] = (row["meta_removed"] or 0) + sum(s.dropped for s in fresh if s is not root)
+    settled = settle(state, root, assembly, truncated, fresh, now,
+                     lambda view: otlp_stored.nested_agents(conn, row["run_id"], view))
     if root is not None:
-        _identity(row, root, _named(fresh, assembly), fresh)
-        state.fallback_start = root.started_at
-        row["ended_at"] = root.ended_at
-        row["root_span_id"] = root.span_id
-        row["root_error"] = (root.failure_code or UNHANDLED) if root.error else None
-        resource = root.resource
-        row["meta_removed"] += root.dropped + (resource.dropped if resource else 0)
-        meta = row["meta"]
-        for source in (resource.meta if resource else {}, root.meta):
-            for key, value in source.items():
-                if key in meta or len(meta) < MAX_META_KEYS:
-                    meta[key] = value
         pending.roots.append({"b_run_id": row["run_id"], "b_span": root.span_id, "b_error": row["root_error"]})
-    elif row["agent_id"] is None:
-        _identity(row, None, _named(fresh, assembly), fresh)
-    if row["root_span_id"] is None:
-        if row["ended_at"] is None:  # still running: it starts at its earliest span
-            state.fallback_start = min([s.started_at for s in fresh] + [row["started_at"]])
-        return
-    nested = otlp_stored.nested_agents(conn, row["run_id"], assembly.view) if any(
-        s.error for s in assembly.view) else set()
-    judged = verdict(assembly.view, row["root_error"], truncated, nested)
-    row["status"] = judged.status
-    if judged.failure_type is not None and judged.failure_code is not None:
-        row["failure_type"], row["failure_code"] = judged.failure_type, judged.failure_code
-        pending.failures.append({
-            "run_id": row["run_id"], "failure_type": judged.failure_type, "failure_code": judged.failure_code,
-            "step_seq": judged.cause_ref, "message": None, "recorded_at": row["ended_at"] or now})
-    elif row["failure_type"] is not None:  # a late span recovered the run
-        row["failure_type"] = row["failure_code"] = None
+    if settled.failure is not None:
+        pending.failures.append(settled.failure)
+    elif settled.recovered:
         pending.recovered.append(row["run_id"])
 
 
@@ -290,34 +209,6 @@ class _Pending:
                 index_elements=["run_id"], set_={name: stmt.excluded[name] for name in changed}), self.failures)
         if self.recovered:
             conn.execute(failures.delete().where(failures.c.run_id.in_(self.recovered)))
-
-
-def _named(fresh: list[SpanRecord], assembly: Assembly) -> list[SpanRecord]:
-    """The spans that name an agent, earliest first."""
-    return sorted((s for s in [*fresh, *assembly.view] if s.agent_name), key=lambda s: (s.started_at, s.seq))
-
-
-def _identity(row: dict[str, Any], root: SpanRecord | None, seen: list[SpanRecord], fresh: list[SpanRecord]) -> None:
-    """The run's identity (docs/otlp.md): the resource's ``agenttracer.agent_id`` when set, else the
-    outermost agent named in the trace (the root's, else the earliest-starting span's that names one),
-    else the resource's service; the version likewise (``agenttracer.agent_version``, the root's agent
-    version, ``service.version``); the environment from the resource, whose allow-list order already
-    chose between ``agenttracer.environment`` and the ``deployment.environment`` spellings."""
-    resource = (root.resource if root is not None else None) or next((s.resource for s in fresh if s.resource), None)
-    service = resource.meta if resource is not None else {}
-    agent = root.agent_name if root is not None else None
-    if agent is None:
-        agent = next((s.agent_name for s in seen), None)
-    version = root.agent_version if root is not None else None
-    row["agent_id"] = (_text(service.get("agent_id")) or agent or _text(service.get("service")) or row["agent_id"]
-                       or DEFAULT_AGENT_ID)
-    row["agent_version"] = (_text(service.get("agent_version")) or version or _text(service.get("service_version"))
-                            or DEFAULT_VERSION)
-    row["environment"] = _text(service.get("environment")) or DEFAULT_ENVIRONMENT
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _update_runs(sql: Any, conn: sa.Connection, states: dict[str, RunState], now: datetime) -> None:
