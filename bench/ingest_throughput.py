@@ -1,6 +1,6 @@
 """Ingest throughput, end to end: SDK-shaped batches from several client processes into ONE server.
 
-For each database (SQLite and PostgreSQL), each repetition:
+For each database (SQLite, PostgreSQL and, with ``--backend chdb``, ClickHouse embedded), each repetition:
 
 1. a fresh database (a temporary SQLite file / a temporary schema in our own PostgreSQL database
    ``at_bench``) migrated with the shipped Alembic migrations;
@@ -21,6 +21,12 @@ end to end into each database from one server process.
     .venv/bin/python bench/ingest_throughput.py --steps 50000 --repeat 1 --backend sqlite
     .venv/bin/python bench/ingest_throughput.py --profile /tmp/prof   # py-spy the server (1st repetition)
     .venv/bin/python bench/ingest_throughput.py --metrics both --no-floor   # /metrics on vs off, side by side
+    .venv/bin/python bench/ingest_throughput.py --backend postgresql,chdb --no-floor   # ClickHouse beside PostgreSQL
+
+On ``chdb`` the database is a fresh chdb directory, migrated by the ClickHouse store's migrations; the
+server process holds the directory while it serves (one process per chdb directory), and the stored
+steps are counted afterwards (newest version of each (run_id, seq)). It has no raw floor here: the bar
+for ClickHouse (DESIGN.md) is steps/s per ingest process >= PostgreSQL's, in the same run.
 
 ``--metrics on|off|both`` serves with ``AGENTTRACER_METRICS_ENABLED`` 1 (the default, as shipped), 0,
 or both ways in every repetition (their order alternating between repetitions), and compares the
@@ -80,8 +86,8 @@ from benchlib.harness import (
 )
 from benchlib.pg import DEFAULT_BENCH_URL, ensure_database, libpq_dsn, server_settings, temporary_schema
 
+from agenttracer.store import open_store
 from agenttracer.store.sql.schema.engine import make_engine
-from agenttracer.store.sql.schema.migrate import upgrade
 
 STEPS_PER_RUN = 10.1  # what the generator produces on average (checked against the database anyway)
 CLIENT_DEADLINE_S = 300.0
@@ -150,7 +156,7 @@ def _db_backend_cpu(url: str) -> float:
     Backends show the database in their process title (``postgres: USER DB HOST(PORT) ...``); the
     bench database is ours alone, so this is the database-side cost of what the server sends.
     """
-    if url.startswith("sqlite"):
+    if not url.startswith("postgresql"):  # SQLite and chdb run inside the server process
         return 0.0
     from sqlalchemy.engine import make_url
 
@@ -179,7 +185,13 @@ def _machine_jiffies() -> tuple[int, int]:
 
 @contextmanager
 def fresh_database(backend: str, pg_url: str) -> Iterator[str]:
-    if backend == "sqlite":
+    if backend == "chdb":
+        tmp = Path(tempfile.mkdtemp(prefix="at_bench_ingest_chdb_"))
+        try:
+            yield f"chdb://{tmp.as_posix()}?database=bench"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    elif backend == "sqlite":
         tmp = Path(tempfile.mkdtemp(prefix="at_bench_ingest_"))
         try:
             yield f"sqlite:///{(tmp / 'ingest.db').as_posix()}"
@@ -191,12 +203,27 @@ def fresh_database(backend: str, pg_url: str) -> Iterator[str]:
 
 
 def migrate(url: str) -> None:
-    engine = make_engine(url, poolclass=sa.pool.NullPool)
-    upgrade(engine)
-    engine.dispose()
+    store = open_store(url)
+    try:
+        store.migrate()
+    finally:
+        store.close()
 
 
 def count_rows(url: str) -> tuple[int, int, int]:
+    if url.startswith("chdb:"):
+        from agenttracer.store.clickhouse.connection import connect
+
+        conn = connect(url)
+        try:
+            steps = conn.query("SELECT count() FROM (SELECT is_deleted FROM steps ORDER BY version DESC"
+                               " LIMIT 1 BY run_id, seq) WHERE is_deleted = 0").rows[0][0]
+            runs, fails = conn.query("SELECT count(), countIf(failure_type IS NOT NULL) FROM (SELECT is_deleted,"
+                                     " failure_type FROM runs ORDER BY version DESC LIMIT 1 BY run_id)"
+                                     " WHERE is_deleted = 0").rows[0]
+        finally:
+            conn.close()
+        return int(steps), int(runs), int(fails)
     engine = make_engine(url, poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
         counts = tuple(int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one())
@@ -536,16 +563,16 @@ def parse_backends(parser: argparse.ArgumentParser, value: str) -> list[str]:
     name used to fall through to the PostgreSQL branch, so ``both`` measured PostgreSQL only)."""
     names = [b.strip() for b in value.split(",") if b.strip()]
     backends = [b for name in names for b in (BACKENDS if name == "both" else (name,))]
-    unknown = sorted(set(backends) - set(BACKENDS))
+    unknown = sorted(set(backends) - {*BACKENDS, "chdb"})
     if unknown or not backends:
-        parser.error(f"--backend: expected sqlite, postgresql or both, got {value!r}")
+        parser.error(f"--backend: expected sqlite, postgresql, chdb or both, got {value!r}")
     return list(dict.fromkeys(backends))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", default="sqlite,postgresql",
-                        help="comma-separated: sqlite,postgresql (or both)")
+                        help="comma-separated: sqlite,postgresql,chdb (or both: sqlite,postgresql)")
     parser.add_argument("--steps", type=int, default=150_000, help="steps sent per repetition (all clients)")
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument("--batch", type=int, default=500, help="events per request (the SDK sends <= 500)")
@@ -586,7 +613,7 @@ def main() -> int:
                     with fresh_database(backend, args.pg_url) as url:
                         e2e = run_end_to_end(backend, url, w, rep, args, metrics)
                     record_e2e(results.setdefault(label, {}), e2e, label, rep, problems)
-            if args.no_floor:
+            if args.no_floor or backend == "chdb":
                 continue
             batches = floor_batches(w, rep)
             if backend == "sqlite":

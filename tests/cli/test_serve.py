@@ -88,15 +88,18 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, err
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "chdb"])
 def test_up_serves_ingest_query_and_ui_from_one_process_and_stops_on_sigterm(
-    tmp_path: Path, spawn: list[subprocess.Popen[str]]
+    kind: str, tmp_path: Path, spawn: list[subprocess.Popen[str]]
 ) -> None:
     ingest, query, ui = free_port(), free_port(), free_port()
-    db = tmp_path / "data" / "at.db"
+    # chdb: one process may open the directory, and `up` is that one process for both APIs.
+    db = tmp_path / "data" / ("at.db" if kind == "sqlite" else "chdb")
+    url = f"sqlite:///{db}" if kind == "sqlite" else f"chdb://{db}?database=agenttracer"
     # Ports are fixed up front (not 0) so that the test knows where to knock.
     proc = _start(
         spawn, tmp_path, "up", "--ingest-port", str(ingest), "--query-port", str(query), "--ui-port", str(ui),
-        "--database-url", f"sqlite:///{db}",
+        "--database-url", url,
     )
     assert _wait_healthy(f"http://127.0.0.1:{ingest}/health", proc).json()["database"] == "ok"
     assert _wait_healthy(f"http://127.0.0.1:{query}/health", proc).status_code == 200
@@ -113,7 +116,7 @@ def test_up_serves_ingest_query_and_ui_from_one_process_and_stops_on_sigterm(
     code, err = _stop(proc)
     assert code == 0, err
     assert "stopped" in err and "Traceback" not in err
-    assert db.is_file()
+    assert db.is_file() if kind == "sqlite" else db.is_dir()
 
 
 def test_serve_runs_one_part_alone(tmp_path: Path, spawn: list[subprocess.Popen[str]]) -> None:

@@ -9,10 +9,10 @@ import pytest
 
 from agenttracer.server.wire import CompareResponse
 from tests.support.analytics_data import scenario, served_scenario
-from tests.support.db import BACKENDS
+from tests.support.db import STORE_BACKENDS
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=STORE_BACKENDS)
 def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     base, candidate, tiny = scenario()
     with served_scenario(str(request.param), tmp_path_factory.mktemp("compare"), base + candidate + tiny) as url, \

@@ -1,43 +1,50 @@
-"""The Ingest API over real HTTP (uvicorn on loopback) on SQLite and PostgreSQL: batches round-trip,
-replays store once, out-of-order events are kept, and one bad event never sinks the rest."""
+"""The Ingest API over real HTTP (uvicorn on loopback) on every store (SQLite, PostgreSQL, ClickHouse):
+batches round-trip, replays store once, out-of-order events are kept, and one bad event never sinks the
+rest."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
-from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.server.settings import Settings
+from agenttracer.store import open_store
+from agenttracer.store.interface import Store
 from tests.support.events import failure, full_run, new_run_id, run_end, run_start, step, ts
+from tests.support.stored import stored_failures, stored_run, stored_steps, table_counts
+
+
+@pytest.fixture
+def live_settings(store_url: str) -> Settings:
+    """The live servers of this module run on every store."""
+    return Settings(database_url=store_url)
+
+
+@pytest.fixture
+def db(store_url: str) -> Iterator[Store]:
+    """The store the live servers write to, opened by the test to look at what was stored."""
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
 
 
 def post(base: str, events: list[dict[str, Any]]) -> httpx.Response:
     return httpx.post(f"{base}/v1/ingest", json={"events": events}, timeout=30)
 
 
-def fetch(db_url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
-    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
-    finally:
-        engine.dispose()
+def counts(db: Store) -> dict[str, int]:
+    return dict(zip(("runs", "steps", "failures"), table_counts(db), strict=True))
 
 
-def counts(db_url: str) -> dict[str, int]:
-    return {t: fetch(db_url, f"SELECT count(*) AS n FROM {t}")[0]["n"] for t in ("runs", "steps", "failures")}
+def run_row(db: Store, run_id: str) -> dict[str, Any]:
+    return stored_run(db, run_id)
 
 
-def run_row(db_url: str, run_id: str) -> dict[str, Any]:
-    rows = fetch(db_url, "SELECT * FROM runs WHERE run_id = :r", r=run_id)
-    assert len(rows) == 1
-    return rows[0]
-
-
-def test_a_batch_round_trips_into_the_database(live_ingest: str, db_url: str) -> None:
+def test_a_batch_round_trips_into_the_database(live_ingest: str, db: Store) -> None:
     rid = new_run_id()
     events = [
         run_start(rid, metadata={"model_family": "gpt", "tokens_in": 12}),
@@ -55,44 +62,44 @@ def test_a_batch_round_trips_into_the_database(live_ingest: str, db_url: str) ->
     assert [r["status"] for r in body["results"]] == ["accepted"] * 7
     assert [r["index"] for r in body["results"]] == list(range(7))
 
-    run = run_row(db_url, rid)
+    run = run_row(db, rid)
     assert (run["agent_id"], run["agent_version"], run["environment"]) == ("support-agent", "v1.0.0", "production")
     assert run["status"] == "partial"
     assert (run["step_count"], run["error_step_count"], run["retry_count"]) == (4, 1, 1)
     assert (run["failure_type"], run["failure_code"]) == ("tool", "timeout")
     assert run["duration_ms"] == pytest.approx(60_000.0)
-    steps = fetch(db_url, "SELECT * FROM steps WHERE run_id = :r ORDER BY seq", r=rid)
+    steps = stored_steps(db, rid)
     assert [s["name"] for s in steps] == ["analyze_query", "billing_api", "billing_api", "generate_response"]
     assert [s["step_type"] for s in steps] == ["plan", "tool", "tool", "respond"]
     assert steps[2]["attempt"] == 2 and steps[2]["retry_of_seq"] == 2
     assert steps[1]["error_class"] == "TimeoutError"
-    fail = fetch(db_url, "SELECT * FROM failures WHERE run_id = :r", r=rid)
-    assert fail[0]["step_seq"] == 2 and fail[0]["message"] == "billing api timed out after 30s"
+    [(_type, _code, step_seq, message)] = stored_failures(db, rid)
+    assert step_seq == 2 and message == "billing api timed out after 30s"
 
 
-def test_replaying_a_batch_changes_nothing(live_ingest: str, db_url: str) -> None:
+def test_replaying_a_batch_changes_nothing(live_ingest: str, db: Store) -> None:
     rid = new_run_id()
     events = [*full_run(rid, steps=5), failure(rid)]
     assert post(live_ingest, events).json()["accepted"] == 8
-    before = counts(db_url)
-    run_before = run_row(db_url, rid)
+    before = counts(db)
+    run_before = run_row(db, rid)
 
     again = post(live_ingest, events)
     assert again.status_code == 200
     body = again.json()
     assert (body["accepted"], body["duplicates"], body["rejected"]) == (0, 8, 0)
-    assert counts(db_url) == before
-    run_after = run_row(db_url, rid)
+    assert counts(db) == before
+    run_after = run_row(db, rid)
     for col in ("step_count", "error_step_count", "retry_count", "status", "started_at", "ended_at", "meta_removed"):
         assert run_after[col] == run_before[col], col
 
 
-def test_events_before_their_run_start_are_kept_and_counts_are_right(live_ingest: str, db_url: str) -> None:
+def test_events_before_their_run_start_are_kept_and_counts_are_right(live_ingest: str, db: Store) -> None:
     rid = new_run_id()
     # Steps first (a placeholder run is created), the end next, the start last.
     first = post(live_ingest, [step(rid, 3, attempt=2, retry_of_seq=2), step(rid, 2, status="error")])
     assert first.json()["accepted"] == 2
-    placeholder = run_row(db_url, rid)
+    placeholder = run_row(db, rid)
     assert placeholder["agent_id"] is None
     assert placeholder["started_at"] is not None  # never NULL: the query side sorts on it
     assert (placeholder["step_count"], placeholder["error_step_count"], placeholder["retry_count"]) == (2, 1, 1)
@@ -100,14 +107,14 @@ def test_events_before_their_run_start_are_kept_and_counts_are_right(live_ingest
     assert post(live_ingest, [run_end(rid, status="success"), step(rid, 1)]).json()["accepted"] == 2
     assert post(live_ingest, [run_start(rid)]).json()["accepted"] == 1
 
-    run = run_row(db_url, rid)
+    run = run_row(db, rid)
     assert run["agent_id"] == "support-agent" and run["status"] == "success"
     assert (run["step_count"], run["error_step_count"], run["retry_count"]) == (3, 1, 1)
     assert run["duration_ms"] == pytest.approx(60_000.0)
-    assert counts(db_url)["runs"] == 1
+    assert counts(db)["runs"] == 1
 
 
-def test_a_conflicting_run_start_is_rejected_not_applied(live_ingest: str, db_url: str) -> None:
+def test_a_conflicting_run_start_is_rejected_not_applied(live_ingest: str, db: Store) -> None:
     rid = new_run_id()
     assert post(live_ingest, [run_start(rid)]).status_code == 200
     resp = post(live_ingest, [run_start(rid, agent_version="v9")])
@@ -116,20 +123,20 @@ def test_a_conflicting_run_start_is_rejected_not_applied(live_ingest: str, db_ur
     assert result["status"] == "rejected"
     assert result["errors"][0]["field"] == "agent_version"
     assert "v9" not in resp.text  # the rejected value is never echoed
-    assert run_row(db_url, rid)["agent_version"] == "v1.0.0"
+    assert run_row(db, rid)["agent_version"] == "v1.0.0"
 
 
-def test_a_second_different_run_end_or_failure_is_a_conflict(live_ingest: str, db_url: str) -> None:
+def test_a_second_different_run_end_or_failure_is_a_conflict(live_ingest: str, db: Store) -> None:
     rid = new_run_id()
     post(live_ingest, [run_start(rid), failure(rid), run_end(rid, status="failure")])
     resp = post(live_ingest, [run_end(rid, status="success"), failure(rid, failure_code="rate_limited")])
     assert resp.status_code == 422
     assert [e["errors"][0]["field"] for e in resp.json()["results"]] == ["status", "failure_code"]
-    run = run_row(db_url, rid)
+    run = run_row(db, rid)
     assert (run["status"], run["failure_code"]) == ("failure", "timeout")
 
 
-def test_partial_success_stores_the_good_events_and_names_what_is_wrong(live_ingest: str, db_url: str) -> None:
+def test_partial_success_stores_the_good_events_and_names_what_is_wrong(live_ingest: str, db: Store) -> None:
     rid = new_run_id()
     events = [
         run_start(rid),
@@ -153,11 +160,11 @@ def test_partial_success_stores_the_good_events_and_names_what_is_wrong(live_ing
     assert results[4]["errors"][0]["field"] == "ended_at"
     assert results[5]["errors"][0]["field"] == "type"
     assert results[6]["errors"][0]["rule"] == "must be an object"
-    assert sorted(s["seq"] for s in fetch(db_url, "SELECT seq FROM steps")) == [1, 5]
-    assert run_row(db_url, rid)["step_count"] == 2
+    assert [s["seq"] for s in stored_steps(db, rid)] == [1, 5] and counts(db)["steps"] == 2
+    assert run_row(db, rid)["step_count"] == 2
 
 
-def test_metadata_the_privacy_policy_refuses_is_removed_and_reported_by_key(live_ingest: str, db_url: str) -> None:
+def test_metadata_the_privacy_policy_refuses_is_removed_and_reported_by_key(live_ingest: str, db: Store) -> None:
     rid = new_run_id()
     secret = "my prompt text is here"
     events = [
@@ -171,19 +178,19 @@ def test_metadata_the_privacy_policy_refuses_is_removed_and_reported_by_key(live
     assert body["results"][0]["removed"] == [{"key": "metadata.user_prompt", "reason": "forbidden_key"}]
     assert {r["key"] for r in body["results"][1]["removed"]} == {"metadata.raw_response", "completion"}
     assert secret not in resp.text
-    run = run_row(db_url, rid)
+    run = run_row(db, rid)
     assert run["meta_removed"] == 1
-    step_row = fetch(db_url, "SELECT * FROM steps WHERE run_id = :r", r=rid)[0]
+    [step_row] = stored_steps(db, rid)
     assert step_row["meta_removed"] == 2
-    stored = str(fetch(db_url, "SELECT meta FROM runs")) + str(fetch(db_url, "SELECT meta FROM steps"))
+    stored = str(run["meta"]) + str(step_row["meta"])
     assert secret not in stored and "200" in stored
 
 
-def test_all_events_rejected_answers_422(live_ingest: str, db_url: str) -> None:
+def test_all_events_rejected_answers_422(live_ingest: str, db: Store) -> None:
     resp = post(live_ingest, [step("not-a-uuid", 1)])
     assert resp.status_code == 422
     assert resp.json()["results"][0]["errors"][0]["field"] == "run_id"
-    assert counts(db_url) == {"runs": 0, "steps": 0, "failures": 0}
+    assert counts(db) == {"runs": 0, "steps": 0, "failures": 0}
 
 
 def test_the_ingested_run_reads_back_through_the_query_api(live_ingest: str, live_query: str) -> None:
@@ -198,7 +205,7 @@ def test_the_ingested_run_reads_back_through_the_query_api(live_ingest: str, liv
     assert body["run"]["status"] == "success" and body["run"]["step_count"] == 2
 
 
-def test_concurrent_requests_all_succeed_and_count_exactly(live_ingest: str, db_url: str) -> None:
+def test_concurrent_requests_all_succeed_and_count_exactly(live_ingest: str, db: Store) -> None:
     rid = new_run_id()
     statuses: list[int] = []
 
@@ -215,5 +222,5 @@ def test_concurrent_requests_all_succeed_and_count_exactly(live_ingest: str, db_
     for t in threads:
         t.join()
     assert statuses == [200] * 24  # no "database is locked", no deadlock
-    run = run_row(db_url, rid)
+    run = run_row(db, rid)
     assert run["step_count"] == 120 and run["agent_id"] == "support-agent"

@@ -1,6 +1,6 @@
-"""The input rules (model.py) end to end on both databases: hostile events are rejected on their own,
-the rest of their batch is stored, and every read endpoint still answers 200 correctly afterwards;
-hostile query parameters get a 422 naming the parameter and the rule, never a 5xx."""
+"""The input rules (model.py) end to end on every store (SQLite, PostgreSQL, ClickHouse): hostile events
+are rejected on their own, the rest of their batch is stored, and every read endpoint still answers 200
+correctly afterwards; hostile query parameters get a 422 naming the parameter and the rule, never a 5xx."""
 
 from __future__ import annotations
 
@@ -10,12 +10,17 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from agenttracer.model import EARLIEST_TIME, MAX_ATTEMPT, MAX_LATENCY_MS, MAX_SEQ
-from agenttracer.store.sql.rollup.refresh import refresh
-from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.server.settings import Settings
+from agenttracer.store import open_store
 from tests.support.events import failure, new_run_id, run_end, run_start, step
+
+
+@pytest.fixture
+def live_settings(store_url: str) -> Settings:
+    """The live servers of this module run on every store."""
+    return Settings(database_url=store_url)
 
 
 def post(base: str, events: list[Any]) -> httpx.Response:
@@ -101,7 +106,7 @@ def test_the_timestamp_bounds_themselves_are_accepted(live_ingest: str) -> None:
     assert [r["status"] for r in resp.json()["results"]] == ["accepted"] * 3
 
 
-def test_reads_stay_correct_after_hostile_events(live_ingest: str, live_query: str, db_url: str) -> None:
+def test_reads_stay_correct_after_hostile_events(live_ingest: str, live_query: str, store_url: str) -> None:
     good = new_run_id()
     assert post(live_ingest, good_run(good)).status_code == 200
     for event, _, _ in _hostile(new_run_id()):
@@ -132,11 +137,11 @@ def test_reads_stay_correct_after_hostile_events(live_ingest: str, live_query: s
         ],
     )
     assert resp.status_code == 200 and resp.json()["accepted"] == 3, resp.text
-    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
+    store = open_store(store_url)
     try:
-        refresh(engine)
+        store.refresh_rollups()
     finally:
-        engine.dispose()
+        store.close()
 
     with httpx.Client(base_url=live_query, timeout=120) as client:
         runs = client.get("/v1/runs")

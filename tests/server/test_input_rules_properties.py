@@ -1,4 +1,5 @@
-"""Property tests of the time, number and text rules through a real server on SQLite and PostgreSQL:
+"""Property tests of the time, number and text rules through a real server on every store (SQLite, PostgreSQL,
+ClickHouse):
 any value gets a defined answer (2xx or 4xx, never 5xx), and an event is accepted exactly when it is
 within the rules of model.py. The oracle here is written independently of the server's code."""
 
@@ -8,11 +9,19 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agenttracer.model import MAX_LATENCY_MS, MAX_META_NUMBER, MAX_SEQ
+from agenttracer.server.settings import Settings
 from tests.support.events import new_run_id, run_start, step
+
+
+@pytest.fixture
+def live_settings(store_url: str) -> Settings:
+    """The live servers of this module run on every store."""
+    return Settings(database_url=store_url)
 
 PROPERTY = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], database=None

@@ -1,7 +1,8 @@
-"""/v1/traces holds the SDK path's text rule (model.py ``TEXT_FIELD_LIMITS``, control characters) on SQLite
-and PostgreSQL: a span whose agent version, environment, service name or span name would not fit its
-column, or holds a control character, is refused alone with a reason in ``partial_success`` — never a
-500 that loses the whole request, never a value stored that no filter can find again."""
+"""/v1/traces holds the SDK path's text rule (model.py ``TEXT_FIELD_LIMITS``, control characters) on every
+store (SQLite, PostgreSQL, ClickHouse): a span whose agent version, environment, service name or span
+name would not fit its column, or holds a control character, is refused alone with a reason in
+``partial_success`` — never a 500 that loses the whole request, never a value stored that no filter can
+find again."""
 
 from __future__ import annotations
 
@@ -10,8 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
+from agenttracer.server.settings import Settings
 from tests.server.otlp_support import run_detail, runs
 from tests.server.test_otlp_http import attr, post_json, span
+
+
+@pytest.fixture
+def live_settings(store_url: str) -> Settings:
+    """The live servers of this module run on every store."""
+    return Settings(database_url=store_url)
+
 
 GOOD_TRACE = "7a000000000000000000000000000001"
 BAD_TRACE = "7b000000000000000000000000000002"

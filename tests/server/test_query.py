@@ -20,10 +20,16 @@ import sqlalchemy as sa
 from agenttracer.server import ingest
 from agenttracer.server.query import create_app
 from agenttracer.server.settings import Settings
+from agenttracer.store import open_store
 from agenttracer.store.sql.keys import create_key
 from agenttracer.store.sql.schema.engine import make_engine
-from agenttracer.store.sql.schema.migrate import upgrade
-from tests.support.db import BACKENDS, drop_pg_schema, new_pg_schema_url
+from tests.support.db import (
+    STORE_BACKENDS,
+    drop_chdb_database,
+    drop_pg_schema,
+    new_chdb_url,
+    new_pg_schema_url,
+)
 from tests.support.rundata import T0, RunSpec, ingest_runs, insert_runs, sample_runs
 from tests.support.servers import serve_app as serve
 
@@ -38,17 +44,20 @@ class Fleet:
         return httpx.get(self.url + path, params=params, timeout=10)
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=STORE_BACKENDS)
 def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     schema = None
+    chdb = None
     if request.param == "sqlite":
         db_url = f"sqlite:///{(tmp_path_factory.mktemp('q') / 'at.db').as_posix()}"
+    elif request.param == "chdb":
+        db_url = chdb = new_chdb_url()
     else:
         db_url, schema = new_pg_schema_url()
     try:
-        engine = make_engine(db_url, poolclass=sa.pool.NullPool)
-        upgrade(engine)
-        engine.dispose()
+        store = open_store(db_url)
+        store.migrate()
+        store.close()
         specs = sample_runs()
         settings = Settings(database_url=db_url)
         with serve(ingest.create_app(settings)) as ingest_url:
@@ -58,6 +67,8 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     finally:
         if schema:
             drop_pg_schema(schema)
+        if chdb:
+            drop_chdb_database(chdb)
 
 
 def _newest_first(specs: list[RunSpec]) -> list[str]:

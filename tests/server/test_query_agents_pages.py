@@ -11,13 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from agenttracer.server.query import create_app
 from agenttracer.server.query.runs import DEFAULT_AGENT_PAGE_SIZE, MAX_AGENT_PAGE_SIZE
 from agenttracer.server.settings import Settings
-from agenttracer.store.sql.projects import create_project
-from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store import open_store
 from tests.support.rundata import T0, RunSpec, insert_runs
 from tests.support.servers import serve_app
 
@@ -34,20 +32,20 @@ class Agents:
 
 
 @pytest.fixture
-def agents(db_url: str) -> Iterator[Agents]:
-    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
+def agents(store_url: str) -> Iterator[Agents]:
     # Agent i last ran at T0 + i minutes; every fifth pair shares its time, so ties are ordered by id.
     specs = [RunSpec(f"agent-{i:04d}", "v1", "prod", T0 + timedelta(minutes=i - i % 2 * (i % 5 == 1)), "success")
              for i in range(AGENTS)]
     specs += [RunSpec("agent-0003", "v2", "staging", T0 - timedelta(days=1), "failure")]
-    insert_runs(engine, specs)
-    create_project(engine, "other")  # so that the default scope (every project) differs from project=default
-    engine.dispose()
+    insert_runs(store_url, specs)
+    store = open_store(store_url)
+    store.create_project("other")  # so that the default scope (every project) differs from project=default
+    store.close()
     by_time: dict[str, Any] = {}
     for spec in specs:
         by_time[spec.agent_id] = max(by_time.get(spec.agent_id, spec.started_at), spec.started_at)
     expected = sorted(sorted(by_time), key=lambda a: by_time[a], reverse=True)
-    with serve_app(create_app(Settings(database_url=db_url))) as url:
+    with serve_app(create_app(Settings(database_url=store_url))) as url:
         yield Agents(url, expected)
 
 

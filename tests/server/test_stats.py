@@ -16,11 +16,11 @@ from agenttracer.server.wire import StatsResponse
 from agenttracer.store.sql.keys import create_key
 from agenttracer.store.sql.schema.engine import make_engine
 from tests.support.analytics_data import T0, scenario, served_scenario
-from tests.support.db import BACKENDS
+from tests.support.db import STORE_BACKENDS
 from tests.support.servers import serve_app
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=STORE_BACKENDS)
 def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     base, candidate, tiny = scenario()
     with served_scenario(str(request.param), tmp_path_factory.mktemp("stats"), base + candidate + tiny) as url, \

@@ -242,20 +242,21 @@ def served_scenario(backend: str, tmp: Path, batch: list[RunSpec]) -> Iterator[s
     from agenttracer.server import ingest as ingest_api
     from agenttracer.server import query as query_api
     from agenttracer.server.settings import Settings
-    from agenttracer.store.sql.schema.engine import make_engine
-    from agenttracer.store.sql.schema.migrate import upgrade
-    from tests.support.db import drop_pg_schema, new_pg_schema_url
+    from agenttracer.store import open_store
+    from tests.support.db import drop_chdb_database, drop_pg_schema, new_chdb_url, new_pg_schema_url
     from tests.support.servers import serve_app
 
-    schema = None
+    schema = chdb = None
     if backend == "sqlite":
         url = f"sqlite:///{(tmp / 'analytics.db').as_posix()}"
+    elif backend == "chdb":
+        url = chdb = new_chdb_url()
     else:
         url, schema = new_pg_schema_url()
     try:
-        engine = make_engine(url, poolclass=sa.pool.NullPool)
-        upgrade(engine)
-        engine.dispose()
+        store = open_store(url)
+        store.migrate()
+        store.close()
         settings = Settings(database_url=url)
         with serve_app(ingest_api.create_app(settings)) as ingest_url:
             ingest(ingest_url, batch)
@@ -264,3 +265,5 @@ def served_scenario(backend: str, tmp: Path, batch: list[RunSpec]) -> Iterator[s
     finally:
         if schema:
             drop_pg_schema(schema)
+        if chdb:
+            drop_chdb_database(chdb)

@@ -132,3 +132,33 @@ def verify(store: Store, key: str) -> Verification:
     from agenttracer.store.clickhouse.keys import verify_key as verify_clickhouse
 
     return verify_clickhouse(store.conn, key)  # type: ignore[attr-defined]
+
+
+def step_copies(store: Store) -> list[tuple[str, int, int]]:
+    """(run_id, seq, how many rows hold it) for every stored step: physical copies, before any merge
+    (ClickHouse: live rows, tombstoned ones left out)."""
+    engine = getattr(store, "engine", None)
+    if engine is not None:
+        from agenttracer.store.sql.schema.tables import steps
+
+        with engine.connect() as conn:
+            query = sa.select(steps.c.run_id, steps.c.seq, sa.func.count()).group_by(steps.c.run_id, steps.c.seq)
+            return [(r[0], r[1], r[2]) for r in conn.execute(query)]
+    rows = store.conn.query(  # type: ignore[attr-defined]
+        "SELECT run_id, seq, count() FROM steps WHERE is_deleted = 0 GROUP BY run_id, seq"
+    ).rows
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def step_counts(store: Store) -> dict[str, int]:
+    """Every stored run's ``step_count``, by run_id."""
+    engine = getattr(store, "engine", None)
+    if engine is not None:
+        from agenttracer.store.sql.schema.tables import runs
+
+        with engine.connect() as conn:
+            return dict(conn.execute(sa.select(runs.c.run_id, runs.c.step_count)).all())  # type: ignore[arg-type]
+    rows = store.conn.query(  # type: ignore[attr-defined]
+        "SELECT run_id, step_count, is_deleted FROM runs ORDER BY version DESC LIMIT 1 BY run_id"
+    ).rows
+    return {r[0]: r[1] for r in rows if not r[2]}

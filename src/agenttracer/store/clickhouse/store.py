@@ -12,31 +12,55 @@ share it in one process; a second process on the same directory is refused (Clic
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from agenttracer.model import DEFAULT_PROJECT
 from agenttracer.store.clickhouse import keys as key_rows
 from agenttracer.store.clickhouse import projects as project_rows
 from agenttracer.store.clickhouse.connection import (
     CANNOT_WRITE_CODES,
+    QUERY_WAS_CANCELLED,
     TIMEOUT_EXCEEDED,
     ClickHouseError,
     ClickHouseUnavailable,
     Connection,
     connect,
 )
+from agenttracer.store.clickhouse.read.session import ClickHouseReader
 from agenttracer.store.clickhouse.schema import migrate as migrations
 from agenttracer.store.clickhouse.transfer import ClickHouseTransfer
 from agenttracer.store.clickhouse.write import abandon, otlp_write, retention, writer
-from agenttracer.store.clickhouse.write.workers import RetentionWorker, SweepWorker
+from agenttracer.store.clickhouse.write.workers import RetentionWorker, RollupWorker, SweepWorker
 from agenttracer.store.interface import OpenOptions, Reader, ShouldStop, Stopped, Workers
-from agenttracer.store.keys import KeyInfo
+from agenttracer.store.keys import KeyInfo, Verification
 from agenttracer.store.otlp_assemble import SpanRecord
 from agenttracer.store.projects import ProjectInfo
 from agenttracer.store.records import Deleted, PruneResult, RefreshResult, SweepResult, WriteReport, Written
 from agenttracer.store.run_state import Incoming, Outcome
 from agenttracer.store.transfer import Transfer
+
+
+class StoreReader(ClickHouseReader):
+    """The read session the apps get: the Query API's reads (``read/session.py``) plus the keys and
+    projects the auth layer and the project endpoints read."""
+
+    def list_projects(self, only: frozenset[str] | None = None) -> list[ProjectInfo]:
+        return project_rows.list_projects(self.conn, only)
+
+    def project_slugs(self) -> tuple[str, ...]:
+        return project_rows.project_slugs(self.conn)
+
+    def verify_key(self, key: str) -> Verification:
+        return key_rows.verify_key(self.conn, key)
+
+    def any_key_exists(self) -> bool:
+        return key_rows.any_key_exists(self.conn)
+
+
+# How long after its end a unit of time is left alone before the rollups fold it in (late events settle).
+ROLLUP_SETTLE = timedelta(minutes=2)
 
 
 def open_store(url: str, options: OpenOptions) -> ClickHouseStore:
@@ -86,15 +110,13 @@ class ClickHouseStore:
 
     @contextlib.contextmanager
     def reader(self, should_stop: ShouldStop | None = None) -> Iterator[Reader]:
-        from agenttracer.store.clickhouse.read.session import ClickHouseReader
-
         if should_stop is not None and should_stop():
             raise Stopped()
         conn = connect(self.url)
         try:
-            yield ClickHouseReader(
-                conn, statement_timeout_ms=self.options.statement_timeout_ms, should_stop=should_stop
-            )
+            # ``connect``: the reader's cancel() sends KILL QUERY over a connection of its own.
+            yield StoreReader(conn, statement_timeout_ms=self.options.statement_timeout_ms,
+                                   should_stop=should_stop, connect=lambda: connect(self.url))  # fmt: skip
         finally:
             conn.close()
 
@@ -107,7 +129,8 @@ class ClickHouseStore:
         return isinstance(exc, ClickHouseUnavailable)
 
     def is_timeout(self, exc: BaseException) -> bool:
-        return isinstance(exc, ClickHouseError) and exc.code == TIMEOUT_EXCEEDED
+        # A statement past max_execution_time, or killed by the reader's cancel() at the deadline.
+        return isinstance(exc, ClickHouseError) and exc.code in (TIMEOUT_EXCEEDED, QUERY_WAS_CANCELLED)
 
     def cannot_write(self, exc: BaseException) -> bool:
         return isinstance(exc, ClickHouseUnavailable) or (
@@ -163,8 +186,15 @@ class ClickHouseStore:
         self, *, settle: timedelta | None = None, rebuild: bool = False, now: datetime | None = None,
         should_stop: ShouldStop = lambda: False,
     ) -> RefreshResult:  # fmt: skip
-        """Nothing to fold in here: the ClickHouse rollups are maintained as rows are inserted."""
-        return RefreshResult(hours=0, days=0, rolled_until=None, dirty_left=0, seconds=0.0)
+        from agenttracer.store.clickhouse import rollup
+
+        started = time.perf_counter()
+        if rebuild:  # every unit then looks stale and is recomputed
+            self.conn.command("TRUNCATE TABLE IF EXISTS rollup_sources")
+        now = now or datetime.now(timezone.utc)
+        units = rollup.refresh(self.conn, now=now, settle=settle or ROLLUP_SETTLE, max_units=None)
+        return RefreshResult(hours=units, days=0, rolled_until=now - (settle or ROLLUP_SETTLE), dirty_left=0,
+                             seconds=time.perf_counter() - started)  # fmt: skip
 
     def start_workers(
         self,
@@ -180,6 +210,9 @@ class ClickHouseStore:
             workers.retention = RetentionWorker(self.conn, retention_days or None).start()
         if run_timeout_s:
             workers.sweep = SweepWorker(self.conn, run_timeout_s).start()
+        if rollup_interval_s:
+            settle = timedelta(seconds=rollup_settle_s)
+            workers.rollup = RollupWorker(lambda: self.refresh_rollups(settle=settle), rollup_interval_s).start()
         return workers
 
     def transfer(self) -> Transfer:

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from agenttracer.store.clickhouse.connection import Connection
 from agenttracer.store.clickhouse.write import abandon, retention
-from agenttracer.store.records import Closed, PruneResult, SweepResult
+from agenttracer.store.records import Closed, PruneResult, RefreshResult, SweepResult
 from agenttracer.store.sql.periodic import PeriodicWorker
 
 RETENTION_INTERVAL_S = 3600.0
@@ -70,3 +71,22 @@ class RetentionWorker(PeriodicWorker[PruneResult]):
                                 total.steps + result.steps, total.failures + result.failures,
                                 total.batches + result.batches, dry_run=False)  # fmt: skip
         return total
+
+
+class RollupWorker(PeriodicWorker[RefreshResult]):
+    """Folds settled time into the rollups every ``interval_s`` seconds (``refresh``: the store's
+    ``refresh_rollups``); ``caught_up_at`` is when a pass last left nothing behind."""
+
+    thread_name = "agenttracer-rollup"
+    log = logging.getLogger("agenttracer.rollup")
+
+    def __init__(self, refresh: Callable[[], RefreshResult], interval_s: float, *, first_delay_s: float = 1.0) -> None:
+        super().__init__(interval_s=interval_s, first_delay_s=first_delay_s)
+        self.refresh = refresh
+        self.caught_up_at = 0.0
+
+    def _pass(self) -> RefreshResult:
+        result = self.refresh()
+        if not result.dirty_left:
+            self.caught_up_at = time.time()
+        return result
