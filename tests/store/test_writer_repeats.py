@@ -10,9 +10,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.store.run_state import Outcome
 from agenttracer.store.sql.schema.tables import runs, steps
+from agenttracer.store.sql.store import SqlStore
 from agenttracer.store.sql.write.writer import write_batch
-from tests.store.test_writer import NOW, incoming, run_of, write
+from tests.store import test_writer
+from tests.store.test_writer import NOW, incoming
 from tests.support.events import failure, new_run_id, run_end, run_start, step, ts
 
 
@@ -20,6 +23,15 @@ def stored_steps(engine: sa.Engine, run_id: str) -> dict[int, dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(steps).where(steps.c.run_id == run_id)).mappings().all()
     return {row["seq"]: dict(row) for row in rows}
+
+
+def write(engine: sa.Engine, events: list[dict[str, Any]]) -> list[Outcome]:
+    """test_writer's helper on this module's SQL engine (the repeats are an SQL writer matter)."""
+    return test_writer.write(SqlStore(engine), events)
+
+
+def run_of(engine: sa.Engine, run_id: str) -> dict[str, Any]:
+    return test_writer.run_of(SqlStore(engine), run_id)
 
 
 def test_a_conflicting_repeat_in_the_batch_is_a_duplicate_and_the_first_one_is_stored(engine: sa.Engine) -> None:
