@@ -15,7 +15,8 @@ import httpx
 import orjson
 
 from agenttracer.model import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
-from tests.server.test_ingest import counts, fetch
+from tests.support.db import sql_counts as counts
+from tests.support.db import sql_rows as fetch
 from tests.support.events import new_run_id, run_start, step, ts
 
 JSON = {"content-type": "application/json"}

@@ -16,6 +16,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -244,3 +245,18 @@ def store(store_url: str) -> Iterator[Store]:
     opened = open_store(store_url)
     yield opened
     opened.close()
+
+
+def sql_rows(db_url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
+    """The rows of one SQL statement on a SQLite or PostgreSQL database, for tests of SQL-only behaviour."""
+    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
+    finally:
+        engine.dispose()
+
+
+def sql_counts(db_url: str) -> dict[str, int]:
+    """How many runs, steps and failures a SQLite or PostgreSQL database holds."""
+    return {t: int(sql_rows(db_url, f"SELECT count(*) AS n FROM {t}")[0]["n"]) for t in ("runs", "steps", "failures")}
