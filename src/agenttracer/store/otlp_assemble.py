@@ -27,14 +27,20 @@ from typing import Any
 
 from agenttracer.verdict import ActionKey, StepFacts, Verdict, judge, link_retries, next_attempt
 
-# gen_ai.operation.name values and span kinds that make a span an agent's own (docs/otlp.md).
 # What a run assembled from spans is called when its resource names no service, version or environment.
 DEFAULT_AGENT_ID = "unknown_service"
 DEFAULT_VERSION = "unversioned"
 DEFAULT_ENVIRONMENT = "development"
 
-# Stored children one request may give their newly arrived parent; the others keep no parent_seq.
+# What one request reads of a stored run, on every store (docs/otlp.md "Work per request"): the run's
+# error and retry steps re-judged, stored later attempts of one action, parents walked up from an agent
+# step in error, and stored children one request may give their newly arrived parent.
+VERDICT_ROWS = 10_000
+NEIGHBOUR_ROWS = 64
+MAX_DEPTH = 64
 MAX_ADOPTED = 10_000
+
+# gen_ai.operation.name values and span kinds that make a span an agent's own (docs/otlp.md).
 AGENT_OPERATIONS = frozenset({"invoke_agent", "create_agent"})
 AGENT_KINDS = frozenset({"agent"})
 

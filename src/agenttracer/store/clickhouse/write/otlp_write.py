@@ -41,15 +41,21 @@ from agenttracer.store.clickhouse.write.rows import (
     step_values,
 )
 from agenttracer.store.clickhouse.write.writer import run_locks
-from agenttracer.store.otlp_assemble import Assembly, SpanRecord, Stored, assemble, is_agent
+from agenttracer.store.otlp_assemble import (
+    MAX_DEPTH,
+    NEIGHBOUR_ROWS,
+    VERDICT_ROWS,
+    Assembly,
+    SpanRecord,
+    Stored,
+    assemble,
+    is_agent,
+)
 from agenttracer.store.otlp_settle import new_spans, report, settle, step_columns
 from agenttracer.store.records import Written
 from agenttracer.store.run_state import RunState, reopen_abandoned
 
 SOURCE_OTLP = "otlp"
-VERDICT_ROWS = 10_000
-MAX_DEPTH = 64
-NEIGHBOUR_ROWS = 64
 
 
 def write_spans(

@@ -24,12 +24,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from agenttracer.store import otlp_assemble
-from agenttracer.store.otlp_assemble import SpanRecord, Stored, is_agent
+from agenttracer.store.otlp_assemble import MAX_DEPTH, NEIGHBOUR_ROWS, VERDICT_ROWS, SpanRecord, Stored, is_agent
 from agenttracer.store.sql.schema.tables import VERDICT_STEP, steps
 
-VERDICT_ROWS = 10_000
-MAX_DEPTH = 64  # parents walked up from an agent step in error
-NEIGHBOUR_ROWS = 64
 _CHUNK = 500  # ids per IN list
 
 _OTLP = steps.c.span_id.isnot(None)
