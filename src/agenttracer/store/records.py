@@ -64,6 +64,11 @@ class Closed:
     failure_code: str
 
 
+# One abandonment-sweep pass on every store: runs closed per batch, and batches per pass.
+SWEEP_BATCH_SIZE = 500
+SWEEP_MAX_BATCHES = 20
+
+
 @dataclass(slots=True)
 class SweepResult:
     cutoff: datetime

@@ -25,13 +25,13 @@ from agenttracer.model import ABANDONED_CODE, RunStatus
 from agenttracer.store.clickhouse.connection import Connection
 from agenttracer.store.clickhouse.write.rows import insert_runs, newest_runs, next_version, run_values
 from agenttracer.store.clickhouse.write.writer import run_locks
-from agenttracer.store.records import Closed, SweepResult
+from agenttracer.store.records import SWEEP_BATCH_SIZE, SWEEP_MAX_BATCHES, Closed, SweepResult
 from agenttracer.store.run_state import ABANDONED_TYPE
 
 log = logging.getLogger("agenttracer.sweep")
 
-BATCH_SIZE = 500
-MAX_BATCHES = 20
+BATCH_SIZE = SWEEP_BATCH_SIZE
+MAX_BATCHES = SWEEP_MAX_BATCHES
 
 # The newest version of each run that any version says was running and quiet before the cutoff.
 _CANDIDATES = """

@@ -40,7 +40,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from agenttracer.model import ABANDONED_CODE, RunStatus
-from agenttracer.store.records import Closed, SweepResult
+from agenttracer.store.records import SWEEP_BATCH_SIZE, SWEEP_MAX_BATCHES, Closed, SweepResult
 from agenttracer.store.run_state import ABANDONED_TYPE, RunState
 from agenttracer.store.sql.dialect import insert, is_postgres
 from agenttracer.store.sql.lock import write_lock
@@ -51,8 +51,8 @@ from agenttracer.store.sql.schema.tables import failures, runs, steps
 log = logging.getLogger("agenttracer.sweep")
 
 DEFAULT_TIMEOUT_S = 3600
-BATCH_SIZE = 500
-MAX_BATCHES = 20
+BATCH_SIZE = SWEEP_BATCH_SIZE
+MAX_BATCHES = SWEEP_MAX_BATCHES
 # A literal, not a bound parameter: both planners use the partial index only when the query's
 # condition visibly implies the index's.
 _RUNNING = sa.text("runs.status = 'running'")
