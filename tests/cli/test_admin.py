@@ -1,5 +1,5 @@
 """`agenttracer keys …`, `agenttracer prune` and `agenttracer rollup refresh`: what an operator types, on both
-databases."""
+databases (prune by project on every store)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ from typer.testing import CliRunner
 
 from agenttracer.cli import app
 from agenttracer.cli.admin import parse_age
+from agenttracer.server.ingest.events import convert_event
+from agenttracer.store import open_store
 from agenttracer.store.keys import KeyStatus
 from agenttracer.store.sql.keys import verify_key
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.schema.tables import rollup_runs, runs, steps
+from tests.support.events import run_end, run_start, step
+from tests.support.stored import table_counts
 
 runner = CliRunner()
 
@@ -78,6 +82,29 @@ def test_prune_dry_run_then_for_real(db_url: str) -> None:
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar_one() == 1
     engine.dispose()
+
+
+def test_prune_of_one_project_leaves_the_others_on_every_store(store_url: str) -> None:
+    store = open_store(store_url)
+    now = datetime.now(timezone.utc)
+    try:
+        store.create_project("payments")
+        for project in ("payments", "default"):
+            run_id, started = str(uuid.uuid4()), now - timedelta(days=40)
+            at = [(started + timedelta(seconds=k)).isoformat() for k in range(3)]
+            items = [convert_event(i, e, now)[1] for i, e in enumerate([
+                run_start(run_id, started_at=at[0]), step(run_id, 1, started_at=at[0], ended_at=at[1]),
+                run_end(run_id, ended_at=at[2])])]
+            store.write_batch([i for i in items if i is not None], now=now, project=project)
+        code, out, err = cli("prune", "--older-than", "30d", "--project", "payments", url=store_url)
+        assert code == 0, err
+        assert out.startswith("deleted 1 runs, 1 steps, 0 failures of project payments that started before")
+        assert table_counts(store) == (1, 1, 0)  # default's old run is untouched
+        code, _, err = cli("prune", "--older-than", "30d", "--project", "nosuch", url=store_url)
+        assert code == 2 and "no project 'nosuch'" in err
+        assert table_counts(store) == (1, 1, 0)
+    finally:
+        store.close()
 
 
 def test_prune_needs_an_age(db_url: str) -> None:

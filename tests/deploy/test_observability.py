@@ -107,3 +107,13 @@ def test_the_monitoring_services_are_opt_in_and_mount_what_exists() -> None:
     scrape = yaml.safe_load(CONFIG.read_text())["scrape_configs"]
     targets = {job["dns_sd_configs"][0]["names"][0]: job["dns_sd_configs"][0]["port"] for job in scrape}
     assert targets == {"ingest": 8000, "query": 8001}
+
+
+def test_the_agent_panels_narrow_by_project_too() -> None:
+    doc = json.loads(DASHBOARD.read_text())
+    variables = {v["name"]: v for v in doc["templating"]["list"]}
+    assert variables["project"]["query"] == "label_values(agenttracer_runs_finished_total, project)"
+    assert 'project=~"$project"' in variables["agent"]["query"]  # the agent list follows the project chosen
+    agent_level = [e for e in dashboard_exprs() if '"$agent"' in e and not e.startswith("label_values(")]
+    assert len(agent_level) >= 5
+    assert all('project=~"$project"' in e for e in agent_level), agent_level

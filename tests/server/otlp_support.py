@@ -60,7 +60,9 @@ def run_detail(query_url: str, run_id: str) -> dict[str, Any]:
 
 def stored_text(db_url: str) -> str:
     """All stored data as text: the SQLite file and its WAL as bytes, or every table of the PostgreSQL
-    test schema dumped row by row."""
+    test schema or the ClickHouse test database dumped row by row (ClickHouse: every row version)."""
+    if db_url.split(":", 1)[0] in ("chdb", "clickhouse", "clickhouses"):
+        return _clickhouse_text(db_url)
     if db_url.startswith("sqlite"):
         path = Path(db_url.split("///", 1)[1])
         blobs = [p.read_bytes() for p in (path, Path(f"{path}-wal"), Path(f"{path}-journal")) if p.exists()]
@@ -76,6 +78,21 @@ def stored_text(db_url: str) -> str:
             parts.extend(rows)
     engine.dispose()
     return "\n".join(parts)
+
+
+def _clickhouse_text(url: str) -> str:
+    from agenttracer.store.clickhouse.connection import connect
+
+    conn = connect(url)
+    try:
+        tables = conn.query(
+            "SELECT name FROM system.tables WHERE database = currentDatabase() AND NOT is_temporary"
+            " AND engine NOT IN ('View', 'MaterializedView')"
+        ).rows
+        assert tables, "no tables in the ClickHouse test database"
+        return "\n".join(repr(row) for (table,) in tables for row in conn.query(f"SELECT * FROM `{table}`").rows)
+    finally:
+        conn.close()
 
 
 def assert_no_canary(canary: str, *texts: str) -> None:

@@ -1,6 +1,7 @@
 """A killed agent's run becomes ``failure`` / ``orchestration`` / ``abandoned`` through the real servers.
 
-``agenttracer up`` runs as a subprocess with a two-second run timeout on SQLite and PostgreSQL. An agent
+``agenttracer up`` runs as a subprocess with a two-second run timeout on SQLite, PostgreSQL and ClickHouse
+(chdb). An agent
 subprocess — one using the SDK, one exporting spans with the stock OpenTelemetry OTLP exporter — starts
 a run, delivers its first steps and is killed with SIGKILL before the run ends (no atexit flush, no root
 span). The ingest process's sweep must then close the run, and the Query API's run detail and
@@ -69,7 +70,9 @@ OTLP_AGENT = """
 
 
 @pytest.fixture
-def servers(db_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def servers(store_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    # On chdb the `up` process holds the directory (both apps in one process); this test reads over HTTP only.
+    db_url = store_url
     ingest_port, query_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTTRACER_")}
     env.update(AGENTTRACER_DATABASE_URL=db_url, AGENTTRACER_LOG_LEVEL="warning",

@@ -1,4 +1,4 @@
-"""API keys against the real Ingest and Query APIs, over real HTTP, on SQLite and PostgreSQL.
+"""API keys against the real Ingest and Query APIs, over real HTTP, on SQLite, PostgreSQL and ClickHouse (chdb).
 
 The decision table itself is pinned in test_auth_rules.py; here the two real apps share one database
 and the keys an operator would make, and we check what their clients see.
@@ -18,11 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from agenttracer.server import ingest, query
 from agenttracer.server.settings import Settings
-from agenttracer.store.sql.keys import create_key, revoke_key
+from agenttracer.store.interface import Store
 from tests.support.servers import serve_app
 
 
@@ -37,6 +36,12 @@ def start(settings: Settings, stack: ExitStack) -> Stack:
         ingest=stack.enter_context(serve_app(ingest.create_app(settings))),
         query=stack.enter_context(serve_app(query.create_app(settings))),
     )
+
+
+@pytest.fixture
+def live_settings(store_url: str) -> Settings:
+    """The live servers of tests/support/servers.py on every store; keys are made through the store."""
+    return Settings(database_url=store_url)
 
 
 @pytest.fixture
@@ -70,15 +75,15 @@ def uncached_apps(live_settings: Settings) -> Iterator[Stack]:
 
 
 def test_open_until_the_first_key_then_each_api_takes_only_its_own_scope(
-    uncached_apps: Stack, engine: sa.Engine
+    uncached_apps: Stack, store: Store
 ) -> None:
     apps = uncached_apps
     run_id, body = batch()
     assert httpx.post(f"{apps.ingest}/v1/ingest", json=body).status_code == 200
     assert httpx.get(f"{apps.query}/v1/runs/{run_id}").status_code == 200
 
-    _, ingest_key = create_key(engine, "ingest")
-    _, read_key = create_key(engine, "read")
+    _, ingest_key = store.create_key("ingest")
+    _, read_key = store.create_key("read")
 
     # Without a key, both APIs now answer 401 with a JSON body and a challenge.
     for resp in (httpx.post(f"{apps.ingest}/v1/ingest", json=body), httpx.get(f"{apps.query}/v1/runs")):
@@ -97,21 +102,21 @@ def test_open_until_the_first_key_then_each_api_takes_only_its_own_scope(
     assert httpx.get(f"{apps.query}/health").status_code == 200
 
 
-def test_revocation_is_effective_on_the_very_next_request(apps: Stack, engine: sa.Engine) -> None:
-    ingest_info, ingest_key = create_key(engine, "ingest")
-    read_info, read_key = create_key(engine, "read")
+def test_revocation_is_effective_on_the_very_next_request(apps: Stack, store: Store) -> None:
+    ingest_info, ingest_key = store.create_key("ingest")
+    read_info, read_key = store.create_key("read")
     _, body = batch()
     assert httpx.post(f"{apps.ingest}/v1/ingest", json=body, headers=bearer(ingest_key)).status_code == 200
     assert httpx.get(f"{apps.query}/v1/runs", headers=bearer(read_key)).status_code == 200
-    revoke_key(engine, ingest_info.key_id)
-    revoke_key(engine, read_info.key_id)
+    store.revoke_key(ingest_info.key_id)
+    store.revoke_key(read_info.key_id)
     assert httpx.post(f"{apps.ingest}/v1/ingest", json=body, headers=bearer(ingest_key)).status_code == 401
     assert httpx.get(f"{apps.query}/v1/runs", headers=bearer(read_key)).status_code == 401
 
 
-def test_keys_are_never_echoed_or_logged(apps: Stack, engine: sa.Engine, caplog: pytest.LogCaptureFixture) -> None:
-    _, ingest_key = create_key(engine, "ingest")
-    _, read_key = create_key(engine, "read")
+def test_keys_are_never_echoed_or_logged(apps: Stack, store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    _, ingest_key = store.create_key("ingest")
+    _, read_key = store.create_key("read")
     made_up = "at_read_" + "Z" * 43
     caplog.set_level(logging.DEBUG)
     _, body = batch()
@@ -127,8 +132,8 @@ def test_keys_are_never_echoed_or_logged(apps: Stack, engine: sa.Engine, caplog:
         assert secret not in caplog.text
 
 
-def test_ingest_rate_limit_answers_429_with_retry_after(live_settings: Settings, engine: sa.Engine) -> None:
-    _, key = create_key(engine, "ingest")
+def test_ingest_rate_limit_answers_429_with_retry_after(live_settings: Settings, store: Store) -> None:
+    _, key = store.create_key("ingest")
     with ExitStack() as stack:
         apps = start(dataclasses.replace(live_settings, rate_limit_per_minute=2), stack)
         codes = []
@@ -139,7 +144,7 @@ def test_ingest_rate_limit_answers_429_with_retry_after(live_settings: Settings,
         assert codes == [200, 200, 429]
         assert int(resp.headers["retry-after"]) >= 1
         # Reads are not rate limited.
-        _, read_key = create_key(engine, "read")
+        _, read_key = store.create_key("read")
         assert {httpx.get(f"{apps.query}/v1/runs", headers=bearer(read_key)).status_code for _ in range(4)} == {200}
 
 
@@ -158,9 +163,9 @@ def documented_auth_body(row_label: str) -> object:
     return json.loads(row.rsplit("|", 2)[1].strip().strip("`"))
 
 
-def test_the_documented_key_errors_are_what_the_query_api_answers(apps: Stack, engine: sa.Engine) -> None:
-    _, ingest_key = create_key(engine, "ingest")
-    create_key(engine, "read")
+def test_the_documented_key_errors_are_what_the_query_api_answers(apps: Stack, store: Store) -> None:
+    _, ingest_key = store.create_key("ingest")
+    store.create_key("read")
     assert httpx.get(f"{apps.query}/v1/runs").json() == documented_auth_body("no key")
     wrong = httpx.get(f"{apps.query}/v1/runs", headers=bearer(ingest_key))
     assert wrong.json() == documented_auth_body("an ingest key")

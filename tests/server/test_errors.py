@@ -1,10 +1,14 @@
-"""Both APIs answer every error in the one shape of server/errors.py, documented in docs/api-sequences.md."""
+"""Both APIs answer every error in the one shape of server/errors.py, documented in docs/api-sequences.md, on
+every store (SQLite, PostgreSQL, ClickHouse via chdb)."""
 
 from __future__ import annotations
 
 import uuid
 
 import httpx
+import pytest
+
+from agenttracer.server.settings import Settings
 
 SHAPE = {"error", "field", "rule", "message", "detail"}
 
@@ -15,6 +19,12 @@ def assert_shape(resp: httpx.Response, status: int, code: str) -> dict[str, obje
     assert isinstance(body, dict) and set(body) >= SHAPE, body
     assert body["error"] == code and isinstance(body["message"], str) and body["message"]
     return body
+
+
+@pytest.fixture
+def live_settings(store_url: str) -> Settings:
+    """The live servers of tests/support/servers.py on every store."""
+    return Settings(database_url=store_url)
 
 
 def test_ingest_errors_have_the_one_shape(live_ingest: str) -> None:

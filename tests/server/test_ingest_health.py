@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.server.ingest import create_app
+from agenttracer.server.query import create_app as query_app
 from agenttracer.server.settings import Settings
 from agenttracer.store import open_store
 from agenttracer.store.sql.schema.engine import make_engine
@@ -21,12 +22,20 @@ from tests.support.events import full_run
 from tests.support.servers import free_port, serve_app
 
 
-def test_health_is_ok_when_the_database_answers(live_ingest: str, live_query: str, backend: str) -> None:
-    resp = httpx.get(f"{live_ingest}/health", timeout=10)
+def reported(store_backend: str) -> str:
+    """The ``backend`` health names: the store's kind (chdb is the ClickHouse store, embedded)."""
+    return "clickhouse" if store_backend == "chdb" else store_backend
+
+
+def test_health_is_ok_when_the_database_answers(store_url: str, store_backend: str) -> None:
+    settings = Settings(database_url=store_url)
+    with serve_app(create_app(settings)) as live_ingest, serve_app(query_app(settings)) as live_query:
+        resp = httpx.get(f"{live_ingest}/health", timeout=10)
+        query = httpx.get(f"{live_query}/health", timeout=10).json()
     assert resp.status_code == 200
-    assert resp.json() == {"status": "ok", "service": "ingest", "database": "ok", "backend": backend, "detail": None}
+    assert resp.json() == {"status": "ok", "service": "ingest", "database": "ok", "backend": reported(store_backend),
+                           "detail": None}
     # One probe fits both servers: the Query API answers in the same shape.
-    query = httpx.get(f"{live_query}/health", timeout=10).json()
     assert set(query) == set(resp.json()) and query["service"] == "query"
 
 
@@ -57,15 +66,16 @@ def test_database_down_gives_503_with_retry_after(kind: str, tmp_path: Path) -> 
         assert "postgres@" not in resp.text and "not-a-database" not in resp.text
 
 
-def test_health_is_503_when_the_database_refuses_writes(db_url: str, backend: str) -> None:
+def test_health_is_503_when_the_database_refuses_writes(store_url: str, store_backend: str) -> None:
     """A database that answers reads but refuses writes (SQLite opened read-only, a PostgreSQL session in
-    read-only mode) cannot take a single batch: health says so instead of "ok"."""
-    app = create_app(Settings(database_url=db_url), store=open_store(db_url, readonly=True))
+    read-only mode, ClickHouse sessions with ``readonly``) cannot take a single batch: health says so
+    instead of "ok"."""
+    app = create_app(Settings(database_url=store_url), store=open_store(store_url, readonly=True))
     with serve_app(app) as base:
         health = httpx.get(f"{base}/health", timeout=10)
         assert health.status_code == 503, health.text
         assert health.json()["database"] == "not_writable"
-        assert health.json()["status"] == "unavailable" and health.json()["backend"] == backend
+        assert health.json()["status"] == "unavailable" and health.json()["backend"] == reported(store_backend)
         assert "refuses writes" in health.json()["detail"]
         assert int(health.headers["retry-after"]) > 0
         batch = httpx.post(f"{base}/v1/ingest", json={"events": full_run()}, timeout=10)

@@ -1,10 +1,10 @@
-"""Real OpenTelemetry clients against a live Ingest API's /v1/traces, on SQLite and PostgreSQL.
+"""Real OpenTelemetry clients against a live Ingest API's /v1/traces, on SQLite, PostgreSQL and ClickHouse (chdb).
 
 Pydantic AI (TestModel, instrumentation on, content capture ON) and LangChain (GenericFakeChatModel
 and a failing tool, traced by openinference-instrumentation-langchain) export through the stock
 protobuf OTLPSpanExporter in batches of two spans, so children and roots arrive in different
 requests. What comes out — runs, typed steps, linked retries, classified failures, token counts —
-is read back through the Query API; then the database (SQLite file and WAL, or every PostgreSQL row)
+is read back through the Query API; then the database (SQLite file and WAL, or every PostgreSQL or ClickHouse row)
 and the server log are scanned for every canary that was in a prompt, output, tool argument or
 result, status or exception message.
 """
@@ -17,9 +17,16 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
+from agenttracer.server.settings import Settings
 from tests.server.otlp_support import assert_no_canary, provider, run_detail, runs, server_log, stored_text
 
 CANARY = "zqcanary"  # lower case: also caught where a value was case-folded
+
+
+@pytest.fixture
+def live_settings(store_url: str) -> Settings:
+    """The live servers of tests/support/servers.py on every store."""
+    return Settings(database_url=store_url)
 
 
 @pytest.fixture
@@ -33,7 +40,7 @@ def _flush(tp: TracerProvider) -> None:
     tp.shutdown()
 
 
-def test_pydantic_ai_agent_with_content_capture_on(live_ingest: str, live_query: str, db_url: str, log: Any) -> None:
+def test_pydantic_ai_agent_with_content_capture_on(live_ingest: str, live_query: str, store_url: str, log: Any) -> None:
     from pydantic_ai import Agent, ModelRetry
     from pydantic_ai.capabilities.instrumentation import Instrumentation
     from pydantic_ai.models.instrumented import InstrumentationSettings
@@ -109,13 +116,13 @@ def test_pydantic_ai_agent_with_content_capture_on(live_ingest: str, live_query:
     assert (failure["failure_type"], failure["failure_code"], failure["step_seq"]) == ("tool", "timeout", tool["seq"])
     assert failure["message"] is None
 
-    stored = stored_text(db_url)
+    stored = stored_text(store_url)
     assert "lookup_order" in stored and "support_bot" in stored  # the scan sees what was stored
     assert_no_canary(CANARY, stored, log.getvalue())
     assert "jane@example.com" not in stored
 
 
-def test_langchain_chain_traced_by_openinference(live_ingest: str, live_query: str, db_url: str, log: Any) -> None:
+def test_langchain_chain_traced_by_openinference(live_ingest: str, live_query: str, store_url: str, log: Any) -> None:
     from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
     from langchain_core.messages import AIMessage
     from langchain_core.prompts import ChatPromptTemplate
@@ -184,6 +191,6 @@ def test_langchain_chain_traced_by_openinference(live_ingest: str, live_query: s
     # The chain steps around the tool failed too, but the innermost failing step is the cause.
     assert tool_step["parent_seq"] is not None
 
-    stored = stored_text(db_url)
+    stored = stored_text(store_url)
     assert "fetch_weather" in stored and "lc-agent" in stored  # the scan sees what was stored
     assert_no_canary(CANARY, stored, log.getvalue())

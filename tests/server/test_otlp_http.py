@@ -1,5 +1,6 @@
 """/v1/traces over real HTTP with hand-written OTLP/JSON and protobuf: split and out-of-order traces,
-replays, partial success, auth, and every kind of bad request (4xx, never 5xx). SQLite and PostgreSQL."""
+replays, partial success, auth, and every kind of bad request (4xx, never 5xx). SQLite, PostgreSQL and
+ClickHouse (chdb)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -22,8 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from agenttracer.model import MAX_BATCH_BYTES
 from agenttracer.server import ingest
 from agenttracer.server.settings import Settings
-from agenttracer.store.sql.keys import create_key
-from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store.interface import Store
 from tests.server.otlp_support import assert_no_canary, run_detail, runs, server_log, stored_text
 from tests.support.servers import serve_app
 
@@ -32,6 +31,12 @@ TRACE = "5b8efff798038103d269b633813fc60c"
 RUN_ID = "5b8efff7-9803-8103-d269-b633813fc60c"
 T0 = (int(time.time()) - 60) * 1_000_000_000
 MS = 1_000_000
+
+
+@pytest.fixture
+def live_settings(store_url: str) -> Settings:
+    """The live servers of tests/support/servers.py on every store."""
+    return Settings(database_url=store_url)
 
 
 def attr(key: str, value: Any) -> dict[str, Any]:
@@ -110,7 +115,7 @@ RETRIEVER = span("f000000000000006", "VectorStoreRetriever", 32, 50, parent="e00
 
 
 def test_a_trace_split_out_of_order_and_replayed_settles_once(
-    live_ingest: str, live_query: str, db_url: str
+    live_ingest: str, live_query: str, store_url: str
 ) -> None:
     with server_log() as log:
         # The innermost spans first (BatchSpanProcessor exports at span end), the root last.
@@ -162,7 +167,7 @@ def test_a_trace_split_out_of_order_and_replayed_settles_once(
     assert detail["steps"][0]["meta_removed"] == 1 and detail["steps"][1]["meta_removed"] == 3
     assert run["meta_removed"] == 1 + 1 + (1 + 3 + 1 + 1 + 1)  # root + resource + the five steps
 
-    stored = stored_text(db_url)
+    stored = stored_text(store_url)
     assert "VectorStoreRetriever" in stored
     assert_no_canary(CANARY, stored, log.getvalue())
 
@@ -254,42 +259,41 @@ def test_bad_spans_are_refused_alone(live_ingest: str, live_query: str) -> None:
     assert [s["name"] for s in detail["steps"]] == ["chat ok"]
 
 
-@pytest.mark.parametrize(
-    ("content", "headers", "status"),
-    [
-        (b"\xff\xfe garbage \x00\x01", {"content-type": "application/x-protobuf"}, 400),
-        (b"\x0a\xff\xff\xff\xff\x0f", {"content-type": "application/x-protobuf"}, 400),
-        (b'{"resourceSpans": [', {"content-type": "application/json"}, 400),
-        (b'[1, 2]', {"content-type": "application/json"}, 400),
-        (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]}',
-         {"content-type": "application/json"}, 400),
-        (b'{"resourceSpans": "no"}', {"content-type": "application/json"}, 400),
-        (b"", {"content-type": "application/json"}, 400),
-        (b"{}", {"content-type": "text/plain"}, 415),
-        (b"{}", {"content-type": "application/json", "content-encoding": "br"}, 415),
-        (b"not gzip", {"content-type": "application/json", "content-encoding": "gzip"}, 400),
-        (b"not deflate", {"content-type": "application/json", "content-encoding": "deflate"}, 400),
-        (gzip.compress(b"\0" * (MAX_BATCH_BYTES + 10)), {"content-type": "application/x-protobuf",
-                                                         "content-encoding": "gzip"}, 413),
-        (zlib.compress(b" " * (MAX_BATCH_BYTES + 10)), {"content-type": "application/json",
-                                                        "content-encoding": "deflate"}, 413),
-        (os.urandom(16) * (MAX_BATCH_BYTES // 16 + 1), {"content-type": "application/x-protobuf"}, 413),
-    ],
-)
-def test_bad_requests_get_4xx(live_ingest: str, content: bytes, headers: dict[str, str], status: int) -> None:
-    response = httpx.post(f"{live_ingest}/v1/traces", content=content, headers=headers, timeout=30)
-    assert response.status_code == status
-    if headers["content-type"] == "application/x-protobuf":
-        assert status_pb2.Status.FromString(response.content).message
-    else:
-        assert response.json()["field"] and response.json()["rule"]
+# One store per case would cost a database each; the cases run in one test per store instead.
+BAD_REQUESTS: list[tuple[bytes, dict[str, str], int]] = [
+    (b"\xff\xfe garbage \x00\x01", {"content-type": "application/x-protobuf"}, 400),
+    (b"\x0a\xff\xff\xff\xff\x0f", {"content-type": "application/x-protobuf"}, 400),
+    (b'{"resourceSpans": [', {"content-type": "application/json"}, 400),
+    (b'[1, 2]', {"content-type": "application/json"}, 400),
+    (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]}',
+     {"content-type": "application/json"}, 400),
+    (b'{"resourceSpans": "no"}', {"content-type": "application/json"}, 400),
+    (b"", {"content-type": "application/json"}, 400),
+    (b"{}", {"content-type": "text/plain"}, 415),
+    (b"{}", {"content-type": "application/json", "content-encoding": "br"}, 415),
+    (b"not gzip", {"content-type": "application/json", "content-encoding": "gzip"}, 400),
+    (b"not deflate", {"content-type": "application/json", "content-encoding": "deflate"}, 400),
+    (gzip.compress(b"\0" * (MAX_BATCH_BYTES + 10)), {"content-type": "application/x-protobuf",
+                                                     "content-encoding": "gzip"}, 413),
+    (zlib.compress(b" " * (MAX_BATCH_BYTES + 10)), {"content-type": "application/json",
+                                                    "content-encoding": "deflate"}, 413),
+    (os.urandom(16) * (MAX_BATCH_BYTES // 16 + 1), {"content-type": "application/x-protobuf"}, 413),
+]
 
 
-def test_empty_request_and_auth(live_settings: Settings, db_url: str) -> None:
-    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
-    _, key = create_key(engine, "ingest")
-    _, read_key = create_key(engine, "read")
-    engine.dispose()
+def test_bad_requests_get_4xx(live_ingest: str) -> None:
+    for case, (content, headers, status) in enumerate(BAD_REQUESTS):
+        response = httpx.post(f"{live_ingest}/v1/traces", content=content, headers=headers, timeout=30)
+        assert response.status_code == status, (case, headers, response.text[:200])
+        if headers["content-type"] == "application/x-protobuf":
+            assert status_pb2.Status.FromString(response.content).message, case
+        else:
+            assert response.json()["field"] and response.json()["rule"], case
+
+
+def test_empty_request_and_auth(live_settings: Settings, store: Store) -> None:
+    _, key = store.create_key("ingest")
+    _, read_key = store.create_key("read")
     with serve_app(ingest.create_app(live_settings)) as url:
         assert post_json(url, {}).status_code == 401
         assert post_json(url, {}, authorization=f"Bearer {read_key}").status_code == 403

@@ -1,4 +1,4 @@
-"""The project line, attacked from both sides, over real HTTP on SQLite and PostgreSQL.
+"""The project line, attacked from both sides, over real HTTP on SQLite, PostgreSQL and ClickHouse (chdb).
 
 Two projects, ``alpha`` and ``beta``, with keys bound to each. Reads: every GET operation of the Query
 API and every one of its parameters is taken from the app's own OpenAPI description (a new endpoint or
@@ -22,15 +22,13 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from agenttracer.server import ingest, query
 from agenttracer.server.settings import Settings
-from agenttracer.store.sql.keys import create_key
-from agenttracer.store.sql.projects import create_project
-from agenttracer.store.sql.schema.tables import runs, steps
-from agenttracer.store.sql.write.retention import delete_project
+from agenttracer.store.filters import RunFilters
+from agenttracer.store.interface import Store
 from tests.support.servers import serve_app
+from tests.support.stored import stored_run, stored_steps
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 T0 = NOW - timedelta(hours=2)
@@ -93,27 +91,33 @@ class World:
     alpha_runs: list[str]
     beta_runs: list[str]
     beta_trace: str
-    engine: sa.Engine
+    store: Store
 
 
 @pytest.fixture
-def world(live_settings: Settings, engine: sa.Engine) -> Iterator[World]:
-    create_project(engine, "alpha")
-    create_project(engine, "beta")
+def live_settings(store_url: str) -> Settings:
+    """The live servers of tests/support/servers.py on every store."""
+    return Settings(database_url=store_url)
+
+
+@pytest.fixture
+def world(live_settings: Settings, store: Store) -> Iterator[World]:
+    store.create_project("alpha")
+    store.create_project("beta")
     keys = {
-        "ingest_alpha": create_key(engine, "ingest", projects=["alpha"])[1],
-        "ingest_beta": create_key(engine, "ingest", projects=["beta"])[1],
-        "read_alpha": create_key(engine, "read", projects=["alpha"])[1],
-        "read_beta": create_key(engine, "read", projects=["beta"])[1],
-        "read_both": create_key(engine, "read", projects=["alpha", "beta"])[1],
-        "admin": create_key(engine, "read", admin=True)[1],
+        "ingest_alpha": store.create_key("ingest", projects=["alpha"])[1],
+        "ingest_beta": store.create_key("ingest", projects=["beta"])[1],
+        "read_alpha": store.create_key("read", projects=["alpha"])[1],
+        "read_beta": store.create_key("read", projects=["beta"])[1],
+        "read_both": store.create_key("read", projects=["alpha", "beta"])[1],
+        "admin": store.create_key("read", admin=True)[1],
     }
     settings = dataclasses.replace(live_settings, cursor_secret="projects-isolation-test")
     with ExitStack() as stack:
         w = World(
             ingest=stack.enter_context(serve_app(ingest.create_app(settings))),
             query=stack.enter_context(serve_app(query.create_app(settings))),
-            keys=keys, alpha_runs=[], beta_runs=[], beta_trace=uuid.uuid4().hex, engine=engine,
+            keys=keys, alpha_runs=[], beta_runs=[], beta_trace=uuid.uuid4().hex, store=store,
         )
         alpha: list[dict[str, Any]] = []
         beta: list[dict[str, Any]] = []
@@ -216,6 +220,7 @@ def test_every_parameter_has_probe_values(world: World) -> None:
                 assert p["name"] == "run_id", f"{path}: a new path parameter {p['name']!r} needs probes"
 
 
+@pytest.mark.slow
 def test_alpha_reader_sees_exactly_what_it_would_see_if_beta_did_not_exist(world: World) -> None:
     w = world
     beta_ids = [*w.beta_runs, trace_run_id(w.beta_trace)]
@@ -229,7 +234,7 @@ def test_alpha_reader_sees_exactly_what_it_would_see_if_beta_did_not_exist(world
                 continue  # the request itself named it (a 404 names the run id asked for)
             assert secret not in text, (url, params, secret)
     # Beta gone (its runs, its keys): alpha's key must get the very same answers.
-    assert delete_project(w.engine, "beta") is not None
+    assert w.store.delete_project("beta") is not None
     after = _ask(w, "read_alpha", requests)
     for request, one, other in zip(requests, before, after, strict=True):
         if one != other and isinstance(one[1], dict):
@@ -296,16 +301,14 @@ def test_keys_list_their_projects_and_an_admin_or_multi_project_key_reads_over_t
 
 
 def _snapshot(w: World, run_id: str) -> tuple[Any, ...]:
-    with w.engine.connect() as conn:
-        run = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().one()
-        stored = conn.execute(sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.seq)).mappings().all()
-        return dict(run), [dict(s) for s in stored]
+    """The run's stored row and steps, every column (a refused write must change none)."""
+    return stored_run(w.store, run_id), stored_steps(w.store, run_id)
 
 
 def _count(w: World, project: str) -> int:
-    with w.engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(runs).where(runs.c.project == project))
-                   .scalar_one())
+    with w.store.reader() as reader:
+        found, _cursor = reader.list_runs(RunFilters(projects=(project,)), limit=1000)
+    return len(found)
 
 
 def test_an_ingest_key_naming_another_project_is_refused_and_stores_nothing(world: World) -> None:
@@ -354,7 +357,7 @@ def test_reusing_another_projects_run_id_changes_nothing_there(world: World) -> 
     assert _count(w, "alpha") == 4
 
 
-def test_without_keys_the_request_names_the_project(live_settings: Settings, engine: sa.Engine) -> None:
+def test_without_keys_the_request_names_the_project(live_settings: Settings, store: Store) -> None:
     with ExitStack() as stack:
         url = stack.enter_context(serve_app(ingest.create_app(live_settings)))
         made = {}
@@ -385,7 +388,5 @@ def test_without_keys_the_request_names_the_project(live_settings: Settings, eng
         ]
         assert [r.status_code for r in bad] == [422, 422, 400]
         assert bad[0].json()["field"] == "project" and bad[1].json()["error"] == "conflicting_project"
-    with engine.connect() as conn:
-        stored = dict(conn.execute(sa.select(runs.c.run_id, runs.c.project)).all())
-    assert [stored[made[h]] for h in ("body", "header", "none", "otlp", "otlp-header")] == [
+    assert [stored_run(store, made[h])["project"] for h in ("body", "header", "none", "otlp", "otlp-header")] == [
         "team-a", "team-b", "default", "team-c", "team-b"]

@@ -1,6 +1,7 @@
 """Single-flight of identical concurrent reads (``server/query/coalesce.py``): who shares a computation, that no
 answer predates its request by more than the join window, errors, and ``GET /v1/stats`` over real HTTP on
-SQLite and PostgreSQL (identical answers to concurrent identical requests, a write seen by the next request)."""
+SQLite, PostgreSQL and ClickHouse (chdb) (identical answers to concurrent identical requests, a write seen by the
+next request)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from agenttracer.server.query import create_app
 from agenttracer.server.query.coalesce import JOIN_WINDOW_S, SingleFlight
 from agenttracer.server.settings import Settings
-from agenttracer.store.sql.schema.engine import make_engine
 from tests.support.rundata import T0, RunSpec, StepSpec, insert_runs
 from tests.support.servers import serve_app
 
@@ -142,10 +141,9 @@ def _specs(n: int, offset: int = 0) -> list[RunSpec]:
     ]
 
 
-def test_concurrent_identical_stats_requests_get_one_answer_and_a_write_is_seen_next(db_url: str) -> None:
-    writer = make_engine(db_url, poolclass=sa.pool.NullPool)
-    insert_runs(writer, _specs(40))
-    app = create_app(Settings(database_url=db_url))
+def test_concurrent_identical_stats_requests_get_one_answer_and_a_write_is_seen_next(store_url: str) -> None:
+    insert_runs(store_url, _specs(40))
+    app = create_app(Settings(database_url=store_url))
     params = {"since": (T0 - timedelta(hours=1)).isoformat()}
     with serve_app(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         alone = client.get("/v1/stats", params=params).json()
@@ -167,6 +165,5 @@ def test_concurrent_identical_stats_requests_get_one_answer_and_a_write_is_seen_
             answer["timeline"].pop("end")
         assert all(answer == alone for answer in answers)
         assert alone["total_runs"] == 40
-        insert_runs(writer, _specs(5, offset=100))
+        insert_runs(store_url, _specs(5, offset=100))
         assert client.get("/v1/stats", params=params).json()["total_runs"] == 45
-    writer.dispose()

@@ -1,5 +1,5 @@
-"""The read gate (``server/query/gate.py``) over real HTTP on SQLite and PostgreSQL: a full queue is a fast
-503 with Retry-After, a request's deadline stops its database work and answers it, a client that leaves
+"""The read gate (``server/query/gate.py``) over real HTTP on SQLite, PostgreSQL and ClickHouse (chdb): a full
+queue is a fast 503 with Retry-After, a request's deadline stops its database work and answers it, a client that leaves
 stops its work, and a worker freed that way serves the next request at once."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from fastapi import Request
 from agenttracer.server.query import create_app
 from agenttracer.server.query.gate import Job, ReadGate, limits
 from agenttracer.server.settings import Settings
-from agenttracer.store.sql.schema.engine import make_engine, timed_out
+from agenttracer.store.interface import Reader, Store
 from tests.support.rundata import T0, RunSpec, insert_runs
 from tests.support.servers import serve_app
 
@@ -28,14 +28,25 @@ WAIT_S = 20.0  # a generous bound on hand-offs; never slept for when all is well
 # Runs enough that a three-way join of them never ends on its own within any test's time.
 RUNS = 400
 ENDLESS = sa.text("SELECT count(*) FROM runs a, runs b, runs c WHERE a.step_count + b.step_count + c.step_count > 3")
+# ClickHouse: an endless stream of numbers, summed.
+ENDLESS_CLICKHOUSE = "SELECT sum(number) FROM system.numbers"
 
 
 @pytest.fixture
-def runs_db(db_url: str) -> str:
-    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
-    insert_runs(engine, [RunSpec("agent", "v1", "prod", T0 + timedelta(seconds=i), "success") for i in range(RUNS)])
-    engine.dispose()
-    return db_url
+def runs_db(store_url: str) -> str:
+    insert_runs(store_url, [RunSpec("agent", "v1", "prod", T0 + timedelta(seconds=i), "success")
+                            for i in range(RUNS)])
+    return store_url
+
+
+def _endless_read(reader: Reader) -> int:
+    """A statement that never ends on its own, sent on the read session as the store's own reads are."""
+    conn: Any = reader.conn  # type: ignore[attr-defined]
+    if isinstance(conn, sa.Connection):  # the SQL store's session: its connection
+        return int(conn.execute(ENDLESS).scalar_one())
+    # The ClickHouse session's bounded connection: each statement marked (so cancel() can kill it) and timed.
+    bounded: Any = reader._q  # type: ignore[attr-defined]
+    return int(bounded.query(ENDLESS_CLICKHOUSE).rows[0][0])
 
 
 class Endless:
@@ -45,15 +56,16 @@ class Endless:
         self.started = threading.Event()
         self.ended = threading.Event()
         self.stopped_by_database = False
+        self.store: Store | None = None  # the app's store, which classifies the error
 
     def __call__(self, job: Job[int]) -> int:
         with job.reader() as reader:
-            conn: Any = reader.conn  # type: ignore[attr-defined]  # the SQL store's session: its connection
             self.started.set()
             try:
-                return int(conn.execute(ENDLESS).scalar_one())
-            except sa.exc.DBAPIError as exc:
-                self.stopped_by_database = timed_out(exc)
+                return _endless_read(reader)
+            except Exception as exc:
+                assert self.store is not None
+                self.stopped_by_database = self.store.is_timeout(exc)
                 raise
             finally:
                 self.ended.set()
@@ -62,6 +74,7 @@ class Endless:
 def _app_with_endless_route(settings: Settings, endless: Endless) -> tuple[object, ReadGate]:
     app = create_app(settings)
     gate: ReadGate = app.state.gate
+    endless.store = app.state.store
 
     @app.get("/endless")
     async def endless_route(request: Request) -> int:

@@ -1,7 +1,7 @@
 """Paged run detail over real HTTP: ``GET /v1/runs/{id}`` with ``steps_after`` / ``steps_limit``.
 
-A run bigger than one page goes in through the real Ingest API (two batches) on SQLite and
-PostgreSQL; walking its pages must return every step once, in seq order, while every page carries
+A run bigger than one page goes in through the real Ingest API (two batches) on SQLite, PostgreSQL
+and ClickHouse (chdb); walking its pages must return every step once, in seq order, while every page carries
 the whole run's exact totals.
 """
 
@@ -13,9 +13,16 @@ import httpx
 import pytest
 
 from agenttracer.server.query.runs import DEFAULT_STEP_PAGE_SIZE, MAX_STEP_PAGE_SIZE
+from agenttracer.server.settings import Settings
 from tests.support import events as ev
 
 STEPS = DEFAULT_STEP_PAGE_SIZE + 201  # more than one default page, not a multiple of it
+
+
+@pytest.fixture
+def live_settings(store_url: str) -> Settings:
+    """The live servers of tests/support/servers.py on every store."""
+    return Settings(database_url=store_url)
 
 
 @pytest.fixture

@@ -1,14 +1,22 @@
-"""Through the real Ingest API on SQLite and PostgreSQL: a run written over one path refuses the other's
-writes — ``/v1/ingest`` answers each refused event with field, rule and code, ``/v1/traces`` counts the
+"""Through the real Ingest API on SQLite, PostgreSQL and ClickHouse (chdb): a run written over one path refuses the
+other's writes — ``/v1/ingest`` answers each refused event with field, rule and code, ``/v1/traces`` counts the
 refused spans in ``partial_success`` with the reason — and the other events of both requests are stored."""
 
 from __future__ import annotations
 
 import httpx
+import pytest
 
+from agenttracer.server.settings import Settings
 from tests.server.otlp_support import run_detail
 from tests.server.test_otlp_http import RUN_ID, TOOL_OK, post_json, request, span
 from tests.support import events as ev
+
+
+@pytest.fixture
+def live_settings(store_url: str) -> Settings:
+    """The live servers of tests/support/servers.py on every store."""
+    return Settings(database_url=store_url)
 
 
 def test_sdk_events_for_an_otlp_run_are_refused_one_by_one(live_ingest: str, live_query: str) -> None:

@@ -1,7 +1,7 @@
-"""Latency attribution over real HTTP on SQLite and PostgreSQL: nested SDK runs and OTLP traces — parents,
-children, grandchildren, parallel children, steps arriving before their parents — give per-type self times
-that match a hand computation, and shares of run time that add up to 1 with the untraced remainder, both
-from the raw tables and from the rollups."""
+"""Latency attribution over real HTTP on SQLite, PostgreSQL and ClickHouse (chdb): nested SDK runs and OTLP
+traces — parents, children, grandchildren, parallel children, steps arriving before their parents — give
+per-type self times that match a hand computation, and shares of run time that add up to 1 with the
+untraced remainder, both from the raw tables and from the rollups."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
+from agenttracer.server import ingest, query
+from agenttracer.server.settings import Settings
 from agenttracer.server.wire import StatsResponse
-from agenttracer.store.sql.read import stats_rollup
+from agenttracer.store import open_store
 from agenttracer.store.sql.rollup import selftime
-from agenttracer.store.sql.rollup.refresh import refresh
-from agenttracer.store.sql.schema.engine import make_engine
+from tests.support.servers import serve_app
 
 # Three hours back, so that the refresher rolls the hour up; whole milliseconds, so that sums are exact.
 T0 = datetime.now(timezone.utc).replace(minute=10, second=0, microsecond=0) - timedelta(hours=3)
@@ -143,8 +144,30 @@ def _assert_attribution(body: StatsResponse, runs: int, expected: dict[str, floa
 RUNS = 3
 
 
+@pytest.fixture
+def live_settings(store_url: str) -> Settings:
+    """The live servers of tests/support/servers.py on every store."""
+    return Settings(database_url=store_url)
+
+
+def _roll_up(url: str) -> None:
+    store = open_store(url)
+    try:
+        store.refresh_rollups()
+    finally:
+        store.close()
+
+
+def _answer_from_rollups(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stats on this small data set come from the rollups (each store's exact-path threshold set to 0)."""
+    if url.startswith("chdb:"):
+        monkeypatch.setattr("agenttracer.store.clickhouse.read.stats_rollup.EXACT_MAX_RUNS", 0)
+    else:
+        monkeypatch.setattr("agenttracer.store.sql.read.stats_rollup.EXACT_MAX_RUNS", 0)
+
+
 def test_nested_sdk_runs_and_otlp_traces_add_up_to_their_duration(
-    live_ingest: str, live_query: str, db_url: str, monkeypatch: pytest.MonkeyPatch
+    live_ingest: str, live_query: str, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _load(live_ingest, RUNS)
     for agent, expected, untraced in (("nested-sdk", SDK_SELF, SDK_UNTRACED), ("nested-otlp", OTLP_SELF,
@@ -154,12 +177,8 @@ def test_nested_sdk_runs_and_otlp_traces_add_up_to_their_duration(
         _assert_attribution(exact, RUNS, expected, untraced)
 
     # The same numbers from the rollups, once the hour is rolled up.
-    engine = make_engine(db_url)
-    try:
-        refresh(engine)
-    finally:
-        engine.dispose()
-    monkeypatch.setattr(stats_rollup, "EXACT_MAX_RUNS", 0)
+    _roll_up(store_url)
+    _answer_from_rollups(store_url, monkeypatch)
     for agent, expected, untraced in (("nested-sdk", SDK_SELF, SDK_UNTRACED), ("nested-otlp", OTLP_SELF,
                                                                              OTLP_UNTRACED)):
         rolled = _stats(live_query, agent)
@@ -168,42 +187,37 @@ def test_nested_sdk_runs_and_otlp_traces_add_up_to_their_duration(
 
 
 def test_a_late_parent_changes_the_rolled_up_attribution(
-    live_ingest: str, live_query: str, db_url: str, monkeypatch: pytest.MonkeyPatch
+    live_ingest: str, live_query: str, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = str(uuid.UUID(int=99, version=4))
     first, second, third = _sdk_batches(run_id)
     for batch in (first, second, [e for e in third if e["type"] != "step"]):
         assert httpx.post(f"{live_ingest}/v1/ingest", json={"events": batch}, timeout=30).status_code == 200
-    engine = make_engine(db_url)
-    monkeypatch.setattr(stats_rollup, "EXACT_MAX_RUNS", 0)
-    try:
-        refresh(engine)
-        before = _stats(live_query, "nested-sdk")
-        # Without the agent loop and the plan, their children are top level and the gaps untraced.
-        assert {g.step_type for g in before.step_types} == {"llm", "tool", "retrieval", "respond"}
-        assert before.run_time.untraced_ms == pytest.approx(100 - 15.5 - 12.5 - 10 - 6)
-        late = [e for e in third if e["type"] == "step"]
-        assert httpx.post(f"{live_ingest}/v1/ingest", json={"events": late}, timeout=30).status_code == 200
-        refresh(engine)
-    finally:
-        engine.dispose()
+    _answer_from_rollups(store_url, monkeypatch)
+    _roll_up(store_url)
+    before = _stats(live_query, "nested-sdk")
+    assert not before.latency_exact
+    # Without the agent loop and the plan, their children are top level and the gaps untraced.
+    assert {g.step_type for g in before.step_types} == {"llm", "tool", "retrieval", "respond"}
+    assert before.run_time.untraced_ms == pytest.approx(100 - 15.5 - 12.5 - 10 - 6)
+    late = [e for e in third if e["type"] == "step"]
+    assert httpx.post(f"{live_ingest}/v1/ingest", json={"events": late}, timeout=30).status_code == 200
+    _roll_up(store_url)
     _assert_attribution(_stats(live_query, "nested-sdk"), 1, SDK_SELF, SDK_UNTRACED)
 
 
-def test_runs_split_across_fetched_chunks_are_summed_whole(
-    live_ingest: str, live_query: str, db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_runs_split_across_fetched_chunks_are_summed_whole(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQL stores only: the chunked step stream (and PostgreSQL's server-side cursor) is SQL machinery; the
+    ClickHouse store reads a sample's steps in one statement."""
     # Step rows stream in chunks; a run whose rows straddle two chunks must still be attributed as one run.
     monkeypatch.setattr(selftime, "CHUNK_ROWS", 4)  # six steps per SDK run, eight per trace
     monkeypatch.setattr(selftime, "PG_FETCH_ALL_MAX", 0)  # PostgreSQL's server-side cursor too
-    _load(live_ingest, RUNS)
-    for agent, expected, untraced in (("nested-sdk", SDK_SELF, SDK_UNTRACED), ("nested-otlp", OTLP_SELF,
-                                                                             OTLP_UNTRACED)):
-        _assert_attribution(_stats(live_query, agent), RUNS, expected, untraced)
-    engine = make_engine(db_url)
-    try:
-        refresh(engine)
-    finally:
-        engine.dispose()
-    monkeypatch.setattr(stats_rollup, "EXACT_MAX_RUNS", 0)
-    _assert_attribution(_stats(live_query, "nested-sdk"), RUNS, SDK_SELF, SDK_UNTRACED)
+    settings = Settings(database_url=db_url)
+    with serve_app(ingest.create_app(settings)) as live_ingest, serve_app(query.create_app(settings)) as live_query:
+        _load(live_ingest, RUNS)
+        for agent, expected, untraced in (("nested-sdk", SDK_SELF, SDK_UNTRACED), ("nested-otlp", OTLP_SELF,
+                                                                                 OTLP_UNTRACED)):
+            _assert_attribution(_stats(live_query, agent), RUNS, expected, untraced)
+        _roll_up(db_url)
+        _answer_from_rollups(db_url, monkeypatch)
+        _assert_attribution(_stats(live_query, "nested-sdk"), RUNS, SDK_SELF, SDK_UNTRACED)

@@ -1,5 +1,5 @@
-"""Windows reaching far back over real HTTP, on SQLite and PostgreSQL: one run sixteen years before the rest
-and a window from 1970 cost no more than the data (the planning is bounded by it) and answer the same
+"""Windows reaching far back over real HTTP, on SQLite, PostgreSQL and ClickHouse (chdb): one run sixteen years
+before the rest and a window from 1970 cost no more than the data (the planning is bounded by it) and answer the same
 numbers as the raw tables, from the rollups; /v1/agents and /v1/runs stay correct too."""
 
 from __future__ import annotations
@@ -8,13 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from agenttracer.server.query import create_app
 from agenttracer.server.settings import Settings
-from agenttracer.store.sql.read import stats_rollup
-from agenttracer.store.sql.rollup.refresh import refresh
-from agenttracer.store.sql.schema.engine import make_engine
+from agenttracer.store import open_store
 from tests.support.rundata import T0, RunSpec, StepSpec, insert_runs
 from tests.support.servers import serve_app
 
@@ -22,18 +19,24 @@ LONG_AGO = datetime(2010, 1, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def url(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(stats_rollup, "EXACT_MAX_RUNS", 0)  # a small data set, answered from the rollups
-    engine = make_engine(db_url, poolclass=sa.pool.NullPool)
+def url(store_url: str, store_backend: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    # A small data set, answered from the rollups.
+    if store_backend == "chdb":
+        monkeypatch.setattr("agenttracer.store.clickhouse.read.stats_rollup.EXACT_MAX_RUNS", 0)
+    else:
+        monkeypatch.setattr("agenttracer.store.sql.read.stats_rollup.EXACT_MAX_RUNS", 0)
     specs = [RunSpec("agent-a" if i % 3 else "agent-b", "v1", "prod", T0 + timedelta(minutes=7 * i),
                      "success" if i % 4 else "failure", steps=[StepSpec(1, "llm", "gpt", latency_ms=10.0 + i)])
              for i in range(60)]
     specs.append(RunSpec("agent-a", "v0", "prod", LONG_AGO, "success", steps=[StepSpec(1, "tool", "lookup")]))
-    insert_runs(engine, specs)
-    result = refresh(engine)
+    insert_runs(store_url, specs)
+    store = open_store(store_url)
+    try:
+        result = store.refresh_rollups()
+    finally:
+        store.close()
     assert result.hours > 1 and result.dirty_left == 0
-    engine.dispose()
-    return db_url
+    return store_url
 
 
 @pytest.mark.parametrize("since", ["1970-01-01T00:00:00Z", "2009-12-31T23:30:00Z", None])

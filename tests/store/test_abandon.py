@@ -1,6 +1,7 @@
-"""The abandonment sweep: which runs it closes and how, late events that settle or reopen a closed run (on
-every store: SQLite, PostgreSQL, ClickHouse); bounded passes, one close per run however many sweepers run,
-and stats, compare and the rollups counting the closed runs as failures (SQL store)."""
+"""The abandonment sweep on every store (SQLite, PostgreSQL, ClickHouse): which runs it closes and how, late
+events that settle or reopen a closed run, bounded passes, one close per run however many sweepers run, the
+background worker, and stats, compare and the rollups counting the closed runs as failures. Two tests of how
+a sweep meets a SQL writer's locks are SQL-only and say so."""
 
 from __future__ import annotations
 
@@ -11,21 +12,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.server.ingest.events import convert_event
 from agenttracer.store.filters import RunFilters
 from agenttracer.store.interface import Store
-from agenttracer.store.records import Closed
+from agenttracer.store.records import Closed, SweepResult
 from agenttracer.store.run_state import Outcome
-from agenttracer.store.sql.read import stats_rollup
-from agenttracer.store.sql.read.compare import compare_versions
-from agenttracer.store.sql.read.stats import run_stats
-from agenttracer.store.sql.rollup.refresh import refresh
-from agenttracer.store.sql.schema.tables import failures, runs
-from agenttracer.store.sql.write.abandon import AbandonWorker, sweep, sweep_interval
+from agenttracer.store.sql.schema.tables import runs
+from agenttracer.store.sql.write.abandon import sweep
 from agenttracer.store.sql.write.writer import write_batch
 from tests.store.test_otlp_write import rec, root
 from tests.support.events import T0, failure, new_run_id, run_end, run_start, step, ts
-from tests.support.stored import stored_failures, stored_run
+from tests.support.incoming import incoming
+from tests.support.stored import stored_failures, stored_run, table_counts
 
 ROOT_SPAN = root()
 
@@ -35,11 +32,7 @@ NOW = T0 + 3 * HOUR  # when the sweep runs
 
 
 def write(target: Store | sa.Engine, events: list[dict[str, Any]], at: datetime = QUIET) -> list[Outcome]:
-    items = []
-    for i, raw in enumerate(events):
-        result, item = convert_event(i, raw, at)
-        assert item is not None, result["errors"]
-        items.append(item)
+    items = incoming(events, at)
     if isinstance(target, sa.Engine):
         return write_batch(target, items, now=at)
     return target.write_batch(items, now=at)
@@ -111,24 +104,36 @@ def test_a_failure_the_agent_recorded_stays_the_runs_one_failure(store: Store) -
     assert failure_rows(store, run_id) == [("tool", "timeout", 1, None)]
 
 
-def test_a_pass_is_bounded_and_takes_the_quietest_runs_first(engine: sa.Engine) -> None:
-    ids = [started_run(engine, steps=1, at=QUIET + timedelta(seconds=i)) for i in range(7)]
+def small_batches(store: Store, batch_size: int, max_batches: int) -> SweepResult:
+    """One sweep pass in batches of ``batch_size`` runs (the interface's passes use the shared default size,
+    store/records.py's SWEEP_BATCH_SIZE; each backend's sweep takes a smaller one)."""
+    engine = getattr(store, "engine", None)
+    if engine is not None:
+        return sweep(engine, HOUR, now=NOW, batch_size=batch_size, max_batches=max_batches)
+    from agenttracer.store.clickhouse.write.abandon import sweep as clickhouse_sweep
 
-    first = sweep(engine, HOUR, now=NOW, batch_size=3, max_batches=2)
+    return clickhouse_sweep(store.conn, HOUR, now=NOW, batch_size=batch_size,  # type: ignore[attr-defined]
+                            max_batches=max_batches)
+
+
+def test_a_pass_is_bounded_and_takes_the_quietest_runs_first(store: Store) -> None:
+    ids = [started_run(store, steps=1, at=QUIET + timedelta(seconds=i)) for i in range(7)]
+
+    first = small_batches(store, 3, 2)
     assert (first.batches, [c.run_id for c in first.closed]) == (2, ids[:6])
-    second = sweep(engine, HOUR, now=NOW, batch_size=3, max_batches=2)
+    second = small_batches(store, 3, 2)
     assert (second.batches, [c.run_id for c in second.closed]) == (1, ids[6:])
-    assert [c.run_id for c in sweep(engine, HOUR, now=NOW).closed] == []  # a restart finds nothing left
+    assert [c.run_id for c in store.sweep(HOUR, now=NOW).closed] == []  # a restart finds nothing left
 
 
-def test_concurrent_sweepers_close_each_run_once(engine: sa.Engine) -> None:
-    ids = {started_run(engine, steps=1) for _ in range(40)}
+def test_concurrent_sweepers_close_each_run_once(store: Store) -> None:
+    ids = {started_run(store, steps=1) for _ in range(40)}
     closed: list[list[Closed]] = [[], [], []]
     errors: list[BaseException] = []
 
     def sweeper(n: int) -> None:
         try:
-            closed[n] = sweep(engine, HOUR, now=NOW, batch_size=4, max_batches=100).closed
+            closed[n] = small_batches(store, 4, 100).closed
         except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
@@ -141,10 +146,8 @@ def test_concurrent_sweepers_close_each_run_once(engine: sa.Engine) -> None:
     assert errors == []
     every = [c.run_id for part in closed for c in part]
     assert sorted(every) == sorted(ids)  # each run closed by exactly one sweeper
-    with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(failures)).scalar_one() == 40
-        statuses = conn.execute(sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status)).all()
-    assert [tuple(s) for s in statuses] == [("failure", 40)]
+    assert table_counts(store) == (40, 40, 40)
+    assert {verdict(store, run_id) for run_id in ids} == {ABANDONED}
 
 
 def test_a_late_run_end_replaces_the_abandoned_verdict(store: Store) -> None:
@@ -213,55 +216,70 @@ def test_a_late_span_without_the_root_reopens_an_otlp_run(store: Store) -> None:
 
 
 @pytest.fixture
-def rollups_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stats_rollup, "EXACT_MAX_RUNS", 0)
+def rollups_only(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stats on these few runs come from the rollups (the store's exact-path threshold set to 0)."""
+    if getattr(store, "engine", None) is not None:
+        monkeypatch.setattr("agenttracer.store.sql.read.stats_rollup.EXACT_MAX_RUNS", 0)
+    else:
+        monkeypatch.setattr("agenttracer.store.clickhouse.read.stats_rollup.EXACT_MAX_RUNS", 0)
 
 
-def test_stats_from_the_rollups_count_a_closed_run_as_a_failure(engine: sa.Engine, rollups_only: None) -> None:
+def test_stats_from_the_rollups_count_a_closed_run_as_a_failure(store: Store, rollups_only: None) -> None:
     done = new_run_id()
-    write(engine, [run_start(done), step(done, 1), run_end(done)])
-    started_run(engine)
-    refresh(engine, now=NOW)  # the runs' hour is rolled up while one of them is still running
-    with engine.connect() as conn:
-        before = run_stats(conn, RunFilters(), now=NOW)
-    assert before.status_counts.get("running") == 1
+    write(store, [run_start(done), step(done, 1), run_end(done)])
+    started_run(store)
+    store.refresh_rollups(now=NOW)  # the runs' hour is rolled up while one of them is still running
+    with store.reader() as reader:
+        before = reader.run_stats(RunFilters(), now=NOW)
+    assert before.status_counts.get("running") == 1 and not before.latency_exact
 
-    sweep(engine, HOUR, now=NOW)
-    refresh(engine, now=NOW)  # the sweep marked the hour dirty: the refresher folds the change in
-    with engine.connect() as conn:
-        after = run_stats(conn, RunFilters(), now=NOW)
+    store.sweep(HOUR, now=NOW)
+    store.refresh_rollups(now=NOW)  # the sweep changed the hour: the refresher folds the change in
+    with store.reader() as reader:
+        after = reader.run_stats(RunFilters(), now=NOW)
     assert (after.total_runs, after.finished_runs) == (2, 2)
     assert after.status_counts.get("running", 0) == 0 and after.status_counts["failure"] == 1
     assert [(f.failure_code, f.count) for f in after.failures_by_code] == [("abandoned", 1)]
     assert [(f.failure_type, f.count) for f in after.failures_by_type] == [("orchestration", 1)]
 
 
-def test_compare_puts_abandoned_runs_in_the_failure_mix(engine: sa.Engine) -> None:
+def test_compare_puts_abandoned_runs_in_the_failure_mix(store: Store) -> None:
     for version in ("v1", "v2"):
         done = new_run_id()
-        write(engine, [run_start(done, agent_version=version), step(done, 1),
-                       run_end(done, agent_version=version)])
-    started_run(engine, agent_version="v2")
-    sweep(engine, HOUR, now=NOW)
-    with engine.connect() as conn:
-        result = compare_versions(conn, "support-agent", "v1", "v2")
+        write(store, [run_start(done, agent_version=version), step(done, 1),
+                      run_end(done, agent_version=version)])
+    started_run(store, agent_version="v2")
+    store.sweep(HOUR, now=NOW)
+    with store.reader() as reader:
+        result = reader.compare_versions("support-agent", "v1", "v2")
     mix = [(r.failure_type, r.failure_code, r.base_count, r.candidate_count) for r in result.failure_mix]
     assert mix == [("orchestration", "abandoned", 0, 1)]
 
 
-def test_the_worker_reports_what_it_closed(engine: sa.Engine) -> None:
-    run_id = started_run(engine)
+def test_the_worker_reports_what_it_closed(store: Store) -> None:
+    run_id = started_run(store)  # QUIET is long before the real clock: the run is quiet
     seen: list[Closed] = []
-    worker = AbandonWorker(engine, 60, first_delay_s=0.0)
-    worker.on_closed = seen.extend
-    result = worker.run_once()  # QUIET is long before the real clock: the run is quiet
-    assert [c.run_id for c in result.closed] == [c.run_id for c in seen] == [run_id]
-    assert worker.closed == 1
-    assert sweep_interval(3600) == 60.0 and sweep_interval(2) == 1.0 and sweep_interval(300) == 30.0
+    workers = store.start_workers(retention_days=None, rollup_interval_s=0, rollup_settle_s=0,
+                                  rollup_live_interval_s=0, run_timeout_s=60)  # fmt: skip
+    try:
+        assert workers.sweep is not None
+        workers.sweep.on_closed = seen.extend  # before its first pass, about a second after the start
+        waited = threading.Event()
+        for _ in range(200):
+            if seen:
+                break
+            waited.wait(0.05)
+        assert [c.run_id for c in seen] == [run_id]
+        assert workers.sweep.closed == 1
+    finally:
+        workers.stop()
+    assert verdict(store, run_id) == ABANDONED
+    assert not any(t.name == "agenttracer-sweep" for t in threading.enumerate())
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_a_run_a_writer_holds_is_skipped_not_waited_for_and_stays_open(engine: sa.Engine) -> None:
+    """PostgreSQL only: the sweep skips a run whose row another transaction has locked."""
     held, other = started_run(engine), started_run(engine)
     with engine.connect() as writer:
         tx = writer.begin()  # a batch for `held` in flight: its row locked, its last write moving to now
@@ -276,6 +294,7 @@ def test_a_run_a_writer_holds_is_skipped_not_waited_for_and_stays_open(engine: s
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_sweep_waiting_for_a_batch_does_not_close_the_run_the_batch_wrote(engine: sa.Engine) -> None:
+    """SQLite only: a sweep queued behind SQLite's one writer re-checks the run once it gets the lock."""
     from agenttracer.store.sql.lock import write_lock
 
     held = started_run(engine)

@@ -6,10 +6,10 @@ import random
 
 import sqlalchemy as sa
 
-from agenttracer.store.sql.read.sql import combine_rank_sums, one_of, rank_sum_parts, ranked, tune
+from agenttracer.store.sql.read.sql import one_of, rank_sum_parts, ranked, tune
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.schema.tables import runs
-from agenttracer.store.stats_math import rank_sums
+from agenttracer.store.stats_math import combine_rank_sums, rank_sums
 from tests.support.rundata import T0, RunSpec, insert_runs
 
 

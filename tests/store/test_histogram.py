@@ -61,6 +61,21 @@ def test_merging_stored_forms_equals_one_histogram_of_all_values() -> None:
 
 
 
+def test_adding_counts_per_bucket_equals_adding_their_values() -> None:
+    rnd = random.Random(9)
+    values = [rnd.lognormvariate(4, 1.5) for _ in range(2000)]
+    want = Histogram()
+    want.add_values(values[:1500])
+    got = Histogram()
+    got.add_values(values[:700])
+    counts: dict[int, int] = {}
+    for v in values[700:1500]:
+        counts[bucket_of(v)] = counts.get(bucket_of(v), 0) + 1
+    got.add_counts(counts)
+    got.add_counts({})
+    assert got.to_doc() == want.to_doc() and got.percentiles() == want.percentiles()
+
+
 def test_subtracting_a_part_leaves_the_histogram_of_the_rest() -> None:
     rng = random.Random(4)
     part = [rng.uniform(0.5, 50.0) for _ in range(150)]

@@ -20,14 +20,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.server.ingest.events import convert_event
-from agenttracer.store.sql.periodic import MAX_BACKOFF_S, PeriodicWorker
+from agenttracer.store.periodic import MAX_BACKOFF_S, PeriodicWorker
 from agenttracer.store.sql.rollup.live import RollupWorker
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.write.abandon import AbandonWorker
 from agenttracer.store.sql.write.retention import RetentionWorker
 from agenttracer.store.sql.write.writer import write_batch
 from tests.support.db import pg_base_url
+from tests.support.incoming import incoming
 
 CANARIES = ("canary-agent-51d7", "canary-ver-51d7", "canary-env-51d7", "c0ffee51-d7d7-4d7d-8d7d-51d751d751d7")
 APP_NAME = "at-periodic-log-test"
@@ -54,11 +54,7 @@ def _plant(engine: sa.Engine) -> None:
              "status": "error", "error_class": "CanaryError51d7", "failure_code": "canary_code_51d7"},
             {"type": "run_end", **ident, "ended_at": _iso(start + timedelta(seconds=2)), "status": "failure"},
         ]
-    items = []
-    for i, raw in enumerate(events):
-        result, item = convert_event(i, raw, now)
-        assert item is not None, result["errors"]
-        items.append(item)
+    items = incoming(events, now)
     assert all(o.status == "accepted" for o in write_batch(engine, items, now=now))
 
 

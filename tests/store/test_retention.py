@@ -1,15 +1,17 @@
-"""Retention deletes whole old runs — steps and failure included — in batches, and nothing newer."""
+"""The SQL stores' retention batches (SQLite and PostgreSQL only): old runs are deleted in batches of
+``batch_size`` runs, each its own short transaction, so a writer gets in between two batches. What every
+store does the same — whole runs with their steps and failure, nothing newer, dry runs, runs aged by their
+ingest time, the background worker — is tested on every store in test_retention_stores.py."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
 from agenttracer.store.sql.schema.tables import failures, runs, steps
-from agenttracer.store.sql.write.retention import RetentionWorker, prune, start_retention
+from agenttracer.store.sql.write.retention import prune
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
@@ -64,28 +66,6 @@ def test_old_runs_go_with_their_steps_and_failures_and_new_ones_stay(engine: sa.
     assert left == set(fresh) and not left & set(old)
 
 
-def test_dry_run_counts_and_deletes_nothing(engine: sa.Engine) -> None:
-    add_run(engine, NOW - timedelta(days=31), failed=True)
-    add_run(engine, NOW - timedelta(days=1))
-    result = prune(engine, timedelta(days=30), dry_run=True, now=NOW)
-    assert (result.runs, result.steps, result.failures, result.dry_run) == (1, 3, 1, True)
-    assert counts(engine) == (2, 6, 1)
-
-
-def test_a_run_whose_start_never_arrived_is_aged_by_when_it_was_ingested(engine: sa.Engine) -> None:
-    stale = add_run(engine, None, ingested=NOW - timedelta(days=60))
-    recent = add_run(engine, None, ingested=NOW - timedelta(days=2))
-    prune(engine, timedelta(days=30), now=NOW)
-    assert remaining_run_ids(engine) == {recent} and stale not in remaining_run_ids(engine)
-
-
-def test_nothing_to_do_is_a_clean_no_op(engine: sa.Engine) -> None:
-    add_run(engine, NOW)
-    result = prune(engine, timedelta(days=30), now=NOW)
-    assert (result.runs, result.batches) == (0, 0)
-    assert counts(engine) == (1, 3, 0)
-
-
 def test_ingest_can_write_between_batches(engine: sa.Engine) -> None:
     """A writer is never locked out for a whole prune: it gets in between two batches."""
     for i in range(6):
@@ -103,26 +83,3 @@ def test_ingest_can_write_between_batches(engine: sa.Engine) -> None:
     result = prune(engine, timedelta(days=30), batch_size=2, now=NOW, should_stop=between_batches)
     assert result.runs == 6 and result.batches == 3
     assert remaining_run_ids(engine) == set(written)
-
-
-def test_the_worker_prunes_in_the_background_and_stops_promptly(engine: sa.Engine) -> None:
-    add_run(engine, datetime.now(timezone.utc) - timedelta(days=10))
-    keep = add_run(engine, datetime.now(timezone.utc) - timedelta(days=1))
-    worker = start_retention(engine, 5, interval_s=3600, first_delay_s=0)
-    assert isinstance(worker, RetentionWorker)
-    try:
-        deadline = threading.Event()
-        for _ in range(100):
-            if worker.passes:
-                break
-            deadline.wait(0.05)
-        assert worker.passes == 1 and worker.last_result is not None and worker.last_result.runs == 1
-    finally:
-        worker.stop(timeout=5)
-    assert remaining_run_ids(engine) == {keep}
-    assert not any(t.name == "agenttracer-retention" for t in threading.enumerate())
-
-
-def test_no_retention_setting_means_no_worker(engine: sa.Engine) -> None:
-    assert start_retention(engine, None) is None
-    assert start_retention(engine, 0) is None

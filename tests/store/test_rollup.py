@@ -16,7 +16,6 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.server.ingest.events import convert_event
 from agenttracer.store.compare_result import Comparison
 from agenttracer.store.filters import RunFilters
 from agenttracer.store.histogram import RELATIVE_ERROR
@@ -30,6 +29,7 @@ from agenttracer.store.sql.rollup.refresh import refresh
 from agenttracer.store.sql.schema.tables import rollup_runs, rollup_steps
 from agenttracer.store.sql.write.retention import prune
 from agenttracer.store.sql.write.writer import write_batch
+from tests.support.incoming import incoming
 
 START = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -104,11 +104,7 @@ def _nest(rng: random.Random, events: list[dict[str, Any]], started: datetime, e
 
 
 def write(engine: sa.Engine, events: list[dict[str, Any]]) -> None:
-    items = []
-    for i, raw in enumerate(events):
-        result, item = convert_event(i, raw, NOW)
-        assert item is not None, result["errors"]
-        items.append(item)
+    items = incoming(events, NOW)
     outcomes = write_batch(engine, items, now=NOW)
     assert all(o.status != "rejected" for o in outcomes)
 

@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from agenttracer.model import UNIX_EPOCH
+from agenttracer.store.self_time import self_times
 from agenttracer.store.sql.rollup.attribution import attribute, attributed, self_time_sums
 from agenttracer.store.sql.rollup.refresh import refresh
-from agenttracer.store.sql.rollup.selftime import self_times
 from agenttracer.store.sql.schema.tables import runs, step_self_time, steps
 from agenttracer.store.sql.write.retention import prune
 from tests.store.test_rollup import NOW, START, load, run_events, write

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.server.ingest.events import convert_event
 from agenttracer.store.filters import RunFilters
 from agenttracer.store.results import RunStats
 from agenttracer.store.sql.read import stats_rollup as analytics_rollup
@@ -25,6 +24,7 @@ from agenttracer.store.sql.rollup.refresh import refresh
 from agenttracer.store.sql.schema.tables import rollup_runs
 from agenttracer.store.sql.write.writer import write_batch
 from tests.store.test_rollup import NOW, assert_same, run_events
+from tests.support.incoming import incoming
 
 LIVE_NOW = NOW + timedelta(minutes=40)  # the hour from NOW on is live: not rolled up hourly yet
 
@@ -35,11 +35,7 @@ def _always_rollup(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _write(engine: sa.Engine, events: list[dict[str, Any]]) -> None:
-    items = []
-    for i, raw in enumerate(events):
-        result, item = convert_event(i, raw, LIVE_NOW)
-        assert item is not None, result["errors"]
-        items.append(item)
+    items = incoming(events, LIVE_NOW)
     assert all(o.status != "rejected" for o in write_batch(engine, items, now=LIVE_NOW))
 
 

@@ -1,5 +1,5 @@
 """The Transfer contract (store/transfer.py) and `agenttracer copy`'s resumable walk (cli/copy_runs.py), on
-every store: export pages every run once in run_id order, import stores each run once however often it
+every store: export pages every run once in the store's natural order, import stores each run once however often it
 is given, projects and key hashes travel, and a copy interrupted mid-way continues from its checkpoint."""
 
 from __future__ import annotations
@@ -14,15 +14,19 @@ import sqlalchemy as sa
 
 from agenttracer.cli.copy import open_transfer
 from agenttracer.cli.copy_runs import CopyState, compare_runs, copy_runs, verify
+from agenttracer.server.ingest.events import convert_event
+from agenttracer.store import open_store
 from agenttracer.store.keys import KeyStatus
+from agenttracer.store.run_state import Incoming
 from agenttracer.store.sql.keys import create_key, verify_key
 from agenttracer.store.sql.projects import create_project
 from agenttracer.store.sql.schema.engine import make_engine
 from agenttracer.store.sql.schema.migrate import upgrade
 from agenttracer.store.sql.schema.tables import runs
 from agenttracer.store.sql.transfer import SqlTransfer
-from agenttracer.store.transfer import Imported, StoredRun, Transfer
+from agenttracer.store.transfer import ExportedPage, Imported, StoredRun, Transfer
 from tests.support.db import STORE_BACKENDS, drop_chdb_database, drop_pg_schema, new_chdb_url, new_pg_schema_url
+from tests.support.events import new_run_id, run_end, run_start, step
 from tests.support.rundata import T0, RunSpec, StepSpec, insert_runs, sample_runs
 
 
@@ -68,7 +72,7 @@ def sample(engine: sa.Engine) -> list[StoredRun]:
     with engine.begin() as conn:
         conn.execute(runs.insert().values(run_id=str(uuid.uuid4()), status="running", failure_type="model",
                                           failure_code="timeout", ingested_at=now, updated_at=now))
-    every = SqlTransfer(engine).export_runs(None, 1000)
+    every = SqlTransfer(engine).export_runs(None, 1000).runs
     assert len(every) == 26
     return every
 
@@ -89,17 +93,24 @@ def destination(tmp_path: Path) -> Iterator[SqlTransfer]:
 
 
 def walk(transfer: Transfer, page: int) -> list[StoredRun]:
+    """Every run the store exports, page by page, in its export order."""
     out: list[StoredRun] = []
-    while batch := transfer.export_runs(out[-1].run.run_id if out else None, page):
-        assert len(batch) <= page
+    after: str | None = None
+    while batch := (exported := transfer.export_runs(after, page)).runs:
+        assert len(batch) <= page and exported.after != after
         out += batch
+        after = exported.after
     return out
 
 
-def test_export_pages_walk_every_run_once_in_run_id_order_with_its_steps(source: Transfer) -> None:
+def by_id(runs: list[StoredRun]) -> list[StoredRun]:
+    return sorted(runs, key=lambda item: item.run.run_id)
+
+
+def test_export_pages_walk_every_run_once_with_its_steps(source: Transfer) -> None:
     every = walk(source, 4)
     ids = [item.run.run_id for item in every]
-    assert len(ids) == 26 and ids == sorted(ids)
+    assert len(ids) == 26 == len(set(ids))
     assert walk(source, 1000) == every  # the page size changes nothing
     failed = [item for item in every if item.run.failure_type == "tool"]
     assert failed and all(item.failure is not None and item.failure.failure_code == "timeout" for item in failed)
@@ -110,7 +121,7 @@ def test_export_pages_walk_every_run_once_in_run_id_order_with_its_steps(source:
 
 def test_runs_come_back_exactly_as_they_were_imported(source: Transfer, sample: list[StoredRun]) -> None:
     """Field by field — statuses, verdicts, counters, metadata, a run without identity or start."""
-    assert walk(source, 7) == sample
+    assert by_id(walk(source, 7)) == sample
     assert source.runs_by_id([sample[5].run.run_id, "no-such-run"]) == [sample[5]]
     counts = source.counts()
     assert counts["default"].runs == 26 and counts["default"].steps == sum(len(i.steps) for i in sample)
@@ -176,7 +187,7 @@ class Recording:
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
 
-    def export_runs(self, after: str | None, limit: int) -> list[StoredRun]:
+    def export_runs(self, after: str | None, limit: int) -> ExportedPage:
         self.afters.append(after)
         return self.inner.export_runs(after, limit)
 
@@ -208,3 +219,26 @@ def test_verify_names_what_differs(source: Transfer, destination: SqlTransfer) -
     found = verify(source, destination, [victim])
     assert found and all(m.where == f"run {victim}" for m in found)
     assert any(m.what.endswith(".latency_ms") for m in found)
+
+
+def test_a_run_whose_start_arrived_after_its_steps_is_exported_once_as_it_is_now(store_url: str) -> None:
+    """On ClickHouse such a run has an older version elsewhere in the sorting key (no agent, no start):
+    the export takes it once, where its newest version is, with every step."""
+    late, whole = new_run_id(), new_run_id()
+    now = datetime.now(timezone.utc)
+
+    def incoming(raw: list[dict[str, object]]) -> list[Incoming]:
+        return [item for i, e in enumerate(raw) if (item := convert_event(i, e, now)[1]) is not None]
+
+    opened = open_store(store_url)
+    try:
+        opened.migrate()
+        opened.write_batch(incoming([step(late, 1), step(late, 2), run_start(whole), step(whole, 1)]))
+        opened.write_batch(incoming([run_start(late, agent_id="late-agent"), run_end(late), run_end(whole)]))
+        every = walk(opened.transfer(), 1)
+    finally:
+        opened.close()
+    assert sorted(item.run.run_id for item in every) == sorted([late, whole])
+    got = next(item for item in every if item.run.run_id == late)
+    assert got.run.agent_id == "late-agent" and got.run.started_at is not None
+    assert [s.seq for s in got.steps] == [1, 2]

@@ -12,25 +12,20 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from agenttracer.server.ingest.events import convert_event
 from agenttracer.store.interface import Store
 from agenttracer.store.records import WriteReport
 from agenttracer.store.run_state import Incoming, Outcome
 from agenttracer.store.sql.schema.tables import steps
 from agenttracer.store.sql.write.writer import write_batch
 from tests.support.events import T0, failure, new_run_id, run_end, run_start, step, ts
+from tests.support.incoming import incoming as converted
 from tests.support.stored import stored_run, table_counts
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
 
 def incoming(events: list[dict[str, Any]]) -> list[Incoming]:
-    out = []
-    for i, raw in enumerate(events):
-        result, item = convert_event(i, raw, NOW)
-        assert item is not None, result["errors"]
-        out.append(item)
-    return out
+    return converted(events, NOW)
 
 
 def write(store: Store, events: list[dict[str, Any]]) -> list[Outcome]:

@@ -13,9 +13,14 @@ from typing import Any
 T0 = datetime(2026, 11, 25, 9, 0, 0, tzinfo=timezone.utc)
 
 
+def stamp(moment: datetime) -> str:
+    """``moment`` (aware) as the ISO 8601 UTC timestamp events carry."""
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def ts(seconds: float) -> str:
     """An ISO 8601 UTC timestamp ``seconds`` after T0."""
-    return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+    return stamp(T0 + timedelta(seconds=seconds))
 
 
 def new_run_id() -> str:

@@ -91,7 +91,7 @@ def clear(store: Store) -> None:
             for table in (failures, steps, runs):
                 conn.execute(table.delete())
         return
-    for table in ("steps", "runs"):
+    for table in ("steps", "runs", "step_keys", "run_keys"):
         store.conn.command(f"TRUNCATE TABLE {table}")  # type: ignore[attr-defined]
 
 

@@ -160,6 +160,9 @@ def prune_command(
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be deleted; delete nothing."),
     batch_size: int = typer.Option(500, "--batch-size", min=1, help="Runs deleted per transaction."),
+    project: str | None = typer.Option(
+        None, "--project", help="Only this project's runs. Default: every project's.", show_default=False
+    ),
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Delete whole runs — with their steps and failure — older than a cut-off, in small batches."""
@@ -176,15 +179,24 @@ def prune_command(
         raise typer.Exit(2) from None
     store = open_migrated_store(database_url)
     try:
-        result = store.prune(age, batch_size=batch_size, dry_run=dry_run)
+        if project is not None and not _project_exists(store, project):
+            err.print(f"[red]--project: no project {project!r} (agenttracer projects list)[/red]")
+            raise typer.Exit(2)
+        result = store.prune(age, batch_size=batch_size, dry_run=dry_run, project=project)
     finally:
         store.close()
     verb = "would delete" if dry_run else "deleted"
     typer.echo(
         f"{verb} {result.runs} runs, {result.steps} steps, {result.failures} failures "
-        f"that started before {result.cutoff.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        + (f"of project {project} " if project is not None else "")
+        + f"that started before {result.cutoff.strftime('%Y-%m-%dT%H:%M:%SZ')}"
         + ("" if dry_run else f" ({result.batches} batches)")
     )
+
+
+def _project_exists(store: Store, slug: str) -> bool:
+    with store.reader() as reader:
+        return slug in reader.project_slugs()
 
 
 @app.command("sweep")

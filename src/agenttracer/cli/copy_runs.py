@@ -1,7 +1,8 @@
 """What `agenttracer copy` does, over two ``Transfer`` objects: page, resume, verify.
 
-``copy_runs`` walks the source's runs in run_id order a page at a time and imports each page into the
-destination. After every page it writes a checkpoint (the last run_id copied) to a small JSON state
+``copy_runs`` walks the source's runs in the source's natural order a page at a time and imports each
+page into the destination. After every page it writes a checkpoint (the source's position after the
+page, an opaque string) to a small JSON state
 file, so a copy that was interrupted continues from there when run again; the page being imported at
 the interruption is imported again, which stores nothing twice (``Transfer.import_runs`` skips runs
 already stored). A finished copy removes its state file: running it again walks everything and stores
@@ -18,6 +19,7 @@ import json
 import os
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,8 @@ def state_path(source_url: str, destination_url: str, directory: Path = STATE_DI
 
 @dataclass
 class CopyState:
-    """The checkpoint: the last run_id whose page is stored, and how many runs were walked until then."""
+    """The checkpoint: the source's position after the last page stored, and how many runs were walked
+    until then."""
 
     after: str | None = None
     walked: int = 0
@@ -80,25 +83,28 @@ def copy_runs(
     report = CopyReport(walked=state.walked)
     rng = random.Random(seed)
     seen = 0
-    while True:
-        page = source.export_runs(state.after, page_runs)
-        if not page:
-            break
-        imported = destination.import_runs(page)
-        report.copied_runs += imported.runs
-        report.copied_steps += imported.steps
-        report.skipped += len(imported.skipped)
-        for item in page:  # reservoir sampling: every walked run equally likely to be checked
-            seen += 1
-            if len(report.sample) < sample_size:
-                report.sample.append(item.run.run_id)
-            elif (slot := rng.randrange(seen)) < sample_size:
-                report.sample[slot] = item.run.run_id
-        state.after = page[-1].run.run_id
-        state.walked += len(page)
-        report.walked = state.walked
-        state.save(state_file)
-        on_page(len(page))
+    # The next page is read from the source while the destination stores this one: the two stores wait
+    # on their databases (and their drivers release the GIL) at different times.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy-export") as reading:
+        ahead = reading.submit(source.export_runs, state.after, page_runs)
+        while (exported := ahead.result()).runs:
+            ahead = reading.submit(source.export_runs, exported.after, page_runs)
+            page = exported.runs
+            imported = destination.import_runs(page)
+            report.copied_runs += imported.runs
+            report.copied_steps += imported.steps
+            report.skipped += len(imported.skipped)
+            for item in page:  # reservoir sampling: every walked run equally likely to be checked
+                seen += 1
+                if len(report.sample) < sample_size:
+                    report.sample.append(item.run.run_id)
+                elif (slot := rng.randrange(seen)) < sample_size:
+                    report.sample[slot] = item.run.run_id
+            state.after = exported.after
+            state.walked += len(page)
+            report.walked = state.walked
+            state.save(state_file)
+            on_page(len(page))
     state_file.unlink(missing_ok=True)
     return report
 

@@ -164,9 +164,10 @@ def _run(services: list[Any], settings: Any) -> None:
             typer.echo(f"  {_LABELS.get(svc.name, svc.name):<11} {url}{extra}", err=True)
         typer.echo("AgentTracer is up. Press Ctrl-C to stop.", err=True)
 
-    # The process that serves ingest also runs the background jobs (never the read-only Query API): with
-    # AGENTTRACER_RETENTION_DAYS set it prunes old runs, it keeps the rollups current, and it closes the
-    # runs whose events stopped (AGENTTRACER_RUN_TIMEOUT_S; 0 turns that off).
+    # The process that serves ingest also runs the background jobs (never the read-only Query API): it
+    # prunes each project's runs past its retention (its own, else AGENTTRACER_RETENTION_DAYS), it keeps
+    # the rollups current, and it closes the runs whose events stopped (AGENTTRACER_RUN_TIMEOUT_S; 0 turns
+    # that off).
     jobs_store = workers = None
     if any(svc.name == "ingest" for svc in services):
         jobs_store = _store(settings)

@@ -1,4 +1,7 @@
-"""Pages of the agents list (``GET /v1/agents``): newest-seen first, keyset on ``(last_seen, agent_id)``.
+"""The agents list (``GET /v1/agents``) and its pages: newest-seen first, keyset on ``(last_seen, agent_id)``.
+
+``assemble_agents`` builds the list from a store's (agent, version, environment, runs, last start) rows, the
+same on every store.
 
 ``runs.list_agents`` orders agents by last seen, newest first, ties and never-dated agents by id;
 ``page`` cuts that order after a cursor. The cursor names the last agent of a page (its last-seen time
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from agenttracer.model import MAX_ID_LEN, UNIX_EPOCH, has_bad_chars
@@ -68,3 +72,52 @@ def decode_cursor(token: str, projects: tuple[str, ...] | None, key: bytes) -> A
     if payload.get("f") != _scope_fingerprint(projects):
         raise CursorError("cursor was issued for other projects: repeat the first request's project or start over")
     return AgentCursor(t, agent_id)
+
+
+def assemble_agents(rows: Any) -> list[dict[str, Any]]:
+    """The agents list from rows of (agent_id, agent_version, environment, runs, last start), one per
+    identity: each agent with its versions and environments, newest first. Shared by every store."""
+    agents: dict[str, dict[str, Any]] = {}
+    for agent_id, version, environment, count, last_seen in rows:
+        # max() over a UTCDateTime column loses the type on SQLite; normalise both backends to aware UTC.
+        last_seen = _as_utc(last_seen)
+        agent = agents.setdefault(
+            agent_id, {"agent_id": agent_id, "run_count": 0, "last_seen": None, "versions": {}, "environments": {}}
+        )
+        agent["run_count"] += count
+        agent["last_seen"] = later_of(agent["last_seen"], last_seen)
+        for key, value in (("versions", version), ("environments", environment)):
+            if value is None:
+                continue
+            field = "agent_version" if key == "versions" else "environment"
+            entry = agent[key].setdefault(value, {field: value, "run_count": 0, "last_seen": None})
+            entry["run_count"] += count
+            entry["last_seen"] = later_of(entry["last_seen"], last_seen)
+    out = []
+    for agent in agents.values():
+        agent["versions"] = _newest_first(agent["versions"].values(), "agent_version")
+        agent["environments"] = _newest_first(agent["environments"].values(), "environment")
+        out.append(agent)
+    return _newest_first(out, "agent_id")
+
+
+def later_of(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The later of two optional times (None is earlier than any time)."""
+    if a is None:
+        return b
+    return a if b is None or a >= b else b
+
+
+def _as_utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _newest_first(entries: Any, name_key: str) -> list[dict[str, Any]]:
+    # Newest last_seen first; ties (and undated entries) by name, so the order is deterministic.
+    ordered = sorted(entries, key=lambda e: e[name_key])
+    return sorted(ordered, key=lambda e: e["last_seen"] or UNIX_EPOCH, reverse=True)

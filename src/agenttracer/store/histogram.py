@@ -31,7 +31,7 @@ import bisect
 import math
 import operator
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate, repeat
 
 from agenttracer.store.stats_math import QUANTILES, interpolate, quantile_positions
@@ -97,6 +97,17 @@ class Histogram:
         if count:
             self._range(bucket, bucket + 1)
             self.counts[bucket] += count
+
+    def add_counts(self, counts: Mapping[int, int]) -> None:
+        """Add counts per bucket (bucket -> count), e.g. a ClickHouse rollup's merged map: one range update
+        over its non-empty buckets."""
+        filled = [bucket for bucket, count in counts.items() if count]
+        if not filled:
+            return
+        self._range(min(filled), max(filled) + 1)
+        dense = self.counts
+        for bucket in filled:
+            dense[bucket] += counts[bucket]
 
     def add_doc(self, doc: Sequence[int]) -> None:
         """Add a stored histogram (``[offset, c0, c1, ...]``)."""

@@ -377,8 +377,9 @@ class Store(Protocol):
         rollup_live_interval_s: float,
         run_timeout_s: int,
     ) -> Workers:
-        """Start this process's background workers (the ingest process calls this once): retention when
-        ``retention_days`` is set (then projects with their own retention are pruned by theirs), the
+        """Start this process's background workers (the ingest process calls this once): retention, which
+        prunes each project by its own retention, else by ``retention_days`` (None: keep those for ever) —
+        always started, so a project given a retention later is pruned from the next pass on; the
         rollup refresher unless ``rollup_interval_s`` is 0, the abandoned-run sweep unless
         ``run_timeout_s`` is 0. Each worker survives failed passes (backing off) and logs no values."""
         ...

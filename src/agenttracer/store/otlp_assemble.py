@@ -132,6 +132,17 @@ class Stored:
     truncated: bool = False
 
 
+def actions_to_link(new: list[SpanRecord], stored: Stored) -> dict[ActionKey, list[SpanRecord]]:
+    """The new attempts whose stored neighbours a writer must read, by action: only an action that failed
+    (in ``stored.rows`` — the run's error and retry steps — or among the new spans) can link attempts."""
+    failed = {r.key for r in stored.rows.values() if r.error} | {s.key for s in new if s.error}
+    by_key: dict[ActionKey, list[SpanRecord]] = {}
+    for s in new:
+        if s.step_type is not None and s.key in failed:
+            by_key.setdefault(s.key, []).append(s)
+    return by_key
+
+
 @dataclass(slots=True)
 class Assembly:
     """What a request changes in a run: the stored steps that now have a parent (seq, parent seq)

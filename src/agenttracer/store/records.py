@@ -69,6 +69,12 @@ SWEEP_BATCH_SIZE = 500
 SWEEP_MAX_BATCHES = 20
 
 
+def sweep_interval(timeout_s: float) -> float:
+    """Seconds between the ingest process's sweeps: a tenth of the run timeout, within [1, 60], so a run
+    is closed at most ~10 % (or a minute) after its timeout — on every store."""
+    return min(60.0, max(1.0, timeout_s / 10.0))
+
+
 @dataclass(slots=True)
 class SweepResult:
     cutoff: datetime

@@ -19,11 +19,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 ALPHA = 0.05
 MIN_SAMPLE = 20
 MIN_EXPECTED = 5.0
 QUANTILES = (0.5, 0.95, 0.99)
+# A grouping key of grouped aggregates (percentiles, rank sums): the group's values, in order.
+Key = tuple[Any, ...]
 
 def ratio(part: float, whole: float) -> float | None:
     """part / whole, or None when there is nothing to divide by (a rate of nothing is unknown, not 0)."""
@@ -129,6 +132,15 @@ def rank_sums(a: Sequence[float], b: Sequence[float]) -> RankSums:
         tie_term += t**3 - t
         i = j + 1
     return RankSums(len(a), len(b), rank_sum_a, tie_term)
+
+
+def combine_rank_sums(base: Sequence[Any] | None, candidate: Sequence[Any] | None) -> RankSums:
+    """RankSums from what a database summed over each group of one key (base: group A, candidate: group
+    B): (how many values, the sum of their ranks in the pooled sample, their tie term), or None for none."""
+    n_a, sum_a, tt_a = base or (0, None, None)
+    n_b, _, tt_b = candidate or (0, None, None)
+    # Ranks are halves and tie terms integers: every sum is exact in a double, in any order.
+    return RankSums(int(n_a), int(n_b), float(sum_a or 0.0), float(tt_a or 0.0) + float(tt_b or 0.0))
 
 
 def mann_whitney_u(sums: RankSums) -> TestResult:

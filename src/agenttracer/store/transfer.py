@@ -20,9 +20,10 @@ from typing import Any, Protocol
 
 from agenttracer.store.projects import ProjectInfo
 
-# How many runs one page holds by default: big enough for bulk inserts, small enough that a page of
-# runs with a few hundred steps each stays a few tens of MB in memory.
-DEFAULT_PAGE_RUNS = 500
+# How many runs one page holds by default: big enough that a page is one bulk insert of ~20 k steps on
+# the destination (ClickHouse wants few large inserts), small enough that a page of runs with a few
+# hundred steps each stays a few hundred MB in memory at worst.
+DEFAULT_PAGE_RUNS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,17 @@ class StoredCounts:
     failures: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ExportedPage:
+    """One page of ``export_runs``: the runs, and the position to continue from (``after``).
+
+    ``after`` is opaque to the caller (each store encodes its own order in it) and is what a checkpoint
+    keeps. ``runs`` is empty only when the store has nothing after the position it was given."""
+
+    runs: list[StoredRun]
+    after: str | None
+
+
 @dataclass(slots=True)
 class Imported:
     """What ``import_runs`` did with a page: runs stored, and runs already there (left as they are)."""
@@ -136,11 +148,12 @@ class Transfer(Protocol):
 
     Contracts every store keeps:
 
-    * ``export_runs(after, limit)`` returns up to ``limit`` complete runs whose run_id sorts after
-      ``after`` (None: from the first), ordered by run_id in the store's own string order (the one its
-      primary key or sorting key keeps, so a page is a range read), steps ordered by seq. The order is
-      total and stable, so a caller pages with ``after`` = the last run_id it got and sees every run
-      stored before the export began exactly once (keyset pagination, no offsets).
+    * ``export_runs(after, limit)`` returns up to ``limit`` complete runs (steps ordered by seq) that
+      come after the position ``after`` (None: from the first) in the store's natural order — the order
+      its rows are kept in, so that a page and its steps are range reads: run_id on SQL (the primary
+      key), the sorting key on ClickHouse (project, agent, start time, run_id) — and the position to
+      continue from. The order is total and stable, so a caller that pages with the ``after`` it got
+      back sees every run stored before the export began exactly once (keyset pagination, no offsets).
     * ``import_runs(runs)`` stores each run that the store does not hold yet, with its steps and
       failure, exactly as given (no verdict is recomputed). A run whose run_id is already stored, in
       any project, is left untouched and reported in ``Imported.skipped``: importing the same page
@@ -154,7 +167,7 @@ class Transfer(Protocol):
       missing (by slug, by key_id) and changes nothing that exists.
     """
 
-    def export_runs(self, after: str | None, limit: int) -> list[StoredRun]: ...
+    def export_runs(self, after: str | None, limit: int) -> ExportedPage: ...
 
     def import_runs(self, runs: Sequence[StoredRun]) -> Imported: ...
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from decimal import Decimal
 
 import pytest
 
@@ -44,6 +45,32 @@ def test_parameters_round_trip_whatever_they_hold(empty_chdb_url: str) -> None:
         conn.close()
     assert row[:6] == (texts, moment, None, "it's \\ a\ttab", True, 1.5)
     assert row[6] != row[6]  # NaN comes back as a float NaN
+
+
+def test_answers_keep_every_type_exact(empty_chdb_url: str) -> None:
+    conn = connect(empty_chdb_url)
+    try:
+        row = conn.query(
+            "SELECT toDecimal64('12345.6789', 4) AS d, toDateTime64('2026-01-02 03:04:05.678901', 6, 'UTC') AS t6,"
+            " toDateTime('2026-01-02 03:04:05', 'UTC') AS t0, toDate('2026-01-02') AS day,"
+            " CAST(NULL, 'Nullable(DateTime64(6, \\'UTC\\'))') AS nt, toLowCardinality(toNullable('x')) AS lc,"
+            " map('a', toUInt64(18446744073709551615)) AS m, tuple(1, 'b') AS tp, [inf, -1.5] AS fs,"
+            " [toDateTime64('1970-01-01 00:00:00', 6, 'UTC')] AS ts, toInt64(-7) AS i"
+        )
+        empty = conn.query("SELECT number FROM numbers(3) WHERE number > 5")
+        many = conn.query("SELECT number, toString(number) FROM numbers(200000)").rows
+    finally:
+        conn.close()
+    assert row.column_names[:3] == ("d", "t6", "t0")
+    utc = timezone.utc
+    assert row.rows == [(
+        Decimal("12345.6789"), datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=utc),
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=utc), date(2026, 1, 2), None, "x", {"a": 2**64 - 1}, (1, "b"),
+        [float("inf"), -1.5], [datetime(1970, 1, 1, tzinfo=utc)], -7,
+    )]
+    assert all(v.tzinfo is not None for v in row.rows[0][1:3])
+    assert empty.rows == []
+    assert len(many) == 200000 and many[-1] == (199999, "199999")  # several blocks, in order
 
 
 def test_errors_carry_the_code_and_say_when_to_retry(empty_chdb_url: str) -> None:

@@ -20,12 +20,19 @@ import sqlalchemy as sa
 
 from agenttracer.store.clickhouse.connection import Connection, connect
 from agenttracer.store.clickhouse.read import compare as ch_compare
+from agenttracer.store.clickhouse.read import newest_runs
 from agenttracer.store.clickhouse.read import runs as ch_runs
 from agenttracer.store.clickhouse.read import stats as ch_stats
+from agenttracer.store.clickhouse.read import stats_rollup as ch_stats_rollup
+from agenttracer.store.clickhouse.read import steps as ch_steps
+from agenttracer.store.clickhouse.rollup import refresh as ch_refresh
 from agenttracer.store.sql.read import compare as sql_compare
 from agenttracer.store.sql.read import runs as sql_runs
 from agenttracer.store.sql.read import stats as sql_stats
+from agenttracer.store.sql.read import stats_rollup as sql_stats_rollup
+from agenttracer.store.sql.read import steps as sql_steps
 from agenttracer.store.sql.read.filters import RunFilters
+from agenttracer.store.sql.rollup.refresh import refresh as sql_refresh
 from tests.support.rundata import T0, RunSpec, StepSpec, insert_runs, sample_runs
 from tests.support.rundata_clickhouse import insert_statement, run_rows
 
@@ -168,6 +175,69 @@ def test_stats_and_compare_match(both: tuple[sa.Engine, Connection]) -> None:
         assert got_cmp.base.runs > 20 and got_cmp.step_types and got_cmp.shapes
 
 
+def _differs(a: Any, b: Any, at: str = "") -> str | None:
+    """Where two stores' rollup answers differ (None: nowhere): floats within 1e-9, the percentiles too — run and
+    step latency are read from the same histogram's bucket counts on both, the timeline's per bucket included."""
+    if isinstance(a, float) and isinstance(b, float):
+        return None if a == pytest.approx(b, rel=1e-9, abs=1e-9) else f"{at}: {a} != {b}"
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = a.keys() - {"generated_at"}
+        if keys != b.keys() - {"generated_at"}:
+            return f"{at}: keys {sorted(keys ^ b.keys())}"
+        return next((d for k in keys if (d := _differs(a[k], b[k], f"{at}.{k}")) is not None), None)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if len(a) != len(b):
+            return f"{at}: {len(a)} != {len(b)} items"
+        return next((d for i, (x, y) in enumerate(zip(a, b, strict=True))
+                     if (d := _differs(x, y, f"{at}[{i}]")) is not None), None)
+    return None if a == b else f"{at}: {a!r} != {b!r}"
+
+
+@pytest.mark.slow
+def test_rolled_up_stats_and_step_breakdown_match(engine: sa.Engine, ch: Connection,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past EXACT_MAX_RUNS both stores answer from their rollups: the same counts, sums and self time per
+    step, every matching run (no sample, however many run), percentiles within the sketches' accuracy."""
+    specs = fleet(2_600, seed=3)
+    now = specs[-1].started_at + timedelta(days=1)
+    insert_runs(engine, specs)
+    insert_runs(ch, specs)
+    sql_refresh(engine, now=now)
+    assert ch_refresh(ch, now=now).units > 0
+    # A sample smaller than the windows: the exact paths would sample, the rollup paths must not.
+    for module in (ch_steps, sql_steps):
+        monkeypatch.setattr(module, "STEP_SAMPLE_RUNS", 1_000)
+    assert ch_stats_rollup.EXACT_MAX_RUNS == sql_stats_rollup.EXACT_MAX_RUNS < 2_400
+    rolled = 0
+    edges = RunFilters(since=T0 + timedelta(minutes=37), until=specs[-1].started_at - timedelta(minutes=23))
+    for filters in (RunFilters(), edges, dataclasses.replace(edges, agent_id="fleet-agent"),
+                    dataclasses.replace(edges, agent_id="fleet-agent", agent_version="2.0", environment="prod")):
+        with engine.connect() as conn:
+            want = sql_stats.run_stats(conn, filters, now)
+        got = ch_stats.run_stats(ch, filters, now)
+        assert got.latency_exact == want.latency_exact == (got.total_runs <= ch_stats_rollup.EXACT_MAX_RUNS)
+        rolled += not got.latency_exact
+        assert not got.steps_sampled and got.step_sample_runs == got.total_runs, filters
+        assert _differs(dataclasses.asdict(got), dataclasses.asdict(want)) is None, filters
+    assert rolled == 3
+    # Runs after what was rolled up are read raw, their self time walked by the reader, until the next refresh.
+    late = fleet(40, seed=5)
+    for spec in late:
+        spec.started_at += now - T0 + timedelta(minutes=30)
+    later = now + timedelta(days=1)
+    insert_runs(engine, late)
+    insert_runs(ch, late)
+    for refreshed in (False, True):
+        if refreshed:
+            sql_refresh(engine, now=later)
+            assert ch_refresh(ch, now=later).units > 0
+        with engine.connect() as conn:
+            want = sql_stats.run_stats(conn, RunFilters(), later)
+        got = ch_stats.run_stats(ch, RunFilters(), later)
+        assert got.total_runs == 2_640 and not got.latency_exact
+        assert _differs(dataclasses.asdict(got), dataclasses.asdict(want)) is None
+
+
 # --- Versions: what ClickHouse keeps until merges, and the reads must see through.
 
 
@@ -234,6 +304,46 @@ def test_pages_stay_whole_when_runs_have_many_versions(ch: Connection) -> None:
         if cursor is None:
             break
     assert seen == [s.run_id for s in reversed(specs)]
+
+
+def test_a_page_reaches_past_runs_whose_older_versions_match(ch: Connection) -> None:
+    # The newest 190 runs were failures and are now successes; only the 10 oldest still are failures.
+    # A page of failures has to look past every run whose older versions match, however many they are.
+    specs = [_one("failure", T0 + timedelta(seconds=i)) for i in range(200)]
+    load(ch, specs, version=1)
+    load(ch, specs, version=2)
+    for s in specs[10:]:
+        s.status = "success"
+    load(ch, specs[10:], version=3)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        items, cursor = ch_runs.list_runs(ch, RunFilters(status="failure"), limit=4, cursor=cursor)
+        assert items or cursor is None
+        seen.extend(r["run_id"] for r in items)
+        if cursor is None:
+            break
+    assert seen == [s.run_id for s in reversed(specs[:10])]
+
+
+def test_a_sparse_filter_over_a_long_table_finds_every_page(ch: Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 2,000 runs an hour apart, one in a hundred a failure. With no margin, the first stretch of time
+    # searched for a page's bound holds as many rows as the bound needs if spread evenly: too few failures,
+    # so it is widened until it holds enough (or the whole table); every page is still the newest runs
+    # after the cursor.
+    monkeypatch.setattr(newest_runs, "SPREAD_MARGIN", 1)
+    specs = [_one("failure" if i % 100 == 7 else "success", T0 + timedelta(hours=i)) for i in range(2000)]
+    load(ch, specs)
+    for filters, want in ((RunFilters(status="failure"), [s for s in specs if s.status == "failure"]),
+                          (RunFilters(), specs)):
+        seen: list[str] = []
+        cursor = None
+        while len(seen) < 60:
+            items, cursor = ch_runs.list_runs(ch, filters, limit=3, cursor=cursor)
+            seen.extend(r["run_id"] for r in items)
+            if cursor is None:
+                break
+        assert seen == [s.run_id for s in reversed(want)][:len(seen)] and len(seen) == min(60, len(want))
 
 
 def test_projects_do_not_see_each_other(ch: Connection) -> None:

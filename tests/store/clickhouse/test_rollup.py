@@ -4,6 +4,7 @@ sketch's accuracy, and stay exact while runs change, move and disappear after th
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections.abc import Iterator
 from datetime import timedelta
@@ -11,11 +12,16 @@ from typing import Any
 
 import pytest
 
-from agenttracer.store.clickhouse.connection import Connection, connect
+from agenttracer.store.clickhouse.connection import Connection, Result, connect
+from agenttracer.store.clickhouse.histogram import bucket_sql, with_bounds
+from agenttracer.store.clickhouse.newest import micros
 from agenttracer.store.clickhouse.read import stats as ch_stats
 from agenttracer.store.clickhouse.read import stats_rollup
-from agenttracer.store.clickhouse.rollup import RELATIVE_ACCURACY, refresh
+from agenttracer.store.clickhouse.rollup import freshness, refresh
+from agenttracer.store.clickhouse.schema.migrate import current_revision, upgrade
+from agenttracer.store.clickhouse.write import retention
 from agenttracer.store.filters import RunFilters
+from agenttracer.store.histogram import BOUNDS, LOWEST_MS, RELATIVE_ERROR, bucket_of
 from agenttracer.store.results import RunStats
 from tests.support.rundata import T0, RunSpec, StepSpec
 from tests.support.rundata_clickhouse import insert_statement, run_rows
@@ -64,27 +70,24 @@ def exact(ch: Connection, filters: RunFilters) -> RunStats:
 
 
 def agree(rolled: RunStats, want: RunStats) -> None:
-    """Equal but for the percentiles (within the sketch's accuracy) and the flag saying so."""
+    """Equal but for the percentiles (within the sketch's accuracy: runs and steps) and the flag saying so."""
     assert not rolled.latency_exact and want.latency_exact
     a, b = dataclasses.asdict(rolled), dataclasses.asdict(want)
     for side in (a, b):
-        for key in ("latency_exact", "generated_at", "run_latency_ms"):
+        for key in ("latency_exact", "generated_at"):
             side.pop(key)
-        for point in side["timeline"]["points"]:
-            point.pop("run_latency_ms")
     assert _close(a, b)
-    for got, exp in ((rolled.run_latency_ms, want.run_latency_ms),
-                     *((p.run_latency_ms, q.run_latency_ms) for p, q in
-                       zip(rolled.timeline.points, want.timeline.points, strict=True))):
-        for q in ("p50", "p95", "p99"):
-            x, y = getattr(got, q), getattr(exp, q)
-            assert (x is None) == (y is None)
-            if y is not None:
-                # The sketch is within its relative accuracy of a sample value next to the exact one.
-                assert x == pytest.approx(y, rel=3 * RELATIVE_ACCURACY, abs=1.0)
+
+
+_PERCENTILES = {"p50", "p95", "p99"}
 
 
 def _close(a: Any, b: Any) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict) and a.keys() == _PERCENTILES == b.keys():
+        # The sketch is within its relative accuracy of a sample value next to the exact one.
+        return all((a[q] is None) == (b[q] is None) and
+                   (b[q] is None or a[q] == pytest.approx(b[q], rel=3 * RELATIVE_ERROR, abs=1.0))
+                   for q in _PERCENTILES)
     if isinstance(a, float) and isinstance(b, float):
         return a == pytest.approx(b, rel=1e-9)
     if isinstance(a, dict) and isinstance(b, dict):
@@ -99,13 +102,13 @@ def test_rolled_up_stats_match_the_exact_path(ch: Connection) -> None:
     specs = _fleet(3000)
     load(ch, specs)
     assert ch_stats.run_stats(ch, WINDOW, NOW).latency_exact  # nothing rolled up: exact
-    assert refresh(ch, now=NOW) > 0
+    assert refresh(ch, now=NOW).units > 0
     for filters in (WINDOW, dataclasses.replace(WINDOW, agent_id="a"),
                     dataclasses.replace(WINDOW, agent_version="2", environment="prod")):
         rolled = ch_stats.run_stats(ch, filters, NOW)
         if rolled.total_runs > stats_rollup.EXACT_MAX_RUNS:
             agree(rolled, exact(ch, filters))
-    assert refresh(ch, now=NOW) == 0  # nothing changed: nothing recomputed
+    assert refresh(ch, now=NOW).units == 0  # nothing changed: nothing recomputed
 
     # Changes after the refresh: finished runs, a moved start, a deleted run; read exactly before the
     # next refresh (those hours read raw) and after it.
@@ -123,7 +126,7 @@ def test_rolled_up_stats_match_the_exact_path(ch: Connection) -> None:
     gone[0]["is_deleted"] = 1
     ch.command(insert_statement("runs", gone))
     agree(ch_stats.run_stats(ch, WINDOW, NOW), exact(ch, WINDOW))
-    assert refresh(ch, now=NOW) > 0
+    assert refresh(ch, now=NOW).units > 0
     agree(ch_stats.run_stats(ch, WINDOW, NOW), exact(ch, WINDOW))
 
 
@@ -132,3 +135,195 @@ def test_small_answers_stay_exact(ch: Connection) -> None:
     refresh(ch, now=NOW)
     assert ch_stats.run_stats(ch, WINDOW, NOW).latency_exact
     assert ch_stats.run_stats(ch, dataclasses.replace(WINDOW, status="failure"), NOW).latency_exact
+
+
+@pytest.mark.slow
+def test_v0004_on_a_rolled_up_v0003_database(ch: Connection) -> None:
+    """A database rolled up before the step rollups existed: after the migration every unit reads raw (its
+    steps have no rollup rows yet) until the next refresh recomputes them all, step rollups included."""
+    load(ch, _fleet(2500))
+    units = refresh(ch, now=NOW).units
+    # What v0003 with its rollups looked like: the run rollups and their sources, no step tables.
+    for table in ("rollup_steps", "step_self_time", "rollup_runs_daily", "rollup_steps_daily", "rollup_days"):
+        ch.command(f"DROP TABLE {table}")
+    ch.command("ALTER TABLE schema_migrations DELETE WHERE number >= 4 SETTINGS mutations_sync = 1")
+    assert current_revision(ch) == "v0003_default_project"
+    assert upgrade(ch)[0] == 4
+    assert ch.query("SELECT count() FROM rollup_sources FINAL").rows == [(0,)]
+    want = exact(ch, WINDOW)
+    same_exact = ch_stats.run_stats(ch, WINDOW, NOW)
+    assert same_exact.latency_exact and _close(dataclasses.asdict(same_exact), dataclasses.asdict(want))
+    assert refresh(ch, now=NOW).units == units
+    assert ch.query("SELECT count() > 0 FROM step_self_time FINAL").rows == [(1,)]
+    agree(ch_stats.run_stats(ch, WINDOW, NOW), want)
+
+
+# --- Daily rollups: a window bucketed by day reads its whole days from them.
+
+DAYS_NOW = T0 + timedelta(days=7)
+# Partial days at both ends, so edge hours, hourly rows and daily rows all take part.
+DAYS_WINDOW = RunFilters(since=T0 + timedelta(hours=5, minutes=37), until=T0 + timedelta(days=5, hours=3, minutes=10))
+
+
+def _days_fleet(n: int) -> list[RunSpec]:
+    specs = _fleet(n, seed=17)
+    for i, spec in enumerate(specs):
+        spec.started_at = T0 + timedelta(seconds=(i * 6 * 86_400 / n) % (6 * 86_400))
+    return specs
+
+
+class Recorded:
+    """The connection, every statement it was sent kept in ``sent``."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.sent: list[str] = []
+
+    def query(self, sql: str, params: Any = None, settings: Any = None) -> Result:
+        self.sent.append(sql)
+        return self.conn.query(sql, params, settings)
+
+
+def rolled_daily(ch: Connection, filters: RunFilters) -> tuple[RunStats, bool]:
+    """The stats, and whether they read daily rollup rows."""
+    recorded = Recorded(ch)
+    got = ch_stats.run_stats(recorded, filters, DAYS_NOW)
+    return got, any("rollup_runs_daily" in sql for sql in recorded.sent)
+
+
+@pytest.mark.slow
+def test_daily_rollups_answer_as_raw_while_runs_change_and_go(ch: Connection) -> None:
+    specs = _days_fleet(6000)
+    load(ch, specs)
+    first = refresh(ch, now=DAYS_NOW)
+    # A row per (project, agent, day): two agents over seven calendar days (T0 is noon).
+    assert first.units > 0 and first.days == 14
+    assert ch.query("SELECT count() FROM rollup_days FINAL").rows == [(14,)]
+    for filters in (DAYS_WINDOW, dataclasses.replace(DAYS_WINDOW, agent_id="a"),
+                    dataclasses.replace(DAYS_WINDOW, agent_version="2", environment="prod")):
+        got, daily = rolled_daily(ch, filters)
+        assert daily
+        agree(got, exact(ch, filters))
+    # A short window is bucketed by hour: no daily rows.
+    assert not rolled_daily(ch, WINDOW)[1]
+
+    # A run gone from a whole day inside the window and one finished there: that day reads hourly and raw
+    # until the next refresh rebuilds it.
+    inside = [s for s in specs if T0 + timedelta(days=2) <= s.started_at < T0 + timedelta(days=3)]
+    gone, _ = run_rows([inside[0]], version=5)
+    gone[0]["is_deleted"] = 1
+    ch.command(insert_statement("runs", gone))
+    finished = next(s for s in inside if s.status == "running")
+    finished.status = "success"
+    load(ch, [finished], version=6)
+    got, daily = rolled_daily(ch, DAYS_WINDOW)
+    agree(got, exact(ch, DAYS_WINDOW))
+    changed = [(s.agent_id, s.started_at.replace(minute=0, second=0, microsecond=0)) for s in (inside[0], finished)]
+    # The changed runs' hours are recomputed, and the days holding them rebuilt.
+    assert refresh(ch, now=DAYS_NOW) == (len(set(changed)), len({(a, h.date()) for a, h in changed}))
+    got, daily = rolled_daily(ch, DAYS_WINDOW)
+    assert daily
+    agree(got, exact(ch, DAYS_WINDOW))
+
+    # Retention: the first days' runs deleted; their hours, then their days, follow.
+    retention.prune(ch, timedelta(days=5), now=T0 + timedelta(days=7))
+    assert refresh(ch, now=DAYS_NOW).units > 0
+    got, daily = rolled_daily(ch, DAYS_WINDOW)
+    assert daily
+    agree(got, exact(ch, DAYS_WINDOW))
+    assert ch.query("SELECT count() FROM rollup_runs_daily FINAL WHERE day < {t:DateTime64(6, 'UTC')}",
+                    {"t": T0 + timedelta(hours=36)}).rows == [(0,)]  # the days wholly pruned
+
+
+@pytest.mark.slow
+def test_the_raw_parts_self_time_is_walked_only_where_the_refresher_has_not_stored_it(ch: Connection) -> None:
+    """Edge hours whose units are clean have every finished run's self time stored: three statements answer.
+    A run finished there since makes its unit dirty: its self time is walked, and the answer stays the same."""
+    specs = _days_fleet(6000)
+    load(ch, specs)
+    refresh(ch, now=DAYS_NOW)
+    recorded = Recorded(ch)
+    agree(ch_stats.run_stats(recorded, DAYS_WINDOW, DAYS_NOW), exact(ch, DAYS_WINDOW))
+    assert len(recorded.sent) == 3 and not any("s.parent_seq" in sql for sql in recorded.sent)
+    assert DAYS_WINDOW.since is not None
+    edge = next(s for s in specs if s.status == "running" and DAYS_WINDOW.since <= s.started_at
+                < DAYS_WINDOW.since.replace(minute=0) + timedelta(hours=1))
+    edge.status = "success"
+    load(ch, [edge], version=2)
+    recorded = Recorded(ch)
+    agree(ch_stats.run_stats(recorded, DAYS_WINDOW, DAYS_NOW), exact(ch, DAYS_WINDOW))
+    assert any("s.parent_seq" in sql for sql in recorded.sent)
+
+
+@pytest.mark.slow
+def test_a_rolled_up_v0004_database_upgraded(ch: Connection) -> None:
+    """A database rolled up before the daily rollups existed, brought to the newest schema: v0007 (run latency as
+    histogram buckets) empties the source stats, so every window reads raw — exact — until the refresher's next
+    pass recomputes every unit and then builds every day."""
+    load(ch, _days_fleet(2500))
+    assert refresh(ch, now=DAYS_NOW).units > 0
+    for table in ("rollup_runs_daily", "rollup_steps_daily", "rollup_days"):
+        ch.command(f"DROP TABLE {table}")
+    ch.command("ALTER TABLE rollup_sources DROP COLUMN step_reach_us")
+    ch.command("ALTER TABLE schema_migrations DELETE WHERE number >= 5 SETTINGS mutations_sync = 1")
+    assert current_revision(ch) == "v0004_step_rollups"
+    assert upgrade(ch)[0] == 5
+    want = exact(ch, DAYS_WINDOW)
+    got, daily = rolled_daily(ch, DAYS_WINDOW)
+    assert not daily and got.latency_exact
+    assert dataclasses.replace(got, generated_at=want.generated_at) == want
+    units, days = refresh(ch, now=DAYS_NOW)
+    assert units > 0 and days == 14
+    got, daily = rolled_daily(ch, DAYS_WINDOW)
+    assert daily
+    agree(got, want)
+
+
+def test_histogram_buckets_are_the_sql_stores(ch: Connection) -> None:
+    """ClickHouse puts every latency in the bucket store/histogram.py puts it in: the bounds themselves,
+    their neighbouring doubles, the ends, and random values over the whole range."""
+    rnd = random.Random(5)
+    values = [0.0, 1e-9, LOWEST_MS, BOUNDS[-1], BOUNDS[-1] * 3, 5e9]
+    for b in (*BOUNDS[:50], *rnd.sample(BOUNDS, 300), *BOUNDS[-20:]):
+        values += [b, math.nextafter(b, 0.0), math.nextafter(b, math.inf)]
+    values += [10 ** rnd.uniform(-3, 9) for _ in range(3000)]
+    got = ch.query(f"{with_bounds()} SELECT {bucket_sql('v')} FROM "
+                   "(SELECT arrayJoin({values:Array(Float64)}) AS v)", {"values": values}).rows
+    assert [int(r[0]) for r in got] == [bucket_of(v) for v in values]
+
+
+class _Settings:
+    """The connection, with ``extra`` settings on every query."""
+
+    def __init__(self, conn: Connection, extra: dict[str, Any]) -> None:
+        self.conn = conn
+        self.extra = extra
+        self.sent: list[tuple[str, Any]] = []
+
+    def query(self, sql: str, params: Any = None, settings: Any = None) -> Result:
+        self.sent.append((sql, dict(params or {})))
+        return self.conn.query(sql, params, {**(settings or {}), **self.extra})
+
+
+def test_the_freshness_check_reads_the_runs_projection_and_answers_as_the_runs(ch: Connection) -> None:
+    """The whole hours' counts come from the ``unit_stats`` projection (v0008), and equal the rows' own counts after
+    new versions, a merge that drops duplicates and a lightweight delete (the projection rebuilt each time)."""
+    specs = _fleet(400)
+    load(ch, specs)
+    refresh(ch, now=NOW)
+    load(ch, specs[:60], version=2)  # newer versions of some runs: their units changed
+    load(ch, specs[60:90])  # the same rows again: dropped by the next merge
+    ch.command("OPTIMIZE TABLE runs FINAL")
+    ch.command("DELETE FROM runs WHERE agent_id = 'b' AND started_at < {t:DateTime64(6, 'UTC')}",
+               {"t": T0 + timedelta(hours=5)}, {"lightweight_deletes_sync": 2, "mutations_sync": 2})
+    window = (micros(T0 - timedelta(minutes=30)), micros(T0 + timedelta(hours=40, minutes=10)))
+    hours = (micros(T0), micros(T0 + timedelta(hours=40)))
+    answers = []
+    for use in (1, 0):
+        q = _Settings(ch, {"optimize_use_projections": use})
+        answers.append(freshness(q, [], {}, window, hours))
+    assert answers[0] == answers[1]
+    assert answers[0].clean and answers[0].dirty and answers[0].raw_from is not None
+    sql, params = q.sent[0]
+    plan = "\n".join(str(r[0]) for r in ch.query(f"EXPLAIN {sql}", params).rows)
+    assert "unit_stats" in plan

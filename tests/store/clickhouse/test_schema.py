@@ -96,3 +96,23 @@ def test_a_repeated_insert_with_the_same_token_is_stored_once(chdb_url: str) -> 
         assert conn.query("SELECT slug FROM projects WHERE slug IN ('a', 'b') ORDER BY slug").rows == [("a",), ("b",)]
     finally:
         conn.close()
+
+
+def test_an_insert_writes_packed_parts_in_the_tables_every_batch_writes(chdb_url: str) -> None:
+    conn = connect(chdb_url)
+    columns = ("project", "agent_id", "run_id", "seq", "step_type", "name", "status", "started_at", "ended_at")
+    try:
+        conn.insert("steps", columns, [["default", "a", "r" * 36, 1, "tool", "t", "ok", NOW, NOW]])
+        stored = conn.query(
+            "SELECT table, part_storage_type FROM system.parts"
+            " WHERE database = currentDatabase() AND active AND table IN ('steps', 'step_keys', 'projects')"
+        ).rows
+        # projects keeps the usual storage: the setting is only where every batch makes parts
+        assert sorted(set(stored)) == [("projects", "Full"), ("step_keys", "Packed"), ("steps", "Packed")]
+        settings = conn.query(
+            "SELECT name FROM system.tables WHERE database = currentDatabase()"
+            " AND engine_full LIKE '%min_bytes_for_full_part_storage%' ORDER BY name"
+        ).rows
+        assert settings == [("run_keys",), ("runs",), ("step_keys",), ("steps",)]
+    finally:
+        conn.close()

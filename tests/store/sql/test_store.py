@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from agenttracer.server.ingest.events import convert_event
 from agenttracer.store import open_store
 from agenttracer.store.filters import RunFilters
 from agenttracer.store.interface import Stopped, Store
@@ -18,17 +17,13 @@ from agenttracer.store.keys import KeyStatus
 from agenttracer.store.records import WriteReport
 from agenttracer.store.run_state import Incoming
 from tests.support.events import full_run, new_run_id
+from tests.support.incoming import incoming as converted
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
 
 def incoming(events: list[dict[str, Any]]) -> list[Incoming]:
-    out = []
-    for i, raw in enumerate(events):
-        _result, item = convert_event(i, raw, NOW)
-        assert item is not None
-        out.append(item)
-    return out
+    return converted(events, NOW)
 
 
 @pytest.fixture

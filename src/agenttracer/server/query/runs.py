@@ -24,6 +24,11 @@ from agenttracer.server.wire import AgentList, ErrorOut, ProjectList, RunDetail,
 from agenttracer.store import agent_pages, cursors
 from agenttracer.store.cursor_seal import MAX_TOKEN_LEN
 
+# The cursor parameter of every paginated list: a sealed token handed out as next_cursor, passed back as is.
+PageCursor = Annotated[
+    str | None, Query(max_length=MAX_TOKEN_LEN, description="next_cursor from the previous page, unchanged.")
+]
+
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 # Steps per page of run detail: a page of typical steps is ~150 KB at the default, and the metadata
@@ -47,9 +52,7 @@ async def list_runs(
     request: Request,
     filters: Filters,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[
-        str | None, Query(max_length=MAX_TOKEN_LEN, description="next_cursor from the previous page, unchanged.")
-    ] = None,
+    cursor: PageCursor = None,
 ) -> Response:
     after = None
     if cursor is not None:
@@ -135,9 +138,7 @@ async def list_agents(
     request: Request,
     scope: Scope,
     limit: Annotated[int, Query(ge=1, le=MAX_AGENT_PAGE_SIZE, description="Page size.")] = DEFAULT_AGENT_PAGE_SIZE,
-    cursor: Annotated[
-        str | None, Query(max_length=MAX_TOKEN_LEN, description="next_cursor from the previous page, unchanged.")
-    ] = None,
+    cursor: PageCursor = None,
 ) -> Response:
     key = request.app.state.cursor_key
     after = None

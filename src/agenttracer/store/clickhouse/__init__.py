@@ -1,7 +1,9 @@
 """The ClickHouse store: a ClickHouse server (``clickhouse://``, via clickhouse-connect) or the same engine
 embedded in the process (``chdb:///dir``, via chdb), behind the same store interface as ``store/sql``.
 
-* ``connection.py`` — the one adapter over both drivers (same SQL, same Python values back);
+* ``connection.py`` — the one adapter over both drivers (same SQL, same Python values back): the
+  chdb session pool (``chdb_pool.py``), clickhouse-connect (``server.py``), the statement text and
+  parameters (``sqltext.py``), one decoder of answers (``decode.py``), error classes (``errors.py``);
 * ``schema/`` — the versioned migrations (``schema/migrations/v*.py``) and their runner;
 * ``write/`` — SDK batches, OTLP spans, the abandonment sweep and retention, without transactions;
 * ``read/`` — what the Query API reads;

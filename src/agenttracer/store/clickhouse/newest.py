@@ -23,6 +23,11 @@ from agenttracer.store.clickhouse.connection import Result, Settings
 
 Params = dict[str, Any]
 
+# A rollup unit — (project, agent_id, hour of the run's start) — as one string, unit-separated: of a run row,
+# and of a rollup row (whose ``hour`` is that hour).
+UNIT = "concat(project, char(31), agent_id, char(31), toString(toUnixTimestamp(toStartOfHour(started_at))))"
+STORED_UNIT = "concat(project, char(31), agent_id, char(31), toString(toUnixTimestamp(hour)))"
+
 
 class Queryable(Protocol):
     """What the reads need of a connection (``connection.Connection`` has it): one SELECT's rows."""
@@ -33,6 +38,9 @@ class Queryable(Protocol):
 def fetch(conn: Queryable, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
     """The rows of one SELECT."""
     return conn.query(sql, params, FINAL_SETTINGS).rows
+
+
+HOUR_US = 3_600_000_000  # an hour in the microseconds ``micros`` gives
 
 
 def micros(moment: datetime) -> int:

@@ -29,6 +29,7 @@ from agenttracer.store.clickhouse.connection import (
     connect,
 )
 from agenttracer.store.clickhouse.read.session import ClickHouseReader
+from agenttracer.store.clickhouse.readonly import ReadOnly
 from agenttracer.store.clickhouse.schema import migrate as migrations
 from agenttracer.store.clickhouse.transfer import ClickHouseTransfer
 from agenttracer.store.clickhouse.write import abandon, otlp_write, retention, writer
@@ -78,7 +79,11 @@ class ClickHouseStore:
     def __init__(self, url: str, options: OpenOptions | None = None) -> None:
         self.url = url
         self.options = options or OpenOptions()
-        self.conn: Connection = connect(url)
+        self.conn: Connection = self._connect()
+
+    def _connect(self) -> Connection:
+        conn = connect(self.url)
+        return ReadOnly(conn) if self.options.readonly else conn
 
     # -- schema -------------------------------------------------------------------------------------
 
@@ -112,7 +117,7 @@ class ClickHouseStore:
     def reader(self, should_stop: ShouldStop | None = None) -> Iterator[Reader]:
         if should_stop is not None and should_stop():
             raise Stopped()
-        conn = connect(self.url)
+        conn = self._connect()
         try:
             # ``connect``: the reader's cancel() sends KILL QUERY over a connection of its own.
             yield StoreReader(conn, statement_timeout_ms=self.options.statement_timeout_ms,
@@ -189,12 +194,13 @@ class ClickHouseStore:
         from agenttracer.store.clickhouse import rollup
 
         started = time.perf_counter()
-        if rebuild:  # every unit then looks stale and is recomputed
+        if rebuild:  # every unit and every day then looks stale and is recomputed
             self.conn.command("TRUNCATE TABLE IF EXISTS rollup_sources")
+            self.conn.command("TRUNCATE TABLE IF EXISTS rollup_days")
         now = now or datetime.now(timezone.utc)
-        units = rollup.refresh(self.conn, now=now, settle=settle or ROLLUP_SETTLE, max_units=None)
-        return RefreshResult(hours=units, days=0, rolled_until=now - (settle or ROLLUP_SETTLE), dirty_left=0,
-                             seconds=time.perf_counter() - started)  # fmt: skip
+        done = rollup.refresh(self.conn, now=now, settle=settle or ROLLUP_SETTLE)
+        return RefreshResult(hours=done.units, days=done.days, rolled_until=now - (settle or ROLLUP_SETTLE),
+                             dirty_left=0, seconds=time.perf_counter() - started)  # fmt: skip
 
     def start_workers(
         self,
@@ -206,8 +212,7 @@ class ClickHouseStore:
         run_timeout_s: int,
     ) -> Workers:
         workers = Workers()
-        if retention_days or retention.retention_days_by_project(self.conn, None):
-            workers.retention = RetentionWorker(self.conn, retention_days or None).start()
+        workers.retention = RetentionWorker(self.conn, retention_days or None).start()
         if run_timeout_s:
             workers.sweep = SweepWorker(self.conn, run_timeout_s).start()
         if rollup_interval_s:

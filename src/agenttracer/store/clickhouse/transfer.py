@@ -6,8 +6,13 @@ into its row (``failure_step_seq``, ``failure_message``, ``failure_recorded_at``
 '' where SQL has NULL, metadata is JSON text, and a run whose start is unknown has the epoch as
 ``started_at`` (the column cannot be NULL: it is in the sorting key).
 
-Reads are exact without ``FINAL``: the newest version of each run (``LIMIT 1 BY run_id``) and of each
-step (``LIMIT 1 BY run_id, seq``) is taken, tombstones dropped. Imported rows carry as version the
+Export walks the runs in the sorting key's order (project, agent_id, started_at, run_id), the order the
+rows are kept in: a page of runs is a range of the runs table, and their steps, sorted by (project,
+agent_id, hour, run_id, seq), sit in a few granules that the run_id bloom filter finds. (Pages in
+run_id order would scatter over every granule of both tables: each page a read of the whole table.)
+The position after a page — those four values — is the cursor. Reads are exact without ``FINAL``: the
+newest version of each run (``LIMIT 1 BY run_id``) and of each step (``LIMIT 1 BY run_id, seq``) is
+taken, tombstones dropped. Imported rows carry as version the
 run's ``updated_at`` in microseconds, so importing the same page again writes identical rows (which the
 insert deduplication tokens drop, and merges would fold anyway) and any later write by the store
 supersedes them. ClickHouse has no transactions: steps are inserted before their runs, so a page cut
@@ -20,7 +25,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -30,6 +35,7 @@ from agenttracer.store.clickhouse.connection import Connection
 from agenttracer.store.projects import ProjectInfo
 from agenttracer.store.transfer import (
     Access,
+    ExportedPage,
     FailureRecord,
     Imported,
     KeyRecord,
@@ -50,12 +56,33 @@ _RUN_COLUMNS = [*_RUN_FIELDS, *_FAILURE_COLUMNS, "version", "is_deleted"]
 _STEP_COLUMNS = ["project", *_IDENTITY, "run_id", *_STEP_FIELDS, "version", "is_deleted"]
 _KEY_COLUMNS = [f.name for f in fields(KeyRecord)]
 
+# Timestamps travel as integer microseconds: exact, and turned into datetimes far faster than their text.
+_RUN_TIMES = ("started_at", "ended_at", "ingested_at", "updated_at", "failure_recorded_at")
+_STEP_TIMES = ("started_at", "ended_at")
+
+
+def _select(columns: Sequence[str], times: Sequence[str]) -> str:
+    return ", ".join(f"toUnixTimestamp64Micro({c}) AS {c}_us" if c in times else c for c in columns)
+
+
 _NEWEST_RUNS = f"""
-SELECT {", ".join(_RUN_COLUMNS)} FROM runs WHERE run_id IN {{ids:Array(String)}}
+SELECT {_select(_RUN_COLUMNS, _RUN_TIMES)} FROM runs WHERE run_id IN {{ids:Array(String)}}
 ORDER BY run_id, version DESC LIMIT 1 BY run_id
 """
+# One page of positions in the sorting key's order (``optimize_read_in_order``: a range read of the
+# primary key, not a sort of the table).
+_POSITIONS = """
+SELECT project, agent_id, toUnixTimestamp64Micro(started_at), run_id FROM runs WHERE {where}
+ORDER BY project, agent_id, started_at, run_id LIMIT 1 BY project, agent_id, started_at, run_id LIMIT {{n:UInt32}}
+"""
+# After a position, spelt out column by column so that the primary key's index narrows the read.
+_AFTER = (
+    "(project > {p:String} OR (project = {p:String} AND (agent_id > {a:String} OR (agent_id = {a:String} AND"
+    " (started_at > {t:DateTime64(6, 'UTC')} OR (started_at = {t:DateTime64(6, 'UTC')}"
+    " AND run_id > {r:String}))))))"
+)
 _NEWEST_STEPS = f"""
-SELECT {", ".join(_STEP_COLUMNS)} FROM steps WHERE run_id IN {{ids:Array(String)}}
+SELECT {_select(_STEP_COLUMNS, _STEP_TIMES)} FROM steps WHERE run_id IN {{ids:Array(String)}}
 ORDER BY run_id, seq, version DESC LIMIT 1 BY run_id, seq
 """
 
@@ -66,31 +93,44 @@ class ClickHouseTransfer:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def export_runs(self, after: str | None, limit: int) -> list[StoredRun]:
-        position = after or ""
+    def export_runs(self, after: str | None, limit: int) -> ExportedPage:
+        position: tuple[Any, ...] | None = _decode_position(after)
         while True:
-            ids = [row[0] for row in self._conn.query(
-                "SELECT DISTINCT run_id FROM runs WHERE run_id > {after:String} ORDER BY run_id LIMIT {n:UInt32}",
-                {"after": position, "n": limit},
-            ).rows]
-            if not ids:
-                return []
-            found = self.runs_by_id(ids)
-            if found:  # a page of nothing but deleted runs: look further
-                return found
-            position = ids[-1]
+            params: dict[str, Any] = {"n": limit}
+            where = "1"
+            if position is not None:
+                where = _AFTER
+                params.update(zip(("p", "a", "t", "r"), position, strict=True))
+            walked = [(p, a, _at(t), r) for p, a, t, r in self._conn.query(_POSITIONS.format(where=where), params).rows]
+            if not walked:
+                return ExportedPage([], _encode_position(position))
+            position = walked[-1]
+            newest = self._newest_runs([row[3] for row in walked])
+            # A run whose identity or start arrived after its first row has older versions elsewhere in
+            # the order: it is taken where its newest version is, so once.
+            here = [newest[row[3]] for row in walked if row[3] in newest and _position(newest[row[3]]) == row]
+            if here:  # else a page of nothing but tombstones and superseded versions: look further
+                return ExportedPage(self._complete(here), _encode_position(position))
 
     def runs_by_id(self, run_ids: Sequence[str]) -> list[StoredRun]:
         if not run_ids:
             return []
-        ids = sorted(set(run_ids))
-        runs = [row for row in self._conn.query(_NEWEST_RUNS, {"ids": ids}).dicts() if not row["is_deleted"]]
+        newest = self._newest_runs(run_ids)
+        return self._complete([newest[run_id] for run_id in sorted(newest)])
+
+    def _newest_runs(self, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The newest version of each of ``run_ids`` that is stored and not deleted, by run_id."""
+        rows = self._conn.query(_NEWEST_RUNS, {"ids": sorted(set(run_ids))}).dicts()
+        return {row["run_id"]: _with_times(row, _RUN_TIMES) for row in rows if not row["is_deleted"]}
+
+    def _complete(self, runs: list[dict[str, Any]]) -> list[StoredRun]:
+        """The run rows ``runs`` (newest versions) as records, with their steps and failures, in that order."""
         if not runs:
             return []
         steps: dict[str, list[StepRecord]] = defaultdict(list)
-        for row in self._conn.query(_NEWEST_STEPS, {"ids": [r["run_id"] for r in runs]}).dicts():
+        for row in self._conn.query(_NEWEST_STEPS, {"ids": sorted(r["run_id"] for r in runs)}).dicts():
             if not row["is_deleted"]:
-                steps[row["run_id"]].append(_step_record(row))
+                steps[row["run_id"]].append(_step_record(_with_times(row, _STEP_TIMES)))
         return [StoredRun(_run_record(row), tuple(steps[row["run_id"]]), _failure_record(row)) for row in runs]
 
     def import_runs(self, page: Sequence[StoredRun]) -> Imported:
@@ -179,6 +219,35 @@ class ClickHouseTransfer:
             now = datetime.now(timezone.utc)
             rows = [[slug, None, now, _version(now), 0] for slug in missing]
             self._conn.insert("projects", ["slug", "retention_days", "created_at", "version", "is_deleted"], rows)
+
+
+def _at(microseconds: int | None) -> datetime | None:
+    return None if microseconds is None else UNIX_EPOCH + timedelta(microseconds=microseconds)
+
+
+def _with_times(row: dict[str, Any], times: Sequence[str]) -> dict[str, Any]:
+    for name in times:
+        row[name] = _at(row.pop(f"{name}_us"))
+    return row
+
+
+def _position(row: dict[str, Any]) -> tuple[Any, ...]:
+    return row["project"], row["agent_id"], row["started_at"], row["run_id"]
+
+
+def _encode_position(position: Sequence[Any] | None) -> str | None:
+    """A position in the sorting key as the opaque text a checkpoint keeps."""
+    if position is None:
+        return None
+    project, agent_id, started_at, run_id = position
+    return orjson.dumps([project, agent_id, started_at.isoformat(), run_id]).decode()
+
+
+def _decode_position(text: str | None) -> tuple[str, str, datetime, str] | None:
+    if text is None:
+        return None
+    project, agent_id, started_at, run_id = orjson.loads(text)
+    return project, agent_id, datetime.fromisoformat(started_at), run_id
 
 
 def _version(ts: datetime) -> int:

@@ -306,8 +306,7 @@ class SqlStore:
             workers.closers.append(own.dispose)
             return own
 
-        if retention_days:
-            workers.retention = retention.start_retention(engine(), retention_days)
+        workers.retention = retention.start_retention(engine(), retention_days)
         workers.rollup = live.start_rollup(engine(), rollup_interval_s, rollup_settle_s, rollup_live_interval_s)
         if run_timeout_s:
             workers.sweep = abandon.start_sweep(engine(), run_timeout_s)

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, fields
 from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from agenttracer.store.sql.rollup.marks import mark_dirty
 from agenttracer.store.sql.schema.tables import api_key_projects, api_keys, failures, projects, runs, steps
 from agenttracer.store.transfer import (
     Access,
+    ExportedPage,
     FailureRecord,
     Imported,
     KeyRecord,
@@ -40,6 +42,10 @@ _RUN_COLUMNS = [runs.c[f.name] for f in fields(RunRecord)]
 _STEP_COLUMNS = [steps.c[f.name] for f in fields(StepRecord)]
 _FAILURE_COLUMNS = [failures.c[f.name] for f in fields(FailureRecord)]
 _KEY_COLUMNS = [api_keys.c[f.name] for f in fields(KeyRecord) if f.name != "projects"]
+_RUN_NAMES = tuple(f.name for f in fields(RunRecord))
+_STEP_NAMES = tuple(f.name for f in fields(StepRecord))
+_FAILURE_NAMES = tuple(f.name for f in fields(FailureRecord))
+_RUN_VALUES, _STEP_VALUES, _FAILURE_VALUES = (attrgetter(*n) for n in (_RUN_NAMES, _STEP_NAMES, _FAILURE_NAMES))
 
 
 class SqlTransfer:
@@ -48,12 +54,13 @@ class SqlTransfer:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
 
-    def export_runs(self, after: str | None, limit: int) -> list[StoredRun]:
+    def export_runs(self, after: str | None, limit: int) -> ExportedPage:
         query = sa.select(*_RUN_COLUMNS).order_by(runs.c.run_id).limit(limit)
         if after is not None:
             query = query.where(runs.c.run_id > after)
         with self._engine.connect() as conn:
-            return _complete(conn, [RunRecord(*row) for row in conn.execute(query)])
+            found = _complete(conn, [RunRecord(*row) for row in conn.execute(query)])
+        return ExportedPage(found, found[-1].run.run_id if found else after)
 
     def runs_by_id(self, run_ids: Sequence[str]) -> list[StoredRun]:
         if not run_ids:
@@ -79,15 +86,14 @@ class SqlTransfer:
             if not new:
                 return result
             _ensure_projects(conn, {item.run.project for item in new})
-            conn.execute(runs.insert(), [asdict(item.run) for item in new])
-            step_rows = [{"run_id": item.run.run_id, **asdict(s)} for item in new for s in item.steps]
-            if step_rows:
-                conn.execute(steps.insert(), step_rows)
-            failure_rows = [
-                {"run_id": item.run.run_id, **asdict(item.failure)} for item in new if item.failure is not None
-            ]
-            if failure_rows:
-                conn.execute(failures.insert(), failure_rows)
+            # Rows as tuples in column order (the records are flat: no deep copy as ``asdict`` makes).
+            run_rows = [_RUN_VALUES(item.run) for item in new]
+            step_rows = [(item.run.run_id, *_STEP_VALUES(s)) for item in new for s in item.steps]
+            failure_rows = [(item.run.run_id, *_FAILURE_VALUES(item.failure))
+                            for item in new if item.failure is not None]
+            _bulk_insert(conn, runs, _RUN_NAMES, run_rows)
+            _bulk_insert(conn, steps, ("run_id", *_STEP_NAMES), step_rows)
+            _bulk_insert(conn, failures, ("run_id", *_FAILURE_NAMES), failure_rows)
             mark_dirty(conn, [item.run.started_at for item in new if item.run.started_at is not None])
             result.runs, result.steps = len(new), len(step_rows)
         return result
@@ -158,6 +164,25 @@ def _complete(conn: sa.Connection, found: list[RunRecord]) -> list[StoredRun]:
     for run_id, *values in conn.execute(failure_query):
         failure_of[run_id] = FailureRecord(*values)
     return [StoredRun(run, tuple(by_run.get(run.run_id, ())), failure_of.get(run.run_id)) for run in found]
+
+
+def _bulk_insert(conn: sa.Connection, table: sa.Table, names: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (values in the order of ``names``) in the page's transaction: PostgreSQL by COPY,
+    SQLite by executemany. COPY takes the values as they are, so the JSON columns are wrapped as such."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in rows])
+        return
+    from psycopg.types.json import Jsonb
+
+    json_at = {i for i, name in enumerate(names) if isinstance(table.c[name].type, sa.JSON)}
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            if json_at:
+                row = tuple(Jsonb(v) if i in json_at else v for i, v in enumerate(row))
+            copy.write_row(row)
 
 
 def _ensure_projects(conn: sa.Connection, slugs: Iterable[str]) -> None:

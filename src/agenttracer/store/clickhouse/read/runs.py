@@ -10,6 +10,8 @@ import json
 from typing import Any
 
 from agenttracer.model import UNIX_EPOCH
+from agenttracer.store.agent_pages import assemble_agents
+from agenttracer.store.clickhouse import run_keys
 from agenttracer.store.clickhouse.newest import (
     Params,
     Queryable,
@@ -24,10 +26,9 @@ from agenttracer.store.clickhouse.newest import (
     us,
     where,
 )
-from agenttracer.store.clickhouse.read.filters import matching_runs
+from agenttracer.store.clickhouse.read.newest_runs import newest_first
 from agenttracer.store.cursors import Cursor
 from agenttracer.store.filters import RunFilters
-from agenttracer.store.sql.read.runs import assemble_agents
 
 # The columns of a run in an answer (store/sql/read/runs.py RUN_DETAIL_COLUMNS), as selected here.
 RUN_COLUMNS = ("run_id", "project", "agent_id", "agent_version", "environment", "status", "started_at",
@@ -63,15 +64,18 @@ def list_runs(
     client: Queryable, filters: RunFilters, *, limit: int, cursor: Cursor | None = None
 ) -> tuple[list[dict[str, Any]], Cursor | None]:
     """Up to ``limit`` runs matching ``filters``, newest first, after ``cursor``; plus the next cursor."""
-    params: Params = {"limit": limit + 1}
-    keyset = []
+    params: Params = {}
+    keyset: list[str] = []
+    before: list[str] = []
     if cursor is not None:
         # A run whose start is not known is stored at the epoch (the sorting key has no NULL): last, by id.
         params["cur_t"] = micros(cursor.started_at or UNIX_EPOCH)
         params["cur_r"] = cursor.run_id
-        keyset.append(f"(started_at, run_id) < ({at('cur_t')}, {{cur_r:String}})")
-    rows = fetch(client, f"SELECT {_select(RUN_COLUMNS)} FROM {matching_runs(filters, RUN_COLUMNS, params, keyset)} "
-                 "ORDER BY started_at DESC, run_id DESC LIMIT {limit:UInt64}", params)
+        # The plain bound is what the primary key's analysis can use; the tuple one is the keyset.
+        before = [f"started_at <= {at('cur_t')}"]
+        keyset += [*before, f"(started_at, run_id) < ({at('cur_t')}, {{cur_r:String}})"]
+    rows = newest_first(client, filters, _select(RUN_COLUMNS), RUN_COLUMNS, params, limit + 1, keyset=keyset,
+                        before=before, latest=params.get("cur_t"))
     items = [_run(row) for row in rows]
     if len(items) <= limit:
         return items, None
@@ -83,9 +87,9 @@ def runs_with_prefix(client: Queryable, prefix: str, limit: int,
                      projects: tuple[str, ...] | None = None) -> list[str]:
     """Up to ``limit`` run ids of ``projects`` beginning with ``prefix`` (stored form), in id order."""
     params: Params = {"prefix": prefix, "limit": limit}
-    scope = where([*in_projects(projects, params), "startsWith(run_id, {prefix:String})"])
+    scope = [*in_projects(projects, params), "startsWith(run_id, {prefix:String})", run_keys.PREFIX_KEYS]
     rows = fetch(client,
-        f"SELECT run_id FROM {latest_runs(['run_id'], [scope])} ORDER BY run_id LIMIT {{limit:UInt64}}", params)
+        f"SELECT run_id FROM {latest_runs(['run_id'], scope)} ORDER BY run_id LIMIT {{limit:UInt64}}", params)
     return [row[0] for row in rows]
 
 
@@ -102,9 +106,9 @@ def get_run(
     ``next_steps_after`` the seq to pass back for the following page, None after the last one."""
     params: Params = {"run_id": run_id, "after": steps_after, "limit": steps_limit + 1}
     scope = [*in_projects(projects, params), "run_id = {run_id:String}"]
-    found = fetch(client,
-        f"SELECT {_select(RUN_COLUMNS + _FAILURE_COLUMNS)} FROM {latest_runs(RUN_COLUMNS + _FAILURE_COLUMNS, scope)}",
-        params)
+    columns = RUN_COLUMNS + _FAILURE_COLUMNS
+    found = fetch(client, f"SELECT {_select(columns)} FROM {latest_runs(columns, [*scope, run_keys.RUN_KEYS])}",
+                  params)
     if not found:
         return None
     row = found[0]
@@ -114,13 +118,14 @@ def get_run(
     if failure_type is not None:
         failure = {"failure_type": failure_type, "failure_code": failure_code or "", "step_seq": step_seq,
                    "message": message, "recorded_at": from_micros(recorded)}
-    # The steps' sorting key starts (project, agent_id, hour): naming the run's project, agent (or '' for
-    # steps stored before its start arrived) and start (no step starts before its run) reads only the
-    # granules of that agent's hours from the run's start on, instead of probing every part's run_id index.
+    # The steps' keys; and, which narrows the read while those are not known yet, the run's project, agent
+    # (or '' for steps stored before its start arrived) and start (no step starts before its run): the
+    # steps' sorting key starts (project, agent_id, hour).
     params.update(project=run["project"], agent=row[RUN_COLUMNS.index("agent_id")] or "",
                   start=micros(run["started_at"] or UNIX_EPOCH))
-    steps = latest_steps(STEP_COLUMNS, [*scope, "project = {project:String}", "agent_id IN ({agent:String}, '')",
-                                        f"started_at >= {at('start')}"])
+    scope += [run_keys.STEP_KEYS, "project = {project:String}", "agent_id IN ({agent:String}, '')",
+              f"started_at >= {at('start')}"]
+    steps = latest_steps(STEP_COLUMNS, scope)
     # A run's steps are all SDK steps or all OTLP spans (one writer per run: runs.source).
     if run["source"] == "otlp":
         order = "started_at, seq"

@@ -1,6 +1,6 @@
 """``GET /v1/stats`` on ClickHouse: the SQL store's ``RunStats``, from the newest versions of the runs.
 
-The definitions are ``store/sql/read/stats.py``'s (and its ``_assemble`` builds the answer): counts by
+The definitions are ``store/sql/read/stats.py``'s (and ``store/stats_assembly.py`` builds the answer): counts by
 status, rates over finished runs, failures by type and code, retries, the per-step breakdown with self
 time (``steps.py``) and the timeline. Whole clean hours come from the rollups when they answer
 (``store/clickhouse/read/rollup.py``); this module reads the raw rows, where ClickHouse computes the
@@ -19,16 +19,8 @@ from agenttracer.store.clickhouse.read import stats_rollup
 from agenttracer.store.clickhouse.read.filters import matching_runs
 from agenttracer.store.clickhouse.read.steps import QUANTILES_SQL, newest_sample, percentiles, step_breakdown
 from agenttracer.store.filters import RunFilters
-from agenttracer.store.results import Percentiles
-from agenttracer.store.sql.read.stats import (
-    _BUCKET_FIELDS,
-    BucketKey,
-    FailureCount,
-    RunStats,
-    _assemble,
-    _Parts,
-    choose_bucket,
-)
+from agenttracer.store.results import FailureCount, Percentiles, RunStats
+from agenttracer.store.stats_assembly import BUCKET_FIELDS, BucketKey, StatsParts, assemble_stats, choose_bucket
 
 # What the stats read of a run's newest version.
 STATS_COLUMNS = ("run_id", "status", "started_at", "ended_at", "duration_ms", "step_count", "retry_count",
@@ -55,19 +47,19 @@ def run_stats(client: Queryable, filters: RunFilters, now: datetime | None = Non
     parts = stats_rollup.collect(client, filters, start, end, unit) if start is not None else None
     if parts is None:
         parts = _exact(client, matching, params, unit, filters.projects)
-    return _assemble(parts, unit, start, end, filters, now)
+    return assemble_stats(parts, unit, start, end, filters, now)
 
 
 def _exact(client: Queryable, matching: str, params: Params, unit: str,
-           projects: tuple[str, ...] | None) -> _Parts:
+           projects: tuple[str, ...] | None) -> StatsParts:
     buckets, bucket_latency, run_latency = _bucket_rows(client, matching, params, unit)
-    totals = [sum(row[i] for row in buckets.values()) for i in range(len(_BUCKET_FIELDS))]
-    summary = dict(zip(_BUCKET_FIELDS, totals, strict=True))
+    totals = [sum(row[i] for row in buckets.values()) for i in range(len(BUCKET_FIELDS))]
+    summary = dict(zip(BUCKET_FIELDS, totals, strict=True))
     total = int(summary["total"])
     failures = fetch(client,
         f"SELECT failure_type, failure_code, count() FROM {matching} AND failure_type IS NOT NULL "
         "GROUP BY failure_type, failure_code", params)
-    return _Parts(
+    return StatsParts(
         total=total,
         counts={s.value: int(summary[s.value]) for s in RunStatus},
         steps=int(summary["steps"]),

@@ -6,7 +6,7 @@ on the SQL store — with their newest versions. Counts, sums and exact percenti
 (``quantilesExactInclusive``, which is ``percentile_cont``) are computed by ClickHouse in one
 statement for both groupings; self time needs every step interval of a run at once, so the intervals
 of the finished runs come to Python and go through the one definition
-(``store/sql/rollup/selftime.self_times``).
+(``store/self_time.self_times``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from agenttracer.store.results import (
     StepGroupStats,
     untraced,
 )
-from agenttracer.store.sql.read.steps import _top_failing
-from agenttracer.store.sql.rollup.selftime import self_times
+from agenttracer.store.self_time import self_times
+from agenttracer.store.stats_assembly import top_failing
 from agenttracer.store.stats_math import ratio
 
 QUANTILES_SQL = "quantilesExactInclusive(0.5, 0.95, 0.99)"
@@ -72,6 +72,14 @@ def step_breakdown(client: Queryable, sample: list[SampleRow], projects: tuple[s
         f"{QUANTILES_SQL}(latency_ms) FROM {steps_from} "
         "GROUP BY GROUPING SETS ((step_type, name), (step_type))", ids)
     self_ms = _self_time_sums(client, steps_from, ids, runs)
+    return assemble(rows, self_ms, run_time, sample_runs=min(total_runs, STEP_SAMPLE_RUNS), sampled=sampled)
+
+
+def assemble(rows: list[tuple[Any, ...]], self_ms: dict[tuple[str, str], float], run_time: float, *,
+             sample_runs: int, sampled: bool) -> StepBreakdown:
+    """The breakdown from grouped step rows — step_type, name, grouping(name), count, errors, retries,
+    summed latency, summed retry latency, the three latency quantiles — over both groupings (per (type,
+    name) and per type), and the self time summed by (type, name)."""
     agg = sorted(tuple(r[:2]) + tuple(r[3:8]) for r in rows if not r[2])
     name_pcts = {(r[0], r[1]): percentiles(r[8], r[3]) for r in rows if not r[2]}
     type_pcts = {r[0]: percentiles(r[8], r[3]) for r in rows if r[2]}
@@ -79,6 +87,8 @@ def step_breakdown(client: Queryable, sample: list[SampleRow], projects: tuple[s
     names: list[StepGroupStats] = []
     retry_time = step_time = 0.0
     for step_type, name, count, errors, retries, latency, retry_latency in agg:
+        if not count:
+            continue
         own = self_ms.get((step_type, name), 0.0)
         acc = type_acc.setdefault(step_type, [0, 0, 0, 0.0, 0.0])
         for i, value in enumerate((count, errors, retries, latency, own)):
@@ -102,8 +112,8 @@ def step_breakdown(client: Queryable, sample: list[SampleRow], projects: tuple[s
     names.sort(key=lambda s: (-s.total_latency_ms, s.step_type, s.name or ""))
     return StepBreakdown(
         types=types, names=names[:STEP_NAME_LIMIT], names_truncated=len(names) > STEP_NAME_LIMIT,
-        top_failing=_top_failing(names), retry_time_ms=retry_time, step_time_ms=step_time,
-        sample_runs=min(total_runs, STEP_SAMPLE_RUNS), sampled=sampled, run_time_ms=run_time,
+        top_failing=top_failing(names), retry_time_ms=retry_time, step_time_ms=step_time,
+        sample_runs=sample_runs, sampled=sampled, run_time_ms=run_time,
         untraced_ms=untraced(run_time, [t.self_time_ms for t in types]),
     )
 

@@ -89,10 +89,12 @@ def sweep(
 
 
 def close_batch(conn: Connection, run_ids: list[str], cutoff: datetime, now: datetime) -> list[Closed]:
-    """Close those of ``run_ids`` that are still running and quiet (read again now); return them."""
+    """Close those of ``run_ids`` that are still running and quiet (read again now); return them in the
+    order of ``run_ids`` (the quietest first, as the candidates were chosen)."""
+    found = newest_runs(conn, run_ids)
     quiet = [
         row
-        for row in newest_runs(conn, run_ids).values()
+        for row in (found[run_id] for run_id in run_ids if run_id in found)
         if row["status"] == RunStatus.RUNNING.value and row["updated_at"] < cutoff
     ]
     if not quiet:

@@ -11,6 +11,13 @@ deleted project — goes by lightweight ``DELETE`` (rows are masked at once and 
 Steps go before their runs, so an interruption never leaves steps whose run is gone. A step never
 starts before its run (the writer keeps a run's start the earliest event), so a step partition whose
 newest step is older than the cut-off holds only steps of runs older than the cut-off.
+
+The steps, and then their keys (``step_keys``), go by the runs found in ``run_keys`` (schema v0006), not
+in ``runs``: ``run_keys`` is not partitioned, so it still holds the runs whose partition was just dropped,
+whose steps may lie in a newer month's partition that stays. A run has a key older than the cut-off
+exactly when its start is (a run's start only moves earlier). The runs' keys go last. An interruption
+leaves at most keys of rows already gone, where readers find nothing, and the next prune finishes the
+work: it goes on while old runs have keys, even when their run rows are gone.
 """
 
 from __future__ import annotations
@@ -33,8 +40,11 @@ def _scope(project: str | None) -> tuple[str, dict[str, Any]]:
     return "project = {project:String}", {"project": project}
 
 
-def _count(conn: Connection, run_where: str, params: dict[str, Any]) -> tuple[int, int, int]:
-    """Runs, steps and failures (newest versions, tombstones left out) of the runs matching ``run_where``."""
+def _count(conn: Connection, run_where: str, params: dict[str, Any]) -> tuple[int, int, int, int]:
+    """Runs, steps and failures (newest versions, tombstones left out) of the runs matching ``run_where``,
+    and how many of those runs still have keys (``run_keys``). The steps are found by the keys: a prune
+    interrupted after it dropped old partitions left the runs' keys and the steps they have in a newer
+    month, with no run row."""
     runs = conn.query(
         "SELECT count(), countIf(failure_type IS NOT NULL) FROM ("
         f" SELECT failure_type, is_deleted FROM runs WHERE {run_where} ORDER BY version DESC LIMIT 1 BY run_id"
@@ -44,12 +54,13 @@ def _count(conn: Connection, run_where: str, params: dict[str, Any]) -> tuple[in
     steps = conn.query(
         "SELECT count() FROM ("
         " SELECT is_deleted FROM steps"
-        f" WHERE run_id IN (SELECT run_id FROM runs WHERE {run_where}) AND {_scope_of_steps(params)}"
+        f" WHERE run_id IN (SELECT run_id FROM run_keys WHERE {run_where}) AND {_scope_of_steps(params)}"
         " ORDER BY version DESC LIMIT 1 BY run_id, seq"
         ") WHERE is_deleted = 0",
         params,
     ).rows[0]
-    return int(runs[0]), int(steps[0]), int(runs[1])
+    keyed = conn.query(f"SELECT uniqExact(run_id) FROM run_keys WHERE {run_where}", params).rows[0]
+    return int(runs[0]), int(steps[0]), int(runs[1]), int(keyed[0])
 
 
 def _scope_of_steps(params: dict[str, Any]) -> str:
@@ -72,17 +83,20 @@ def prune(
     scope, params = _scope(project)
     params["cutoff"] = cutoff
     old = f"{scope} AND started_at < {{cutoff:DateTime64(6, 'UTC')}}"
-    n_runs, n_steps, n_failures = _count(conn, old, params)
-    if dry_run or should_stop() or not n_runs:
+    n_runs, n_steps, n_failures, n_keyed = _count(conn, old, params)
+    if dry_run or should_stop() or not (n_runs or n_keyed):
         return PruneResult(cutoff, n_runs, n_steps, n_failures, 0, dry_run=dry_run)
     if project is None:
         _drop_old_partitions(conn, cutoff)
-    conn.command(
-        f"DELETE FROM steps WHERE {_scope_of_steps(params)} AND run_id IN (SELECT run_id FROM runs WHERE {old})",
-        params,
-        _SYNC,
-    )
-    conn.command(f"DELETE FROM runs WHERE {old}", params, _SYNC)
+    for table in ("steps", "step_keys"):
+        conn.command(
+            f"DELETE FROM {table} WHERE {_scope_of_steps(params)} "
+            f"AND run_id IN (SELECT run_id FROM run_keys WHERE {old})",
+            params,
+            _SYNC,
+        )
+    for table in ("runs", "run_keys"):
+        conn.command(f"DELETE FROM {table} WHERE {old}", params, _SYNC)
     return PruneResult(cutoff, n_runs, n_steps, n_failures, 1, dry_run=False)
 
 
@@ -112,9 +126,9 @@ def delete_project(conn: Connection, slug: str) -> Deleted | None:
     if not list_projects(conn, frozenset({slug})):
         return None
     params = {"project": slug}
-    n_runs, n_steps, n_failures = _count(conn, "project = {project:String}", params)
-    conn.command("DELETE FROM steps WHERE project = {project:String}", params, _SYNC)
-    conn.command("DELETE FROM runs WHERE project = {project:String}", params, _SYNC)
+    n_runs, n_steps, n_failures, _ = _count(conn, "project = {project:String}", params)
+    for table in ("steps", "step_keys", "runs", "run_keys"):
+        conn.command(f"DELETE FROM {table} WHERE project = {{project:String}}", params, _SYNC)
     revoked = unbind_project(conn, slug)
     forget_project(conn, slug)
     return Deleted(n_runs, n_steps, n_failures, revoked)

@@ -10,15 +10,10 @@ from datetime import datetime, timedelta, timezone
 
 from agenttracer.store.clickhouse.connection import Connection
 from agenttracer.store.clickhouse.write import abandon, retention
-from agenttracer.store.records import Closed, PruneResult, RefreshResult, SweepResult
-from agenttracer.store.sql.periodic import PeriodicWorker
+from agenttracer.store.periodic import PeriodicWorker
+from agenttracer.store.records import Closed, PruneResult, RefreshResult, SweepResult, sweep_interval
 
 RETENTION_INTERVAL_S = 3600.0
-
-
-def sweep_interval(timeout_s: float) -> float:
-    """Seconds between sweeps: a tenth of the timeout, within [1, 60] (as on the SQL store)."""
-    return min(60.0, max(1.0, timeout_s / 10.0))
 
 
 class SweepWorker(PeriodicWorker[SweepResult]):

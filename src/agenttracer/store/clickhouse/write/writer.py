@@ -6,11 +6,14 @@ rules are the same pure code (``run_state``), replays are stored once, events ma
 a run belongs to one project and one source. How, with no transaction and no row lock:
 
 1. read the newest stored version of every touched run (``LIMIT 1 BY run_id``), in any project, and
-   the stored steps of those runs (``LIMIT 1 BY run_id, seq``);
+   the stored steps of those runs (``LIMIT 1 BY run_id, seq``); the project's row only when none of
+   those runs is stored in it (``ensure_project``);
 2. decide every event in Python against that state (``run_state``), exactly as the SQL writer does;
 3. insert the new step rows, then ONE new version of each changed run (counters recomputed from the
    stored plus the new steps), each insert synchronous and with its own deduplication token: when
    ``write_batch`` returns, everything it accepted is stored (a kill -9 afterwards loses nothing).
+   Batches writing at the same moment share those inserts (``commit.py``: group commit; a batch
+   announces itself there before it reads, so a round waits briefly for the batches still reading).
 
 Steps go in before their run's new version, so a write interrupted between the two leaves the run
 row behind its steps, never ahead: the client, which got no answer, sends the batch again; its steps
@@ -30,7 +33,6 @@ steps are re-inserted under the agent (schema/migrations/v0001_base.py says how 
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -40,11 +42,10 @@ from typing import Any
 from agenttracer.model import DEFAULT_PROJECT
 from agenttracer.store.clickhouse.connection import Connection
 from agenttracer.store.clickhouse.projects import ensure_project
+from agenttracer.store.clickhouse.write import commit
 from agenttracer.store.clickhouse.write.rows import (
     STEP_COLUMNS,
     failure_of,
-    insert_runs,
-    insert_steps,
     newest_runs,
     next_version,
     run_tombstone,
@@ -200,8 +201,8 @@ def write_batch(
         return []
     now = now or datetime.now(timezone.utc)
     plan = _Plan(events)
-    with run_locks(plan.run_ids):
-        outcomes, accepted, stored, states, foreign = _write(conn, plan, now, project)
+    with run_locks(plan.run_ids), commit.coming(conn) as ticket:
+        outcomes, accepted, stored, states, foreign = _write(conn, plan, now, project, ticket)
     if report is not None:
         report.identities = {
             run_id: (s.row["agent_id"], s.row["agent_version"], s.row["environment"]) for run_id, s in states.items()
@@ -218,9 +219,10 @@ def write_batch(
 _Decided = tuple[list[Outcome], list[int], list[int], dict[str, RunState], dict[str, str]]
 
 
-def _write(conn: Connection, plan: _Plan, now: datetime, project: str) -> _Decided:
-    ensure_project(conn, project, now)
+def _write(conn: Connection, plan: _Plan, now: datetime, project: str, ticket: commit.Ticket) -> _Decided:
     states, created = _load(conn, plan, now, project)
+    ensure_project(conn, project, now,
+                   has_runs=any(s.row["project"] == project for r, s in states.items() if r not in created))
     foreign = {
         run_id: FOREIGN_RUN_RULE if s.row["project"] != project else other_source_rule(SOURCE_SDK)
         for run_id, s in states.items()
@@ -246,7 +248,9 @@ def _write(conn: Connection, plan: _Plan, now: datetime, project: str) -> _Decid
     accepted: list[int] = []
     duplicates: list[int] = []
     step_rows: list[tuple[Any, ...]] = []
-    stored = _stored_steps(conn, project, [s for r, s in states.items() if r in plan.steps and r not in created])
+    # A run with no stored row is read too: a write cut short between its two inserts leaves its steps
+    # without it, and the client's retry must find them as duplicates.
+    stored = _stored_steps(conn, project, [s for r, s in states.items() if r in plan.steps], plan.step_time)
     version = next_version()
     for run_id, run_steps in plan.steps.items():
         if run_id not in states:
@@ -263,9 +267,7 @@ def _write(conn: Connection, plan: _Plan, now: datetime, project: str) -> _Decid
             step_rows.append(step_values(project, identity, values, version))
             state.new_steps = True
     step_rows += _rekeyed_steps(conn, project, states, created)
-    if step_rows:
-        insert_steps(conn, step_rows, uuid.uuid4().hex)
-    _write_runs(conn, states, stored, now)
+    commit.insert(conn, step_rows, _run_rows(states, stored, now), ticket)
     return outcomes, accepted, duplicates, states, foreign
 
 
@@ -303,11 +305,14 @@ def _placeholder(run_id: str, project: str, now: datetime) -> dict[str, Any]:
 StoredSteps = dict[str, dict[int, tuple[str, int]]]
 
 
-def _stored_steps(conn: Connection, project: str, states: list[RunState]) -> StoredSteps:
-    """run_id -> seq -> (status, attempt) of the steps stored for these (already stored) runs."""
+def _stored_steps(
+    conn: Connection, project: str, states: list[RunState], step_time: dict[str, datetime]
+) -> StoredSteps:
+    """run_id -> seq -> (status, attempt) of the steps stored for these runs, searched from the earliest
+    of their starts and of the batch's steps (``step_time``: a run with no stored row has no start)."""
     if not states:
         return {}
-    since = min(s.row["started_at"] for s in states)
+    since = min(t for s in states for t in (s.row["started_at"], step_time.get(s.row["run_id"])) if t is not None)
     result = conn.query(
         "SELECT run_id, seq, status, attempt, is_deleted FROM steps"
         " WHERE project = {project:String} AND run_id IN {ids:Array(String)} AND started_at >= {since:DateTime64(6)}"
@@ -348,7 +353,7 @@ def _rekeyed_steps(
     return rows
 
 
-def _write_runs(conn: Connection, states: dict[str, RunState], steps: StoredSteps, now: datetime) -> None:
+def _run_rows(states: dict[str, RunState], steps: StoredSteps, now: datetime) -> list[tuple[Any, ...]]:
     """One new version of every run the batch changed (and a tombstone where its key moved)."""
     rows: list[tuple[Any, ...]] = []
     tombstone, version = next_version(), next_version()
@@ -369,8 +374,7 @@ def _write_runs(conn: Connection, states: dict[str, RunState], steps: StoredStep
         if old is not None:
             rows.append(old)
         rows.append(run_values(row, version, now))
-    if rows:
-        insert_runs(conn, rows, uuid.uuid4().hex)
+    return rows
 
 
 def _counters(steps: dict[int, tuple[str, int]] | None) -> tuple[int, int, int]:

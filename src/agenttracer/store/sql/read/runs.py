@@ -13,18 +13,16 @@ paging at that moment may then meet that one run twice or not at all. Every othe
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.model import UNIX_EPOCH
+from agenttracer.store.agent_pages import assemble_agents
 from agenttracer.store.cursors import Cursor
 from agenttracer.store.filters import RunFilters
 from agenttracer.store.sql.dialect import is_postgres
 from agenttracer.store.sql.read import stats_rollup
 from agenttracer.store.sql.read.filters import in_projects, run_conditions
-from agenttracer.store.sql.rollup.aggregates import later_of
 from agenttracer.store.sql.schema.tables import failures, runs, steps
 
 # The columns a run, a step and a failure carry in an answer: all of them in table order, but the
@@ -185,50 +183,6 @@ def list_agents(conn: sa.Connection, projects: tuple[str, ...] | None = None) ->
     return assemble_agents(rows)
 
 
-def assemble_agents(rows: Any) -> list[dict[str, Any]]:
-    """The agents list from rows of (agent_id, agent_version, environment, runs, last start), one per
-    identity: each agent with its versions and environments, newest first. Shared by every store."""
-    agents: dict[str, dict[str, Any]] = {}
-    for agent_id, version, environment, count, last_seen in rows:
-        # max() over a UTCDateTime column loses the type on SQLite; normalise both backends to aware UTC.
-        last_seen = _as_utc(last_seen)
-        agent = agents.setdefault(
-            agent_id, {"agent_id": agent_id, "run_count": 0, "last_seen": None, "versions": {}, "environments": {}}
-        )
-        agent["run_count"] += count
-        agent["last_seen"] = later_of(agent["last_seen"], last_seen)
-        for key, value in (("versions", version), ("environments", environment)):
-            if value is None:
-                continue
-            field = "agent_version" if key == "versions" else "environment"
-            entry = agent[key].setdefault(value, {field: value, "run_count": 0, "last_seen": None})
-            entry["run_count"] += count
-            entry["last_seen"] = later_of(entry["last_seen"], last_seen)
-    out = []
-    for agent in agents.values():
-        agent["versions"] = _newest_first(agent["versions"].values(), "agent_version")
-        agent["environments"] = _newest_first(agent["environments"].values(), "environment")
-        out.append(agent)
-    return _newest_first(out, "agent_id")
-
-
 def ping(conn: sa.Connection) -> None:
     """Raise if the database cannot answer a trivial query through this connection."""
     conn.execute(sa.select(sa.func.count()).select_from(sa.select(runs.c.run_id).limit(1).subquery()))
-
-
-def _as_utc(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-
-
-def _newest_first(entries: Any, name_key: str) -> list[dict[str, Any]]:
-    # Newest last_seen first; ties (and undated entries) by name, so the order is deterministic.
-    ordered = sorted(entries, key=lambda e: e[name_key])
-    return sorted(ordered, key=lambda e: e["last_seen"] or UNIX_EPOCH, reverse=True)

@@ -10,18 +10,15 @@ rows per group come back.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from agenttracer.store.compare_assembly import SHAPE_SEPARATOR
 from agenttracer.store.results import Percentiles
 from agenttracer.store.sql.dialect import is_postgres
-from agenttracer.store.stats_math import QUANTILES, RankSums, interpolate, quantile_positions
-
-Key = tuple[Any, ...]
-SHAPE_SEPARATOR = ">"
+from agenttracer.store.stats_math import QUANTILES, Key, interpolate, quantile_positions
 
 
 def _keys(src: sa.Subquery) -> list[sa.ColumnElement[Any]]:
@@ -192,14 +189,6 @@ def ranked(src: sa.Subquery) -> sa.Subquery:
 def rank_sum_parts(rk: sa.Subquery) -> list[sa.ColumnElement[Any]]:
     """Aggregates over rows of ``ranked``: how many values, the sum of their ranks, the tie term."""
     return [sa.func.count(rk.c.r), sa.func.sum(rk.c.r), sa.func.sum(rk.c.tt)]
-
-
-def combine_rank_sums(base: Sequence[Any] | None, candidate: Sequence[Any] | None) -> RankSums:
-    """RankSums from the ``rank_sum_parts`` of the base (``grp`` 0) and candidate rows of one key group."""
-    n_a, sum_a, tt_a = base or (0, None, None)
-    n_b, _, tt_b = candidate or (0, None, None)
-    # Ranks are halves and tie terms integers: every sum is exact in a double, in any order.
-    return RankSums(int(n_a), int(n_b), float(sum_a or 0.0), float(tt_a or 0.0) + float(tt_b or 0.0))
 
 
 def run_shapes_select(conn: sa.Connection, steps_src: sa.Subquery) -> sa.Select[Any]:

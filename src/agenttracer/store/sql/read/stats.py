@@ -21,8 +21,7 @@ breakdown reads ``steps``, joined to the filtered runs through the primary key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,12 +31,7 @@ from agenttracer.store.filters import RunFilters
 from agenttracer.store.results import (
     FailureCount,
     Percentiles,
-    RetryStats,
     RunStats,
-    RunTime,
-    StepBreakdown,
-    TimeBucket,
-    Timeline,
 )
 from agenttracer.store.sql.dialect import as_utc, is_postgres
 from agenttracer.store.sql.expressions import count_if, time_bucket
@@ -45,34 +39,12 @@ from agenttracer.store.sql.read import stats_rollup
 from agenttracer.store.sql.read.filters import run_conditions
 from agenttracer.store.sql.read.sql import grouped_percentiles, percentiles_aggregate, tune
 from agenttracer.store.sql.read.steps import step_breakdown
-from agenttracer.store.sql.rollup.marks import DAY, HOUR
 from agenttracer.store.sql.schema.tables import runs
-from agenttracer.store.stats_math import ratio
-
-HOURLY_MAX_RANGE = timedelta(days=2)  # ranges up to two days get hourly buckets, longer ones daily
-MAX_FILLED_BUCKETS = 1000  # beyond this, empty buckets are not filled in
+from agenttracer.store.stats_assembly import BUCKET_FIELDS, BucketKey, StatsParts, assemble_stats, choose_bucket
 
 
 def _finished() -> sa.ColumnElement[bool]:
     return runs.c.status != RunStatus.RUNNING.value
-
-
-@dataclass(frozen=True)
-class _Parts:
-    """What either source yields — exact SQL over the raw tables, or rollups plus raw edges — and
-    ``_assemble`` turns into the one ``RunStats``."""
-
-    total: int
-    counts: dict[str, int]  # by status, running included
-    steps: int
-    retry_steps: int
-    runs_with_retries: int
-    failures: dict[tuple[str | None, str | None], int]  # by (failure_type, failure_code)
-    per_step: StepBreakdown
-    run_latency: Percentiles
-    buckets: dict[BucketKey, tuple[Any, ...]]  # _BUCKET_FIELDS per time bucket
-    bucket_latency: dict[BucketKey, Percentiles]
-    latency_exact: bool
 
 
 def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = None) -> RunStats:
@@ -101,16 +73,16 @@ def run_stats(conn: sa.Connection, filters: RunFilters, now: datetime | None = N
             parts = _from_rollup(rolled)
     if parts is None:
         parts = _exact(conn, where, unit)
-    return _assemble(parts, unit, start, end, filters, now)
+    return assemble_stats(parts, unit, start, end, filters, now)
 
 
-def _exact(conn: sa.Connection, where: list[sa.ColumnElement[bool]], unit: str) -> _Parts:
+def _exact(conn: sa.Connection, where: list[sa.ColumnElement[bool]], unit: str) -> StatsParts:
     """The parts from the raw tables (exact percentiles; per-step numbers over a sample of runs)."""
     buckets, bucket_latency, run_latency = _bucket_rows(conn, where, unit)
-    totals = [sum(row[i] for row in buckets.values()) for i in range(len(_BUCKET_FIELDS))]
-    summary = dict(zip(_BUCKET_FIELDS, totals, strict=True))
+    totals = [sum(row[i] for row in buckets.values()) for i in range(len(BUCKET_FIELDS))]
+    summary = dict(zip(BUCKET_FIELDS, totals, strict=True))
     total = int(summary["total"])
-    return _Parts(
+    return StatsParts(
         total=total,
         counts={s.value: int(summary[s.value]) for s in RunStatus},
         steps=int(summary["steps"]),
@@ -125,7 +97,7 @@ def _exact(conn: sa.Connection, where: list[sa.ColumnElement[bool]], unit: str) 
     )
 
 
-def _from_rollup(rolled: stats_rollup.RollupStats) -> _Parts:
+def _from_rollup(rolled: stats_rollup.RollupStats) -> StatsParts:
     """The parts from rollups + raw parts: the same numbers as the exact path, percentiles from histograms."""
     total = rolled.total()
     fields = {"total": "runs", "steps": "steps", "retries": "retry_steps", "runs_with_retries": "runs_with_retries",
@@ -135,7 +107,7 @@ def _from_rollup(rolled: stats_rollup.RollupStats) -> _Parts:
     for (failure_type, failure_code), n in rolled.failures.items():
         key = (failure_type, failure_code or None)  # rollup keys hold '' for "no code"
         failures[key] = failures.get(key, 0) + n
-    return _Parts(
+    return StatsParts(
         total=total.runs,
         counts=stats_rollup.status_counts(total),
         steps=total.steps,
@@ -144,59 +116,10 @@ def _from_rollup(rolled: stats_rollup.RollupStats) -> _Parts:
         failures=failures,
         per_step=stats_rollup.step_breakdown_from(rolled, total.runs, total.run_time_ms),
         run_latency=stats_rollup.percentiles(total.hist),
-        buckets={key: tuple(getattr(agg, fields.get(name, name)) for name in _BUCKET_FIELDS)
+        buckets={key: tuple(getattr(agg, fields.get(name, name)) for name in BUCKET_FIELDS)
                  for key, agg in ordered.items()},
         bucket_latency={key: stats_rollup.percentiles(agg.hist) for key, agg in ordered.items()},
         latency_exact=False,
-    )
-
-
-def _assemble(parts: _Parts, unit: str, start: datetime | None, end: datetime, filters: RunFilters,
-              now: datetime) -> RunStats:
-    """The one place RunStats is built, whatever the source of its parts."""
-    counts, total, per_step = parts.counts, parts.total, parts.per_step
-    finished = total - counts[RunStatus.RUNNING.value]
-    by_type: dict[str | None, int] = {}
-    by_code: dict[str | None, int] = {}
-    for (failure_type, failure_code), n in parts.failures.items():
-        by_type[failure_type] = by_type.get(failure_type, 0) + n
-        by_code[failure_code] = by_code.get(failure_code, 0) + n
-    retry_time = per_step.retry_time_ms
-    return RunStats(
-        total_runs=total,
-        finished_runs=finished,
-        status_counts=counts,
-        success_rate=ratio(counts[RunStatus.SUCCESS.value], finished),
-        failure_rate=ratio(counts[RunStatus.FAILURE.value], finished),
-        partial_rate=ratio(counts[RunStatus.PARTIAL.value], finished),
-        run_latency_ms=parts.run_latency,
-        failures_by_type=sorted(
-            (FailureCount(t, None, c) for t, c in by_type.items()), key=lambda f: (-f.count, f.failure_type or "")
-        ),
-        failures_by_code=sorted(
-            (FailureCount(None, c, n) for c, n in by_code.items()), key=lambda f: (-f.count, f.failure_code or "")
-        ),
-        top_failing_steps=per_step.top_failing,
-        retries=RetryStats(
-            retry_steps=parts.retry_steps,
-            total_steps=parts.steps,
-            retry_rate=ratio(parts.retry_steps, parts.steps),
-            runs_with_retries=parts.runs_with_retries,
-            total_runs=total,
-            run_retry_rate=ratio(parts.runs_with_retries, total),
-            time_in_retries_ms=retry_time,
-            share_of_step_time=ratio(retry_time, per_step.step_time_ms),
-        ),
-        step_types=per_step.types,
-        step_names=per_step.names,
-        step_names_truncated=per_step.names_truncated,
-        step_sample_runs=per_step.sample_runs,
-        steps_sampled=per_step.sampled,
-        run_time=RunTime(total_ms=per_step.run_time_ms, untraced_ms=per_step.untraced_ms,
-                         untraced_share=ratio(per_step.untraced_ms, per_step.run_time_ms)),
-        timeline=_timeline(parts.buckets, parts.bucket_latency, unit, start, end, filters),
-        latency_exact=parts.latency_exact,
-        generated_at=now,
     )
 
 
@@ -207,22 +130,6 @@ def _failure_counts(conn: sa.Connection, where: list[sa.ColumnElement[bool]]) ->
         .group_by(runs.c.failure_type, runs.c.failure_code)
     )
     return [FailureCount(t, c, int(n)) for t, c, n in rows]
-
-
-def choose_bucket(start: datetime, end: datetime) -> str:
-    """Hourly buckets for ranges up to two days, daily beyond."""
-    return "hour" if end - start <= HOURLY_MAX_RANGE else "day"
-
-
-def _floor(ts: datetime, unit: str) -> datetime:
-    ts = ts.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    return ts.replace(hour=0) if unit == "day" else ts
-
-
-_BUCKET_FIELDS = ("total", *(s.value for s in RunStatus), "steps", "retries", "runs_with_retries", "run_time")
-
-
-BucketKey = datetime | None
 
 
 def _bucket_rows(
@@ -272,32 +179,3 @@ def _bucket_rows(
     return ordered, pcts, overall
 
 
-def _timeline(
-    buckets: dict[BucketKey, tuple[Any, ...]],
-    latency: dict[BucketKey, Percentiles],
-    unit: str,
-    start: datetime | None,
-    end: datetime,
-    filters: RunFilters,
-) -> Timeline:
-    """Run volume and success rate per bucket over the requested range (or the data's, when open)."""
-    if start is None:
-        return Timeline(bucket=unit, start=filters.since, end=filters.until, points=[])
-    index = {name: i for i, name in enumerate(_BUCKET_FIELDS)}
-    step = HOUR if unit == "hour" else DAY
-    keys = {b for b in buckets if b is not None}
-    first_bucket, last_bucket = _floor(start, unit), _floor(end - timedelta(microseconds=1), unit)
-    if first_bucket <= last_bucket and (last_bucket - first_bucket) / step < MAX_FILLED_BUCKETS:
-        t = first_bucket
-        while t <= last_bucket:
-            keys.add(t)
-            t += step
-    points = []
-    for t in sorted(keys):
-        row = buckets.get(t)
-        n, s, x = (row[index["total"]], row[index["success"]], row[index["failure"]]) if row else (0, 0, 0)
-        f = n - row[index["running"]] if row else 0
-        points.append(TimeBucket(start=t, runs=int(n), finished_runs=int(f), success_runs=int(s),
-                                 failure_runs=int(x), success_rate=ratio(s, f),
-                                 run_latency_ms=latency.get(t, Percentiles())))
-    return Timeline(bucket=unit, start=start, end=end, points=points)

@@ -39,9 +39,9 @@ from agenttracer.store.sql.expressions import time_bucket
 from agenttracer.store.sql.read.filters import in_projects, run_conditions
 from agenttracer.store.sql.rollup.aggregates import RunAgg, StepAgg
 from agenttracer.store.sql.rollup.build import FULL, aggregate_raw, identity_keys, level_for, read_rollup
-from agenttracer.store.sql.rollup.marks import HOUR
 from agenttracer.store.sql.rollup.window import Window, plan, raw_condition
 from agenttracer.store.sql.schema.tables import runs
+from agenttracer.store.stats_assembly import HOUR
 from agenttracer.store.stats_math import ratio
 
 EXACT_MAX_RUNS = 2_000

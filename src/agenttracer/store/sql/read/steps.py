@@ -16,8 +16,6 @@ from agenttracer.model import RunStatus
 from agenttracer.store.results import (
     STEP_NAME_LIMIT,
     STEP_SAMPLE_RUNS,
-    TOP_FAILING_STEPS,
-    FailingStep,
     Percentiles,
     StepBreakdown,
     StepGroupStats,
@@ -28,6 +26,7 @@ from agenttracer.store.sql.read.sql import Key, grouped_percentiles, one_of, per
 from agenttracer.store.sql.rollup.attribution import self_time_sums
 from agenttracer.store.sql.rollup.build import step_aggregates
 from agenttracer.store.sql.schema.tables import runs, steps
+from agenttracer.store.stats_assembly import top_failing
 from agenttracer.store.stats_math import ratio
 
 
@@ -143,7 +142,7 @@ def step_breakdown(
         types=types,
         names=names[:STEP_NAME_LIMIT],
         names_truncated=len(names) > STEP_NAME_LIMIT,
-        top_failing=_top_failing(names),
+        top_failing=top_failing(names),
         retry_time_ms=retry_time,
         step_time_ms=step_time,
         sample_runs=min(total_runs, STEP_SAMPLE_RUNS),
@@ -151,12 +150,3 @@ def step_breakdown(
         run_time_ms=run_time,
         untraced_ms=untraced(run_time, [t.self_time_ms for t in types]),
     )
-
-
-def _top_failing(names: list[StepGroupStats]) -> list[FailingStep]:
-    failing = [s for s in names if s.error_count]
-    failing.sort(key=lambda s: (-s.error_count, -s.error_rate, s.step_type, s.name or ""))
-    return [
-        FailingStep(s.step_type, s.name or "", s.error_count, s.count, s.error_rate)
-        for s in failing[:TOP_FAILING_STEPS]
-    ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from agenttracer.store.agent_pages import later_of
 from agenttracer.store.histogram import Histogram
 
 Key = tuple[Any, ...]
@@ -55,7 +56,7 @@ class StepAgg:
     retries: int = 0
     latency_ms: float = 0.0
     retry_latency_ms: float = 0.0
-    # Self time (store/sql/rollup/selftime.py) of the steps in finished runs with a duration: the numerator of
+    # Self time (store/self_time.py) of the steps in finished runs with a duration: the numerator of
     # the share of run time.
     self_ms: float = 0.0
     hist: Histogram = field(default_factory=Histogram)
@@ -95,10 +96,3 @@ class Aggregates:
     runs: dict[Key, RunAgg] = field(default_factory=dict)
     failures: dict[Key, int] = field(default_factory=dict)
     steps: dict[Key, StepAgg] = field(default_factory=dict)
-
-
-def later_of(a: datetime | None, b: datetime | None) -> datetime | None:
-    """The later of two optional times (None is earlier than any time)."""
-    if a is None:
-        return b
-    return a if b is None or a >= b else b

@@ -1,6 +1,6 @@
 """Stored self time: each finished run's self time per (step type, name), computed once and summed in SQL.
 
-Self time (``store/sql/rollup/selftime.py``) is a function of a whole run — every step that overlaps a
+Self time (``store/self_time.py``) is a function of a whole run — every step that overlaps a
 step, and the run's bounds — so it cannot be known when a step is written, whose parent, late child or
 parallel sibling may come in any later batch. The rollup refreshers compute it instead, once a run has
 finished: ``attribute`` is called for the runs of each bucket they recompute (``refresh.py`` for an

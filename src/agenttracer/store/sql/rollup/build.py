@@ -30,10 +30,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from agenttracer.model import RunStatus, StepStatus
+from agenttracer.store.agent_pages import later_of
 from agenttracer.store.histogram import BOUNDS, bucket_of
 from agenttracer.store.sql.dialect import as_utc, is_postgres
 from agenttracer.store.sql.expressions import count_if
-from agenttracer.store.sql.rollup.aggregates import Aggregates, Key, RunAgg, StepAgg, later_of
+from agenttracer.store.sql.rollup.aggregates import Aggregates, Key, RunAgg, StepAgg
 from agenttracer.store.sql.rollup.attribution import self_time_sums
 from agenttracer.store.sql.rollup.selftime import stream_rows
 from agenttracer.store.sql.schema.tables import rollup_failures, rollup_runs, rollup_steps, runs, steps

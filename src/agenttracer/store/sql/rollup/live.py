@@ -31,9 +31,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agenttracer.store.periodic import PeriodicWorker
 from agenttracer.store.records import LiveResult, RefreshResult
 from agenttracer.store.sql.expressions import time_bucket
-from agenttracer.store.sql.periodic import PeriodicWorker
 from agenttracer.store.sql.rollup.aggregates import Aggregates
 from agenttracer.store.sql.rollup.attribution import attribute
 from agenttracer.store.sql.rollup.build import MINUTE_GRAIN, TEN_S_GRAIN, aggregate_raw, rollup_keys

@@ -31,8 +31,6 @@ MINUTE = timedelta(minutes=1)
 ROLLED_STATE_ID, LIVE_STATE_ID = 1, 2
 
 
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
 
 
 def floor_hour(ts: datetime) -> datetime:

@@ -44,7 +44,7 @@ from agenttracer.store.sql.lock import write_lock
 from agenttracer.store.sql.rollup.aggregates import Aggregates, RunAgg, StepAgg
 from agenttracer.store.sql.rollup.attribution import attribute
 from agenttracer.store.sql.rollup.build import FINE_GRAINS, LEVELS, aggregate_raw, project, rollup_keys
-from agenttracer.store.sql.rollup.marks import DAY, HOUR, dirty_hours, floor_day, floor_hour, read_state
+from agenttracer.store.sql.rollup.marks import dirty_hours, floor_day, floor_hour, read_state
 from agenttracer.store.sql.schema.tables import (
     rollup_dirty,
     rollup_failures,
@@ -53,6 +53,7 @@ from agenttracer.store.sql.schema.tables import (
     rollup_steps,
     runs,
 )
+from agenttracer.store.stats_assembly import DAY, HOUR
 
 log = logging.getLogger("agenttracer.rollup")
 

@@ -27,8 +27,6 @@ import sqlalchemy as sa
 
 from agenttracer.store.sql.rollup.build import MINUTE_GRAIN, TEN_S_GRAIN
 from agenttracer.store.sql.rollup.marks import (
-    DAY,
-    HOUR,
     MARK_SECONDS,
     MINUTE,
     TEN_S,
@@ -41,6 +39,7 @@ from agenttracer.store.sql.rollup.marks import (
     read_state,
 )
 from agenttracer.store.sql.schema.tables import runs
+from agenttracer.store.stats_assembly import DAY, HOUR
 
 _MIN = datetime.min.replace(tzinfo=timezone.utc)
 

@@ -285,14 +285,14 @@ rollup_steps = sa.Table(
     sa.Column("retries", sa.Integer(), nullable=False),
     sa.Column("latency_ms", sa.Float(), nullable=False),
     sa.Column("retry_latency_ms", sa.Float(), nullable=False),
-    # Self time of the steps in finished runs (store/sql/rollup/selftime.py): what shares of run time add up.
+    # Self time of the steps in finished runs (store/self_time.py): what shares of run time add up.
     sa.Column("self_ms", sa.Float(), nullable=False, server_default="0"),
     sa.Column("latency_hist", sa.JSON(), nullable=False),
     sa.Index(None, "grain", "bucket_start"),
 )
 
 # Stored self time (store/sql/rollup/attribution.py): per finished run and (step_type, name), the summed self
-# time of its steps (store/sql/rollup/selftime.py), written by the rollup refreshers so that stats and rollups
+# time of its steps (store/self_time.py), written by the rollup refreshers so that stats and rollups
 # sum it in SQL instead of walking each run's steps. The ``run_*`` columns are what it was computed from:
 # the run's step count (steps are only ever added) and its two ends. A row counts only while they equal the
 # run's, so a late step or a moved end makes the run's rows stale until the next refresh recomputes them.

@@ -40,11 +40,11 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from agenttracer.model import ABANDONED_CODE, RunStatus
-from agenttracer.store.records import SWEEP_BATCH_SIZE, SWEEP_MAX_BATCHES, Closed, SweepResult
+from agenttracer.store.periodic import PeriodicWorker
+from agenttracer.store.records import SWEEP_BATCH_SIZE, SWEEP_MAX_BATCHES, Closed, SweepResult, sweep_interval
 from agenttracer.store.run_state import ABANDONED_TYPE, RunState
 from agenttracer.store.sql.dialect import insert, is_postgres
 from agenttracer.store.sql.lock import write_lock
-from agenttracer.store.sql.periodic import PeriodicWorker
 from agenttracer.store.sql.rollup.marks import mark_dirty
 from agenttracer.store.sql.schema.tables import failures, runs, steps
 
@@ -57,12 +57,6 @@ MAX_BATCHES = SWEEP_MAX_BATCHES
 # condition visibly implies the index's.
 _RUNNING = sa.text("runs.status = 'running'")
 _FAILURE = RunStatus.FAILURE.value
-
-
-def sweep_interval(timeout_s: float) -> float:
-    """Seconds between passes: a tenth of the timeout, within [1, 60], so a run is closed at most
-    ~10 % (or a minute) after its timeout."""
-    return min(60.0, max(1.0, timeout_s / 10.0))
 
 
 def sweep(

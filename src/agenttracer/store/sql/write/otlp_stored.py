@@ -73,13 +73,7 @@ def read_stored(conn: sa.Connection, run_id: str, new: list[SpanRecord]) -> Stor
     rows = _records(conn, run_id, conn.execute(_VERDICT_ROWS, {"run_id": run_id}))
     stored.truncated = len(rows) > VERDICT_ROWS
     stored.rows = {r.seq: r for r in rows[:VERDICT_ROWS]}
-    # Only an action that failed (stored or new) can link: the others need no neighbours.
-    failed = {r.key for r in stored.rows.values() if r.error} | {s.key for s in new if s.error}
-    by_key: dict[tuple[str, str], list[SpanRecord]] = {}
-    for s in new:
-        if s.step_type is not None and s.key in failed:
-            by_key.setdefault(s.key, []).append(s)
-    for (step_type, name), attempts in by_key.items():
+    for (step_type, name), attempts in otlp_assemble.actions_to_link(new, stored).items():
         _read_neighbours(conn, {"run_id": run_id, "step_type": step_type, "name": name}, attempts, stored)
     return stored
 

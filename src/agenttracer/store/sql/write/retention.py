@@ -23,8 +23,8 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
+from agenttracer.store.periodic import PeriodicWorker
 from agenttracer.store.records import Deleted, PruneResult
-from agenttracer.store.sql.periodic import PeriodicWorker
 from agenttracer.store.sql.rollup.marks import mark_dirty
 from agenttracer.store.sql.schema.tables import api_key_projects, api_keys, failures, projects, runs, steps
 
@@ -188,14 +188,14 @@ def start_retention(
     *,
     interval_s: float = DEFAULT_INTERVAL_S,
     first_delay_s: float = FIRST_PASS_DELAY_S,
-) -> RetentionWorker | None:
-    """Start the periodic prune when ``retention_days`` (``settings.retention_days``) is set or a project has
-    its own retention; else None (a project given one later is pruned once the process restarts).
+) -> RetentionWorker:
+    """Start the periodic prune: each project by its own retention, else by ``retention_days``
+    (``settings.retention_days``; None or 0: keep those for ever). Started even when nothing has a
+    retention yet — a pass then only reads the projects — so a project given one later is pruned from the
+    next pass on, without a restart.
 
     The ingest process calls this after it starts serving and ``stop()`` on the result when it exits.
     """
-    if not retention_days and not retention_days_by_project(engine, None):
-        return None
     return RetentionWorker(engine, retention_days or None, interval_s=interval_s, first_delay_s=first_delay_s).start()
 
 

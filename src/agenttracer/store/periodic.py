@@ -1,6 +1,6 @@
 """A daemon thread that runs one maintenance pass every few seconds: the base of the ingest process's
-background workers (retention in ``store/sql/write/retention.py``, the rollup refresher in
-``store/sql/rollup/refresh.py``).
+background workers on every store (retention, the abandoned-run sweep and the rollup refresher of
+``store/sql`` and ``store/clickhouse``).
 
 ``start()`` and ``stop()`` are idempotent; ``stop()`` interrupts the wait, sets the event a pass may poll
 (``self._stop.is_set``) to end early after the unit of work in flight commits, and joins the thread.

@@ -1,4 +1,4 @@
-"""Self time (store/sql/rollup/selftime.py): each moment of a run goes to the innermost steps running then, split
+"""Self time (store/self_time.py): each moment of a run goes to the innermost steps running then, split
 evenly among parallel ones, so the steps' self times plus the untraced time are exactly the run's duration."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agenttracer.store.sql.rollup.selftime import StepInterval, self_times
+from agenttracer.store.self_time import StepInterval, self_times
 
 MS = 1000  # the function takes microseconds
 
