@@ -15,13 +15,18 @@ const [scenario, receiverUrl, setupJson] = process.argv.slice(2);
 const setup = JSON.parse(setupJson);
 const { canaries, script, promptTokens, completionTokens } = setup;
 
+// The exporter's deadline per batch, retries included: the stock 10 s is shorter than the Ingest API may keep
+// a batch waiting for a write slot on a busy box. A batch it still drops rejects forceFlush below, which
+// fails the process.
+const exporter = new OTLPTraceExporter({ url: `${receiverUrl}/v1/traces`, timeoutMillis: 60_000 });
+
 const provider = new NodeTracerProvider({
   resource: resourceFromAttributes({
     "service.name": "vercel-ai-agent",
     "service.version": setup.version ?? "1.0.0",
     "deployment.environment.name": "conformance",
   }),
-  spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${receiverUrl}/v1/traces` }))],
+  spanProcessors: [new BatchSpanProcessor(exporter)],
 });
 provider.register();
 

@@ -2,7 +2,8 @@
 are process-global): ``python -m tests.conformance.record.run_one FRAMEWORK SCENARIO RECEIVER MODEL``.
 
 The framework module's ``record(ctx)`` runs the agent; an exception it lets escape is the scenario's
-expected ending (the rate-limited run) and is swallowed here after the exporters were flushed.
+expected ending (the rate-limited run) and is swallowed here after the exporters were flushed. A batch
+the receiver did not take fails the process, whatever the scenario.
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ def main(argv: list[str]) -> int:
                   version=os.environ.get(VERSION_VARIABLE, "1.0.0"))
     os.environ.update(ctx.openai_env())
     module = importlib.import_module(f"tests.conformance.record.frameworks.{framework.replace('-', '_')}")
+    ended: Exception | None = None
     try:
-        try:
-            module.record(ctx)
-        finally:
-            ctx.close()
+        module.record(ctx)
     except Exception as exc:  # the rate-limited scenario ends with the framework's exception
+        ended = exc
         print(f"{framework}/{scenario}: the run ended with {type(exc).__module__}.{type(exc).__qualname__}",
               file=sys.stderr)
-        if scenario != "rate_limited":
-            raise
+    finally:
+        ctx.close()  # raises if the receiver did not take every span, in every scenario
+    if ended is not None and scenario != "rate_limited":
+        raise ended
     return 0
 
 
