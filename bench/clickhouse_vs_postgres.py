@@ -121,7 +121,7 @@ def load_clickhouse(chdb_dir: Path, loaded: Loaded) -> tuple[Connection, float, 
     if held == loaded.steps:
         return conn, 0.0, True
     t0 = time.perf_counter()
-    for table in ("runs", "steps"):
+    for table in ("runs", "steps", "run_keys", "step_keys"):
         conn.command(f"TRUNCATE TABLE {table}")
     tables = {t: pg_table_function(loaded, t) for t in ("runs", "steps", "failures")}
     conn.command(f"INSERT INTO runs ({_RUN_COLUMNS}) {_RUNS_SELECT.format(**tables)}")

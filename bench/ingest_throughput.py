@@ -22,6 +22,8 @@ end to end into each database from one server process.
     .venv/bin/python bench/ingest_throughput.py --profile /tmp/prof   # py-spy the server (1st repetition)
     .venv/bin/python bench/ingest_throughput.py --metrics both --no-floor   # /metrics on vs off, side by side
     .venv/bin/python bench/ingest_throughput.py --backend postgresql,chdb --no-floor   # ClickHouse beside PostgreSQL
+    .venv/bin/python bench/ingest_throughput.py --backend postgresql,chdb --no-floor --base /tmp/base/src
+        # and the previous code's server on chdb (a `git worktree add /tmp/base <commit>`) in the same run
 
 On ``chdb`` the database is a fresh chdb directory, migrated by the ClickHouse store's migrations; the
 server process holds the directory while it serves (one process per chdb directory), and the stored
@@ -287,11 +289,14 @@ class _Scraper:
 
 
 def run_end_to_end(
-    backend: str, url: str, w: Workload, rep: int, args: argparse.Namespace, metrics: bool = True
+    backend: str, url: str, w: Workload, rep: int, args: argparse.Namespace, metrics: bool = True,
+    src: str | None = None,
 ) -> EndToEnd:
     migrate(url)
     port = free_port()
     env = server_env()
+    if src is not None:  # the previous code first on the server's path, ahead of this checkout
+        env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
     env["AGENTTRACER_METRICS_ENABLED"] = "1" if metrics else "0"
     if args.via_cli:
         cmd = [sys.executable, "-m", "agenttracer", "serve", "ingest", "--port", str(port)]
@@ -587,9 +592,13 @@ def main() -> int:
                         help="serve with /metrics and its counters on (as shipped), off, or both side by side")
     parser.add_argument("--scrape-interval", type=float, default=0.0,
                         help="also scrape /metrics every this many seconds during the run (0: not during the run)")
+    parser.add_argument("--base", help="src directory of the previous code: its server measured side by side")
+    parser.add_argument("--base-backends", default="chdb",
+                        help="comma-separated backends measured with --base too (default: chdb)")
     args = parser.parse_args()
 
     backends = parse_backends(parser, args.backend)
+    with_base = set(parse_backends(parser, args.base_backends)) if args.base else set()
     runs_per_client = max(1, int(args.steps / STEPS_PER_RUN / args.clients))
     w = Workload(args.clients, runs_per_client, args.batch, args.seed)
     print(f"machine: {machine_description()}")
@@ -608,11 +617,17 @@ def main() -> int:
             if not args.no_e2e:
                 # Side by side: both modes in every repetition, the order alternating between them.
                 modes = {"on": [True], "off": [False], "both": [False, True] if rep % 2 == 0 else [True, False]}
-                for metrics in modes[args.metrics]:
-                    label = backend if args.metrics != "both" else f"{backend}, metrics {'on' if metrics else 'off'}"
-                    with fresh_database(backend, args.pg_url) as url:
-                        e2e = run_end_to_end(backend, url, w, rep, args, metrics)
-                    record_e2e(results.setdefault(label, {}), e2e, label, rep, problems)
+                sides: list[tuple[str, str | None]] = [("", None)]
+                if backend in with_base:  # previous and this code in every repetition, the order alternating
+                    sides = [(" (previous code)", args.base), ("", None)][:: 1 if rep % 2 == 0 else -1]
+                for suffix, src in sides:
+                    for metrics in modes[args.metrics]:
+                        label = backend + suffix
+                        if args.metrics == "both":
+                            label += f", metrics {'on' if metrics else 'off'}"
+                        with fresh_database(backend, args.pg_url) as url:
+                            e2e = run_end_to_end(backend, url, w, rep, args, metrics, src)
+                        record_e2e(results.setdefault(label, {}), e2e, label, rep, problems)
             if args.no_floor or backend == "chdb":
                 continue
             batches = floor_batches(w, rep)

@@ -1,7 +1,8 @@
 """A 1-span OTLP request against a large stored trace: what it costs, and what it does to other ingest.
 
 The stored trace (``--steps`` spans, default 200,000, one run, 0.1 % of them errors) is written
-straight into the database with SQL; then ONE server process (``benchlib.serve_app``, one uvicorn
+straight into the database (SQL, or the ClickHouse rows in a subprocess: one process per chdb
+directory); then ONE server process (``benchlib.serve_app``, one uvicorn
 worker, loopback) receives, ``--repeat`` times, a request holding one span of that trace that starts
 before every stored one (the worst case for a store that numbers steps by start time). While each
 such request runs, another client keeps posting small unrelated traces (10 spans); the table shows
@@ -14,6 +15,7 @@ that code instead.
 
     .venv/bin/python bench/otlp_late_span.py --base /tmp/base/src            # both databases
     .venv/bin/python bench/otlp_late_span.py --backend sqlite --steps 50000
+    .venv/bin/python bench/otlp_late_span.py --backend chdb --base /tmp/base/src  # ClickHouse, embedded
 """
 
 from __future__ import annotations
@@ -102,9 +104,50 @@ def load_trace(url: str, steps: int) -> None:
     engine.dispose()
 
 
+def load_trace_chdb(url: str, steps: int) -> None:
+    """The stored trace in the ClickHouse store's rows, as its OTLP writer would have stored it."""
+    from agenttracer.store.clickhouse.connection import connect
+    from agenttracer.store.clickhouse.write.rows import insert_runs, insert_steps, next_version, run_values, step_values
+
+    identity = ("late-span-bench", "unversioned", "development")
+    conn = connect(url)
+    run = {
+        "run_id": RUN_ID, "project": "default", "agent_id": identity[0], "agent_version": identity[1],
+        "environment": identity[2], "status": "running", "started_at": T0, "ended_at": None, "step_count": steps,
+        "error_step_count": steps // 1000, "retry_count": 0, "failure_type": None, "failure_code": None,
+        "failure_step_seq": None, "failure_message": None, "failure_recorded_at": None, "meta": {},
+        "meta_removed": 0, "ingested_at": T0, "updated_at": T0, "root_span_id": None, "root_error": None,
+        "source": "otlp", "abandoned": False,
+    }  # fmt: skip
+    version = next_version()
+    batch = []
+    for seq in range(1, steps + 1):
+        start = T0 + timedelta(milliseconds=seq * 10)
+        error = seq % 1000 == 0
+        batch.append(step_values("default", identity, {
+            "run_id": RUN_ID, "seq": seq, "step_type": "tool", "name": f"tool_{seq % 20}",
+            "status": "error" if error else "ok", "started_at": start, "ended_at": start + timedelta(milliseconds=5),
+            "latency_ms": 5.0, "attempt": 1, "retry_of_seq": None, "parent_seq": None,
+            "error_class": "TimeoutError" if error else None, "failure_code": "timeout" if error else None,
+            "meta": {}, "meta_removed": 0, "span_id": f"{seq:016x}", "parent_span_id": ROOT_SPAN.hex()}, version))
+        if len(batch) == 20_000:
+            insert_steps(conn, batch, f"late-{seq}")
+            batch = []
+    if batch:
+        insert_steps(conn, batch, "late-last")
+    insert_runs(conn, [run_values(run, version, T0)], "late-run")
+    conn.close()
+
+
 @contextmanager
 def database(backend: str, pg_url: str) -> Iterator[str]:
-    if backend == "sqlite":
+    if backend == "chdb":
+        tmp = Path(tempfile.mkdtemp(prefix="at_bench_late_chdb_"))
+        try:
+            yield f"chdb://{tmp.as_posix()}?database=late"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    elif backend == "sqlite":
         tmp = Path(tempfile.mkdtemp(prefix="at_bench_late_"))
         try:
             yield f"sqlite:///{(tmp / 'late.db').as_posix()}"
@@ -125,10 +168,13 @@ def side_env(src: str | None) -> dict[str, str]:
 def measure(backend: str, pg_url: str, src: str | None, steps: int, repeat: int) -> tuple[list[float], float, float]:
     """(late-span request seconds per repeat, slowest other request during them, other request median alone)."""
     with database(backend, pg_url) as url:
-        migrate = "import sys; from agenttracer.store.sql.schema.engine import make_engine;" \
-                  "from agenttracer.store.sql.schema.migrate import upgrade; upgrade(make_engine(sys.argv[1]))"
+        migrate = "import sys; from agenttracer.store import open_store; s = open_store(sys.argv[1]); s.migrate();" \
+                  " s.close()"
         subprocess.run([sys.executable, "-c", migrate, url], env=side_env(src), check=True)
-        load_trace(url, steps)
+        if backend == "chdb":  # in a process of its own: the server opens the directory next
+            subprocess.run([sys.executable, __file__, "--load-chdb", url, "--steps", str(steps)], check=True)
+        else:
+            load_trace(url, steps)
         port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "benchlib.serve_app", "ingest", "--database-url", url,
                                    "--port", str(port)], env=side_env(src), stdout=subprocess.DEVNULL)
@@ -177,12 +223,16 @@ def _others(endpoint: str, headers: dict[str, str], first: int, stop: threading.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "chdb", "both"), default="both")
     parser.add_argument("--steps", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--base", help="src directory of the previous code, measured side by side")
     parser.add_argument("--pg-url", default=DEFAULT_BENCH_URL)
+    parser.add_argument("--load-chdb", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.load_chdb:
+        load_trace_chdb(args.load_chdb, args.steps)
+        return
     print(machine_description())
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     if "postgresql" in backends:

@@ -166,11 +166,15 @@ def load_postgres(
 def _set_aside_indexes(conn: psycopg.Connection, schema: str) -> list[str]:
     """Drop the data tables' indexes and constraints; return the statements that rebuild them."""
     tables = list(DATA_TABLES)
+    # Foreign keys of other tables that reference a data table (step_self_time -> runs) go too: they
+    # depend on the primary key being dropped.
     constraints = conn.execute(
         "SELECT c.conname, t.relname, c.contype, pg_get_constraintdef(c.oid) FROM pg_constraint c"
         " JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace"
-        " WHERE n.nspname = %s AND t.relname = ANY(%s) AND c.contype IN ('p', 'u', 'f')",
-        (schema, tables),
+        " LEFT JOIN pg_class r ON r.oid = c.confrelid"
+        " WHERE n.nspname = %s AND ((t.relname = ANY(%s) AND c.contype IN ('p', 'u', 'f'))"
+        "  OR (c.contype = 'f' AND r.relname = ANY(%s)))",
+        (schema, tables, tables),
     ).fetchall()
     owned = {row[0] for row in constraints}
     indexes = conn.execute(
