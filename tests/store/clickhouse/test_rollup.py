@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from agenttracer.store.clickhouse import rollup
 from agenttracer.store.clickhouse.connection import Connection, Result, connect
 from agenttracer.store.clickhouse.histogram import bucket_sql, with_bounds
 from agenttracer.store.clickhouse.newest import micros
@@ -128,6 +129,27 @@ def test_rolled_up_stats_match_the_exact_path(ch: Connection) -> None:
     agree(ch_stats.run_stats(ch, WINDOW, NOW), exact(ch, WINDOW))
     assert refresh(ch, now=NOW).units > 0
     agree(ch_stats.run_stats(ch, WINDOW, NOW), exact(ch, WINDOW))
+
+
+def test_a_refresh_pass_is_bounded_by_runs_as_well_as_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rollup, "UNITS_PER_PASS", 3)
+    monkeypatch.setattr(rollup, "RUNS_PER_PASS", 10)
+    raw = {"u1": (4, 1), "u2": (5, 1), "u3": (2, 1), "u4": (25, 1), "u5": (1, 1), "u6": (1, 1), "u7": (1, 1),
+           "u8": (1, 1)}
+    # u1+u2 fit, u3 would pass 10 rows; u4 alone exceeds the bound and goes alone; u5..u7 fill three units.
+    assert list(rollup.passes(list(raw), raw)) == [["u1", "u2"], ["u3"], ["u4"], ["u5", "u6", "u7"], ["u8"]]
+    assert list(rollup.passes([], raw)) == []
+
+
+@pytest.mark.slow
+def test_rollups_built_in_many_small_passes_answer_as_raw(ch: Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    load(ch, _fleet(400))
+    monkeypatch.setattr(rollup, "RUNS_PER_PASS", 5)  # a pass or more per (agent, hour)
+    monkeypatch.setattr(stats_rollup, "EXACT_MAX_RUNS", 0)  # the rollups answer however small the window
+    assert refresh(ch, now=NOW).units > 0
+    assert refresh(ch, now=NOW).units == 0
+    for filters in (WINDOW, dataclasses.replace(WINDOW, agent_id="a")):
+        agree(ch_stats.run_stats(ch, filters, NOW), exact(ch, filters))
 
 
 def test_small_answers_stay_exact(ch: Connection) -> None:

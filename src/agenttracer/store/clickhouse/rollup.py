@@ -16,7 +16,7 @@ recomputed.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -43,6 +43,9 @@ FINISHED = f"status != '{RunStatus.RUNNING.value}'"
 TIMED = f"{FINISHED} AND duration_ms IS NOT NULL"
 FAILURE_KEY = "concat(ifNull(failure_type, ''), ':', ifNull(failure_code, ''))"
 UNITS_PER_PASS = 200
+# A pass brings the step intervals of its runs to Python for their self time (~30 KB a run at peak), so
+# it is bounded by runs as well as units: 200 units of a busy agent held ~400 k runs and went past 20 GB.
+RUNS_PER_PASS = 20_000
 DEFAULT_SETTLE = timedelta(minutes=2)
 
 # The rollup numbers of a group of runs' newest versions, in rollup_runs' column order (under
@@ -202,10 +205,26 @@ def refresh(conn: Connection, *, now: datetime, settle: timedelta = DEFAULT_SETT
     stale = sorted(u for u in {*raw, *stored} if raw.get(u, (0, 0)) != stored.get(u))
     if max_units is not None:
         stale = stale[:max_units]
-    for i in range(0, len(stale), UNITS_PER_PASS):
-        _recompute(conn, stale[i: i + UNITS_PER_PASS], raw)
+    for units in passes(stale, raw):
+        _recompute(conn, units, raw)
     days = rollup_days.refresh(conn, cutoff, _next_version(), _next_version())
     return Refreshed(len(stale), days)
+
+
+def passes(units: Sequence[str], raw: dict[str, tuple[int, int]]) -> Iterator[list[str]]:
+    """``units`` in order, in passes of at most UNITS_PER_PASS units holding at most RUNS_PER_PASS raw rows
+    (``raw``: per unit, its rows and newest version); a unit with more rows than that is a pass alone."""
+    batch: list[str] = []
+    rows = 0
+    for unit in units:
+        n = raw.get(unit, (0, 0))[0]
+        if batch and (len(batch) >= UNITS_PER_PASS or rows + n > RUNS_PER_PASS):
+            yield batch
+            batch, rows = [], 0
+        batch.append(unit)
+        rows += n
+    if batch:
+        yield batch
 
 
 def _recompute(conn: Connection, units: list[str], raw: dict[str, tuple[int, int]]) -> None:
