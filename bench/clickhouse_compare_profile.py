@@ -35,10 +35,12 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=1_000_000)
     ap.add_argument("--chdb-dir", required=True)
     ap.add_argument("--samples", type=int, default=15)
+    ap.add_argument("--database", help="the data set's database (default ds_<runs>; clickhouse_at_scale.py "
+                    "--copies N builds ds_<runs>xN)")
     ap.add_argument("--sql", action="store_true", help="print each statement's text once")
     args = ap.parse_args()
     spec = DatasetSpec(runs=args.runs)
-    conn = connect(f"chdb://{args.chdb_dir}?database=ds_{args.runs}")
+    conn = connect(f"chdb://{args.chdb_dir}?database={args.database or f'ds_{args.runs}'}")
     log: list[tuple[str, float, int, float]] = []
     run = ChdbConnection._run
 
