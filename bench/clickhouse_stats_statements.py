@@ -62,10 +62,12 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=100_000)
     ap.add_argument("--samples", type=int, default=10)
     ap.add_argument("--chdb-dir", default="/tmp/agenttracer-bench-chdb")
+    ap.add_argument("--database", help="the data set's database (default ds_<runs>; clickhouse_at_scale.py "
+                    "--copies N builds ds_<runs>xN)")
     args = ap.parse_args()
     spec = DatasetSpec(runs=args.runs)
     print(machine_description())
-    conn = connect(f"chdb://{args.chdb_dir}?database=ds_{args.runs}")
+    conn = connect(f"chdb://{args.chdb_dir}?database={args.database or f'ds_{args.runs}'}")
     upgrade(conn)
     t0 = time.perf_counter()
     units = refresh(conn, now=spec.end + timedelta(days=1)).units
