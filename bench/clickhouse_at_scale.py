@@ -41,9 +41,8 @@ from agenttracer.store.clickhouse.schema.migrate import upgrade
 QUERY_BAR_MS = 100.0
 # The tables a copy inserts into; the key tables, self time and rollups follow from them.
 COPIED = ("steps", "runs")
-# Parts one merge may take on the copy's tables: a merge holds buffers for every part it reads, and
-# merging ten copies of 1 M runs from their million-row parts (~100 a partition, the default limit)
-# went past 21 GB resident and was killed for memory; inserting a copy as one block did too.
+# Parts one merge may take on the copy's tables: a merge holds buffers for every part it reads, and ten
+# copies of 1 M runs leave ~100 million-row parts a partition (the default limit), past 21 GB merged at once.
 MERGE_AT_ONCE = 10
 
 

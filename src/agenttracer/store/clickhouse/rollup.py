@@ -43,8 +43,8 @@ FINISHED = f"status != '{RunStatus.RUNNING.value}'"
 TIMED = f"{FINISHED} AND duration_ms IS NOT NULL"
 FAILURE_KEY = "concat(ifNull(failure_type, ''), ':', ifNull(failure_code, ''))"
 UNITS_PER_PASS = 200
-# A pass brings the step intervals of its runs to Python for their self time (~30 KB a run at peak), so
-# it is bounded by runs as well as units: 200 units of a busy agent held ~400 k runs and went past 20 GB.
+# A pass brings the step intervals of its runs to Python for their self time (tens of KB a run at peak),
+# so it is bounded by runs as well as units: 200 units of a busy agent can hold ~400 k runs, past 20 GB.
 RUNS_PER_PASS = 20_000
 DEFAULT_SETTLE = timedelta(minutes=2)
 
