@@ -6,27 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
 
-from agenttracer.store.otlp_assemble import SpanRecord
 from agenttracer.store.sql.schema.tables import runs, steps
 from agenttracer.store.sql.write.otlp_write import write_spans
-
-NOW = datetime.now(timezone.utc)
-T0 = NOW - timedelta(hours=1)
-ROOT = "0000000000000001"
-
-
-def span(run_id: str, i: int, start_ms: int, *, error: bool = False) -> SpanRecord:
-    return SpanRecord(
-        run_id=run_id, span_id=f"{i:016x}", parent_span_id=ROOT, step_type="tool", name="search",
-        started_at=T0 + timedelta(milliseconds=start_ms), ended_at=T0 + timedelta(milliseconds=start_ms + 1),
-        latency_ms=1.0, error=error, error_class=None, failure_code="timeout" if error else None,
-        explicit_attempt=None, agent_name=None, agent_version=None, meta={}, dropped=0,
-    )
+from tests.support.spans import NOW, span
 
 
 @contextmanager

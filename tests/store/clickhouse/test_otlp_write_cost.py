@@ -7,18 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from agenttracer.store.clickhouse.connection import Connection, Params, Result, Settings, connect
 from agenttracer.store.clickhouse.write.otlp_write import write_spans
-from agenttracer.store.otlp_assemble import NEIGHBOUR_ROWS, SpanRecord
-
-NOW = datetime.now(timezone.utc)
-T0 = NOW - timedelta(hours=1)
-ROOT = "0000000000000001"
+from agenttracer.store.otlp_assemble import NEIGHBOUR_ROWS
+from tests.support.spans import NOW, span
 
 
 @dataclass(eq=False)
@@ -52,15 +48,6 @@ class Counting:
 
     def close(self) -> None:
         self.conn.close()
-
-
-def span(run_id: str, i: int, start_ms: int, *, error: bool = False) -> SpanRecord:
-    return SpanRecord(
-        run_id=run_id, span_id=f"{i:016x}", parent_span_id=ROOT, step_type="tool", name="search",
-        started_at=T0 + timedelta(milliseconds=start_ms), ended_at=T0 + timedelta(milliseconds=start_ms + 1),
-        latency_ms=1.0, error=error, error_class=None, failure_code="timeout" if error else None,
-        explicit_attempt=None, agent_name=None, agent_version=None, meta={}, dropped=0,
-    )
 
 
 def late_early_span(conn: Connection, size: int) -> list[tuple[str, int]]:
